@@ -1,0 +1,1 @@
+//! RNS-CKKS: encoding, keys, homomorphic operations and an encrypted executor of the network IR.

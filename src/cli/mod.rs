@@ -1,0 +1,57 @@
+//! Argument parsing (clap) and one short handler per subcommand. No math here: each handler
+//! turns raw flags into a library config, makes one library call and writes the result.
+//!
+//! Exit codes: 0 ok, 1 a claim was refuted or a check failed, 2 bad input.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Certified polynomial approximations of ReLU and max-pooling for CNNs under CKKS.
+#[derive(Debug, Parser)]
+#[command(name = "polycert", version, about)]
+pub struct Cli {
+    /// Suppress progress bars and informational messages on stderr.
+    #[arg(long, global = true)]
+    pub quiet: bool,
+    /// The subcommand to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+/// What a handler reports back: success, or a refuted claim / failed check (exit 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything held.
+    Ok,
+    /// A claim was refuted or a check failed.
+    Failed,
+}
+
+/// Parse arguments, dispatch, map errors to exit codes.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(cli) {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {}
+}

@@ -1,0 +1,23 @@
+//! The crate-level error: one variant per module, each wrapping that module's own
+//! `#[non_exhaustive]` error type (fhe.rs style). Library code never panics on input;
+//! every message names the bad value, where it came from and the valid range.
+
+/// Any error produced by the polycert library.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Polynomial representation or evaluation error.
+    #[error(transparent)]
+    Poly(#[from] crate::poly::PolyError),
+    /// Input/output error with the path it concerns.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file that could not be read or written.
+        path: std::path::PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// `Result` with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

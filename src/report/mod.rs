@@ -1,0 +1,1 @@
+//! Reports: JSON (byte-for-byte deterministic), Markdown and plots.
