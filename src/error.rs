@@ -9,6 +9,9 @@ pub enum Error {
     /// Polynomial representation or evaluation error.
     #[error(transparent)]
     Poly(#[from] crate::poly::PolyError),
+    /// Report writing error.
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
     /// Input/output error with the path it concerns.
     #[error("{path}: {source}")]
     Io {
