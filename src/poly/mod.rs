@@ -11,10 +11,12 @@
 mod chebyshev;
 mod decimal;
 mod odd;
+mod plan;
 
 pub use chebyshev::{chebyshev_affine_to_power, odd_chebyshev_to_power, odd_power_to_chebyshev};
 pub use decimal::{exact_decimal, parse_decimal_rational, rational_to_dyadic};
 pub use odd::{CompositePoly, OddPoly};
+pub use plan::{odd_bsgs_cost, EvalPlan, Op, PlanArith};
 
 /// Degree of a polynomial component (a newtype so it is not confused with a bit precision).
 #[derive(
