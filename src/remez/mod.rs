@@ -7,7 +7,13 @@
 
 mod composite;
 mod exchange;
+mod optimize;
 mod real;
+
+pub use optimize::{
+    check_zeta_degrees, measure_max_dev, optimal_sign, optimal_sign_for, try_zeta, zeta_search,
+    OptimalDegrees, SignOptimizer, ZetaSearch, ZetaTrial, OPT_MAX_DEGREE, OPT_MAX_DEPTH,
+};
 
 pub use composite::{
     composite_sign, composite_with_zeta, eps_from_zeta, table1_sign, CompositeSign, SignStage,
@@ -101,7 +107,7 @@ pub enum RemezError {
         max_degree: u32,
     },
     /// β outside the supported range.
-    #[error("β = {beta} is outside the supported range 1..=40")]
+    #[error("β = {beta} is outside the supported range 0..=40")]
     BetaOutOfRange {
         /// The offending β.
         beta: i64,
