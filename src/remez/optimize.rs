@@ -649,7 +649,7 @@ mod tests {
             Err(RemezError::EpsOutOfRange { .. })
         ));
         assert!(matches!(
-            opt.optimize(0.1, 0),
+            opt.optimize(0.1, 41),
             Err(RemezError::BetaOutOfRange { .. })
         ));
         assert!(matches!(
