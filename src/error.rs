@@ -12,6 +12,9 @@ pub enum Error {
     /// Remez exchange, composite sign construction or degree optimizer error.
     #[error(transparent)]
     Remez(#[from] crate::remez::RemezError),
+    /// Approximate ReLU / max-pooling error.
+    #[error(transparent)]
+    Approx(#[from] crate::approx::ApproxError),
     /// Input/output error with the path it concerns.
     #[error("{path}: {source}")]
     Io {
