@@ -85,7 +85,8 @@ pub struct OptimalDegrees {
 #[derive(Debug, Default)]
 pub struct SignOptimizer {
     cache: HashMap<(u32, bool, u64), f64>,
-    best_cache: HashMap<(bool, u64, u32), f64>,
+    inv_cache: HashMap<(u32, u64), f64>,
+    thresholds: HashMap<u32, Vec<f64>>,
     /// Number of f64 Remez exchanges run so far.
     pub remez_calls: u64,
 }
@@ -147,30 +148,113 @@ impl SignOptimizer {
         Ok(t)
     }
 
-    /// Smallest final τ reachable from `s` with exactly `r` more levels of depth, using the
-    /// largest degree per stage (fact 1 of the module docs).
-    fn best(&mut self, s: StageIn, r: u32) -> Result<f64, RemezError> {
-        if r == 0 {
-            return Ok(s.tau());
+    /// sup{τ ∈ (0,1) : stage error of degree d on [1−τ, 1+τ] ≤ y}: the stage map is
+    /// increasing in τ and never exceeds τ (p(x) = x has error τ), so the answer lies in
+    /// [y, 1); found by Illinois regula falsi on ln f(τ) − ln y in logit(τ).
+    fn inv_stage(&mut self, d: Degree, y: f64) -> Result<f64, RemezError> {
+        let key = (d.0, y.to_bits());
+        if let Some(v) = self.inv_cache.get(&key) {
+            return Ok(*v);
         }
-        let (flag, bits) = s.key();
-        if let Some(t) = self.best_cache.get(&(flag, bits, r)) {
-            return Ok(*t);
-        }
-        let mut best = f64::INFINITY;
-        for k in 2..=r.min(6) {
-            if r - k == 1 {
-                continue;
+        let hi_tau = 1.0 - 1e-9;
+        let out = if !(y > 0.0) {
+            0.0
+        } else if y >= hi_tau || self.stage(d, StageIn::Later(hi_tau))? <= y {
+            hi_tau
+        } else {
+            let logit = |t: f64| (t / (1.0 - t)).ln();
+            let unlogit = |v: f64| 1.0 / (1.0 + (-v).exp());
+            let ly = y.ln();
+            let mut lo = logit(y);
+            let mut hi = logit(hi_tau);
+            let mut flo = self.stage(d, StageIn::Later(y))?.ln() - ly;
+            let mut fhi = self.stage(d, StageIn::Later(hi_tau))?.ln() - ly;
+            if flo > 0.0 {
+                // Rounding at the f64 noise floor: treat y itself as the threshold.
+                lo = hi;
             }
-            let d = Degree(((1u32 << k) - 1).min(OPT_MAX_DEGREE));
-            let t = self.stage(d, s)?;
-            let v = self.best(StageIn::Later(t), r - k)?;
-            if v < best {
-                best = v;
+            let mut side = 0i8;
+            for _ in 0..100 {
+                if hi - lo <= 1e-11 * (1.0 + lo.abs()) {
+                    break;
+                }
+                let mut v = hi - fhi * (hi - lo) / (fhi - flo);
+                if !(v > lo && v < hi) {
+                    v = 0.5 * (lo + hi);
+                }
+                let fv = self.stage(d, StageIn::Later(unlogit(v)))?.ln() - ly;
+                if fv <= 0.0 {
+                    lo = v;
+                    flo = fv;
+                    if side == -1 {
+                        fhi *= 0.5;
+                    }
+                    side = -1;
+                } else {
+                    hi = v;
+                    fhi = fv;
+                    if side == 1 {
+                        flo *= 0.5;
+                    }
+                    side = 1;
+                }
+            }
+            unlogit(lo)
+        };
+        self.inv_cache.insert(key, out);
+        Ok(out)
+    }
+
+    /// T(r): the largest τ from which exactly r more levels of depth can reach 2^−β, by the
+    /// backward recursion T(0) = 2^−β, T(1) = 0 (no depth-1 stage),
+    /// T(r) = max_k g_k(T(r − k)) with g_k the inverse of the stage map of degree 2^k − 1
+    /// (fact 1 of the module docs: feasible ⇔ τ ≤ T(r)). Independent of ε, cached per β.
+    fn threshold(&mut self, beta: u32, r: u32) -> Result<f64, RemezError> {
+        let mut t = self
+            .thresholds
+            .remove(&beta)
+            .unwrap_or_else(|| vec![2f64.powi(-i32::try_from(beta).unwrap_or(40)), 0.0]);
+        let res = (|| {
+            while t.len() <= r as usize {
+                let n = t.len();
+                let mut best = 0.0f64;
+                for k in 2..=n.min(6) {
+                    let y = t.get(n - k).copied().unwrap_or(0.0);
+                    if y > 0.0 {
+                        let d = Degree(((1u32 << k) - 1).min(OPT_MAX_DEGREE));
+                        best = best.max(self.inv_stage(d, y)?);
+                    }
+                }
+                t.push(best);
+            }
+            Ok(t.get(r as usize).copied().unwrap_or(0.0))
+        })();
+        self.thresholds.insert(beta, t);
+        res
+    }
+
+    /// Can state `s` reach 2^−β with exactly `r` more levels (within the f64 search's
+    /// relative slack of 10^−6)?
+    fn feasible(&mut self, s: StageIn, r: u32, beta: u32) -> Result<bool, RemezError> {
+        const SLACK: f64 = 1.0 + 1e-6;
+        match s {
+            StageIn::Later(t) => {
+                if r == 0 {
+                    return Ok(t <= 2f64.powi(-i32::try_from(beta).unwrap_or(40)) * SLACK);
+                }
+                Ok(t <= self.threshold(beta, r)? * SLACK)
+            }
+            StageIn::First(_) => {
+                for k in 2..=r.min(6) {
+                    let d = Degree(((1u32 << k) - 1).min(OPT_MAX_DEGREE));
+                    let t = self.stage(d, s)?;
+                    if self.feasible(StageIn::Later(t), r - k, beta)? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
             }
         }
-        self.best_cache.insert((flag, bits, r), best);
-        Ok(best)
     }
 
     /// Optimal degrees for (β, ε)-closeness: minimal depth, then minimal multiplications,
@@ -207,7 +291,7 @@ impl SignOptimizer {
             if r == 1 {
                 continue;
             }
-            if self.best(start, r)? <= target {
+            if self.feasible(start, r, beta)? {
                 dstar = Some(r);
                 break;
             }
@@ -234,11 +318,11 @@ impl SignOptimizer {
                     .unwrap_or(u32::MAX / 4)
             })
             .collect();
-        let mut fill = vec![u32::MAX / 4; dstar as usize + 1];
+        let mut fill = vec![u32::MAX / 4; OPT_MAX_DEPTH as usize + 1];
         if let Some(f0) = fill.first_mut() {
             *f0 = 0;
         }
-        for r in 1..=dstar as usize {
+        for r in 1..=OPT_MAX_DEPTH as usize {
             let mut best = u32::MAX / 4;
             for k in 2..=6usize.min(r) {
                 let prev = fill.get(r - k).copied().unwrap_or(u32::MAX / 4);
@@ -249,28 +333,33 @@ impl SignOptimizer {
                 *slot = best;
             }
         }
-        let mut ctx = Dfs {
-            target,
-            pareto: &pareto,
-            fill: &fill,
-            best: None,
-            seq: Vec::new(),
-            banned,
-        };
-        ctx.run(self, start, dstar, 0)?;
-        let Some((mults, tau, degrees)) = ctx.best else {
-            return Err(RemezError::Unreachable {
+        // The f64 feasibility test is deliberately permissive (relative slack 10^−6); should no
+        // sequence of depth D* survive the exact end check, the next depth is searched.
+        for depth in dstar..=OPT_MAX_DEPTH {
+            let mut ctx = Dfs {
+                target,
                 beta,
-                eps: eps.to_string(),
-                max_depth: dstar,
-                max_degree: OPT_MAX_DEGREE,
-            });
-        };
-        Ok(OptimalDegrees {
-            degrees,
-            depth: dstar,
-            mults,
-            tau_estimate: tau,
+                pareto: &pareto,
+                fill: &fill,
+                best: None,
+                seq: Vec::new(),
+                banned,
+            };
+            ctx.run(self, start, depth, 0)?;
+            if let Some((mults, tau, degrees)) = ctx.best {
+                return Ok(OptimalDegrees {
+                    degrees,
+                    depth,
+                    mults,
+                    tau_estimate: tau,
+                });
+            }
+        }
+        Err(RemezError::Unreachable {
+            beta,
+            eps: eps.to_string(),
+            max_depth: OPT_MAX_DEPTH,
+            max_degree: OPT_MAX_DEGREE,
         })
     }
 
@@ -310,6 +399,7 @@ impl SignOptimizer {
 
 struct Dfs<'a> {
     target: f64,
+    beta: u32,
     pareto: &'a [Vec<Degree>],
     fill: &'a [u32],
     best: Option<(u32, f64, Vec<Degree>)>,
@@ -346,7 +436,7 @@ impl Dfs<'_> {
                 return Ok(());
             }
         }
-        if opt.best(s, r)? > self.target * (1.0 + 1e-6) {
+        if !opt.feasible(s, r, self.beta)? {
             return Ok(());
         }
         for k in 2..=r.min(6) {
@@ -356,7 +446,9 @@ impl Dfs<'_> {
             let Some(degs) = self.pareto.get(k as usize) else {
                 continue;
             };
-            for d in degs {
+            // Highest degree first: once a degree cannot reach the target, no lower degree of
+            // this depth can (its stage error is larger), so the loop stops there.
+            for d in degs.iter().rev() {
                 let c = odd_bsgs_cost(*d);
                 let lb = mults
                     + c
@@ -371,6 +463,9 @@ impl Dfs<'_> {
                     }
                 }
                 let t = opt.stage(*d, s)?;
+                if !opt.feasible(StageIn::Later(t), r - k, self.beta)? {
+                    break;
+                }
                 self.seq.push(*d);
                 self.run(opt, StageIn::Later(t), r - k, mults + c)?;
                 self.seq.pop();
@@ -620,7 +715,7 @@ mod tests {
     #[test]
     fn optimizer_reproduces_table1_degrees() {
         let mut opt = SignOptimizer::new();
-        for (alpha, zeta, degs, depth) in super::super::TABLE1.iter().skip(2) {
+        for (alpha, zeta, degs, depth) in super::super::TABLE1.iter() {
             let eps = eps_from_zeta(*alpha, *zeta).to_f64();
             let o = opt.optimize(eps, alpha - 1).unwrap();
             let want: Vec<Degree> = degs.iter().map(|d| Degree(*d)).collect();
