@@ -12,6 +12,12 @@ pub enum Error {
     /// Report writing error.
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
+    /// Remez exchange, composite sign construction or degree optimizer error.
+    #[error(transparent)]
+    Remez(#[from] crate::remez::RemezError),
+    /// Approximate ReLU / max-pooling error.
+    #[error(transparent)]
+    Approx(#[from] crate::approx::ApproxError),
     /// Input/output error with the path it concerns.
     #[error("{path}: {source}")]
     Io {

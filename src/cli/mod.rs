@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod sign;
+
 /// Certified polynomial approximations of ReLU and max-pooling for CNNs under CKKS.
 #[derive(Debug, Parser)]
 #[command(name = "polycert", version, about)]
@@ -21,7 +23,10 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Composite minimax sign polynomials: one polynomial, a given degree set, or Table 1.
+    Sign(sign::SignArgs),
+}
 
 /// What a handler reports back: success, or a refuted claim / failed check (exit 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,5 +58,7 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
-    match cli.command {}
+    match cli.command {
+        Command::Sign(a) => sign::run(&a),
+    }
 }
