@@ -9,6 +9,12 @@ pub enum Error {
     /// Polynomial representation or evaluation error.
     #[error(transparent)]
     Poly(#[from] crate::poly::PolyError),
+    /// Interval proof error (certify module).
+    #[error(transparent)]
+    Certify(#[from] crate::certify::CertifyError),
+    /// Certificate format or checker error (proof module).
+    #[error(transparent)]
+    Proof(#[from] crate::proof::ProofError),
     /// Input/output error with the path it concerns.
     #[error("{path}: {source}")]
     Io {
