@@ -15,6 +15,9 @@ pub enum Error {
     /// Certificate format or checker error (proof module).
     #[error(transparent)]
     Proof(#[from] crate::proof::ProofError),
+    /// Remez exchange, composite sign construction or degree optimizer error.
+    #[error(transparent)]
+    Remez(#[from] crate::remez::RemezError),
     /// Input/output error with the path it concerns.
     #[error("{path}: {source}")]
     Io {
