@@ -298,18 +298,25 @@ pub(crate) fn pow2(e: i32) -> Rational {
 /// An f64 as a decimal string `ne-k` with 17 significant digits, rounded up
 /// (`Round::Up`) or down (any other mode), so the text is ≥ or ≤ x exactly.
 pub(crate) fn dec_round(x: f64, round: Round) -> String {
-    let Some(q) = Rational::from_f64(x) else {
-        return x.to_string();
-    };
-    if x == 0.0 {
+    match Rational::from_f64(x) {
+        Some(q) => dec_round_q(&q, round),
+        None => x.to_string(),
+    }
+}
+
+/// A rational as a decimal string with 17 significant digits rounded up (`Round::Up`) or
+/// down (any other mode).
+pub(crate) fn dec_round_q(q: &Rational, round: Round) -> String {
+    if *q == 0 {
         return "0".to_string();
     }
-    // Find k with 10^16 ≤ |x|·10^k < 10^17.
+    let x = q.to_f64();
+    // Find k with 10^16 ≤ |q|·10^k < 10^17.
     let mut k: i32 = 16 - x.abs().log10().floor() as i32;
     let lo = Integer::from(Integer::u_pow_u(10, 16));
     let hi = Integer::from(Integer::u_pow_u(10, 17));
     for _ in 0..4 {
-        let s = Rational::from(&q * &pow10(k)).abs();
+        let s = Rational::from(q * &pow10(k)).abs();
         if s < lo {
             k += 1;
         } else if s >= hi {
@@ -318,7 +325,7 @@ pub(crate) fn dec_round(x: f64, round: Round) -> String {
             break;
         }
     }
-    let s = Rational::from(&q * &pow10(k));
+    let s = Rational::from(q * &pow10(k));
     let n = if round == Round::Up {
         s.ceil()
     } else {

@@ -4,11 +4,11 @@
 use rug::{float::Round, Rational};
 
 use super::claims::{
-    dec_round, f64_down, f64_text, f64_up, pow2, rational_text, Arith, CertBox, Certificate, Claim,
-    ClaimKind, RationalComposite, Verdict,
+    dec_round, dec_round_q, f64_down, f64_text, f64_up, pow2, rational_text, Arith, CertBox,
+    Certificate, Claim, ClaimKind, RationalComposite, Verdict,
 };
 use super::search::{certify_sup, Func, Limits};
-use super::taylor::IPoly;
+use super::taylor::ShiftPoly;
 use super::CertifyError;
 use crate::proof::{CertificateFile, ClaimRecord, FORMAT};
 
@@ -109,12 +109,12 @@ impl CertifyConfig {
     }
 }
 
-fn ipolys(poly: &RationalComposite) -> Result<Vec<IPoly>, CertifyError> {
+fn ipolys(poly: &RationalComposite) -> Result<Vec<ShiftPoly>, CertifyError> {
     poly.components()
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            IPoly::new(c).ok_or_else(|| {
+            ShiftPoly::new(c).ok_or_else(|| {
                 let (j, v) = c
                     .iter()
                     .enumerate()
@@ -142,7 +142,7 @@ fn verdict(lo: f64, hi: f64, witness: f64, bound: &Rational) -> Verdict {
 
 /// Prove one box-based claim.
 fn sup_claim(
-    polys: &[IPoly],
+    polys: &[ShiftPoly],
     kind: ClaimKind,
     func: Func,
     domain: (Rational, Rational),
@@ -312,6 +312,33 @@ fn function(kind: ClaimKind) -> &'static str {
     }
 }
 
+/// Rewrite the derived claims' certified sups from condition (1)'s *written* decimal texts,
+/// so the exact relations the checker verifies hold for the texts themselves.
+fn derive_texts(mut claims: Vec<ClaimRecord>, alpha: u32) -> Vec<ClaimRecord> {
+    let parse = |s: &str| super::input::parse_exact(s);
+    let Some(cond1) = claims.iter().find(|c| c.id == "condition1").cloned() else {
+        return claims;
+    };
+    let (Some(lo), Some(hi)) = (
+        parse(&cond1.certified_sup[0]),
+        parse(&cond1.certified_sup[1]),
+    ) else {
+        return claims;
+    };
+    for c in &mut claims {
+        if c.id == "theorem1_relu" {
+            c.certified_sup = [
+                rational_text(&Rational::from(&lo / 2u32)),
+                rational_text(&Rational::from(&hi / 2u32)),
+            ];
+        } else if let Some(n) = c.id.strip_prefix("maxpool_n").and_then(|n| n.parse().ok()) {
+            let v = Rational::from(&hi / 2u32) * maxpool_factor(alpha, n);
+            c.certified_sup[1] = dec_round_q(&v, Round::Up);
+        }
+    }
+    claims
+}
+
 impl Certificate {
     /// The certificate in the `polycert-certificate/1` file format (digest left empty; see
     /// [`crate::proof::encode`]).
@@ -355,7 +382,8 @@ impl Certificate {
                     })
                     .collect(),
             })
-            .collect();
+            .collect::<Vec<ClaimRecord>>();
+        let claims = derive_texts(claims, self.alpha);
         CertificateFile {
             format: FORMAT.to_string(),
             alpha: self.alpha,
@@ -373,4 +401,15 @@ impl Certificate {
             digest: String::new(),
         }
     }
+}
+
+/// Build the Table 1 polynomial for α (via [`crate::remez::table1_sign`]) and certify it with
+/// Table 1's ζ.
+///
+/// # Errors
+/// As [`crate::remez::table1_sign`] and [`certify`].
+pub fn certify_table1(alpha: u32, arith: Arith) -> Result<Certificate, CertifyError> {
+    let sign = crate::remez::table1_sign(alpha)?;
+    let poly = RationalComposite::from_composite(sign.poly())?;
+    certify(&poly, &CertifyConfig::table1(alpha)?.with_arith(arith))
 }

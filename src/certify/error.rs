@@ -51,6 +51,9 @@ pub enum CertifyError {
         /// The claimed bound.
         bound: f64,
     },
+    /// Building the Table 1 polynomial failed.
+    #[error(transparent)]
+    Remez(#[from] crate::remez::RemezError),
     /// Writing or encoding the certificate failed.
     #[error("cannot write certificate {path}: {message}")]
     Write {

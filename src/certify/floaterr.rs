@@ -23,7 +23,7 @@ use rug::{float::Round, Float, Rational};
 
 use super::claims::{Arith, CertBox, Claim, ClaimKind, RationalComposite, Verdict};
 use super::search::{bound_box, certify_sup, Func, Limits};
-use super::taylor::{enclose, stages, IPoly, ZERO};
+use super::taylor::{enclose, lipschitz, stages, Scratch, ShiftPoly, StageInfo, ZERO};
 use super::CertifyError;
 
 fn iv(a: f64, b: f64) -> Interval {
@@ -85,7 +85,14 @@ fn float_comps(poly: &RationalComposite, arith: Arith) -> Vec<FloatComp> {
 }
 
 /// Bound on |ŷ_out − p_i(y)| given ŷ ∈ `yhat` (enclosing both ŷ and y) and |ŷ − y| ≤ `e_in`.
-fn stage_error(q: &IPoly, fc: &FloatComp, yhat: Interval, e_in: f64, u: f64, eta: f64) -> f64 {
+fn stage_error(
+    info: &StageInfo,
+    fc: &FloatComp,
+    yhat: Interval,
+    e_in: f64,
+    u: f64,
+    eta: f64,
+) -> f64 {
     let mag_y = yhat.mag();
     let s = yhat.sqr();
     let s_mag = s.mag();
@@ -97,7 +104,8 @@ fn stage_error(q: &IPoly, fc: &FloatComp, yhat: Interval, e_in: f64, u: f64, eta
         pw *= s_mag;
     }
     // Propagated input error.
-    let prop = q.eval_d1(yhat).mag() * e_in;
+    // Propagated input error: Lipschitz bound of q on the centre ± (variation + error).
+    let prop = lipschitz(&info.a, info.delta + e_in) * e_in;
     // Horner running error in s.
     let es = u * s_mag + eta;
     let sh_mag = s_mag + es;
@@ -122,15 +130,24 @@ fn stage_error(q: &IPoly, fc: &FloatComp, yhat: Interval, e_in: f64, u: f64, eta
 }
 
 /// Bound on |r̂(x) − r(x)| for every x in the box [a, b] (a ≥ 0).
-fn box_error(polys: &[IPoly], fcs: &[FloatComp], a: f64, b: f64, u: f64, eta: f64) -> f64 {
+fn box_error(
+    polys: &[ShiftPoly],
+    fcs: &[FloatComp],
+    a: f64,
+    b: f64,
+    u: f64,
+    eta: f64,
+    scratch: &mut Scratch,
+) -> f64 {
     let m = 0.5 * (a + b);
     let h = iv(-0.5 * (b - a), 0.5 * (b - a));
-    let tms = stages(polys, m, h);
+    let mut infos = Vec::with_capacity(polys.len());
+    let tms = stages(polys, m, h, scratch, Some(&mut infos));
     let mut e = 0.0f64;
     let mut yin = iv(a, b);
     for i in 0..polys.len() {
         let yhat = yin + iv(-e, e);
-        e = stage_error(&polys[i], &fcs[i], yhat, e, u, eta);
+        e = stage_error(&infos[i], &fcs[i], yhat, e, u, eta);
         yin = tms[i].range(h);
         if !e.is_finite() {
             return f64::INFINITY;
@@ -203,7 +220,7 @@ fn measured(fcs: &[FloatComp], arith: Arith, x: f64) -> (f64, f64) {
 /// The float claim: certified sup of |r̂ − ReLU| over floats in [−1, 1].
 pub(crate) fn float_relu_claim(
     poly: &RationalComposite,
-    polys: &[IPoly],
+    polys: &[ShiftPoly],
     arith: Arith,
     alpha: u32,
     rel_tol: f64,
@@ -228,11 +245,12 @@ pub(crate) fn float_relu_claim(
                 bound: bound_f,
             }
         })?;
+    let mut scratch = Scratch::default();
     let mut boxes = Vec::with_capacity(s.boxes.len());
     let (mut lo, mut witness) = (0.0f64, 0.0f64);
     for bx in &s.boxes {
-        let err = box_error(polys, &fcs, bx.a, bx.b, u, eta);
-        let (exact_up, _) = bound_box(polys, Func::XAbsPMinus1, bx.a, bx.b);
+        let err = box_error(polys, &fcs, bx.a, bx.b, u, eta, &mut scratch);
+        let (exact_up, _) = bound_box(polys, Func::XAbsPMinus1, bx.a, bx.b, &mut scratch);
         let upper = (0.5 * exact_up + err) * (1.0 + 2.0 * f64::EPSILON);
         // Measured witnesses: a few float points per box, more where the bound is at stake.
         let k = if upper > bound_f { 64 } else { 2 };

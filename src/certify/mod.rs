@@ -22,6 +22,6 @@ mod taylor;
 pub use claims::{
     Arith, CertBox, Certificate, Certified, Claim, ClaimKind, RationalComposite, Verdict,
 };
-pub use driver::{certify, CertifyConfig, TABLE1_ZETA};
+pub use driver::{certify, certify_table1, CertifyConfig, TABLE1_ZETA};
 pub use error::CertifyError;
 pub use input::{read_coeff_files, read_json_certificate};

@@ -14,7 +14,7 @@ use std::collections::BinaryHeap;
 
 use inari::Interval;
 
-use super::taylor::{stages, IPoly};
+use super::taylor::{stages, Scratch, ShiftPoly};
 
 /// The function of x whose supremum a claim bounds (paper §2.2–3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,26 +28,35 @@ pub(crate) enum Func {
 }
 
 /// Upper bound of f on [m − ρ, m + ρ] and a rigorous lower bound of f(m).
-pub(crate) fn bound_box(polys: &[IPoly], f: Func, a: f64, b: f64) -> (f64, f64) {
+pub(crate) fn bound_box(
+    polys: &[ShiftPoly],
+    f: Func,
+    a: f64,
+    b: f64,
+    scratch: &mut Scratch,
+) -> (f64, f64) {
     let m = 0.5 * (a + b);
     let rho = 0.5 * (b - a);
     let h = Interval::try_from((-rho, rho)).unwrap_or(Interval::ENTIRE);
-    let tms = stages(polys, m, h);
+    let tms = stages(polys, m, h, scratch, None);
     let Some(t) = tms.last() else {
         return (f64::INFINITY, 0.0);
     };
     let one = Interval::try_from((1.0, 1.0)).unwrap_or(Interval::ENTIRE);
     let mi = Interval::try_from((m, m)).unwrap_or(Interval::ENTIRE);
     let (enc, at_m) = match f {
-        Func::AbsPMinus1 => ((t.c - one) + t.d * h + t.r, t.c - one),
-        Func::AbsP => (t.c + t.d * h + t.r, t.c),
+        Func::AbsPMinus1 => ((t.c() - one) + t.d * h + t.r, t.at_centre() - one),
+        Func::AbsP => (t.c() + t.d * h + t.r, t.at_centre()),
         Func::XAbsPMinus1 => {
             // x·(p − 1) with x = m + h, p − 1 = (C − 1) + D·h + R:
             // = m(C − 1) + (m·D + C − 1)·h + D·h² + x·R.
             let x = Interval::try_from((a, b)).unwrap_or(Interval::ENTIRE);
-            let c1 = t.c - one;
+            let c1 = t.c() - one;
             let lin = mi * t.d + c1;
-            (mi * c1 + lin * h + t.d * h.sqr() + x * t.r, mi * c1)
+            (
+                mi * c1 + lin * h + t.d * h.sqr() + x * t.r,
+                mi * (t.at_centre() - one),
+            )
         }
     };
     (enc.abs().sup(), at_m.abs().inf())
@@ -114,24 +123,25 @@ pub(crate) struct Limits {
 ///
 /// Returns `Err(partial)` when the box limit is reached first.
 pub(crate) fn certify_sup(
-    polys: &[IPoly],
+    polys: &[ShiftPoly],
     f: Func,
     lo: f64,
     hi: f64,
     bound: f64,
     limits: Limits,
 ) -> Result<SupSearch, SupSearch> {
+    let mut scratch = Scratch::default();
     let mut heap = BinaryHeap::new();
     let mut done: Vec<SupBox> = Vec::new();
     let (mut lower, mut witness) = (0.0f64, lo);
     // Endpoints as extra witnesses (the supremum is often attained at ε).
     for x in [lo, hi] {
-        let (_, l) = bound_box(polys, f, x, x);
+        let (_, l) = bound_box(polys, f, x, x, &mut scratch);
         if l > lower {
             (lower, witness) = (l, x);
         }
     }
-    let (u, l) = bound_box(polys, f, lo, hi);
+    let (u, l) = bound_box(polys, f, lo, hi, &mut scratch);
     if l > lower {
         (lower, witness) = (l, 0.5 * (lo + hi));
     }
@@ -150,6 +160,19 @@ pub(crate) fn certify_sup(
             break;
         }
         if heap.len() + done.len() >= limits.max_boxes {
+            if std::env::var("POLYCERT_DEBUG").is_ok() {
+                let mut v: Vec<Cell> = heap.clone().into_vec();
+                v.sort();
+                for c in v.iter().rev().take(8) {
+                    eprintln!(
+                        "box [{:e}, {:e}] upper {:e} w {:e}",
+                        c.a,
+                        c.b,
+                        c.upper,
+                        c.b - c.a
+                    );
+                }
+            }
             let partial = finish(heap, done, lower, witness);
             return Err(partial);
         }
@@ -164,7 +187,7 @@ pub(crate) fn certify_sup(
             continue;
         }
         for (a, b) in [(top.a, m), (m, top.b)] {
-            let (u, l) = bound_box(polys, f, a, b);
+            let (u, l) = bound_box(polys, f, a, b, &mut scratch);
             if l > lower {
                 (lower, witness) = (l, 0.5 * (a + b));
             }
@@ -202,8 +225,8 @@ mod tests {
     use super::*;
     use rug::Rational;
 
-    fn classic(k: usize) -> Vec<IPoly> {
-        let p = IPoly::new(&[Rational::from((3, 2)), Rational::from((-1, 2))]).unwrap();
+    fn classic(k: usize) -> Vec<ShiftPoly> {
+        let p = ShiftPoly::new(&[Rational::from((3, 2)), Rational::from((-1, 2))]).unwrap();
         vec![p; k]
     }
 

@@ -7,6 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod certify;
+mod check;
+
 /// Certified polynomial approximations of ReLU and max-pooling for CNNs under CKKS.
 #[derive(Debug, Parser)]
 #[command(name = "polycert", version, about)]
@@ -21,7 +24,13 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Prove every claim about a composite sign polynomial (interval arithmetic) and write a
+    /// certificate.
+    Certify(certify::CertifyArgs),
+    /// Check certificate files with the independent exact checker.
+    Check(check::CheckArgs),
+}
 
 /// What a handler reports back: success, or a refuted claim / failed check (exit 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,5 +62,8 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
-    match cli.command {}
+    match cli.command {
+        Command::Certify(a) => certify::run(a, cli.quiet),
+        Command::Check(a) => check::run(a, cli.quiet),
+    }
 }

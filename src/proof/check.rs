@@ -15,9 +15,9 @@
 
 use num_bigint::BigInt;
 use num_rational::BigRational;
-use num_traits::{One, Zero};
+use num_traits::{One, Signed, Zero};
 
-use super::fixed::Fi;
+use super::fixed::{ceil_shift, floor_shift, Fi, FRAC_BITS};
 use super::format::{digest_of, CertificateFile, ClaimRecord, FORMAT};
 use super::parse::parse_exact;
 use super::ProofError;
@@ -51,51 +51,62 @@ pub struct CheckReport {
     pub claims: Vec<ClaimCheck>,
 }
 
+/// One odd component q, prepared for exact-point Taylor shifts in units of 2^−K.
 struct Poly {
-    c: Vec<Fi>,
-    d1: Vec<Fi>,
-    d2: Vec<Fi>,
+    /// floor(c_j·2^K) for j = 0 … d (even entries 0).
+    coeffs: Vec<BigInt>,
+    /// E_k: after a shift at any point |y| ≤ 4, |b_k − a_k(y)| ≤ E_k units.
+    err: Vec<BigInt>,
 }
 
-fn horner(coeffs: &[Fi], s: &Fi) -> Fi {
-    let mut acc = Fi::zero();
-    for c in coeffs.iter().rev() {
-        acc = acc.mul(s).add(c);
-    }
-    acc
-}
+/// Centres must satisfy |y| ≤ Y_MAX for the precomputed error bounds.
+const Y_MAX: i64 = 4;
 
 impl Poly {
     fn new(exact: &[BigRational]) -> Self {
-        let mut c = Vec::new();
-        let mut d1 = Vec::new();
-        let mut d2 = Vec::new();
-        for (i, q) in exact.iter().enumerate() {
-            let j = BigInt::from(2 * i + 1);
-            c.push(Fi::from_rational(q));
-            d1.push(Fi::from_rational(
-                &(q * BigRational::from_integer(j.clone())),
-            ));
-            if i > 0 {
-                let jj = &j * (&j - 1);
-                d2.push(Fi::from_rational(&(q * BigRational::from_integer(jj))));
+        let scale = BigRational::from_integer(BigInt::one() << FRAC_BITS);
+        let mut coeffs = Vec::with_capacity(2 * exact.len());
+        for q in exact {
+            coeffs.push(BigInt::zero());
+            coeffs.push((q * &scale).floor().to_integer());
+        }
+        // Error recursion mirroring the shift: every coefficient starts with < 1 unit of
+        // rounding error; each step b_j ← b_j + floor(y·b_{j+1}) adds |y|·err_{j+1} + 1.
+        let n = coeffs.len();
+        let mut err: Vec<BigInt> = vec![BigInt::one(); n];
+        for i in 0..n.saturating_sub(1) {
+            for j in (i..n - 1).rev() {
+                let add = &err[j + 1] * Y_MAX + 1;
+                err[j] += add;
             }
         }
-        Self { c, d1, d2 }
+        Self { coeffs, err }
     }
-    fn p(&self, y: &Fi) -> Fi {
-        horner(&self.c, &y.sqr()).mul(y)
-    }
-    fn dp(&self, y: &Fi) -> Fi {
-        horner(&self.d1, &y.sqr())
-    }
-    fn ddp(&self, y: &Fi) -> Fi {
-        if self.d2.is_empty() {
-            Fi::zero()
-        } else {
-            horner(&self.d2, &y.sqr()).mul(y)
+
+    /// Taylor coefficients b_k ≈ a_k(y) (units 2^−K) of q at the exact point y·2^−K.
+    fn shift(&self, y: &BigInt) -> Option<Vec<BigInt>> {
+        if y.abs() > (BigInt::from(Y_MAX) << FRAC_BITS) {
+            return None;
         }
+        let mut b = self.coeffs.clone();
+        let n = b.len();
+        for i in 0..n.saturating_sub(1) {
+            for j in (i..n - 1).rev() {
+                let t = floor_shift(&(y * &b[j + 1]));
+                b[j] += t;
+            }
+        }
+        Some(b)
     }
+}
+
+/// Σ_{k≥2} m_k·δ^k in units of 2^−K, rounded up (m_k, δ ≥ 0 in units).
+fn tail(m: &[BigInt], delta: &BigInt) -> BigInt {
+    let mut acc = BigInt::zero();
+    for mk in m.iter().skip(2).rev() {
+        acc = ceil_shift(&(&acc * delta)) + mk;
+    }
+    ceil_shift(&(&ceil_shift(&(&acc * delta)) * delta))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -105,7 +116,8 @@ enum Func {
     AbsP,
 }
 
-/// Upper bound of f on [a, b] and an enclosure-based lower bound of f at the centre.
+/// Upper bound of f on [a, b] and an enclosure-based lower bound of f at the centre
+/// (`None` when a stage centre leaves [−4, 4]).
 fn enclose(
     polys: &[Poly],
     f: Func,
@@ -117,16 +129,26 @@ fn enclose(
     let rho = (b - a) / &two;
     let mi = Fi::from_rational(&m);
     let h = Fi::symmetric(&Fi::from_rational(&rho));
-    let (mut c, mut d, mut r) = (mi.clone(), Fi::int(1), Fi::zero());
+    // Stage state: centre y (exact, units 2^−K), |c − y| ≤ e units, c + d·h + R.
+    let mut y = mi.lo_raw().clone();
+    let mut e = mi.hi_raw() - mi.lo_raw();
+    let (mut d, mut r) = (Fi::int(1), Fi::zero());
     for q in polys {
-        let delta = d.mul(&h).add(&r);
-        let y = c.add(&delta);
-        let dq = q.dp(&c);
-        let nc = q.p(&c);
-        let nd = dq.mul(&d);
-        let nr = dq.mul(&r).add(&q.ddp(&y).mul(&delta.sqr()).half());
-        (c, d, r) = (nc, nd, nr);
+        let Some(bk) = q.shift(&y) else {
+            let inf = BigRational::from_integer(BigInt::one() << 4096u32);
+            return (inf, BigRational::zero());
+        };
+        let ev = Fi::raw(-e.clone(), e.clone());
+        let delta = ev.add(&d.mul(&h)).add(&r);
+        let mags: Vec<BigInt> = bk.iter().zip(&q.err).map(|(b, er)| b.abs() + er).collect();
+        let t = tail(&mags, &delta.mag_int());
+        let a1 = Fi::raw(&bk[1] - &q.err[1], &bk[1] + &q.err[1]);
+        d = a1.mul(&d);
+        r = a1.mul(&ev.add(&r)).add(&Fi::raw(-t.clone(), t));
+        e = q.err[0].clone();
+        y = bk[0].clone();
     }
+    let c = Fi::raw(&y - &e, &y + &e);
     let one = Fi::int(1);
     let (enc, at_m) = match f {
         Func::AbsPMinus1 => {

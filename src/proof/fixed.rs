@@ -10,12 +10,12 @@ use num_traits::{Signed, Zero};
 /// Fractional bits of every endpoint.
 pub(crate) const FRAC_BITS: u32 = 120;
 
-fn floor_shift(x: &BigInt) -> BigInt {
+pub(crate) fn floor_shift(x: &BigInt) -> BigInt {
     // num-bigint's `>>` on BigInt rounds toward −∞ (checked by a unit test below).
     x >> FRAC_BITS
 }
 
-fn ceil_shift(x: &BigInt) -> BigInt {
+pub(crate) fn ceil_shift(x: &BigInt) -> BigInt {
     -((-x) >> FRAC_BITS)
 }
 
@@ -33,6 +33,26 @@ impl Fi {
             lo: BigInt::zero(),
             hi: BigInt::zero(),
         }
+    }
+
+    /// [lo·2^−K, hi·2^−K] from raw numerators (lo ≤ hi).
+    pub(crate) fn raw(lo: BigInt, hi: BigInt) -> Self {
+        Self { lo, hi }
+    }
+
+    /// Raw lower numerator.
+    pub(crate) fn lo_raw(&self) -> &BigInt {
+        &self.lo
+    }
+
+    /// Raw upper numerator.
+    pub(crate) fn hi_raw(&self) -> &BigInt {
+        &self.hi
+    }
+
+    /// Upper bound of |x| as a raw numerator (units of 2^−K).
+    pub(crate) fn mag_int(&self) -> BigInt {
+        self.mag_raw()
     }
 
     /// The smallest such interval enclosing the rational q.
@@ -123,14 +143,6 @@ impl Fi {
                 lo: floor_shift(&mn),
                 hi: ceil_shift(&mx),
             }
-        }
-    }
-
-    /// Halve (exact up to outward rounding of one bit).
-    pub(crate) fn half(&self) -> Fi {
-        Fi {
-            lo: &self.lo >> 1u32,
-            hi: -((-&self.hi) >> 1u32),
         }
     }
 

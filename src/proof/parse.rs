@@ -69,8 +69,8 @@ mod tests {
         assert_eq!(parse_exact("0.375"), Some(q(3, 8)));
         assert_eq!(parse_exact("-1.5e-2"), Some(q(-3, 200)));
         assert_eq!(
-            parse_exact("6.0400000000000001e-5"),
-            Some(q(60400000000000001, 1_000_000_000_000_000_000_000))
+            parse_exact("6.0400000000000001e-2"),
+            Some(q(60400000000000001, 1_000_000_000_000_000_000))
         );
         assert_eq!(parse_exact("17/3"), Some(q(17, 3)));
         assert_eq!(parse_exact("1"), Some(BigRational::one()));
