@@ -4,7 +4,7 @@
 use rug::{float::Round, Float, Integer, Rational};
 
 use super::CertifyError;
-use crate::poly::{exact_decimal, CompositePoly};
+use crate::poly::CompositePoly;
 
 /// Arithmetic in which r_α is evaluated (the `--arith` flag).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -298,8 +298,13 @@ pub(crate) fn pow2(e: i32) -> Rational {
 /// An f64 as a decimal string `ne-k` with 17 significant digits, rounded up
 /// (`Round::Up`) or down (any other mode), so the text is ≥ or ≤ x exactly.
 pub(crate) fn dec_round(x: f64, round: Round) -> String {
+    dec_round_digits(x, round, 17)
+}
+
+/// As [`dec_round`] with `digits` (2..=17) significant digits.
+pub(crate) fn dec_round_digits(x: f64, round: Round, digits: i32) -> String {
     match Rational::from_f64(x) {
-        Some(q) => dec_round_q(&q, round),
+        Some(q) => dec_round_qd(&q, round, digits),
         None => x.to_string(),
     }
 }
@@ -307,14 +312,19 @@ pub(crate) fn dec_round(x: f64, round: Round) -> String {
 /// A rational as a decimal string with 17 significant digits rounded up (`Round::Up`) or
 /// down (any other mode).
 pub(crate) fn dec_round_q(q: &Rational, round: Round) -> String {
+    dec_round_qd(q, round, 17)
+}
+
+fn dec_round_qd(q: &Rational, round: Round, digits: i32) -> String {
+    let digits = digits.clamp(2, 17);
     if *q == 0 {
         return "0".to_string();
     }
     let x = q.to_f64();
-    // Find k with 10^16 ≤ |q|·10^k < 10^17.
-    let mut k: i32 = 16 - x.abs().log10().floor() as i32;
-    let lo = Integer::from(Integer::u_pow_u(10, 16));
-    let hi = Integer::from(Integer::u_pow_u(10, 17));
+    // Find k with 10^(digits−1) ≤ |q|·10^k < 10^digits.
+    let mut k: i32 = digits - 1 - x.abs().log10().floor() as i32;
+    let lo = Integer::from(Integer::u_pow_u(10, digits.unsigned_abs() - 1));
+    let hi = Integer::from(Integer::u_pow_u(10, digits.unsigned_abs()));
     for _ in 0..4 {
         let s = Rational::from(q * &pow10(k)).abs();
         if s < lo {
@@ -386,9 +396,28 @@ pub(crate) fn rational_text(q: &Rational) -> String {
     }
 }
 
-/// Exact decimal text of a dyadic f64.
-pub(crate) fn f64_text(x: f64) -> String {
-    exact_decimal(&Float::with_val(53, x))
+/// Exact text `m p e` (= m·2^e, m odd) of a finite f64; plain integers for 0 ≤ e < 53.
+pub(crate) fn dyadic_text(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return "0".to_string();
+    }
+    let bits = x.to_bits();
+    let sign = if x < 0.0 { "-" } else { "" };
+    let exp_bits = ((bits >> 52) & 0x7ff) as i64;
+    let frac = bits & 0x000f_ffff_ffff_ffff;
+    let (mut m, mut e) = if exp_bits == 0 {
+        (frac, -1074i64)
+    } else {
+        (frac | (1u64 << 52), exp_bits - 1075)
+    };
+    while m % 2 == 0 {
+        m /= 2;
+        e += 1;
+    }
+    if (0..11).contains(&e) {
+        return format!("{sign}{}", m << e);
+    }
+    format!("{sign}{m}p{e}")
 }
 
 #[cfg(test)]
@@ -402,6 +431,15 @@ mod tests {
         assert_eq!(rational_text(&Rational::from((1, 3))), "1/3");
         assert_eq!(rational_text(&Rational::from(17)), "17");
         assert_eq!(rational_text(&pow2(-3)), "0.125");
+    }
+
+    #[test]
+    fn dyadic_text_is_exact() {
+        assert_eq!(dyadic_text(0.375), "3p-3");
+        assert_eq!(dyadic_text(1.0), "1");
+        assert_eq!(dyadic_text(-6.0), "-6");
+        assert_eq!(dyadic_text(2f64.powi(-40) * 5.0), "5p-40");
+        assert_eq!(dyadic_text(0.0), "0");
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use rug::{float::Round, Rational};
 
 use super::claims::{
-    dec_round, dec_round_q, f64_down, f64_text, f64_up, pow2, rational_text, Arith, CertBox,
-    Certificate, Claim, ClaimKind, RationalComposite, Verdict,
+    dec_round, dec_round_digits, dec_round_q, dyadic_text, f64_down, f64_up, pow2, rational_text,
+    Arith, CertBox, Certificate, Claim, ClaimKind, RationalComposite, Verdict,
 };
 use super::search::{certify_sup, Func, Limits};
 use super::taylor::ShiftPoly;
@@ -355,9 +355,15 @@ impl Certificate {
                 bound: rational_text(&c.bound),
                 certified_sup: [
                     dec_round(c.sup_lo, Round::Down),
-                    dec_round(c.sup_hi, Round::Up),
+                    // Box claims: the same 10-digit upward rounding as the boxes, so the
+                    // claim's upper end is exactly the largest box bound as written.
+                    if c.boxes.is_empty() {
+                        dec_round(c.sup_hi, Round::Up)
+                    } else {
+                        dec_round_digits(c.sup_hi, Round::Up, 10)
+                    },
                 ],
-                witness: c.witness.map(f64_text),
+                witness: c.witness.map(dyadic_text),
                 verdict: match c.verdict {
                     Verdict::Holds => "holds",
                     Verdict::Refuted { .. } => "refuted",
@@ -375,9 +381,9 @@ impl Certificate {
                     .iter()
                     .map(|b| {
                         [
-                            f64_text(b.lo),
-                            f64_text(b.hi),
-                            dec_round(b.upper, Round::Up),
+                            dyadic_text(b.lo),
+                            dyadic_text(b.hi),
+                            dec_round_digits(b.upper, Round::Up, 10),
                         ]
                     })
                     .collect(),

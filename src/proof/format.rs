@@ -92,10 +92,49 @@ pub fn digest_of(file: &CertificateFile) -> Result<String, ProofError> {
 /// [`ProofError::Encode`] when serialisation fails.
 pub fn encode(file: &mut CertificateFile) -> Result<String, ProofError> {
     file.digest = digest_of(file)?;
-    let mut s =
-        serde_json::to_string_pretty(file).map_err(|e| ProofError::Encode(e.to_string()))?;
-    s.push('\n');
-    Ok(s)
+    let s = serde_json::to_string_pretty(file).map_err(|e| ProofError::Encode(e.to_string()))?;
+    let mut out = collapse_short_arrays(&s);
+    out.push('\n');
+    Ok(out)
+}
+
+/// Put arrays of at most three scalars (boxes, domains, certified sups) on one line.
+fn collapse_short_arrays(pretty: &str) -> String {
+    let lines: Vec<&str> = pretty.lines().collect();
+    let mut out = String::with_capacity(pretty.len());
+    let mut i = 0;
+    while let Some(line) = lines.get(i) {
+        if line.ends_with('[') {
+            let mut k = 1;
+            let mut items = Vec::new();
+            while let Some(l) = lines.get(i + k) {
+                let t = l.trim();
+                if t == "]" || t == "]," {
+                    break;
+                }
+                if t.ends_with('[') || t.ends_with('{') || items.len() == 3 {
+                    items.clear();
+                    break;
+                }
+                items.push(t);
+                k += 1;
+            }
+            let close = lines.get(i + k).map(|l| l.trim());
+            if !items.is_empty() && matches!(close, Some("]") | Some("],")) {
+                out.push_str(line);
+                out.push_str(&items.join(" "));
+                out.push_str(close.unwrap_or("]"));
+                out.push('\n');
+                i += k + 1;
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+        i += 1;
+    }
+    out.pop();
+    out
 }
 
 /// Write `text` to `path` atomically (temporary file in the same folder, then rename).

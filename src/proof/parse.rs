@@ -45,8 +45,28 @@ fn parse_decimal(s: &str) -> Option<BigRational> {
     })
 }
 
-/// Parse a decimal or `n/d` string exactly; `None` when it is not a finite number.
+/// `m p e` = m·2^e (m a decimal integer, e an integer): exact dyadic box endpoints.
+fn parse_dyadic(s: &str) -> Option<BigRational> {
+    let (m, e) = s.split_once('p')?;
+    let m: BigInt = m.trim().parse().ok()?;
+    let e: i64 = e.trim().parse().ok()?;
+    if e.unsigned_abs() > 20_000 {
+        return None;
+    }
+    let p = BigInt::from(1) << e.unsigned_abs();
+    Some(if e >= 0 {
+        BigRational::from_integer(m * p)
+    } else {
+        BigRational::new(m, p)
+    })
+}
+
+/// Parse a decimal, `n/d` or `m p e` (= m·2^e) string exactly; `None` when it is not a
+/// finite number.
 pub(crate) fn parse_exact(s: &str) -> Option<BigRational> {
+    if s.contains('p') {
+        return parse_dyadic(s);
+    }
     if let Some((n, d)) = s.split_once('/') {
         let n = parse_decimal(n)?;
         let d = parse_decimal(d)?;
@@ -73,8 +93,12 @@ mod tests {
             Some(q(60400000000000001, 1_000_000_000_000_000_000))
         );
         assert_eq!(parse_exact("17/3"), Some(q(17, 3)));
+        assert_eq!(parse_exact("3p-3"), Some(q(3, 8)));
+        assert_eq!(parse_exact("-5p2"), Some(q(-20, 1)));
         assert_eq!(parse_exact("1"), Some(BigRational::one()));
-        for bad in ["", "x", "1/0", "1.2.3", "--1", "1e", "nan", "inf"] {
+        for bad in [
+            "", "x", "1/0", "1.2.3", "--1", "1e", "nan", "inf", "1.5p3", "p3", "1p",
+        ] {
             assert_eq!(parse_exact(bad), None, "{bad}");
         }
     }
