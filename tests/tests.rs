@@ -1,0 +1,3 @@
+//! The single integration-test binary (one `mod` per capability).
+
+mod certify;
