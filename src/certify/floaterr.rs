@@ -169,7 +169,7 @@ fn eval_f64(fcs: &[FloatComp], x: f64) -> f64 {
         for c in fc.rounded.iter().rev() {
             acc = acc.mul_add(s, *c);
         }
-        y = acc * y;
+        y *= acc;
     }
     (x + x * y) * 0.5
 }
@@ -188,7 +188,7 @@ fn eval_f32(fcs: &[FloatComp], x: f32) -> f32 {
             let c32 = *c as f32;
             acc = acc.mul_add(s, c32);
         }
-        y = acc * y;
+        y *= acc;
     }
     (x + x * y) * 0.5
 }

@@ -4,11 +4,6 @@
 //! Invariant: every box that is ever discarded is kept in the output, so the returned boxes
 //! partition the domain and the certified supremum is the maximum of their upper bounds.
 
-#![expect(
-    clippy::indexing_slicing,
-    reason = "stage vectors are non-empty by construction (CompositePoly has ≥ 1 component)"
-)]
-
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -150,10 +145,7 @@ pub(crate) fn certify_sup(
         b: hi,
         upper: u,
     });
-    loop {
-        let Some(top) = heap.peek().copied() else {
-            break;
-        };
+    while let Some(top) = heap.peek().copied() {
         let tight = top.upper <= lower * (1.0 + limits.rel_tol);
         let decided = top.upper <= bound || lower > bound;
         if tight && decided {
@@ -253,7 +245,7 @@ mod tests {
         let mut y = Rational::from((1, 4));
         for _ in 0..3 {
             let y3 = Rational::from(&y * &y) * &y;
-            y = Rational::from(3 * y) / 2 - y3 / 2;
+            y = (3 * y) / 2 - y3 / 2;
         }
         let expect = (Rational::from(1) - y).to_f64();
         let lim = Limits {

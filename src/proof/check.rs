@@ -245,7 +245,7 @@ fn check_verdict(ctx: &Ctx<'_>, c: &ClaimRecord, p: &Parsed) -> Result<(), Proof
     let ok = match c.verdict.as_str() {
         "holds" => p.hi <= p.bound,
         "refuted" => p.lo > p.bound,
-        "undecided" => !(p.hi <= p.bound) && !(p.lo > p.bound),
+        "undecided" => p.hi > p.bound && p.lo <= p.bound,
         other => {
             return Err(ctx.reject(
                 &c.id,
