@@ -12,6 +12,12 @@ pub enum Error {
     /// Report writing error.
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
+    /// Interval proof error (certify module).
+    #[error(transparent)]
+    Certify(#[from] crate::certify::CertifyError),
+    /// Certificate format or checker error (proof module).
+    #[error(transparent)]
+    Proof(#[from] crate::proof::ProofError),
     /// Remez exchange, composite sign construction or degree optimizer error.
     #[error(transparent)]
     Remez(#[from] crate::remez::RemezError),

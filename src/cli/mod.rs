@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod sign;
+mod certify;
+mod check;
 
 /// Certified polynomial approximations of ReLU and max-pooling for CNNs under CKKS.
 #[derive(Debug, Parser)]
@@ -26,6 +28,11 @@ pub struct Cli {
 pub enum Command {
     /// Composite minimax sign polynomials: one polynomial, a given degree set, or Table 1.
     Sign(sign::SignArgs),
+    /// Prove every claim about a composite sign polynomial (interval arithmetic) and write a
+    /// certificate.
+    Certify(certify::CertifyArgs),
+    /// Check certificate files with the independent exact checker.
+    Check(check::CheckArgs),
 }
 
 /// What a handler reports back: success, or a refuted claim / failed check (exit 1).
@@ -60,5 +67,7 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Sign(a) => sign::run(&a),
+        Command::Certify(a) => certify::run(a, cli.quiet),
+        Command::Check(a) => check::run(a, cli.quiet),
     }
 }
