@@ -9,6 +9,9 @@ pub enum Error {
     /// Polynomial representation or evaluation error.
     #[error(transparent)]
     Poly(#[from] crate::poly::PolyError),
+    /// Remez exchange, composite sign construction or degree optimizer error.
+    #[error(transparent)]
+    Remez(#[from] crate::remez::RemezError),
     /// Input/output error with the path it concerns.
     #[error("{path}: {source}")]
     Io {

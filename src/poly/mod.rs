@@ -8,9 +8,11 @@
 //! object; [`exact_decimal`] prints that value with no rounding. This module does not own the
 //! approximation algorithm (see `remez`) or evaluation with error bounds (see `certify`).
 
+mod chebyshev;
 mod decimal;
 mod odd;
 
+pub use chebyshev::{chebyshev_affine_to_power, odd_chebyshev_to_power, odd_power_to_chebyshev};
 pub use decimal::{exact_decimal, parse_decimal_rational, rational_to_dyadic};
 pub use odd::{CompositePoly, OddPoly};
 

@@ -1,0 +1,181 @@
+//! Change of basis for odd polynomials: power basis ↔ odd Chebyshev basis on [−b, b],
+//! p(x) = Σ_k a_k T_{2k+1}(x/b). Exact-input, high-precision arithmetic (rug); the result is
+//! rounded to the requested precision.
+
+use rug::Float;
+
+/// Power-basis coefficients (in u) of T_0 … T_m: `out[k][j]` = coefficient of u^j in T_k(u).
+/// Integers, computed exactly in `Float`s of `prec` bits (exact while they fit).
+fn chebyshev_power_table(m: usize, prec: u32) -> Vec<Vec<Float>> {
+    let mut t: Vec<Vec<Float>> = Vec::with_capacity(m + 1);
+    t.push(vec![Float::with_val(prec, 1)]);
+    if m >= 1 {
+        t.push(vec![Float::with_val(prec, 0), Float::with_val(prec, 1)]);
+    }
+    for k in 2..=m {
+        // T_k = 2u·T_{k−1} − T_{k−2}
+        let mut next = vec![Float::with_val(prec, 0); k + 1];
+        if let (Some(p1), Some(p2)) = (t.get(k - 1), t.get(k - 2)) {
+            for (j, c) in p1.iter().enumerate() {
+                if let Some(slot) = next.get_mut(j + 1) {
+                    *slot += Float::with_val(prec, c * 2u32);
+                }
+            }
+            for (j, c) in p2.iter().enumerate() {
+                if let Some(slot) = next.get_mut(j) {
+                    *slot -= c;
+                }
+            }
+        }
+        t.push(next);
+    }
+    t
+}
+
+/// Odd power coefficients `[c_1, c_3, …]` of p(x) = Σ_k a_k T_{2k+1}(x/b), computed at
+/// `prec` bits.
+pub fn odd_chebyshev_to_power(cheb: &[Float], b: &Float, prec: u32) -> Vec<Float> {
+    let n = cheb.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let m = 2 * n - 1;
+    let table = chebyshev_power_table(m, prec);
+    let mut out = vec![Float::with_val(prec, 0); n];
+    for (k, ak) in cheb.iter().enumerate() {
+        if let Some(tk) = table.get(2 * k + 1) {
+            for (j, c) in tk.iter().enumerate().skip(1).step_by(2) {
+                if let Some(slot) = out.get_mut(j / 2) {
+                    *slot += Float::with_val(prec, ak * c);
+                }
+            }
+        }
+    }
+    // u = x/b ⇒ coefficient of x^j is c_j / b^j.
+    let mut binv = Float::with_val(prec, 1) / b;
+    let binv2 = Float::with_val(prec, &binv * &binv);
+    for c in out.iter_mut() {
+        *c *= &binv;
+        binv *= &binv2;
+    }
+    out
+}
+
+/// Odd Chebyshev coefficients `[a_0, a_1, …]` with p(x) = Σ_k a_k T_{2k+1}(x/b) of the odd
+/// polynomial with power coefficients `odd = [c_1, c_3, …]`, computed at `prec` bits.
+///
+/// Uses x^j = 2^{1−j} Σ_{i ≡ j (2), i ≤ j} C(j, (j−i)/2) T_i (x/b = u, x^j = b^j u^j).
+pub fn odd_power_to_chebyshev(odd: &[Float], b: &Float, prec: u32) -> Vec<Float> {
+    let n = odd.len();
+    let mut out = vec![Float::with_val(prec, 0); n];
+    let mut bj = Float::with_val(prec, b);
+    let b2 = Float::with_val(prec, b * b);
+    for (h, c) in odd.iter().enumerate() {
+        let j = 2 * h + 1;
+        // coefficient of u^j is c·b^j; u^j = 2^{1−j} Σ_{i odd ≤ j} C(j, (j−i)/2) T_i.
+        let cu = Float::with_val(prec, c * &bj);
+        for i in (1..=j).step_by(2) {
+            let binom = rug::Integer::from(rug::Integer::binomial_u(
+                u32::try_from(j).unwrap_or(u32::MAX),
+                u32::try_from((j - i) / 2).unwrap_or(u32::MAX),
+            ));
+            let mut term = Float::with_val(prec, &cu * &binom);
+            term >>= u32::try_from(j - 1).unwrap_or(u32::MAX);
+            if let Some(slot) = out.get_mut(i / 2) {
+                *slot += term;
+            }
+        }
+        bj *= &b2;
+    }
+    out
+}
+
+/// Power coefficients (in t, ascending) of q(t) = Σ_k γ_k T_k(u) with u = α·t + β, computed at
+/// `prec` bits (the substitution cancels heavily on narrow intervals: give `prec` ample room).
+pub fn chebyshev_affine_to_power(
+    gamma: &[Float],
+    alpha: &Float,
+    beta: &Float,
+    prec: u32,
+) -> Vec<Float> {
+    let n = gamma.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let table = chebyshev_power_table(n - 1, prec);
+    // P(u) = Σ γ_k T_k(u) in powers of u.
+    let mut pu = vec![Float::with_val(prec, 0); n];
+    for (k, g) in gamma.iter().enumerate() {
+        if let Some(tk) = table.get(k) {
+            for (j, c) in tk.iter().enumerate() {
+                if let Some(slot) = pu.get_mut(j) {
+                    *slot += Float::with_val(prec, g * c);
+                }
+            }
+        }
+    }
+    // Horner in polynomials: R = (…(p_{n−1}(αt+β) + p_{n−2})(αt+β) + …) + p_0.
+    let mut r: Vec<Float> = vec![Float::with_val(prec, 0); n];
+    for pj in pu.iter().rev() {
+        // r ← r·(αt + β) + p_j
+        let mut next = vec![Float::with_val(prec, 0); n];
+        for (i, ri) in r.iter().enumerate() {
+            if let Some(slot) = next.get_mut(i) {
+                *slot += Float::with_val(prec, ri * beta);
+            }
+            if let Some(slot) = next.get_mut(i + 1) {
+                *slot += Float::with_val(prec, ri * alpha);
+            }
+        }
+        if let Some(s0) = next.first_mut() {
+            *s0 += pj;
+        }
+        r = next;
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_power_chebyshev() {
+        let prec = 300;
+        let odd: Vec<Float> = [0.75, -1.25, 3.5, -0.125]
+            .iter()
+            .map(|v| Float::with_val(prec, *v))
+            .collect();
+        let b = Float::with_val(prec, 1.5);
+        let cheb = odd_power_to_chebyshev(&odd, &b, prec);
+        let back = odd_chebyshev_to_power(&cheb, &b, prec);
+        for (x, y) in odd.iter().zip(&back) {
+            assert!(Float::with_val(prec, x - y).abs() < 1e-80);
+        }
+        // T_3(u) = 4u³ − 3u at b = 1: x³ = (3T_1 + T_3)/4.
+        let one = Float::with_val(prec, 1);
+        let c = odd_power_to_chebyshev(&[Float::with_val(prec, 0), one.clone()], &one, prec);
+        assert_eq!(c[0], 0.75);
+        assert_eq!(c[1], 0.25);
+    }
+
+    #[test]
+    fn affine_substitution() {
+        let prec = 200;
+        // q(t) = T_2(2t − 1) = 2(2t−1)² − 1 = 8t² − 8t + 1
+        let g = vec![
+            Float::with_val(prec, 0),
+            Float::with_val(prec, 0),
+            Float::with_val(prec, 1),
+        ];
+        let r = chebyshev_affine_to_power(
+            &g,
+            &Float::with_val(prec, 2),
+            &Float::with_val(prec, -1),
+            prec,
+        );
+        assert_eq!(r[0], 1);
+        assert_eq!(r[1], -8);
+        assert_eq!(r[2], 8);
+    }
+}
