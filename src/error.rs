@@ -12,6 +12,9 @@ pub enum Error {
     /// Remez exchange, composite sign construction or degree optimizer error.
     #[error(transparent)]
     Remez(#[from] crate::remez::RemezError),
+    /// Network import, dataset or inference error.
+    #[error(transparent)]
+    Nn(#[from] crate::nn::NnError),
     /// Input/output error with the path it concerns.
     #[error("{path}: {source}")]
     Io {

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod eval;
+
 /// Certified polynomial approximations of ReLU and max-pooling for CNNs under CKKS.
 #[derive(Debug, Parser)]
 #[command(name = "polycert", version, about)]
@@ -21,7 +23,10 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Accuracy of the network with exact and approximate (α) activations (paper Table 2).
+    Eval(eval::EvalArgs),
+}
 
 /// What a handler reports back: success, or a refuted claim / failed check (exit 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,5 +58,7 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
-    match cli.command {}
+    match cli.command {
+        Command::Eval(a) => eval::run(&a, cli.quiet),
+    }
 }
