@@ -15,6 +15,9 @@ pub enum Error {
     /// Network import, dataset or inference error.
     #[error(transparent)]
     Nn(#[from] crate::nn::NnError),
+    /// Report writing error.
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
     /// Input/output error with the path it concerns.
     #[error("{path}: {source}")]
     Io {
