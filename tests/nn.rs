@@ -43,7 +43,10 @@ fn have_onnxruntime() -> bool {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> f32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
     fn vec(&mut self, n: usize) -> Vec<f32> {
@@ -127,8 +130,14 @@ fn vinfo(name: &str, dims: &[Option<i64>]) -> ValueInfoProto {
                     dim: dims
                         .iter()
                         .map(|d| match d {
-                            Some(v) => Dimension { dim_value: Some(*v), dim_param: None },
-                            None => Dimension { dim_value: None, dim_param: Some("N".into()) },
+                            Some(v) => Dimension {
+                                dim_value: Some(*v),
+                                dim_param: None,
+                            },
+                            None => Dimension {
+                                dim_value: None,
+                                dim_param: Some("N".into()),
+                            },
                         })
                         .collect(),
                 }),
@@ -137,22 +146,39 @@ fn vinfo(name: &str, dims: &[Option<i64>]) -> ValueInfoProto {
     }
 }
 
-fn model(nodes: Vec<NodeProto>, inits: Vec<TensorProto>, input: &[Option<i64>], out: &str) -> ModelProto {
+fn model(
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+    input: &[Option<i64>],
+    out: &str,
+) -> ModelProto {
     ModelProto {
         ir_version: 8,
         producer_name: "polycert-test".into(),
-        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 13 }],
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 13,
+        }],
         metadata_props: vec![
-            StringStringEntryProto { key: "input_scale".into(), value: "1".into() },
-            StringStringEntryProto { key: "input_mean".into(), value: "0".into() },
-            StringStringEntryProto { key: "input_std".into(), value: "1".into() },
+            StringStringEntryProto {
+                key: "input_scale".into(),
+                value: "1".into(),
+            },
+            StringStringEntryProto {
+                key: "input_mean".into(),
+                value: "0".into(),
+            },
+            StringStringEntryProto {
+                key: "input_std".into(),
+                value: "1".into(),
+            },
         ],
         graph: Some(GraphProto {
             name: "gen".into(),
             node: nodes,
             initializer: inits,
             input: vec![vinfo("x", input)],
-            output: vec![vinfo(out, &[None])],
+            output: vec![vinfo(out, &[None, Some(3)])],
             ..Default::default()
         }),
         ..Default::default()
@@ -183,7 +209,12 @@ fn all_ops_model(raw: bool) -> ModelProto {
         tensor_f("g", &[4], r.vec(4).iter().map(|v| v + 1.5).collect(), raw),
         tensor_f("be", &[4], r.vec(4), raw),
         tensor_f("mu", &[4], r.vec(4), raw),
-        tensor_f("var", &[4], r.vec(4).iter().map(|v| v.abs() + 0.5).collect(), raw),
+        tensor_f(
+            "var",
+            &[4],
+            r.vec(4).iter().map(|v| v.abs() + 0.5).collect(),
+            raw,
+        ),
         tensor_f("w2", &[4, 4, 3, 3], r.vec(144), raw),
         tensor_f("c", &[1, 4, 1, 1], r.vec(4), raw),
         tensor_f("hi", &[], vec![0.8], raw),
@@ -198,22 +229,82 @@ fn all_ops_model(raw: bool) -> ModelProto {
         tensor_f("wg", &[5, 3], r.vec(15), raw),
         tensor_f("bg", &[3], r.vec(3), raw),
     ];
-    let alpha = AttributeProto { name: "alpha".into(), f: 0.5, r#type: attribute_type::FLOAT, ..Default::default() };
-    let beta = AttributeProto { name: "beta".into(), f: 2.0, r#type: attribute_type::FLOAT, ..Default::default() };
+    let alpha = AttributeProto {
+        name: "alpha".into(),
+        f: 0.5,
+        r#type: attribute_type::FLOAT,
+        ..Default::default()
+    };
+    let beta = AttributeProto {
+        name: "beta".into(),
+        f: 2.0,
+        r#type: attribute_type::FLOAT,
+        ..Default::default()
+    };
     let nodes = vec![
         lo_const,
-        node("Conv", "conv1", &["x", "w1", "b1"], "c1", vec![ints("kernel_shape", &[3, 3]), ints("pads", &[1, 1, 1, 1]), int("group", 2)]),
-        node("BatchNormalization", "bn1", &["c1", "g", "be", "mu", "var"], "n1", vec![]),
+        node(
+            "Conv",
+            "conv1",
+            &["x", "w1", "b1"],
+            "c1",
+            vec![
+                ints("kernel_shape", &[3, 3]),
+                ints("pads", &[1, 1, 1, 1]),
+                int("group", 2),
+            ],
+        ),
+        node(
+            "BatchNormalization",
+            "bn1",
+            &["c1", "g", "be", "mu", "var"],
+            "n1",
+            vec![],
+        ),
         node("Relu", "relu1", &["n1"], "r1", vec![]),
-        node("Conv", "conv2", &["r1", "w2"], "c2", vec![ints("pads", &[2, 2, 2, 2]), ints("dilations", &[2, 2])]),
+        node(
+            "Conv",
+            "conv2",
+            &["r1", "w2"],
+            "c2",
+            vec![ints("pads", &[2, 2, 2, 2]), ints("dilations", &[2, 2])],
+        ),
         node("Add", "res", &["c2", "r1"], "a1", vec![]),
         node("Add", "addc", &["a1", "c"], "a2", vec![]),
         node("Clip", "clip", &["a2", "lo", "hi"], "k1", vec![]),
-        node("MaxPool", "mp", &["k1"], "p1", vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])]),
-        node("AveragePool", "ap", &["r1"], "p2", vec![ints("kernel_shape", &[3, 3]), ints("strides", &[2, 2]), ints("pads", &[1, 1, 1, 1])]),
+        node(
+            "MaxPool",
+            "mp",
+            &["k1"],
+            "p1",
+            vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])],
+        ),
+        node(
+            "AveragePool",
+            "ap",
+            &["r1"],
+            "p2",
+            vec![
+                ints("kernel_shape", &[3, 3]),
+                ints("strides", &[2, 2]),
+                ints("pads", &[1, 1, 1, 1]),
+            ],
+        ),
         node("Slice", "sl", &["r1", "st", "en", "ax", "sp"], "s1", vec![]),
-        node("Pad", "pad", &["s1", "pads"], "q1", vec![string("mode", "constant")]),
-        node("Concat", "cat", &["p1", "p2", "q1"], "cc", vec![int("axis", 1)]),
+        node(
+            "Pad",
+            "pad",
+            &["s1", "pads"],
+            "q1",
+            vec![string("mode", "constant")],
+        ),
+        node(
+            "Concat",
+            "cat",
+            &["p1", "p2", "q1"],
+            "cc",
+            vec![int("axis", 1)],
+        ),
         node("GlobalAveragePool", "gap", &["cc"], "gp", vec![]),
         node("Flatten", "flat", &["gp"], "f1", vec![int("axis", 1)]),
         node("Reshape", "rs", &["f1", "shape"], "f2", vec![]),
@@ -229,7 +320,8 @@ fn all_ops_model(raw: bool) -> ModelProto {
 
 fn run_exact(net: &polycert::nn::Network, x: &[f64]) -> Vec<f64> {
     let e: Engine<f64> = Engine::new(Arc::new(net.clone()));
-    e.run(x, &ActivationPolicy::Exact, &mut RunStats::default()).unwrap()
+    e.run(x, &ActivationPolicy::Exact, &mut RunStats::default())
+        .unwrap()
 }
 
 #[test]
@@ -244,12 +336,38 @@ fn import_roundtrip_generated_model() {
     assert_eq!(
         ops,
         [
-            "Conv", "BatchNormalization", "Relu", "Conv", "Add", "Add", "Clip", "MaxPool",
-            "AveragePool", "Slice", "Pad", "Concat", "GlobalAveragePool", "Flatten", "Reshape",
-            "Gemm", "Relu", "MatMul", "Identity", "Gemm", "Softmax"
+            "Conv",
+            "BatchNormalization",
+            "Relu",
+            "Conv",
+            "Add",
+            "Add",
+            "Clip",
+            "MaxPool",
+            "AveragePool",
+            "Slice",
+            "Pad",
+            "Concat",
+            "GlobalAveragePool",
+            "Flatten",
+            "Reshape",
+            "Gemm",
+            "Relu",
+            "MatMul",
+            "Identity",
+            "Gemm",
+            "Softmax"
         ]
     );
-    let shape = |name: &str| net.values.iter().find(|v| v.name == name).unwrap().shape.0.clone();
+    let shape = |name: &str| {
+        net.values
+            .iter()
+            .find(|v| v.name == name)
+            .unwrap()
+            .shape
+            .0
+            .clone()
+    };
     assert_eq!(shape("c1"), [4, 8, 8]);
     assert_eq!(shape("c2"), [4, 8, 8]);
     assert_eq!(shape("p1"), [4, 4, 4]);
@@ -296,7 +414,10 @@ fn ort_raw(model: &Path, shape: &[usize], x: &[f32]) -> Vec<Vec<f64>> {
     use std::io::Write;
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let mut child = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ort_logits.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/ort_logits.py"
+        ))
         .arg(model)
         .arg(format!("raw:{}", dims.join(",")))
         .arg(shape[0].to_string())
@@ -305,9 +426,18 @@ fn ort_raw(model: &Path, shape: &[usize], x: &[f32]) -> Vec<Vec<f64>> {
         .spawn()
         .unwrap();
     let text: Vec<String> = x.iter().map(|v| format!("{v:e}")).collect();
-    child.stdin.take().unwrap().write_all(text.join(" ").as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.join(" ").as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -324,7 +454,13 @@ fn generated_model_matches_onnxruntime() {
     let want = ort_raw(&path, &[3, 2, 8, 8], &xs);
     let e: Engine<f32> = Engine::new(Arc::new(net));
     for (i, w) in want.iter().enumerate() {
-        let y = e.run(&xs[i * 128..(i + 1) * 128], &ActivationPolicy::Exact, &mut RunStats::default()).unwrap();
+        let y = e
+            .run(
+                &xs[i * 128..(i + 1) * 128],
+                &ActivationPolicy::Exact,
+                &mut RunStats::default(),
+            )
+            .unwrap();
         for (a, b) in y.iter().zip(w) {
             assert!((f64::from(*a) - b).abs() < 1e-5, "image {i}: {a} vs {b}");
         }
@@ -333,8 +469,11 @@ fn generated_model_matches_onnxruntime() {
 
 fn logits(e: &Engine<f32>, d: &Dataset, i: usize) -> Vec<f32> {
     let mut x = Vec::new();
-    e.network().preprocess.apply(d.image(i).unwrap(), d.shape[0], &mut x);
-    e.run(&x, &ActivationPolicy::Exact, &mut RunStats::default()).unwrap()
+    e.network()
+        .preprocess
+        .apply(d.image(i).unwrap(), d.shape[0], &mut x);
+    e.run(&x, &ActivationPolicy::Exact, &mut RunStats::default())
+        .unwrap()
 }
 
 fn argmax(v: &[f32]) -> usize {
@@ -362,7 +501,12 @@ fn accuracy(model: &Path, data: &Path) -> (usize, usize) {
 fn shared_models_first20_accuracy_matches_readme() {
     let Some(s) = shared() else { return };
     let data = s.join("data/cifar10/test_first20.bin");
-    for (m, want) in [("resnet20", 20), ("resnet32", 19), ("resnet44", 20), ("vgg_small", 20)] {
+    for (m, want) in [
+        ("resnet20", 20),
+        ("resnet32", 19),
+        ("resnet44", 20),
+        ("vgg_small", 20),
+    ] {
         let (c, n) = accuracy(&s.join(format!("models/{m}_cifar10.onnx")), &data);
         assert_eq!((c, n), (want, 20), "{m}");
     }
@@ -408,13 +552,20 @@ fn shared_models_match_onnxruntime() {
         let model = s.join(format!("models/{m}.onnx"));
         let data = s.join(format!("data/{data}"));
         let out = Command::new("python3")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ort_logits.py"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/data/ort_logits.py"
+            ))
             .arg(&model)
             .arg(&data)
             .arg("20")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let want: Vec<Vec<f64>> = serde_json::from_slice(&out.stdout).unwrap();
         let e: Engine<f32> = Engine::new(Arc::new(import_onnx(&model).unwrap()));
         let d = Dataset::open(&data, None).unwrap();
@@ -456,10 +607,15 @@ fn unsupported_op_and_attribute_name_the_node() {
     let g = m.graph.as_mut().unwrap();
     g.node[3].op_type = "Tanh".into();
     let e = import_onnx_bytes(&m.encode_to_vec(), "m").unwrap_err();
-    assert!(e.to_string().contains("relu1") && e.to_string().contains("Tanh"), "{e}");
+    assert!(
+        e.to_string().contains("relu1") && e.to_string().contains("Tanh"),
+        "{e}"
+    );
 
     let mut m = all_ops_model(false);
-    m.graph.as_mut().unwrap().node[1].attribute.push(string("auto_pad", "SAME_UPPER"));
+    m.graph.as_mut().unwrap().node[1]
+        .attribute
+        .push(string("auto_pad", "SAME_UPPER"));
     let e = import_onnx_bytes(&m.encode_to_vec(), "m").unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -467,9 +623,14 @@ fn unsupported_op_and_attribute_name_the_node() {
     );
 
     let mut m = all_ops_model(false);
-    m.graph.as_mut().unwrap().node[8].attribute.push(int("ceil_mode", 1));
+    m.graph.as_mut().unwrap().node[8]
+        .attribute
+        .push(int("ceil_mode", 1));
     let e = import_onnx_bytes(&m.encode_to_vec(), "m").unwrap_err();
-    assert!(e.to_string().contains("\"mp\"") && e.to_string().contains("ceil_mode"), "{e}");
+    assert!(
+        e.to_string().contains("\"mp\"") && e.to_string().contains("ceil_mode"),
+        "{e}"
+    );
 
     // A weight with the wrong shape is a clear error, not a panic.
     let mut m = all_ops_model(false);
@@ -479,17 +640,31 @@ fn unsupported_op_and_attribute_name_the_node() {
 
     // Initialiser data shorter than its dims.
     let mut m = all_ops_model(false);
-    m.graph.as_mut().unwrap().initializer[0].float_data.truncate(10);
+    m.graph.as_mut().unwrap().initializer[0]
+        .float_data
+        .truncate(10);
     let e = import_onnx_bytes(&m.encode_to_vec(), "m").unwrap_err();
-    assert!(e.to_string().contains("w1") && e.to_string().contains("36"), "{e}");
+    assert!(
+        e.to_string().contains("w1") && e.to_string().contains("36"),
+        "{e}"
+    );
 }
 
 #[test]
 fn wrong_input_size_is_an_error() {
     let net = import_onnx_bytes(&all_ops_model(false).encode_to_vec(), "m").unwrap();
     let e: Engine<f32> = Engine::new(Arc::new(net));
-    let err = e.run(&[0.0; 100], &ActivationPolicy::Exact, &mut RunStats::default()).unwrap_err();
-    assert_eq!(err.to_string(), "input 0: has 100 values, the network expects 128 (shape [2, 8, 8])");
+    let err = e
+        .run(
+            &[0.0; 100],
+            &ActivationPolicy::Exact,
+            &mut RunStats::default(),
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "input 0: has 100 values, the network expects 128 (shape [2, 8, 8])"
+    );
 }
 
 #[test]
@@ -498,7 +673,10 @@ fn truncated_data_files_are_errors() {
     let p = dir.path().join("c.bin");
     std::fs::write(&p, vec![1u8; 3073 * 2 + 5]).unwrap();
     let e = Dataset::open(&p, None).unwrap_err();
-    assert!(e.to_string().contains("c.bin") && e.to_string().contains("6151"), "{e}");
+    assert!(
+        e.to_string().contains("c.bin") && e.to_string().contains("6151"),
+        "{e}"
+    );
     let p = dir.path().join("x-images-idx3-ubyte");
     let mut img = vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28];
     img.extend(vec![0u8; 28 * 28 * 2]);
@@ -526,7 +704,11 @@ fn cli_eval_first20_json() {
         .arg(&md)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["images"], 20);
     assert_eq!(v["baseline_correct"], 20);
@@ -534,11 +716,20 @@ fn cli_eval_first20_json() {
     assert_eq!(v["alphas"][1]["alpha"], 14);
     assert!(v["alphas"][1]["linf_max"].as_f64().unwrap() < 5.0);
     assert_eq!(v["layers"].as_array().unwrap().len(), 19);
-    assert!(std::fs::read_to_string(&md).unwrap().contains("| 14 | 15,27,29 |"));
+    assert!(std::fs::read_to_string(&md)
+        .unwrap()
+        .contains("| 14 | 15,27,29 |"));
 
     // Bad input → exit code 2 with a message naming the file.
     let out = Command::new(env!("CARGO_BIN_EXE_polycert"))
-        .args(["--quiet", "eval", "--model", "/nonexistent.onnx", "--data", "/x.bin"])
+        .args([
+            "--quiet",
+            "eval",
+            "--model",
+            "/nonexistent.onnx",
+            "--data",
+            "/x.bin",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -553,5 +744,9 @@ fn cli_eval_first20_json() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("expects 3072"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("expects 3072"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

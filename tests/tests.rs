@@ -2,5 +2,5 @@
 //! `../shared` (models, data) print a reason and return when it is absent.
 
 mod ci;
-mod util;
 mod nn;
+mod util;

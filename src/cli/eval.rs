@@ -65,12 +65,23 @@ pub struct EvalArgs {
 
 fn parse_alphas(s: &str) -> anyhow::Result<Vec<u32>> {
     let v: Vec<u32> = if let Some((a, b)) = s.split_once("..") {
-        let a: u32 = a.trim().parse().with_context(|| format!("--alpha {s:?}: bad start"))?;
-        let b: u32 = b.trim().trim_start_matches('=').parse().with_context(|| format!("--alpha {s:?}: bad end"))?;
+        let a: u32 = a
+            .trim()
+            .parse()
+            .with_context(|| format!("--alpha {s:?}: bad start"))?;
+        let b: u32 = b
+            .trim()
+            .trim_start_matches('=')
+            .parse()
+            .with_context(|| format!("--alpha {s:?}: bad end"))?;
         (a..=b).collect()
     } else {
         s.split(',')
-            .map(|p| p.trim().parse::<u32>().with_context(|| format!("--alpha {s:?}: {p:?} is not an integer")))
+            .map(|p| {
+                p.trim()
+                    .parse::<u32>()
+                    .with_context(|| format!("--alpha {s:?}: {p:?} is not an integer"))
+            })
             .collect::<anyhow::Result<_>>()?
     };
     if v.is_empty() {
@@ -80,9 +91,14 @@ fn parse_alphas(s: &str) -> anyhow::Result<Vec<u32>> {
 }
 
 fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile_in(dir)?;
-    tmp.1.write_all(text.as_bytes()).with_context(|| format!("writing {}", tmp.0.display()))?;
+    tmp.1
+        .write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", tmp.0.display()))?;
     tmp.1.sync_all().ok();
     std::fs::rename(&tmp.0, path).with_context(|| format!("renaming to {}", path.display()))?;
     Ok(())
@@ -91,7 +107,11 @@ fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
 fn tempfile_in(dir: &Path) -> anyhow::Result<(PathBuf, std::fs::File)> {
     for i in 0..100u32 {
         let p = dir.join(format!(".polycert-tmp-{}-{i}", std::process::id()));
-        if let Ok(f) = std::fs::OpenOptions::new().write(true).create_new(true).open(&p) {
+        if let Ok(f) = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&p)
+        {
             return Ok((p, f));
         }
     }
@@ -107,7 +127,9 @@ pub fn run(a: &EvalArgs, quiet: bool) -> anyhow::Result<Outcome> {
             _ => RangePolicy::PerLayer { margin: a.margin },
         }
     } else {
-        let b: f64 = a.b.parse().with_context(|| format!("--b {:?}: expected `auto` or a number > 0", a.b))?;
+        let b: f64 =
+            a.b.parse()
+                .with_context(|| format!("--b {:?}: expected `auto` or a number > 0", a.b))?;
         RangePolicy::Fixed(b)
     };
     let preprocess = match &a.preprocess {
@@ -123,14 +145,24 @@ pub fn run(a: &EvalArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let spec = Table2Spec {
         model: a.model.clone(),
         data: a.data.clone(),
-        format: a.format.as_deref().map(|f| if f == "mnist" { DataFormat::MnistIdx } else { DataFormat::Cifar10 }),
+        format: a.format.as_deref().map(|f| {
+            if f == "mnist" {
+                DataFormat::MnistIdx
+            } else {
+                DataFormat::Cifar10
+            }
+        }),
         alphas,
         limit: a.limit,
         range,
         calib: a.calib.clone(),
         calib_limit: a.calib_limit,
         preprocess,
-        precision: if a.precision == "f64" { Precision::F64 } else { Precision::F32 },
+        precision: if a.precision == "f64" {
+            Precision::F64
+        } else {
+            Precision::F32
+        },
         chunk: a.chunk,
     };
     let progress = |stage: &str, done: usize, total: usize| {

@@ -213,10 +213,12 @@ mod tests {
             let mut y = xs.clone();
             let outside = k.relu_in_place(&mut y, b);
             prop_assert_eq!(outside as usize, xs.iter().filter(|v| v.abs() > b).count());
-            for (a, x) in y.iter().zip(&xs) {
+            // Inside [−B, B] the kernel equals B·r(x/B) to rounding; outside, the composite
+            // diverges and is ill-conditioned, so only the count is checked there.
+            for (a, x) in y.iter().zip(&xs).filter(|(_, x)| x.abs() <= b) {
                 let u = x / b;
                 let want = b * (u + u * c.eval_f64(u)) / 2.0;
-                prop_assert!((a - want).abs() <= 1e-12 * b.max(1.0));
+                prop_assert!((a - want).abs() <= 1e-12 * b, "{} vs {}", a, want);
             }
         }
 

@@ -30,8 +30,8 @@ mod gemm;
 mod import;
 mod ir;
 mod ops;
-mod table2;
 pub mod proto;
+mod table2;
 
 pub use activation::{ActivationPolicy, RangePolicy, SignKernel};
 pub use data::{DataFormat, Dataset, Preprocess};
@@ -39,8 +39,8 @@ pub use engine::{Engine, Real, RunStats};
 pub use error::NnError;
 pub use eval::{calibrate, evaluate, AlphaResult, Calibration, EvalConfig, EvalReport, LayerRange};
 pub use import::{import_onnx, import_onnx_bytes};
-pub use table2::{table2, Precision, Table2Spec};
 pub use ir::{
     BatchNorm, Conv, Linear, Network, Node, NodeId, Op, Pad, Pool, Shape, Slice, Tensor, ValueId,
     ValueInfo,
 };
+pub use table2::{table2, Precision, Table2Spec};

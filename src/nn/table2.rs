@@ -52,7 +52,10 @@ pub struct Table2Spec {
 ///
 /// # Errors
 /// Import, data, α (outside 4..=14) or engine errors.
-pub fn table2(spec: &Table2Spec, progress: &(dyn Fn(&str, usize, usize) + Sync)) -> crate::Result<EvalReport> {
+pub fn table2(
+    spec: &Table2Spec,
+    progress: &(dyn Fn(&str, usize, usize) + Sync),
+) -> crate::Result<EvalReport> {
     let mut net = import_onnx(&spec.model)?;
     if let Some(p) = &spec.preprocess {
         if let Some((c, _, _)) = net.input_shape().chw() {
@@ -94,7 +97,12 @@ fn run<T: Real>(
             }
             .into());
         }
-        let r = engine.network().activation_nodes().into_iter().map(|i| (i, b)).collect();
+        let r = engine
+            .network()
+            .activation_nodes()
+            .into_iter()
+            .map(|i| (i, b))
+            .collect();
         (r, None)
     } else {
         let cdata;
@@ -115,8 +123,17 @@ fn run<T: Real>(
         limit: spec.limit,
         chunk: spec.chunk,
     };
-    let rep = evaluate(&engine, data, signs, &ranges, spec.range, calib.as_ref(), &cfg, &|d| {
-        progress("evaluating", d, n);
-    })?;
+    let rep = evaluate(
+        &engine,
+        data,
+        signs,
+        &ranges,
+        spec.range,
+        calib.as_ref(),
+        &cfg,
+        &|d| {
+            progress("evaluating", d, n);
+        },
+    )?;
     Ok(rep)
 }
