@@ -115,11 +115,7 @@ impl Preprocess {
     /// Apply to one raw image laid out channel-major (`channels` planes) into `out`.
     pub fn apply<T: super::Real>(&self, raw: &[u8], channels: usize, out: &mut Vec<T>) {
         out.clear();
-        let plane = if channels == 0 {
-            0
-        } else {
-            raw.len() / channels
-        };
+        let plane = raw.len().checked_div(channels).unwrap_or(0);
         for (i, &p) in raw.iter().enumerate() {
             let c = i.checked_div(plane).unwrap_or(0);
             let m = self
@@ -166,8 +162,8 @@ fn read(path: &Path) -> Result<Vec<u8>, NnError> {
 }
 
 fn be_u32(b: &[u8], at: usize) -> Option<u32> {
-    let s = b.get(at..at + 4)?;
-    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    let s: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
+    Some(u32::from_be_bytes(s))
 }
 
 impl Dataset {
@@ -392,7 +388,7 @@ mod tests {
     fn cifar_rejects_truncated_and_bad_labels() {
         let p = Path::new("x.bin");
         let mut rec = vec![3u8];
-        rec.extend(std::iter::repeat(7u8).take(3072));
+        rec.extend(std::iter::repeat_n(7u8, 3072));
         let d = Dataset::from_cifar_bytes(p, &rec).unwrap();
         assert_eq!(d.len(), 1);
         assert_eq!(d.label(0), Some(3));

@@ -176,6 +176,16 @@ fn input_shape(input: &super::proto::ValueInfoProto) -> Result<Vec<usize>, NnErr
     Ok(out)
 }
 
+/// The first 4 bytes of a `chunks_exact(4)` chunk (zeros if shorter, which cannot happen).
+fn arr4(c: &[u8]) -> [u8; 4] {
+    c.try_into().unwrap_or([0; 4])
+}
+
+/// The first 8 bytes of a `chunks_exact(8)` chunk.
+fn arr8(c: &[u8]) -> [u8; 8] {
+    c.try_into().unwrap_or([0; 8])
+}
+
 /// A constant tensor (initialiser or `Constant` node output).
 #[derive(Debug, Clone)]
 struct Const {
@@ -202,13 +212,23 @@ impl Const {
             .collect::<Result<_, _>>()?;
         let n: usize = dims.iter().product();
         let raw = &t.raw_data;
+        let width = match t.data_type {
+            data_type::DOUBLE | data_type::INT64 => 8,
+            _ => 4,
+        };
+        if raw.len() % width != 0 {
+            return Err(bad(format!(
+                "raw_data has {} bytes, not a multiple of the element size {width}",
+                raw.len()
+            )));
+        }
         let (f, i): (Vec<f32>, Vec<i64>) = match t.data_type {
             data_type::FLOAT => {
                 let f = if raw.is_empty() {
                     t.float_data.clone()
                 } else {
                     raw.chunks_exact(4)
-                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .map(|c| f32::from_le_bytes(arr4(c)))
                         .collect()
                 };
                 (f, Vec::new())
@@ -218,9 +238,7 @@ impl Const {
                     t.double_data.clone()
                 } else {
                     raw.chunks_exact(8)
-                        .map(|c| {
-                            f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
-                        })
+                        .map(|c| f64::from_le_bytes(arr8(c)))
                         .collect()
                 };
                 #[expect(clippy::cast_possible_truncation, reason = "f64 weights used in f32")]
@@ -232,9 +250,7 @@ impl Const {
                     t.int64_data.clone()
                 } else {
                     raw.chunks_exact(8)
-                        .map(|c| {
-                            i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
-                        })
+                        .map(|c| i64::from_le_bytes(arr8(c)))
                         .collect()
                 };
                 (Vec::new(), i)
@@ -244,7 +260,7 @@ impl Const {
                     t.int32_data.iter().map(|&v| i64::from(v)).collect()
                 } else {
                     raw.chunks_exact(4)
-                        .map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                        .map(|c| i64::from(i32::from_le_bytes(arr4(c))))
                         .collect()
                 };
                 (Vec::new(), i)
@@ -660,7 +676,10 @@ impl Builder {
                 else {
                     return Err(ctx.bad("parameters"));
                 };
-                if var.iter().any(|&v| !(f64::from(v) + f64::from(eps) > 0.0)) {
+                if var.iter().any(|&v| {
+                    (f64::from(v) + f64::from(eps)).partial_cmp(&0.0)
+                        != Some(std::cmp::Ordering::Greater)
+                }) {
                     return Err(ctx.bad("var + epsilon must be > 0 for every channel"));
                 }
                 self.push(
