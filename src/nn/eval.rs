@@ -199,10 +199,13 @@ pub struct AlphaResult {
     pub correct: usize,
     /// Top-1 accuracy of F^α in percent.
     pub accuracy_pct: f64,
-    /// Measured max over the inputs of ‖F^α(x) − F(x)‖∞.
+    /// Measured max of ‖F^α(x) − F(x)‖∞ over the inputs where F^α(x) is finite.
     pub linf_max: f64,
-    /// Measured mean over the inputs of ‖F^α(x) − F(x)‖∞.
+    /// Measured mean of ‖F^α(x) − F(x)‖∞ over the inputs where F^α(x) is finite.
     pub linf_mean: f64,
+    /// Inputs where F^α(x) overflowed to ±∞ or NaN (a polynomial evaluated far outside
+    /// [−1, 1] after an input left [−B, B]).
+    pub nonfinite_outputs: usize,
     /// Inputs where F^α and F disagree on the top-1 class.
     pub top1_disagreements: usize,
     /// Total activation inputs outside [−B, B] (summed over nodes and images).
@@ -295,6 +298,7 @@ pub fn evaluate<T: Real>(
     let mut disagree = vec![0usize; k];
     let mut lmax = vec![0.0f64; k];
     let mut lsum = vec![0.0f64; k];
+    let mut nonfinite = vec![0usize; k];
     let mut astats = vec![RunStats::default(); k];
     let chunk = cfg.chunk.max(1);
     for start in (0..n).step_by(chunk) {
@@ -344,14 +348,13 @@ pub fn evaluate<T: Real>(
                 ) {
                     *c += usize::from(*pred == usize::from(o.label));
                     *d += usize::from(*pred != o.exact_pred);
-                    // A NaN / ∞ difference (blown-up polynomial) propagates as ∞.
-                    let l = if linf.is_finite() {
-                        *linf
-                    } else {
-                        f64::INFINITY
-                    };
-                    *m = m.max(l);
-                    *s += l;
+                    // A NaN / ∞ output (blown-up polynomial) is counted, not averaged.
+                    if linf.is_finite() {
+                        *m = m.max(*linf);
+                        *s += linf;
+                    } else if let Some(nf) = nonfinite.get_mut(j) {
+                        *nf += 1;
+                    }
                     a.merge(st);
                 }
             }
@@ -397,7 +400,15 @@ pub fn evaluate<T: Real>(
                 correct: c,
                 accuracy_pct: pct(c, n),
                 linf_max: lmax.get(j).copied().unwrap_or(0.0),
-                linf_mean: lsum.get(j).copied().unwrap_or(0.0) / n as f64,
+                linf_mean: {
+                    let nf = nonfinite.get(j).copied().unwrap_or(0);
+                    if n > nf {
+                        lsum.get(j).copied().unwrap_or(0.0) / (n - nf) as f64
+                    } else {
+                        f64::NAN
+                    }
+                },
+                nonfinite_outputs: nonfinite.get(j).copied().unwrap_or(0),
                 top1_disagreements: disagree.get(j).copied().unwrap_or(0),
                 out_of_range_total: per.iter().map(|(_, c)| c).sum(),
                 out_of_range: per,
@@ -442,14 +453,14 @@ impl EvalReport {
         );
         let _ = writeln!(
             s,
-            "| α | degrees | top-1 (%) | Δ vs baseline (pt) | top-1 ≠ F | measured max ‖F^α−F‖∞ | measured mean ‖F^α−F‖∞ | inputs outside [−B,B] |"
+            "| α | degrees | top-1 (%) | Δ vs baseline (pt) | top-1 ≠ F | measured max ‖F^α−F‖∞ | measured mean ‖F^α−F‖∞ | F^α non-finite | activation inputs outside [−B,B] |"
         );
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
         for a in &self.alphas {
             let deg: Vec<String> = a.degrees.iter().map(usize::to_string).collect();
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.2} | {:+.2} | {} | {:.3e} | {:.3e} | {} |",
+                "| {} | {} | {:.2} | {:+.2} | {} | {:.3e} | {:.3e} | {} | {} |",
                 a.alpha,
                 deg.join(","),
                 a.accuracy_pct,
@@ -457,6 +468,7 @@ impl EvalReport {
                 a.top1_disagreements,
                 a.linf_max,
                 a.linf_mean,
+                a.nonfinite_outputs,
                 a.out_of_range_total
             );
         }

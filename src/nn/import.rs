@@ -572,7 +572,8 @@ impl Builder {
     fn node(&mut self, idx: usize, n: &NodeProto) -> Result<(), NnError> {
         let ctx = Ctx {
             name: if n.name.is_empty() {
-                format!("#{idx}")
+                // Unnamed node: its index and first output name (e.g. `#9:layer1.0.r1`).
+                format!("#{idx}:{}", n.output.first().map_or("", String::as_str))
             } else {
                 n.name.clone()
             },
