@@ -299,20 +299,42 @@ impl<T: Real> Engine<T> {
             let owned = self.last_use.get(in0).copied().flatten() == Some(i)
                 && node.inputs.iter().filter(|&&v| v == in0).count() == 1
                 && in0 != net.output;
+            // In-place ops need an owned buffer (taken when this node is the last reader,
+            // cloned otherwise); read-only ops borrow the stored value.
+            let inplace = matches!(
+                node.op,
+                Op::BatchNorm(_)
+                    | Op::Relu
+                    | Op::Clip { .. }
+                    | Op::Add { .. }
+                    | Op::Flatten
+                    | Op::Reshape
+                    | Op::Identity
+            );
             let mut x0: Vec<T> = if owned {
                 vals.get_mut(in0)
                     .and_then(Option::take)
                     .ok_or_else(|| missing(&node.name))?
-            } else {
+            } else if inplace {
                 vals.get(in0)
                     .and_then(|v| v.clone())
+                    .ok_or_else(|| missing(&node.name))?
+            } else {
+                Vec::new()
+            };
+            let xr: &[T] = if owned || inplace {
+                &x0
+            } else {
+                vals.get(in0)
+                    .and_then(Option::as_ref)
+                    .map(Vec::as_slice)
                     .ok_or_else(|| missing(&node.name))?
             };
             let out: Vec<T> = match (&node.op, prep) {
                 (Op::Conv(_), Prepared::Conv(k)) => {
                     let (c, h, w) = s_in.chw().unwrap_or((0, 0, 0));
                     let (_, ho, wo) = s_out.chw().unwrap_or((0, 0, 0));
-                    ops::conv(&x0, (c, h, w), k, (ho, wo), &mut col)
+                    ops::conv(xr, (c, h, w), k, (ho, wo), &mut col)
                 }
                 (Op::BatchNorm(_), Prepared::Affine { scale, shift }) => {
                     let plane = s_in.numel() / scale.len().max(1);
@@ -336,16 +358,16 @@ impl<T: Real> Engine<T> {
                 (Op::MaxPool(p), _) => {
                     let (c, h, w) = s_in.chw().unwrap_or((0, 0, 0));
                     let (_, ho, wo) = s_out.chw().unwrap_or((0, 0, 0));
-                    let m = x0.iter().fold(0.0f64, |a, v| a.max(v.to_f64().abs()));
+                    let m = xr.iter().fold(0.0f64, |a, v| a.max(v.to_f64().abs()));
                     let e = stats.max_abs.entry(i).or_insert(0.0);
                     *e = e.max(m);
                     match policy {
-                        ActivationPolicy::Exact => ops::maxpool(&x0, (c, h, w), p, (ho, wo)),
+                        ActivationPolicy::Exact => ops::maxpool(xr, (c, h, w), p, (ho, wo)),
                         ActivationPolicy::Approx { sign, ranges } => {
                             let b = ranges.get(&i).copied().unwrap_or(f64::NAN);
-                            let n_out = x0.iter().filter(|v| v.to_f64().abs() > b).count() as u64;
+                            let n_out = xr.iter().filter(|v| v.to_f64().abs() > b).count() as u64;
                             *stats.out_of_range.entry(i).or_insert(0) += n_out;
-                            approx_maxpool(&x0, (c, h, w), p, (ho, wo), sign, b)
+                            approx_maxpool(xr, (c, h, w), p, (ho, wo), sign, b)
                         }
                     }
                 }
@@ -362,11 +384,11 @@ impl<T: Real> Engine<T> {
                 ) => {
                     let (c, h, w) = s_in.chw().unwrap_or((0, 0, 0));
                     let (_, ho, wo) = s_out.chw().unwrap_or((0, 0, 0));
-                    ops::avgpool(&x0, (c, h, w), pool, (ho, wo), *count_include_pad)
+                    ops::avgpool(xr, (c, h, w), pool, (ho, wo), *count_include_pad)
                 }
                 (Op::GlobalAvgPool, _) => {
                     let (_, h, w) = s_in.chw().unwrap_or((0, 0, 0));
-                    ops::global_avgpool(&x0, h * w)
+                    ops::global_avgpool(xr, h * w)
                 }
                 (Op::Add { constant: None }, _) => {
                     let y = node
@@ -387,15 +409,15 @@ impl<T: Real> Engine<T> {
                     x0
                 }
                 (Op::Gemm(_) | Op::MatMul(_), Prepared::Linear { w, m, k, bias }) => {
-                    ops::linear(&x0, w, *m, *k, bias.as_deref())
+                    ops::linear(xr, w, *m, *k, bias.as_deref())
                 }
                 (Op::Flatten | Op::Reshape | Op::Identity, _) => x0,
-                (Op::Slice(s), _) => ops::slice(&x0, &s_in, &s.starts, &s.steps, s_out),
+                (Op::Slice(s), _) => ops::slice(xr, &s_in, &s.starts, &s.steps, s_out),
                 (Op::Pad(_), Prepared::Pad { begin, value }) => {
-                    ops::pad(&x0, &s_in, begin, *value, s_out)
+                    ops::pad(xr, &s_in, begin, *value, s_out)
                 }
                 (Op::Concat { axis }, _) => {
-                    let mut parts: Vec<(&[T], &super::ir::Shape)> = vec![(&x0, &s_in)];
+                    let mut parts: Vec<(&[T], &super::ir::Shape)> = vec![(xr, &s_in)];
                     for &v in node.inputs.iter().skip(1) {
                         let d = vals
                             .get(v)
@@ -405,7 +427,7 @@ impl<T: Real> Engine<T> {
                     }
                     ops::concat(&parts, *axis, s_out)
                 }
-                (Op::Softmax { axis }, _) => ops::softmax(&x0, &s_in, *axis),
+                (Op::Softmax { axis }, _) => ops::softmax(xr, &s_in, *axis),
                 (op, _) => {
                     return Err(NnError::BadModel {
                         node: node.name.clone(),
