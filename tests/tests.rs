@@ -4,4 +4,5 @@
 
 mod certify;
 mod ci;
+mod nn;
 mod util;

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod sign;
 mod certify;
 mod check;
+mod eval;
 
 /// Certified polynomial approximations of ReLU and max-pooling for CNNs under CKKS.
 #[derive(Debug, Parser)]
@@ -33,6 +34,8 @@ pub enum Command {
     Certify(certify::CertifyArgs),
     /// Check certificate files with the independent exact checker.
     Check(check::CheckArgs),
+    /// Accuracy of the network with exact and approximate (α) activations (paper Table 2).
+    Eval(eval::EvalArgs),
 }
 
 /// What a handler reports back: success, or a refuted claim / failed check (exit 1).
@@ -69,5 +72,6 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Sign(a) => sign::run(&a),
         Command::Certify(a) => certify::run(a, cli.quiet),
         Command::Check(a) => check::run(a, cli.quiet),
+        Command::Eval(a) => eval::run(&a, cli.quiet),
     }
 }

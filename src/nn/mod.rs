@@ -1,2 +1,46 @@
 //! Networks: the IR, ONNX import, dataset readers and the plaintext engine (exact or with the
 //! polynomial activations of paper §3).
+//!
+//! - [`Network`] is a topologically ordered graph of typed [`Node`]s ([`Op`]) with per-sample
+//!   shapes (the batch dimension N is implicit). Later stages (error bounds, the CKKS
+//!   executor) walk it: conv weights, batch-norm parameters and residual `Add`s are explicit.
+//! - [`import_onnx`] / [`import_onnx_bytes`] read the CNN subset of ONNX (opset ≥ 11) with a
+//!   hand-written protobuf schema ([`proto`]); an unsupported op or attribute is an error that
+//!   names the node.
+//! - [`Dataset`] reads the CIFAR-10 binary layout and MNIST IDX files.
+//! - [`Engine`] runs a network in f32 or f64 (im2col + `matrixmultiply` GEMM, rayon across
+//!   images) with an [`ActivationPolicy`]: exact, or the approximate ReLU
+//!   r̃_α(x) = B·r_α(x/B) (§3, "Approximation range") and the approximate max-pooling
+//!   M̃_{α,n} of Eq. (7) built from the tree of m_α of Eq. (6).
+//! - [`evaluate`] produces the measurements of Table 2: top-1 accuracy per α, the measured
+//!   ‖F^α(x) − F(x)‖∞ (max and mean over the inputs) and per-layer counts of activation inputs
+//!   outside [−B, B] (never clamped).
+//!
+//! Symbols: `alpha` = α, `b` = B, `b_prime` = B′ of Eq. (7).
+//!
+//! This module does not construct the sign polynomials (see `remez`, `approx`) and does not
+//! certify anything: every figure produced here is **measured**.
+
+mod activation;
+mod data;
+mod engine;
+mod error;
+mod eval;
+mod gemm;
+mod import;
+mod ir;
+mod ops;
+pub mod proto;
+mod table2;
+
+pub use activation::{ActivationPolicy, RangePolicy, SignKernel};
+pub use data::{DataFormat, Dataset, Preprocess};
+pub use engine::{Engine, Real, RunStats};
+pub use error::NnError;
+pub use eval::{calibrate, evaluate, AlphaResult, Calibration, EvalConfig, EvalReport, LayerRange};
+pub use import::{import_onnx, import_onnx_bytes};
+pub use ir::{
+    BatchNorm, Conv, Linear, Network, Node, NodeId, Op, Pad, Pool, Shape, Slice, Tensor, ValueId,
+    ValueInfo,
+};
+pub use table2::{table2, Precision, Table2Spec};

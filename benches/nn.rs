@@ -1,0 +1,68 @@
+//! Throughput of the plaintext engine (images/s): ResNet-20 on the first 100 images of the
+//! CIFAR-10 JPEG test file, exact and with α = 14 polynomial activations (B per layer from a
+//! calibration pass on the same images). Compare with `benches/compare/onnxruntime_resnet20.py`
+//! run with the same thread count (RAYON_NUM_THREADS / --threads).
+#![allow(missing_docs)] // criterion_group! generates an undocumented function
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use polycert::nn::{
+    calibrate, import_onnx, ActivationPolicy, Dataset, Engine, RangePolicy, SignKernel,
+};
+
+fn shared() -> Option<PathBuf> {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared"));
+    p.join("models").is_dir().then_some(p)
+}
+
+fn bench_resnet20(c: &mut Criterion) {
+    let Some(s) = shared() else {
+        eprintln!("skipping nn benches: ../shared is absent");
+        return;
+    };
+    let (Ok(net), Ok(mut data)) = (
+        import_onnx(&s.join("models/resnet20_cifar10.onnx")),
+        Dataset::open(&s.join("data/cifar10/test_batch_jpeg.bin"), None),
+    ) else {
+        eprintln!("skipping nn benches: cannot read the model or data");
+        return;
+    };
+    let n = 100;
+    data.truncate(n);
+    let engine: Engine<f32> = Engine::new(Arc::new(net));
+    let xs: Vec<Vec<f32>> = (0..n)
+        .filter_map(|i| {
+            let mut x = Vec::new();
+            engine.network().preprocess.apply(data.image(i)?, 3, &mut x);
+            Some(x)
+        })
+        .collect();
+    let Ok(sign) = polycert::remez::table1_sign(14) else {
+        eprintln!("skipping: table1_sign(14) failed");
+        return;
+    };
+    let Ok(mut cal) = calibrate(&engine, &data, None) else {
+        return;
+    };
+    let Ok(ranges) = cal.choose(RangePolicy::PerLayer { margin: 1.0 }) else {
+        return;
+    };
+    let approx = ActivationPolicy::Approx {
+        sign: SignKernel::new(14, sign.poly()),
+        ranges,
+    };
+    let mut g = c.benchmark_group("resnet20_f32_batch100");
+    g.throughput(Throughput::Elements(n as u64));
+    g.sample_size(10);
+    for (name, policy) in [("exact", ActivationPolicy::Exact), ("alpha14", approx)] {
+        g.bench_with_input(BenchmarkId::new(name, n), &policy, |b, p| {
+            b.iter(|| engine.run_batch(&xs, p).map(|r| r.0.len()).unwrap_or(0));
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_resnet20);
+criterion_main!(benches);

@@ -1,0 +1,250 @@
+//! Polynomial activations (paper §3): r̃_α(x) = B·r_α(x/B) with r_α(x) = (x + x·p_α(x))/2
+//! (Eq. 4 scaled, "Approximation range"), and M̃_{α,n} of Eq. (7) built from the tree of
+//! m_α(a, b) = ((a + b) + (a − b)·p_α(a − b))/2 of Eq. (6).
+//!
+//! Evaluation kernel: the composite sign polynomial p_α = p_k ∘ … ∘ p_1 is evaluated in f64
+//! (whatever the engine's precision: FACTS records that a float32 first stage breaks the 2^−α
+//! promise at α = 13, 14) over chunks of 32 values, the coefficient loop outside the element
+//! loop, Horner in x² with `mul_add`, so that the compiler vectorises the inner loop. The
+//! `approx` module owns the exact objects; this kernel is the fast batched f64 evaluator the
+//! engine needs.
+//!
+//! Eq. (7) as printed reads M̃ = B′·M(x/B′ + 0.5); the shift by 0.5 moves every input into
+//! [0, 1] and must be undone, so we evaluate M̃ = B′·(M(x/B′ + 0.5) − 0.5), the form for which
+//! |M̃ − max| ≤ B′·2^−α holds.
+
+use std::collections::BTreeMap;
+
+use crate::poly::CompositePoly;
+
+use super::ir::NodeId;
+
+const CHUNK: usize = 32;
+
+/// The composite sign polynomial p_α in f64, ready for batched evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignKernel {
+    /// Precision parameter α (Table 1).
+    pub alpha: u32,
+    /// Odd coefficients `[c_1, c_3, …]` of each component in application order.
+    comps: Vec<Vec<f64>>,
+}
+
+impl SignKernel {
+    /// From a composite polynomial (e.g. `remez::table1_sign(alpha)?.poly()`).
+    pub fn new(alpha: u32, p: &CompositePoly) -> Self {
+        Self {
+            alpha,
+            comps: p.components().iter().map(|c| c.odd_coeffs_f64()).collect(),
+        }
+    }
+
+    /// The component coefficient lists.
+    pub fn components(&self) -> &[Vec<f64>] {
+        &self.comps
+    }
+
+    /// p_α(u) for every element, in place.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "fixed-size chunk arrays, indices < CHUNK"
+    )]
+    pub fn sign_in_place(&self, u: &mut [f64]) {
+        for chunk in u.chunks_mut(CHUNK) {
+            let len = chunk.len();
+            let mut y = [0.0f64; CHUNK];
+            y[..len].copy_from_slice(chunk);
+            for c in &self.comps {
+                let mut u2 = [0.0f64; CHUNK];
+                for i in 0..CHUNK {
+                    u2[i] = y[i] * y[i];
+                }
+                let Some((&last, rest)) = c.split_last() else {
+                    continue;
+                };
+                let mut acc = [last; CHUNK];
+                for &cj in rest.iter().rev() {
+                    for i in 0..CHUNK {
+                        acc[i] = acc[i].mul_add(u2[i], cj);
+                    }
+                }
+                for i in 0..CHUNK {
+                    y[i] *= acc[i];
+                }
+            }
+            chunk.copy_from_slice(&y[..len]);
+        }
+    }
+
+    /// r̃_α(x) = B·r_α(x/B) = (x + x·p_α(x/B))/2 in place; returns how many |x| > B.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "fixed-size chunk arrays, indices < CHUNK"
+    )]
+    pub fn relu_in_place<T: super::Real>(&self, x: &mut [T], b: f64) -> u64 {
+        let mut outside = 0u64;
+        let inv = 1.0 / b;
+        for chunk in x.chunks_mut(CHUNK) {
+            let len = chunk.len();
+            let mut xs = [0.0f64; CHUNK];
+            for (d, s) in xs.iter_mut().zip(chunk.iter()) {
+                *d = s.to_f64();
+            }
+            outside += xs[..len].iter().filter(|v| v.abs() > b).count() as u64;
+            let mut u = [0.0f64; CHUNK];
+            for i in 0..CHUNK {
+                u[i] = xs[i] * inv;
+            }
+            self.sign_in_place(&mut u);
+            for (d, (xv, p)) in chunk.iter_mut().zip(xs.iter().zip(u.iter())) {
+                *d = T::from_f64(0.5 * xv.mul_add(*p, *xv));
+            }
+        }
+        outside
+    }
+
+    /// m_α(a, b) = ((a + b) + (a − b)·p_α(a − b))/2 elementwise: `a ← m_α(a, b)`.
+    pub fn max2_in_place(&self, a: &mut [f64], b: &[f64]) {
+        let mut d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+        let dd = d.clone();
+        self.sign_in_place(&mut d);
+        for ((x, y), (p, df)) in a.iter_mut().zip(b).zip(d.iter().zip(&dd)) {
+            *x = 0.5 * (df.mul_add(*p, *x + *y));
+        }
+    }
+
+    /// M_{α,n}(x_1, …, x_n) of Eq. (6) elementwise over equally long columns (`cols[i]` holds
+    /// x_{i+1} for every position). Returns the result column.
+    pub fn max_tree(&self, cols: &[Vec<f64>]) -> Vec<f64> {
+        match cols {
+            [] => Vec::new(),
+            [x] => x.clone(),
+            _ => {
+                // n = 2k → (k, k); n = 2k + 1 → (k, k + 1).
+                let k = cols.len() / 2;
+                let (l, r) = cols.split_at(k);
+                let mut a = self.max_tree(l);
+                let b = self.max_tree(r);
+                self.max2_in_place(&mut a, &b);
+                a
+            }
+        }
+    }
+
+    /// B′ = B / (0.5 − (⌈log₂ n⌉ − 1)·2^−α) of Eq. (7).
+    pub fn b_prime(&self, b: f64, n: usize) -> f64 {
+        let depth = ceil_log2(n);
+        let shrink = (f64::from(depth) - 1.0).max(0.0) * (-f64::from(self.alpha)).exp2();
+        b / (0.5 - shrink)
+    }
+}
+
+/// ⌈log₂ n⌉ for n ≥ 1 (0 for n ≤ 1).
+pub(crate) fn ceil_log2(n: usize) -> u32 {
+    if n <= 1 {
+        0
+    } else {
+        usize::BITS - (n - 1).leading_zeros()
+    }
+}
+
+/// How B is chosen from calibration statistics.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub enum RangePolicy {
+    /// One B per ReLU / max-pool node: its calibrated max |input| × margin.
+    PerLayer {
+        /// Multiplier ≥ 1 applied to the measured maximum.
+        margin: f64,
+    },
+    /// One B for the network: the largest calibrated max |input| × margin.
+    PerNetwork {
+        /// Multiplier ≥ 1 applied to the measured maximum.
+        margin: f64,
+    },
+    /// A fixed B for every node (no calibration).
+    Fixed(f64),
+}
+
+/// What replaces ReLU and max-pooling in a run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActivationPolicy {
+    /// The original network F.
+    Exact,
+    /// F^α: r̃_α for ReLU and M̃_{α,k²} for max-pooling, with the approximation range B per
+    /// node (`ranges[node]`, every ReLU/MaxPool node must be present).
+    Approx {
+        /// p_α.
+        sign: SignKernel,
+        /// B for each activation node.
+        ranges: BTreeMap<NodeId, f64>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::poly::OddPoly;
+    use proptest::prelude::*;
+    use rug::Float;
+
+    /// p(x) = (3x − x³)/2 composed `k` times: a sign approximation on [−1, 1].
+    pub(crate) fn classic(k: usize) -> CompositePoly {
+        let p = OddPoly::from_odd_coeffs(vec![Float::with_val(53, 1.5), Float::with_val(53, -0.5)])
+            .unwrap();
+        CompositePoly::new(vec![p; k]).unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn kernel_matches_scalar_composite(xs in prop::collection::vec(-1.0f64..1.0, 0..100)) {
+            let c = classic(5);
+            let k = SignKernel::new(4, &c);
+            let mut y = xs.clone();
+            k.sign_in_place(&mut y);
+            for (a, x) in y.iter().zip(&xs) {
+                prop_assert!((a - c.eval_f64(*x)).abs() <= 1e-15);
+            }
+        }
+
+        #[test]
+        fn relu_is_b_scaled_r(xs in prop::collection::vec(-30.0f64..30.0, 1..80), b in 1.0f64..40.0) {
+            let c = classic(6);
+            let k = SignKernel::new(4, &c);
+            let mut y = xs.clone();
+            let outside = k.relu_in_place(&mut y, b);
+            prop_assert_eq!(outside as usize, xs.iter().filter(|v| v.abs() > b).count());
+            // Inside [−B, B] the kernel equals B·r(x/B) to rounding; outside, the composite
+            // diverges and is ill-conditioned, so only the count is checked there.
+            for (a, x) in y.iter().zip(&xs).filter(|(_, x)| x.abs() <= b) {
+                let u = x / b;
+                let want = b * (u + u * c.eval_f64(u)) / 2.0;
+                prop_assert!((a - want).abs() <= 1e-12 * b, "{} vs {}", a, want);
+            }
+        }
+
+        #[test]
+        fn max_tree_follows_eq6(xs in prop::collection::vec(0.0f64..1.0, 1..10)) {
+            // Against a direct recursive scalar evaluation of Eq. (6).
+            fn m(c: &CompositePoly, a: f64, b: f64) -> f64 { ((a + b) + (a - b) * c.eval_f64(a - b)) / 2.0 }
+            fn mm(c: &CompositePoly, x: &[f64]) -> f64 {
+                match x.len() { 1 => x[0], n => { let k = n / 2; m(c, mm(c, &x[..k]), mm(c, &x[k..])) } }
+            }
+            let c = classic(8);
+            let k = SignKernel::new(4, &c);
+            let cols: Vec<Vec<f64>> = xs.iter().map(|&v| vec![v]).collect();
+            let got = k.max_tree(&cols)[0];
+            prop_assert!((got - mm(&c, &xs)).abs() < 1e-13);
+        }
+    }
+
+    #[test]
+    fn b_prime_and_depth() {
+        let k = SignKernel::new(10, &classic(1));
+        assert_eq!(ceil_log2(1), 0);
+        assert_eq!(ceil_log2(4), 2);
+        assert_eq!(ceil_log2(9), 4);
+        // n = 4: B' = B / (0.5 − 2^−10).
+        assert_eq!(k.b_prime(3.0, 4), 3.0 / (0.5 - 1.0 / 1024.0));
+        assert_eq!(k.b_prime(3.0, 2), 6.0);
+    }
+}

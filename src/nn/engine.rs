@@ -1,0 +1,556 @@
+//! The plaintext engine: runs a [`Network`] on one image at a time in f32 or f64, with rayon
+//! across the images of a batch (each worker keeps its own buffers; no batch-sized tensors, so
+//! memory stays flat however many images stream through).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::activation::ActivationPolicy;
+use super::ir::{Network, NodeId, Op};
+use super::ops::{self, ConvK};
+use super::NnError;
+
+/// A working precision of the engine (f32 or f64).
+pub trait Real:
+    Copy
+    + Send
+    + Sync
+    + Default
+    + PartialOrd
+    + std::fmt::Debug
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+    + std::ops::AddAssign
+    + 'static
+{
+    /// 0.
+    const ZERO: Self;
+    /// −∞.
+    const NEG_INFINITY: Self;
+    /// Round an f64 to this type (nearest).
+    fn from_f64(v: f64) -> Self;
+    /// Widen (exact) to f64.
+    fn to_f64(self) -> f64;
+    /// From a count.
+    fn from_usize(n: usize) -> Self;
+    /// Fused multiply-add self·a + b.
+    #[must_use]
+    fn mul_add(self, a: Self, b: Self) -> Self;
+    /// max(self, o).
+    #[must_use]
+    fn max(self, o: Self) -> Self;
+    /// e^self.
+    #[must_use]
+    fn exp(self) -> Self;
+    /// C[m×n] (+)= A[m×k]·B[k×n], row-major (`matrixmultiply`).
+    fn gemm(m: usize, k: usize, n: usize, a: &[Self], b: &[Self], c: &mut [Self], accumulate: bool);
+    /// Name for reports.
+    const NAME: &'static str;
+}
+
+impl Real for f32 {
+    const ZERO: Self = 0.0;
+    const NEG_INFINITY: Self = f32::NEG_INFINITY;
+    const NAME: &'static str = "f32";
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "rounding to f32 is the point"
+    )]
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    #[expect(clippy::cast_precision_loss, reason = "small counts")]
+    fn from_usize(n: usize) -> Self {
+        n as f32
+    }
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        f32::mul_add(self, a, b)
+    }
+    fn max(self, o: Self) -> Self {
+        f32::max(self, o)
+    }
+    fn exp(self) -> Self {
+        f32::exp(self)
+    }
+    fn gemm(m: usize, k: usize, n: usize, a: &[Self], b: &[Self], c: &mut [Self], acc: bool) {
+        let _ = super::gemm::sgemm(m, k, n, a, b, c, acc);
+    }
+}
+
+impl Real for f64 {
+    const ZERO: Self = 0.0;
+    const NEG_INFINITY: Self = f64::NEG_INFINITY;
+    const NAME: &'static str = "f64";
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[expect(clippy::cast_precision_loss, reason = "small counts")]
+    fn from_usize(n: usize) -> Self {
+        n as f64
+    }
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        f64::mul_add(self, a, b)
+    }
+    fn max(self, o: Self) -> Self {
+        f64::max(self, o)
+    }
+    fn exp(self) -> Self {
+        f64::exp(self)
+    }
+    fn gemm(m: usize, k: usize, n: usize, a: &[Self], b: &[Self], c: &mut [Self], acc: bool) {
+        let _ = super::gemm::dgemm(m, k, n, a, b, c, acc);
+    }
+}
+
+/// Per-run measurements at every ReLU / MaxPool node (keyed by node index).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunStats {
+    /// Largest |input| seen at each activation node.
+    pub max_abs: BTreeMap<NodeId, f64>,
+    /// Number of inputs with |x| > B at each node (approximate runs only).
+    pub out_of_range: BTreeMap<NodeId, u64>,
+}
+
+impl RunStats {
+    /// Merge another run's statistics into this one.
+    pub fn merge(&mut self, o: &RunStats) {
+        for (&k, &v) in &o.max_abs {
+            let e = self.max_abs.entry(k).or_insert(0.0);
+            *e = e.max(v);
+        }
+        for (&k, &v) in &o.out_of_range {
+            *self.out_of_range.entry(k).or_insert(0) += v;
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Prepared<T> {
+    Conv(ConvK<T>),
+    Affine {
+        scale: Vec<T>,
+        shift: Vec<T>,
+    },
+    Linear {
+        w: Vec<T>,
+        m: usize,
+        k: usize,
+        bias: Option<Vec<T>>,
+    },
+    AddConst(Vec<T>),
+    Clip(T, T),
+    Pad {
+        begin: Vec<usize>,
+        value: T,
+    },
+    None,
+}
+
+/// A network compiled for precision `T`: weights converted, batch norm turned into a
+/// per-channel affine map (scale = γ/√(σ² + ε), shift = β − μ·scale, computed in f64).
+#[derive(Debug, Clone)]
+pub struct Engine<T: Real> {
+    net: Arc<Network>,
+    prepared: Vec<Prepared<T>>,
+    /// For each value, the index of the last node reading it (frees buffers early).
+    last_use: Vec<Option<NodeId>>,
+}
+
+fn conv_t<T: Real>(v: &[f32]) -> Vec<T> {
+    v.iter().map(|&x| T::from_f64(f64::from(x))).collect()
+}
+
+impl<T: Real> Engine<T> {
+    /// Compile a network.
+    pub fn new(net: Arc<Network>) -> Self {
+        let prepared = net
+            .nodes
+            .iter()
+            .map(|n| match &n.op {
+                Op::Conv(c) => {
+                    let d = &c.weight.dims;
+                    Prepared::Conv(ConvK {
+                        weight: conv_t(&c.weight.data),
+                        bias: c.bias.as_deref().map(conv_t),
+                        cout: d.first().copied().unwrap_or(0),
+                        cin: d.get(1).copied().unwrap_or(0) * c.groups,
+                        kh: d.get(2).copied().unwrap_or(1),
+                        kw: d.get(3).copied().unwrap_or(1),
+                        strides: c.strides,
+                        pads: c.pads,
+                        dilations: c.dilations,
+                        groups: c.groups,
+                    })
+                }
+                Op::BatchNorm(b) => {
+                    let mut scale = Vec::new();
+                    let mut shift = Vec::new();
+                    for (((g, be), m), v) in b.gamma.iter().zip(&b.beta).zip(&b.mean).zip(&b.var) {
+                        let s = f64::from(*g) / (f64::from(*v) + f64::from(b.eps)).sqrt();
+                        scale.push(T::from_f64(s));
+                        shift.push(T::from_f64(f64::from(*be) - f64::from(*m) * s));
+                    }
+                    Prepared::Affine { scale, shift }
+                }
+                Op::Gemm(l) | Op::MatMul(l) => Prepared::Linear {
+                    w: conv_t(&l.weight.data),
+                    m: l.weight.dims.first().copied().unwrap_or(0),
+                    k: l.weight.dims.get(1).copied().unwrap_or(0),
+                    bias: l.bias.as_deref().map(conv_t),
+                },
+                Op::Add { constant: Some(t) } => Prepared::AddConst(conv_t(&t.data)),
+                Op::Clip { min, max } => {
+                    Prepared::Clip(T::from_f64(f64::from(*min)), T::from_f64(f64::from(*max)))
+                }
+                Op::Pad(p) => Prepared::Pad {
+                    begin: p.begin.clone(),
+                    value: T::from_f64(f64::from(p.value)),
+                },
+                _ => Prepared::None,
+            })
+            .collect();
+        let mut last_use = vec![None; net.values.len()];
+        for (i, n) in net.nodes.iter().enumerate() {
+            for &v in &n.inputs {
+                if let Some(l) = last_use.get_mut(v) {
+                    *l = Some(i);
+                }
+            }
+        }
+        Self {
+            net,
+            prepared,
+            last_use,
+        }
+    }
+
+    /// The network.
+    pub fn network(&self) -> &Network {
+        &self.net
+    }
+
+    /// Check an approximate policy covers every activation node with a finite B > 0.
+    ///
+    /// # Errors
+    /// [`NnError::Config`] naming the first node without a valid range.
+    pub fn check_policy(&self, policy: &ActivationPolicy) -> Result<(), NnError> {
+        if let ActivationPolicy::Approx { ranges, .. } = policy {
+            for id in self.net.activation_nodes() {
+                let b = ranges.get(&id).copied();
+                if !b.is_some_and(|b| b.is_finite() && b > 0.0) {
+                    let name = self.net.nodes.get(id).map_or("?", |n| n.name.as_str());
+                    return Err(NnError::Config {
+                        what: format!("range B of node {name:?} (#{id})"),
+                        value: format!("{b:?}"),
+                        valid: "a finite B > 0 for every ReLU and MaxPool node".into(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Run one preprocessed image (per-sample input shape) and return the output.
+    ///
+    /// # Errors
+    /// [`NnError::InputSize`] when `x` has the wrong number of values; [`NnError::Config`]
+    /// when an approximate policy lacks a range (see [`Engine::check_policy`]).
+    #[expect(clippy::too_many_lines, reason = "one arm per op")]
+    pub fn run(
+        &self,
+        x: &[T],
+        policy: &ActivationPolicy,
+        stats: &mut RunStats,
+    ) -> Result<Vec<T>, NnError> {
+        let net = &*self.net;
+        let expected = net.input_shape().numel();
+        if x.len() != expected {
+            return Err(NnError::InputSize {
+                index: 0,
+                got: x.len(),
+                expected,
+                shape: net.input_shape().to_string(),
+            });
+        }
+        let mut vals: Vec<Option<Vec<T>>> = vec![None; net.values.len()];
+        if let Some(v) = vals.get_mut(net.input) {
+            *v = Some(x.to_vec());
+        }
+        let mut col = Vec::new();
+        let missing = |node: &str| NnError::BadModel {
+            node: node.into(),
+            reason: "input value not computed (graph not in topological order)".into(),
+        };
+        for (i, (node, prep)) in net.nodes.iter().zip(&self.prepared).enumerate() {
+            let in0 = node.inputs.first().copied().unwrap_or(usize::MAX);
+            let s_in = net.shape(in0).clone();
+            let s_out = net.shape(node.output);
+            // Take the first input by value when this node is its last reader (in-place ops).
+            let owned = self.last_use.get(in0).copied().flatten() == Some(i)
+                && node.inputs.iter().filter(|&&v| v == in0).count() == 1
+                && in0 != net.output;
+            // In-place ops need an owned buffer (taken when this node is the last reader,
+            // cloned otherwise); read-only ops borrow the stored value.
+            let inplace = matches!(
+                node.op,
+                Op::BatchNorm(_)
+                    | Op::Relu
+                    | Op::Clip { .. }
+                    | Op::Add { .. }
+                    | Op::Flatten
+                    | Op::Reshape
+                    | Op::Identity
+            );
+            let mut x0: Vec<T> = if owned {
+                vals.get_mut(in0)
+                    .and_then(Option::take)
+                    .ok_or_else(|| missing(&node.name))?
+            } else if inplace {
+                vals.get(in0)
+                    .and_then(|v| v.clone())
+                    .ok_or_else(|| missing(&node.name))?
+            } else {
+                Vec::new()
+            };
+            let xr: &[T] = if owned || inplace {
+                &x0
+            } else {
+                vals.get(in0)
+                    .and_then(Option::as_ref)
+                    .map(Vec::as_slice)
+                    .ok_or_else(|| missing(&node.name))?
+            };
+            let out: Vec<T> = match (&node.op, prep) {
+                (Op::Conv(_), Prepared::Conv(k)) => {
+                    let (c, h, w) = s_in.chw().unwrap_or((0, 0, 0));
+                    let (_, ho, wo) = s_out.chw().unwrap_or((0, 0, 0));
+                    ops::conv(xr, (c, h, w), k, (ho, wo), &mut col)
+                }
+                (Op::BatchNorm(_), Prepared::Affine { scale, shift }) => {
+                    let plane = s_in.numel() / scale.len().max(1);
+                    ops::affine_channels(&mut x0, plane, scale, shift);
+                    x0
+                }
+                (Op::Relu, _) => {
+                    let m = x0.iter().fold(0.0f64, |a, v| a.max(v.to_f64().abs()));
+                    let e = stats.max_abs.entry(i).or_insert(0.0);
+                    *e = e.max(m);
+                    match policy {
+                        ActivationPolicy::Exact => ops::relu(&mut x0),
+                        ActivationPolicy::Approx { sign, ranges } => {
+                            let b = ranges.get(&i).copied().unwrap_or(f64::NAN);
+                            let n = sign.relu_in_place(&mut x0, b);
+                            *stats.out_of_range.entry(i).or_insert(0) += n;
+                        }
+                    }
+                    x0
+                }
+                (Op::MaxPool(p), _) => {
+                    let (c, h, w) = s_in.chw().unwrap_or((0, 0, 0));
+                    let (_, ho, wo) = s_out.chw().unwrap_or((0, 0, 0));
+                    let m = xr.iter().fold(0.0f64, |a, v| a.max(v.to_f64().abs()));
+                    let e = stats.max_abs.entry(i).or_insert(0.0);
+                    *e = e.max(m);
+                    match policy {
+                        ActivationPolicy::Exact => ops::maxpool(xr, (c, h, w), p, (ho, wo)),
+                        ActivationPolicy::Approx { sign, ranges } => {
+                            let b = ranges.get(&i).copied().unwrap_or(f64::NAN);
+                            let n_out = xr.iter().filter(|v| v.to_f64().abs() > b).count() as u64;
+                            *stats.out_of_range.entry(i).or_insert(0) += n_out;
+                            approx_maxpool(xr, (c, h, w), p, (ho, wo), sign, b)
+                        }
+                    }
+                }
+                (Op::Clip { .. }, Prepared::Clip(lo, hi)) => {
+                    ops::clip(&mut x0, *lo, *hi);
+                    x0
+                }
+                (
+                    Op::AvgPool {
+                        pool,
+                        count_include_pad,
+                    },
+                    _,
+                ) => {
+                    let (c, h, w) = s_in.chw().unwrap_or((0, 0, 0));
+                    let (_, ho, wo) = s_out.chw().unwrap_or((0, 0, 0));
+                    ops::avgpool(xr, (c, h, w), pool, (ho, wo), *count_include_pad)
+                }
+                (Op::GlobalAvgPool, _) => {
+                    let (_, h, w) = s_in.chw().unwrap_or((0, 0, 0));
+                    ops::global_avgpool(xr, h * w)
+                }
+                (Op::Add { constant: None }, _) => {
+                    let y = node
+                        .inputs
+                        .get(1)
+                        .and_then(|&v| vals.get(v))
+                        .and_then(Option::as_ref)
+                        .ok_or_else(|| missing(&node.name))?;
+                    for (a, b) in x0.iter_mut().zip(y) {
+                        *a += *b;
+                    }
+                    x0
+                }
+                (Op::Add { .. }, Prepared::AddConst(c)) => {
+                    for (a, b) in x0.iter_mut().zip(c) {
+                        *a += *b;
+                    }
+                    x0
+                }
+                (Op::Gemm(_) | Op::MatMul(_), Prepared::Linear { w, m, k, bias }) => {
+                    ops::linear(xr, w, *m, *k, bias.as_deref())
+                }
+                (Op::Flatten | Op::Reshape | Op::Identity, _) => x0,
+                (Op::Slice(s), _) => ops::slice(xr, &s_in, &s.starts, &s.steps, s_out),
+                (Op::Pad(_), Prepared::Pad { begin, value }) => {
+                    ops::pad(xr, &s_in, begin, *value, s_out)
+                }
+                (Op::Concat { axis }, _) => {
+                    let mut parts: Vec<(&[T], &super::ir::Shape)> = vec![(xr, &s_in)];
+                    for &v in node.inputs.iter().skip(1) {
+                        let d = vals
+                            .get(v)
+                            .and_then(Option::as_ref)
+                            .ok_or_else(|| missing(&node.name))?;
+                        parts.push((d, net.shape(v)));
+                    }
+                    ops::concat(&parts, *axis, s_out)
+                }
+                (Op::Softmax { axis }, _) => ops::softmax(xr, &s_in, *axis),
+                (op, _) => {
+                    return Err(NnError::BadModel {
+                        node: node.name.clone(),
+                        reason: format!("{} was not prepared for execution", op.op_type()),
+                    })
+                }
+            };
+            if out.len() != s_out.numel() {
+                return Err(NnError::BadModel {
+                    node: node.name.clone(),
+                    reason: format!(
+                        "produced {} values, shape {s_out} needs {}",
+                        out.len(),
+                        s_out.numel()
+                    ),
+                });
+            }
+            // Free inputs whose last reader was this node.
+            for &v in &node.inputs {
+                if v != net.output && self.last_use.get(v).copied().flatten() == Some(i) {
+                    if let Some(slot) = vals.get_mut(v) {
+                        *slot = None;
+                    }
+                }
+            }
+            if let Some(slot) = vals.get_mut(node.output) {
+                *slot = Some(out);
+            }
+        }
+        vals.get_mut(net.output)
+            .and_then(Option::take)
+            .ok_or_else(|| missing("graph output"))
+    }
+
+    /// Run many images in parallel (rayon); results in input order.
+    ///
+    /// # Errors
+    /// The first error of any image (with its index for a size mismatch).
+    pub fn run_batch(
+        &self,
+        xs: &[Vec<T>],
+        policy: &ActivationPolicy,
+    ) -> Result<(Vec<Vec<T>>, RunStats), NnError> {
+        self.check_policy(policy)?;
+        let res: Vec<Result<(Vec<T>, RunStats), NnError>> = xs
+            .par_iter()
+            .enumerate()
+            .map(|(idx, x)| {
+                let mut st = RunStats::default();
+                self.run(x, policy, &mut st)
+                    .map(|y| (y, st))
+                    .map_err(|e| match e {
+                        NnError::InputSize {
+                            got,
+                            expected,
+                            shape,
+                            ..
+                        } => NnError::InputSize {
+                            index: idx,
+                            got,
+                            expected,
+                            shape,
+                        },
+                        e => e,
+                    })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(xs.len());
+        let mut stats = RunStats::default();
+        for r in res {
+            let (y, s) = r?;
+            stats.merge(&s);
+            out.push(y);
+        }
+        Ok((out, stats))
+    }
+}
+
+/// M̃_{α,n} of Eq. (7) over every pooling window: inputs mapped to x/B′ + 0.5, the tree of
+/// Eq. (6) evaluated column-wise over all output positions at once, mapped back by
+/// B′·(M − 0.5). Padded cells are left out of the window (n = number of real cells).
+fn approx_maxpool<T: Real>(
+    x: &[T],
+    chw: (usize, usize, usize),
+    p: &super::ir::Pool,
+    out_hw: (usize, usize),
+    sign: &super::SignKernel,
+    b: f64,
+) -> Vec<T> {
+    // Collect windows grouped by their size (padding can shrink edge windows).
+    let mut windows: Vec<Vec<f64>> = Vec::new();
+    let _ = ops::pool_windows(x, chw, p, out_hw, |w, _| {
+        windows.push(w.iter().map(|v| v.to_f64()).collect());
+        T::ZERO
+    });
+    let mut out = vec![T::ZERO; windows.len()];
+    let mut by_len: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, w) in windows.iter().enumerate() {
+        by_len.entry(w.len()).or_default().push(i);
+    }
+    for (n, idxs) in by_len {
+        let bp = sign.b_prime(b, n);
+        let cols: Vec<Vec<f64>> = (0..n)
+            .map(|j| {
+                idxs.iter()
+                    .map(|&i| {
+                        windows
+                            .get(i)
+                            .and_then(|w| w.get(j))
+                            .copied()
+                            .unwrap_or(0.0)
+                            / bp
+                            + 0.5
+                    })
+                    .collect()
+            })
+            .collect();
+        let m = sign.max_tree(&cols);
+        for (&i, v) in idxs.iter().zip(m) {
+            if let Some(o) = out.get_mut(i) {
+                *o = T::from_f64(bp * (v - 0.5));
+            }
+        }
+    }
+    out
+}
