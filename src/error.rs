@@ -24,15 +24,9 @@ pub enum Error {
     /// Approximate ReLU / max-pooling error.
     #[error(transparent)]
     Approx(#[from] crate::approx::ApproxError),
-    /// Remez exchange, composite sign construction or degree optimizer error.
-    #[error(transparent)]
-    Remez(#[from] crate::remez::RemezError),
     /// Network import, dataset or inference error.
     #[error(transparent)]
     Nn(#[from] crate::nn::NnError),
-    /// Report writing error.
-    #[error(transparent)]
-    Report(#[from] crate::report::ReportError),
     /// Input/output error with the path it concerns.
     #[error("{path}: {source}")]
     Io {
