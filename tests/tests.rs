@@ -1,6 +1,11 @@
 //! polycert's integration tests: one binary, one module per capability. Tests that need
 //! `../shared` (models, data) print a reason and return when it is absent.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod certify;
 mod ci;

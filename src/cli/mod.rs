@@ -7,10 +7,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod sign;
 mod certify;
 mod check;
 mod eval;
+mod report;
+mod sign;
 
 /// Certified polynomial approximations of ReLU and max-pooling for CNNs under CKKS.
 #[derive(Debug, Parser)]
@@ -36,6 +37,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Accuracy of the network with exact and approximate (α) activations (paper Table 2).
     Eval(eval::EvalArgs),
+    /// Regenerate `reports/` (Table 1, certificates, plots): the main job.
+    Report(report::ReportArgs),
 }
 
 /// What a handler reports back: success, or a refuted claim / failed check (exit 1).
@@ -73,5 +76,6 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Certify(a) => certify::run(a, cli.quiet),
         Command::Check(a) => check::run(a, cli.quiet),
         Command::Eval(a) => eval::run(&a, cli.quiet),
+        Command::Report(a) => report::run(&a, cli.quiet),
     }
 }

@@ -11,7 +11,10 @@ impl MdTable {
     /// A table with the given column headers.
     pub fn new<S: AsRef<str>>(header: &[S]) -> Self {
         Self {
-            header: header.iter().map(|s| s.as_ref().to_string()).collect(),
+            header: header
+                .iter()
+                .map(|s| s.as_ref().replace('|', "\\|"))
+                .collect(),
             rows: Vec::new(),
         }
     }
@@ -73,11 +76,11 @@ mod tests {
 
     #[test]
     fn renders_and_escapes() {
-        let mut t = MdTable::new(&["α", "ζ"]);
+        let mut t = MdTable::new(&["α", "|x|"]);
         t.row(&["4", "5"]).row(&["a|b"]);
         assert_eq!(
             t.render(),
-            "| α | ζ |\n|---|---|\n| 4 | 5 |\n| a\\|b |  |\n"
+            "| α | \\|x\\| |\n|---|---|\n| 4 | 5 |\n| a\\|b |  |\n"
         );
         assert_eq!(t.len(), 2);
     }

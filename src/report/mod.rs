@@ -6,11 +6,13 @@
 //! it computes nothing mathematical and nothing else in the crate imports it (except the CLI).
 
 mod builder;
+mod default;
 mod io;
 mod markdown;
 mod plot;
 
 pub use builder::{Report, Section};
+pub use default::{build_default_report, ReportConfig};
 pub use io::{to_json_bytes, write_atomic, write_json_atomic};
 pub use markdown::MdTable;
 pub use plot::{LinePlot, Series};

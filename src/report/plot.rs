@@ -231,15 +231,7 @@ impl LinePlot {
             .y_desc(self.y_label.as_str())
             .axis_desc_style(("sans-serif", 18))
             .label_style(("sans-serif", 15))
-            .x_label_formatter(&|v| {
-                if v.fract() == 0.0 && v.abs() < 1e6 {
-                    format!("{v:.0}")
-                } else if self.log_x {
-                    format!("{v:.0e}")
-                } else {
-                    format!("{v:.3}")
-                }
-            })
+            .x_label_formatter(&|v| tick_label(*v, self.log_x))
             .y_label_formatter(&|v| {
                 if self.log_y {
                     format!("{v:.0e}")
@@ -285,8 +277,38 @@ impl LinePlot {
     }
 }
 
+/// Tick text: integers without decimals, logarithmic axes in scientific notation, otherwise two
+/// decimals; never "-0".
+fn tick_label(v: f64, log: bool) -> String {
+    let v = if v == 0.0 { 0.0 } else { v };
+    let s = if v.fract() == 0.0 && v.abs() < 1e6 {
+        format!("{v:.0}")
+    } else if log {
+        format!("{v:.0e}")
+    } else {
+        format!("{v:.2}")
+    };
+    if s.trim_start_matches('-')
+        .chars()
+        .all(|c| c == '0' || c == '.')
+    {
+        s.trim_start_matches('-').to_string()
+    } else {
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tick_labels() {
+        assert_eq!(super::tick_label(-0.0, false), "0");
+        assert_eq!(super::tick_label(-0.0004, false), "0.00");
+        assert_eq!(super::tick_label(4.0, false), "4");
+        assert_eq!(super::tick_label(0.25, false), "0.25");
+        assert_eq!(super::tick_label(1e-3, true), "1e-3");
+    }
+
     use super::*;
 
     fn plot(log_y: bool) -> LinePlot {
