@@ -360,27 +360,76 @@ fn certified_sups_are_within_a_tenth_of_a_percent_of_measured_sups() {
 
 // ---------------------------------------------------------------- floating point
 
+/// The crate's binary32 scheme re-implemented here from its description (coefficients
+/// rounded to nearest binary32, s = fl(y·y), Horner in s with fused multiply-add, y ← fl(acc·y),
+/// r̂ = fl(x + fl(x·p̂))·0.5), and its error |r̂(x) − ReLU(x)| computed exactly.
+fn f32_relu_error(poly: &RationalComposite, x: f32) -> f64 {
+    let comps: Vec<Vec<f32>> = poly
+        .components()
+        .iter()
+        .map(|c| c.iter().map(|q| Float::with_val(24, q).to_f32()).collect())
+        .collect();
+    let mut y = x;
+    for c in &comps {
+        let s = y * y;
+        let mut acc = 0.0f32;
+        for cj in c.iter().rev() {
+            acc = acc.mul_add(s, *cj);
+        }
+        y *= acc;
+    }
+    let r = (x + x * y) * 0.5;
+    let relu = Rational::from_f32(x.max(0.0)).unwrap();
+    (Rational::from_f32(r).unwrap() - relu).abs().to_f64()
+}
+
 #[test]
 #[ignore = "slow (about 10 s in release): CI runs it with --include-ignored"]
 fn f32_breaks_the_promise_at_alpha_13_and_14_but_f64_keeps_it() {
     for alpha in [13u32, 14] {
         let s = polycert::remez::table1_sign(alpha).unwrap();
         let p = RationalComposite::from_composite(s.poly()).unwrap();
+        let bound = 2f64.powi(-(alpha as i32));
+        // The truth, determined independently of the certifier: scan binary32 points of
+        // [0.8, 1] (FACTS: the promise breaks for |x| ∈ [0.81, 0.98]) with the re-implemented
+        // scheme and exact error.
+        let worst = (0..=20_000)
+            .map(|k| 0.8f32 + 0.2f32 * (k as f32) / 20_000.0)
+            .map(|x| f32_relu_error(&p, x))
+            .fold(0.0f64, f64::max);
+        assert!(worst > bound, "alpha {alpha}: independent scan {worst}");
         for (arith, holds) in [(Arith::F64, true), (Arith::F32, false)] {
             let cfg = CertifyConfig::table1(alpha).unwrap().with_arith(arith);
             let c = certify(&p, &cfg).unwrap();
             let claim = c.claim(ClaimKind::FloatRelu { arith }).unwrap();
             match (&claim.verdict, holds) {
-                (Verdict::Holds, true) => {}
+                (Verdict::Holds, true) => assert!(claim.sup_hi <= bound),
                 (Verdict::Refuted { witness }, false) => {
-                    // Re-measure the witness with the crate's own f32-free path: the refutation
-                    // is a measured value, so it must exceed the bound.
-                    assert!(claim.sup_lo > claim.bound.to_f64(), "{witness}");
+                    assert!(claim.sup_lo > bound, "{witness}");
+                    // The witness is a binary32 number whose error, re-measured by the
+                    // independent implementation, really exceeds 2^−α.
+                    let w = *witness as f32;
+                    assert_eq!(f64::from(w), *witness);
+                    let e = f32_relu_error(&p, w);
+                    assert!(e > bound, "alpha {alpha}: witness {witness} error {e}");
+                    assert!(e <= claim.sup_hi, "alpha {alpha}: {e} > certified sup");
                 }
                 (v, _) => panic!("alpha {alpha} {arith:?}: {v:?}"),
             }
         }
     }
+    // The CLI reports the refutation (exit 1) at α = 14.
+    let out = bin()
+        .args(["certify", "--quiet", "--alpha", "14", "--arith", "f32"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("f32") && l.contains("REFUTED")),
+        "{text}"
+    );
 }
 
 #[test]

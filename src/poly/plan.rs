@@ -391,7 +391,18 @@ fn best_strategy(d: u32) -> Strategy {
 
 /// Non-scalar multiplications of [`EvalPlan::odd_bsgs`] for a generic odd polynomial of degree
 /// d (all coefficients non-zero), at depth ⌈log₂(d+1)⌉.
+///
+/// Degrees up to 63 (the optimizer's range, queried in its inner loop) are computed once per
+/// process and then looked up.
 pub fn odd_bsgs_cost(d: Degree) -> u32 {
+    static TABLE: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
+    if d.0 % 2 == 1 {
+        let table =
+            TABLE.get_or_init(|| (0..32u32).map(|i| best_strategy(2 * i + 1).total).collect());
+        if let Some(c) = table.get((d.0 / 2) as usize) {
+            return *c;
+        }
+    }
     best_strategy(d.0).total
 }
 

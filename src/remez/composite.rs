@@ -352,6 +352,69 @@ mod tests {
         }
     }
 
+    mod random_stages {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Degree d = 2n − 1 and [a, b] with b ∈ [0.5, 2], a/b log-uniform in [10^−3, 0.95].
+        fn stage_case() -> impl Strategy<Value = (u32, f64, f64)> {
+            (2u32..=32, 0.5f64..2.0, -3.0f64..(0.95f64).log10())
+                .prop_map(|(n, b, l)| (2 * n - 1, b * 10f64.powf(l), b))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                cases: 24,
+                rng_seed: proptest::test_runner::RngSeed::Fixed(20_261_202),
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
+
+            /// For random (degree, interval): n+1 alternation points of equal magnitude τ and
+            /// alternating sign (equioscillation), confirmed on the *stored* power-basis
+            /// polynomial by independent 512-bit evaluation; a dense grid never exceeds τ (so τ
+            /// is the sup and the polynomial is the minimax one); p is odd; and one more odd
+            /// degree of freedom strictly lowers τ.
+            #[test]
+            fn random_stage_equioscillates_and_is_minimax((d, a, b) in stage_case()) {
+                let (af, bf) = (Float::with_val(64, a), Float::with_val(64, b));
+                let (p, st) = minimax_stage(&af, &bf, Degree(d)).unwrap();
+                let n = (d as usize).div_ceil(2);
+                let tau = st.tau.to_f64();
+                prop_assert!(tau > 0.0 && tau < 1.0);
+                prop_assert_eq!(st.extrema.len(), n + 1);
+                let e = |x: &Float| -> f64 {
+                    let y = p.eval_float(&Float::with_val(512, x), 512);
+                    Float::with_val(512, 1u32 - y).to_f64()
+                };
+                let mut prev: Option<(f64, f64)> = None;
+                for x in &st.extrema {
+                    let xv = x.to_f64();
+                    prop_assert!(xv >= a * (1.0 - 1e-15) && xv <= b * (1.0 + 1e-15));
+                    let ev = e(x);
+                    prop_assert!((ev.abs() - tau).abs() <= 1e-9 * tau, "|e| {} vs τ {}", ev, tau);
+                    if let Some((px, pe)) = prev {
+                        prop_assert!(xv > px, "alternation points not increasing");
+                        prop_assert!(pe * ev < 0.0, "alternation lost at x = {}", xv);
+                    }
+                    prev = Some((xv, ev));
+                }
+                let m = 4000;
+                for i in 0..=m {
+                    let x = Float::with_val(64, a + (b - a) * f64::from(i) / f64::from(m));
+                    prop_assert!(e(&x).abs() <= tau * (1.0 + 1e-9), "grid exceeds τ at {}", x);
+                    let y = p.eval_float(&x, 256);
+                    let ym = p.eval_float(&Float::with_val(64, -&x), 256);
+                    prop_assert_eq!(Float::with_val(256, -ym), y);
+                }
+                if d >= 3 {
+                    let (_, lower) = minimax_stage(&af, &bf, Degree(d - 2)).unwrap();
+                    prop_assert!(lower.tau > st.tau);
+                }
+            }
+        }
+    }
+
     #[test]
     fn bad_input_is_refused() {
         let eps = Float::with_val(53, 0.1);

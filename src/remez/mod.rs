@@ -96,7 +96,8 @@ pub enum RemezError {
     },
     /// No degree set reaches the target within the search limits.
     #[error(
-        "no composite of odd degrees ≤ {max_degree} with total depth ≤ {max_depth} reaches          closeness 2^-{beta} at ε = {eps}; raise the depth limit or ε"
+        "no composite of odd degrees ≤ {max_degree} with total depth ≤ {max_depth} reaches \
+         closeness 2^-{beta} at ε = {eps}; raise the depth limit or ε"
     )]
     Unreachable {
         /// Target closeness exponent β.
@@ -128,4 +129,96 @@ pub enum RemezError {
         /// What went wrong.
         what: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RemezError;
+
+    /// Every message names the bad value and the valid range (STYLE §3: one test pins each
+    /// Display string).
+    #[test]
+    fn error_messages_are_pinned() {
+        let cases = [
+            (
+                RemezError::Singular {
+                    degree: 7,
+                    a: 0.5,
+                    b: 1.0,
+                    iteration: 3,
+                },
+                "Remez system singular for degree 7 on [0.5, 1] at iteration 3",
+            ),
+            (
+                RemezError::NoConvergence {
+                    degree: 7,
+                    a: 0.5,
+                    b: 1.0,
+                    iterations: 60,
+                    gap: 0.25,
+                },
+                "Remez exchange for degree 7 on [0.5, 1] did not converge in 60 iterations \
+                 (relative gap (max−min)/max = 2.5e-1)",
+            ),
+            (
+                RemezError::EpsOutOfRange { eps: "1.5".into() },
+                "ε = 1.5 is outside (0, 1); the sign gap must satisfy 0 < ε < 1",
+            ),
+            (
+                RemezError::NoDegrees,
+                "no component degrees given; give at least one odd degree such as 15,27,29",
+            ),
+            (
+                RemezError::EvenDegree {
+                    index: 1,
+                    degree: 28,
+                },
+                "component 1 has even degree 28; components must have odd degree (1, 3, 5, …)",
+            ),
+            (
+                RemezError::DegreeTooLarge {
+                    index: 0,
+                    degree: 257,
+                    max: 255,
+                },
+                "component 0 has degree 257; supported degrees are odd, 1 to 255",
+            ),
+            (
+                RemezError::AlphaOutOfRange {
+                    alpha: 31,
+                    min: 1,
+                    max: 30,
+                },
+                "α = 31 is outside the supported range 1..=30",
+            ),
+            (
+                RemezError::Unreachable {
+                    beta: 10,
+                    eps: "1e-30".into(),
+                    max_depth: 40,
+                    max_degree: 63,
+                },
+                "no composite of odd degrees ≤ 63 with total depth ≤ 40 reaches closeness \
+                 2^-10 at ε = 1e-30; raise the depth limit or ε",
+            ),
+            (
+                RemezError::BetaOutOfRange { beta: 41 },
+                "β = 41 is outside the supported range 0..=40",
+            ),
+            (
+                RemezError::NoZeta {
+                    alpha: 3,
+                    max_zeta: 1,
+                },
+                "no ζ in 1..=1 satisfies the max-function condition (1) at α = 3",
+            ),
+            (
+                RemezError::Internal { what: "x".into() },
+                "internal error in the sign construction: x",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want);
+        }
+    }
 }
