@@ -68,15 +68,17 @@ fn run_json(args: &[&str]) -> (Option<i32>, Value, String) {
 }
 
 /// Certify closeness and condition (1) of the composite for (α, ζ, degrees) with `certify`.
+/// Only the verdicts are asserted here (tightness of the certified suprema is tested in
+/// `certify`), so the search may stop as soon as each claim is decided: relative tolerance 1
+/// (a `Holds` verdict still means every box's outward-rounded upper bound is ≤ the bound).
 fn certified_ok(alpha: u32, zeta: u32, degrees: &[u32]) -> bool {
     let degs: Vec<Degree> = degrees.iter().map(|d| Degree(*d)).collect();
     let s = composite_with_zeta(alpha, zeta, &degs).unwrap();
     let p = RationalComposite::from_composite(s.poly()).unwrap();
-    let c = certify(
-        &p,
-        &CertifyConfig::new(alpha, Rational::from(zeta)).unwrap(),
-    )
-    .unwrap();
+    let cfg = CertifyConfig::new(alpha, Rational::from(zeta))
+        .unwrap()
+        .with_rel_tol(1.0);
+    let c = certify(&p, &cfg).unwrap();
     [ClaimKind::Closeness, ClaimKind::Condition1]
         .iter()
         .all(|k| c.claim(*k).unwrap().verdict == Verdict::Holds)
@@ -92,7 +94,7 @@ fn reference_cost_model_matches_the_crates_odd_bsgs() {
 }
 
 #[test]
-#[ignore = "about 20 s in release (the whole ζ search for α = 4..14): CI runs it"]
+#[ignore = "about 7 s CPU in release (the whole ζ search for α = 4..14): CI runs it"]
 fn cli_table1_reproduces_the_paper_alpha4_to_14() {
     let (code, v, err) = run_json(&["--table", "--alpha", "4..14"]);
     assert_eq!(code, Some(0), "{err}");
@@ -241,7 +243,7 @@ fn cli_beta_eps_and_deterministic_output() {
 /// α beyond the paper (15..=20) with the same optimizer and ζ search; the selected
 /// polynomial's closeness and condition (1) are then certified by interval arithmetic.
 #[test]
-#[ignore = "about 1 min in release (ζ search at α = 20 plus certification): CI runs it"]
+#[ignore = "about 25 s CPU in release (ζ search at α = 20 plus certification): CI runs it"]
 fn alpha20_zeta_search_selects_a_certified_valid_set() {
     let mut opt = SignOptimizer::new();
     let s = zeta_search(&mut opt, 20).unwrap();
