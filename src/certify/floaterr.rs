@@ -34,11 +34,11 @@ fn pt(a: f64) -> Interval {
     iv(a, a)
 }
 
-/// Unit roundoff and underflow spacing.
-fn unit(arith: Arith) -> (f64, f64) {
+/// Unit roundoff, underflow spacing and the largest finite number of the format.
+fn unit(arith: Arith) -> (f64, f64, f64) {
     match arith {
-        Arith::F32 => (2f64.powi(-24), 2f64.powi(-149)),
-        _ => (2f64.powi(-53), f64::from_bits(1)),
+        Arith::F32 => (2f64.powi(-24), 2f64.powi(-149), f64::from(f32::MAX)),
+        _ => (2f64.powi(-53), f64::from_bits(1), f64::MAX),
     }
 }
 
@@ -85,14 +85,19 @@ fn float_comps(poly: &RationalComposite, arith: Arith) -> Vec<FloatComp> {
 }
 
 /// Bound on |ŷ_out − p_i(y)| given ŷ ∈ `yhat` (enclosing both ŷ and y) and |ŷ − y| ≤ `e_in`.
+///
+/// The rounding model v(1 + δ) + η only holds while no computed value overflows: each
+/// computed intermediate is bounded by (exact magnitude + error so far)·(1 + u) + η, and as
+/// soon as such a bound reaches `big` (the largest finite number of the format) the stage may
+/// return ±∞, so the bound is +∞.
 fn stage_error(
     info: &StageInfo,
     fc: &FloatComp,
     yhat: Interval,
     e_in: f64,
-    u: f64,
-    eta: f64,
+    (u, eta, big): (f64, f64, f64),
 ) -> f64 {
+    let overflows = |v: f64| !(v * (1.0 + u) + eta < big);
     let mag_y = yhat.mag();
     let s = yhat.sqr();
     let s_mag = s.mag();
@@ -109,6 +114,9 @@ fn stage_error(
     // Horner running error in s.
     let es = u * s_mag + eta;
     let sh_mag = s_mag + es;
+    if overflows(s_mag) {
+        return f64::INFINITY;
+    }
     let mut a_prev = ZERO;
     let mut e = 0.0f64;
     let mut first = true;
@@ -119,12 +127,18 @@ fn stage_error(
         } else {
             let pre = e * sh_mag + a_prev.mag() * es;
             e = pre + u * (a.mag() + pre) + eta;
+            if overflows(a.mag() + pre) {
+                return f64::INFINITY;
+            }
         }
         a_prev = a;
     }
     // Final y' = fl(acc·ŷ).
     let a_mag = a_prev.mag();
     let horner = e * mag_y + u * (a_mag * mag_y + e * mag_y) + eta;
+    if overflows((a_mag + e) * mag_y) {
+        return f64::INFINITY;
+    }
     // Round up the sum generously (every term is a non-negative f64; 4 ulp slack).
     (coef + prop + horner) * (1.0 + 4.0 * f64::EPSILON)
 }
@@ -135,10 +149,10 @@ fn box_error(
     fcs: &[FloatComp],
     a: f64,
     b: f64,
-    u: f64,
-    eta: f64,
+    fmt: (f64, f64, f64),
     scratch: &mut Scratch,
 ) -> f64 {
+    let (u, eta, big) = fmt;
     let m = 0.5 * (a + b);
     let h = iv(-0.5 * (b - a), 0.5 * (b - a));
     let mut infos = Vec::with_capacity(polys.len());
@@ -147,7 +161,7 @@ fn box_error(
     let mut yin = iv(a, b);
     for i in 0..polys.len() {
         let yhat = yin + iv(-e, e);
-        e = stage_error(&infos[i], &fcs[i], yhat, e, u, eta);
+        e = stage_error(&infos[i], &fcs[i], yhat, e, fmt);
         yin = tms[i].range(h);
         if !e.is_finite() {
             return f64::INFINITY;
@@ -155,6 +169,9 @@ fn box_error(
     }
     let x = b.abs().max(a.abs());
     let p = yin.mag() + e;
+    if !((x + x * p) * (1.0 + u) * (1.0 + u) + 2.0 * eta < big) {
+        return f64::INFINITY;
+    }
     let t_err = x * e + u * x * p + eta;
     let v_err = t_err + u * (x + x * p + t_err) + eta;
     (0.5 * v_err + eta) * (1.0 + 4.0 * f64::EPSILON)
@@ -209,7 +226,12 @@ fn measured(fcs: &[FloatComp], arith: Arith, x: f64) -> (f64, f64) {
             _ => (xs, eval_f64(fcs, xs)),
         };
         let relu = xv.max(0.0);
-        let d = (pt(r) - pt(relu)).abs().inf();
+        // An overflow (±∞ or NaN) is an infinite error.
+        let d = if r.is_finite() {
+            (pt(r) - pt(relu)).abs().inf()
+        } else {
+            f64::INFINITY
+        };
         if d > best.0 {
             best = (d, xv);
         }
@@ -225,7 +247,7 @@ pub(crate) fn float_relu_claim(
     alpha: u32,
     rel_tol: f64,
 ) -> Result<Claim, CertifyError> {
-    let (u, eta) = unit(arith);
+    let fmt = unit(arith);
     let fcs = float_comps(poly, arith);
     let bound = super::claims::pow2(-(alpha as i32));
     let bound_f = bound.to_f64();
@@ -249,7 +271,7 @@ pub(crate) fn float_relu_claim(
     let mut boxes = Vec::with_capacity(s.boxes.len());
     let (mut lo, mut witness) = (0.0f64, 0.0f64);
     for bx in &s.boxes {
-        let err = box_error(polys, &fcs, bx.a, bx.b, u, eta, &mut scratch);
+        let err = box_error(polys, &fcs, bx.a, bx.b, fmt, &mut scratch);
         let (exact_up, _) = bound_box(polys, Func::XAbsPMinus1, bx.a, bx.b, &mut scratch);
         let upper = (0.5 * exact_up + err) * (1.0 + 2.0 * f64::EPSILON);
         // Measured witnesses: a few float points per box, more where the bound is at stake.

@@ -122,7 +122,9 @@ fn print_summary(cert: &Certificate) {
             Verdict::Refuted { witness } => format!("REFUTED at x = {witness:e}"),
             Verdict::Undecided => "undecided".to_string(),
         };
-        let hi = if c.sup_hi > 0.0 {
+        let hi = if c.sup_hi.is_infinite() {
+            " (the evaluation can overflow to ±inf)".to_string()
+        } else if c.sup_hi > 0.0 {
             format!(" = 2^{:.3}", c.sup_hi.log2())
         } else {
             String::new()
