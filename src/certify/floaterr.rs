@@ -97,7 +97,10 @@ fn stage_error(
     e_in: f64,
     (u, eta, big): (f64, f64, f64),
 ) -> f64 {
-    let overflows = |v: f64| !(v * (1.0 + u) + eta < big);
+    let overflows = |v: f64| {
+        let w = v * (1.0 + u) + eta;
+        w.is_nan() || w >= big
+    };
     let mag_y = yhat.mag();
     let s = yhat.sqr();
     let s_mag = s.mag();
@@ -169,7 +172,8 @@ fn box_error(
     }
     let x = b.abs().max(a.abs());
     let p = yin.mag() + e;
-    if !((x + x * p) * (1.0 + u) * (1.0 + u) + 2.0 * eta < big) {
+    let r_mag = (x + x * p) * (1.0 + u) * (1.0 + u) + 2.0 * eta;
+    if r_mag.is_nan() || r_mag >= big {
         return f64::INFINITY;
     }
     let t_err = x * e + u * x * p + eta;

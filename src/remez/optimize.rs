@@ -157,7 +157,7 @@ impl SignOptimizer {
             return Ok(*v);
         }
         let hi_tau = 1.0 - 1e-9;
-        let out = if !(y > 0.0) {
+        let out = if y.is_nan() || y <= 0.0 {
             0.0
         } else if y >= hi_tau || self.stage(d, StageIn::Later(hi_tau))? <= y {
             hi_tau
