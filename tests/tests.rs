@@ -10,4 +10,5 @@
 mod certify;
 mod ci;
 mod nn;
+mod report;
 mod util;

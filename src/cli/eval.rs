@@ -36,7 +36,7 @@ pub struct EvalArgs {
     #[arg(long, value_parser = ["layer", "network"], default_value = "layer")]
     pub b_scope: String,
     /// With `--b auto`: multiply the calibrated max |input| by this factor (≥ 1).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.1)]
     pub margin: f64,
     /// Calibration data (default: the evaluation data).
     #[arg(long)]

@@ -18,6 +18,9 @@ pub const CIFAR_FILE: &str = "test_batch_jpeg.bin";
 /// MNIST test images (inside `DATA/mnist/`).
 pub const MNIST_FILE: &str = "t10k-images-idx3-ubyte";
 
+/// Default B margin of the report: B = 1.1 × the calibrated max |input| per layer.
+pub const DEFAULT_MARGIN: f64 = 1.1;
+
 /// What the network sections cover.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetworkReportConfig {
@@ -36,7 +39,10 @@ pub struct NetworkReportConfig {
 }
 
 impl NetworkReportConfig {
-    /// Defaults for the `shared/` layout: α = 4..14, every image, B per layer (margin 1).
+    /// Defaults for the `shared/` layout: α = 4..14, every image, B per layer = 1.1 × the
+    /// calibrated max |input|. With margin 1 an approximate activation that drifts just past
+    /// the calibrated maximum leaves [−B, B], where the composite sign polynomial grows fast,
+    /// and one such input can turn an output non-finite (seen on ResNet-44 at α = 10 and 14).
     pub fn new(models: PathBuf, data: PathBuf) -> Self {
         Self {
             models,
@@ -44,7 +50,9 @@ impl NetworkReportConfig {
             cifar_file: CIFAR_FILE.into(),
             alphas: (4..=14).collect(),
             limit: None,
-            range: RangePolicy::PerLayer { margin: 1.0 },
+            range: RangePolicy::PerLayer {
+                margin: DEFAULT_MARGIN,
+            },
         }
     }
 }
@@ -214,8 +222,8 @@ pub fn accuracy_section(reports: &[EvalReport], cfg: &NetworkReportConfig) -> Se
     }
     let mut md = String::from(
         "Top-1 accuracy (%) of each model with exact activations (baseline) and with ReLU and \
-         max-pooling replaced by r̃_α(x) = B·r_α(x/B) and M̃_{α,n} (Eq. 7), B calibrated per \
-         layer on the evaluated images (paper Table 2 layout). **bold**: within 1 pt of the \
+         max-pooling replaced by r̃_α(x) = B·r_α(x/B) and M̃_{α,n} (Eq. 7), B = margin × the max |input| calibrated per \
+         layer on the evaluated images (margin in `report.json`) (paper Table 2 layout). **bold**: within 1 pt of the \
          baseline, _italic_: within 5 pt. Measured on the data, not certified.\n\n",
     );
     md.push_str(&t.render());
