@@ -10,5 +10,6 @@
 mod certify;
 mod ci;
 mod nn;
+mod report;
 mod sign;
 mod util;

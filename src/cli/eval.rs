@@ -8,7 +8,7 @@ use clap::Args;
 
 use polycert::nn::{table2, DataFormat, Precision, Preprocess, RangePolicy, Table2Spec};
 
-use super::Outcome;
+use super::{parse_alphas, Outcome};
 
 /// Arguments of `polycert eval`.
 #[derive(Debug, Args)]
@@ -22,9 +22,13 @@ pub struct EvalArgs {
     /// Precision parameters: `A..B` (inclusive), a list `A,B,C`, or one value; each in 4..=14.
     #[arg(long, default_value = "4..14")]
     pub alpha: String,
-    /// Evaluate only the first K images.
+    /// Evaluate only K images (the first K, or with `--evenly` K spread over the file).
     #[arg(long)]
     pub limit: Option<usize>,
+    /// With `--limit`: take the images spread evenly over the file (for files sorted by
+    /// class, like the CIFAR-10 JPEG copy) instead of the first ones.
+    #[arg(long)]
+    pub evenly: bool,
     /// Approximation range: `auto` (calibrated) or a fixed value B > 0.
     #[arg(long, default_value = "auto")]
     pub b: String,
@@ -32,7 +36,7 @@ pub struct EvalArgs {
     #[arg(long, value_parser = ["layer", "network"], default_value = "layer")]
     pub b_scope: String,
     /// With `--b auto`: multiply the calibrated max |input| by this factor (≥ 1).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.1)]
     pub margin: f64,
     /// Calibration data (default: the evaluation data).
     #[arg(long)]
@@ -61,33 +65,6 @@ pub struct EvalArgs {
     /// Images per streaming chunk.
     #[arg(long, default_value_t = 256)]
     pub chunk: usize,
-}
-
-fn parse_alphas(s: &str) -> anyhow::Result<Vec<u32>> {
-    let v: Vec<u32> = if let Some((a, b)) = s.split_once("..") {
-        let a: u32 = a
-            .trim()
-            .parse()
-            .with_context(|| format!("--alpha {s:?}: bad start"))?;
-        let b: u32 = b
-            .trim()
-            .trim_start_matches('=')
-            .parse()
-            .with_context(|| format!("--alpha {s:?}: bad end"))?;
-        (a..=b).collect()
-    } else {
-        s.split(',')
-            .map(|p| {
-                p.trim()
-                    .parse::<u32>()
-                    .with_context(|| format!("--alpha {s:?}: {p:?} is not an integer"))
-            })
-            .collect::<anyhow::Result<_>>()?
-    };
-    if v.is_empty() {
-        bail!("--alpha {s:?}: empty range (expected e.g. 4..14, 8,10,14 or 14)");
-    }
-    Ok(v)
 }
 
 fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
@@ -154,6 +131,7 @@ pub fn run(a: &EvalArgs, quiet: bool) -> anyhow::Result<Outcome> {
         }),
         alphas,
         limit: a.limit,
+        evenly: a.evenly,
         range,
         calib: a.calib.clone(),
         calib_limit: a.calib_limit,

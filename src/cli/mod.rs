@@ -5,6 +5,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 
 mod certify;
@@ -78,4 +79,35 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Eval(a) => eval::run(&a, cli.quiet),
         Command::Report(a) => report::run(&a, cli.quiet),
     }
+}
+
+/// Parse a list of precision parameters: `A..B` (inclusive), `A,B,C` or one value.
+///
+/// # Errors
+/// A non-integer or an empty range, naming the flag value.
+pub(crate) fn parse_alphas(s: &str) -> anyhow::Result<Vec<u32>> {
+    let v: Vec<u32> = if let Some((a, b)) = s.split_once("..") {
+        let a: u32 = a
+            .trim()
+            .parse()
+            .with_context(|| format!("--alpha {s:?}: bad start"))?;
+        let b: u32 = b
+            .trim()
+            .trim_start_matches('=')
+            .parse()
+            .with_context(|| format!("--alpha {s:?}: bad end"))?;
+        (a..=b).collect()
+    } else {
+        s.split(',')
+            .map(|p| {
+                p.trim()
+                    .parse::<u32>()
+                    .with_context(|| format!("--alpha {s:?}: {p:?} is not an integer"))
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    if v.is_empty() {
+        bail!("--alpha {s:?}: empty range (expected e.g. 4..14, 8,10,14 or 14)");
+    }
+    Ok(v)
 }

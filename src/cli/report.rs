@@ -1,12 +1,16 @@
-//! `polycert report`: regenerate `reports/` (the README's main job).
+//! `polycert report`: regenerate `reports/` (the README's main job). With `--models` and
+//! `--data` it adds the network sections (accuracy against α, Table 2 style).
 
 use std::path::PathBuf;
 
+use anyhow::bail;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use polycert::report::{build_default_report, ReportConfig};
+use polycert::report::{
+    accuracy_section, build_default_report, evaluate_models, NetworkReportConfig, ReportConfig,
+};
 
-use super::Outcome;
+use super::{parse_alphas, Outcome};
 
 /// Flags of `polycert report`.
 #[derive(Debug, Args)]
@@ -17,10 +21,38 @@ pub struct ReportArgs {
     /// Print report.json to stdout as well.
     #[arg(long)]
     pub json: bool,
+    /// Folder of ONNX models: adds the network sections (needs `--data`).
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+    /// Data folder with `cifar10/` and `mnist/` (layout of `shared/data`; needs `--models`).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Network sections: precision parameters, `A..B`, `A,B,C` or one value, each in 4..=14.
+    #[arg(long, default_value = "4..14")]
+    pub alpha: String,
+    /// Network sections: evaluate only K images of each data file, spread evenly over it.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Network sections: the CIFAR-10 file inside `DATA/cifar10/`.
+    #[arg(long, default_value = polycert::report::CIFAR_FILE)]
+    pub cifar_file: String,
 }
 
 /// Run `polycert report`.
 pub fn run(args: &ReportArgs, quiet: bool) -> anyhow::Result<Outcome> {
+    let net_cfg = match (&args.models, &args.data) {
+        (Some(m), Some(d)) => {
+            let mut c = NetworkReportConfig::new(m.clone(), d.clone());
+            c.alphas = parse_alphas(&args.alpha)?;
+            c.limit = args.limit;
+            c.cifar_file.clone_from(&args.cifar_file);
+            Some(c)
+        }
+        (None, None) => None,
+        _ => bail!(
+            "--models and --data go together (both folders are needed for the network sections)"
+        ),
+    };
     let cfg = ReportConfig::default();
     let bar = if quiet {
         ProgressBar::hidden()
@@ -32,7 +64,19 @@ pub fn run(args: &ReportArgs, quiet: bool) -> anyhow::Result<Outcome> {
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    let report = build_default_report(&cfg, &mut |m: &str| bar.set_message(m.to_string()))?;
+    let mut report = build_default_report(&cfg, &mut |m: &str| bar.set_message(m.to_string()))?;
+    if let Some(nc) = &net_cfg {
+        let evals = evaluate_models(nc, &|model: &str, done: usize, total: usize| {
+            bar.set_message(format!("{model}: {done}/{total} images"));
+        })?;
+        report.push(accuracy_section(&evals, nc));
+        report.inputs["network"] = serde_json::json!({
+            "alphas": nc.alphas,
+            "limit": nc.limit,
+            "cifar_file": nc.cifar_file,
+            "models": evals.iter().map(|e| e.model.clone()).collect::<Vec<_>>(),
+        });
+    }
     bar.set_message("writing");
     let files = report.write(&args.out)?;
     bar.finish_and_clear();

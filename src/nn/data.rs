@@ -325,6 +325,28 @@ impl Dataset {
         }
     }
 
+    /// Keep `k` images spread evenly over the file: indices ⌊i·n/k⌋ for i < k (n images).
+    /// Useful for files sorted by class (the CIFAR-10 JPEG copy), where the first `k` images
+    /// would all share one label. Keeps everything when `k ≥ n`.
+    pub fn select_evenly(&mut self, k: usize) {
+        let n = self.len();
+        if k >= n {
+            return;
+        }
+        let l = self.image_len();
+        let mut pixels = Vec::with_capacity(k * l);
+        let mut labels = Vec::with_capacity(k);
+        for i in 0..k {
+            let j = i * n / k;
+            if let (Some(img), Some(lab)) = (self.image(j), self.label(j)) {
+                pixels.extend_from_slice(img);
+                labels.push(lab);
+            }
+        }
+        self.pixels = pixels;
+        self.labels = labels;
+    }
+
     /// Values per image (C·H·W).
     pub fn image_len(&self) -> usize {
         self.shape.iter().product()
@@ -367,6 +389,26 @@ fn mnist_labels_path(images: &Path) -> Result<PathBuf, NnError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn select_evenly_spreads_over_a_class_sorted_file() {
+        // 20 CIFAR records sorted by class (2 per class), pixel 0 holds the record index.
+        let mut bytes = Vec::new();
+        for i in 0..20u8 {
+            bytes.push(i / 2);
+            let mut px = vec![0u8; 3072];
+            px[0] = i;
+            bytes.extend_from_slice(&px);
+        }
+        let mut d = Dataset::from_cifar_bytes(Path::new("mem"), &bytes).unwrap();
+        d.select_evenly(5);
+        assert_eq!(d.len(), 5);
+        assert_eq!(d.labels(), &[0, 2, 4, 6, 8]);
+        let firsts: Vec<u8> = (0..5).map(|i| d.image(i).unwrap()[0]).collect();
+        assert_eq!(firsts, vec![0, 4, 8, 12, 16]);
+        d.select_evenly(50);
+        assert_eq!(d.len(), 5);
+    }
 
     #[test]
     fn preprocess_parses_fractions_and_lists() {

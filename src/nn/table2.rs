@@ -31,8 +31,11 @@ pub struct Table2Spec {
     pub format: Option<DataFormat>,
     /// Precision parameters α (each in 4..=14).
     pub alphas: Vec<u32>,
-    /// Evaluate only the first `limit` images.
+    /// Evaluate only `limit` images: the first ones, or (with `evenly`) spread evenly over
+    /// the file (see [`Dataset::select_evenly`]).
     pub limit: Option<usize>,
+    /// With `limit`: take images spread evenly over the file instead of the first ones.
+    pub evenly: bool,
     /// How B is chosen.
     pub range: RangePolicy,
     /// Calibration data (defaults to the evaluation data).
@@ -67,7 +70,10 @@ pub fn table2(
         .model
         .file_name()
         .map_or_else(|| net.name.clone(), |n| n.to_string_lossy().into_owned());
-    let data = Dataset::open(&spec.data, spec.format)?;
+    let mut data = Dataset::open(&spec.data, spec.format)?;
+    if let (true, Some(k)) = (spec.evenly, spec.limit) {
+        data.select_evenly(k);
+    }
     let mut signs = Vec::new();
     for &alpha in &spec.alphas {
         let s = crate::remez::table1_sign(alpha)?;

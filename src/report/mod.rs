@@ -9,12 +9,17 @@ mod builder;
 mod default;
 mod io;
 mod markdown;
+mod network;
 mod plot;
 
 pub use builder::{Report, Section};
 pub use default::{build_default_report, ReportConfig};
 pub use io::{to_json_bytes, write_atomic, write_json_atomic};
 pub use markdown::MdTable;
+pub use network::{
+    accuracy_section, evaluate_models, match_models, ModelData, NetworkReportConfig, CIFAR_FILE,
+    MNIST_FILE,
+};
 pub use plot::{LinePlot, Series};
 
 /// Whether a figure is a certified bound or a measured (sampled) value.
