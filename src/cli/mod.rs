@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bound;
 mod certify;
 mod check;
 mod eval;
@@ -37,6 +38,9 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Accuracy of the network with exact and approximate (α) activations (paper Table 2).
     Eval(eval::EvalArgs),
+    /// Certified error-propagation bounds ‖F^α(x) − F(x)‖∞ ≤ C·2^−α per block (Theorems
+    /// 2–4), per-input bounds and certified-unchanged predictions.
+    Bound(bound::BoundArgs),
     /// Regenerate `reports/` (Table 1, certificates, plots): the main job.
     Report(report::ReportArgs),
 }
@@ -77,5 +81,6 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Check(a) => check::run(a, cli.quiet),
         Command::Eval(a) => eval::run(&a, cli.quiet),
         Command::Report(a) => report::run(&a, cli.quiet),
+        Command::Bound(a) => bound::run(&a, cli.quiet),
     }
 }
