@@ -245,6 +245,9 @@ pub struct GlobalBound {
     pub blocks: Vec<BlockRow>,
     /// The bound on ‖F^α(x) − F(x)‖∞, rounded up.
     pub bound: f64,
+    /// Product of the block gains: for an input error ‖δ‖∞ ≤ e (F^α at x + δ, F at x) the
+    /// bound is E(e) = gain·e + bound.
+    pub gain: f64,
     /// C = bound·2^α (Theorem 4), rounded up.
     pub c: f64,
 }
@@ -453,10 +456,12 @@ impl BoundedNetwork {
         ranges: &BTreeMap<NodeId, f64>,
     ) -> Result<GlobalBound, BoundsError> {
         let mut e = 0.0f64;
+        let mut total_gain = 1.0f64;
         let mut rows = Vec::new();
         for (index, b) in self.blocks.iter().enumerate() {
             let (gain, added) = self.block_fn(b, pe, ranges)?;
             e = add_ru(mul_ru(gain, e), added);
+            total_gain = mul_ru(total_gain, gain);
             let nodes = b.nodes();
             let first = nodes
                 .first()
@@ -488,6 +493,7 @@ impl BoundedNetwork {
             relu_sup: pe.relu_sup(),
             blocks: rows,
             bound: e,
+            gain: total_gain,
             // Multiplying by a power of two is exact (no overflow for these magnitudes).
             c: (e * f64::from(pe.alpha()).exp2()).next_up(),
         })
@@ -703,8 +709,7 @@ impl BoundedNetwork {
                     let mut e = Vec::with_capacity(a.x.len());
                     for (&y, &ei) in a.x.iter().zip(&a.e) {
                         let w = add_ru(a.r, ei);
-                        let lo = (y - w).next_down();
-                        let hi = (y + w).next_up();
+                        let (lo, hi) = widen(y, w);
                         if lo < -b || hi > b {
                             oor += 1;
                         }
@@ -732,8 +737,8 @@ impl BoundedNetwork {
                 (Op::MaxPool(p), _) => {
                     let b = self.range_of(ranges, i)?;
                     for (&y, &ei) in a.x.iter().zip(&a.e) {
-                        let w = add_ru(a.r, ei);
-                        if (y - w).next_down() < -b || (y + w).next_up() > b {
+                        let (lo, hi) = widen(y, add_ru(a.r, ei));
+                        if lo < -b || hi > b {
                             oor += 1;
                         }
                     }
@@ -833,6 +838,15 @@ impl BoundedNetwork {
             top1,
             unchanged,
         })
+    }
+}
+
+/// [y − w, y + w] rounded outward (exact when w = 0).
+fn widen(y: f64, w: f64) -> (f64, f64) {
+    if w == 0.0 {
+        (y, y)
+    } else {
+        ((y - w).next_down(), (y + w).next_up())
     }
 }
 

@@ -29,6 +29,12 @@ pub(crate) fn mul_ru(a: f64, b: f64) -> f64 {
     if a == 0.0 || b == 0.0 {
         return 0.0;
     }
+    if a == 1.0 {
+        return b;
+    }
+    if b == 1.0 {
+        return a;
+    }
     (a * b).next_up()
 }
 
