@@ -20,7 +20,11 @@
 //! floating-point evaluation of F^α is not included (the measured errors compare the f64
 //! engine's F^α and F).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
 
 use rug::{float::Round, Float, Rational};
 
@@ -32,6 +36,11 @@ use crate::poly::{CompositePoly, OddPoly};
 
 /// α for which `proofs/` holds Table 1 certificates.
 pub const ALPHAS: std::ops::RangeInclusive<u32> = 4..=14;
+
+/// Certificates checked in this process: (path, α, SHA-256 of the text) → evidence.
+static CHECKED: Mutex<BTreeMap<CacheKey, PolyErrors>> = Mutex::new(BTreeMap::new());
+
+type CacheKey = (String, u32, Vec<u8>);
 
 const GRID_BITS: u32 = 14;
 const GRID: usize = 1 << GRID_BITS;
@@ -119,6 +128,25 @@ impl PolyErrors {
         let name = path.display().to_string();
         let text =
             std::fs::read_to_string(&path).map_err(|e| cert_err(alpha, &name, e.to_string()))?;
+        // The exact check takes seconds per file: a file already checked in this process
+        // (same path, α and SHA-256 of the text) is not checked again.
+        let key = (name.clone(), alpha, Sha256::digest(text.as_bytes()).to_vec());
+        if let Some(p) = CHECKED
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).cloned())
+        {
+            return Ok(p);
+        }
+        let p = Self::load_text(alpha, &name, &text)?;
+        if let Ok(mut c) = CHECKED.lock() {
+            c.insert(key, p.clone());
+        }
+        Ok(p)
+    }
+
+    fn load_text(alpha: u32, name: &str, text: &str) -> Result<Self, BoundsError> {
+        let name = name.to_string();
         let file = crate::proof::decode(&name, &text)
             .map_err(|e| cert_err(alpha, &name, e.to_string()))?;
         crate::proof::check_certificate(&name, &file)
