@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use polycert::bounds::{bound_report, BoundConfig, BoundedNetwork, Block, PolyErrors, Shortcut};
+use polycert::bounds::{bound_report, Block, BoundConfig, BoundedNetwork, PolyErrors, Shortcut};
 use polycert::nn::{
     ActivationPolicy, BatchNorm, Conv, Engine, Linear, Network, Node, Op, Pool, Preprocess,
     RangePolicy, RunStats, Shape, Tensor, ValueInfo,
@@ -85,7 +85,9 @@ fn run_both(
     xd: &[f64],
 ) -> (Vec<f64>, Vec<f64>) {
     let e: Engine<f64> = Engine::new(Arc::clone(n));
-    let f = e.run(x, &ActivationPolicy::Exact, &mut RunStats::default()).unwrap();
+    let f = e
+        .run(x, &ActivationPolicy::Exact, &mut RunStats::default())
+        .unwrap();
     let pol = ActivationPolicy::Approx {
         sign: p.sign_kernel().unwrap(),
         ranges: r.clone(),
@@ -105,7 +107,10 @@ fn close_above(got: f64, exact: f64, rel: f64) -> bool {
 #[test]
 fn lemma1_linear_gain_is_the_attained_sup() {
     // ‖W‖∞ = max(1 + 2 + 3, 0.5 + 0.5 + 4) = 6, attained by δ = e·sign(row 0).
-    let n = Arc::new(net(&[&[3], &[2]], vec![(gemm(&[1., -2., 3., 0.5, 0.5, -4.], 2, 3), vec![0], 1)]));
+    let n = Arc::new(net(
+        &[&[3], &[2]],
+        vec![(gemm(&[1., -2., 3., 0.5, 0.5, -4.], 2, 3), vec![0], 1)],
+    ));
     let bn = BoundedNetwork::new(Arc::clone(&n)).unwrap();
     assert!(matches!(bn.blocks(), [Block::Linear { .. }]));
     let r = BTreeMap::new();
@@ -116,7 +121,9 @@ fn lemma1_linear_gain_is_the_attained_sup() {
     let x = [0.3, -0.7, 0.1];
     let d = [e, -e, e];
     let xd: Vec<f64> = x.iter().zip(&d).map(|(a, b)| a + b).collect();
-    let b = bn.per_input_perturbed(pe(10), &r, &x, Some(&[e; 3])).unwrap();
+    let b = bn
+        .per_input_perturbed(pe(10), &r, &x, Some(&[e; 3]))
+        .unwrap();
     assert!(close_above(b.elementwise[0], 6.0 * e, 1e-12));
     assert!(close_above(b.elementwise[1], 5.0 * e, 1e-12));
     let (f, fa) = run_both(&n, pe(10), &r, &x, &xd);
@@ -127,9 +134,15 @@ fn lemma1_linear_gain_is_the_attained_sup() {
 /// condition1's witness and certified lower end from the certificate file (independent of
 /// the bounds module's parser).
 fn witness(alpha: u32) -> (f64, f64) {
-    let text = std::fs::read_to_string(proofs().join(format!("table1-alpha{alpha:02}.json"))).unwrap();
+    let text =
+        std::fs::read_to_string(proofs().join(format!("table1-alpha{alpha:02}.json"))).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let c = v["claims"].as_array().unwrap().iter().find(|c| c["id"] == "condition1").unwrap();
+    let c = v["claims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "condition1")
+        .unwrap();
     let w = c["witness"].as_str().unwrap();
     let (m, ex) = w.split_once('p').unwrap();
     let x = m.parse::<f64>().unwrap() * 2f64.powi(ex.parse().unwrap());
@@ -153,14 +166,19 @@ fn lemma1_relu_error_is_b_s_and_attained_at_the_witness() {
         let measured = max_diff(&f, &fa);
         // The sup is attained at the witness (up to the f64 evaluation of p), and it is
         // below the certified bound and the per-input bound.
-        assert!(measured >= b * lo / 2.0 * (1.0 - 1e-6), "alpha {alpha}: {measured}");
+        assert!(
+            measured >= b * lo / 2.0 * (1.0 - 1e-6),
+            "alpha {alpha}: {measured}"
+        );
         let pb = bn.per_input(pe(alpha), &r, &x).unwrap();
         assert!(pb.in_range && measured <= pb.bound && pb.bound <= g.bound);
         // With input error e: E(e) = B·s + e (Lemma 1); far from 0 the per-input bound is e
         // plus the local certified error, much below B·s + e.
         let e = 1e-2;
         let x = [2.0, -2.5];
-        let pb = bn.per_input_perturbed(pe(alpha), &r, &x, Some(&[e, e])).unwrap();
+        let pb = bn
+            .per_input_perturbed(pe(alpha), &r, &x, Some(&[e, e]))
+            .unwrap();
         assert!(pb.elementwise[0] >= e && pb.elementwise[0] <= g.bound + e);
         // An entry surely negative under both F and F^α passes no input error on.
         if alpha >= 10 {
@@ -194,21 +212,34 @@ fn lemma1_maxpool_matches_theorem2_eq7() {
     let g = bn.global(pe(alpha), &r).unwrap();
     // Independent exact computation: ⌈log₂ 4⌉·B′·s, B′ = B/(1/2 − 2^−α) (Eq. 7).
     let s = Rational::from_f64(pe(alpha).relu_sup()).unwrap();
-    let bp = Rational::from_f64(b).unwrap() / (Rational::from((1, 2)) - Rational::from((1, 1u32 << alpha)));
+    let bp = Rational::from_f64(b).unwrap()
+        / (Rational::from((1, 2)) - Rational::from((1, 1u32 << alpha)));
     let exact = (Rational::from(2) * bp * s).to_f64();
     assert!(close_above(g.bound, exact, 1e-12), "{} vs {exact}", g.bound);
-    for x in [[1.0, -2.0, 4.9, 4.8], [0.0, 0.0, 0.0, 0.0], [-4.9, -4.9, -5.0, -1.0]] {
+    for x in [
+        [1.0, -2.0, 4.9, 4.8],
+        [0.0, 0.0, 0.0, 0.0],
+        [-4.9, -4.9, -5.0, -1.0],
+    ] {
         let (f, fa) = run_both(&n, pe(alpha), &r, &x, &x);
         let pb = bn.per_input(pe(alpha), &r, &x).unwrap();
         assert!(pb.in_range, "{x:?}");
-        assert!(max_diff(&f, &fa) <= pb.bound, "{x:?}: {} > {}", max_diff(&f, &fa), pb.bound);
+        assert!(
+            max_diff(&f, &fa) <= pb.bound,
+            "{x:?}: {} > {}",
+            max_diff(&f, &fa),
+            pb.bound
+        );
         assert!(pb.bound <= g.bound, "{x:?}: {} > {}", pb.bound, g.bound);
     }
 }
 
 #[test]
 fn lemma1_softmax_halves_and_is_tight() {
-    let n = Arc::new(net(&[&[2], &[2]], vec![(Op::Softmax { axis: 0 }, vec![0], 1)]));
+    let n = Arc::new(net(
+        &[&[2], &[2]],
+        vec![(Op::Softmax { axis: 0 }, vec![0], 1)],
+    ));
     let bn = BoundedNetwork::new(Arc::clone(&n)).unwrap();
     let r = BTreeMap::new();
     let g = bn.global(pe(10), &r).unwrap();
@@ -220,7 +251,9 @@ fn lemma1_softmax_halves_and_is_tight() {
     let (f, fa) = run_both(&n, pe(10), &r, &x, &[e, -e]);
     let measured = max_diff(&f, &fa);
     assert!(measured > 0.99 * e / 2.0 && measured <= e / 2.0);
-    let pb = bn.per_input_perturbed(pe(10), &r, &x, Some(&[e, e])).unwrap();
+    let pb = bn
+        .per_input_perturbed(pe(10), &r, &x, Some(&[e, e]))
+        .unwrap();
     assert!(close_above(pb.bound, e / 2.0, 1e-12));
 }
 
@@ -254,7 +287,9 @@ fn lemma1_residual_identity_shortcut() {
     assert!(close_above(g.bound, b * pe(12).relu_sup(), 1e-14));
     let e = 1e-3;
     let x = [1.0, 2.0];
-    let pb = bn.per_input_perturbed(pe(12), &r, &x, Some(&[e, e])).unwrap();
+    let pb = bn
+        .per_input_perturbed(pe(12), &r, &x, Some(&[e, e]))
+        .unwrap();
     let (f, fa) = run_both(&n, pe(12), &r, &x, &[1.0 + e, 2.0 + e]);
     let measured = max_diff(&f, &fa);
     assert!(measured >= 4.0 * e - b * pe(12).relu_sup() && measured <= pb.bound);
@@ -266,7 +301,10 @@ fn unsupported_graphs_name_the_node() {
     // An Add of two values that do not fork from one value.
     let n = net(
         &[&[2], &[2], &[2]],
-        vec![(Op::Relu, vec![0], 1), (Op::Concat { axis: 0 }, vec![1, 1], 2)],
+        vec![
+            (Op::Relu, vec![0], 1),
+            (Op::Concat { axis: 0 }, vec![1, 1], 2),
+        ],
     );
     let e = BoundedNetwork::new(Arc::new(n)).unwrap_err().to_string();
     assert!(e.contains("\"n1\"") && e.contains("Concat"), "{e}");
@@ -274,7 +312,10 @@ fn unsupported_graphs_name_the_node() {
     let bn = BoundedNetwork::new(n).unwrap();
     let e = bn.global(pe(10), &BTreeMap::new()).unwrap_err().to_string();
     assert!(e.contains("\"n0\"") && e.contains("B = None"), "{e}");
-    let e = bn.per_input(pe(10), &ranges(bn.network(), 1.0), &[1.0]).unwrap_err().to_string();
+    let e = bn
+        .per_input(pe(10), &ranges(bn.network(), 1.0), &[1.0])
+        .unwrap_err()
+        .to_string();
     assert_eq!(e, "input: has 1 values, expected 2");
 }
 
@@ -285,7 +326,9 @@ fn small_resnet() -> Arc<Network> {
     let mut rnd = |n: usize, scale: f32| -> Vec<f32> {
         (0..n)
             .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale
             })
             .collect()
@@ -323,7 +366,19 @@ fn small_resnet() -> Arc<Network> {
     });
     let (b1, b2) = (bnorm(rnd(2, 1.0)), bnorm(rnd(2, 1.0)));
     Arc::new(net(
-        &[&[1, 6, 6], &[2, 6, 6], &[2, 6, 6], &[2, 6, 6], &[2, 6, 6], &[2, 6, 6], &[2, 6, 6], &[2, 6, 6], &[2, 1, 1], &[2], &[3]],
+        &[
+            &[1, 6, 6],
+            &[2, 6, 6],
+            &[2, 6, 6],
+            &[2, 6, 6],
+            &[2, 6, 6],
+            &[2, 6, 6],
+            &[2, 6, 6],
+            &[2, 6, 6],
+            &[2, 1, 1],
+            &[2],
+            &[3],
+        ],
         vec![
             (c1, vec![0], 1),
             (b1, vec![1], 2),
@@ -411,7 +466,10 @@ fn shared_models(n_cifar: usize, n_mnist: usize, alphas: &[u32]) {
         // The small MNIST CNNs are certified on most images at α = 14.
         if m.starts_with("mnist") {
             let d = rep.alphas.last().unwrap().data.as_ref().unwrap();
-            assert!(d.in_range * 10 >= n * 9 && d.unchanged * 10 >= n * 9, "{m}: {d:?}");
+            assert!(
+                d.in_range * 10 >= n * 9 && d.unchanged * 10 >= n * 9,
+                "{m}: {d:?}"
+            );
         }
     }
 }
@@ -445,7 +503,14 @@ fn resnet20_decomposes_into_the_papers_blocks() {
     let mut want = vec!["linear".to_string(), "relu".into()];
     for stage in 0..3 {
         for blk in 0..3 {
-            want.push(if stage > 0 && blk == 0 { "res-OptionA" } else { "res-Identity" }.into());
+            want.push(
+                if stage > 0 && blk == 0 {
+                    "res-OptionA"
+                } else {
+                    "res-Identity"
+                }
+                .into(),
+            );
         }
     }
     want.push("linear".into());
@@ -460,7 +525,17 @@ fn cli_bound_mnist_json_and_target_error() {
     let model = sh.join("models/mnist_cnn_small.onnx");
     let data = sh.join("data/mnist/t10k-images-idx3-ubyte");
     let out = util::polycert()
-        .args(["--quiet", "bound", "--alpha", "14", "--per-input", "--limit", "20", "--json", "--proofs"])
+        .args([
+            "--quiet",
+            "bound",
+            "--alpha",
+            "14",
+            "--per-input",
+            "--limit",
+            "20",
+            "--json",
+            "--proofs",
+        ])
         .arg(proofs())
         .arg("--model")
         .arg(&model)
@@ -468,7 +543,11 @@ fn cli_bound_mnist_json_and_target_error() {
         .arg(&data)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let a = &v[0]["alphas"][0];
     assert_eq!(a["alpha"], 14);
@@ -476,7 +555,16 @@ fn cli_bound_mnist_json_and_target_error() {
     assert!(a["global"]["blocks"].as_array().unwrap().len() == 5);
     // --target-error: the bound decreases with α; the answer is the first α below E.
     let out = util::polycert()
-        .args(["--quiet", "bound", "--target-error", "1.0", "--json", "--calib-limit", "20", "--proofs"])
+        .args([
+            "--quiet",
+            "bound",
+            "--target-error",
+            "1.0",
+            "--json",
+            "--calib-limit",
+            "20",
+            "--proofs",
+        ])
         .arg(proofs())
         .arg("--model")
         .arg(&model)
@@ -484,7 +572,11 @@ fn cli_bound_mnist_json_and_target_error() {
         .arg(&data)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let t = &v[0][1];
     let alpha = t["alpha"].as_u64().unwrap();

@@ -35,9 +35,7 @@ use serde::Serialize;
 
 use super::block::{decompose, Block, Shortcut};
 use super::polyerr::PolyErrors;
-use super::round::{
-    abs_sum_ru, add_ru, div_rd, div_ru, gamma_ru, mul_ru, sum_factor_ru, sum_up, U,
-};
+use super::round::{abs_sum_ru, add_ru, gamma_ru, mul_ru, sum_factor_ru, sum_up, U};
 use super::BoundsError;
 use crate::nn::ops::{self, ConvK};
 use crate::nn::{Network, NodeId, Op, Pool};
@@ -560,6 +558,16 @@ impl BoundedNetwork {
         let mut col = Vec::new();
         let mut oor = 0usize;
         for (i, (node, prep)) in net.nodes.iter().zip(&self.preps).enumerate() {
+            let in0 = node.inputs.first().copied().unwrap_or(usize::MAX);
+            // Take the first input by value when this node is its last reader (in-place ops).
+            let owned = in0 != net.output
+                && self.last_use.get(in0).copied().flatten() == Some(i)
+                && node.inputs.iter().filter(|&&v| v == in0).count() == 1;
+            let mut taken: Option<Val> = if owned {
+                vals.get_mut(in0).and_then(Option::take)
+            } else {
+                None
+            };
             let get = |v: usize| {
                 vals.get(v)
                     .and_then(Option::as_ref)
@@ -569,8 +577,11 @@ impl BoundedNetwork {
                         reason: "input value not computed (graph not in topological order)".into(),
                     })
             };
-            let a = get(node.inputs.first().copied().unwrap_or(usize::MAX))?;
-            let s_in = net.shape(node.inputs.first().copied().unwrap_or(usize::MAX));
+            let a: &Val = match &taken {
+                Some(v) => v,
+                None => get(in0)?,
+            };
+            let s_in = net.shape(in0);
             let s_out = net.shape(node.output);
             let chw = s_in.chw().unwrap_or((0, 0, 0));
             let out_hw = s_out.chw().map_or((0, 0), |(_, h, w)| (h, w));
@@ -598,8 +609,12 @@ impl BoundedNetwork {
                 }
                 (Op::BatchNorm(_), Prep::Bn { s_mid, t_mid, s_mag, norm, rad_s, rad_t, s_mid_max, t_mid_max }) => {
                     let plane = (s_in.numel() / s_mid.len().max(1)).max(1);
-                    let mut xo = a.x.clone();
-                    let mut e = a.e.clone();
+                    let (zero, xmax, r_in) = (a.zero, a.xmax, a.r);
+                    let v = match taken.take() {
+                        Some(v) => v,
+                        None => get(in0)?.clone(),
+                    };
+                    let (mut xo, mut e) = (v.x, v.e);
                     for (c, (xp, ep)) in xo.chunks_mut(plane).zip(e.chunks_mut(plane)).enumerate() {
                         let (s, t, m) = (
                             s_mid.get(c).copied().unwrap_or(0.0),
@@ -609,7 +624,7 @@ impl BoundedNetwork {
                         for v in xp.iter_mut() {
                             *v = v.mul_add(s, t);
                         }
-                        if !a.zero {
+                        if !zero {
                             for v in ep.iter_mut() {
                                 *v = mul_ru(*v, m);
                             }
@@ -617,12 +632,12 @@ impl BoundedNetwork {
                     }
                     // |fma(x̂, ŝ, t̂) − (s·x + t)| ≤ |s|·r + |ŝ − s|·|x̂| + |t̂ − t| + u·(|ŝ||x̂| + |t̂|).
                     let rnd = add_ru(
-                        add_ru(mul_ru(*rad_s, a.xmax), *rad_t),
-                        mul_ru(U, add_ru(mul_ru(*s_mid_max, a.xmax), *t_mid_max)),
+                        add_ru(mul_ru(*rad_s, xmax), *rad_t),
+                        mul_ru(U, add_ru(mul_ru(*s_mid_max, xmax), *t_mid_max)),
                     );
                     Val {
-                        zero: a.zero,
-                        r: add_ru(mul_ru(*norm, a.r), rnd),
+                        zero,
+                        r: add_ru(mul_ru(*norm, r_in), rnd),
                         xmax: max_abs(&xo),
                         x: xo,
                         e,
@@ -705,34 +720,36 @@ impl BoundedNetwork {
                 (Op::Relu, _) => {
                     let b = self.range_of(ranges, i)?;
                     let half_b = b / 2.0;
-                    let mut xo = Vec::with_capacity(a.x.len());
-                    let mut e = Vec::with_capacity(a.x.len());
-                    for (&y, &ei) in a.x.iter().zip(&a.e) {
-                        let w = add_ru(a.r, ei);
-                        let (lo, hi) = widen(y, w);
-                        if lo < -b || hi > b {
-                            oor += 1;
-                        }
-                        // |y|/B ranges over [ua, ub].
+                    // Grid cells of |y|/B: floor(|y|·G/B), with G/B rounded down for the left
+                    // end and up for the right end, so the cells cover [|y|_lo/B, |y|_hi/B].
+                    let g = super::polyerr::GRID as f64;
+                    let (scale_dn, scale_up) = ((g / b).next_down(), (g / b).next_up());
+                    let r_in = a.r;
+                    let mut v = match taken.take() {
+                        Some(v) => v,
+                        None => get(in0)?.clone(),
+                    };
+                    for (y, ei) in v.x.iter_mut().zip(v.e.iter_mut()) {
+                        let (lo, hi) = widen(*y, add_ru(r_in, *ei));
+                        oor += usize::from(lo < -b || hi > b);
+                        // |y| ranges over [ua, ub].
                         let (ua, ub) = if lo >= 0.0 {
-                            (div_rd(lo, b), div_ru(hi, b))
+                            (lo, hi)
                         } else if hi <= 0.0 {
-                            (div_rd(-hi, b), div_ru(-lo, b))
+                            (-hi, -lo)
                         } else {
-                            (0.0, div_ru(hi.max(-lo), b))
+                            (0.0, hi.max(-lo))
                         };
-                        let local = mul_ru(half_b, pe.cond1_local(ua, ub));
-                        let pass = if hi <= 0.0 { 0.0 } else { ei };
-                        e.push(add_ru(local, pass));
-                        xo.push(y.max(0.0));
+                        // Truncation toward 0 is floor for these non-negative values.
+                        let ca = (ua * scale_dn).next_down().max(0.0) as usize;
+                        let cb = (ub * scale_up).next_up() as usize;
+                        let local = mul_ru(half_b, pe.cells_max(ca, cb));
+                        let pass = if hi <= 0.0 { 0.0 } else { *ei };
+                        *ei = add_ru(local, pass);
+                        *y = y.max(0.0);
                     }
-                    Val {
-                        zero: false,
-                        r: a.r,
-                        xmax: a.xmax,
-                        x: xo,
-                        e,
-                    }
+                    v.zero = false;
+                    v
                 }
                 (Op::MaxPool(p), _) => {
                     let b = self.range_of(ranges, i)?;
@@ -770,7 +787,10 @@ impl BoundedNetwork {
                         e: a.e.clone(),
                     }
                 }
-                (Op::Flatten | Op::Reshape | Op::Identity, _) => a.clone(),
+                (Op::Flatten | Op::Reshape | Op::Identity, _) => match taken.take() {
+                    Some(v) => v,
+                    None => get(in0)?.clone(),
+                },
                 (Op::Slice(s), _) => Val {
                     x: ops::slice(&a.x, s_in, &s.starts, &s.steps, s_out),
                     e: ops::slice(&a.e, s_in, &s.starts, &s.steps, s_out),

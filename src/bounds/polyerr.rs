@@ -43,7 +43,8 @@ static CHECKED: Mutex<BTreeMap<CacheKey, PolyErrors>> = Mutex::new(BTreeMap::new
 type CacheKey = (String, u32, Vec<u8>);
 
 const GRID_BITS: u32 = 14;
-const GRID: usize = 1 << GRID_BITS;
+/// Number of grid cells over [0, 1].
+pub(crate) const GRID: usize = 1 << GRID_BITS;
 
 /// Certified error data of p_α (see the module docs). Only built from checked evidence.
 #[derive(Debug, Clone)]
@@ -130,12 +131,12 @@ impl PolyErrors {
             std::fs::read_to_string(&path).map_err(|e| cert_err(alpha, &name, e.to_string()))?;
         // The exact check takes seconds per file: a file already checked in this process
         // (same path, α and SHA-256 of the text) is not checked again.
-        let key = (name.clone(), alpha, Sha256::digest(text.as_bytes()).to_vec());
-        if let Some(p) = CHECKED
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&key).cloned())
-        {
+        let key = (
+            name.clone(),
+            alpha,
+            Sha256::digest(text.as_bytes()).to_vec(),
+        );
+        if let Some(p) = CHECKED.lock().ok().and_then(|c| c.get(&key).cloned()) {
             return Ok(p);
         }
         let p = Self::load_text(alpha, &name, &text)?;
@@ -363,8 +364,15 @@ impl PolyErrors {
     /// condition-(1) boxes; `b` is clamped to 1, `a` to 0).
     pub fn cond1_local(&self, a: f64, b: f64) -> f64 {
         let g = GRID as f64;
-        let ca = ((a.max(0.0) * g).floor() as usize).min(GRID - 1);
-        let cb = ((b.min(1.0) * g).floor() as usize).min(GRID - 1).max(ca);
+        let ca = (a.max(0.0) * g).floor() as usize;
+        let cb = (b.min(1.0) * g).floor() as usize;
+        self.cells_max(ca, cb)
+    }
+
+    /// Max of the grid cells ca ..= cb (cb clamped to the last cell, ca to cb).
+    pub(crate) fn cells_max(&self, ca: usize, cb: usize) -> f64 {
+        let cb = cb.min(GRID - 1);
+        let ca = ca.min(cb);
         let len = cb - ca + 1;
         let k = (usize::BITS - 1 - len.leading_zeros()) as usize;
         let row = self.table.get(k).map(Vec::as_slice).unwrap_or(&[]);

@@ -43,11 +43,6 @@ pub(crate) fn div_ru(a: f64, b: f64) -> f64 {
     (a / b).next_up()
 }
 
-/// a/b rounded down (a ≥ 0, b > 0).
-pub(crate) fn div_rd(a: f64, b: f64) -> f64 {
-    (a / b).next_down().max(0.0)
-}
-
 /// An upper bound of γ_n = n·u/(1 − n·u).
 pub(crate) fn gamma_ru(n: usize) -> f64 {
     #[expect(clippy::cast_precision_loss, reason = "n < 2^52: exact")]
@@ -93,7 +88,6 @@ mod tests {
                 assert!(q(mul_ru(a, b)) >= q(a) * q(b));
                 if b > 0.0 {
                     assert!(q(div_ru(a, b)) >= q(a) / q(b));
-                    assert!(q(div_rd(a, b)) <= q(a) / q(b));
                 }
             }
         }
