@@ -23,6 +23,7 @@
 //!   ≤ (B/2)·max{condition-(1) box bounds over |y|/B ∈ that interval} + (0 if ŷ_i + r + e_i ≤ 0,
 //!   else e_i); max-pooling adds the window's max e and B·(Theorem 2 / Eq. 7 constant);
 //!   softmax maps e to ‖e‖∞/2.
+//!
 //! Range check: every ReLU / max-pool input interval [ŷ − r − e, ŷ + r + e] must lie in
 //! [−B, B] (the hypothesis of Theorem 1 / 2 scaled); otherwise the input gets no certificate
 //! and is counted (`out_of_range`), never silently dropped.
@@ -35,13 +36,17 @@ use serde::Serialize;
 
 use super::block::{decompose, Block, Shortcut};
 use super::polyerr::PolyErrors;
-use super::round::{abs_sum_ru, add_ru, gamma_ru, mul_ru, sum_factor_ru, sum_up, U};
+use super::round::{abs_sum_ru, add_ru, gamma_ru, mul_ru, sum_factor_ru, sum_up, Ulp, U};
 use super::BoundsError;
 use crate::nn::ops::{self, ConvK};
 use crate::nn::{Network, NodeId, Op, Pool};
 
 /// Per-node data for propagation.
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per node, built once per network"
+)]
 enum Prep {
     Conv {
         k: ConvK<f64>,
@@ -108,7 +113,7 @@ fn prepare(net: &Network, id: NodeId, op: &Op) -> Result<Prep, BoundsError> {
             let d = &c.weight.dims;
             let cout = d.first().copied().unwrap_or(0);
             let w = f64s(&c.weight.data);
-            let kdim = if cout == 0 { 0 } else { w.len() / cout };
+            let kdim = w.len().checked_div(cout).unwrap_or(0);
             let rows: Vec<f64> = w
                 .chunks(kdim.max(1))
                 .map(|r| abs_sum_ru(r.iter().copied()))
@@ -155,12 +160,8 @@ fn prepare(net: &Network, id: NodeId, op: &Op) -> Result<Prep, BoundsError> {
                     });
                 }
                 let (sm, tm) = (s.mid(), t.mid());
-                rad_s = rad_s
-                    .max((s.sup() - sm).next_up())
-                    .max((sm - s.inf()).next_up());
-                rad_t = rad_t
-                    .max((t.sup() - tm).next_up())
-                    .max((tm - t.inf()).next_up());
+                rad_s = rad_s.max((s.sup() - sm).up()).max((sm - s.inf()).up());
+                rad_t = rad_t.max((t.sup() - tm).up()).max((tm - t.inf()).up());
                 s_mid.push(sm);
                 t_mid.push(tm);
                 s_mag.push(s.mag());
@@ -493,7 +494,7 @@ impl BoundedNetwork {
             bound: e,
             gain: total_gain,
             // Multiplying by a power of two is exact (no overflow for these magnitudes).
-            c: (e * f64::from(pe.alpha()).exp2()).next_up(),
+            c: (e * f64::from(pe.alpha()).exp2()).up(),
         })
     }
 
@@ -723,7 +724,7 @@ impl BoundedNetwork {
                     // Grid cells of |y|/B: floor(|y|·G/B), with G/B rounded down for the left
                     // end and up for the right end, so the cells cover [|y|_lo/B, |y|_hi/B].
                     let g = super::polyerr::GRID as f64;
-                    let (scale_dn, scale_up) = ((g / b).next_down(), (g / b).next_up());
+                    let (scale_dn, scale_up) = ((g / b).down(), (g / b).up());
                     let r_in = a.r;
                     let mut v = match taken.take() {
                         Some(v) => v,
@@ -741,8 +742,8 @@ impl BoundedNetwork {
                             (0.0, hi.max(-lo))
                         };
                         // Truncation toward 0 is floor for these non-negative values.
-                        let ca = (ua * scale_dn).next_down().max(0.0) as usize;
-                        let cb = (ub * scale_up).next_up() as usize;
+                        let ca = (ua * scale_dn).down().max(0.0) as usize;
+                        let cb = (ub * scale_up).up() as usize;
                         let local = mul_ru(half_b, pe.cells_max(ca, cb));
                         let pass = if hi <= 0.0 { 0.0 } else { *ei };
                         *ei = add_ru(local, pass);
@@ -841,12 +842,12 @@ impl BoundedNetwork {
         let unchanged = in_range && {
             let xt = out.x.get(top1).copied().unwrap_or(f64::NAN);
             let et = out.e.get(top1).copied().unwrap_or(f64::INFINITY);
-            let lhs = (xt - add_ru(out.r, et)).next_down();
+            let lhs = (xt - add_ru(out.r, et)).down();
             out.x
                 .iter()
                 .zip(&out.e)
                 .enumerate()
-                .all(|(j, (&xj, &ej))| j == top1 || lhs > (xj + add_ru(out.r, ej)).next_up())
+                .all(|(j, (&xj, &ej))| j == top1 || lhs > (xj + add_ru(out.r, ej)).up())
         };
         Ok(PerInputBound {
             bound,
@@ -866,7 +867,7 @@ fn widen(y: f64, w: f64) -> (f64, f64) {
     if w == 0.0 {
         (y, y)
     } else {
-        ((y - w).next_down(), (y + w).next_up())
+        ((y - w).down(), (y + w).up())
     }
 }
 
@@ -895,14 +896,13 @@ fn pool_windows_f64(
 /// (softmax_i ∈ 1/(1 + Σ_{j≠i} exp(X_j − X_i))), and e ↦ ‖e‖∞/2 (the Jacobian's ∞-norm
 /// is max_i 2·s_i(1 − s_i) ≤ ½).
 fn softmax_enclosure(a: &Val) -> Val {
-    let xs: Vec<Interval> = a
-        .x
-        .iter()
-        .map(|&v| {
-            let r = a.r;
-            Interval::try_from(((v - r).next_down(), (v + r).next_up())).unwrap_or(Interval::ENTIRE)
-        })
-        .collect();
+    let xs: Vec<Interval> =
+        a.x.iter()
+            .map(|&v| {
+                let r = a.r;
+                Interval::try_from(((v - r).down(), (v + r).up())).unwrap_or(Interval::ENTIRE)
+            })
+            .collect();
     let one = iv(1.0);
     let mut x = Vec::with_capacity(xs.len());
     let mut r = 0.0f64;
@@ -910,16 +910,16 @@ fn softmax_enclosure(a: &Val) -> Val {
         let mut s = iv(0.0);
         for (j, xj) in xs.iter().enumerate() {
             if i != j {
-                s = s + (*xj - *xi).exp();
+                s += (*xj - *xi).exp();
             }
         }
         let y = one / (one + s);
         let m = y.mid();
-        r = r.max((y.sup() - m).next_up()).max((m - y.inf()).next_up());
+        r = r.max((y.sup() - m).up()).max((m - y.inf()).up());
         x.push(m);
     }
     let emax = a.e.iter().fold(0.0f64, |acc, &v| acc.max(v));
-    let e = vec![(emax / 2.0).next_up(); a.e.len()];
+    let e = vec![(emax / 2.0).up(); a.e.len()];
     Val {
         zero: a.zero,
         xmax: max_abs(&x),

@@ -148,8 +148,8 @@ impl PolyErrors {
 
     fn load_text(alpha: u32, name: &str, text: &str) -> Result<Self, BoundsError> {
         let name = name.to_string();
-        let file = crate::proof::decode(&name, &text)
-            .map_err(|e| cert_err(alpha, &name, e.to_string()))?;
+        let file =
+            crate::proof::decode(&name, text).map_err(|e| cert_err(alpha, &name, e.to_string()))?;
         crate::proof::check_certificate(&name, &file)
             .map_err(|e| cert_err(alpha, &name, format!("rejected by the checker: {e}")))?;
         if file.alpha != alpha {
@@ -431,7 +431,7 @@ mod tests {
         assert!(p.cond1_local(0.5, 0.51) < p.cond1_local(0.0, 1.0));
         // maxpool_n4 of the file: 36197051886966732e-19 per unit B.
         let m4 = p.maxpool_unit(4).unwrap();
-        assert!(m4 >= 0.0036197051886966732 && m4 < 0.0036197051886966732 * (1.0 + 1e-12));
+        assert!((0.0036197051886966732..0.0036197051886966732 * (1.0 + 1e-12)).contains(&m4));
     }
 
     #[test]

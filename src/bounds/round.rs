@@ -7,6 +7,31 @@
 //! n-term sum or dot product of non-negative terms evaluated in any order (Higham, *Accuracy
 //! and Stability of Numerical Algorithms*, §3.1), fused multiply-add included.
 
+/// One-ulp steps (the neighbouring binary64 values), as `f64::next_up` / `next_down`.
+pub(crate) trait Ulp {
+    /// The least f64 > self (NaN and +∞ unchanged).
+    fn up(self) -> f64;
+    /// The greatest f64 < self (NaN and −∞ unchanged).
+    fn down(self) -> f64;
+}
+
+impl Ulp for f64 {
+    fn up(self) -> f64 {
+        if self.is_nan() || self == f64::INFINITY {
+            return self;
+        }
+        if self == 0.0 {
+            return f64::from_bits(1);
+        }
+        let b = self.to_bits();
+        f64::from_bits(if self > 0.0 { b + 1 } else { b - 1 })
+    }
+
+    fn down(self) -> f64 {
+        -(-self).up()
+    }
+}
+
 /// Unit roundoff of binary64, u = 2^−53.
 pub(crate) const U: f64 = 1.0 / 9_007_199_254_740_992.0;
 
@@ -21,7 +46,7 @@ pub(crate) fn add_ru(a: f64, b: f64) -> f64 {
     if b == 0.0 {
         return a;
     }
-    (a + b).next_up()
+    (a + b).up()
 }
 
 /// a·b rounded up (a, b ≥ 0).
@@ -35,25 +60,25 @@ pub(crate) fn mul_ru(a: f64, b: f64) -> f64 {
     if b == 1.0 {
         return a;
     }
-    (a * b).next_up()
+    (a * b).up()
 }
 
 /// a/b rounded up (a ≥ 0, b > 0).
 pub(crate) fn div_ru(a: f64, b: f64) -> f64 {
-    (a / b).next_up()
+    (a / b).up()
 }
 
 /// An upper bound of γ_n = n·u/(1 − n·u).
 pub(crate) fn gamma_ru(n: usize) -> f64 {
     #[expect(clippy::cast_precision_loss, reason = "n < 2^52: exact")]
     let nu = mul_ru(n as f64, U);
-    div_ru(nu, (1.0 - nu).next_down())
+    div_ru(nu, (1.0 - nu).down())
 }
 
 /// An upper bound of 1/(1 − γ_n): for non-negative terms the exact sum s and the computed
 /// sum ŝ satisfy s ≤ ŝ/(1 − γ_n), so s ≤ ŝ·`sum_factor_ru(n)` rounded up.
 pub(crate) fn sum_factor_ru(n: usize) -> f64 {
-    div_ru(1.0, (1.0 - gamma_ru(n)).next_down())
+    div_ru(1.0, (1.0 - gamma_ru(n)).down())
 }
 
 /// Upper bound of the exact non-negative sum/dot product from its computed value `s` over
@@ -93,6 +118,28 @@ mod tests {
         }
         let s = abs_sum_ru([0.1, -0.2, 0.3]);
         assert!(q(s) >= q(0.1) + q(0.2) + q(0.3));
+    }
+
+    #[test]
+    fn ulp_steps_are_the_neighbours() {
+        for x in [
+            1.0,
+            -1.0,
+            0.1,
+            -3e-310,
+            5e-324,
+            f64::MAX,
+            -f64::MAX,
+            0.0,
+            -0.0,
+        ] {
+            let (u, d) = (x.up(), x.down());
+            assert!(u > x && d < x, "{x}");
+            assert!(u.down() == x || x == 0.0, "{x}");
+            assert!(d.up() == x || x == 0.0, "{x}");
+        }
+        assert_eq!(1.0f64.up(), 1.0 + f64::EPSILON);
+        assert_eq!(f64::MAX.up(), f64::INFINITY);
     }
 
     #[test]
