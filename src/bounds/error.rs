@@ -69,3 +69,65 @@ pub enum BoundsError {
     #[error(transparent)]
     Nn(#[from] crate::nn::NnError),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_value_and_the_valid_range() {
+        let cases = [
+            (
+                BoundsError::Unsupported {
+                    node: "n3".into(),
+                    op: "Concat".into(),
+                    reason: "x".into(),
+                },
+                "node \"n3\" (Concat): cannot decompose into the paper's blocks: x",
+            ),
+            (
+                BoundsError::Certificate {
+                    alpha: 9,
+                    file: "p/f.json".into(),
+                    reason: "no condition1 claim".into(),
+                },
+                "certificate for alpha 9 (p/f.json): no condition1 claim",
+            ),
+            (
+                BoundsError::Alpha {
+                    alpha: 20,
+                    lo: 4,
+                    hi: 14,
+                },
+                "alpha 20 is out of range: certificates exist for alpha in 4..=14",
+            ),
+            (
+                BoundsError::Range {
+                    node: "r1".into(),
+                    index: 2,
+                    value: "Some(-1.0)".into(),
+                },
+                "node \"r1\" (#2): approximation range B = Some(-1.0) is invalid; expected a finite B > 0 for every ReLU and MaxPool node",
+            ),
+            (
+                BoundsError::Size {
+                    what: "input".into(),
+                    got: 3,
+                    expected: 4,
+                },
+                "input: has 3 values, expected 4",
+            ),
+            (
+                BoundsError::Config {
+                    what: "target error".into(),
+                    value: "-1".into(),
+                    valid: "a finite E > 0".into(),
+                },
+                "target error = -1 is invalid; expected a finite E > 0",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want);
+        }
+    }
+}
