@@ -37,6 +37,6 @@ pub use error::BoundsError;
 pub use network::{BlockRow, BoundedNetwork, GlobalBound, PerInputBound};
 pub use polyerr::{PolyErrors, ALPHAS};
 pub use report::{
-    bound_report, ranges_for, smallest_alpha, AlphaBound, BoundConfig, BoundReport, DataStats,
-    TargetAlpha,
+    bound_report, bounds_markdown, ranges_for, smallest_alpha, AlphaBound, BoundConfig,
+    BoundReport, DataStats, TargetAlpha,
 };

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context as _};
 use clap::Args;
 
-use polycert::bounds::{bound_report, ranges_for, smallest_alpha, BoundConfig, BoundReport};
+use polycert::bounds::{
+    bound_report, bounds_markdown, ranges_for, smallest_alpha, BoundConfig, BoundReport,
+};
 use polycert::nn::RangePolicy;
 
 use super::Outcome;
@@ -180,11 +182,12 @@ pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
         });
     }
     let json = serde_json::to_string_pretty(&reports)? + "\n";
-    let mut md = String::from("# Error-propagation bounds (paper §4, Theorems 2–4)\n\n");
-    for r in &reports {
-        md.push_str(&r.to_markdown());
-        md.push('\n');
-    }
+    // The command line as typed (minus the binary path), quoted in the report.
+    let command = std::iter::once("polycert".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let md = bounds_markdown(&reports, &command);
     if let Some(p) = &a.out_json {
         write(p, &json)?;
     }
