@@ -76,6 +76,8 @@ pub struct DataStats {
     pub unchanged_fraction: f64,
     /// Images where F and the f64 F^α disagree on the top-1 class (measured).
     pub top1_changed: usize,
+    /// Images where the f64 F^α produced a non-finite output (measured error +∞).
+    pub nonfinite: usize,
 }
 
 /// Results for one α.
@@ -294,10 +296,16 @@ fn data_stats(
         .par_iter()
         .map(|(x, y)| {
             let ya = engine.run(x, &policy, &mut RunStats::default())?;
-            let measured = y
-                .iter()
-                .zip(&ya)
-                .fold(0.0f64, |a, (p, q)| a.max((p - q).abs()));
+            // A non-finite output of F^α (the polynomial diverges far outside [−B, B]) is an
+            // unbounded error: +∞, never dropped by a NaN-ignoring max.
+            let measured = y.iter().zip(&ya).fold(0.0f64, |a, (p, q)| {
+                let d = (p - q).abs();
+                if d.is_nan() {
+                    f64::INFINITY
+                } else {
+                    a.max(d)
+                }
+            });
             let b = bn.per_input(pe, ranges, x)?;
             let changed = super::network::argmax(y) != super::network::argmax(&ya);
             Ok((measured, b.bound, b.in_range, b.unchanged, changed))
@@ -321,11 +329,24 @@ fn data_stats(
         out_of_range: n - k,
         measured_max: per.iter().fold(0.0f64, |a, p| a.max(p.0)),
         measured_mean: mean(&mut per.iter().map(|p| p.0), n),
-        per_input_max: inr.iter().fold(0.0f64, |a, p| a.max(p.1)),
+        per_input_max: if k == 0 {
+            f64::NAN
+        } else {
+            inr.iter().fold(0.0f64, |a, p| a.max(p.1))
+        },
         per_input_mean: mean(&mut inr.iter().map(|p| p.1), k),
         ratio_mean: mean(&mut inr.iter().map(ratio), k),
-        ratio_max: inr.iter().map(ratio).fold(0.0f64, f64::max),
-        per_input_over_global_max: inr.iter().fold(0.0f64, |a, p| a.max(p.1 / global.bound)),
+        ratio_max: if k == 0 {
+            f64::NAN
+        } else {
+            inr.iter().map(ratio).fold(0.0f64, f64::max)
+        },
+        per_input_over_global_max: if k == 0 {
+            f64::NAN
+        } else {
+            inr.iter().fold(0.0f64, |a, p| a.max(p.1 / global.bound))
+        },
+        nonfinite: per.iter().filter(|p| p.0.is_infinite()).count(),
         measured_above_bound: inr.iter().filter(|p| p.0 > p.1).count(),
         per_input_above_global: inr.iter().filter(|p| p.1 > global.bound).count(),
         unchanged,
@@ -388,6 +409,14 @@ pub fn ranges_for(
     let engine: Engine<f64> = Engine::new(net);
     let (ranges, _, _) = choose_ranges(cfg, &engine)?;
     Ok((bn, ranges))
+}
+
+fn fixed(x: f64) -> String {
+    if x.is_nan() {
+        "—".into()
+    } else {
+        format!("{x:.3}")
+    }
 }
 
 fn sci(x: f64) -> String {
@@ -488,7 +517,7 @@ impl BoundReport {
                 Some(d) => {
                     let _ = writeln!(
                         s,
-                        "| {} | {} | {} | {} | {} | {} | {} | {} | {:.3} ({:.3}) | {:.3} | {} ({:.2}%) |",
+                        "| {} | {} | {} | {} | {} | {} | {} | {} | {} ({}) | {} | {} ({:.2}%) |",
                         a.alpha,
                         sci(a.global.bound),
                         sci(a.global.c),
@@ -497,9 +526,9 @@ impl BoundReport {
                         sci(d.measured_max),
                         sci(d.per_input_max),
                         sci(d.per_input_mean),
-                        d.ratio_mean,
-                        d.ratio_max,
-                        d.per_input_over_global_max,
+                        fixed(d.ratio_mean),
+                        fixed(d.ratio_max),
+                        fixed(d.per_input_over_global_max),
                         d.unchanged,
                         100.0 * d.unchanged_fraction
                     );
