@@ -150,12 +150,15 @@ fn load_all(cfg: &BoundConfig) -> Result<Vec<PolyErrors>, BoundsError> {
         .collect()
 }
 
+/// B per node, the per-layer table, and the number of calibration images.
+type Ranges = (BTreeMap<NodeId, f64>, Vec<LayerRange>, Option<usize>);
+
 /// B per activation node: fixed, or calibrated on `calib` (default `data`) with
 /// [`crate::nn::calibrate`] and [`crate::nn::Calibration::choose`].
 fn choose_ranges(
     cfg: &BoundConfig,
     engine: &Engine<f64>,
-) -> Result<(BTreeMap<NodeId, f64>, Vec<LayerRange>, Option<usize>), BoundsError> {
+) -> Result<Ranges, BoundsError> {
     let net = engine.network();
     if let RangePolicy::Fixed(b) = cfg.range {
         let ranges: BTreeMap<NodeId, f64> = net
