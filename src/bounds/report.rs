@@ -155,10 +155,7 @@ type Ranges = (BTreeMap<NodeId, f64>, Vec<LayerRange>, Option<usize>);
 
 /// B per activation node: fixed, or calibrated on `calib` (default `data`) with
 /// [`crate::nn::calibrate`] and [`crate::nn::Calibration::choose`].
-fn choose_ranges(
-    cfg: &BoundConfig,
-    engine: &Engine<f64>,
-) -> Result<Ranges, BoundsError> {
+fn choose_ranges(cfg: &BoundConfig, engine: &Engine<f64>) -> Result<Ranges, BoundsError> {
     let net = engine.network();
     if let RangePolicy::Fixed(b) = cfg.range {
         let ranges: BTreeMap<NodeId, f64> = net
