@@ -481,9 +481,9 @@ fn shared_models_measured_le_per_input_le_global_quick() {
 }
 
 #[test]
-#[ignore = "slow (~3 min on 2 cores): every shared model, alpha 6..14, 40 CIFAR / 300 MNIST images"]
+#[ignore = "slow (~1 min on 2 cores): every shared model, alpha 6..14, 100 CIFAR / 500 MNIST images"]
 fn shared_models_measured_le_per_input_le_global() {
-    shared_models(40, 300, &[6, 7, 8, 9, 10, 11, 12, 13, 14]);
+    shared_models(100, 500, &[6, 7, 8, 9, 10, 11, 12, 13, 14]);
 }
 
 #[test]
