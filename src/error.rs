@@ -27,6 +27,9 @@ pub enum Error {
     /// Network import, dataset or inference error.
     #[error(transparent)]
     Nn(#[from] crate::nn::NnError),
+    /// Error-propagation bound error (bounds module).
+    #[error(transparent)]
+    Bounds(#[from] crate::bounds::BoundsError),
     /// Input/output error with the path it concerns.
     #[error("{path}: {source}")]
     Io {

@@ -7,6 +7,7 @@
     clippy::indexing_slicing
 )]
 
+mod bounds;
 mod certify;
 mod ci;
 mod nn;

@@ -1,3 +1,42 @@
-//! Error propagation (paper §4): Lemma 1 propagation functions, the Theorem 3 composition and
-//! the Theorem 4 constant C, plus per-input elementwise bounds. Accepts only certified
-//! polynomial errors.
+//! Error propagation (paper §4): the Lemma 1 propagation functions of the paper's blocks,
+//! their Theorem 3 composition into the Theorem 4 constant C with
+//! ‖F^α(x) − F(x)‖∞ ≤ C·2^−α, and — beyond the paper — per-input elementwise bounds with a
+//! range check and certified-unchanged predictions.
+//!
+//! - [`decompose`] splits a [`crate::nn::Network`] into [`Block`]s: linear (conv with batch
+//!   norm folded, average pooling, fully connected), ReLU, max-pooling, softmax and residual
+//!   blocks y = ReLU(S(x) + G(x)) ([`Shortcut`]: identity, option A, 1×1 conv).
+//! - Lemma 1 with the range scaling of §3: linear E(e) = ‖A‖∞·e; ReLU E(e) = B·s + e;
+//!   max-pooling E(e) = ⌈log₂ n⌉·B′·s + e (Eq. 7, written as B·(Theorem 2 constant)); softmax
+//!   E(e) = e/2; residual E(e) = E_ReLU(E_S(e) + E_G(e)). Here s is the **certified**
+//!   sup |r_α − ReLU| of the checked certificate ([`PolyErrors`]), never the nominal 2^−α.
+//! - [`BoundedNetwork::global`] composes them ([`GlobalBound`], with the per-block table);
+//!   [`BoundedNetwork::per_input`] propagates elementwise bounds for one input
+//!   ([`PerInputBound`]); [`bound_report`] runs both over a dataset next to the measured
+//!   error of the f64 engine ([`BoundReport`]); [`smallest_alpha`] answers `--target-error`.
+//!
+//! Every bound is rounded upward (see `round`) and is **certified** under the stated
+//! hypothesis: every ReLU / max-pool input of F^α lies in [−B, B] (checked per input by the
+//! range check; inputs that fail it get no certificate and are counted). Errors of the
+//! polynomial itself are certified in exact arithmetic (the committed certificates are
+//! `arith = exact`), so the bounds are about F^α evaluated exactly; the f64 evaluation of
+//! F^α by the engine is what the **measured** error uses.
+//!
+//! Symbols: `alpha` α, `b` B, `b_prime` B′ (Eq. 7), `e` error bounds, `r` the rounding
+//! enclosure of the f64 forward pass.
+
+mod block;
+mod error;
+mod network;
+mod polyerr;
+mod report;
+mod round;
+
+pub use block::{decompose, Block, Shortcut};
+pub use error::BoundsError;
+pub use network::{BlockRow, BoundedNetwork, GlobalBound, PerInputBound};
+pub use polyerr::{PolyErrors, ALPHAS};
+pub use report::{
+    bound_report, bounds_markdown, ranges_for, smallest_alpha, AlphaBound, BoundConfig,
+    BoundReport, DataStats, TargetAlpha,
+};

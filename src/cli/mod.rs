@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 
+mod bound;
 mod certify;
 mod check;
 mod eval;
@@ -38,6 +39,9 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Accuracy of the network with exact and approximate (α) activations (paper Table 2).
     Eval(eval::EvalArgs),
+    /// Certified error-propagation bounds ‖F^α(x) − F(x)‖∞ ≤ C·2^−α per block (Theorems
+    /// 2–4), per-input bounds and certified-unchanged predictions.
+    Bound(bound::BoundArgs),
     /// Regenerate `reports/` (Table 1, certificates, plots): the main job.
     Report(report::ReportArgs),
 }
@@ -78,6 +82,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Check(a) => check::run(a, cli.quiet),
         Command::Eval(a) => eval::run(&a, cli.quiet),
         Command::Report(a) => report::run(&a, cli.quiet),
+        Command::Bound(a) => bound::run(&a, cli.quiet),
     }
 }
 

@@ -29,7 +29,7 @@ mod eval;
 mod gemm;
 mod import;
 mod ir;
-mod ops;
+pub(crate) mod ops;
 pub mod proto;
 mod table2;
 

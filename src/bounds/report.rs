@@ -1,0 +1,578 @@
+//! Bounds over a dataset ([`bound_report`]): the global bound per α, and with data the
+//! measured ‖F^α(x) − F(x)‖∞ of the f64 engine next to the per-input bound, their ratio,
+//! the range-check failures and the certified-unchanged predictions. Also the smallest α
+//! meeting a target error ([`smallest_alpha`]).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::network::{BoundedNetwork, GlobalBound};
+use super::polyerr::{PolyErrors, ALPHAS};
+use super::BoundsError;
+use crate::nn::{
+    calibrate, import_onnx, ActivationPolicy, Dataset, Engine, LayerRange, NodeId, RangePolicy,
+    RunStats,
+};
+
+/// What [`bound_report`] computes.
+#[derive(Debug, Clone)]
+pub struct BoundConfig {
+    /// ONNX model.
+    pub model: PathBuf,
+    /// Precision parameters α (each in [`ALPHAS`]).
+    pub alphas: Vec<u32>,
+    /// Directory of the certificates `table1-alphaNN.json` (re-checked before use; α without
+    /// a file is certified in memory).
+    pub proofs: PathBuf,
+    /// How B is chosen (calibrated on `calib`, or fixed).
+    pub range: RangePolicy,
+    /// Calibration data (default: `data`).
+    pub calib: Option<PathBuf>,
+    /// Calibrate on the first K images only (default: `limit`).
+    pub calib_limit: Option<usize>,
+    /// Data for the measured error and per-input bounds.
+    pub data: Option<PathBuf>,
+    /// Use only the first K images of `data`.
+    pub limit: Option<usize>,
+    /// Compute per-input bounds and measured errors (needs `data`).
+    pub per_input: bool,
+}
+
+/// Measured errors against per-input bounds over the evaluated images for one α.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DataStats {
+    /// Number of images evaluated.
+    pub images: usize,
+    /// Images whose every activation input passed the range check (certified).
+    pub in_range: usize,
+    /// Images failing the range check (no certificate; counted, not dropped).
+    pub out_of_range: usize,
+    /// Max over images of the measured ‖F^α(x) − F(x)‖∞ (f64 engine).
+    pub measured_max: f64,
+    /// Mean over images of the measured error.
+    pub measured_mean: f64,
+    /// Max over in-range images of the per-input bound.
+    pub per_input_max: f64,
+    /// Mean over in-range images of the per-input bound.
+    pub per_input_mean: f64,
+    /// Mean over in-range images of measured / per-input bound.
+    pub ratio_mean: f64,
+    /// Max over in-range images of measured / per-input bound (≤ 1 when the bound holds).
+    pub ratio_max: f64,
+    /// Max over in-range images of per-input bound / global bound (≤ 1 expected).
+    pub per_input_over_global_max: f64,
+    /// In-range images with measured > per-input bound (a refutation; expected 0).
+    pub measured_above_bound: usize,
+    /// In-range images with per-input bound > global bound (expected 0).
+    pub per_input_above_global: usize,
+    /// Images with a certified-unchanged top-1 prediction.
+    pub unchanged: usize,
+    /// `unchanged / images`.
+    pub unchanged_fraction: f64,
+    /// Images where F and the f64 F^α disagree on the top-1 class (measured).
+    pub top1_changed: usize,
+    /// Images where the f64 F^α produced a non-finite output (measured error +∞).
+    pub nonfinite: usize,
+}
+
+/// Results for one α.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlphaBound {
+    /// Precision parameter α.
+    pub alpha: u32,
+    /// Certificate the polynomial errors came from.
+    pub certificate: String,
+    /// The global bound with the per-block table.
+    pub global: GlobalBound,
+    /// Measured vs per-input, when data was given with `per_input`.
+    pub data: Option<DataStats>,
+}
+
+/// The bounds of one model over several α.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BoundReport {
+    /// Model file.
+    pub model: String,
+    /// Data file (when given).
+    pub data: Option<String>,
+    /// Range policy.
+    pub range: RangePolicy,
+    /// B per activation node (with the calibrated max |input| when calibrated).
+    pub ranges: Vec<LayerRange>,
+    /// Number of calibration images (when B was calibrated).
+    pub calib_images: Option<usize>,
+    /// Number of blocks of the decomposition.
+    pub blocks: usize,
+    /// Per α.
+    pub alphas: Vec<AlphaBound>,
+}
+
+/// The answer to `--target-error`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetAlpha {
+    /// The target E.
+    pub target: f64,
+    /// The smallest α in [`ALPHAS`] whose global bound is ≤ E (`None` when none is).
+    pub alpha: Option<u32>,
+    /// The global bound at each α tried, ascending.
+    pub bounds: Vec<(u32, f64)>,
+}
+
+fn prep(net: &crate::nn::Network, data: &Dataset, i: usize) -> Result<Vec<f64>, BoundsError> {
+    let raw = data.image(i).ok_or_else(|| BoundsError::Config {
+        what: "image index".into(),
+        value: i.to_string(),
+        valid: format!("< {} images", data.len()),
+    })?;
+    let expected = net.input_shape().numel();
+    if raw.len() != expected {
+        return Err(BoundsError::Size {
+            what: format!("image {i} of {}", data.path.display()),
+            got: raw.len(),
+            expected,
+        });
+    }
+    let mut x = Vec::with_capacity(raw.len());
+    net.preprocess.apply(raw, data.shape[0], &mut x);
+    Ok(x)
+}
+
+/// Load the certified errors for every α (checked once each).
+fn load_all(cfg: &BoundConfig) -> Result<Vec<PolyErrors>, BoundsError> {
+    cfg.alphas
+        .iter()
+        .map(|&a| PolyErrors::load_or_certify(&cfg.proofs, a))
+        .collect()
+}
+
+/// B per node, the per-layer table, and the number of calibration images.
+type Ranges = (BTreeMap<NodeId, f64>, Vec<LayerRange>, Option<usize>);
+
+/// B per activation node: fixed, or calibrated on `calib` (default `data`) with
+/// [`crate::nn::calibrate`] and [`crate::nn::Calibration::choose`].
+fn choose_ranges(cfg: &BoundConfig, engine: &Engine<f64>) -> Result<Ranges, BoundsError> {
+    let net = engine.network();
+    if let RangePolicy::Fixed(b) = cfg.range {
+        let ranges: BTreeMap<NodeId, f64> = net
+            .activation_nodes()
+            .into_iter()
+            .map(|id| (id, b))
+            .collect();
+        let layers = ranges
+            .iter()
+            .map(|(&id, &b)| LayerRange {
+                node: id,
+                name: net
+                    .nodes
+                    .get(id)
+                    .map(|n| n.name.clone())
+                    .unwrap_or_default(),
+                op: net
+                    .nodes
+                    .get(id)
+                    .map(|n| n.op.op_type().to_string())
+                    .unwrap_or_default(),
+                measured_max_abs: f64::NAN,
+                b,
+            })
+            .collect();
+        return Ok((ranges, layers, None));
+    }
+    let path = cfg
+        .calib
+        .as_ref()
+        .or(cfg.data.as_ref())
+        .ok_or_else(|| BoundsError::Config {
+            what: "approximation range".into(),
+            value: "auto (calibrated)".into(),
+            valid: "calibration data (--calib or --data) or a fixed B (--b)".into(),
+        })?;
+    let data = Dataset::open(path, None)?;
+    let mut cal = calibrate(engine, &data, cfg.calib_limit.or(cfg.limit))?;
+    let ranges = cal.choose(cfg.range)?;
+    Ok((ranges, cal.layers, Some(cal.images)))
+}
+
+/// Global bounds for every α of `cfg`, and with `cfg.per_input` the per-input bounds and
+/// measured errors over the data (images in parallel; results in image order, so the report
+/// is deterministic).
+///
+/// # Errors
+/// Model, data or certificate errors; [`BoundsError::Config`] for `per_input` without data
+/// or no way to choose B.
+pub fn bound_report(
+    cfg: &BoundConfig,
+    progress: &(dyn Fn(&str, usize, usize) + Sync),
+) -> Result<BoundReport, BoundsError> {
+    let net = Arc::new(import_onnx(&cfg.model)?);
+    let bn = BoundedNetwork::new(Arc::clone(&net))?;
+    let engine: Engine<f64> = Engine::new(Arc::clone(&net));
+    progress("checking certificates", 0, 0);
+    let pes = load_all(cfg)?;
+    progress("choosing B", 0, 0);
+    let (ranges, layers, calib_images) = choose_ranges(cfg, &engine)?;
+    let data = match (&cfg.data, cfg.per_input) {
+        (Some(p), true) => {
+            let mut d = Dataset::open(p, None)?;
+            if let Some(k) = cfg.limit {
+                d.truncate(k);
+            }
+            Some(d)
+        }
+        (None, true) => {
+            return Err(BoundsError::Config {
+                what: "--per-input".into(),
+                value: "without data".into(),
+                valid: "a data file (--data)".into(),
+            })
+        }
+        _ => None,
+    };
+    let exact: Option<Vec<(Vec<f64>, Vec<f64>)>> = match &data {
+        Some(d) => {
+            progress("exact pass", 0, d.len());
+            Some(
+                (0..d.len())
+                    .into_par_iter()
+                    .map(|i| {
+                        let x = prep(&net, d, i)?;
+                        let y =
+                            engine.run(&x, &ActivationPolicy::Exact, &mut RunStats::default())?;
+                        Ok((x, y))
+                    })
+                    .collect::<Result<Vec<_>, BoundsError>>()?,
+            )
+        }
+        None => None,
+    };
+    let mut alphas = Vec::new();
+    for (k, pe) in pes.iter().enumerate() {
+        progress("alpha", k, pes.len());
+        let global = bn.global(pe, &ranges)?;
+        let stats = match &exact {
+            Some(xy) => Some(data_stats(&bn, &engine, pe, &ranges, xy, &global)?),
+            None => None,
+        };
+        alphas.push(AlphaBound {
+            alpha: pe.alpha(),
+            certificate: pe.source().to_string(),
+            global,
+            data: stats,
+        });
+    }
+    Ok(BoundReport {
+        model: cfg.model.display().to_string(),
+        data: cfg.data.as_ref().map(|p| p.display().to_string()),
+        range: cfg.range,
+        ranges: layers,
+        calib_images,
+        blocks: bn.blocks().len(),
+        alphas,
+    })
+}
+
+/// One image: (measured, per-input bound, in range, unchanged, top-1 changed).
+type ImageResult = (f64, f64, bool, bool, bool);
+
+fn data_stats(
+    bn: &BoundedNetwork,
+    engine: &Engine<f64>,
+    pe: &PolyErrors,
+    ranges: &BTreeMap<NodeId, f64>,
+    xy: &[(Vec<f64>, Vec<f64>)],
+    global: &GlobalBound,
+) -> Result<DataStats, BoundsError> {
+    let policy = ActivationPolicy::Approx {
+        sign: pe.sign_kernel()?,
+        ranges: ranges.clone(),
+    };
+    engine.check_policy(&policy)?;
+    let per: Vec<ImageResult> = xy
+        .par_iter()
+        .map(|(x, y)| {
+            let ya = engine.run(x, &policy, &mut RunStats::default())?;
+            // A non-finite output of F^α (the polynomial diverges far outside [−B, B]) is an
+            // unbounded error: +∞, never dropped by a NaN-ignoring max.
+            let measured = y.iter().zip(&ya).fold(0.0f64, |a, (p, q)| {
+                let d = (p - q).abs();
+                if d.is_nan() {
+                    f64::INFINITY
+                } else {
+                    a.max(d)
+                }
+            });
+            let b = bn.per_input(pe, ranges, x)?;
+            let changed = super::network::argmax(y) != super::network::argmax(&ya);
+            Ok((measured, b.bound, b.in_range, b.unchanged, changed))
+        })
+        .collect::<Result<_, BoundsError>>()?;
+    let n = per.len();
+    let inr: Vec<&ImageResult> = per.iter().filter(|p| p.2).collect();
+    let k = inr.len();
+    let mean = |v: &mut dyn Iterator<Item = f64>, d: usize| {
+        if d == 0 {
+            f64::NAN
+        } else {
+            v.sum::<f64>() / d as f64
+        }
+    };
+    let ratio = |p: &&ImageResult| if p.1 > 0.0 { p.0 / p.1 } else { 0.0 };
+    let unchanged = per.iter().filter(|p| p.3).count();
+    Ok(DataStats {
+        images: n,
+        in_range: k,
+        out_of_range: n - k,
+        measured_max: per.iter().fold(0.0f64, |a, p| a.max(p.0)),
+        measured_mean: mean(&mut per.iter().map(|p| p.0), n),
+        per_input_max: if k == 0 {
+            f64::NAN
+        } else {
+            inr.iter().fold(0.0f64, |a, p| a.max(p.1))
+        },
+        per_input_mean: mean(&mut inr.iter().map(|p| p.1), k),
+        ratio_mean: mean(&mut inr.iter().map(ratio), k),
+        ratio_max: if k == 0 {
+            f64::NAN
+        } else {
+            inr.iter().map(ratio).fold(0.0f64, f64::max)
+        },
+        per_input_over_global_max: if k == 0 {
+            f64::NAN
+        } else {
+            inr.iter().fold(0.0f64, |a, p| a.max(p.1 / global.bound))
+        },
+        nonfinite: per.iter().filter(|p| p.0.is_infinite()).count(),
+        measured_above_bound: inr.iter().filter(|p| p.0 > p.1).count(),
+        per_input_above_global: inr.iter().filter(|p| p.1 > global.bound).count(),
+        unchanged,
+        unchanged_fraction: if n == 0 {
+            0.0
+        } else {
+            unchanged as f64 / n as f64
+        },
+        top1_changed: per.iter().filter(|p| p.4).count(),
+    })
+}
+
+/// The smallest α in [`ALPHAS`] (4..=14, the α with certificates) whose global bound is
+/// ≤ `target`.
+///
+/// # Errors
+/// [`BoundsError::Config`] unless `target` is finite and > 0; certificate and range errors.
+pub fn smallest_alpha(
+    bn: &BoundedNetwork,
+    ranges: &BTreeMap<NodeId, f64>,
+    proofs: &std::path::Path,
+    target: f64,
+) -> Result<TargetAlpha, BoundsError> {
+    if !(target.is_finite() && target > 0.0) {
+        return Err(BoundsError::Config {
+            what: "target error".into(),
+            value: target.to_string(),
+            valid: "a finite E > 0".into(),
+        });
+    }
+    let mut bounds = Vec::new();
+    for alpha in ALPHAS {
+        let pe = PolyErrors::load_or_certify(proofs, alpha)?;
+        let g = bn.global(&pe, ranges)?;
+        bounds.push((alpha, g.bound));
+        if g.bound <= target {
+            return Ok(TargetAlpha {
+                target,
+                alpha: Some(alpha),
+                bounds,
+            });
+        }
+    }
+    Ok(TargetAlpha {
+        target,
+        alpha: None,
+        bounds,
+    })
+}
+
+/// Global bounds for a given range policy without data files (`--target-error` helper).
+///
+/// # Errors
+/// As [`bound_report`].
+pub fn ranges_for(
+    cfg: &BoundConfig,
+) -> Result<(BoundedNetwork, BTreeMap<NodeId, f64>), BoundsError> {
+    let net = Arc::new(import_onnx(&cfg.model)?);
+    let bn = BoundedNetwork::new(Arc::clone(&net))?;
+    let engine: Engine<f64> = Engine::new(net);
+    let (ranges, _, _) = choose_ranges(cfg, &engine)?;
+    Ok((bn, ranges))
+}
+
+fn fixed(x: f64) -> String {
+    if x.is_nan() {
+        "—".into()
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+fn sci(x: f64) -> String {
+    if x.is_nan() {
+        "—".into()
+    } else {
+        format!("{x:.3e}")
+    }
+}
+
+/// The Markdown report for several models: an explanation, a summary, then each model's
+/// tables ([`BoundReport::to_markdown`]). `command` is quoted as the way to regenerate it.
+pub fn bounds_markdown(reports: &[BoundReport], command: &str) -> String {
+    let mut s = String::from("# Error-propagation bounds (paper §4, Theorems 2–4)\n\n");
+    s.push_str(concat!(
+        "Generated by `polycert bound` (deterministic: same inputs and flags give the same files).\n\n",
+        "- **global bound** (certified): the Theorem 3 composition of the Lemma 1 block functions, with\n",
+        "  the certified sup |r_α − ReLU| of the checked certificate `proofs/table1-alphaNN.json` (not the\n",
+        "  nominal 2^−α) and the B of each ReLU / max-pool node, rounded upward; C = bound·2^α (Theorem 4).\n",
+        "  It holds for every input whose F^α activation inputs stay in [−B, B].\n",
+        "- **per-input bound** (certified for inputs that pass the range check): elementwise propagation\n",
+        "  (|A|·e for linear maps, local certified box bounds of |x·p(x) − |x|| at the actual\n",
+        "  pre-activations for ReLU), with an a-priori enclosure of the f64 forward pass.\n",
+        "- **in range**: images whose every ReLU / max-pool input interval [ŷ − r − e, ŷ + r + e] lies in\n",
+        "  [−B, B]; the others get no certificate and are counted, never dropped.\n",
+        "- **measured**: max |F^α(x) − F(x)| of the f64 engine with the certified polynomial (sampled).\n",
+        "- **certified unchanged**: in range and F̂_top − r − e_top > F̂_j + r + e_j for every j ≠ top\n",
+        "  (elementwise, directed rounding): F and F^α provably predict the same class.\n",
+        "- The polynomial errors are certified in exact arithmetic (`arith = exact`); the bounds are about\n",
+        "  F^α computed exactly, the measured errors include the f64 evaluation of p_α.\n\n",
+    ));
+    let _ = writeln!(s, "Command:\n\n```\n{command}\n```\n");
+    let _ = writeln!(s, "## Summary\n");
+    let _ = writeln!(s, "| model | blocks | α | global bound | C | images | in range | measured max | per-input mean | certified unchanged |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
+    for r in reports {
+        for a in [r.alphas.first(), r.alphas.last()].into_iter().flatten() {
+            let (im, inr, mm, pm, un) = match &a.data {
+                Some(d) => (
+                    d.images.to_string(),
+                    d.in_range.to_string(),
+                    sci(d.measured_max),
+                    sci(d.per_input_mean),
+                    format!("{:.2}%", 100.0 * d.unchanged_fraction),
+                ),
+                None => ("—".into(), "—".into(), "—".into(), "—".into(), "—".into()),
+            };
+            let name = std::path::Path::new(&r.model)
+                .file_name()
+                .map_or_else(|| r.model.clone(), |f| f.to_string_lossy().into_owned());
+            let _ = writeln!(
+                s,
+                "| {name} | {} | {} | {} | {:.3e} | {im} | {inr} | {mm} | {pm} | {un} |",
+                r.blocks,
+                a.alpha,
+                sci(a.global.bound),
+                a.global.c
+            );
+        }
+    }
+    s.push_str("\n## Per model\n\n");
+    for r in reports {
+        s.push_str(&r.to_markdown());
+        s.push('\n');
+    }
+    s
+}
+
+impl BoundReport {
+    /// Markdown: the summary per α, then the per-block table of the last α.
+    pub fn to_markdown(&self) -> String {
+        let mut s = String::new();
+        let ratio_note = "measured/per-input: mean (max) over in-range images";
+        let _ = writeln!(s, "### {}\n", self.model);
+        let images = self
+            .alphas
+            .iter()
+            .find_map(|a| a.data.as_ref().map(|d| d.images));
+        if let (Some(d), Some(n)) = (&self.data, images) {
+            let _ = writeln!(s, "Data: the first {n} images of `{d}`.");
+        }
+        let _ = writeln!(
+            s,
+            "Range policy: {:?}{}. {} blocks.\n",
+            self.range,
+            self.calib_images
+                .map(|k| format!(
+                    ", B calibrated on {k} images (max |input| per node, times the margin)"
+                ))
+                .unwrap_or_default(),
+            self.blocks
+        );
+        let _ = writeln!(s, "({ratio_note}.)\n");
+        let _ = writeln!(s, "| α | global bound (certified) | C = bound·2^α | images | in range | measured max | per-input max | per-input mean | measured/per-input mean (max) | per-input/global max | certified unchanged |");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+        for a in &self.alphas {
+            match &a.data {
+                Some(d) => {
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | {} | {} | {} | {} | {} | {} | {} ({}) | {} | {} ({:.2}%) |",
+                        a.alpha,
+                        sci(a.global.bound),
+                        sci(a.global.c),
+                        d.images,
+                        d.in_range,
+                        sci(d.measured_max),
+                        sci(d.per_input_max),
+                        sci(d.per_input_mean),
+                        fixed(d.ratio_mean),
+                        fixed(d.ratio_max),
+                        fixed(d.per_input_over_global_max),
+                        d.unchanged,
+                        100.0 * d.unchanged_fraction
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | {} | — | — | — | — | — | — | — | — |",
+                        a.alpha,
+                        sci(a.global.bound),
+                        sci(a.global.c)
+                    );
+                }
+            }
+        }
+        if let Some(a) = self.alphas.last() {
+            let _ = writeln!(
+                s,
+                "\nBlocks at α = {} (E(e) = gain·e + added; certified s = {}):\n",
+                a.alpha,
+                sci(a.global.relu_sup)
+            );
+            let _ = writeln!(
+                s,
+                "| # | block | nodes | gain (‖A‖∞) | added error | cumulative bound |"
+            );
+            let _ = writeln!(s, "|---|---|---|---|---|---|");
+            for r in &a.global.blocks {
+                let kind = match r.shortcut {
+                    Some(sc) => format!("{} ({sc:?})", r.kind),
+                    None => r.kind.clone(),
+                };
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    r.index,
+                    kind,
+                    r.nodes,
+                    sci(r.gain),
+                    sci(r.added),
+                    sci(r.cumulative)
+                );
+            }
+        }
+        s
+    }
+}

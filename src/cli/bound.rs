@@ -1,0 +1,212 @@
+//! `polycert bound`: certified error-propagation bounds (paper §4, Theorems 2–4) per block,
+//! and with data the per-input bounds against the measured error.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+
+use polycert::bounds::{
+    bound_report, bounds_markdown, ranges_for, smallest_alpha, BoundConfig, BoundReport,
+};
+use polycert::nn::RangePolicy;
+
+use super::Outcome;
+
+/// Arguments of `polycert bound`.
+#[derive(Debug, Args)]
+pub struct BoundArgs {
+    /// ONNX model file (repeat for several models).
+    #[arg(long, required = true)]
+    pub model: Vec<PathBuf>,
+    /// Precision parameters: `A..B` (inclusive), a list `A,B,C`, or one value; each in 4..=14.
+    #[arg(long, default_value = "14")]
+    pub alpha: String,
+    /// Data file(s) for calibration and `--per-input` (one for all models, or one per model).
+    #[arg(long)]
+    pub data: Vec<PathBuf>,
+    /// Per-input bounds, measured errors and certified-unchanged predictions on the data.
+    #[arg(long)]
+    pub per_input: bool,
+    /// Use only the first K images of the data.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Approximation range: `auto` (calibrated on the data or --calib) or a fixed B > 0.
+    #[arg(long, default_value = "auto")]
+    pub b: String,
+    /// With `--b auto`: one B per layer or one per network.
+    #[arg(long, value_parser = ["layer", "network"], default_value = "layer")]
+    pub b_scope: String,
+    /// With `--b auto`: multiply the calibrated max |input| by this factor (≥ 1).
+    #[arg(long, default_value_t = 1.0)]
+    pub margin: f64,
+    /// Calibration data (default: the data).
+    #[arg(long)]
+    pub calib: Option<PathBuf>,
+    /// Calibrate on the first K images only (default: --limit).
+    #[arg(long)]
+    pub calib_limit: Option<usize>,
+    /// Directory of the certificates `table1-alphaNN.json` (re-checked before use).
+    #[arg(long, default_value = "proofs")]
+    pub proofs: PathBuf,
+    /// Print the smallest α (4..=14) whose global bound is ≤ E, instead of the tables.
+    #[arg(long)]
+    pub target_error: Option<f64>,
+    /// Print JSON to stdout instead of Markdown.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the JSON to this file.
+    #[arg(long)]
+    pub out_json: Option<PathBuf>,
+    /// Also write the Markdown to this file.
+    #[arg(long)]
+    pub out_md: Option<PathBuf>,
+}
+
+fn parse_alphas(s: &str) -> anyhow::Result<Vec<u32>> {
+    let v: Vec<u32> = if let Some((a, b)) = s.split_once("..") {
+        let a: u32 = a
+            .trim()
+            .parse()
+            .with_context(|| format!("--alpha {s:?}: bad start"))?;
+        let b: u32 = b
+            .trim()
+            .trim_start_matches('=')
+            .parse()
+            .with_context(|| format!("--alpha {s:?}: bad end"))?;
+        (a..=b).collect()
+    } else {
+        s.split(',')
+            .map(|p| {
+                p.trim()
+                    .parse::<u32>()
+                    .with_context(|| format!("--alpha {s:?}: {p:?} is not an integer"))
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    if v.is_empty() || v.iter().any(|a| !(4..=14).contains(a)) {
+        bail!("--alpha {s:?}: expected α in 4..=14 (e.g. 6..14, 8,10,14 or 14)");
+    }
+    Ok(v)
+}
+
+fn write(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    polycert::report::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Handle `polycert bound`.
+pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
+    let alphas = parse_alphas(&a.alpha)?;
+    let range = if a.b == "auto" {
+        match a.b_scope.as_str() {
+            "network" => RangePolicy::PerNetwork { margin: a.margin },
+            _ => RangePolicy::PerLayer { margin: a.margin },
+        }
+    } else {
+        let b: f64 =
+            a.b.parse()
+                .with_context(|| format!("--b {:?}: expected `auto` or a number > 0", a.b))?;
+        if !(b.is_finite() && b > 0.0) {
+            bail!("--b {b}: expected a finite B > 0");
+        }
+        RangePolicy::Fixed(b)
+    };
+    if !(a.data.is_empty() || a.data.len() == 1 || a.data.len() == a.model.len()) {
+        bail!(
+            "{} --data files for {} --model files: give one for all models or one per model",
+            a.data.len(),
+            a.model.len()
+        );
+    }
+    let progress = |stage: &str, done: usize, total: usize| {
+        if !quiet {
+            if total == 0 {
+                eprintln!("{stage}…");
+            } else {
+                eprintln!("{stage}: {done}/{total}");
+            }
+        }
+    };
+    let mut reports: Vec<BoundReport> = Vec::new();
+    let mut targets = Vec::new();
+    for (i, model) in a.model.iter().enumerate() {
+        let data = a.data.get(i).or(a.data.first()).cloned();
+        let cfg = BoundConfig {
+            model: model.clone(),
+            alphas: alphas.clone(),
+            proofs: a.proofs.clone(),
+            range,
+            calib: a.calib.clone(),
+            calib_limit: a.calib_limit,
+            data,
+            limit: a.limit,
+            per_input: a.per_input,
+        };
+        if let Some(e) = a.target_error {
+            let (bn, ranges) = ranges_for(&cfg)?;
+            let t = smallest_alpha(&bn, &ranges, &a.proofs, e)?;
+            targets.push((model.display().to_string(), t));
+            continue;
+        }
+        progress(&format!("model {}", model.display()), 0, 0);
+        reports.push(bound_report(&cfg, &progress)?);
+    }
+    if a.target_error.is_some() {
+        let json = serde_json::to_string_pretty(&targets)? + "\n";
+        if let Some(p) = &a.out_json {
+            write(p, &json)?;
+        }
+        if a.json {
+            print!("{json}");
+        } else {
+            for (m, t) in &targets {
+                match t.alpha {
+                    Some(al) => println!(
+                        "{m}: alpha = {al} (global bound {:e} <= {:e})",
+                        t.bounds.last().map_or(f64::NAN, |b| b.1),
+                        t.target
+                    ),
+                    None => println!(
+                        "{m}: no alpha in 4..=14 has a global bound <= {:e} (alpha 14: {:e})",
+                        t.target,
+                        t.bounds.last().map_or(f64::NAN, |b| b.1)
+                    ),
+                }
+            }
+        }
+        return Ok(if targets.iter().all(|t| t.1.alpha.is_some()) {
+            Outcome::Ok
+        } else {
+            Outcome::Failed
+        });
+    }
+    let json = serde_json::to_string_pretty(&reports)? + "\n";
+    // The command line as typed (minus the binary path), quoted in the report.
+    let command = std::iter::once("polycert".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let md = bounds_markdown(&reports, &command);
+    if let Some(p) = &a.out_json {
+        write(p, &json)?;
+    }
+    if let Some(p) = &a.out_md {
+        write(p, &md)?;
+    }
+    if a.json {
+        print!("{json}");
+    } else {
+        print!("{md}");
+    }
+    let refuted = reports.iter().flat_map(|r| &r.alphas).any(|a| {
+        a.data
+            .as_ref()
+            .is_some_and(|d| d.measured_above_bound > 0 || d.per_input_above_global > 0)
+    });
+    Ok(if refuted {
+        Outcome::Failed
+    } else {
+        Outcome::Ok
+    })
+}
