@@ -27,6 +27,9 @@ pub enum Error {
     /// Network import, dataset or inference error.
     #[error(transparent)]
     Nn(#[from] crate::nn::NnError),
+    /// CKKS scheme or encrypted inference error.
+    #[error(transparent)]
+    Ckks(#[from] crate::ckks::CkksError),
     /// Input/output error with the path it concerns.
     #[error("{path}: {source}")]
     Io {
