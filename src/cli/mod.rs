@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod certify;
 mod check;
+mod ckks;
 mod eval;
 mod report;
 mod sign;
@@ -37,6 +38,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Accuracy of the network with exact and approximate (α) activations (paper Table 2).
     Eval(eval::EvalArgs),
+    /// Encrypted inference under RNS-CKKS, cross-checked against the plaintext networks.
+    Ckks(ckks::CkksArgs),
     /// Regenerate `reports/` (Table 1, certificates, plots): the main job.
     Report(report::ReportArgs),
 }
@@ -77,5 +80,6 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Check(a) => check::run(a, cli.quiet),
         Command::Eval(a) => eval::run(&a, cli.quiet),
         Command::Report(a) => report::run(&a, cli.quiet),
+        Command::Ckks(a) => ckks::run(&a, cli.quiet),
     }
 }
