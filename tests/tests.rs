@@ -8,6 +8,7 @@
 )]
 
 mod certify;
+mod ckks;
 mod ci;
 mod nn;
 mod util;
