@@ -47,7 +47,7 @@ use crate::remez::CompositeSign;
 use super::eval::{Ciphertext, CkksContext, Evaluator};
 use super::keys::{GaloisKeys, PublicKey, RelinKey, SecretKey};
 use super::params::CkksParams;
-use super::polyeval::relu_scaled;
+use super::polyeval::{max2_scaled, relu_scaled};
 use super::CkksError;
 
 /// Settings of an encrypted run.
@@ -248,6 +248,10 @@ enum Layer {
     AvgPool {
         node: String,
     },
+    MaxPool {
+        node: String,
+        id: NodeId,
+    },
     Dense {
         node: String,
         /// [out][in]
@@ -263,6 +267,7 @@ impl Layer {
             Layer::Conv { node, .. } => (node, "Conv"),
             Layer::Relu { node, .. } => (node, "Relu"),
             Layer::AvgPool { node } => (node, "AveragePool"),
+            Layer::MaxPool { node, .. } => (node, "MaxPool"),
             Layer::Dense { node, .. } => (node, "Gemm"),
         }
     }
@@ -329,8 +334,14 @@ fn compile(net: &Network) -> Result<(Vec<Layer>, (usize, usize, usize)), CkksErr
                     out,
                 });
             }
-            Op::MaxPool(_) => {
-                return Err(unsupported(&n.name, op, "max-pooling (M̃_α,4) is not implemented in the encrypted executor yet; use an AveragePool model"))
+            Op::MaxPool(pool) => {
+                if pool.kernel != [2, 2] || pool.strides != [2, 2] || pool.pads != [0; 4] {
+                    return Err(unsupported(&n.name, op, "only 2×2 max pooling with stride 2, no padding"));
+                }
+                if !matches!(layers.last(), Some(Layer::Relu { .. })) {
+                    return Err(unsupported(&n.name, op, "max pooling must follow a ReLU (its 1/B' and +1/2 are folded into the ReLU)"));
+                }
+                layers.push(Layer::MaxPool { node: n.name.clone(), id });
             }
             _ => return Err(unsupported(&n.name, op, "operator not supported by the encrypted executor")),
         }
@@ -354,6 +365,7 @@ fn layer_levels(l: &Layer, relu_depth: usize) -> usize {
         Layer::Conv { .. } => 2,
         Layer::Relu { .. } => relu_depth,
         Layer::AvgPool { .. } => 0,
+        Layer::MaxPool { .. } => 2 * relu_depth,
         Layer::Dense { .. } => 1,
     }
 }
@@ -385,6 +397,15 @@ fn logit_spacing(g: &[usize], n: usize, block: usize) -> Option<usize> {
     (1..block).find(|&d| {
         (n - 1) * d + maxg < block
             && (1..n).all(|j| g.iter().all(|&p| !set.contains(&(p + j * d))))
+    })
+}
+
+/// B' of Eq. (7) for a window of n values (`approx::b_prime`).
+fn b_prime(alpha: u32, n: usize, b: f64) -> Result<f64, CkksError> {
+    crate::approx::b_prime(alpha, n, b).map_err(|e| CkksError::BadParam {
+        what: "B'".into(),
+        value: e.to_string(),
+        valid: "a defined B' (Eq. 7)".into(),
     })
 }
 
@@ -459,9 +480,9 @@ pub fn run_encrypted(
         .into());
     }
     for l in &layers {
-        if let Layer::Relu { node, id } = l {
+        if let Layer::Relu { node, id } | Layer::MaxPool { node, id } = l {
             if !ranges.get(id).is_some_and(|b| b.is_finite() && *b > 0.0) {
-                return Err(unsupported(node, "Relu", "no finite range B > 0 for this ReLU").into());
+                return Err(unsupported(node, l.name().1, "no finite range B > 0 for this node").into());
             }
         }
     }
@@ -501,7 +522,7 @@ pub fn run_encrypted(
                 }
                 g = Geo { c: *cout, h: g.h - k + 1, w: g.w - k + 1, st: g.st };
             }
-            Layer::AvgPool { .. } => {
+            Layer::AvgPool { .. } | Layer::MaxPool { .. } => {
                 steps.push(g.st as i64);
                 steps.push((g.st * w0) as i64);
                 g = Geo { c: g.c, h: g.h / 2, w: g.w / 2, st: g.st * 2 };
@@ -697,12 +718,47 @@ pub fn run_encrypted(
                 }
                 Layer::Relu { id, .. } => {
                     let b = ranges.get(id).copied().unwrap_or(1.0);
+                    // Before a max pool: output r̃(x)/B' + 1/2 (Eq. 7's input), else 2r̃(x)/B.
+                    let pool_b = match layers.get(li + 1) {
+                        Some(Layer::MaxPool { id: pid, .. }) => {
+                            let bp = b_prime(cfg.alpha, 4, ranges.get(pid).copied().unwrap_or(1.0))?;
+                            Some(bp)
+                        }
+                        _ => None,
+                    };
+                    let c = pool_b.map_or(1.0, |bp| b / (2.0 * bp));
                     xs = xs
                         .par_iter()
-                        .map(|u| relu_scaled(&ev, &plans, u, 1.0))
+                        .map(|u| {
+                            let r = relu_scaled(&ev, &plans, u, c)?;
+                            if pool_b.is_some() {
+                                ev.add_const(&r, 0.5)
+                            } else {
+                                Ok(r)
+                            }
+                        })
                         .collect::<Result<_, CkksError>>()?;
-                    kappa = 2.0 / b;
-                    offset = 0.0;
+                    (kappa, offset) = match pool_b {
+                        Some(bp) => (1.0 / bp, 0.5),
+                        None => (2.0 / b, 0.0),
+                    };
+                }
+                Layer::MaxPool { .. } => {
+                    // M_{α,4}(x00, x01, x10, x11) = m(m(x00, x01), m(x10, x11)) (Eq. 6, the
+                    // engine's row-major window order): m(v, rot(v, st)) holds m(x00, x01) at
+                    // the window's position and m(x10, x11) st·W further.
+                    rot += 2 * xs.len();
+                    let st = g.st;
+                    xs = xs
+                        .par_iter()
+                        .map(|v| {
+                            let m1 = max2_scaled(&ev, &plans, v, &ev.rotate(v, st as i64)?, 0.5)?;
+                            let m2 = ev.rotate(&m1, (st * w0) as i64)?;
+                            max2_scaled(&ev, &plans, &m1, &m2, 0.5)
+                        })
+                        .collect::<Result<_, CkksError>>()?;
+                    g = Geo { c: g.c, h: g.h / 2, w: g.w / 2, st: g.st * 2 };
+                    // The ciphertext holds M = x/B' + 1/2: κ, o unchanged.
                 }
                 Layer::AvgPool { .. } => {
                     rot += 2 * xs.len();
@@ -825,7 +881,9 @@ pub fn run_encrypted(
         ranges: layers
             .iter()
             .filter_map(|l| match l {
-                Layer::Relu { node, id } => Some((node.clone(), ranges.get(id).copied().unwrap_or(f64::NAN))),
+                Layer::Relu { node, id } | Layer::MaxPool { node, id } => {
+                    Some((node.clone(), ranges.get(id).copied().unwrap_or(f64::NAN)))
+                }
                 _ => None,
             })
             .collect(),
