@@ -10,16 +10,19 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use polycert::ckks::{
-    relu_scaled, CkksContext, CkksParams, Evaluator, GaloisKeys, PublicKey, RelinKey, SecretKey,
+    relu_scaled, sign_plans, CkksContext, CkksParams, Evaluator, GaloisKeys, PublicKey, RelinKey,
+    SecretKey,
 };
 use polycert::poly::EvalPlan;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
 fn bench(c: &mut Criterion) {
-    let only: Option<u32> = std::env::var("POLYCERT_CKKS_BENCH_LOGN").ok().and_then(|s| s.parse().ok());
+    let only: Option<u32> = std::env::var("POLYCERT_CKKS_BENCH_LOGN")
+        .ok()
+        .and_then(|s| s.parse().ok());
     let sign = polycert::remez::table1_sign(14).unwrap();
-    let plans: Vec<EvalPlan> = sign.poly().components().iter().map(EvalPlan::odd_bsgs).collect();
+    let plans: Vec<EvalPlan> = sign_plans(&sign);
     let mut g = c.benchmark_group("ckks");
     g.sample_size(10);
     for log_n in [15u32, 16] {
@@ -39,15 +42,17 @@ fn bench(c: &mut Criterion) {
         let v: Vec<f64> = (0..n).map(|i| (i as f64 / n as f64) * 2.0 - 1.0).collect();
         let pt = ctx.encode(&v, top, ctx.params().scale(top)).unwrap();
         let ct = ctx.encrypt(&pk, &pt, &mut rng).unwrap();
-        g.bench_function(BenchmarkId::new("mul_relin_rescale", format!("N=2^{log_n}")), |b| {
-            b.iter(|| ev.mul(&ct, &ct).unwrap())
-        });
+        g.bench_function(
+            BenchmarkId::new("mul_relin_rescale", format!("N=2^{log_n}")),
+            |b| b.iter(|| ev.mul(&ct, &ct).unwrap()),
+        );
         g.bench_function(BenchmarkId::new("rotate", format!("N=2^{log_n}")), |b| {
             b.iter(|| ev.rotate(&ct, 1).unwrap())
         });
-        g.bench_function(BenchmarkId::new("relu_alpha14", format!("N=2^{log_n}")), |b| {
-            b.iter(|| relu_scaled(&ev, &plans, &ct, 1.0).unwrap())
-        });
+        g.bench_function(
+            BenchmarkId::new("relu_alpha14", format!("N=2^{log_n}")),
+            |b| b.iter(|| relu_scaled(&ev, &plans, &ct, 1.0).unwrap()),
+        );
     }
     g.finish();
 }

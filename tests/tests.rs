@@ -8,7 +8,7 @@
 )]
 
 mod certify;
-mod ckks;
 mod ci;
+mod ckks;
 mod nn;
 mod util;

@@ -17,10 +17,16 @@ struct C {
 
 impl C {
     fn add(self, o: C) -> C {
-        C { re: self.re + o.re, im: self.im + o.im }
+        C {
+            re: self.re + o.re,
+            im: self.im + o.im,
+        }
     }
     fn sub(self, o: C) -> C {
-        C { re: self.re - o.re, im: self.im - o.im }
+        C {
+            re: self.re - o.re,
+            im: self.im - o.im,
+        }
     }
     fn mul(self, o: C) -> C {
         C {
@@ -53,10 +59,18 @@ impl Encoder {
         let ksi = (0..=m)
             .map(|k| {
                 let a = std::f64::consts::TAU * k as f64 / m as f64;
-                C { re: a.cos(), im: a.sin() }
+                C {
+                    re: a.cos(),
+                    im: a.sin(),
+                }
             })
             .collect();
-        Self { n, slots, rot_group, ksi }
+        Self {
+            n,
+            slots,
+            rot_group,
+            ksi,
+        }
     }
 
     /// Number of slots N/2.
@@ -135,7 +149,11 @@ impl Encoder {
     pub fn encode_coeffs(&self, values: &[f64], scale: f64) -> Result<Vec<i128>, CkksError> {
         if values.len() > self.slots {
             return Err(CkksError::Encode {
-                what: format!("{} values but only N/2 = {} slots", values.len(), self.slots),
+                what: format!(
+                    "{} values but only N/2 = {} slots",
+                    values.len(),
+                    self.slots
+                ),
             });
         }
         if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
@@ -154,7 +172,10 @@ impl Encoder {
             let (a, b) = ((c.re * scale).round(), (c.im * scale).round());
             if !(a.abs() < lim && b.abs() < lim) {
                 return Err(CkksError::Encode {
-                    what: format!("coefficient {a:e} exceeds 2^120 (scale 2^{:.1})", scale.log2()),
+                    what: format!(
+                        "coefficient {a:e} exceeds 2^120 (scale 2^{:.1})",
+                        scale.log2()
+                    ),
                 });
             }
             out[i] = a as i128;
@@ -210,7 +231,9 @@ mod tests {
     fn encode_matches_naive_embedding() {
         let n = 64;
         let e = Encoder::new(n);
-        let z: Vec<f64> = (0..n / 2).map(|i| ((i * 7 % 13) as f64 - 6.0) / 3.0).collect();
+        let z: Vec<f64> = (0..n / 2)
+            .map(|i| ((i * 7 % 13) as f64 - 6.0) / 3.0)
+            .collect();
         let scale = 2f64.powi(30);
         let c = e.encode_coeffs(&z, scale).unwrap();
         let cf: Vec<f64> = c.iter().map(|&x| x as f64).collect();

@@ -49,7 +49,9 @@ pub enum CkksError {
         expected: u64,
     },
     /// Keys generated from different secret keys.
-    #[error("{what} was generated for key set {got:#x}, but the evaluator uses key set {expected:#x}")]
+    #[error(
+        "{what} was generated for key set {got:#x}, but the evaluator uses key set {expected:#x}"
+    )]
     KeyMismatch {
         /// Which key.
         what: String,

@@ -4,7 +4,10 @@
 //! Every operation checks that its operands belong to the same parameters, and that levels and
 //! scales agree where they must (module docs of `ckks`: exact scale management).
 
-#![expect(clippy::indexing_slicing, reason = "limb indices < number of primes by construction")]
+#![expect(
+    clippy::indexing_slicing,
+    reason = "limb indices < number of primes by construction"
+)]
 
 use std::sync::Arc;
 
@@ -73,7 +76,7 @@ impl CkksContext {
         self.check_level("encode", level)?;
         let c = self.encoder.encode_coeffs(values, scale)?;
         Ok(Plaintext {
-            limbs: self.ring.from_i128(&c, &self.ring.q_idx(level)),
+            limbs: self.ring.i128_to_ntt(&c, &self.ring.q_idx(level)),
             level,
             scale,
             params_id: self.params.id(),
@@ -95,7 +98,13 @@ impl CkksContext {
         let half = q0 / 2;
         let centred: Vec<i64> = l[0]
             .iter()
-            .map(|&v| if v > half { v as i64 - q0 as i64 } else { v as i64 })
+            .map(|&v| {
+                if v > half {
+                    v as i64 - q0 as i64
+                } else {
+                    v as i64
+                }
+            })
             .collect();
         if take == 2 {
             let m1 = &self.ring.moduli[1];
@@ -139,9 +148,15 @@ impl CkksContext {
         self.check_params("plaintext", pt.params_id)?;
         let level = pt.level;
         let q = self.ring.q_idx(level);
-        let v = self.ring.from_signed(&sample_ternary(self.ring.n, rng), &q);
-        let e0 = self.ring.from_signed(&sample_gaussian(self.ring.n, rng), &q);
-        let e1 = self.ring.from_signed(&sample_gaussian(self.ring.n, rng), &q);
+        let v = self
+            .ring
+            .signed_to_ntt(&sample_ternary(self.ring.n, rng), &q);
+        let e0 = self
+            .ring
+            .signed_to_ntt(&sample_gaussian(self.ring.n, rng), &q);
+        let e1 = self
+            .ring
+            .signed_to_ntt(&sample_gaussian(self.ring.n, rng), &q);
         let mut c0: Limbs = pk.b[..q.len()].to_vec();
         self.ring.mul_assign(&mut c0, &v, &q);
         self.ring.add_assign(&mut c0, &e0, &q);
@@ -171,7 +186,9 @@ impl CkksContext {
         self.check_params("plaintext", pt.params_id)?;
         let q = self.ring.q_idx(pt.level);
         let a = self.ring.uniform(&q, rng);
-        let e = self.ring.from_signed(&sample_gaussian(self.ring.n, rng), &q);
+        let e = self
+            .ring
+            .signed_to_ntt(&sample_gaussian(self.ring.n, rng), &q);
         let mut c0 = a.clone();
         self.ring.mul_assign(&mut c0, &sk.ntt[..q.len()], &q);
         self.ring.neg_assign(&mut c0, &q);
@@ -260,7 +277,10 @@ impl Ciphertext {
     }
     /// Bytes held.
     pub fn size_bytes(&self) -> usize {
-        self.c.iter().map(|l| l.iter().map(|v| 8 * v.len()).sum::<usize>()).sum()
+        self.c
+            .iter()
+            .map(|l| l.iter().map(|v| 8 * v.len()).sum::<usize>())
+            .sum()
     }
 }
 
@@ -532,40 +552,37 @@ impl Evaluator {
         let ring = self.ring();
         let ql = ring.moduli[l].val();
         let half = ql / 2;
-        let c = a
-            .c
-            .iter()
-            .map(|poly| {
-                let mut last = poly[l].clone();
-                ring.ntt[l].backward(&mut last);
-                (0..l)
-                    .into_par_iter()
-                    .map(|i| {
-                        let m = &ring.moduli[i];
-                        let qi = m.val();
-                        let ql_mod = m.reduce(ql);
-                        // Centred representative of the dropped limb, reduced mod q_i.
-                        let mut t: Vec<u64> = last
-                            .iter()
-                            .map(|&v| {
-                                if v > half {
-                                    m.sub(m.reduce(v), ql_mod)
-                                } else {
-                                    m.reduce(v)
-                                }
-                            })
-                            .collect();
-                        ring.ntt[i].forward(&mut t);
-                        let inv = m.inv(ql_mod).unwrap_or(0);
-                        let mut x = poly[i].clone();
-                        m.sub_vec(&mut x, &t);
-                        m.scalar_mul_vec(&mut x, inv);
-                        let _ = qi;
-                        x
-                    })
-                    .collect::<Limbs>()
-            })
-            .collect();
+        let c =
+            a.c.iter()
+                .map(|poly| {
+                    let mut last = poly[l].clone();
+                    ring.ntt[l].backward(&mut last);
+                    (0..l)
+                        .into_par_iter()
+                        .map(|i| {
+                            let m = &ring.moduli[i];
+                            let ql_mod = m.reduce(ql);
+                            // Centred representative of the dropped limb, reduced mod q_i.
+                            let mut t: Vec<u64> = last
+                                .iter()
+                                .map(|&v| {
+                                    if v > half {
+                                        m.sub(m.reduce(v), ql_mod)
+                                    } else {
+                                        m.reduce(v)
+                                    }
+                                })
+                                .collect();
+                            ring.ntt[i].forward(&mut t);
+                            let inv = m.inv(ql_mod).unwrap_or(0);
+                            let mut x = poly[i].clone();
+                            m.sub_vec(&mut x, &t);
+                            m.scalar_mul_vec(&mut x, inv);
+                            x
+                        })
+                        .collect::<Limbs>()
+                })
+                .collect();
         let mut scale = a.scale / ql as f64;
         let nominal = self.ctx.params.scale(l - 1);
         if ((scale / nominal) - 1.0).abs() < SCALE_TOL {
@@ -617,8 +634,9 @@ impl Evaluator {
     /// a·b with relinearisation, not rescaled (scale s_a·s_b).
     ///
     /// # Errors
-    /// [`CkksError::Level`]/[`CkksError::Scale`] mismatches are not required to match in
-    /// scale, only in level; [`CkksError::MissingRelinKey`]; [`CkksError::Size`].
+    /// [`CkksError::Level`] when the operands' levels differ (scales may differ: they
+    /// multiply); [`CkksError::MissingRelinKey`]; [`CkksError::Size`] for a ciphertext with
+    /// other than two components.
     pub fn mul_relin_lazy(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, CkksError> {
         self.check(a)?;
         self.check(b)?;
@@ -727,7 +745,11 @@ impl Evaluator {
             }
             let hi = ((j + 1) * ds).min(level + 1);
             let from: Vec<usize> = (lo..hi).collect();
-            let to: Vec<usize> = qp.iter().copied().filter(|i| !(lo..hi).contains(i)).collect();
+            let to: Vec<usize> = qp
+                .iter()
+                .copied()
+                .filter(|i| !(lo..hi).contains(i))
+                .collect();
             let mut conv = ring.convert(&dc[lo..hi], &from, &to);
             ring.to_ntt(&mut conv, &to);
             let mut conv_it = conv.into_iter();
@@ -768,9 +790,11 @@ impl Evaluator {
                 .for_each(|((x, c), &i)| {
                     let m = &ring.moduli[i];
                     let pinv = m
-                        .inv(ring.moduli[nq..nq + np]
-                            .iter()
-                            .fold(1u64, |a, p| m.mul(a, m.reduce(p.val()))))
+                        .inv(
+                            ring.moduli[nq..nq + np]
+                                .iter()
+                                .fold(1u64, |a, p| m.mul(a, m.reduce(p.val()))),
+                        )
                         .unwrap_or(0);
                     m.sub_vec(x, c);
                     m.scalar_mul_vec(x, pinv);

@@ -30,7 +30,10 @@
 //! conv 2, ReLU sign depth + 1 (Table 1's depth), average pool 0, dense 1. The total is checked
 //! against the parameters before any key is generated.
 
-#![expect(clippy::indexing_slicing, reason = "indices within shapes validated by the compiler pass")]
+#![expect(
+    clippy::indexing_slicing,
+    reason = "indices within shapes validated by the compiler pass"
+)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,14 +43,18 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
 
-use crate::nn::{ActivationPolicy, Engine, Network, NodeId, Op, RunStats, SignKernel};
+use crate::nn::{ActivationPolicy, Engine, Network, NodeId, RunStats, SignKernel};
 use crate::poly::EvalPlan;
 use crate::remez::CompositeSign;
 
 use super::eval::{Ciphertext, CkksContext, Evaluator};
 use super::keys::{GaloisKeys, PublicKey, RelinKey, SecretKey};
+use super::layers::{compile, grid, layer_levels, logit_spacing, unsupported, Geo, Layer};
 use super::params::CkksParams;
-use super::polyeval::{max2_scaled, relu_scaled};
+use super::polyeval::{max2_scaled, relu_scaled, sign_plans};
+use super::report::{
+    EncryptedImage, EncryptedReport, LayerTiming, Packing, ParamsSummary, Timings,
+};
 use super::CkksError;
 
 /// Settings of an encrypted run.
@@ -61,343 +68,6 @@ pub struct EncryptedConfig {
     pub insecure: bool,
     /// Seed of the ChaCha20 CSPRNG (keys and encryption randomness).
     pub seed: u64,
-}
-
-/// The slot layout.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Packing {
-    /// Slots per image block (power of two ≥ H·W).
-    pub block: usize,
-    /// Images per ciphertext (N/2 / block).
-    pub images_per_ciphertext: usize,
-    /// Row width W of the input.
-    pub row: usize,
-    /// Logit spacing d (logit k of an image at block offset k·d).
-    pub logit_spacing: usize,
-    /// Rotation steps with Galois keys.
-    pub rotation_steps: Vec<i64>,
-}
-
-/// Time and levels of one layer (for one batch).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct LayerTiming {
-    /// Node name.
-    pub node: String,
-    /// Op type.
-    pub op: String,
-    /// Level before.
-    pub level_in: usize,
-    /// Level after.
-    pub level_out: usize,
-    /// Rotations performed.
-    pub rotations: usize,
-    /// Wall-clock seconds, summed over batches.
-    pub seconds: f64,
-}
-
-/// Per-image results.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct EncryptedImage {
-    /// Index in the dataset.
-    pub index: usize,
-    /// The label.
-    pub label: u8,
-    /// Logits of the exact network F.
-    pub exact_logits: Vec<f64>,
-    /// Logits of the plaintext approximate network F^α (same p_α and B).
-    pub approx_logits: Vec<f64>,
-    /// Decrypted logits of the encrypted run.
-    pub decrypted_logits: Vec<f64>,
-    /// argmax of each.
-    pub exact_class: usize,
-    /// argmax of the approximate logits.
-    pub approx_class: usize,
-    /// argmax of the decrypted logits.
-    pub decrypted_class: usize,
-    /// Measured CKKS error: max_k |decrypted − approximate|.
-    pub ckks_error: f64,
-    /// max_k |decrypted − exact|.
-    pub error_vs_exact: f64,
-    /// max_k |approximate − exact|.
-    pub approx_vs_exact: f64,
-    /// Whether |decrypted − exact| ≤ certified network bound + measured CKKS error
-    /// (None when no certified bound was supplied).
-    pub within_bound: Option<bool>,
-}
-
-/// Timings and memory (not deterministic; kept apart from the results).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Timings {
-    /// Key generation (secret, public, relinearisation, Galois).
-    pub keygen_s: f64,
-    /// Encoding and encryption of all batches.
-    pub encrypt_s: f64,
-    /// Per layer, summed over batches.
-    pub layers: Vec<LayerTiming>,
-    /// Decryption and decoding.
-    pub decrypt_s: f64,
-    /// Homomorphic evaluation of all batches.
-    pub eval_s: f64,
-    /// Evaluation time per batch (one ciphertext set).
-    pub per_batch_s: f64,
-    /// Evaluation time per image (batch time / images in the batch, averaged).
-    pub per_image_s: f64,
-    /// Bytes of the relinearisation and Galois keys.
-    pub key_bytes: usize,
-    /// Peak resident memory (VmHWM of /proc/self/status), MiB.
-    pub peak_rss_mib: Option<f64>,
-}
-
-/// The report of an encrypted run, cross-checked against the plaintext runs.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct EncryptedReport {
-    /// Network name.
-    pub model: String,
-    /// α.
-    pub alpha: u32,
-    /// Degrees of p_α's components.
-    pub degrees: Vec<u32>,
-    /// Depth of r̃_α (Table 1's depth).
-    pub relu_depth: u32,
-    /// B per activation node (node name, B).
-    pub ranges: Vec<(String, f64)>,
-    /// The parameters.
-    pub params: ParamsSummary,
-    /// Levels the network needs.
-    pub levels_needed: usize,
-    /// Levels per layer (node, op, levels).
-    pub level_plan: Vec<(String, String, usize)>,
-    /// The slot layout.
-    pub packing: Packing,
-    /// Seed of the CSPRNG.
-    pub seed: u64,
-    /// Per-image results.
-    pub images: Vec<EncryptedImage>,
-    /// Images whose encrypted class equals the plaintext approximate class.
-    pub agree_with_approx: usize,
-    /// Images whose encrypted class equals the exact class.
-    pub agree_with_exact: usize,
-    /// Images whose encrypted class equals the label.
-    pub correct: usize,
-    /// Max over images of the measured CKKS error.
-    pub max_ckks_error: f64,
-    /// −log₂(max CKKS error): bits of precision of the decrypted logits.
-    pub precision_bits: f64,
-    /// Max over images of |decrypted − exact|.
-    pub max_error_vs_exact: f64,
-    /// The certified bound on ‖F^α(x) − F(x)‖∞ supplied by the caller (bounds module).
-    pub certified_network_bound: Option<f64>,
-    /// Whether every image is within the certified bound + its measured CKKS error.
-    pub within_bound: Option<bool>,
-    /// Timings and memory (excluded from deterministic output by the CLI's --no-timings).
-    pub timings: Option<Timings>,
-}
-
-/// The parameters as reported.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ParamsSummary {
-    /// log₂ N.
-    pub log_n: u32,
-    /// L.
-    pub levels: usize,
-    /// log₂(QP).
-    pub log_qp: f64,
-    /// Bits of each q_i.
-    pub q_bits: Vec<f64>,
-    /// Bits of each special prime.
-    pub p_bits: Vec<f64>,
-    /// log₂ Δ_0.
-    pub scale_bits: u32,
-    /// q-primes per key-switching digit.
-    pub digit_size: usize,
-    /// The security level.
-    pub security: String,
-}
-
-impl ParamsSummary {
-    /// Summarise parameters.
-    pub fn of(p: &CkksParams) -> Self {
-        Self {
-            log_n: p.log_n(),
-            levels: p.max_level(),
-            log_qp: p.log_qp(),
-            q_bits: p.q().iter().map(|&x| (x as f64).log2()).collect(),
-            p_bits: p.p().iter().map(|&x| (x as f64).log2()).collect(),
-            scale_bits: p.scale_bits(),
-            digit_size: p.digit_size(),
-            security: p.security().to_string(),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-enum Layer {
-    Conv {
-        node: String,
-        /// [co][ci][ky][kx]
-        w: Vec<f64>,
-        b: Vec<f64>,
-        cin: usize,
-        cout: usize,
-        k: usize,
-    },
-    Relu {
-        node: String,
-        id: NodeId,
-    },
-    AvgPool {
-        node: String,
-    },
-    MaxPool {
-        node: String,
-        id: NodeId,
-    },
-    Dense {
-        node: String,
-        /// [out][in]
-        w: Vec<f64>,
-        b: Vec<f64>,
-        out: usize,
-    },
-}
-
-impl Layer {
-    fn name(&self) -> (&str, &'static str) {
-        match self {
-            Layer::Conv { node, .. } => (node, "Conv"),
-            Layer::Relu { node, .. } => (node, "Relu"),
-            Layer::AvgPool { node } => (node, "AveragePool"),
-            Layer::MaxPool { node, .. } => (node, "MaxPool"),
-            Layer::Dense { node, .. } => (node, "Gemm"),
-        }
-    }
-}
-
-fn unsupported(node: &str, op: &str, reason: &str) -> CkksError {
-    CkksError::Unsupported {
-        node: node.into(),
-        op: op.into(),
-        reason: reason.into(),
-    }
-}
-
-/// Turn the network into the chain the executor supports.
-fn compile(net: &Network) -> Result<(Vec<Layer>, (usize, usize, usize)), CkksError> {
-    let (c0, h0, w0) = net
-        .input_shape()
-        .chw()
-        .ok_or_else(|| unsupported("input", "-", "input must have shape [C, H, W]"))?;
-    let mut layers = Vec::new();
-    let mut cur = net.input;
-    for (id, n) in net.nodes.iter().enumerate() {
-        let op = n.op.op_type();
-        if n.inputs.first() != Some(&cur) || n.inputs.len() != 1 {
-            return Err(unsupported(&n.name, op, "the executor runs a chain: each node must read only the previous node's output"));
-        }
-        cur = n.output;
-        match &n.op {
-            Op::Conv(c) => {
-                let d = &c.weight.dims;
-                let (co, ci, kh, kw) = match d.as_slice() {
-                    [a, b, c, e] => (*a, *b, *c, *e),
-                    _ => return Err(unsupported(&n.name, op, "weight must be 4-D")),
-                };
-                if c.strides != [1, 1] || c.pads != [0; 4] || c.dilations != [1, 1] || c.groups != 1 || kh != kw {
-                    return Err(unsupported(&n.name, op, "only valid (unpadded) square convolutions with stride 1, dilation 1, one group"));
-                }
-                layers.push(Layer::Conv {
-                    node: n.name.clone(),
-                    w: c.weight.data.iter().map(|&x| f64::from(x)).collect(),
-                    b: c.bias.as_ref().map_or_else(|| vec![0.0; co], |b| b.iter().map(|&x| f64::from(x)).collect()),
-                    cin: ci,
-                    cout: co,
-                    k: kh,
-                });
-            }
-            Op::Relu => layers.push(Layer::Relu { node: n.name.clone(), id }),
-            Op::AvgPool { pool, .. } => {
-                if pool.kernel != [2, 2] || pool.strides != [2, 2] || pool.pads != [0; 4] {
-                    return Err(unsupported(&n.name, op, "only 2×2 average pooling with stride 2, no padding"));
-                }
-                layers.push(Layer::AvgPool { node: n.name.clone() });
-            }
-            Op::Flatten | Op::Reshape | Op::Identity => {}
-            Op::Gemm(l) | Op::MatMul(l) => {
-                let (out, _) = match l.weight.dims.as_slice() {
-                    [a, b] => (*a, *b),
-                    _ => return Err(unsupported(&n.name, op, "weight must be 2-D")),
-                };
-                layers.push(Layer::Dense {
-                    node: n.name.clone(),
-                    w: l.weight.data.iter().map(|&x| f64::from(x)).collect(),
-                    b: l.bias.as_ref().map_or_else(|| vec![0.0; out], |b| b.iter().map(|&x| f64::from(x)).collect()),
-                    out,
-                });
-            }
-            Op::MaxPool(pool) => {
-                if pool.kernel != [2, 2] || pool.strides != [2, 2] || pool.pads != [0; 4] {
-                    return Err(unsupported(&n.name, op, "only 2×2 max pooling with stride 2, no padding"));
-                }
-                if !matches!(layers.last(), Some(Layer::Relu { .. })) {
-                    return Err(unsupported(&n.name, op, "max pooling must follow a ReLU (its 1/B' and +1/2 are folded into the ReLU)"));
-                }
-                layers.push(Layer::MaxPool { node: n.name.clone(), id });
-            }
-            _ => return Err(unsupported(&n.name, op, "operator not supported by the encrypted executor")),
-        }
-    }
-    if cur != net.output {
-        return Err(unsupported("output", "-", "the chain does not end at the graph output"));
-    }
-    match layers.last() {
-        Some(Layer::Dense { .. }) => {}
-        _ => return Err(unsupported("output", "-", "the network must end with a Gemm")),
-    }
-    if layers.iter().filter(|l| matches!(l, Layer::Dense { .. })).count() != 1 {
-        return Err(unsupported("Gemm", "Gemm", "exactly one dense layer (the last) is supported"));
-    }
-    Ok((layers, (c0, h0, w0)))
-}
-
-/// Levels each layer consumes for a ReLU of depth `relu_depth`.
-fn layer_levels(l: &Layer, relu_depth: usize) -> usize {
-    match l {
-        Layer::Conv { .. } => 2,
-        Layer::Relu { .. } => relu_depth,
-        Layer::AvgPool { .. } => 0,
-        Layer::MaxPool { .. } => 2 * relu_depth,
-        Layer::Dense { .. } => 1,
-    }
-}
-
-/// Geometry of a feature map.
-#[derive(Debug, Clone, Copy)]
-struct Geo {
-    c: usize,
-    h: usize,
-    w: usize,
-    st: usize,
-}
-
-/// The grid positions of a (h, w, st) map relative to the block start.
-fn grid(g: Geo, row: usize) -> Vec<usize> {
-    let mut v = Vec::new();
-    for y in 0..g.h {
-        for x in 0..g.w {
-            v.push(g.st * (y * row + x));
-        }
-    }
-    v
-}
-
-/// Smallest spacing d with (G + j·d) ∩ G = ∅ for 0 < |j| < n and (n−1)·d + max G < block.
-fn logit_spacing(g: &[usize], n: usize, block: usize) -> Option<usize> {
-    let set: std::collections::HashSet<usize> = g.iter().copied().collect();
-    let maxg = g.iter().copied().max().unwrap_or(0);
-    (1..block).find(|&d| {
-        (n - 1) * d + maxg < block
-            && (1..n).all(|j| g.iter().all(|&p| !set.contains(&(p + j * d))))
-    })
 }
 
 /// B' of Eq. (7) for a window of n values (`approx::b_prime`).
@@ -427,7 +97,10 @@ fn argmax(v: &[f64]) -> usize {
 }
 
 fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
 
 /// Run `images` (preprocessed, per-sample input shape) encrypted and cross-check against the
@@ -442,7 +115,10 @@ fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
 /// [`CkksError::NotEnoughLevels`] before any key is generated when the network is deeper than
 /// the parameters, [`CkksError::Insecure`] for insecure parameters without `insecure`; any
 /// CKKS or plaintext engine error.
-#[expect(clippy::too_many_arguments, reason = "one call from the CLI; every input is distinct")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call from the CLI; every input is distinct"
+)]
 #[expect(clippy::too_many_lines, reason = "the per-layer executor loop")]
 pub fn run_encrypted(
     net: &Arc<Network>,
@@ -456,7 +132,7 @@ pub fn run_encrypted(
     certified_bound: Option<f64>,
 ) -> crate::Result<EncryptedReport> {
     let (layers, (c0, h0, w0)) = compile(net)?;
-    let plans: Vec<EvalPlan> = sign.poly().components().iter().map(EvalPlan::odd_bsgs).collect();
+    let plans: Vec<EvalPlan> = sign_plans(sign);
     let sign_depth: usize = plans.iter().map(|p| p.depth() as usize).sum();
     let relu_depth = sign_depth + 1;
     let levels_needed: usize = layers.iter().map(|l| layer_levels(l, relu_depth)).sum();
@@ -482,7 +158,9 @@ pub fn run_encrypted(
     for l in &layers {
         if let Layer::Relu { node, id } | Layer::MaxPool { node, id } = l {
             if !ranges.get(id).is_some_and(|b| b.is_finite() && *b > 0.0) {
-                return Err(unsupported(node, l.name().1, "no finite range B > 0 for this node").into());
+                return Err(
+                    unsupported(node, l.name().1, "no finite range B > 0 for this node").into(),
+                );
             }
         }
     }
@@ -507,30 +185,61 @@ pub fn run_encrypted(
     let per_ct = slots / block;
     // Geometry pass: rotation steps, final grid, logit spacing.
     let mut steps: Vec<i64> = Vec::new();
-    let mut g = Geo { c: c0, h: h0, w: w0, st: 1 };
+    let mut g = Geo {
+        c: c0,
+        h: h0,
+        w: w0,
+        st: 1,
+    };
     let mut final_geo = g;
     let mut n_out = 0;
     for l in &layers {
         match l {
             Layer::Conv { cin, cout, k, .. } => {
                 if *cin != g.c || *k > g.h || *k > g.w {
-                    return Err(unsupported(l.name().0, "Conv", &format!("input [{}, {}, {}] does not fit", g.c, g.h, g.w)).into());
+                    return Err(unsupported(
+                        l.name().0,
+                        "Conv",
+                        &format!("input [{}, {}, {}] does not fit", g.c, g.h, g.w),
+                    )
+                    .into());
                 }
                 for t in 1..*k {
                     steps.push((g.st * t) as i64);
                     steps.push((g.st * w0 * t) as i64);
                 }
-                g = Geo { c: *cout, h: g.h - k + 1, w: g.w - k + 1, st: g.st };
+                g = Geo {
+                    c: *cout,
+                    h: g.h - k + 1,
+                    w: g.w - k + 1,
+                    st: g.st,
+                };
             }
             Layer::AvgPool { .. } | Layer::MaxPool { .. } => {
                 steps.push(g.st as i64);
                 steps.push((g.st * w0) as i64);
-                g = Geo { c: g.c, h: g.h / 2, w: g.w / 2, st: g.st * 2 };
+                g = Geo {
+                    c: g.c,
+                    h: g.h / 2,
+                    w: g.w / 2,
+                    st: g.st * 2,
+                };
             }
             Layer::Relu { .. } => {}
             Layer::Dense { w, out, .. } => {
-                if w.len() != out * g.c * g.h * g.w || !g.h.is_power_of_two() || !g.w.is_power_of_two() {
-                    return Err(unsupported(l.name().0, "Gemm", &format!("input [{}, {}, {}] must match the weight and have power-of-two sides", g.c, g.h, g.w)).into());
+                if w.len() != out * g.c * g.h * g.w
+                    || !g.h.is_power_of_two()
+                    || !g.w.is_power_of_two()
+                {
+                    return Err(unsupported(
+                        l.name().0,
+                        "Gemm",
+                        &format!(
+                            "input [{}, {}, {}] must match the weight and have power-of-two sides",
+                            g.c, g.h, g.w
+                        ),
+                    )
+                    .into());
                 }
                 final_geo = g;
                 n_out = *out;
@@ -548,9 +257,8 @@ pub fn run_encrypted(
         }
     }
     let out_grid = grid(final_geo, w0);
-    let spacing = logit_spacing(&out_grid, n_out, block).ok_or_else(|| {
-        unsupported("Gemm", "Gemm", "no logit spacing fits the image block")
-    })?;
+    let spacing = logit_spacing(&out_grid, n_out, block)
+        .ok_or_else(|| unsupported("Gemm", "Gemm", "no logit spacing fits the image block"))?;
     steps.push(-(spacing as i64));
     steps.sort_unstable();
     steps.dedup();
@@ -586,14 +294,21 @@ pub fn run_encrypted(
         .iter()
         .map(|l| {
             let (n, o) = l.name();
-            LayerTiming { node: n.into(), op: o.into(), level_in: 0, level_out: 0, rotations: 0, seconds: 0.0 }
+            LayerTiming {
+                node: n.into(),
+                op: o.into(),
+                level_in: 0,
+                level_out: 0,
+                rotations: 0,
+                seconds: 0.0,
+            }
         })
         .collect();
     let mut decrypted: Vec<Vec<f64>> = Vec::with_capacity(images.len());
     let (mut encrypt_s, mut eval_s, mut decrypt_s) = (0.0, 0.0, 0.0);
     let top = ctx.params().max_level();
     let mut batches = 0usize;
-    for (bi, batch) in images.chunks(per_ct).enumerate() {
+    for batch in images.chunks(per_ct) {
         batches += 1;
         let t = Instant::now();
         let mut xs = Vec::with_capacity(c0);
@@ -611,7 +326,12 @@ pub fn run_encrypted(
         }
         encrypt_s += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let mut g = Geo { c: c0, h: h0, w: w0, st: 1 };
+        let mut g = Geo {
+            c: c0,
+            h: h0,
+            w: w0,
+            st: 1,
+        };
         let (mut kappa, mut offset) = (1.0f64, 0.0f64);
         let mut logits_ct = None;
         for (li, l) in layers.iter().enumerate() {
@@ -619,14 +339,20 @@ pub fn run_encrypted(
             let level_in = xs.first().map_or(0, Ciphertext::level);
             let mut rot = 0usize;
             match l {
-                Layer::Conv { w, b, cin, cout, k, .. } => {
+                Layer::Conv {
+                    w, b, cin, cout, k, ..
+                } => {
                     // Output factor: 1/B of the next ReLU (else 1).
                     let k_out = match layers.get(li + 1) {
-                        Some(Layer::Relu { id, .. }) => 1.0 / ranges.get(id).copied().unwrap_or(1.0),
+                        Some(Layer::Relu { id, .. }) => {
+                            1.0 / ranges.get(id).copied().unwrap_or(1.0)
+                        }
                         _ => 1.0,
                     };
                     let (cin, cout, k) = (*cin, *cout, *k);
-                    let wf = |co: usize, ci: usize, ky: usize, kx: usize| w[((co * cin + ci) * k + ky) * k + kx] * k_out / kappa;
+                    let wf = |co: usize, ci: usize, ky: usize, kx: usize| {
+                        w[((co * cin + ci) * k + ky) * k + kx] * k_out / kappa
+                    };
                     let bias: Vec<f64> = (0..cout)
                         .map(|co| {
                             let s: f64 = w[co * cin * k * k..(co + 1) * cin * k * k].iter().sum();
@@ -639,7 +365,11 @@ pub fn run_encrypted(
                     // Baby steps on the inputs: rot(x_ci, st·dx).
                     let baby: Vec<Vec<Ciphertext>> = xs
                         .par_iter()
-                        .map(|x| (0..k).map(|dx| ev.rotate(x, (st * dx) as i64)).collect::<Result<Vec<_>, _>>())
+                        .map(|x| {
+                            (0..k)
+                                .map(|dx| ev.rotate(x, (st * dx) as i64))
+                                .collect::<Result<Vec<_>, _>>()
+                        })
                         .collect::<Result<_, _>>()?;
                     rot += cin * (k - 1);
                     let giant_on_outputs = cin * (k - 1) + cout * (k - 1) < cin * (k * k - 1);
@@ -660,7 +390,9 @@ pub fn run_encrypted(
                                             }
                                         }
                                     }
-                                    let t = t.ok_or_else(|| unsupported("conv", "Conv", "empty kernel"))?;
+                                    let t = t.ok_or_else(|| {
+                                        unsupported("conv", "Conv", "empty kernel")
+                                    })?;
                                     let t = ev.rotate(&t, (st * w0 * dy) as i64)?;
                                     match &mut acc {
                                         None => acc = Some(t),
@@ -696,7 +428,12 @@ pub fn run_encrypted(
                             .collect::<Result<_, _>>()?
                     };
                     drop(baby);
-                    let ng = Geo { c: cout, h: ho, w: wo, st };
+                    let ng = Geo {
+                        c: cout,
+                        h: ho,
+                        w: wo,
+                        st,
+                    };
                     let mut mask = vec![0.0; slots];
                     for b in 0..batch.len() {
                         for p in grid(ng, w0) {
@@ -721,7 +458,8 @@ pub fn run_encrypted(
                     // Before a max pool: output r̃(x)/B' + 1/2 (Eq. 7's input), else 2r̃(x)/B.
                     let pool_b = match layers.get(li + 1) {
                         Some(Layer::MaxPool { id: pid, .. }) => {
-                            let bp = b_prime(cfg.alpha, 4, ranges.get(pid).copied().unwrap_or(1.0))?;
+                            let bp =
+                                b_prime(cfg.alpha, 4, ranges.get(pid).copied().unwrap_or(1.0))?;
                             Some(bp)
                         }
                         _ => None,
@@ -757,7 +495,12 @@ pub fn run_encrypted(
                             max2_scaled(&ev, &plans, &m1, &m2, 0.5)
                         })
                         .collect::<Result<_, CkksError>>()?;
-                    g = Geo { c: g.c, h: g.h / 2, w: g.w / 2, st: g.st * 2 };
+                    g = Geo {
+                        c: g.c,
+                        h: g.h / 2,
+                        w: g.w / 2,
+                        st: g.st * 2,
+                    };
                     // The ciphertext holds M = x/B' + 1/2: κ, o unchanged.
                 }
                 Layer::AvgPool { .. } => {
@@ -770,7 +513,12 @@ pub fn run_encrypted(
                             ev.add(&t, &ev.rotate(&t, (st * w0) as i64)?)
                         })
                         .collect::<Result<_, CkksError>>()?;
-                    g = Geo { c: g.c, h: g.h / 2, w: g.w / 2, st: g.st * 2 };
+                    g = Geo {
+                        c: g.c,
+                        h: g.h / 2,
+                        w: g.w / 2,
+                        st: g.st * 2,
+                    };
                     kappa *= 4.0;
                     offset *= 4.0;
                 }
@@ -785,7 +533,8 @@ pub fn run_encrypted(
                                 let mut m = vec![0.0; slots];
                                 for bidx in 0..batch.len() {
                                     for (j, &p) in gpos.iter().enumerate() {
-                                        m[bidx * block + p] = w[o * nin + c * g.h * g.w + j] / kappa;
+                                        m[bidx * block + p] =
+                                            w[o * nin + c * g.h * g.w + j] / kappa;
                                     }
                                 }
                                 let t = ev.mul_vec_lazy(x, &m)?;
@@ -794,7 +543,8 @@ pub fn run_encrypted(
                                     Some(a) => ev.add_assign(a, &t)?,
                                 }
                             }
-                            let a = acc.ok_or_else(|| unsupported("gemm", "Gemm", "no input channels"))?;
+                            let a = acc
+                                .ok_or_else(|| unsupported("gemm", "Gemm", "no input channels"))?;
                             ev.rescale(&a)
                         })
                         .collect::<Result<_, CkksError>>()?;
@@ -825,7 +575,8 @@ pub fn run_encrypted(
                     let mut bv = vec![0.0; slots];
                     for bidx in 0..batch.len() {
                         for (o, &bo) in b.iter().enumerate() {
-                            let corr: f64 = (0..nin).map(|j| w[o * nin + j]).sum::<f64>() * offset / kappa;
+                            let corr: f64 =
+                                (0..nin).map(|j| w[o * nin + j]).sum::<f64>() * offset / kappa;
                             bv[bidx * block + o * spacing] = bo - corr;
                         }
                     }
@@ -836,7 +587,10 @@ pub fn run_encrypted(
             }
             let tm = &mut timings[li];
             tm.level_in = level_in;
-            tm.level_out = xs.first().or(logits_ct.as_ref()).map_or(0, Ciphertext::level);
+            tm.level_out = xs
+                .first()
+                .or(logits_ct.as_ref())
+                .map_or(0, Ciphertext::level);
             tm.rotations = rot;
             tm.seconds += tl.elapsed().as_secs_f64();
         }
@@ -849,7 +603,6 @@ pub fn run_encrypted(
             decrypted.push((0..n_out).map(|o| vals[b * block + o * spacing]).collect());
         }
         decrypt_s += t.elapsed().as_secs_f64();
-        let _ = bi;
     }
 
     let mut out_images = Vec::with_capacity(images.len());
@@ -898,14 +651,27 @@ pub fn run_encrypted(
             rotation_steps: steps,
         },
         seed: cfg.seed,
-        agree_with_approx: out_images.iter().filter(|i| i.decrypted_class == i.approx_class).count(),
-        agree_with_exact: out_images.iter().filter(|i| i.decrypted_class == i.exact_class).count(),
-        correct: out_images.iter().filter(|i| i.decrypted_class == usize::from(i.label)).count(),
+        agree_with_approx: out_images
+            .iter()
+            .filter(|i| i.decrypted_class == i.approx_class)
+            .count(),
+        agree_with_exact: out_images
+            .iter()
+            .filter(|i| i.decrypted_class == i.exact_class)
+            .count(),
+        correct: out_images
+            .iter()
+            .filter(|i| i.decrypted_class == usize::from(i.label))
+            .count(),
         max_ckks_error,
         precision_bits: -max_ckks_error.log2(),
-        max_error_vs_exact: out_images.iter().map(|i| i.error_vs_exact).fold(0.0, f64::max),
+        max_error_vs_exact: out_images
+            .iter()
+            .map(|i| i.error_vs_exact)
+            .fold(0.0, f64::max),
         certified_network_bound: certified_bound,
-        within_bound: certified_bound.map(|_| out_images.iter().all(|i| i.within_bound == Some(true))),
+        within_bound: certified_bound
+            .map(|_| out_images.iter().all(|i| i.within_bound == Some(true))),
         images: out_images,
         timings: Some(Timings {
             keygen_s,
@@ -919,62 +685,4 @@ pub fn run_encrypted(
             peak_rss_mib: peak_rss_mib(),
         }),
     })
-}
-
-impl EncryptedReport {
-    /// A Markdown summary: parameters, per-image table, agreement, errors, timings.
-    pub fn to_markdown(&self) -> String {
-        use std::fmt::Write as _;
-        let mut s = String::new();
-        let _ = writeln!(s, "# Encrypted inference (CKKS): {} at α = {}\n", self.model, self.alpha);
-        let p = &self.params;
-        let _ = writeln!(
-            s,
-            "Parameters: N = 2^{}, L = {} levels, log2(QP) = {:.1}, scale 2^{}, digit size {}, security: **{}**. \
-             Levels needed: {} (r̃_α depth {}, degrees {:?}). Packing: {} images per ciphertext, blocks of {} slots, \
-             logit spacing {}. Seed {}.\n",
-            p.log_n, p.levels, p.log_qp, p.scale_bits, p.digit_size, p.security, self.levels_needed,
-            self.relu_depth, self.degrees, self.packing.images_per_ciphertext, self.packing.block,
-            self.packing.logit_spacing, self.seed
-        );
-        let _ = writeln!(s, "Ranges B: {}\n", self.ranges.iter().map(|(n, b)| format!("{n} = {b:.4}")).collect::<Vec<_>>().join(", "));
-        let _ = writeln!(s, "| image | label | exact | approx | encrypted | CKKS error | \\|dec − exact\\| | within bound |");
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
-        for i in &self.images {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {:.3e} | {:.3e} | {} |",
-                i.index, i.label, i.exact_class, i.approx_class, i.decrypted_class, i.ckks_error, i.error_vs_exact,
-                i.within_bound.map_or("–".to_string(), |b| b.to_string())
-            );
-        }
-        let n = self.images.len();
-        let _ = writeln!(
-            s,
-            "\nEncrypted class = plaintext approximate class: **{}/{n}**; = exact class: {}/{n}; = label: {}/{n}.\n\
-             Measured CKKS error (max over images of max_k |decrypted − approximate|): **{:.3e}** ({:.1} bits). \
-             Max |decrypted − exact|: {:.3e}. Certified network bound: {}; within bound + CKKS error: {}.\n",
-            self.agree_with_approx, self.agree_with_exact, self.correct, self.max_ckks_error, self.precision_bits,
-            self.max_error_vs_exact,
-            self.certified_network_bound.map_or("not supplied (bounds module)".to_string(), |b| format!("{b:.4e}")),
-            self.within_bound.map_or("–".to_string(), |b| b.to_string())
-        );
-        if let Some(t) = &self.timings {
-            let _ = writeln!(s, "## Timings (measured, this machine)\n");
-            let _ = writeln!(s, "| layer | op | level in → out | rotations (per batch) | seconds (all batches) |");
-            let _ = writeln!(s, "|---|---|---|---|---|");
-            for l in &t.layers {
-                let _ = writeln!(s, "| {} | {} | {} → {} | {} | {:.2} |", l.node, l.op, l.level_in, l.level_out, l.rotations, l.seconds);
-            }
-            let _ = writeln!(
-                s,
-                "\nKey generation {:.1} s, encryption {:.2} s, evaluation {:.1} s ({:.1} s per batch, {:.2} s per image), \
-                 decryption {:.2} s. Keys {:.0} MiB; peak RSS {}.",
-                t.keygen_s, t.encrypt_s, t.eval_s, t.per_batch_s, t.per_image_s, t.decrypt_s,
-                t.key_bytes as f64 / 1048576.0,
-                t.peak_rss_mib.map_or("n/a".to_string(), |m| format!("{m:.0} MiB"))
-            );
-        }
-        s
-    }
 }

@@ -4,7 +4,10 @@
 //! — i.e. P·s' on the limbs of digit j and 0 on the other q-limbs. The relinearisation key has
 //! s' = s², the Galois key of g has s' = s(X^g).
 
-#![expect(clippy::indexing_slicing, reason = "limb indices < number of primes by construction")]
+#![expect(
+    clippy::indexing_slicing,
+    reason = "limb indices < number of primes by construction"
+)]
 
 use std::collections::BTreeMap;
 
@@ -44,7 +47,7 @@ impl SecretKey {
         let ring = ctx.ring();
         let coeffs = sample_ternary(ring.n, rng);
         let all: Vec<usize> = (0..ring.nq + ring.np).collect();
-        let ntt = ring.from_signed(&coeffs, &all);
+        let ntt = ring.signed_to_ntt(&coeffs, &all);
         Self {
             coeffs,
             ntt,
@@ -69,12 +72,21 @@ pub struct PublicKey {
 }
 
 impl PublicKey {
+    /// Identifier of the key set (that of the secret key).
+    pub fn key_id(&self) -> u64 {
+        self.key_id
+    }
+
     /// Generate the public key of `sk`.
-    pub fn generate<R: RngCore + CryptoRng>(ctx: &CkksContext, sk: &SecretKey, rng: &mut R) -> Self {
+    pub fn generate<R: RngCore + CryptoRng>(
+        ctx: &CkksContext,
+        sk: &SecretKey,
+        rng: &mut R,
+    ) -> Self {
         let ring = ctx.ring();
         let q = ring.q_idx(ctx.params().max_level());
         let a = ring.uniform(&q, rng);
-        let e = ring.from_signed(&sample_gaussian(ring.n, rng), &q);
+        let e = ring.signed_to_ntt(&sample_gaussian(ring.n, rng), &q);
         let mut b = a.clone();
         ring.mul_assign(&mut b, &sk.ntt[..q.len()], &q);
         ring.neg_assign(&mut b, &q);
@@ -121,7 +133,7 @@ impl KeySwitchKey {
         let mut digits = Vec::with_capacity(ndig);
         for j in 0..ndig {
             let a = ring.uniform(&all, rng);
-            let e = ring.from_signed(&sample_gaussian(ring.n, rng), &all);
+            let e = ring.signed_to_ntt(&sample_gaussian(ring.n, rng), &all);
             let mut b = a.clone();
             ring.mul_assign(&mut b, &sk.ntt, &all);
             ring.neg_assign(&mut b, &all);
@@ -145,7 +157,9 @@ impl KeySwitchKey {
     pub fn size_bytes(&self) -> usize {
         self.digits
             .iter()
-            .map(|(b, a)| 8 * (b.iter().map(Vec::len).sum::<usize>() + a.iter().map(Vec::len).sum::<usize>()))
+            .map(|(b, a)| {
+                8 * (b.iter().map(Vec::len).sum::<usize>() + a.iter().map(Vec::len).sum::<usize>())
+            })
             .sum()
     }
 }
@@ -156,7 +170,11 @@ pub struct RelinKey(pub(crate) KeySwitchKey);
 
 impl RelinKey {
     /// Generate the relinearisation key of `sk`.
-    pub fn generate<R: RngCore + CryptoRng>(ctx: &CkksContext, sk: &SecretKey, rng: &mut R) -> Self {
+    pub fn generate<R: RngCore + CryptoRng>(
+        ctx: &CkksContext,
+        sk: &SecretKey,
+        rng: &mut R,
+    ) -> Self {
         let ring = ctx.ring();
         let q = ring.q_idx(ctx.params().max_level());
         let mut s2: Limbs = sk.ntt[..q.len()].to_vec();

@@ -43,20 +43,20 @@ mod error;
 mod eval;
 mod infer;
 pub mod keys;
+mod layers;
 pub mod params;
 mod polyeval;
+mod report;
 mod ring;
 
 pub use encoding::Encoder;
 pub use error::CkksError;
 pub use eval::{Ciphertext, CkksContext, Evaluator, Plaintext};
-pub use infer::{
-    run_encrypted, EncryptedConfig, EncryptedImage, EncryptedReport, LayerTiming, Packing,
-    ParamsSummary, Timings,
-};
+pub use infer::{run_encrypted, EncryptedConfig};
 pub use keys::{GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
 pub use params::{CkksParams, CkksParamsBuilder, SecurityLevel, HE_STANDARD_128};
-pub use polyeval::{eval_plan, eval_sign, max2_scaled, relu_scaled, PlanTrace};
+pub use polyeval::{eval_plan, eval_sign, max2_scaled, relu_scaled, sign_plans, PlanTrace};
+pub use report::{EncryptedImage, EncryptedReport, LayerTiming, Packing, ParamsSummary, Timings};
 
 #[cfg(test)]
 mod tests;

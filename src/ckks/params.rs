@@ -207,7 +207,11 @@ impl CkksParamsBuilder {
             scales.push(s);
         }
         let mut id: u64 = 0xcbf2_9ce4_8422_2325;
-        for &x in q.iter().chain(&p).chain(&[u64::from(self.log_n), digit_size as u64]) {
+        for &x in q
+            .iter()
+            .chain(&p)
+            .chain(&[u64::from(self.log_n), digit_size as u64])
+        {
             id ^= x;
             id = id.wrapping_mul(0x0100_0000_01b3);
         }
@@ -472,7 +476,7 @@ mod tests {
             assert_eq!(x % two_n, 1);
         }
         for l in 1..=p.max_level() {
-            let r = p.scale(l) * p.scale(l) / p.q()[l as usize] as f64 / p.scale(l - 1);
+            let r = p.scale(l) * p.scale(l) / p.q()[l] as f64 / p.scale(l - 1);
             assert!((r - 1.0).abs() < 1e-12);
         }
         assert!(is_prime(1_000_000_007) && !is_prime(1_000_000_007 * 3));

@@ -9,7 +9,10 @@
 //! [`Evaluator::adjust_to`] (a modulus drop plus a multiplication by 1 that lands exactly on
 //! the lower level's scale), which the plan's model counts as free.
 
+use rug::Float;
+
 use crate::poly::{EvalPlan, Op};
+use crate::remez::CompositeSign;
 
 use super::eval::{Ciphertext, Evaluator};
 use super::CkksError;
@@ -27,7 +30,33 @@ pub struct PlanTrace {
     pub nonscalar_mults: u32,
 }
 
-fn align(ev: &Evaluator, a: &Ciphertext, b: &Ciphertext) -> Result<(Ciphertext, Ciphertext), CkksError> {
+/// The odd BSGS plans of p_α's components, each in the scaled Chebyshev basis of its input
+/// interval [−b_i, b_i]: b_1 = 1 and b_i = 1 + τ_{i−1} (stage i − 1 maps [ε, 1] into
+/// [1 − τ_{i−1}, 1 + τ_{i−1}]). In the basis of [−1, 1] the Chebyshev values T_j(x) for
+/// |x| ≤ 1 + τ grow like cosh(j·acosh(1 + τ)) (≈ 10^15 for j = 27, τ ≈ 1 at α = 14), and the
+/// cancelling sum loses every bit of a 2^40 scale; in the basis of [−b, b] every term stays
+/// below its coefficient.
+pub fn sign_plans(sign: &CompositeSign) -> Vec<EvalPlan> {
+    let one = Float::with_val(64, 1);
+    sign.poly()
+        .components()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let b = match i.checked_sub(1).and_then(|k| sign.taus().get(k)) {
+                Some(tau) => Float::with_val(64, &one + tau),
+                None => one.clone(),
+            };
+            EvalPlan::odd_bsgs_on(c, &b)
+        })
+        .collect()
+}
+
+fn align(
+    ev: &Evaluator,
+    a: &Ciphertext,
+    b: &Ciphertext,
+) -> Result<(Ciphertext, Ciphertext), CkksError> {
     let l = a.level().min(b.level());
     Ok((ev.adjust_to(a, l)?, ev.adjust_to(b, l)?))
 }
@@ -78,7 +107,11 @@ pub fn eval_plan(
     let mut vals: Vec<Option<Ciphertext>> = vec![None; plan.ops.len()];
     let mut mults = 0u32;
     for (i, op) in plan.ops.iter().enumerate() {
-        let get = |k: usize| vals.get(k).and_then(Option::as_ref).ok_or(CkksError::BadPlan { op: i });
+        let get = |k: usize| {
+            vals.get(k)
+                .and_then(Option::as_ref)
+                .ok_or(CkksError::BadPlan { op: i })
+        };
         let coeff = |k: usize| {
             plan.coeffs
                 .get(k)
@@ -222,7 +255,12 @@ pub fn max2_scaled(
 }
 
 /// c·x brought down to `level` (< x's level) in the single multiplication of the adjustment.
-fn scaled_to(ev: &Evaluator, x: &Ciphertext, level: usize, c: f64) -> Result<Ciphertext, CkksError> {
+fn scaled_to(
+    ev: &Evaluator,
+    x: &Ciphertext,
+    level: usize,
+    c: f64,
+) -> Result<Ciphertext, CkksError> {
     if level >= x.level() {
         return Err(CkksError::Level {
             op: "scaled_to".into(),

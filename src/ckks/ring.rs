@@ -107,7 +107,7 @@ impl Ring {
     }
 
     /// Reduce signed coefficients into the given primes, then NTT.
-    pub fn from_signed(&self, coeffs: &[i64], primes: &[usize]) -> Limbs {
+    pub fn signed_to_ntt(&self, coeffs: &[i64], primes: &[usize]) -> Limbs {
         primes
             .par_iter()
             .map(|&j| {
@@ -120,7 +120,7 @@ impl Ring {
     }
 
     /// Reduce i128 coefficients into the given primes, then NTT.
-    pub fn from_i128(&self, coeffs: &[i128], primes: &[usize]) -> Limbs {
+    pub fn i128_to_ntt(&self, coeffs: &[i128], primes: &[usize]) -> Limbs {
         primes
             .par_iter()
             .map(|&j| {
@@ -157,14 +157,6 @@ impl Ring {
             .for_each(|((x, y), &j)| self.moduli[j].add_vec(x, y));
     }
 
-    /// a − b into a.
-    pub fn sub_assign(&self, a: &mut Limbs, b: &[Vec<u64>], primes: &[usize]) {
-        a.par_iter_mut()
-            .zip(b.par_iter())
-            .zip(primes.par_iter())
-            .for_each(|((x, y), &j)| self.moduli[j].sub_vec(x, y));
-    }
-
     /// −a in place.
     pub fn neg_assign(&self, a: &mut Limbs, primes: &[usize]) {
         a.par_iter_mut()
@@ -193,7 +185,13 @@ impl Ring {
     }
 
     /// Σ a_i·b_i accumulated into acc.
-    pub fn mul_add_assign(&self, acc: &mut Limbs, a: &[Vec<u64>], b: &[Vec<u64>], primes: &[usize]) {
+    pub fn mul_add_assign(
+        &self,
+        acc: &mut Limbs,
+        a: &[Vec<u64>],
+        b: &[Vec<u64>],
+        primes: &[usize],
+    ) {
         acc.par_iter_mut()
             .zip(a.par_iter().zip(b.par_iter()))
             .zip(primes.par_iter())
@@ -275,10 +273,16 @@ impl Ring {
                     })
                     .collect();
                 let mut acc = vec![0u128; self.n];
-                for (yi, &ci) in y.iter().zip(&c) {
+                for (t, (yi, &ci)) in y.iter().zip(&c).enumerate() {
                     let ci = u128::from(ci);
                     for (s, &v) in acc.iter_mut().zip(yi) {
                         *s += u128::from(v) * ci;
+                    }
+                    // Products are < 2^122: reduce every 32 terms so the sum stays < 2^128.
+                    if t % 32 == 31 {
+                        for s in acc.iter_mut() {
+                            *s = u128::from(mt.reduce_u128(*s));
+                        }
                     }
                 }
                 acc.iter().map(|&s| mt.reduce_u128(s)).collect()
@@ -302,7 +306,10 @@ pub(crate) fn sample_gaussian<R: RngCore + CryptoRng>(n: usize, rng: &mut R) -> 
         let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
         let u2: f64 = rng.random::<f64>();
         let r = (-2.0 * u1.ln()).sqrt() * SIGMA;
-        for z in [r * (std::f64::consts::TAU * u2).cos(), r * (std::f64::consts::TAU * u2).sin()] {
+        for z in [
+            r * (std::f64::consts::TAU * u2).cos(),
+            r * (std::f64::consts::TAU * u2).sin(),
+        ] {
             if z.abs() <= 6.0 * SIGMA && out.len() < n {
                 out.push(z.round() as i64);
             }

@@ -37,7 +37,13 @@ fn fixture(log_n: u32, levels: usize, steps: &[i64]) -> Fixture {
     let rk = RelinKey::generate(&ctx, &sk, &mut rng);
     let gk = GaloisKeys::generate(&ctx, &sk, steps, &mut rng);
     let ev = Evaluator::new(Arc::clone(&ctx), Some(rk), gk).unwrap();
-    Fixture { ctx, sk, pk, ev, rng }
+    Fixture {
+        ctx,
+        sk,
+        pk,
+        ev,
+        rng,
+    }
 }
 
 fn random_vec(rng: &mut ChaCha20Rng, n: usize, r: f64) -> Vec<f64> {
@@ -47,7 +53,10 @@ fn random_vec(rng: &mut ChaCha20Rng, n: usize, r: f64) -> Vec<f64> {
 impl Fixture {
     fn enc(&mut self, v: &[f64]) -> Ciphertext {
         let top = self.ctx.params().max_level();
-        let pt = self.ctx.encode(v, top, self.ctx.params().scale(top)).unwrap();
+        let pt = self
+            .ctx
+            .encode(v, top, self.ctx.params().scale(top))
+            .unwrap();
         self.ctx.encrypt(&self.pk, &pt, &mut self.rng).unwrap()
     }
     fn dec(&self, ct: &Ciphertext) -> Vec<f64> {
@@ -56,7 +65,10 @@ impl Fixture {
 }
 
 fn max_err(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
 
 #[test]
@@ -65,7 +77,10 @@ fn encode_decode_round_trip() {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let v = random_vec(&mut rng, f.ctx.params().slots(), 10.0);
     for level in 0..=2 {
-        let pt = f.ctx.encode(&v, level, f.ctx.params().scale(level)).unwrap();
+        let pt = f
+            .ctx
+            .encode(&v, level, f.ctx.params().scale(level))
+            .unwrap();
         let back = f.ctx.decode(&pt).unwrap();
         assert!(max_err(&v, &back) < 1e-8, "level {level}");
     }
@@ -203,7 +218,10 @@ fn bad_inputs_are_clear_errors() {
     assert!(matches!(e, CkksError::Scale { .. }), "{e}");
     // Missing Galois key.
     let e = f.ev.rotate(&ca, 3).unwrap_err();
-    assert!(matches!(e, CkksError::MissingGaloisKey { step: 3, .. }), "{e}");
+    assert!(
+        matches!(e, CkksError::MissingGaloisKey { step: 3, .. }),
+        "{e}"
+    );
     assert!(e.to_string().contains("rotation by 3"));
     // Rescale at level 0.
     let z = f.ev.mod_drop(&ca, 0).unwrap();
@@ -221,11 +239,24 @@ fn bad_inputs_are_clear_errors() {
     assert!(matches!(e, CkksError::KeyMismatch { .. }), "{e}");
     // A plan deeper than the levels left: refused before any work.
     let s = crate::remez::table1_sign(8).unwrap();
-    let plans: Vec<EvalPlan> = s.poly().components().iter().map(EvalPlan::odd_bsgs).collect();
+    let plans: Vec<EvalPlan> = sign_plans(&s);
     let e = relu_scaled(&f.ev, &plans, &ca, 1.0).unwrap_err();
-    assert!(matches!(e, CkksError::NotEnoughLevels { needed: 8, available: 3, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            CkksError::NotEnoughLevels {
+                needed: 8,
+                available: 3,
+                ..
+            }
+        ),
+        "{e}"
+    );
     // Encoding too many values.
-    assert!(matches!(f.ctx.encode(&vec![0.0; n + 1], 0, 1e6), Err(CkksError::Encode { .. })));
+    assert!(matches!(
+        f.ctx.encode(&vec![0.0; n + 1], 0, 1e6),
+        Err(CkksError::Encode { .. })
+    ));
 }
 
 #[test]
@@ -233,12 +264,14 @@ fn encrypted_relu_replays_plan_with_asserted_levels() {
     // α = 6: Table 1 degrees {3, 7}, sign depth 2 + 3 = 5, r_α depth 6.
     let alpha = 6;
     let s = crate::remez::table1_sign(alpha).unwrap();
-    let plans: Vec<EvalPlan> = s.poly().components().iter().map(EvalPlan::odd_bsgs).collect();
+    let plans: Vec<EvalPlan> = sign_plans(&s);
     let depth: u32 = plans.iter().map(EvalPlan::depth).sum();
     assert_eq!(depth + 1, s.table_depth());
     let mut f = fixture(11, 7, &[]);
     let n = f.ctx.params().slots();
-    let u: Vec<f64> = (0..n).map(|i| -1.0 + 2.0 * i as f64 / (n - 1) as f64).collect();
+    let u: Vec<f64> = (0..n)
+        .map(|i| -1.0 + 2.0 * i as f64 / (n - 1) as f64)
+        .collect();
     let cu = f.enc(&u);
     let (p, traces) = eval_sign(&f.ev, &plans, &cu).unwrap();
     assert_eq!(p.level(), 7 - depth as usize);
@@ -253,7 +286,10 @@ fn encrypted_relu_replays_plan_with_asserted_levels() {
     let r = relu_scaled(&f.ev, &plans, &cu, 0.5).unwrap();
     assert_eq!(r.level(), 7 - s.table_depth() as usize);
     let got = f.dec(&r);
-    let want: Vec<f64> = u.iter().map(|&x| crate::approx::relu_f64(s.poly(), x)).collect();
+    let want: Vec<f64> = u
+        .iter()
+        .map(|&x| crate::approx::relu_f64(s.poly(), x))
+        .collect();
     assert!(max_err(&want, &got) < 1e-3, "{}", max_err(&want, &got));
     // And it is close to ReLU itself (2^-α), as a sanity check of the whole chain.
     let relu: Vec<f64> = u.iter().map(|&x| x.max(0.0)).collect();
@@ -261,9 +297,53 @@ fn encrypted_relu_replays_plan_with_asserted_levels() {
 }
 
 #[test]
+fn encrypted_relu_alpha13_table1() {
+    // α = 13: degrees {15, 15, 27}, r_α depth 14 (Table 1), at scale 2^40. Stage 2's input
+    // reaches 1 + τ_1 with τ_1 close to 1: the plans use the Chebyshev basis of
+    // [−(1 + τ), 1 + τ] (`sign_plans`). At α = 14 the same chain measured an error of ≈ 0.1:
+    // the later stages amplify the CKKS noise of a 2^40 scale beyond use (see the report).
+    let s = crate::remez::table1_sign(13).unwrap();
+    let plans = sign_plans(&s);
+    let depth: u32 = plans.iter().map(EvalPlan::depth).sum();
+    assert_eq!(depth + 1, s.table_depth());
+    let l = s.table_depth() as usize;
+    let mut q = vec![60u32];
+    q.extend(std::iter::repeat_n(40, l));
+    let p = CkksParamsBuilder::new()
+        .log_n(12)
+        .q_bits(&q)
+        .p_bits(&[60, 60, 60])
+        .scale_bits(40)
+        .insecure(true)
+        .build()
+        .unwrap();
+    let ctx = CkksContext::new(p).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let sk = SecretKey::generate(&ctx, &mut rng);
+    let pk = PublicKey::generate(&ctx, &sk, &mut rng);
+    let rk = RelinKey::generate(&ctx, &sk, &mut rng);
+    let ev = Evaluator::new(Arc::clone(&ctx), Some(rk), GaloisKeys::default()).unwrap();
+    let n = ctx.params().slots();
+    let u: Vec<f64> = (0..n)
+        .map(|i| -1.0 + 2.0 * i as f64 / (n - 1) as f64)
+        .collect();
+    let top = ctx.params().max_level();
+    let pt = ctx.encode(&u, top, ctx.params().scale(top)).unwrap();
+    let ct = ctx.encrypt(&pk, &pt, &mut rng).unwrap();
+    let r = relu_scaled(&ev, &plans, &ct, 0.5).unwrap();
+    assert_eq!(r.level(), 0);
+    let got = ctx.decrypt_decode(&sk, &r).unwrap();
+    let want: Vec<f64> = u
+        .iter()
+        .map(|&x| crate::approx::relu_f64(s.poly(), x))
+        .collect();
+    assert!(max_err(&want, &got) < 1e-3, "{}", max_err(&want, &got));
+}
+
+#[test]
 fn encrypted_max2_matches_plaintext() {
     let s = crate::remez::table1_sign(6).unwrap();
-    let plans: Vec<EvalPlan> = s.poly().components().iter().map(EvalPlan::odd_bsgs).collect();
+    let plans: Vec<EvalPlan> = sign_plans(&s);
     let mut f = fixture(11, 7, &[]);
     let n = f.ctx.params().slots();
     let a: Vec<f64> = (0..n).map(|_| f.rng.random_range(0.0..1.0)).collect();
@@ -271,6 +351,10 @@ fn encrypted_max2_matches_plaintext() {
     let (ca, cb) = (f.enc(&a), f.enc(&b));
     let m = max2_scaled(&f.ev, &plans, &ca, &cb, 0.5).unwrap();
     let got = f.dec(&m);
-    let want: Vec<f64> = a.iter().zip(&b).map(|(&x, &y)| crate::approx::max2_f64(s.poly(), x, y)).collect();
+    let want: Vec<f64> = a
+        .iter()
+        .zip(&b)
+        .map(|(&x, &y)| crate::approx::max2_f64(s.poly(), x, y))
+        .collect();
     assert!(max_err(&want, &got) < 1e-3, "{}", max_err(&want, &got));
 }

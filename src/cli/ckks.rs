@@ -83,7 +83,10 @@ pub fn run(a: &CkksArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let sign = table1_sign(a.alpha).with_context(|| format!("--alpha {}", a.alpha))?;
     let engine: Engine<f64> = Engine::new(Arc::clone(&net));
     if !quiet {
-        eprintln!("calibrating B on {} images…", a.calib_limit.unwrap_or(data.len()));
+        eprintln!(
+            "calibrating B on {} images…",
+            a.calib_limit.unwrap_or(data.len())
+        );
     }
     let mut cal = calibrate(&engine, &data, a.calib_limit)?;
     let ranges = cal.choose(RangePolicy::PerLayer { margin: a.margin })?;
@@ -106,7 +109,10 @@ pub fn run(a: &CkksArgs, quiet: bool) -> anyhow::Result<Outcome> {
         seed: a.seed,
     };
     if !quiet {
-        eprintln!("encrypted run: {} images, α = {}, N = 2^{}…", a.images, a.alpha, a.n);
+        eprintln!(
+            "encrypted run: {} images, α = {}, N = 2^{}…",
+            a.images, a.alpha, a.n
+        );
     }
     let mut rep = run_encrypted(
         &net,
