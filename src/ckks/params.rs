@@ -304,7 +304,10 @@ impl CkksParams {
             }
         }
         Err(CkksError::NotEnoughLevels {
-            what: format!("a depth-{depth} circuit at N = 2^{log_n} with a scale ≥ 2^20"),
+            what: format!(
+                "a depth-{depth} circuit at N = 2^{log_n} with a scale ≥ 2^20 within the \
+                 128-bit HomomorphicEncryption.org bound (log2 QP ≤ {limit}; --insecure lifts it)"
+            ),
             needed: depth,
             available: max_levels(log_n),
         })
