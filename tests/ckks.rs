@@ -249,3 +249,41 @@ fn committed_report_is_consistent() {
     assert_eq!(v["agree_with_approx"].as_u64().unwrap() as usize, agree);
     assert!((v["max_ckks_error"].as_f64().unwrap() - max_err).abs() <= 1e-12 * (1.0 + max_err));
 }
+
+#[test]
+fn cli_json_is_deterministic_without_timings() {
+    let Some(sh) = shared("MNIST model and data") else {
+        return;
+    };
+    let run = || {
+        let out = polycert()
+            .args(["--quiet", "ckks", "--model"])
+            .arg(sh.join("models/mnist_cnn_small.onnx"))
+            .arg("--data")
+            .arg(sh.join("data/mnist/t10k-images-idx3-ubyte"))
+            .args(["--alpha", "4", "--images", "2", "--n", "12", "--insecure"])
+            .args([
+                "--calib-limit",
+                "200",
+                "--seed",
+                "9",
+                "--no-timings",
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let a = run();
+    assert_eq!(a, run());
+    let v: serde_json::Value = serde_json::from_slice(&a).unwrap();
+    assert!(v["timings"].is_null());
+    assert_eq!(v["seed"], 9);
+    assert_eq!(v["agree_with_approx"], 2);
+}
