@@ -16,6 +16,9 @@ pub const HE_STANDARD_128: [(u32, u32); 7] = [
     (16, 1772),
 ];
 
+/// Largest key-switching key [`CkksParams::for_depth`] accepts (bytes).
+pub const MAX_KEY_BYTES: usize = 320 << 20;
+
 /// Standard deviation of the discrete (rounded) Gaussian error, σ = 3.2.
 pub const SIGMA: f64 = 3.2;
 
@@ -257,7 +260,8 @@ impl CkksParams {
     /// Choose parameters for a computation of multiplicative depth `depth` at N = 2^log_n:
     /// the largest scale (≤ 2^40, ≥ 2^20) whose chain — q_0 of scale + `q0_extra` bits,
     /// `depth` rescaling primes of scale bits and special primes covering the largest
-    /// digit — fits the 128-bit table (or any size with `insecure`).
+    /// digit — fits the 128-bit table (or any size with `insecure`), with the fewest
+    /// key-switching digits whose keys stay below [`MAX_KEY_BYTES`] each.
     ///
     /// # Errors
     /// [`CkksError::NotEnoughLevels`] when no scale ≥ 2^20 fits the table; as
@@ -282,6 +286,12 @@ impl CkksParams {
                 let dig = f64::from(q0) + (d as f64 - 1.0) * f64::from(s);
                 let k = (dig / 60.0).ceil() as usize;
                 let total = f64::from(q0) + depth as f64 * f64::from(s) + k as f64 * 61.0;
+                // One key-switching key holds dnum·2·(L + 1 + k) limbs of N words; keep each
+                // below 320 MiB so that a dozen Galois keys fit in a few GiB (issue 6: 8 GB).
+                let key_bytes = dnum * 2 * (nq + k) * (8usize << log_n);
+                if key_bytes > MAX_KEY_BYTES {
+                    continue;
+                }
                 if insecure || total <= limit - 1.0 {
                     best = Some((k, d));
                     break;
