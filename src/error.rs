@@ -30,6 +30,9 @@ pub enum Error {
     /// Error-propagation bound error (bounds module).
     #[error(transparent)]
     Bounds(#[from] crate::bounds::BoundsError),
+    /// CKKS scheme or encrypted inference error.
+    #[error(transparent)]
+    Ckks(#[from] crate::ckks::CkksError),
     /// Input/output error with the path it concerns.
     #[error("{path}: {source}")]
     Io {

@@ -10,6 +10,7 @@
 mod bounds;
 mod certify;
 mod ci;
+mod ckks;
 mod nn;
 mod report;
 mod sign;

@@ -1,1 +1,62 @@
-//! RNS-CKKS: encoding, keys, homomorphic operations and an encrypted executor of the network IR.
+//! RNS-CKKS (Cheon–Kim–Kim–Song, residue number system variant) and the encrypted run of the
+//! paper's approximate networks (paper §3: the composite sign p_α, r̃_α and M̃_{α,n} evaluated
+//! on ciphertexts).
+//!
+//! Layers (each file one object):
+//! - [`params`]: [`CkksParams`] / [`CkksParamsBuilder`]: the ring degree N, the modulus chain
+//!   q_0 … q_L, the special primes P of hybrid key switching, the scale chain Δ_ℓ, and the
+//!   HomomorphicEncryption.org 128-bit check of log₂(QP) for ternary secrets.
+//! - `ring`: RNS polynomials in NTT form over fhe-math's [`fhe_math::zq::Modulus`] and
+//!   [`fhe_math::ntt::NttOperator`], Galois automorphisms in the NTT domain, fast basis
+//!   conversion, samplers (ternary secret, rounded Gaussian σ = 3.2, uniform).
+//! - `encoding`: the canonical embedding (slot j = m(ζ^{5^j}), ζ = e^{iπ/N}) by the special FFT.
+//! - [`keys`]: secret (zeroized on drop), public, relinearisation and Galois keys (hybrid key
+//!   switching with special primes).
+//! - `eval`: [`Ciphertext`], [`Plaintext`], [`Evaluator`]: add, plaintext and constant
+//!   multiplication, multiplication with relinearisation, rescaling with exact scale tracking,
+//!   rotations, level management; every operation checks parameters, levels and scales.
+//! - `polyeval`: replay of an [`crate::poly::EvalPlan`] (odd BSGS, Chebyshev basis) on
+//!   ciphertexts with the level of every value asserted against the plan's level model; r_α
+//!   and m_α on ciphertexts.
+//! - `infer`: the encrypted executor of small CNNs (packing, convolution by rotations,
+//!   pooling, dense layer) and the per-image report cross-checked against plaintext runs.
+//!
+//! # Scale management (exact)
+//! Each level ℓ has a nominal scale Δ_ℓ with Δ_0 = 2^scale_bits and Δ_ℓ = √(Δ_{ℓ−1}·q_ℓ),
+//! i.e. Δ_ℓ²/q_ℓ = Δ_{ℓ−1}: the product of two ciphertexts at scale Δ_ℓ, rescaled by q_ℓ, is
+//! exactly at scale Δ_{ℓ−1}. A multiplication by a real constant c at level ℓ uses the integer
+//! K = round(c·S) with S = q_ℓ·Δ_{ℓ−1}/s (s the ciphertext's scale), so that after rescaling
+//! the scale is exactly Δ_{ℓ−1} again; the only error is the quantisation of c to K/S
+//! (|c − K/S| ≤ 1/(2S) ≈ 2^−41). Bringing a ciphertext from level h down to l < h is a
+//! modulus drop to l + 1 followed by such a multiplication by 1. So every ciphertext produced
+//! by the evaluator at level ℓ carries scale Δ_ℓ, and additions never see mismatched scales;
+//! scales are compared up to f64 rounding (relative 2^−40), and a real mismatch is an error.
+//!
+//! Security: parameters above the HomomorphicEncryption.org table are refused unless
+//! `insecure(true)` is set, and [`CkksParams::security`] says which.
+//!
+//! This module does not construct polynomials (see `remez`, `approx`) and does not certify
+//! anything: its errors are **measured** against plaintext runs.
+
+mod encoding;
+mod error;
+mod eval;
+mod infer;
+pub mod keys;
+mod layers;
+pub mod params;
+mod polyeval;
+mod report;
+mod ring;
+
+pub use encoding::Encoder;
+pub use error::CkksError;
+pub use eval::{Ciphertext, CkksContext, Evaluator, Plaintext};
+pub use infer::{run_encrypted, EncryptedConfig};
+pub use keys::{GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
+pub use params::{CkksParams, CkksParamsBuilder, SecurityLevel, HE_STANDARD_128};
+pub use polyeval::{eval_plan, eval_sign, max2_scaled, relu_scaled, sign_plans, PlanTrace};
+pub use report::{EncryptedImage, EncryptedReport, LayerTiming, Packing, ParamsSummary, Timings};
+
+#[cfg(test)]
+mod tests;

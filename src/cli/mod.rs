@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 mod bound;
 mod certify;
 mod check;
+mod ckks;
 mod eval;
 mod report;
 mod sign;
@@ -42,6 +43,8 @@ pub enum Command {
     /// Certified error-propagation bounds ‖F^α(x) − F(x)‖∞ ≤ C·2^−α per block (Theorems
     /// 2–4), per-input bounds and certified-unchanged predictions.
     Bound(bound::BoundArgs),
+    /// Encrypted inference under RNS-CKKS, cross-checked against the plaintext networks.
+    Ckks(ckks::CkksArgs),
     /// Regenerate `reports/` (Table 1, certificates, plots): the main job.
     Report(report::ReportArgs),
 }
@@ -83,6 +86,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Eval(a) => eval::run(&a, cli.quiet),
         Command::Report(a) => report::run(&a, cli.quiet),
         Command::Bound(a) => bound::run(&a, cli.quiet),
+        Command::Ckks(a) => ckks::run(&a, cli.quiet),
     }
 }
 

@@ -1,0 +1,826 @@
+//! Ciphertexts, plaintexts and the homomorphic operations (always in NTT form).
+//!
+//! Level ℓ means the modulus Q_ℓ = q_0·…·q_ℓ; a fresh ciphertext is at level L at scale Δ_L.
+//! Every operation checks that its operands belong to the same parameters, and that levels and
+//! scales agree where they must (module docs of `ckks`: exact scale management).
+
+#![expect(
+    clippy::indexing_slicing,
+    reason = "limb indices < number of primes by construction"
+)]
+
+use std::sync::Arc;
+
+use rand::{CryptoRng, RngCore};
+use rayon::prelude::*;
+
+use super::encoding::Encoder;
+use super::keys::{GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
+use super::params::CkksParams;
+use super::ring::{sample_gaussian, sample_ternary, Limbs, ModVal, Ring};
+use super::CkksError;
+
+/// Relative tolerance of scale comparisons (f64 rounding of the scale bookkeeping).
+const SCALE_TOL: f64 = 1e-9;
+
+/// Parameters with their precomputed ring and encoder.
+#[derive(Debug)]
+pub struct CkksContext {
+    params: CkksParams,
+    ring: Ring,
+    encoder: Encoder,
+}
+
+impl CkksContext {
+    /// Precompute the NTT tables and the encoder.
+    ///
+    /// # Errors
+    /// [`CkksError::BadParam`] if a prime does not support the NTT.
+    pub fn new(params: CkksParams) -> Result<Arc<Self>, CkksError> {
+        let ring = Ring::new(&params)?;
+        let encoder = Encoder::new(params.n());
+        Ok(Arc::new(Self {
+            params,
+            ring,
+            encoder,
+        }))
+    }
+    /// The parameters.
+    pub fn params(&self) -> &CkksParams {
+        &self.params
+    }
+    pub(crate) fn ring(&self) -> &Ring {
+        &self.ring
+    }
+    /// The canonical-embedding encoder.
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+
+    fn check_level(&self, op: &str, level: usize) -> Result<(), CkksError> {
+        if level > self.params.max_level() {
+            return Err(CkksError::Level {
+                op: op.into(),
+                got: level,
+                expected: format!("0..={}", self.params.max_level()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Encode real values (≤ N/2) at `level` and `scale`.
+    ///
+    /// # Errors
+    /// [`CkksError::Encode`], [`CkksError::Level`].
+    pub fn encode(&self, values: &[f64], level: usize, scale: f64) -> Result<Plaintext, CkksError> {
+        self.check_level("encode", level)?;
+        let c = self.encoder.encode_coeffs(values, scale)?;
+        Ok(Plaintext {
+            limbs: self.ring.i128_to_ntt(&c, &self.ring.q_idx(level)),
+            level,
+            scale,
+            params_id: self.params.id(),
+        })
+    }
+
+    /// Decode a plaintext (slots' real parts). Uses q_0 (centred) and checks it against q_1
+    /// when the plaintext has level ≥ 1.
+    ///
+    /// # Errors
+    /// [`CkksError::Overflow`] when |m| ≥ q_0/2 is detected; [`CkksError::ParamsMismatch`].
+    pub fn decode(&self, pt: &Plaintext) -> Result<Vec<f64>, CkksError> {
+        self.check_params("plaintext", pt.params_id)?;
+        let take = if pt.level >= 1 { 2 } else { 1 };
+        let mut l: Limbs = pt.limbs[..take].to_vec();
+        let idx: Vec<usize> = (0..take).collect();
+        self.ring.to_coeffs(&mut l, &idx);
+        let q0 = self.ring.moduli[0].val();
+        let half = q0 / 2;
+        let centred: Vec<i64> = l[0]
+            .iter()
+            .map(|&v| {
+                if v > half {
+                    v as i64 - q0 as i64
+                } else {
+                    v as i64
+                }
+            })
+            .collect();
+        if take == 2 {
+            let m1 = &self.ring.moduli[1];
+            let ok = centred
+                .iter()
+                .zip(&l[1])
+                .all(|(&c, &r)| m1.reduce_vec_i64(&[c]).first().copied() == Some(r));
+            if !ok {
+                return Err(CkksError::Overflow {
+                    log_scale: pt.scale.log2(),
+                    log_half_q0: (half as f64).log2(),
+                });
+            }
+        }
+        let cf: Vec<f64> = centred.iter().map(|&c| c as f64).collect();
+        Ok(self.encoder.decode_coeffs(&cf, pt.scale))
+    }
+
+    fn check_params(&self, what: &str, id: u64) -> Result<(), CkksError> {
+        if id != self.params.id() {
+            return Err(CkksError::ParamsMismatch {
+                what: what.into(),
+                got: id,
+                expected: self.params.id(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Public-key encryption at the top level L: (b·v + e_0 + m, a·v + e_1), v ternary.
+    ///
+    /// # Errors
+    /// [`CkksError::ParamsMismatch`]; [`CkksError::Level`] unless the plaintext is at level L.
+    pub fn encrypt<R: RngCore + CryptoRng>(
+        &self,
+        pk: &PublicKey,
+        pt: &Plaintext,
+        rng: &mut R,
+    ) -> Result<Ciphertext, CkksError> {
+        self.check_params("public key", pk.params_id)?;
+        self.check_params("plaintext", pt.params_id)?;
+        let level = pt.level;
+        let q = self.ring.q_idx(level);
+        let v = self
+            .ring
+            .signed_to_ntt(&sample_ternary(self.ring.n, rng), &q);
+        let e0 = self
+            .ring
+            .signed_to_ntt(&sample_gaussian(self.ring.n, rng), &q);
+        let e1 = self
+            .ring
+            .signed_to_ntt(&sample_gaussian(self.ring.n, rng), &q);
+        let mut c0: Limbs = pk.b[..q.len()].to_vec();
+        self.ring.mul_assign(&mut c0, &v, &q);
+        self.ring.add_assign(&mut c0, &e0, &q);
+        self.ring.add_assign(&mut c0, &pt.limbs, &q);
+        let mut c1: Limbs = pk.a[..q.len()].to_vec();
+        self.ring.mul_assign(&mut c1, &v, &q);
+        self.ring.add_assign(&mut c1, &e1, &q);
+        Ok(Ciphertext {
+            c: vec![c0, c1],
+            level,
+            scale: pt.scale,
+            params_id: self.params.id(),
+        })
+    }
+
+    /// Secret-key encryption: (−a·s + e + m, a), a uniform.
+    ///
+    /// # Errors
+    /// [`CkksError::ParamsMismatch`].
+    pub fn encrypt_sk<R: RngCore + CryptoRng>(
+        &self,
+        sk: &SecretKey,
+        pt: &Plaintext,
+        rng: &mut R,
+    ) -> Result<Ciphertext, CkksError> {
+        self.check_params("secret key", sk.params_id)?;
+        self.check_params("plaintext", pt.params_id)?;
+        let q = self.ring.q_idx(pt.level);
+        let a = self.ring.uniform(&q, rng);
+        let e = self
+            .ring
+            .signed_to_ntt(&sample_gaussian(self.ring.n, rng), &q);
+        let mut c0 = a.clone();
+        self.ring.mul_assign(&mut c0, &sk.ntt[..q.len()], &q);
+        self.ring.neg_assign(&mut c0, &q);
+        self.ring.add_assign(&mut c0, &e, &q);
+        self.ring.add_assign(&mut c0, &pt.limbs, &q);
+        Ok(Ciphertext {
+            c: vec![c0, a],
+            level: pt.level,
+            scale: pt.scale,
+            params_id: self.params.id(),
+        })
+    }
+
+    /// Decryption: m = Σ_i c_i·s^i.
+    ///
+    /// # Errors
+    /// [`CkksError::ParamsMismatch`].
+    pub fn decrypt(&self, sk: &SecretKey, ct: &Ciphertext) -> Result<Plaintext, CkksError> {
+        self.check_params("secret key", sk.params_id)?;
+        self.check_params("ciphertext", ct.params_id)?;
+        let q = self.ring.q_idx(ct.level);
+        let s: Limbs = sk.ntt[..q.len()].to_vec();
+        let mut acc: Limbs = ct.c[ct.c.len() - 1].clone();
+        for ci in ct.c.iter().rev().skip(1) {
+            self.ring.mul_assign(&mut acc, &s, &q);
+            self.ring.add_assign(&mut acc, ci, &q);
+        }
+        Ok(Plaintext {
+            limbs: acc,
+            level: ct.level,
+            scale: ct.scale,
+            params_id: ct.params_id,
+        })
+    }
+
+    /// Decrypt and decode.
+    ///
+    /// # Errors
+    /// As [`CkksContext::decrypt`] and [`CkksContext::decode`].
+    pub fn decrypt_decode(&self, sk: &SecretKey, ct: &Ciphertext) -> Result<Vec<f64>, CkksError> {
+        self.decode(&self.decrypt(sk, ct)?)
+    }
+}
+
+/// An encoded plaintext at a level and scale (NTT form).
+#[derive(Debug, Clone)]
+pub struct Plaintext {
+    pub(crate) limbs: Limbs,
+    pub(crate) level: usize,
+    pub(crate) scale: f64,
+    pub(crate) params_id: u64,
+}
+
+impl Plaintext {
+    /// Level.
+    pub fn level(&self) -> usize {
+        self.level
+    }
+    /// Scale Δ.
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+}
+
+/// A ciphertext (c_0, c_1[, c_2]) at a level and scale, NTT form.
+#[derive(Debug, Clone)]
+pub struct Ciphertext {
+    pub(crate) c: Vec<Limbs>,
+    pub(crate) level: usize,
+    pub(crate) scale: f64,
+    pub(crate) params_id: u64,
+}
+
+impl Ciphertext {
+    /// Level ℓ (modulus q_0·…·q_ℓ).
+    pub fn level(&self) -> usize {
+        self.level
+    }
+    /// Scale.
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+    /// Number of components (2, or 3 before relinearisation).
+    pub fn size(&self) -> usize {
+        self.c.len()
+    }
+    /// Bytes held.
+    pub fn size_bytes(&self) -> usize {
+        self.c
+            .iter()
+            .map(|l| l.iter().map(|v| 8 * v.len()).sum::<usize>())
+            .sum()
+    }
+}
+
+/// The homomorphic evaluator: parameters plus evaluation keys of one key set.
+#[derive(Debug, Clone)]
+pub struct Evaluator {
+    ctx: Arc<CkksContext>,
+    relin: Option<RelinKey>,
+    galois: GaloisKeys,
+}
+
+impl Evaluator {
+    /// An evaluator with the given keys.
+    ///
+    /// # Errors
+    /// [`CkksError::ParamsMismatch`] for a key of other parameters, [`CkksError::KeyMismatch`]
+    /// when the relinearisation and Galois keys come from different secrets.
+    pub fn new(
+        ctx: Arc<CkksContext>,
+        relin: Option<RelinKey>,
+        galois: GaloisKeys,
+    ) -> Result<Self, CkksError> {
+        let mut key_id = None;
+        let keys = relin
+            .iter()
+            .map(|r| ("relinearisation key", &r.0))
+            .chain(galois.keys.values().map(|k| ("Galois key", k)));
+        for (what, k) in keys {
+            ctx.check_params(what, k.params_id)?;
+            match key_id {
+                None => key_id = Some(k.key_id),
+                Some(id) if id != k.key_id => {
+                    return Err(CkksError::KeyMismatch {
+                        what: what.into(),
+                        got: k.key_id,
+                        expected: id,
+                    })
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(Self { ctx, relin, galois })
+    }
+
+    /// The context.
+    pub fn context(&self) -> &Arc<CkksContext> {
+        &self.ctx
+    }
+
+    /// The Galois keys.
+    pub fn galois_keys(&self) -> &GaloisKeys {
+        &self.galois
+    }
+
+    fn ring(&self) -> &Ring {
+        &self.ctx.ring
+    }
+
+    fn check(&self, ct: &Ciphertext) -> Result<(), CkksError> {
+        self.ctx.check_params("ciphertext", ct.params_id)
+    }
+
+    fn same(&self, op: &str, a: &Ciphertext, b: &Ciphertext) -> Result<(), CkksError> {
+        self.check(a)?;
+        self.check(b)?;
+        if a.level != b.level {
+            return Err(CkksError::Level {
+                op: op.into(),
+                got: b.level,
+                expected: format!("{} (the first operand's level)", a.level),
+            });
+        }
+        check_scale(op, b.scale, a.scale)
+    }
+
+    /// a + b (same level and scale).
+    ///
+    /// # Errors
+    /// [`CkksError::Level`], [`CkksError::Scale`], [`CkksError::ParamsMismatch`].
+    pub fn add(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        self.same("add", a, b)?;
+        let mut out = a.clone();
+        self.add_assign_unchecked(&mut out, b);
+        Ok(out)
+    }
+
+    /// a += b (same level and scale).
+    ///
+    /// # Errors
+    /// As [`Evaluator::add`].
+    pub fn add_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<(), CkksError> {
+        self.same("add", a, b)?;
+        self.add_assign_unchecked(a, b);
+        Ok(())
+    }
+
+    fn add_assign_unchecked(&self, a: &mut Ciphertext, b: &Ciphertext) {
+        let q = self.ring().q_idx(a.level);
+        while a.c.len() < b.c.len() {
+            a.c.push(vec![vec![0u64; self.ring().n]; q.len()]);
+        }
+        for (x, y) in a.c.iter_mut().zip(&b.c) {
+            self.ring().add_assign(x, y, &q);
+        }
+    }
+
+    /// a − b (same level and scale).
+    ///
+    /// # Errors
+    /// As [`Evaluator::add`].
+    pub fn sub(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        self.same("sub", a, b)?;
+        let mut nb = b.clone();
+        let q = self.ring().q_idx(b.level);
+        for x in &mut nb.c {
+            self.ring().neg_assign(x, &q);
+        }
+        let mut out = a.clone();
+        self.add_assign_unchecked(&mut out, &nb);
+        Ok(out)
+    }
+
+    /// a + pt (same level and scale).
+    ///
+    /// # Errors
+    /// [`CkksError::Level`], [`CkksError::Scale`], [`CkksError::ParamsMismatch`].
+    pub fn add_plain(&self, a: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext, CkksError> {
+        self.check(a)?;
+        self.ctx.check_params("plaintext", pt.params_id)?;
+        if pt.level != a.level {
+            return Err(CkksError::Level {
+                op: "add_plain".into(),
+                got: pt.level,
+                expected: a.level.to_string(),
+            });
+        }
+        check_scale("add_plain", pt.scale, a.scale)?;
+        let mut out = a.clone();
+        let q = self.ring().q_idx(a.level);
+        self.ring().add_assign(&mut out.c[0], &pt.limbs, &q);
+        Ok(out)
+    }
+
+    /// a + c for a real constant c in every slot (no level used).
+    ///
+    /// # Errors
+    /// [`CkksError::ParamsMismatch`]; [`CkksError::Encode`] for a non-finite c.
+    pub fn add_const(&self, a: &Ciphertext, c: f64) -> Result<Ciphertext, CkksError> {
+        self.check(a)?;
+        let k = to_int(c * a.scale)?;
+        let mut out = a.clone();
+        let q = self.ring().q_idx(a.level);
+        self.ring().add_int_assign(&mut out.c[0], k, &q);
+        Ok(out)
+    }
+
+    /// a·n for an integer n (no level used).
+    ///
+    /// # Errors
+    /// [`CkksError::ParamsMismatch`].
+    pub fn mul_int(&self, a: &Ciphertext, n: i64) -> Result<Ciphertext, CkksError> {
+        self.check(a)?;
+        let mut out = a.clone();
+        let q = self.ring().q_idx(a.level);
+        for x in &mut out.c {
+            self.ring().mul_int_assign(x, i128::from(n), &q);
+        }
+        Ok(out)
+    }
+
+    /// The factor S = q_ℓ·Δ_{ℓ−1}/s by which a level-ℓ ciphertext of scale s is multiplied so
+    /// that rescaling lands exactly on Δ_{ℓ−1}.
+    fn next_factor(&self, a: &Ciphertext, op: &str) -> Result<f64, CkksError> {
+        if a.level == 0 {
+            return Err(CkksError::Level {
+                op: op.into(),
+                got: 0,
+                expected: "≥ 1 (a level to rescale by)".into(),
+            });
+        }
+        let q = self.ring().moduli[a.level].val() as f64;
+        Ok(q * self.ctx.params.scale(a.level - 1) / a.scale)
+    }
+
+    /// a·c without rescaling: multiplies by the integer round(c·S), S as in the module docs,
+    /// and sets the scale to s·S. Sums of such products (same input scale) are exact in scale;
+    /// [`Evaluator::rescale`] then lands on Δ_{ℓ−1}.
+    ///
+    /// # Errors
+    /// [`CkksError::Level`] at level 0; [`CkksError::Encode`] for a non-finite c.
+    pub fn mul_const_lazy(&self, a: &Ciphertext, c: f64) -> Result<Ciphertext, CkksError> {
+        self.check(a)?;
+        let s = self.next_factor(a, "mul_const")?;
+        let k = to_int(c * s)?;
+        let mut out = a.clone();
+        let q = self.ring().q_idx(a.level);
+        for x in &mut out.c {
+            self.ring().mul_int_assign(x, k, &q);
+        }
+        out.scale = a.scale * s;
+        Ok(out)
+    }
+
+    /// a·c for a real constant, rescaled: one level, result scale Δ_{ℓ−1}.
+    ///
+    /// # Errors
+    /// As [`Evaluator::mul_const_lazy`].
+    pub fn mul_const(&self, a: &Ciphertext, c: f64) -> Result<Ciphertext, CkksError> {
+        self.rescale(&self.mul_const_lazy(a, c)?)
+    }
+
+    /// a ⊙ v for a real vector v encoded at the scale S of [`Evaluator::mul_const_lazy`],
+    /// without rescaling.
+    ///
+    /// # Errors
+    /// As [`Evaluator::mul_const_lazy`] and [`CkksContext::encode`].
+    pub fn mul_vec_lazy(&self, a: &Ciphertext, v: &[f64]) -> Result<Ciphertext, CkksError> {
+        self.check(a)?;
+        let s = self.next_factor(a, "mul_plain")?;
+        let pt = self.ctx.encode(v, a.level, s)?;
+        self.mul_plain_lazy(a, &pt)
+    }
+
+    /// a ⊙ pt without rescaling (scale s·Δ_pt).
+    ///
+    /// # Errors
+    /// [`CkksError::Level`] when pt is at another level; [`CkksError::ParamsMismatch`].
+    pub fn mul_plain_lazy(&self, a: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext, CkksError> {
+        self.check(a)?;
+        self.ctx.check_params("plaintext", pt.params_id)?;
+        if pt.level != a.level {
+            return Err(CkksError::Level {
+                op: "mul_plain".into(),
+                got: pt.level,
+                expected: a.level.to_string(),
+            });
+        }
+        let mut out = a.clone();
+        let q = self.ring().q_idx(a.level);
+        for x in &mut out.c {
+            self.ring().mul_assign(x, &pt.limbs, &q);
+        }
+        out.scale = a.scale * pt.scale;
+        Ok(out)
+    }
+
+    /// a ⊙ v (real vector), rescaled: one level, result scale Δ_{ℓ−1}.
+    ///
+    /// # Errors
+    /// As [`Evaluator::mul_vec_lazy`].
+    pub fn mul_vec(&self, a: &Ciphertext, v: &[f64]) -> Result<Ciphertext, CkksError> {
+        self.rescale(&self.mul_vec_lazy(a, v)?)
+    }
+
+    /// Divide by q_ℓ (rounding) and drop to level ℓ − 1; the scale is divided by q_ℓ.
+    ///
+    /// # Errors
+    /// [`CkksError::Level`] at level 0.
+    pub fn rescale(&self, a: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        self.check(a)?;
+        let l = a.level;
+        if l == 0 {
+            return Err(CkksError::Level {
+                op: "rescale".into(),
+                got: 0,
+                expected: "≥ 1".into(),
+            });
+        }
+        let ring = self.ring();
+        let ql = ring.moduli[l].val();
+        let half = ql / 2;
+        let c =
+            a.c.iter()
+                .map(|poly| {
+                    let mut last = poly[l].clone();
+                    ring.ntt[l].backward(&mut last);
+                    (0..l)
+                        .into_par_iter()
+                        .map(|i| {
+                            let m = &ring.moduli[i];
+                            let ql_mod = m.reduce(ql);
+                            // Centred representative of the dropped limb, reduced mod q_i.
+                            let mut t: Vec<u64> = last
+                                .iter()
+                                .map(|&v| {
+                                    if v > half {
+                                        m.sub(m.reduce(v), ql_mod)
+                                    } else {
+                                        m.reduce(v)
+                                    }
+                                })
+                                .collect();
+                            ring.ntt[i].forward(&mut t);
+                            let inv = m.inv(ql_mod).unwrap_or(0);
+                            let mut x = poly[i].clone();
+                            m.sub_vec(&mut x, &t);
+                            m.scalar_mul_vec(&mut x, inv);
+                            x
+                        })
+                        .collect::<Limbs>()
+                })
+                .collect();
+        let mut scale = a.scale / ql as f64;
+        let nominal = self.ctx.params.scale(l - 1);
+        if ((scale / nominal) - 1.0).abs() < SCALE_TOL {
+            scale = nominal;
+        }
+        Ok(Ciphertext {
+            c,
+            level: l - 1,
+            scale,
+            params_id: a.params_id,
+        })
+    }
+
+    /// Drop primes down to `level` without changing the scale (the message is unchanged).
+    ///
+    /// # Errors
+    /// [`CkksError::Level`] when `level` is above the ciphertext's level.
+    pub fn mod_drop(&self, a: &Ciphertext, level: usize) -> Result<Ciphertext, CkksError> {
+        self.check(a)?;
+        if level > a.level {
+            return Err(CkksError::Level {
+                op: "mod_drop".into(),
+                got: a.level,
+                expected: format!("≥ {level}"),
+            });
+        }
+        Ok(Ciphertext {
+            c: a.c.iter().map(|p| p[..=level].to_vec()).collect(),
+            level,
+            scale: a.scale,
+            params_id: a.params_id,
+        })
+    }
+
+    /// Bring a ciphertext to `level` < its level with scale exactly Δ_level: drop to
+    /// level + 1, multiply by 1 (integer round(S), see the module docs) and rescale. The same
+    /// ciphertext when already at `level`.
+    ///
+    /// # Errors
+    /// [`CkksError::Level`] when `level` is above the ciphertext's level.
+    pub fn adjust_to(&self, a: &Ciphertext, level: usize) -> Result<Ciphertext, CkksError> {
+        if level == a.level {
+            return Ok(a.clone());
+        }
+        let d = self.mod_drop(a, level + 1)?;
+        self.mul_const(&d, 1.0)
+    }
+
+    /// a·b with relinearisation, not rescaled (scale s_a·s_b).
+    ///
+    /// # Errors
+    /// [`CkksError::Level`] when the operands' levels differ (scales may differ: they
+    /// multiply); [`CkksError::MissingRelinKey`]; [`CkksError::Size`] for a ciphertext with
+    /// other than two components.
+    pub fn mul_relin_lazy(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        self.check(a)?;
+        self.check(b)?;
+        if a.level != b.level {
+            return Err(CkksError::Level {
+                op: "mul".into(),
+                got: b.level,
+                expected: format!("{} (the first operand's level)", a.level),
+            });
+        }
+        for x in [a, b] {
+            if x.c.len() != 2 {
+                return Err(CkksError::Size {
+                    op: "mul".into(),
+                    got: x.c.len(),
+                    expected: 2,
+                });
+            }
+        }
+        let rk = self.relin.as_ref().ok_or(CkksError::MissingRelinKey)?;
+        let ring = self.ring();
+        let q = ring.q_idx(a.level);
+        let mut d0 = a.c[0].clone();
+        ring.mul_assign(&mut d0, &b.c[0], &q);
+        let mut d1 = a.c[0].clone();
+        ring.mul_assign(&mut d1, &b.c[1], &q);
+        ring.mul_add_assign(&mut d1, &a.c[1], &b.c[0], &q);
+        let mut d2 = a.c[1].clone();
+        ring.mul_assign(&mut d2, &b.c[1], &q);
+        let (k0, k1) = self.key_switch(&d2, a.level, &rk.0);
+        ring.add_assign(&mut d0, &k0, &q);
+        ring.add_assign(&mut d1, &k1, &q);
+        Ok(Ciphertext {
+            c: vec![d0, d1],
+            level: a.level,
+            scale: a.scale * b.scale,
+            params_id: a.params_id,
+        })
+    }
+
+    /// a·b, relinearised and rescaled (one level; Δ_ℓ·Δ_ℓ/q_ℓ = Δ_{ℓ−1}).
+    ///
+    /// # Errors
+    /// As [`Evaluator::mul_relin_lazy`] and [`Evaluator::rescale`].
+    pub fn mul(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        self.rescale(&self.mul_relin_lazy(a, b)?)
+    }
+
+    /// Left rotation of the slots by `step` (negative: right), with the Galois key of 5^step.
+    ///
+    /// # Errors
+    /// [`CkksError::MissingGaloisKey`]; [`CkksError::Size`] for an unrelinearised ciphertext.
+    pub fn rotate(&self, a: &Ciphertext, step: i64) -> Result<Ciphertext, CkksError> {
+        self.check(a)?;
+        let g = self.ctx.encoder.galois_element(step);
+        if g == 1 {
+            return Ok(a.clone());
+        }
+        if a.c.len() != 2 {
+            return Err(CkksError::Size {
+                op: "rotate".into(),
+                got: a.c.len(),
+                expected: 2,
+            });
+        }
+        let key = self
+            .galois
+            .keys
+            .get(&g)
+            .ok_or_else(|| CkksError::MissingGaloisKey {
+                step,
+                available: format!("{:?}", self.galois.steps),
+            })?;
+        let ring = self.ring();
+        let perm = ring.galois_perm(g);
+        let q = ring.q_idx(a.level);
+        let mut c0 = ring.permute(&a.c[0], &perm);
+        let c1 = ring.permute(&a.c[1], &perm);
+        let (k0, k1) = self.key_switch(&c1, a.level, key);
+        ring.add_assign(&mut c0, &k0, &q);
+        Ok(Ciphertext {
+            c: vec![c0, k1],
+            level: a.level,
+            scale: a.scale,
+            params_id: a.params_id,
+        })
+    }
+
+    /// Hybrid key switching of d (NTT form over q_0..q_level) with `key`: returns (k0, k1)
+    /// with k0 + k1·s ≈ d·s' over Q_level.
+    fn key_switch(&self, d: &Limbs, level: usize, key: &KeySwitchKey) -> (Limbs, Limbs) {
+        let ring = self.ring();
+        let nq = ring.nq;
+        let q = ring.q_idx(level);
+        let qp = ring.qp_idx(level);
+        let ds = self.ctx.params.digit_size();
+        let mut dc = d.clone();
+        ring.to_coeffs(&mut dc, &q);
+        let n = ring.n;
+        let mut acc0: Limbs = vec![vec![0u64; n]; qp.len()];
+        let mut acc1: Limbs = vec![vec![0u64; n]; qp.len()];
+        for (j, (kb, ka)) in key.digits.iter().enumerate() {
+            let lo = j * ds;
+            if lo > level {
+                break;
+            }
+            let hi = ((j + 1) * ds).min(level + 1);
+            let from: Vec<usize> = (lo..hi).collect();
+            let to: Vec<usize> = qp
+                .iter()
+                .copied()
+                .filter(|i| !(lo..hi).contains(i))
+                .collect();
+            let mut conv = ring.convert(&dc[lo..hi], &from, &to);
+            ring.to_ntt(&mut conv, &to);
+            let mut conv_it = conv.into_iter();
+            // Extended digit over qp, in qp order.
+            let ext: Limbs = qp
+                .iter()
+                .map(|&i| {
+                    if (lo..hi).contains(&i) {
+                        d[i].clone()
+                    } else {
+                        conv_it.next().unwrap_or_default()
+                    }
+                })
+                .collect();
+            acc0.par_iter_mut()
+                .zip(acc1.par_iter_mut())
+                .zip(ext.par_iter().zip(qp.par_iter()))
+                .for_each(|((s0, s1), (e, &i))| {
+                    let m = &ring.moduli[i];
+                    let (b, a) = (&kb[i], &ka[i]);
+                    for k in 0..n {
+                        s0[k] = m.add(s0[k], m.mul(e[k], b[k]));
+                        s1[k] = m.add(s1[k], m.mul(e[k], a[k]));
+                    }
+                });
+        }
+        let pidx: Vec<usize> = (nq..nq + ring.np).collect();
+        let np = pidx.len();
+        let down = |acc: Limbs| -> Limbs {
+            let mut acc = acc;
+            let mut pl: Limbs = acc.split_off(q.len());
+            ring.to_coeffs(&mut pl, &pidx);
+            let mut conv = ring.convert(&pl, &pidx, &q);
+            ring.to_ntt(&mut conv, &q);
+            acc.par_iter_mut()
+                .zip(conv.par_iter())
+                .zip(q.par_iter())
+                .for_each(|((x, c), &i)| {
+                    let m = &ring.moduli[i];
+                    let pinv = m
+                        .inv(
+                            ring.moduli[nq..nq + np]
+                                .iter()
+                                .fold(1u64, |a, p| m.mul(a, m.reduce(p.val()))),
+                        )
+                        .unwrap_or(0);
+                    m.sub_vec(x, c);
+                    m.scalar_mul_vec(x, pinv);
+                });
+            acc
+        };
+        (down(acc0), down(acc1))
+    }
+}
+
+fn check_scale(op: &str, got: f64, expected: f64) -> Result<(), CkksError> {
+    if ((got / expected) - 1.0).abs() > SCALE_TOL {
+        return Err(CkksError::Scale {
+            op: op.into(),
+            got: got.log2(),
+            expected: expected.log2(),
+        });
+    }
+    Ok(())
+}
+
+fn to_int(x: f64) -> Result<i128, CkksError> {
+    if !x.is_finite() || x.abs() >= 2f64.powi(120) {
+        return Err(CkksError::Encode {
+            what: format!("constant times scale = {x:e} is not a finite number below 2^120"),
+        });
+    }
+    Ok(x.round() as i128)
+}

@@ -1,0 +1,688 @@
+//! The encrypted executor: a chain of Conv (valid, stride 1) → ReLU → AveragePool 2×2 → … →
+//! Flatten → Gemm (the `mnist_cnn_small` family) run on CKKS ciphertexts, replaying r̃_α with
+//! the same composite sign polynomial and the same ranges B as the plaintext approximate
+//! engine (`nn::Engine` with `ActivationPolicy::Approx`).
+//!
+//! # Packing
+//! Image b of a batch occupies the slot block [b·blk, (b+1)·blk), blk = the power of two ≥ H·W,
+//! pixel (y, x) at y·W + x (zero tail); one ciphertext per channel, shared by all images of the
+//! batch (N/2 / blk images per ciphertext). A feature map lives on a grid of stride st: its
+//! value (y, x) at st·(y·W + x). Then
+//! - a valid k×k convolution is Σ_{ci,dy,dx} w·rot(x_ci, st·(dy·W + dx)): rotations by st·dx
+//!   ("baby", keys st·1..st·(k−1)) and by st·W·dy ("giant", keys st·W·1..), either all on the
+//!   inputs (cin·(k²−1) rotations) or giant steps on the outputs (cin·(k−1) + cout·(k−1)),
+//!   whichever is fewer; the weighted sums are lazy integer multiplications (no rescale) and the
+//!   bias is added before one rescale (1 level), then the result is multiplied by the 0/1 mask
+//!   of valid output positions (1 level) so that no out-of-grid value reaches a polynomial;
+//! - AveragePool 2×2 = x + rot(x, st), then + rot(·, st·W) (the 1/4 is folded into the next
+//!   layer), the stride doubles;
+//! - the dense layer multiplies each channel by a plaintext mask per logit (1 level), logits
+//!   are interleaved by rotations of −d (d chosen so the shifted grids stay disjoint) and
+//!   summed over the grid by log₂ rotations; logit k of image b lands on slot b·blk + k·d.
+//!
+//! # Folding the scalings
+//! Every ciphertext holds κ·(true value); linear layers absorb 1/κ of their input and the κ of
+//! their output into their plaintext constants. A convolution before a ReLU of range B outputs
+//! u = x/B; the ReLU returns u·(1 + p_α(u)) = 2·r̃_α(x)/B (κ = 2/B); an average pool sums
+//! (κ ← 4κ).
+//!
+//! # Levels
+//! conv 2, ReLU sign depth + 1 (Table 1's depth), average pool 0, dense 1. The total is checked
+//! against the parameters before any key is generated.
+
+#![expect(
+    clippy::indexing_slicing,
+    reason = "indices within shapes validated by the compiler pass"
+)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use rayon::prelude::*;
+
+use crate::nn::{ActivationPolicy, Engine, Network, NodeId, RunStats, SignKernel};
+use crate::poly::EvalPlan;
+use crate::remez::CompositeSign;
+
+use super::eval::{Ciphertext, CkksContext, Evaluator};
+use super::keys::{GaloisKeys, PublicKey, RelinKey, SecretKey};
+use super::layers::{compile, grid, layer_levels, logit_spacing, unsupported, Geo, Layer};
+use super::params::CkksParams;
+use super::polyeval::{max2_scaled, relu_scaled, sign_plans};
+use super::report::{
+    EncryptedImage, EncryptedReport, LayerTiming, Packing, ParamsSummary, Timings,
+};
+use super::CkksError;
+
+/// Settings of an encrypted run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncryptedConfig {
+    /// α of Table 1.
+    pub alpha: u32,
+    /// log₂ N (15 or 16 for 128-bit parameters).
+    pub log_n: u32,
+    /// Accept parameters outside the HomomorphicEncryption.org table.
+    pub insecure: bool,
+    /// Seed of the ChaCha20 CSPRNG (keys and encryption randomness).
+    pub seed: u64,
+}
+
+/// B' of Eq. (7) for a window of n values (`approx::b_prime`).
+fn b_prime(alpha: u32, n: usize, b: f64) -> Result<f64, CkksError> {
+    crate::approx::b_prime(alpha, n, b).map_err(|e| CkksError::BadParam {
+        what: "B'".into(),
+        value: e.to_string(),
+        valid: "a defined B' (Eq. 7)".into(),
+    })
+}
+
+fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn argmax(v: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if v.get(best).is_some_and(|b| x > b) {
+            best = i;
+        }
+    }
+    best
+}
+
+fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+/// Run `images` (preprocessed, per-sample input shape) encrypted and cross-check against the
+/// plaintext exact and approximate engines.
+///
+/// `ranges` gives B per ReLU node (as for `ActivationPolicy::Approx`); `params` (or, when
+/// `None`, parameters chosen by [`CkksParams::for_depth`] for the network's depth at
+/// N = 2^cfg.log_n). `certified_bound` is the certified ‖F^α − F‖∞ from the bounds module.
+///
+/// # Errors
+/// [`CkksError::Unsupported`] for a network outside the supported chain,
+/// [`CkksError::NotEnoughLevels`] before any key is generated when the network is deeper than
+/// the parameters, [`CkksError::Insecure`] for insecure parameters without `insecure`; any
+/// CKKS or plaintext engine error.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call from the CLI; every input is distinct"
+)]
+#[expect(clippy::too_many_lines, reason = "the per-layer executor loop")]
+pub fn run_encrypted(
+    net: &Arc<Network>,
+    images: &[Vec<f64>],
+    labels: &[u8],
+    indices: &[usize],
+    ranges: &BTreeMap<NodeId, f64>,
+    sign: &CompositeSign,
+    cfg: &EncryptedConfig,
+    params: Option<CkksParams>,
+    certified_bound: Option<f64>,
+) -> crate::Result<EncryptedReport> {
+    let (layers, (c0, h0, w0)) = compile(net)?;
+    let plans: Vec<EvalPlan> = sign_plans(sign);
+    let sign_depth: usize = plans.iter().map(|p| p.depth() as usize).sum();
+    let relu_depth = sign_depth + 1;
+    let levels_needed: usize = layers.iter().map(|l| layer_levels(l, relu_depth)).sum();
+    let level_plan = layers
+        .iter()
+        .map(|l| {
+            let (n, o) = l.name();
+            (n.to_string(), o.to_string(), layer_levels(l, relu_depth))
+        })
+        .collect();
+    let params = match params {
+        Some(p) => p,
+        None => CkksParams::for_depth(cfg.log_n, levels_needed, 20, cfg.insecure)?,
+    };
+    if params.max_level() < levels_needed {
+        return Err(CkksError::NotEnoughLevels {
+            what: format!("network {:?} at α = {}", net.name, cfg.alpha),
+            needed: levels_needed,
+            available: params.max_level(),
+        }
+        .into());
+    }
+    for l in &layers {
+        if let Layer::Relu { node, id } | Layer::MaxPool { node, id } = l {
+            if !ranges.get(id).is_some_and(|b| b.is_finite() && *b > 0.0) {
+                return Err(
+                    unsupported(node, l.name().1, "no finite range B > 0 for this node").into(),
+                );
+            }
+        }
+    }
+    if images.len() != labels.len() || images.len() != indices.len() {
+        return Err(CkksError::BadParam {
+            what: "images/labels/indices".into(),
+            value: format!("{}/{}/{}", images.len(), labels.len(), indices.len()),
+            valid: "equal lengths".into(),
+        }
+        .into());
+    }
+    let slots = params.slots();
+    let block = (h0 * w0).next_power_of_two();
+    if block > slots {
+        return Err(CkksError::BadParam {
+            what: "image size".into(),
+            value: format!("{h0}×{w0}"),
+            valid: format!("H·W ≤ N/2 = {slots}"),
+        }
+        .into());
+    }
+    let per_ct = slots / block;
+    // Geometry pass: rotation steps, final grid, logit spacing.
+    let mut steps: Vec<i64> = Vec::new();
+    let mut g = Geo {
+        c: c0,
+        h: h0,
+        w: w0,
+        st: 1,
+    };
+    let mut final_geo = g;
+    let mut n_out = 0;
+    for l in &layers {
+        match l {
+            Layer::Conv { cin, cout, k, .. } => {
+                if *cin != g.c || *k > g.h || *k > g.w {
+                    return Err(unsupported(
+                        l.name().0,
+                        "Conv",
+                        &format!("input [{}, {}, {}] does not fit", g.c, g.h, g.w),
+                    )
+                    .into());
+                }
+                for t in 1..*k {
+                    steps.push((g.st * t) as i64);
+                    steps.push((g.st * w0 * t) as i64);
+                }
+                g = Geo {
+                    c: *cout,
+                    h: g.h - k + 1,
+                    w: g.w - k + 1,
+                    st: g.st,
+                };
+            }
+            Layer::AvgPool { .. } | Layer::MaxPool { .. } => {
+                steps.push(g.st as i64);
+                steps.push((g.st * w0) as i64);
+                g = Geo {
+                    c: g.c,
+                    h: g.h / 2,
+                    w: g.w / 2,
+                    st: g.st * 2,
+                };
+            }
+            Layer::Relu { .. } => {}
+            Layer::Dense { w, out, .. } => {
+                if w.len() != out * g.c * g.h * g.w
+                    || !g.h.is_power_of_two()
+                    || !g.w.is_power_of_two()
+                {
+                    return Err(unsupported(
+                        l.name().0,
+                        "Gemm",
+                        &format!(
+                            "input [{}, {}, {}] must match the weight and have power-of-two sides",
+                            g.c, g.h, g.w
+                        ),
+                    )
+                    .into());
+                }
+                final_geo = g;
+                n_out = *out;
+                let mut s = 1;
+                while s < g.w {
+                    steps.push((g.st * s) as i64);
+                    s *= 2;
+                }
+                let mut s = 1;
+                while s < g.h {
+                    steps.push((g.st * w0 * s) as i64);
+                    s *= 2;
+                }
+            }
+        }
+    }
+    let out_grid = grid(final_geo, w0);
+    let spacing = logit_spacing(&out_grid, n_out, block)
+        .ok_or_else(|| unsupported("Gemm", "Gemm", "no logit spacing fits the image block"))?;
+    steps.push(-(spacing as i64));
+    steps.sort_unstable();
+    steps.dedup();
+
+    // Plaintext references (same p_α, same B).
+    let kernel = SignKernel::new(cfg.alpha, sign.poly());
+    let approx_policy = ActivationPolicy::Approx {
+        sign: kernel,
+        ranges: ranges.clone(),
+    };
+    let engine: Engine<f64> = Engine::new(Arc::clone(net));
+    let mut exact = Vec::with_capacity(images.len());
+    let mut approx = Vec::with_capacity(images.len());
+    for x in images {
+        let mut st = RunStats::default();
+        exact.push(engine.run(x, &ActivationPolicy::Exact, &mut st)?);
+        approx.push(engine.run(x, &approx_policy, &mut st)?);
+    }
+
+    // Keys.
+    let t0 = Instant::now();
+    let ctx = CkksContext::new(params)?;
+    let mut rng = ChaCha20Rng::seed_from_u64(cfg.seed);
+    let sk = SecretKey::generate(&ctx, &mut rng);
+    let pk = PublicKey::generate(&ctx, &sk, &mut rng);
+    let rk = RelinKey::generate(&ctx, &sk, &mut rng);
+    let gk = GaloisKeys::generate(&ctx, &sk, &steps, &mut rng);
+    let key_bytes = rk.0.size_bytes() + gk.size_bytes();
+    let ev = Evaluator::new(Arc::clone(&ctx), Some(rk), gk)?;
+    let keygen_s = t0.elapsed().as_secs_f64();
+
+    let mut timings: Vec<LayerTiming> = layers
+        .iter()
+        .map(|l| {
+            let (n, o) = l.name();
+            LayerTiming {
+                node: n.into(),
+                op: o.into(),
+                level_in: 0,
+                level_out: 0,
+                rotations: 0,
+                seconds: 0.0,
+            }
+        })
+        .collect();
+    let mut decrypted: Vec<Vec<f64>> = Vec::with_capacity(images.len());
+    let (mut encrypt_s, mut eval_s, mut decrypt_s) = (0.0, 0.0, 0.0);
+    let top = ctx.params().max_level();
+    let mut batches = 0usize;
+    for batch in images.chunks(per_ct) {
+        batches += 1;
+        let t = Instant::now();
+        let mut xs = Vec::with_capacity(c0);
+        for c in 0..c0 {
+            let mut v = vec![0.0; slots];
+            for (b, img) in batch.iter().enumerate() {
+                for y in 0..h0 {
+                    for x in 0..w0 {
+                        v[b * block + y * w0 + x] = img[c * h0 * w0 + y * w0 + x];
+                    }
+                }
+            }
+            let pt = ctx.encode(&v, top, ctx.params().scale(top))?;
+            xs.push(ctx.encrypt(&pk, &pt, &mut rng)?);
+        }
+        encrypt_s += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let mut g = Geo {
+            c: c0,
+            h: h0,
+            w: w0,
+            st: 1,
+        };
+        let (mut kappa, mut offset) = (1.0f64, 0.0f64);
+        let mut logits_ct = None;
+        for (li, l) in layers.iter().enumerate() {
+            let tl = Instant::now();
+            let level_in = xs.first().map_or(0, Ciphertext::level);
+            let mut rot = 0usize;
+            match l {
+                Layer::Conv {
+                    w, b, cin, cout, k, ..
+                } => {
+                    // Output factor: 1/B of the next ReLU (else 1).
+                    let k_out = match layers.get(li + 1) {
+                        Some(Layer::Relu { id, .. }) => {
+                            1.0 / ranges.get(id).copied().unwrap_or(1.0)
+                        }
+                        _ => 1.0,
+                    };
+                    let (cin, cout, k) = (*cin, *cout, *k);
+                    let wf = |co: usize, ci: usize, ky: usize, kx: usize| {
+                        w[((co * cin + ci) * k + ky) * k + kx] * k_out / kappa
+                    };
+                    let bias: Vec<f64> = (0..cout)
+                        .map(|co| {
+                            let s: f64 = w[co * cin * k * k..(co + 1) * cin * k * k].iter().sum();
+                            k_out * (b[co] - s * offset / kappa)
+                        })
+                        .collect();
+                    let ho = g.h - k + 1;
+                    let wo = g.w - k + 1;
+                    let st = g.st;
+                    // Baby steps on the inputs: rot(x_ci, st·dx).
+                    let baby: Vec<Vec<Ciphertext>> = xs
+                        .par_iter()
+                        .map(|x| {
+                            (0..k)
+                                .map(|dx| ev.rotate(x, (st * dx) as i64))
+                                .collect::<Result<Vec<_>, _>>()
+                        })
+                        .collect::<Result<_, _>>()?;
+                    rot += cin * (k - 1);
+                    let giant_on_outputs = cin * (k - 1) + cout * (k - 1) < cin * (k * k - 1);
+                    let accs: Vec<Ciphertext> = if giant_on_outputs {
+                        rot += cout * (k - 1);
+                        (0..cout)
+                            .into_par_iter()
+                            .map(|co| {
+                                let mut acc: Option<Ciphertext> = None;
+                                for dy in 0..k {
+                                    let mut t: Option<Ciphertext> = None;
+                                    for (ci, bb) in baby.iter().enumerate() {
+                                        for (dx, r) in bb.iter().enumerate() {
+                                            let m = ev.mul_const_lazy(r, wf(co, ci, dy, dx))?;
+                                            match &mut t {
+                                                None => t = Some(m),
+                                                Some(t) => ev.add_assign(t, &m)?,
+                                            }
+                                        }
+                                    }
+                                    let t = t.ok_or_else(|| {
+                                        unsupported("conv", "Conv", "empty kernel")
+                                    })?;
+                                    let t = ev.rotate(&t, (st * w0 * dy) as i64)?;
+                                    match &mut acc {
+                                        None => acc = Some(t),
+                                        Some(a) => ev.add_assign(a, &t)?,
+                                    }
+                                }
+                                acc.ok_or_else(|| unsupported("conv", "Conv", "empty kernel"))
+                            })
+                            .collect::<Result<_, CkksError>>()?
+                    } else {
+                        rot += cin * k * (k - 1);
+                        let mut accs: Vec<Option<Ciphertext>> = vec![None; cout];
+                        for (ci, bb) in baby.iter().enumerate() {
+                            for dy in 0..k {
+                                let rs: Vec<Ciphertext> = bb
+                                    .par_iter()
+                                    .map(|r| ev.rotate(r, (st * w0 * dy) as i64))
+                                    .collect::<Result<_, _>>()?;
+                                accs.par_iter_mut().enumerate().try_for_each(|(co, acc)| {
+                                    for (dx, r) in rs.iter().enumerate() {
+                                        let m = ev.mul_const_lazy(r, wf(co, ci, dy, dx))?;
+                                        match acc {
+                                            None => *acc = Some(m),
+                                            Some(a) => ev.add_assign(a, &m)?,
+                                        }
+                                    }
+                                    Ok::<(), CkksError>(())
+                                })?;
+                            }
+                        }
+                        accs.into_iter()
+                            .map(|a| a.ok_or_else(|| unsupported("conv", "Conv", "empty kernel")))
+                            .collect::<Result<_, _>>()?
+                    };
+                    drop(baby);
+                    let ng = Geo {
+                        c: cout,
+                        h: ho,
+                        w: wo,
+                        st,
+                    };
+                    let mut mask = vec![0.0; slots];
+                    for b in 0..batch.len() {
+                        for p in grid(ng, w0) {
+                            mask[b * block + p] = 1.0;
+                        }
+                    }
+                    xs = accs
+                        .into_par_iter()
+                        .zip(bias.par_iter())
+                        .map(|(a, &bc)| {
+                            let a = ev.add_const(&a, bc)?;
+                            let a = ev.rescale(&a)?;
+                            ev.mul_vec(&a, &mask)
+                        })
+                        .collect::<Result<_, CkksError>>()?;
+                    g = ng;
+                    kappa = k_out;
+                    offset = 0.0;
+                }
+                Layer::Relu { id, .. } => {
+                    let b = ranges.get(id).copied().unwrap_or(1.0);
+                    // Before a max pool: output r̃(x)/B' + 1/2 (Eq. 7's input), else 2r̃(x)/B.
+                    let pool_b = match layers.get(li + 1) {
+                        Some(Layer::MaxPool { id: pid, .. }) => {
+                            let bp =
+                                b_prime(cfg.alpha, 4, ranges.get(pid).copied().unwrap_or(1.0))?;
+                            Some(bp)
+                        }
+                        _ => None,
+                    };
+                    let c = pool_b.map_or(1.0, |bp| b / (2.0 * bp));
+                    xs = xs
+                        .par_iter()
+                        .map(|u| {
+                            let r = relu_scaled(&ev, &plans, u, c)?;
+                            if pool_b.is_some() {
+                                ev.add_const(&r, 0.5)
+                            } else {
+                                Ok(r)
+                            }
+                        })
+                        .collect::<Result<_, CkksError>>()?;
+                    (kappa, offset) = match pool_b {
+                        Some(bp) => (1.0 / bp, 0.5),
+                        None => (2.0 / b, 0.0),
+                    };
+                }
+                Layer::MaxPool { .. } => {
+                    // M_{α,4}(x00, x01, x10, x11) = m(m(x00, x01), m(x10, x11)) (Eq. 6, the
+                    // engine's row-major window order): m(v, rot(v, st)) holds m(x00, x01) at
+                    // the window's position and m(x10, x11) st·W further.
+                    rot += 2 * xs.len();
+                    let st = g.st;
+                    xs = xs
+                        .par_iter()
+                        .map(|v| {
+                            let m1 = max2_scaled(&ev, &plans, v, &ev.rotate(v, st as i64)?, 0.5)?;
+                            let m2 = ev.rotate(&m1, (st * w0) as i64)?;
+                            max2_scaled(&ev, &plans, &m1, &m2, 0.5)
+                        })
+                        .collect::<Result<_, CkksError>>()?;
+                    g = Geo {
+                        c: g.c,
+                        h: g.h / 2,
+                        w: g.w / 2,
+                        st: g.st * 2,
+                    };
+                    // The ciphertext holds M = x/B' + 1/2: κ, o unchanged.
+                }
+                Layer::AvgPool { .. } => {
+                    rot += 2 * xs.len();
+                    let st = g.st;
+                    xs = xs
+                        .par_iter()
+                        .map(|x| {
+                            let t = ev.add(x, &ev.rotate(x, st as i64)?)?;
+                            ev.add(&t, &ev.rotate(&t, (st * w0) as i64)?)
+                        })
+                        .collect::<Result<_, CkksError>>()?;
+                    g = Geo {
+                        c: g.c,
+                        h: g.h / 2,
+                        w: g.w / 2,
+                        st: g.st * 2,
+                    };
+                    kappa *= 4.0;
+                    offset *= 4.0;
+                }
+                Layer::Dense { w, b, out, .. } => {
+                    let nin = g.c * g.h * g.w;
+                    let gpos = grid(g, w0);
+                    let zs: Vec<Ciphertext> = (0..*out)
+                        .into_par_iter()
+                        .map(|o| {
+                            let mut acc: Option<Ciphertext> = None;
+                            for (c, x) in xs.iter().enumerate() {
+                                let mut m = vec![0.0; slots];
+                                for bidx in 0..batch.len() {
+                                    for (j, &p) in gpos.iter().enumerate() {
+                                        m[bidx * block + p] =
+                                            w[o * nin + c * g.h * g.w + j] / kappa;
+                                    }
+                                }
+                                let t = ev.mul_vec_lazy(x, &m)?;
+                                match &mut acc {
+                                    None => acc = Some(t),
+                                    Some(a) => ev.add_assign(a, &t)?,
+                                }
+                            }
+                            let a = acc
+                                .ok_or_else(|| unsupported("gemm", "Gemm", "no input channels"))?;
+                            ev.rescale(&a)
+                        })
+                        .collect::<Result<_, CkksError>>()?;
+                    // Interleave: z = z_0 + rot(z_1 + rot(… , −d), −d).
+                    let mut z: Option<Ciphertext> = None;
+                    for zk in zs.iter().rev() {
+                        z = Some(match z {
+                            None => zk.clone(),
+                            Some(acc) => {
+                                rot += 1;
+                                ev.add(zk, &ev.rotate(&acc, -(spacing as i64))?)?
+                            }
+                        });
+                    }
+                    let mut z = z.ok_or_else(|| unsupported("gemm", "Gemm", "no outputs"))?;
+                    let mut s = 1;
+                    while s < g.w {
+                        rot += 1;
+                        z = ev.add(&z, &ev.rotate(&z, (g.st * s) as i64)?)?;
+                        s *= 2;
+                    }
+                    let mut s = 1;
+                    while s < g.h {
+                        rot += 1;
+                        z = ev.add(&z, &ev.rotate(&z, (g.st * w0 * s) as i64)?)?;
+                        s *= 2;
+                    }
+                    let mut bv = vec![0.0; slots];
+                    for bidx in 0..batch.len() {
+                        for (o, &bo) in b.iter().enumerate() {
+                            let corr: f64 =
+                                (0..nin).map(|j| w[o * nin + j]).sum::<f64>() * offset / kappa;
+                            bv[bidx * block + o * spacing] = bo - corr;
+                        }
+                    }
+                    let pt = ctx.encode(&bv, z.level(), z.scale())?;
+                    logits_ct = Some(ev.add_plain(&z, &pt)?);
+                    xs = Vec::new();
+                }
+            }
+            let tm = &mut timings[li];
+            tm.level_in = level_in;
+            tm.level_out = xs
+                .first()
+                .or(logits_ct.as_ref())
+                .map_or(0, Ciphertext::level);
+            tm.rotations = rot;
+            tm.seconds += tl.elapsed().as_secs_f64();
+        }
+        eval_s += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let z = logits_ct.ok_or_else(|| unsupported("output", "-", "no logits produced"))?;
+        let z = ev.mod_drop(&z, 0)?;
+        let vals = ctx.decrypt_decode(&sk, &z)?;
+        for b in 0..batch.len() {
+            decrypted.push((0..n_out).map(|o| vals[b * block + o * spacing]).collect());
+        }
+        decrypt_s += t.elapsed().as_secs_f64();
+    }
+
+    let mut out_images = Vec::with_capacity(images.len());
+    for (i, ((dec, ex), ap)) in decrypted.iter().zip(&exact).zip(&approx).enumerate() {
+        let ckks_error = max_abs_diff(dec, ap);
+        let error_vs_exact = max_abs_diff(dec, ex);
+        out_images.push(EncryptedImage {
+            index: indices[i],
+            label: labels[i],
+            exact_logits: ex.clone(),
+            approx_logits: ap.clone(),
+            decrypted_logits: dec.clone(),
+            exact_class: argmax(ex),
+            approx_class: argmax(ap),
+            decrypted_class: argmax(dec),
+            ckks_error,
+            error_vs_exact,
+            approx_vs_exact: max_abs_diff(ap, ex),
+            within_bound: certified_bound.map(|b| error_vs_exact <= b + ckks_error),
+        });
+    }
+    let max_ckks_error = out_images.iter().map(|i| i.ckks_error).fold(0.0, f64::max);
+    let p = ctx.params();
+    Ok(EncryptedReport {
+        model: net.name.clone(),
+        alpha: cfg.alpha,
+        degrees: sign.degrees().iter().map(|d| d.0).collect(),
+        relu_depth: relu_depth as u32,
+        ranges: layers
+            .iter()
+            .filter_map(|l| match l {
+                Layer::Relu { node, id } | Layer::MaxPool { node, id } => {
+                    Some((node.clone(), ranges.get(id).copied().unwrap_or(f64::NAN)))
+                }
+                _ => None,
+            })
+            .collect(),
+        params: ParamsSummary::of(p),
+        levels_needed,
+        level_plan,
+        packing: Packing {
+            block,
+            images_per_ciphertext: per_ct,
+            row: w0,
+            logit_spacing: spacing,
+            rotation_steps: steps,
+        },
+        seed: cfg.seed,
+        agree_with_approx: out_images
+            .iter()
+            .filter(|i| i.decrypted_class == i.approx_class)
+            .count(),
+        agree_with_exact: out_images
+            .iter()
+            .filter(|i| i.decrypted_class == i.exact_class)
+            .count(),
+        correct: out_images
+            .iter()
+            .filter(|i| i.decrypted_class == usize::from(i.label))
+            .count(),
+        max_ckks_error,
+        precision_bits: -max_ckks_error.log2(),
+        max_error_vs_exact: out_images
+            .iter()
+            .map(|i| i.error_vs_exact)
+            .fold(0.0, f64::max),
+        certified_network_bound: certified_bound,
+        within_bound: certified_bound
+            .map(|_| out_images.iter().all(|i| i.within_bound == Some(true))),
+        images: out_images,
+        timings: Some(Timings {
+            keygen_s,
+            encrypt_s,
+            layers: timings,
+            decrypt_s,
+            eval_s,
+            per_batch_s: eval_s / batches.max(1) as f64,
+            per_image_s: eval_s / images.len().max(1) as f64,
+            key_bytes,
+            peak_rss_mib: peak_rss_mib(),
+        }),
+    })
+}

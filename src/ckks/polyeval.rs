@@ -1,0 +1,273 @@
+//! Homomorphic evaluation of the crate's polynomials: an [`EvalPlan`] (odd baby-step
+//! giant-step in the scaled Chebyshev basis, `poly::plan`) replayed on ciphertexts, the
+//! composite sign p_α = p_k ∘ … ∘ p_1 (Table 1), r_α (Eq. 4) and m_α (§2.2).
+//!
+//! Level assertion: the input at level ℓ_in; after every op the ciphertext's level must equal
+//! ℓ_in − (the plan's level of that value) — the plan's level model (`EvalPlan::levels`) is
+//! checked on real ciphertexts, and a deviation is an error ([`CkksError::LevelModel`]).
+//! Operands of Add/Sub/Mul at different levels: the higher one is brought down with
+//! [`Evaluator::adjust_to`] (a modulus drop plus a multiplication by 1 that lands exactly on
+//! the lower level's scale), which the plan's model counts as free.
+
+use rug::Float;
+
+use crate::poly::{EvalPlan, Op};
+use crate::remez::CompositeSign;
+
+use super::eval::{Ciphertext, Evaluator};
+use super::CkksError;
+
+/// What a replay did: levels and multiplication counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PlanTrace {
+    /// Level of the input.
+    pub input_level: usize,
+    /// Level of the output.
+    pub output_level: usize,
+    /// The plan's depth (= input_level − output_level, asserted).
+    pub depth: u32,
+    /// Ciphertext–ciphertext multiplications performed.
+    pub nonscalar_mults: u32,
+}
+
+/// The odd BSGS plans of p_α's components, each in the scaled Chebyshev basis of its input
+/// interval [−b_i, b_i]: b_1 = 1 and b_i = 1 + τ_{i−1} (stage i − 1 maps [ε, 1] into
+/// [1 − τ_{i−1}, 1 + τ_{i−1}]). In the basis of [−1, 1] the Chebyshev values T_j(x) for
+/// |x| ≤ 1 + τ grow like cosh(j·acosh(1 + τ)) (≈ 10^15 for j = 27, τ ≈ 1 at α = 14), and the
+/// cancelling sum loses every bit of a 2^40 scale; in the basis of [−b, b] every term stays
+/// below its coefficient.
+pub fn sign_plans(sign: &CompositeSign) -> Vec<EvalPlan> {
+    let one = Float::with_val(64, 1);
+    sign.poly()
+        .components()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let b = match i.checked_sub(1).and_then(|k| sign.taus().get(k)) {
+                Some(tau) => Float::with_val(64, &one + tau),
+                None => one.clone(),
+            };
+            EvalPlan::odd_bsgs_on(c, &b)
+        })
+        .collect()
+}
+
+fn align(
+    ev: &Evaluator,
+    a: &Ciphertext,
+    b: &Ciphertext,
+) -> Result<(Ciphertext, Ciphertext), CkksError> {
+    let l = a.level().min(b.level());
+    Ok((ev.adjust_to(a, l)?, ev.adjust_to(b, l)?))
+}
+
+/// Replay `plan` on `x`, asserting the level of every value against the plan's model.
+///
+/// # Errors
+/// [`CkksError::NotEnoughLevels`] before any work when x's level is below the plan's depth;
+/// [`CkksError::LevelModel`] when a value's level deviates; [`CkksError::BadPlan`]; as the
+/// evaluator's operations.
+pub fn eval_plan(
+    ev: &Evaluator,
+    plan: &EvalPlan,
+    x: &Ciphertext,
+) -> Result<(Ciphertext, PlanTrace), CkksError> {
+    let model = plan.levels();
+    let depth = plan.depth();
+    let lin = x.level();
+    if lin < depth as usize {
+        return Err(CkksError::NotEnoughLevels {
+            what: format!("a plan of depth {depth}"),
+            needed: depth as usize,
+            available: lin,
+        });
+    }
+    // Last reader of every value (the output is read at the end).
+    let mut last = vec![0usize; plan.ops.len()];
+    for (i, op) in plan.ops.iter().enumerate() {
+        match *op {
+            Op::Mul(a, b) | Op::Add(a, b) | Op::Sub(a, b) => {
+                for v in [a, b] {
+                    if let Some(s) = last.get_mut(v) {
+                        *s = i;
+                    }
+                }
+            }
+            Op::MulConst(a, _) | Op::MulInt(a, _) | Op::AddConst(a, _) => {
+                if let Some(s) = last.get_mut(a) {
+                    *s = i;
+                }
+            }
+            Op::Input => {}
+        }
+    }
+    if let Some(s) = last.get_mut(plan.output) {
+        *s = usize::MAX;
+    }
+    let mut vals: Vec<Option<Ciphertext>> = vec![None; plan.ops.len()];
+    let mut mults = 0u32;
+    for (i, op) in plan.ops.iter().enumerate() {
+        let get = |k: usize| {
+            vals.get(k)
+                .and_then(Option::as_ref)
+                .ok_or(CkksError::BadPlan { op: i })
+        };
+        let coeff = |k: usize| {
+            plan.coeffs
+                .get(k)
+                .map(rug::Float::to_f64)
+                .ok_or(CkksError::BadPlan { op: i })
+        };
+        let r = match *op {
+            Op::Input => x.clone(),
+            Op::Mul(a, b) => {
+                mults += 1;
+                let (p, q) = align(ev, get(a)?, get(b)?)?;
+                ev.mul(&p, &q)?
+            }
+            Op::Add(a, b) => {
+                let (p, q) = align(ev, get(a)?, get(b)?)?;
+                ev.add(&p, &q)?
+            }
+            Op::Sub(a, b) => {
+                let (p, q) = align(ev, get(a)?, get(b)?)?;
+                ev.sub(&p, &q)?
+            }
+            Op::MulConst(a, k) => ev.mul_const(get(a)?, coeff(k)?)?,
+            Op::MulInt(a, n) => ev.mul_int(get(a)?, n)?,
+            Op::AddConst(a, k) => ev.add_const(get(a)?, coeff(k)?)?,
+        };
+        let expected = lin - model.get(i).copied().unwrap_or(0) as usize;
+        if r.level() != expected {
+            return Err(CkksError::LevelModel {
+                op: i,
+                got: r.level(),
+                expected,
+            });
+        }
+        if let Some(slot) = vals.get_mut(i) {
+            *slot = Some(r);
+        }
+        // Free values whose last reader was this op.
+        for (v, slot) in vals.iter_mut().enumerate().take(i) {
+            if last.get(v) == Some(&i) {
+                *slot = None;
+            }
+        }
+    }
+    let out = vals
+        .get_mut(plan.output)
+        .and_then(Option::take)
+        .ok_or(CkksError::BadPlan { op: plan.output })?;
+    let trace = PlanTrace {
+        input_level: lin,
+        output_level: out.level(),
+        depth,
+        nonscalar_mults: mults,
+    };
+    Ok((out, trace))
+}
+
+/// The composite sign p_α(x) = p_k(…p_1(x)), one plan per component (e.g.
+/// `EvalPlan::odd_bsgs` of each Table 1 component).
+///
+/// # Errors
+/// [`CkksError::NotEnoughLevels`] before any work when the total depth exceeds x's level; as
+/// [`eval_plan`].
+pub fn eval_sign(
+    ev: &Evaluator,
+    plans: &[EvalPlan],
+    x: &Ciphertext,
+) -> Result<(Ciphertext, Vec<PlanTrace>), CkksError> {
+    let depth: usize = plans.iter().map(|p| p.depth() as usize).sum();
+    if x.level() < depth {
+        return Err(CkksError::NotEnoughLevels {
+            what: format!("the composite sign of depth {depth}"),
+            needed: depth,
+            available: x.level(),
+        });
+    }
+    let mut cur = x.clone();
+    let mut traces = Vec::with_capacity(plans.len());
+    for p in plans {
+        let (y, t) = eval_plan(ev, p, &cur)?;
+        traces.push(t);
+        cur = y;
+    }
+    Ok((cur, traces))
+}
+
+/// c·u·(1 + p_α(u)) = 2c·r_α(u) (Eq. 4) for u = x/B already scaled into [−1, 1] (fold 1/B into
+/// the preceding linear layer; then B·r_α(u) = r̃_α(x) is the output for c = B/2). Depth:
+/// sign depth + 1 (Table 1's depth); the factor c is free (it rides on the level adjustment
+/// of u).
+///
+/// # Errors
+/// As [`eval_sign`]; [`CkksError::NotEnoughLevels`] when u's level is below the depth.
+pub fn relu_scaled(
+    ev: &Evaluator,
+    plans: &[EvalPlan],
+    u: &Ciphertext,
+    c: f64,
+) -> Result<Ciphertext, CkksError> {
+    let depth: usize = plans.iter().map(|p| p.depth() as usize).sum::<usize>() + 1;
+    if u.level() < depth {
+        return Err(CkksError::NotEnoughLevels {
+            what: format!("r_α of depth {depth}"),
+            needed: depth,
+            available: u.level(),
+        });
+    }
+    let (p, _) = eval_sign(ev, plans, u)?;
+    let cu = scaled_to(ev, u, p.level(), c)?;
+    let prod = ev.mul(&cu, &p)?;
+    let cu2 = scaled_to(ev, u, prod.level(), c)?;
+    let out = ev.add(&prod, &cu2)?;
+    if out.level() != u.level() - depth {
+        return Err(CkksError::LevelModel {
+            op: usize::MAX,
+            got: out.level(),
+            expected: u.level() - depth,
+        });
+    }
+    Ok(out)
+}
+
+/// c·((a + b) + (a − b)·p_α(a − b)) = 2c·m_α(a, b) (§2.2). Depth: sign depth + 1.
+///
+/// # Errors
+/// As [`relu_scaled`].
+pub fn max2_scaled(
+    ev: &Evaluator,
+    plans: &[EvalPlan],
+    a: &Ciphertext,
+    b: &Ciphertext,
+    c: f64,
+) -> Result<Ciphertext, CkksError> {
+    let (a, b) = align(ev, a, b)?;
+    let d = ev.sub(&a, &b)?;
+    let s = ev.add(&a, &b)?;
+    let (p, _) = eval_sign(ev, plans, &d)?;
+    let cd = scaled_to(ev, &d, p.level(), c)?;
+    let prod = ev.mul(&cd, &p)?;
+    let cs = scaled_to(ev, &s, prod.level(), c)?;
+    ev.add(&prod, &cs)
+}
+
+/// c·x brought down to `level` (< x's level) in the single multiplication of the adjustment.
+fn scaled_to(
+    ev: &Evaluator,
+    x: &Ciphertext,
+    level: usize,
+    c: f64,
+) -> Result<Ciphertext, CkksError> {
+    if level >= x.level() {
+        return Err(CkksError::Level {
+            op: "scaled_to".into(),
+            got: x.level(),
+            expected: format!("> {level}"),
+        });
+    }
+    let d = ev.mod_drop(x, level + 1)?;
+    ev.mul_const(&d, c)
+}

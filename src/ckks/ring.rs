@@ -1,0 +1,331 @@
+//! RNS polynomials of R_Q = Z_Q[X]/(X^N + 1) in NTT form, over fhe-math's modular arithmetic
+//! ([`Modulus`]) and negacyclic NTT ([`NttOperator`]).
+//!
+//! A polynomial is a list of limbs, one per prime, each of N residues in NTT order: entry i is
+//! a(ψ^{e_i}) mod p with ψ a primitive 2N-th root of unity and e_i = 2·brv(i) + 1 (checked
+//! for every prime when the ring is built). A Galois automorphism X ↦ X^g then permutes the
+//! entries: a(X^g)(ψ^{e_i}) = a(ψ^{e_i·g}), the entry with exponent e_i·g mod 2N.
+
+#![expect(
+    clippy::indexing_slicing,
+    reason = "hot loops over limbs of length N; every index is < N or < the number of primes, \
+              checked by construction of the ring"
+)]
+
+use fhe_math::ntt::NttOperator;
+use fhe_math::zq::Modulus;
+use rand::{CryptoRng, Rng, RngCore};
+use rayon::prelude::*;
+
+use super::params::{CkksParams, SIGMA};
+use super::CkksError;
+
+/// RNS limbs (one `Vec<u64>` of N residues per prime).
+pub(crate) type Limbs = Vec<Vec<u64>>;
+
+/// The ring: moduli q_0..q_L then p_0..p_{k−1}, NTT operators and the NTT-order exponents.
+#[derive(Debug)]
+pub(crate) struct Ring {
+    pub n: usize,
+    pub moduli: Vec<Modulus>,
+    pub ntt: Vec<NttOperator>,
+    /// Number of q primes (L + 1).
+    pub nq: usize,
+    /// Number of special primes.
+    pub np: usize,
+    /// e_i for each NTT index.
+    exps: Vec<usize>,
+    /// NTT index of each odd exponent (index e/2).
+    index_of: Vec<usize>,
+}
+
+impl Ring {
+    pub fn new(params: &CkksParams) -> Result<Self, CkksError> {
+        let n = params.n();
+        let mut moduli = Vec::new();
+        let mut ntt = Vec::new();
+        for &p in params.q().iter().chain(params.p()) {
+            let m = Modulus::new(p).map_err(|e| CkksError::BadParam {
+                what: "prime".into(),
+                value: format!("{p} ({e})"),
+                valid: "a prime < 2^62".into(),
+            })?;
+            let op = NttOperator::new(&m, n).ok_or_else(|| CkksError::BadParam {
+                what: "prime".into(),
+                value: p.to_string(),
+                valid: format!("a prime ≡ 1 mod 2N = {}", 2 * n),
+            })?;
+            moduli.push(m);
+            ntt.push(op);
+        }
+        let log_n = params.log_n();
+        let exps: Vec<usize> = (0..n)
+            .map(|i| 2 * (i.reverse_bits() >> (usize::BITS - log_n)) + 1)
+            .collect();
+        let mut index_of = vec![0usize; n];
+        for (i, &e) in exps.iter().enumerate() {
+            index_of[e / 2] = i;
+        }
+        // Check the NTT order for every prime: NTT(X)[i] = ψ^{e_i} with ψ = NTT(X)[0].
+        for (m, op) in moduli.iter().zip(&ntt) {
+            let mut x = vec![0u64; n];
+            x[1] = 1;
+            op.forward(&mut x);
+            let psi = x[0];
+            let mut pw = vec![0u64; 2 * n];
+            pw[0] = 1;
+            for k in 1..2 * n {
+                pw[k] = m.mul(pw[k - 1], psi);
+            }
+            if pw[n] != m.val() - 1 || exps.iter().zip(&x).any(|(&e, &v)| pw[e] != v) {
+                return Err(CkksError::BadParam {
+                    what: "NTT ordering".into(),
+                    value: format!("prime {}", m.val()),
+                    valid: "bit-reversed negacyclic NTT (fhe-math native)".into(),
+                });
+            }
+        }
+        Ok(Self {
+            n,
+            moduli,
+            ntt,
+            nq: params.q().len(),
+            np: params.p().len(),
+            exps,
+            index_of,
+        })
+    }
+
+    /// Indices of the primes q_0..q_level.
+    pub fn q_idx(&self, level: usize) -> Vec<usize> {
+        (0..=level).collect()
+    }
+
+    /// Indices of q_0..q_level followed by the special primes.
+    pub fn qp_idx(&self, level: usize) -> Vec<usize> {
+        (0..=level).chain(self.nq..self.nq + self.np).collect()
+    }
+
+    /// Reduce signed coefficients into the given primes, then NTT.
+    pub fn signed_to_ntt(&self, coeffs: &[i64], primes: &[usize]) -> Limbs {
+        primes
+            .par_iter()
+            .map(|&j| {
+                let m = &self.moduli[j];
+                let mut v = m.reduce_vec_i64(coeffs);
+                self.ntt[j].forward(&mut v);
+                v
+            })
+            .collect()
+    }
+
+    /// Reduce i128 coefficients into the given primes, then NTT.
+    pub fn i128_to_ntt(&self, coeffs: &[i128], primes: &[usize]) -> Limbs {
+        primes
+            .par_iter()
+            .map(|&j| {
+                let m = &self.moduli[j];
+                let p = i128::from(m.val());
+                let mut v: Vec<u64> = coeffs.iter().map(|&c| c.rem_euclid(p) as u64).collect();
+                self.ntt[j].forward(&mut v);
+                v
+            })
+            .collect()
+    }
+
+    /// Uniform limbs (uniform in either representation).
+    pub fn uniform<R: RngCore + CryptoRng>(&self, primes: &[usize], rng: &mut R) -> Limbs {
+        primes
+            .iter()
+            .map(|&j| self.moduli[j].random_vec(self.n, rng))
+            .collect()
+    }
+
+    /// a ⊙ b into a (same primes).
+    pub fn mul_assign(&self, a: &mut Limbs, b: &[Vec<u64>], primes: &[usize]) {
+        a.par_iter_mut()
+            .zip(b.par_iter())
+            .zip(primes.par_iter())
+            .for_each(|((x, y), &j)| self.moduli[j].mul_vec(x, y));
+    }
+
+    /// a + b into a.
+    pub fn add_assign(&self, a: &mut Limbs, b: &[Vec<u64>], primes: &[usize]) {
+        a.par_iter_mut()
+            .zip(b.par_iter())
+            .zip(primes.par_iter())
+            .for_each(|((x, y), &j)| self.moduli[j].add_vec(x, y));
+    }
+
+    /// −a in place.
+    pub fn neg_assign(&self, a: &mut Limbs, primes: &[usize]) {
+        a.par_iter_mut()
+            .zip(primes.par_iter())
+            .for_each(|(x, &j)| self.moduli[j].neg_vec(x));
+    }
+
+    /// a·k for a signed integer k (reduced per prime).
+    pub fn mul_int_assign(&self, a: &mut Limbs, k: i128, primes: &[usize]) {
+        a.par_iter_mut().zip(primes.par_iter()).for_each(|(x, &j)| {
+            let m = &self.moduli[j];
+            let kk = k.rem_euclid(i128::from(m.val())) as u64;
+            m.scalar_mul_vec(x, kk);
+        });
+    }
+
+    /// a + k (constant polynomial k: every NTT entry) for a signed integer k.
+    pub fn add_int_assign(&self, a: &mut Limbs, k: i128, primes: &[usize]) {
+        a.par_iter_mut().zip(primes.par_iter()).for_each(|(x, &j)| {
+            let m = &self.moduli[j];
+            let kk = k.rem_euclid(i128::from(m.val())) as u64;
+            for v in x.iter_mut() {
+                *v = m.add(*v, kk);
+            }
+        });
+    }
+
+    /// Σ a_i·b_i accumulated into acc.
+    pub fn mul_add_assign(
+        &self,
+        acc: &mut Limbs,
+        a: &[Vec<u64>],
+        b: &[Vec<u64>],
+        primes: &[usize],
+    ) {
+        acc.par_iter_mut()
+            .zip(a.par_iter().zip(b.par_iter()))
+            .zip(primes.par_iter())
+            .for_each(|((s, (x, y)), &j)| {
+                let m = &self.moduli[j];
+                for ((s, &x), &y) in s.iter_mut().zip(x).zip(y) {
+                    *s = m.add(*s, m.mul(x, y));
+                }
+            });
+    }
+
+    /// Inverse NTT of every limb (to coefficients).
+    pub fn to_coeffs(&self, a: &mut Limbs, primes: &[usize]) {
+        a.par_iter_mut()
+            .zip(primes.par_iter())
+            .for_each(|(x, &j)| self.ntt[j].backward(x));
+    }
+
+    /// Forward NTT of every limb.
+    pub fn to_ntt(&self, a: &mut Limbs, primes: &[usize]) {
+        a.par_iter_mut()
+            .zip(primes.par_iter())
+            .for_each(|(x, &j)| self.ntt[j].forward(x));
+    }
+
+    /// The NTT-domain permutation of X ↦ X^g: out[i] = a[perm[i]].
+    pub fn galois_perm(&self, g: usize) -> Vec<usize> {
+        let two_n = 2 * self.n;
+        self.exps
+            .iter()
+            .map(|&e| self.index_of[(e * g % two_n) / 2])
+            .collect()
+    }
+
+    /// Apply a permutation from [`Ring::galois_perm`] to every limb.
+    pub fn permute(&self, a: &[Vec<u64>], perm: &[usize]) -> Limbs {
+        a.par_iter()
+            .map(|x| perm.iter().map(|&p| x[p]).collect())
+            .collect()
+    }
+
+    /// Fast basis conversion of coefficient-form limbs `a` (primes `from`) to the primes
+    /// `to`: Σ_i [a_i·(Q̂_i)^{−1}]_{q_i}·(Q̂_i mod t) (result may exceed the exact value by a
+    /// small multiple of Q = Π from; standard in hybrid key switching). Output in coefficient
+    /// form.
+    pub fn convert(&self, a: &[Vec<u64>], from: &[usize], to: &[usize]) -> Limbs {
+        // y_i = a_i · (Q/q_i)^{-1} mod q_i.
+        let y: Vec<Vec<u64>> = a
+            .par_iter()
+            .zip(from.par_iter())
+            .map(|(x, &i)| {
+                let m = &self.moduli[i];
+                let mut qhat = 1u64;
+                for &k in from {
+                    if k != i {
+                        qhat = m.mul(qhat, m.reduce(self.moduli[k].val()));
+                    }
+                }
+                let inv = m.inv(qhat).unwrap_or(0);
+                let mut v = x.clone();
+                m.scalar_mul_vec(&mut v, inv);
+                v
+            })
+            .collect();
+        to.par_iter()
+            .map(|&t| {
+                let mt = &self.moduli[t];
+                // Q̂_i mod t for each i.
+                let c: Vec<u64> = from
+                    .iter()
+                    .map(|&i| {
+                        let mut q = 1u64;
+                        for &k in from {
+                            if k != i {
+                                q = mt.mul(q, mt.reduce(self.moduli[k].val()));
+                            }
+                        }
+                        q
+                    })
+                    .collect();
+                let mut acc = vec![0u128; self.n];
+                for (t, (yi, &ci)) in y.iter().zip(&c).enumerate() {
+                    let ci = u128::from(ci);
+                    for (s, &v) in acc.iter_mut().zip(yi) {
+                        *s += u128::from(v) * ci;
+                    }
+                    // Products are < 2^122: reduce every 32 terms so the sum stays < 2^128.
+                    if t % 32 == 31 {
+                        for s in acc.iter_mut() {
+                            *s = u128::from(mt.reduce_u128(*s));
+                        }
+                    }
+                }
+                acc.iter().map(|&s| mt.reduce_u128(s)).collect()
+            })
+            .collect()
+    }
+}
+
+/// Uniform ternary coefficients in {−1, 0, 1}.
+pub(crate) fn sample_ternary<R: RngCore + CryptoRng>(n: usize, rng: &mut R) -> Vec<i64> {
+    (0..n)
+        .map(|_| i64::from(rng.random_range(0u8..3)) - 1)
+        .collect()
+}
+
+/// Rounded Gaussian with σ = 3.2, tails cut at 6σ (Box–Muller on the CSPRNG's uniforms;
+/// variable time, as in the reference libraries' samplers).
+pub(crate) fn sample_gaussian<R: RngCore + CryptoRng>(n: usize, rng: &mut R) -> Vec<i64> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+        let u2: f64 = rng.random::<f64>();
+        let r = (-2.0 * u1.ln()).sqrt() * SIGMA;
+        for z in [
+            r * (std::f64::consts::TAU * u2).cos(),
+            r * (std::f64::consts::TAU * u2).sin(),
+        ] {
+            if z.abs() <= 6.0 * SIGMA && out.len() < n {
+                out.push(z.round() as i64);
+            }
+        }
+    }
+    out
+}
+
+/// The value of a modulus (fhe-math keeps it behind `Deref`).
+pub(crate) trait ModVal {
+    /// The prime p.
+    fn val(&self) -> u64;
+}
+
+impl ModVal for Modulus {
+    fn val(&self) -> u64 {
+        **self
+    }
+}

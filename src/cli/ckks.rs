@@ -1,0 +1,146 @@
+//! `polycert ckks`: encrypted inference of a small CNN under RNS-CKKS, cross-checked against
+//! the plaintext exact and approximate networks.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+
+use polycert::ckks::{run_encrypted, EncryptedConfig};
+use polycert::nn::{calibrate, import_onnx, Dataset, Engine, RangePolicy};
+use polycert::remez::table1_sign;
+use polycert::report::write_atomic;
+
+use super::Outcome;
+
+/// Arguments of `polycert ckks`.
+#[derive(Debug, Args)]
+pub struct CkksArgs {
+    /// ONNX model (a Conv → Relu → AveragePool … → Gemm chain, e.g. mnist_cnn_small.onnx).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// MNIST IDX images (labels file next to it) or another dataset file.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Precision parameter α of Table 1 (4..=14).
+    #[arg(long, default_value_t = 14)]
+    pub alpha: u32,
+    /// Number of test images (from --start).
+    #[arg(long, default_value_t = 20)]
+    pub images: usize,
+    /// First image index.
+    #[arg(long, default_value_t = 0)]
+    pub start: usize,
+    /// log₂ N: 15 or 16 (128-bit parameters), or smaller with --insecure.
+    #[arg(long, default_value_t = 16)]
+    pub n: u32,
+    /// Accept parameters outside the HomomorphicEncryption.org 128-bit table.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Seed of the ChaCha20 CSPRNG (keys, encryption noise).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// B = calibrated max |ReLU input| × margin (≥ 1).
+    #[arg(long, default_value_t = 1.05)]
+    pub margin: f64,
+    /// Calibrate B on the first K images of --data (default: all).
+    #[arg(long)]
+    pub calib_limit: Option<usize>,
+    /// Certified bound on ‖F^α(x) − F(x)‖∞ (from the bounds module) to cross-check against.
+    #[arg(long)]
+    pub certified_bound: Option<f64>,
+    /// Omit timings and memory (byte-identical JSON for a fixed seed).
+    #[arg(long)]
+    pub no_timings: bool,
+    /// Print JSON to stdout instead of the Markdown summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the JSON report to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write the Markdown report to this file.
+    #[arg(long)]
+    pub out_md: Option<PathBuf>,
+}
+
+/// Handle `polycert ckks`.
+pub fn run(a: &CkksArgs, quiet: bool) -> anyhow::Result<Outcome> {
+    if a.images == 0 {
+        bail!("--images 0: give at least one image");
+    }
+    let net = Arc::new(import_onnx(&a.model)?);
+    let data = Dataset::open(&a.data, None)?;
+    if a.start + a.images > data.len() {
+        bail!(
+            "--start {} --images {}: the data file {} has {} images",
+            a.start,
+            a.images,
+            a.data.display(),
+            data.len()
+        );
+    }
+    let sign = table1_sign(a.alpha).with_context(|| format!("--alpha {}", a.alpha))?;
+    let engine: Engine<f64> = Engine::new(Arc::clone(&net));
+    if !quiet {
+        eprintln!(
+            "calibrating B on {} images…",
+            a.calib_limit.unwrap_or(data.len())
+        );
+    }
+    let mut cal = calibrate(&engine, &data, a.calib_limit)?;
+    let ranges = cal.choose(RangePolicy::PerLayer { margin: a.margin })?;
+    let mut images = Vec::with_capacity(a.images);
+    let mut labels = Vec::with_capacity(a.images);
+    let indices: Vec<usize> = (a.start..a.start + a.images).collect();
+    for &i in &indices {
+        let raw = data
+            .image(i)
+            .with_context(|| format!("image {i} of {}", a.data.display()))?;
+        let mut x = Vec::new();
+        net.preprocess.apply(raw, data.shape[0], &mut x);
+        images.push(x);
+        labels.push(data.label(i).unwrap_or(0));
+    }
+    let cfg = EncryptedConfig {
+        alpha: a.alpha,
+        log_n: a.n,
+        insecure: a.insecure,
+        seed: a.seed,
+    };
+    if !quiet {
+        eprintln!(
+            "encrypted run: {} images, α = {}, N = 2^{}…",
+            a.images, a.alpha, a.n
+        );
+    }
+    let mut rep = run_encrypted(
+        &net,
+        &images,
+        &labels,
+        &indices,
+        &ranges,
+        &sign,
+        &cfg,
+        None,
+        a.certified_bound,
+    )?;
+    if a.no_timings {
+        rep.timings = None;
+    }
+    let json = serde_json::to_string_pretty(&rep)? + "\n";
+    let md = rep.to_markdown();
+    if let Some(p) = &a.out {
+        write_atomic(p, json.as_bytes())?;
+    }
+    if let Some(p) = &a.out_md {
+        write_atomic(p, md.as_bytes())?;
+    }
+    if a.json {
+        print!("{json}");
+    } else {
+        print!("{md}");
+    }
+    let ok = rep.agree_with_approx == rep.images.len() && rep.within_bound != Some(false);
+    Ok(if ok { Outcome::Ok } else { Outcome::Failed })
+}

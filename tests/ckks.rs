@@ -1,0 +1,289 @@
+//! Encrypted inference (issue 6): a real-MNIST run at toy parameters, CLI bad input, and the
+//! structure and consistency of the committed N = 2^16 report.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use polycert::ckks::{run_encrypted, CkksError, CkksParams, EncryptedConfig};
+use polycert::nn::{import_onnx, Dataset};
+use polycert::remez::table1_sign;
+
+use crate::util::{polycert, repo, shared};
+
+type Inputs = (Arc<polycert::nn::Network>, Vec<Vec<f64>>, Vec<u8>);
+
+fn mnist_inputs(n: usize) -> Option<Inputs> {
+    let sh = shared("MNIST model and data")?;
+    let net = Arc::new(import_onnx(&sh.join("models/mnist_cnn_small.onnx")).unwrap());
+    let data = Dataset::open(&sh.join("data/mnist/t10k-images-idx3-ubyte"), None).unwrap();
+    let mut xs = Vec::new();
+    let mut ls = Vec::new();
+    for i in 0..n {
+        let mut x = Vec::new();
+        net.preprocess.apply(data.image(i).unwrap(), 1, &mut x);
+        xs.push(x);
+        ls.push(data.label(i).unwrap());
+    }
+    Some((net, xs, ls))
+}
+
+/// B per ReLU node from the README's measured maxima (5.58, 22.25) with a 5% margin.
+fn readme_ranges(net: &polycert::nn::Network) -> BTreeMap<usize, f64> {
+    let ids = net.activation_nodes();
+    ids.iter()
+        .zip([5.58 * 1.05, 22.25 * 1.05])
+        .map(|(&i, b)| (i, b))
+        .collect()
+}
+
+fn run_small(alpha: u32, log_n: u32, images: usize) {
+    let Some((net, xs, ls)) = mnist_inputs(images) else {
+        return;
+    };
+    let ranges = readme_ranges(&net);
+    let sign = table1_sign(alpha).unwrap();
+    let cfg = EncryptedConfig {
+        alpha,
+        log_n,
+        insecure: true,
+        seed: 3,
+    };
+    let idx: Vec<usize> = (0..images).collect();
+    let rep = run_encrypted(
+        &net,
+        &xs,
+        &ls,
+        &idx,
+        &ranges,
+        &sign,
+        &cfg,
+        None,
+        Some(100.0),
+    )
+    .unwrap();
+    assert_eq!(rep.images.len(), images);
+    assert_eq!(
+        rep.levels_needed,
+        2 + (sign.table_depth() as usize) + 2 + (sign.table_depth() as usize) + 1
+    );
+    for im in &rep.images {
+        // Decrypted logits agree with the plaintext approximate network (same p_α and B)
+        // far below the logit gaps, hence the same class.
+        assert!(
+            im.ckks_error < 1e-2,
+            "image {}: CKKS error {}",
+            im.index,
+            im.ckks_error
+        );
+        assert_eq!(im.decrypted_class, im.approx_class, "image {}", im.index);
+        let recomputed = im
+            .decrypted_logits
+            .iter()
+            .zip(&im.approx_logits)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert_eq!(recomputed, im.ckks_error);
+        assert_eq!(im.within_bound, Some(true));
+    }
+    assert_eq!(
+        rep.params.security,
+        "INSECURE (outside the HomomorphicEncryption.org table)"
+    );
+}
+
+#[test]
+fn encrypted_mnist_toy_parameters() {
+    // N = 2^12 (2 images per ciphertext), α = 4: 13 levels.
+    run_small(4, 12, 2);
+}
+
+#[test]
+#[ignore = "slow (≈30 s): N = 2^13, α = 6, 4 images"]
+fn encrypted_mnist_alpha6_n13() {
+    run_small(6, 13, 4);
+}
+
+#[test]
+fn too_deep_for_the_parameters_is_refused_before_work() {
+    let Some((net, xs, ls)) = mnist_inputs(1) else {
+        return;
+    };
+    let ranges = readme_ranges(&net);
+    let sign = table1_sign(14).unwrap();
+    let cfg = EncryptedConfig {
+        alpha: 14,
+        log_n: 12,
+        insecure: true,
+        seed: 3,
+    };
+    // 10 levels are far fewer than the 35 needed at α = 14.
+    let params = CkksParams::for_depth(12, 10, 20, true).unwrap();
+    let e = run_encrypted(
+        &net,
+        &xs,
+        &ls,
+        &[0],
+        &ranges,
+        &sign,
+        &cfg,
+        Some(params),
+        None,
+    )
+    .unwrap_err();
+    match e {
+        polycert::Error::Ckks(CkksError::NotEnoughLevels {
+            needed: 35,
+            available: 10,
+            ..
+        }) => {}
+        other => panic!("unexpected {other}"),
+    }
+    // At N = 2^15 the 128-bit table cannot hold 35 levels: refused, naming the fix.
+    let e = CkksParams::for_depth(15, 35, 20, false).unwrap_err();
+    assert!(e.to_string().contains("needs 35 levels"), "{e}");
+}
+
+#[test]
+fn cli_refuses_insecure_and_unsupported_models() {
+    let Some(sh) = shared("MNIST model and data") else {
+        return;
+    };
+    let data = sh.join("data/mnist/t10k-images-idx3-ubyte");
+    let out = polycert()
+        .args(["--quiet", "ckks", "--model"])
+        .arg(sh.join("models/mnist_cnn_small.onnx"))
+        .arg("--data")
+        .arg(&data)
+        .args([
+            "--alpha",
+            "4",
+            "--images",
+            "1",
+            "--n",
+            "12",
+            "--calib-limit",
+            "50",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--insecure") && err.contains("128-bit"),
+        "{err}"
+    );
+    let out = polycert()
+        .args(["--quiet", "ckks", "--model"])
+        .arg(sh.join("models/resnet20_cifar10.onnx"))
+        .arg("--data")
+        .arg(sh.join("data/cifar10/test_first20.bin"))
+        .args([
+            "--alpha",
+            "4",
+            "--images",
+            "1",
+            "--n",
+            "12",
+            "--insecure",
+            "--calib-limit",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("node") && err.contains("(Conv)"), "{err}");
+}
+
+#[test]
+fn committed_report_is_consistent() {
+    let p = repo().join("reports/ckks_mnist.json");
+    let Ok(text) = std::fs::read_to_string(&p) else {
+        panic!(
+            "{} is missing: regenerate it with `polycert ckks` (see README)",
+            p.display()
+        );
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let images = v["images"].as_array().unwrap();
+    assert!(images.len() >= 20);
+    assert_eq!(v["params"]["log_n"], 16);
+    assert!(v["params"]["log_qp"].as_f64().unwrap() <= 1772.0);
+    assert!(v["params"]["security"]
+        .as_str()
+        .unwrap()
+        .starts_with("128-bit"));
+    // α = 13: at α = 14 the CKKS noise of a 2^40 scale is amplified beyond use (README).
+    assert_eq!(v["alpha"], 13);
+    assert!(v.get("certified_network_bound").is_some() && v.get("within_bound").is_some());
+    let mut max_err: f64 = 0.0;
+    let mut agree = 0;
+    for im in images {
+        let f = |k: &str| -> Vec<f64> {
+            im[k]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        };
+        let (dec, ap) = (f("decrypted_logits"), f("approx_logits"));
+        let err = dec
+            .iter()
+            .zip(&ap)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!((err - im["ckks_error"].as_f64().unwrap()).abs() <= 1e-12 * (1.0 + err));
+        max_err = max_err.max(err);
+        let am = |v: &[f64]| (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b });
+        assert_eq!(am(&dec), im["decrypted_class"].as_u64().unwrap() as usize);
+        if am(&dec) == am(&ap) {
+            agree += 1;
+        }
+    }
+    assert_eq!(
+        agree,
+        images.len(),
+        "every encrypted class equals the approximate class"
+    );
+    assert_eq!(v["agree_with_approx"].as_u64().unwrap() as usize, agree);
+    assert!((v["max_ckks_error"].as_f64().unwrap() - max_err).abs() <= 1e-12 * (1.0 + max_err));
+}
+
+#[test]
+fn cli_json_is_deterministic_without_timings() {
+    let Some(sh) = shared("MNIST model and data") else {
+        return;
+    };
+    let run = || {
+        let out = polycert()
+            .args(["--quiet", "ckks", "--model"])
+            .arg(sh.join("models/mnist_cnn_small.onnx"))
+            .arg("--data")
+            .arg(sh.join("data/mnist/t10k-images-idx3-ubyte"))
+            .args(["--alpha", "4", "--images", "2", "--n", "12", "--insecure"])
+            .args([
+                "--calib-limit",
+                "200",
+                "--seed",
+                "9",
+                "--no-timings",
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let a = run();
+    assert_eq!(a, run());
+    let v: serde_json::Value = serde_json::from_slice(&a).unwrap();
+    assert!(v["timings"].is_null());
+    assert_eq!(v["seed"], 9);
+    assert_eq!(v["agree_with_approx"], 2);
+}
