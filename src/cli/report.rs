@@ -70,22 +70,28 @@ pub fn run(args: &ReportArgs, quiet: bool) -> anyhow::Result<Outcome> {
             bar.set_message(format!("{model}: {done}/{total} images"));
         })?;
         report.push(accuracy_section(&evals, nc));
-        report.inputs["network"] = serde_json::json!({
+        let net_inputs = serde_json::json!({
             "alphas": nc.alphas,
             "limit": nc.limit,
             "cifar_file": nc.cifar_file,
             "models": evals.iter().map(|e| e.model.clone()).collect::<Vec<_>>(),
         });
+        if let Some(obj) = report.inputs.as_object_mut() {
+            obj.insert("network".into(), net_inputs);
+        }
     }
     bar.set_message("writing");
     let files = report.write(&args.out)?;
     bar.finish_and_clear();
     let json = report.to_json();
-    let failed = json["sections"]["certificates"]["data"]
-        .as_array()
+    let failed = json
+        .pointer("/sections/certificates/data")
+        .and_then(serde_json::Value::as_array)
         .is_some_and(|rows| {
-            rows.iter()
-                .any(|r| r["all_hold"] != true || r["exact_checker"] != "accepted")
+            rows.iter().any(|r| {
+                r.get("all_hold") != Some(&true.into())
+                    || r.get("exact_checker") != Some(&"accepted".into())
+            })
         });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&json)?);
