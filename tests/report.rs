@@ -63,8 +63,17 @@ fn default_report_small_structure_labels_and_determinism() {
     let r = small_default();
     r.write(dir.path()).unwrap();
     let v = check_written(dir.path());
-    for id in ["table1", "certificates", "relu_error"] {
+    for id in ["table1", "certificates", "relu_error", "bounds"] {
         assert!(v["sections"][id].is_object(), "missing section {id}");
+    }
+    // Theorem 4 on the generated network: the measured error never exceeds the certified
+    // bound when every ReLU input stayed in [−B, B].
+    for row in v["sections"]["bounds"]["data"].as_array().unwrap() {
+        let m = &row["measured"];
+        assert_eq!(m["out_of_range"], 0, "{row}");
+        let measured = m["max_linf"].as_f64().unwrap();
+        let bound = row["certified"]["bound"].as_f64().unwrap();
+        assert!(measured > 0.0 && measured <= bound, "{row}");
     }
     // Table 1 rows come from the paper: ζ and degrees for α = 4 and 6.
     let rows = v["sections"]["table1"]["data"].as_array().unwrap();

@@ -149,6 +149,9 @@ pub fn build_default_report(
     report.push(certificates_section(&rows));
     progress("error curves");
     report.push(curves_section(&rows, cfg)?);
+    progress("network bound on a generated network");
+    let certs: Vec<&Certificate> = rows.iter().map(|r| &r.cert).collect();
+    report.push(super::toy_bounds_section(&certs)?);
     Ok(report)
 }
 

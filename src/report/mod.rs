@@ -11,6 +11,7 @@ mod io;
 mod markdown;
 mod network;
 mod plot;
+mod toynet;
 
 pub use builder::{Report, Section};
 pub use default::{build_default_report, ReportConfig};
@@ -21,6 +22,7 @@ pub use network::{
     MNIST_FILE,
 };
 pub use plot::{LinePlot, Series};
+pub use toynet::{toy_bounds_section, toy_network, TOY_B, TOY_INPUTS};
 
 /// Whether a figure is a certified bound or a measured (sampled) value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
