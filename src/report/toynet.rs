@@ -172,7 +172,7 @@ pub fn toy_bounds_section(certs: &[&Certificate]) -> crate::Result<Section> {
     );
     let plot = LinePlot {
         id: "network_bound_vs_measured".into(),
-        title: "Generated network: certified bound and measured ‖F^α − F‖∞ against α".into(),
+        title: "Generated network: bound and measured ‖F^α − F‖∞".into(),
         x_label: "α (precision parameter)".into(),
         y_label: "‖F^α(x) − F(x)‖∞".into(),
         log_x: false,
