@@ -552,3 +552,45 @@ fn cli_certify_coeffs_reports_relu_error_and_names_bad_lines() {
         "{err}"
     );
 }
+
+#[test]
+fn cli_check_json_and_certify_print_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = crate::util::repo().join("proofs/table1-alpha04.json");
+    let text = std::fs::read_to_string(&good).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // Tighten the first claim's bound: the checker must reject it.
+    let bound = v["claims"][0]["bound"].as_str().unwrap().to_string();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, text.replacen(&bound, "1/1000", 1)).unwrap();
+    let out = crate::util::polycert()
+        .args(["check", "--json"])
+        .arg(&good)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["files"][0]["status"], "accepted");
+    assert_eq!(j["files"][0]["alpha"], 4);
+    assert_eq!(j["files"][1]["status"], "rejected");
+    // certify --print-json prints a certificate the checker accepts.
+    let out = crate::util::polycert()
+        .args(["--quiet", "certify", "--alpha", "5", "--print-json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let cert = dir.path().join("a5.json");
+    std::fs::write(&cert, &out.stdout).unwrap();
+    let out = crate::util::polycert()
+        .args(["--quiet", "check"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

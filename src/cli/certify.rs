@@ -45,6 +45,10 @@ pub struct CertifyArgs {
     /// Write the certificate here (atomically).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Print the certificate (the `polycert-certificate/1` JSON) to stdout instead of the
+    /// summary table.
+    #[arg(long)]
+    pub print_json: bool,
 }
 
 fn zeta_arg(s: &str) -> anyhow::Result<rug::Rational> {
@@ -91,13 +95,25 @@ pub fn run(args: CertifyArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let t = std::time::Instant::now();
     let cert = certify(&poly, &cfg)?;
     let secs = t.elapsed().as_secs_f64();
-    print_summary(&cert);
+    if !args.print_json {
+        print_summary(&cert);
+    }
     if !quiet {
         eprintln!("certified in {secs:.2} s");
     }
-    if let Some(out) = &args.out {
+    if args.print_json || args.out.is_some() {
         let mut file = cert.to_file();
         let text = polycert::proof::encode(&mut file)?;
+        if args.print_json {
+            print!("{text}");
+        }
+        let Some(out) = &args.out else {
+            return Ok(if cert.all_hold() {
+                Outcome::Ok
+            } else {
+                Outcome::Failed
+            });
+        };
         polycert::proof::write_atomic(out, &text)?;
         if !quiet {
             eprintln!("wrote {}", out.display());

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context as _};
 use clap::Args;
 
+use polycert::bounds::{BoundedNetwork, PolyErrors};
 use polycert::ckks::{run_encrypted, EncryptedConfig};
 use polycert::nn::{calibrate, import_onnx, Dataset, Engine, RangePolicy};
 use polycert::remez::table1_sign;
@@ -47,9 +48,15 @@ pub struct CkksArgs {
     /// Calibrate B on the first K images of --data (default: all).
     #[arg(long)]
     pub calib_limit: Option<usize>,
-    /// Certified bound on ‖F^α(x) − F(x)‖∞ (from the bounds module) to cross-check against.
+    /// Certified bound on ‖F^α(x) − F(x)‖∞ to cross-check against (default: the Theorem 3/4
+    /// global bound of the bounds module for this model, α and B, from the checked
+    /// certificate in --proofs).
     #[arg(long)]
     pub certified_bound: Option<f64>,
+    /// Folder of the certificates `table1-alphaNN.json` (re-checked before use; certified in
+    /// memory when the file is absent).
+    #[arg(long, default_value = "proofs")]
+    pub proofs: PathBuf,
     /// Omit timings and memory (byte-identical JSON for a fixed seed).
     #[arg(long)]
     pub no_timings: bool,
@@ -90,6 +97,16 @@ pub fn run(a: &CkksArgs, quiet: bool) -> anyhow::Result<Outcome> {
     }
     let mut cal = calibrate(&engine, &data, a.calib_limit)?;
     let ranges = cal.choose(RangePolicy::PerLayer { margin: a.margin })?;
+    let certified_bound = match a.certified_bound {
+        Some(b) => b,
+        None => {
+            let pe = PolyErrors::load_or_certify(&a.proofs, a.alpha)
+                .with_context(|| format!("certificate for α = {}", a.alpha))?;
+            BoundedNetwork::new(Arc::clone(&net))?
+                .global(&pe, &ranges)?
+                .bound
+        }
+    };
     let mut images = Vec::with_capacity(a.images);
     let mut labels = Vec::with_capacity(a.images);
     let indices: Vec<usize> = (a.start..a.start + a.images).collect();
@@ -123,7 +140,7 @@ pub fn run(a: &CkksArgs, quiet: bool) -> anyhow::Result<Outcome> {
         &sign,
         &cfg,
         None,
-        a.certified_bound,
+        Some(certified_bound),
     )?;
     if a.no_timings {
         rep.timings = None;
