@@ -45,8 +45,7 @@ pub fn toy_network() -> Network {
         shape: Shape(vec![dims[0]]),
     }];
     let mut nodes = Vec::new();
-    for (k, w) in dims.windows(2).enumerate() {
-        let (fan_in, fan_out) = (w[0], w[1]);
+    for (k, (&fan_in, &fan_out)) in dims.iter().zip(dims.iter().skip(1)).enumerate() {
         #[allow(clippy::cast_precision_loss)]
         let s = 1.0 / (fan_in as f64).sqrt();
         #[allow(clippy::cast_possible_truncation)]
