@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use polycert::report::{
-    accuracy_section, build_default_report, evaluate_models, NetworkReportConfig, Report,
-    ReportConfig,
+    accuracy_section, bounds_section, build_default_report, evaluate_models, NetworkReportConfig,
+    Report, ReportConfig,
 };
 use serde_json::Value;
 
@@ -108,12 +108,25 @@ fn network_sections_on_shared_models() {
     }
     let mut r = small_default();
     r.push(accuracy_section(&evals, &cfg));
+    cfg.bound_images = 3;
+    r.push(bounds_section(&cfg, &|_, _, _| {}).unwrap());
     let dir = tempfile::tempdir().unwrap();
     r.write(dir.path()).unwrap();
     let v = check_written(dir.path());
     let acc = v["sections"]["accuracy"]["data"].as_array().unwrap();
     assert_eq!(acc.len(), 6);
     assert_eq!(v["sections"]["accuracy"]["evidence"], "measured");
+    // Certified bounds section: no refutation on any model.
+    let nb = v["sections"]["network_bounds"]["data"].as_array().unwrap();
+    assert_eq!(nb.len(), 6);
+    for m in nb {
+        for a in m["alphas"].as_array().unwrap() {
+            let d = &a["data"];
+            assert_eq!(d["measured_above_bound"], 0, "{}", m["model"]);
+            assert_eq!(d["per_input_above_global"], 0, "{}", m["model"]);
+            assert!(a["global"]["bound"].as_f64().unwrap() > 0.0);
+        }
+    }
     // Data paths are recorded relative to the data folder (no machine-specific prefix).
     for a in acc {
         let d = a["data"].as_str().unwrap();

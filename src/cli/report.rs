@@ -7,7 +7,8 @@ use anyhow::bail;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use polycert::report::{
-    accuracy_section, build_default_report, evaluate_models, NetworkReportConfig, ReportConfig,
+    accuracy_section, bounds_section, build_default_report, evaluate_models, NetworkReportConfig,
+    ReportConfig,
 };
 
 use super::{parse_alphas, Outcome};
@@ -33,6 +34,12 @@ pub struct ReportArgs {
     /// Network sections: evaluate only K images of each data file, spread evenly over it.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Network sections: images per model for the certified bounds section (0 skips it).
+    #[arg(long, default_value_t = 20)]
+    pub bound_images: usize,
+    /// Folder of the certificates used by the bounds section.
+    #[arg(long, default_value = "proofs")]
+    pub proofs: PathBuf,
     /// Network sections: the CIFAR-10 file inside `DATA/cifar10/`.
     #[arg(long, default_value = polycert::report::CIFAR_FILE)]
     pub cifar_file: String,
@@ -46,6 +53,8 @@ pub fn run(args: &ReportArgs, quiet: bool) -> anyhow::Result<Outcome> {
             c.alphas = parse_alphas(&args.alpha)?;
             c.limit = args.limit;
             c.cifar_file.clone_from(&args.cifar_file);
+            c.bound_images = args.bound_images;
+            c.proofs.clone_from(&args.proofs);
             Some(c)
         }
         (None, None) => None,
@@ -70,6 +79,14 @@ pub fn run(args: &ReportArgs, quiet: bool) -> anyhow::Result<Outcome> {
             bar.set_message(format!("{model}: {done}/{total} images"));
         })?;
         report.push(accuracy_section(&evals, nc));
+        if nc.bound_images > 0 {
+            report.push(bounds_section(
+                nc,
+                &|model: &str, done: usize, total: usize| {
+                    bar.set_message(format!("bounds, {model}: {done}/{total}"));
+                },
+            )?);
+        }
         let net_inputs = serde_json::json!({
             "alphas": nc.alphas,
             "limit": nc.limit,

@@ -18,8 +18,8 @@ pub use default::{build_default_report, ReportConfig};
 pub use io::{to_json_bytes, write_atomic, write_json_atomic};
 pub use markdown::MdTable;
 pub use network::{
-    accuracy_section, evaluate_models, match_models, ModelData, NetworkReportConfig, CIFAR_FILE,
-    MNIST_FILE,
+    accuracy_section, bounds_section, evaluate_models, match_models, ModelData,
+    NetworkReportConfig, CIFAR_FILE, MNIST_FILE,
 };
 pub use plot::{LinePlot, Series};
 pub use toynet::{toy_bounds_section, toy_network, TOY_B, TOY_INPUTS};

@@ -36,6 +36,11 @@ pub struct NetworkReportConfig {
     pub limit: Option<usize>,
     /// How B is chosen (calibrated on the evaluated images).
     pub range: RangePolicy,
+    /// Images per model for the per-input bounds of the bounds section (the first ones of
+    /// each data file; 0 skips the section).
+    pub bound_images: usize,
+    /// Folder of the certificates `table1-alphaNN.json` used by the bounds section.
+    pub proofs: PathBuf,
 }
 
 impl NetworkReportConfig {
@@ -53,6 +58,8 @@ impl NetworkReportConfig {
             range: RangePolicy::PerLayer {
                 margin: DEFAULT_MARGIN,
             },
+            bound_images: 20,
+            proofs: PathBuf::from("proofs"),
         }
     }
 }
@@ -262,6 +269,138 @@ pub fn accuracy_section(reports: &[EvalReport], cfg: &NetworkReportConfig) -> Se
         data: Value::Array(rows),
         plots,
     }
+}
+
+/// The bounds section: for every model, the certified global bound C·2^−α (Theorems 3–4,
+/// from the checked certificates) against the measured ‖F^α − F‖∞ and the per-input bounds
+/// on the first `cfg.bound_images` images, for the α of `cfg` in 4..=14.
+///
+/// # Errors
+/// As [`match_models`] and [`crate::bounds::bound_report`].
+pub fn bounds_section(
+    cfg: &NetworkReportConfig,
+    progress: &(dyn Fn(&str, usize, usize) + Sync),
+) -> crate::Result<Section> {
+    let alphas: Vec<u32> = cfg
+        .alphas
+        .iter()
+        .copied()
+        .filter(|a| crate::bounds::ALPHAS.contains(a))
+        .collect();
+    let mut reports = Vec::new();
+    let mut series = Vec::new();
+    for md in match_models(cfg)? {
+        let name = file_name(&md.model);
+        let bc = crate::bounds::BoundConfig {
+            model: md.model.clone(),
+            alphas: alphas.clone(),
+            proofs: cfg.proofs.clone(),
+            range: cfg.range,
+            calib: None,
+            calib_limit: None,
+            data: Some(md.data.clone()),
+            limit: Some(cfg.bound_images),
+            per_input: true,
+        };
+        let mut r = crate::bounds::bound_report(&bc, &|_, d, n| progress(&name, d, n))?;
+        r.model.clone_from(&name);
+        r.data = Some(
+            md.data
+                .strip_prefix(&cfg.data)
+                .map_or_else(|_| file_name(&md.data), |p| p.display().to_string()),
+        );
+        let stem = name.trim_end_matches(".onnx").to_string();
+        let set = if md.data.starts_with(cfg.data.join("mnist")) {
+            "mnist"
+        } else {
+            "cifar10"
+        };
+        series.push((
+            set,
+            Series {
+                dashed: true,
+                markers: false,
+                ..Series::new(
+                    format!("{stem}: certified bound"),
+                    r.alphas
+                        .iter()
+                        .filter(|a| a.global.bound.is_finite() && a.global.bound > 0.0)
+                        .map(|a| (f64::from(a.alpha), a.global.bound))
+                        .collect(),
+                )
+            },
+        ));
+        series.push((
+            set,
+            Series::new(
+                format!("{stem}: measured max"),
+                r.alphas
+                    .iter()
+                    .filter_map(|a| {
+                        a.data
+                            .as_ref()
+                            .map(|d| (f64::from(a.alpha), d.measured_max))
+                    })
+                    .filter(|(_, m)| m.is_finite() && *m > 0.0)
+                    .collect(),
+            ),
+        ));
+        reports.push(r);
+    }
+    let mut md = format!(
+        "Theorems 3–4 on the real models: the **certified** global bound C·2^−α (Lemma 1 \
+         functions composed block by block from the BN-folded weights, with the certified \
+         polynomial errors of the checked certificates, rounded upward) against the error \
+         **measured** on the first {} images of each data file, with the per-input bounds \
+         (certified for the images that pass the range check). Full tables: `polycert bound` \
+         and `reports/bounds.md`.\n\n",
+        cfg.bound_images
+    );
+    let full = crate::bounds::bounds_markdown(&reports, "polycert report --models … --data …");
+    // Drop the standalone file's title and demote its headings below this section's.
+    let body = full
+        .split_once("\n\n")
+        .map_or(full.as_str(), |(_, rest)| rest);
+    for line in body.lines() {
+        if line.starts_with('#') {
+            md.push_str("##");
+        }
+        md.push_str(line);
+        md.push('\n');
+    }
+    // One plot per data set (at most 8 series each, so no colour repeats).
+    let mut plots = Vec::new();
+    for (set, title) in [("mnist", "MNIST models"), ("cifar10", "CIFAR-10 models")] {
+        let s: Vec<Series> = series
+            .iter()
+            .filter(|(d, _)| *d == set)
+            .map(|(_, s)| s.clone())
+            .collect();
+        if !s.is_empty() {
+            plots.push(LinePlot {
+                id: format!("network_bound_vs_measured_{set}"),
+                title: format!("{title}: certified bound and measured ‖F^α − F‖∞"),
+                x_label: "α (precision parameter)".into(),
+                y_label: "‖F^α(x) − F(x)‖∞".into(),
+                log_x: false,
+                log_y: true,
+                series: s,
+                evidence: Evidence::Mixed,
+            });
+        }
+    }
+    let data = serde_json::to_value(&reports).map_err(|e| super::ReportError::Json {
+        what: "bounds section".into(),
+        message: e.to_string(),
+    })?;
+    Ok(Section {
+        id: "network_bounds".into(),
+        title: "Certified network bounds against measured error".into(),
+        evidence: Evidence::Mixed,
+        markdown: md,
+        data,
+        plots,
+    })
 }
 
 #[cfg(test)]
