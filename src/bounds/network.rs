@@ -124,7 +124,7 @@ fn prepare(net: &Network, id: NodeId, op: &Op) -> Result<Prep, BoundsError> {
                 .chunks(kdim.max(1))
                 .map(|r| abs_sum_ru(r.iter().copied()))
                 .collect();
-            let k = ConvK {
+            let mut k = ConvK {
                 weight: w.clone(),
                 bias: c.bias.as_deref().map(f64s),
                 cout,
@@ -135,10 +135,13 @@ fn prepare(net: &Network, id: NodeId, op: &Op) -> Result<Prep, BoundsError> {
                 pads: c.pads,
                 dilations: c.dilations,
                 groups: c.groups,
+                packed: Vec::new(),
             };
+            k.pack();
             let mut kabs = k.clone();
             kabs.weight = w.iter().map(|x| x.abs()).collect();
             kabs.bias = None;
+            kabs.pack();
             Prep::Conv {
                 norm: rows.iter().fold(0.0f64, |a, &b| a.max(b)),
                 rows,
@@ -594,12 +597,12 @@ impl BoundedNetwork {
             let out_hw = s_out.chw().map_or((0, 0), |(_, h, w)| (h, w));
             let out: Val = match (&node.op, prep) {
                 (Op::Conv(_), Prep::Conv { k, kabs, norm, kdim, bmax, .. }) => {
-                    let xo = ops::conv(&a.x, chw, k, out_hw, &mut col);
+                    let (xo, _) = ops::conv(&a.x, chw, k, out_hw, &mut col, false);
                     let e = if a.zero {
                         vec![0.0; xo.len()]
                     } else {
                         let f = sum_factor_ru(*kdim);
-                        let mut e = ops::conv(&a.e, chw, kabs, out_hw, &mut col);
+                        let (mut e, _) = ops::conv(&a.e, chw, kabs, out_hw, &mut col, false);
                         for v in &mut e {
                             *v = sum_up(*v, f, *kdim);
                         }

@@ -48,6 +48,15 @@ pub trait Real:
     fn exp(self) -> Self;
     /// C[m×n] (+)= A[m×k]·B[k×n], row-major (`matrixmultiply`).
     fn gemm(m: usize, k: usize, n: usize, a: &[Self], b: &[Self], c: &mut [Self], accumulate: bool);
+    /// One direct-convolution tile (see `gemm::conv_tile`); `false` when a slice is short.
+    #[doc(hidden)]
+    fn conv_tile(
+        x: &[Self],
+        pix: &[usize; super::gemm::PX_TILE],
+        taps: &super::gemm::Taps,
+        w: &[Self],
+        acc: &mut [[Self; super::gemm::CO_TILE]; super::gemm::PX_TILE],
+    ) -> bool;
     /// Name for reports.
     const NAME: &'static str;
 }
@@ -82,6 +91,15 @@ impl Real for f32 {
     fn gemm(m: usize, k: usize, n: usize, a: &[Self], b: &[Self], c: &mut [Self], acc: bool) {
         let _ = super::gemm::sgemm(m, k, n, a, b, c, acc);
     }
+    fn conv_tile(
+        x: &[Self],
+        pix: &[usize; super::gemm::PX_TILE],
+        taps: &super::gemm::Taps,
+        w: &[Self],
+        acc: &mut [[Self; super::gemm::CO_TILE]; super::gemm::PX_TILE],
+    ) -> bool {
+        super::gemm::conv_tile_f32(x, pix, taps, w, acc)
+    }
 }
 
 impl Real for f64 {
@@ -110,6 +128,15 @@ impl Real for f64 {
     fn gemm(m: usize, k: usize, n: usize, a: &[Self], b: &[Self], c: &mut [Self], acc: bool) {
         let _ = super::gemm::dgemm(m, k, n, a, b, c, acc);
     }
+    fn conv_tile(
+        x: &[Self],
+        pix: &[usize; super::gemm::PX_TILE],
+        taps: &super::gemm::Taps,
+        w: &[Self],
+        acc: &mut [[Self; super::gemm::CO_TILE]; super::gemm::PX_TILE],
+    ) -> bool {
+        super::gemm::conv_tile(x, pix, taps, w, acc)
+    }
 }
 
 /// Per-run measurements at every ReLU / MaxPool node (keyed by node index).
@@ -136,7 +163,17 @@ impl RunStats {
 
 #[derive(Debug, Clone)]
 enum Prepared<T> {
-    Conv(ConvK<T>),
+    /// A convolution; `relu` is the ReLU node it feeds (directly or through a folded batch
+    /// norm) when the exact ReLU is applied in its output pass.
+    Conv {
+        k: ConvK<T>,
+        relu: Option<NodeId>,
+    },
+    /// A node whose work was folded into the convolution before it (batch norm) or that the
+    /// convolution runs in its output pass under the exact policy (ReLU): passes its input on.
+    Folded,
+    /// A ReLU whose exact version runs in the output pass of convolution node `conv`.
+    FusedRelu,
     Affine {
         scale: Vec<T>,
         shift: Vec<T>,
@@ -170,16 +207,106 @@ fn conv_t<T: Real>(v: &[f32]) -> Vec<T> {
     v.iter().map(|&x| T::from_f64(f64::from(x))).collect()
 }
 
+/// Batch norm as a per-channel affine map in f64: scale = γ/√(σ² + ε), shift = β − μ·scale.
+fn bn_affine(b: &super::ir::BatchNorm) -> (Vec<f64>, Vec<f64>) {
+    let mut scale = Vec::new();
+    let mut shift = Vec::new();
+    for (((g, be), m), v) in b.gamma.iter().zip(&b.beta).zip(&b.mean).zip(&b.var) {
+        let s = f64::from(*g) / (f64::from(*v) + f64::from(b.eps)).sqrt();
+        scale.push(s);
+        shift.push(f64::from(*be) - f64::from(*m) * s);
+    }
+    (scale, shift)
+}
+
+/// The node reading value `v` when it is its only reader and `v` is not the graph output.
+fn sole_reader(net: &Network, v: super::ir::ValueId) -> Option<NodeId> {
+    if v == net.output {
+        return None;
+    }
+    let mut readers = net
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.inputs.contains(&v));
+    let (i, n) = readers.next()?;
+    (readers.next().is_none() && n.inputs.iter().filter(|&&u| u == v).count() == 1).then_some(i)
+}
+
+/// Fold batch norms into the convolutions before them and mark the ReLUs that convolutions
+/// run in their output pass (see [`Engine::new`]).
+fn fuse<T: Real>(net: &Network, prepared: &mut [Prepared<T>]) {
+    for (ci, node) in net.nodes.iter().enumerate() {
+        let Op::Conv(cv) = &node.op else {
+            continue;
+        };
+        let mut tail = node.output;
+        if let Some(bi) = sole_reader(net, tail) {
+            if let (Some(Op::BatchNorm(b)), Some(Prepared::Conv { k, .. })) =
+                (net.nodes.get(bi).map(|n| &n.op), prepared.get(ci))
+            {
+                let cout = k.cout;
+                let (scale, shift) = bn_affine(b);
+                if scale.len() == cout && cout > 0 {
+                    let per = k.weight.len() / cout;
+                    let w: Vec<T> = cv
+                        .weight
+                        .data
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &v)| {
+                            let s = scale.get(i / per.max(1)).copied().unwrap_or(1.0);
+                            T::from_f64(f64::from(v) * s)
+                        })
+                        .collect();
+                    let bias0 = cv.bias.as_deref();
+                    let bias: Vec<T> = (0..cout)
+                        .map(|c| {
+                            let b0 = bias0.and_then(|b| b.get(c)).map_or(0.0, |&v| f64::from(v));
+                            let s = scale.get(c).copied().unwrap_or(1.0);
+                            let t = shift.get(c).copied().unwrap_or(0.0);
+                            T::from_f64(b0.mul_add(s, t))
+                        })
+                        .collect();
+                    if let Some(Prepared::Conv { k, .. }) = prepared.get_mut(ci) {
+                        k.weight = w;
+                        k.bias = Some(bias);
+                        k.pack();
+                    }
+                    if let Some(p) = prepared.get_mut(bi) {
+                        *p = Prepared::Folded;
+                    }
+                    tail = net.nodes.get(bi).map_or(tail, |n| n.output);
+                }
+            }
+        }
+        if let Some(ri) = sole_reader(net, tail) {
+            if matches!(net.nodes.get(ri).map(|n| &n.op), Some(Op::Relu)) {
+                if let Some(Prepared::Conv { relu, .. }) = prepared.get_mut(ci) {
+                    *relu = Some(ri);
+                }
+                if let Some(p) = prepared.get_mut(ri) {
+                    *p = Prepared::FusedRelu;
+                }
+            }
+        }
+    }
+}
+
 impl<T: Real> Engine<T> {
-    /// Compile a network.
+    /// Compile a network. Batch norms that directly follow a convolution (whose output has no
+    /// other reader) are folded into it: w′ = w·s, b′ = b·s + (β − μ·s) per output channel
+    /// with s = γ/√(σ² + ε), computed in f64 from the f32 parameters and rounded once to `T`.
+    /// A ReLU that is the only reader of such a convolution's (or folded batch norm's) output
+    /// runs, under the exact policy, in the convolution's output pass.
     pub fn new(net: Arc<Network>) -> Self {
-        let prepared = net
+        let mut prepared: Vec<Prepared<T>> = net
             .nodes
             .iter()
             .map(|n| match &n.op {
                 Op::Conv(c) => {
                     let d = &c.weight.dims;
-                    Prepared::Conv(ConvK {
+                    let mut k = ConvK {
                         weight: conv_t(&c.weight.data),
                         bias: c.bias.as_deref().map(conv_t),
                         cout: d.first().copied().unwrap_or(0),
@@ -190,17 +317,17 @@ impl<T: Real> Engine<T> {
                         pads: c.pads,
                         dilations: c.dilations,
                         groups: c.groups,
-                    })
+                        packed: Vec::new(),
+                    };
+                    k.pack();
+                    Prepared::Conv { k, relu: None }
                 }
                 Op::BatchNorm(b) => {
-                    let mut scale = Vec::new();
-                    let mut shift = Vec::new();
-                    for (((g, be), m), v) in b.gamma.iter().zip(&b.beta).zip(&b.mean).zip(&b.var) {
-                        let s = f64::from(*g) / (f64::from(*v) + f64::from(b.eps)).sqrt();
-                        scale.push(T::from_f64(s));
-                        shift.push(T::from_f64(f64::from(*be) - f64::from(*m) * s));
+                    let (scale, shift) = bn_affine(b);
+                    Prepared::Affine {
+                        scale: scale.into_iter().map(T::from_f64).collect(),
+                        shift: shift.into_iter().map(T::from_f64).collect(),
                     }
-                    Prepared::Affine { scale, shift }
                 }
                 Op::Gemm(l) | Op::MatMul(l) => Prepared::Linear {
                     w: conv_t(&l.weight.data),
@@ -219,6 +346,7 @@ impl<T: Real> Engine<T> {
                 _ => Prepared::None,
             })
             .collect();
+        fuse(&net, &mut prepared);
         let mut last_use = vec![None; net.values.len()];
         for (i, n) in net.nodes.iter().enumerate() {
             for &v in &n.inputs {
@@ -331,10 +459,18 @@ impl<T: Real> Engine<T> {
                     .ok_or_else(|| missing(&node.name))?
             };
             let out: Vec<T> = match (&node.op, prep) {
-                (Op::Conv(_), Prepared::Conv(k)) => {
+                (_, Prepared::Folded) => x0,
+                (Op::Relu, Prepared::FusedRelu) if matches!(policy, ActivationPolicy::Exact) => x0,
+                (Op::Conv(_), Prepared::Conv { k, relu }) => {
                     let (c, h, w) = s_in.chw().unwrap_or((0, 0, 0));
                     let (_, ho, wo) = s_out.chw().unwrap_or((0, 0, 0));
-                    ops::conv(xr, (c, h, w), k, (ho, wo), &mut col)
+                    let fused = relu.filter(|_| matches!(policy, ActivationPolicy::Exact));
+                    let (y, m) = ops::conv(xr, (c, h, w), k, (ho, wo), &mut col, fused.is_some());
+                    if let Some(r) = fused {
+                        let e = stats.max_abs.entry(r).or_insert(0.0);
+                        *e = e.max(m);
+                    }
+                    y
                 }
                 (Op::BatchNorm(_), Prepared::Affine { scale, shift }) => {
                     let plane = s_in.numel() / scale.len().max(1);

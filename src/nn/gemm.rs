@@ -1,5 +1,6 @@
 //! The one place in `nn` with `unsafe`: safe wrappers over `matrixmultiply`'s raw-pointer
-//! sgemm/dgemm. Every call checks the slice lengths first.
+//! sgemm/dgemm, and the direct-convolution tile kernel (AVX2 + FMA for f32, a portable
+//! version otherwise). Every call checks the slice lengths first.
 #![allow(unsafe_code)]
 
 /// C[m×n] = A[m×k] · B[k×n] (+ C when `accumulate`), all row-major and contiguous.
@@ -88,6 +89,166 @@ pub(crate) fn dgemm(
         );
     }
     true
+}
+
+/// Output channels per direct-convolution tile (two 8-lane vectors of f32).
+pub const CO_TILE: usize = 16;
+/// Output pixels per direct-convolution tile.
+pub const PX_TILE: usize = 6;
+
+/// The input offsets of one convolution's taps, `off[k]` for k = (ci·kh + i)·kw + j, with
+/// their maximum (so that a tile checks its bounds once, not once per tap).
+#[derive(Debug, Clone, Default)]
+pub struct Taps {
+    off: Vec<usize>,
+    max: usize,
+}
+
+impl Taps {
+    /// From the tap offsets.
+    pub(crate) fn new(off: Vec<usize>) -> Self {
+        let max = off.iter().copied().max().unwrap_or(0);
+        Self { off, max }
+    }
+
+    /// Number of taps (the reduction length k of the GEMM view).
+    pub(crate) fn len(&self) -> usize {
+        self.off.len()
+    }
+}
+
+/// One tile of a direct convolution (the GEMM view without im2col):
+/// `acc[p][c] = Σ_k w[k·16 + c] · x[pix[p] + off[k]]`, for the `PX_TILE` output pixels whose
+/// window origins in `x` are `pix` and the 16 output channels of the packed weight panel `w`
+/// (`[k][16]`, zero rows past the last channel). Every sum is one fused multiply-add chain in
+/// tap order starting from 0, so a value depends neither on the tile nor on the lanes next to
+/// it (the same bits on every code path and thread count).
+///
+/// Returns `false` (and leaves `acc` alone) when `w` or `x` is too short.
+pub(crate) fn conv_tile<T: super::Real>(
+    x: &[T],
+    pix: &[usize; PX_TILE],
+    taps: &Taps,
+    w: &[T],
+    acc: &mut [[T; CO_TILE]; PX_TILE],
+) -> bool {
+    let kk = taps.len();
+    if w.len() < kk * CO_TILE || (kk > 0 && pix.iter().any(|&p| p + taps.max >= x.len())) {
+        return false;
+    }
+    for a in acc.iter_mut() {
+        *a = [T::ZERO; CO_TILE];
+    }
+    for (&o, wk) in taps.off.iter().zip(w.chunks_exact(CO_TILE)) {
+        for (a, &p) in acc.iter_mut().zip(pix) {
+            let v = x.get(p + o).copied().unwrap_or(T::ZERO);
+            for (s, &wc) in a.iter_mut().zip(wk) {
+                *s = wc.mul_add(v, *s);
+            }
+        }
+    }
+    true
+}
+
+/// [`conv_tile`] for f32 with AVX2 + FMA: 12 accumulator registers (6 pixels × 2 vectors of
+/// 8 channels), per tap two weight loads and six broadcasts. Same fused multiply-add chain as
+/// the portable version, hence the same bits.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+pub(crate) fn conv_tile_f32(
+    x: &[f32],
+    pix: &[usize; PX_TILE],
+    taps: &Taps,
+    w: &[f32],
+    acc: &mut [[f32; CO_TILE]; PX_TILE],
+) -> bool {
+    use std::arch::x86_64::{
+        _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+    };
+    let kk = taps.len();
+    if w.len() < kk * CO_TILE || (kk > 0 && pix.iter().any(|&p| p + taps.max >= x.len())) {
+        return false;
+    }
+    let [p0, p1, p2, p3, p4, p5] = *pix;
+    let (xp, wp) = (x.as_ptr(), w.as_ptr());
+    // SAFETY: for every tap k, `k·16 + 15 < kk·16 ≤ w.len()` (checked above), and for every
+    // pixel p, `p + off[k] ≤ p + max < x.len()` (checked above; `max` is the maximum of
+    // `off` by construction of `Taps`). All loads are unaligned loads (`loadu`, `broadcast`)
+    // of in-bounds f32 values; the stores write 8 lanes at offsets 0 and 8 of a `[f32; 16]`.
+    // AVX2 and FMA are enabled at compile time (cfg above).
+    unsafe {
+        let mut c00 = _mm256_setzero_ps();
+        let mut c01 = _mm256_setzero_ps();
+        let mut c10 = _mm256_setzero_ps();
+        let mut c11 = _mm256_setzero_ps();
+        let mut c20 = _mm256_setzero_ps();
+        let mut c21 = _mm256_setzero_ps();
+        let mut c30 = _mm256_setzero_ps();
+        let mut c31 = _mm256_setzero_ps();
+        let mut c40 = _mm256_setzero_ps();
+        let mut c41 = _mm256_setzero_ps();
+        let mut c50 = _mm256_setzero_ps();
+        let mut c51 = _mm256_setzero_ps();
+        let (b0, b1, b2) = (xp.add(p0), xp.add(p1), xp.add(p2));
+        let (b3, b4, b5) = (xp.add(p3), xp.add(p4), xp.add(p5));
+        let mut wk = wp;
+        for &o in &taps.off {
+            let a0 = _mm256_loadu_ps(wk);
+            let a1 = _mm256_loadu_ps(wk.add(8));
+            wk = wk.add(CO_TILE);
+            let v = _mm256_broadcast_ss(&*b0.add(o));
+            c00 = _mm256_fmadd_ps(a0, v, c00);
+            c01 = _mm256_fmadd_ps(a1, v, c01);
+            let v = _mm256_broadcast_ss(&*b1.add(o));
+            c10 = _mm256_fmadd_ps(a0, v, c10);
+            c11 = _mm256_fmadd_ps(a1, v, c11);
+            let v = _mm256_broadcast_ss(&*b2.add(o));
+            c20 = _mm256_fmadd_ps(a0, v, c20);
+            c21 = _mm256_fmadd_ps(a1, v, c21);
+            let v = _mm256_broadcast_ss(&*b3.add(o));
+            c30 = _mm256_fmadd_ps(a0, v, c30);
+            c31 = _mm256_fmadd_ps(a1, v, c31);
+            let v = _mm256_broadcast_ss(&*b4.add(o));
+            c40 = _mm256_fmadd_ps(a0, v, c40);
+            c41 = _mm256_fmadd_ps(a1, v, c41);
+            let v = _mm256_broadcast_ss(&*b5.add(o));
+            c50 = _mm256_fmadd_ps(a0, v, c50);
+            c51 = _mm256_fmadd_ps(a1, v, c51);
+        }
+        let [a0, a1, a2, a3, a4, a5] = acc;
+        _mm256_storeu_ps(a0.as_mut_ptr(), c00);
+        _mm256_storeu_ps(a0.as_mut_ptr().add(8), c01);
+        _mm256_storeu_ps(a1.as_mut_ptr(), c10);
+        _mm256_storeu_ps(a1.as_mut_ptr().add(8), c11);
+        _mm256_storeu_ps(a2.as_mut_ptr(), c20);
+        _mm256_storeu_ps(a2.as_mut_ptr().add(8), c21);
+        _mm256_storeu_ps(a3.as_mut_ptr(), c30);
+        _mm256_storeu_ps(a3.as_mut_ptr().add(8), c31);
+        _mm256_storeu_ps(a4.as_mut_ptr(), c40);
+        _mm256_storeu_ps(a4.as_mut_ptr().add(8), c41);
+        _mm256_storeu_ps(a5.as_mut_ptr(), c50);
+        _mm256_storeu_ps(a5.as_mut_ptr().add(8), c51);
+    }
+    true
+}
+
+/// Portable [`conv_tile`] for f32 where AVX2 + FMA are not enabled at compile time.
+#[cfg(not(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+)))]
+pub(crate) fn conv_tile_f32(
+    x: &[f32],
+    pix: &[usize; PX_TILE],
+    taps: &Taps,
+    w: &[f32],
+    acc: &mut [[f32; CO_TILE]; PX_TILE],
+) -> bool {
+    conv_tile(x, pix, taps, w, acc)
 }
 
 #[cfg(test)]

@@ -4,9 +4,11 @@
 //! the engine's own shape checks rule out).
 
 use super::engine::Real;
+use super::gemm::{Taps, CO_TILE, PX_TILE};
 use super::ir::{Pool, Shape};
 
-/// Convolution parameters in the engine's precision.
+/// Convolution parameters in the engine's precision: OIHW weights, and the same weights
+/// packed for the direct-convolution kernel (`packed`, see [`ConvK::pack`]).
 #[derive(Debug, Clone)]
 pub(crate) struct ConvK<T> {
     pub weight: Vec<T>,
@@ -19,109 +21,135 @@ pub(crate) struct ConvK<T> {
     pub pads: [usize; 4],
     pub dilations: [usize; 2],
     pub groups: usize,
+    /// Per group g and block b of 16 output channels, a `[kk][16]` panel (kk = cin/g·kh·kw,
+    /// tap-major) of the weights; channels past the group's last are zero.
+    pub packed: Vec<T>,
 }
 
-/// im2col of one group: `col[(ci·kh + i)·kw + j][oy·wo + ox] = x[c0 + ci][oy·s + i·d − pt][…]`
-/// (zero outside the input).
-#[expect(
-    clippy::indexing_slicing,
-    reason = "hot loop; ranges computed from validated shapes"
-)]
-fn im2col<T: Real>(
-    x: &[T],
-    (h, w): (usize, usize),
-    k: &ConvK<T>,
-    c0: usize,
-    cig: usize,
-    (ho, wo): (usize, usize),
-    col: &mut Vec<T>,
-) {
-    let n = ho * wo;
-    col.clear();
-    col.resize(cig * k.kh * k.kw * n, T::ZERO);
-    let [sh, sw] = k.strides;
-    let [dh, dw] = k.dilations;
-    let (pt, pl) = (k.pads[0], k.pads[1]);
-    for ci in 0..cig {
-        let plane = &x[(c0 + ci) * h * w..(c0 + ci + 1) * h * w];
-        for i in 0..k.kh {
-            for j in 0..k.kw {
-                let row = ((ci * k.kh + i) * k.kw + j) * n;
-                let dst = &mut col[row..row + n];
-                // Valid ox: 0 ≤ ox·sw + j·dw − pl < w.
-                let off = j * dw;
-                let ox0 = if off >= pl {
-                    0
-                } else {
-                    (pl - off).div_ceil(sw)
-                };
-                let ox1 = if w + pl > off {
-                    ((w + pl - off - 1) / sw + 1).min(wo)
-                } else {
-                    0
-                };
-                for oy in 0..ho {
-                    let iy = oy * sh + i * dh;
-                    if iy < pt || iy - pt >= h || ox0 >= ox1 {
-                        continue;
-                    }
-                    let src = &plane[(iy - pt) * w..(iy - pt + 1) * w];
-                    let drow = &mut dst[oy * wo..(oy + 1) * wo];
-                    if sw == 1 {
-                        let s0 = ox0 + off - pl;
-                        drow[ox0..ox1].copy_from_slice(&src[s0..s0 + (ox1 - ox0)]);
-                    } else {
-                        for ox in ox0..ox1 {
-                            drow[ox] = src[ox * sw + off - pl];
-                        }
+impl<T: Real> ConvK<T> {
+    /// Lay the OIHW weights out as the kernel's panels (call after any change to `weight`).
+    pub(crate) fn pack(&mut self) {
+        let g = self.groups.max(1);
+        let (cig, cog) = (self.cin / g, self.cout / g);
+        let kk = cig * self.kh * self.kw;
+        let nb = cog.div_ceil(CO_TILE);
+        let mut packed = vec![T::ZERO; g * nb * kk * CO_TILE];
+        for gi in 0..g {
+            for co in 0..cog {
+                let (b, c) = (co / CO_TILE, co % CO_TILE);
+                let panel = (gi * nb + b) * kk * CO_TILE;
+                let src = (gi * cog + co) * kk;
+                for t in 0..kk {
+                    if let (Some(d), Some(&v)) = (
+                        packed.get_mut(panel + t * CO_TILE + c),
+                        self.weight.get(src + t),
+                    ) {
+                        *d = v;
                     }
                 }
             }
         }
+        self.packed = packed;
     }
 }
 
-/// Convolution by im2col + GEMM per group; `col` is scratch space reused across calls.
+/// Direct convolution without im2col: the input is copied once into a zero-padded buffer
+/// (`pad_buf`, reused across calls) and each tile of 16 output channels × 6 output pixels is
+/// one run of the tile kernel over the taps (k = (ci·kh + i)·kw + j at input offset
+/// ci·Hp·Wp + i·dh·Wp + j·dw from the pixel's window origin oy·sh·Wp + ox·sw). Bias and, with
+/// `relu`, the exact ReLU are applied while the tile is written out. Returns the output and,
+/// with `relu`, the largest |pre-activation| (0 otherwise).
+#[expect(
+    clippy::indexing_slicing,
+    reason = "hot loop; ranges computed from validated shapes"
+)]
 pub(crate) fn conv<T: Real>(
     x: &[T],
     chw: (usize, usize, usize),
     k: &ConvK<T>,
     out_hw: (usize, usize),
-    col: &mut Vec<T>,
-) -> Vec<T> {
-    let (_, h, w) = chw;
+    pad_buf: &mut Vec<T>,
+    relu: bool,
+) -> (Vec<T>, f64) {
+    let (c, h, w) = chw;
     let (ho, wo) = out_hw;
-    let n = ho * wo;
-    let g = k.groups;
-    let cig = k.cin / g;
-    let cog = k.cout / g;
+    let hw = ho * wo;
+    let g = k.groups.max(1);
+    let (cig, cog) = (k.cin / g, k.cout / g);
     let kk = cig * k.kh * k.kw;
-    let mut out = vec![T::ZERO; k.cout * n];
-    let direct = k.kh == 1 && k.kw == 1 && k.strides == [1, 1] && k.pads == [0; 4];
-    for gi in 0..g {
-        let wslice = k
-            .weight
-            .get(gi * cog * kk..(gi + 1) * cog * kk)
-            .unwrap_or(&[]);
-        let oslice = out
-            .get_mut(gi * cog * n..(gi + 1) * cog * n)
-            .unwrap_or(&mut []);
-        if direct {
-            let xs = x.get(gi * cig * n..(gi + 1) * cig * n).unwrap_or(&[]);
-            T::gemm(cog, kk, n, wslice, xs, oslice, false);
-        } else {
-            im2col(x, (h, w), k, gi * cig, cig, (ho, wo), col);
-            T::gemm(cog, kk, n, wslice, col, oslice, false);
-        }
+    let nb = cog.div_ceil(CO_TILE);
+    let [pt, pl, pb, pr] = k.pads;
+    let (hp, wp) = (h + pt + pb, w + pl + pr);
+    let mut out = vec![T::ZERO; k.cout * hw];
+    if hw == 0 || x.len() < c * h * w || k.packed.len() < g * nb * kk * CO_TILE {
+        return (out, 0.0);
     }
-    if let Some(b) = &k.bias {
-        for (plane, &bv) in out.chunks_exact_mut(n.max(1)).zip(b) {
-            for v in plane {
-                *v += bv;
+    let xs: &[T] = if k.pads == [0; 4] {
+        x
+    } else {
+        pad_buf.clear();
+        pad_buf.resize(c * hp * wp, T::ZERO);
+        for ci in 0..c {
+            for y in 0..h {
+                let d = (ci * hp + y + pt) * wp + pl;
+                pad_buf[d..d + w].copy_from_slice(&x[(ci * h + y) * w..(ci * h + y + 1) * w]);
+            }
+        }
+        pad_buf
+    };
+    let [sh, sw] = k.strides;
+    let [dh, dw] = k.dilations;
+    let mut m = T::ZERO;
+    let mut acc = [[T::ZERO; CO_TILE]; PX_TILE];
+    for gi in 0..g {
+        let mut off = Vec::with_capacity(kk);
+        for ci in 0..cig {
+            for i in 0..k.kh {
+                for j in 0..k.kw {
+                    off.push((gi * cig + ci) * hp * wp + i * dh * wp + j * dw);
+                }
+            }
+        }
+        let taps = Taps::new(off);
+        for b in 0..nb {
+            let panel = &k.packed[(gi * nb + b) * kk * CO_TILE..(gi * nb + b + 1) * kk * CO_TILE];
+            let co0 = gi * cog + b * CO_TILE;
+            let nco = CO_TILE.min(cog - b * CO_TILE);
+            let bias = k.bias.as_deref().map(|v| &v[co0..co0 + nco]);
+            let mut q = 0;
+            while q < hw {
+                let np = PX_TILE.min(hw - q);
+                let mut pix = [0usize; PX_TILE];
+                for (p, o) in pix.iter_mut().enumerate() {
+                    let qq = q + p.min(np - 1);
+                    *o = (qq / wo) * sh * wp + (qq % wo) * sw;
+                }
+                if T::conv_tile(xs, &pix, &taps, panel, &mut acc) {
+                    for ci in 0..nco {
+                        let row = &mut out[(co0 + ci) * hw + q..(co0 + ci) * hw + q + np];
+                        let bv = bias.map(|b| b[ci]);
+                        for (o, a) in row.iter_mut().zip(&acc) {
+                            let v = match bv {
+                                Some(bv) => a[ci] + bv,
+                                None => a[ci],
+                            };
+                            if relu {
+                                let av = if v < T::ZERO { T::ZERO - v } else { v };
+                                if av > m {
+                                    m = av;
+                                }
+                                *o = if v < T::ZERO { T::ZERO } else { v };
+                            } else {
+                                *o = v;
+                            }
+                        }
+                    }
+                }
+                q += np;
             }
         }
     }
-    out
+    (out, m.to_f64())
 }
 
 /// y = x·scale_c + shift_c per channel, in place.
@@ -392,30 +420,54 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(48))]
         #[test]
         fn conv_matches_naive(
-            g in 1usize..3, cig in 1usize..3, cog in 1usize..3,
+            g in 1usize..3, cig in 1usize..3, cog in 1usize..20,
             h in 3usize..8, w in 3usize..8, kh in 1usize..4, kw in 1usize..4,
-            s in 1usize..3, d in 1usize..3, p in 0usize..3, bias in any::<bool>(), seed in any::<u64>(),
+            s in 1usize..3, d in 1usize..3, p in 0usize..3, q in 0usize..3, bias in any::<bool>(), seed in any::<u64>(),
         ) {
             let (c, cout) = (g * cig, g * cog);
             let eh = d * (kh - 1) + 1;
             let ew = d * (kw - 1) + 1;
-            prop_assume!(eh <= h + 2 * p && ew <= w + 2 * p);
-            let ho = (h + 2 * p - eh) / s + 1;
-            let wo = (w + 2 * p - ew) / s + 1;
+            // pads [top, left, bottom, right] = [p, p, q, q]
+            prop_assume!(eh <= h + p + q && ew <= w + p + q);
+            let ho = (h + p + q - eh) / s + 1;
+            let wo = (w + p + q - ew) / s + 1;
             let mut r = seed;
             let mut rnd = || { r = r.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); ((r >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0 };
             let x: Vec<f64> = (0..c * h * w).map(|_| rnd()).collect();
-            let k = ConvK {
+            let mut k = ConvK {
                 weight: (0..cout * cig * kh * kw).map(|_| rnd()).collect(),
                 bias: bias.then(|| (0..cout).map(|_| rnd()).collect()),
-                cout, cin: c, kh, kw, strides: [s, s], pads: [p, p, p, p], dilations: [d, d], groups: g,
+                cout, cin: c, kh, kw, strides: [s, s], pads: [p, p, q, q], dilations: [d, d], groups: g,
+                packed: Vec::new(),
             };
+            k.pack();
             let mut col = Vec::new();
-            let got = conv(&x, (c, h, w), &k, (ho, wo), &mut col);
+            let (got, m0) = conv(&x, (c, h, w), &k, (ho, wo), &mut col, false);
             let want = conv_naive(&x, (c, h, w), &k, (ho, wo));
             prop_assert_eq!(got.len(), want.len());
+            prop_assert_eq!(m0, 0.0);
             for (a, b) in got.iter().zip(&want) {
                 prop_assert!((a - b).abs() < 1e-12, "{} vs {}", a, b);
+            }
+            // Fused ReLU: the ReLU of the same values, and the largest |pre-activation|.
+            let (r, m) = conv(&x, (c, h, w), &k, (ho, wo), &mut col, true);
+            prop_assert_eq!(m, got.iter().fold(0.0f64, |a, v| a.max(v.abs())));
+            for (a, b) in r.iter().zip(&got) {
+                prop_assert_eq!(*a, b.max(0.0));
+            }
+            // The f32 kernel (AVX2 + FMA where enabled) against the f64 reference.
+            let mut kf = ConvK {
+                weight: k.weight.iter().map(|&v| v as f32).collect(),
+                bias: k.bias.as_ref().map(|b| b.iter().map(|&v| v as f32).collect()),
+                cout, cin: c, kh, kw, strides: [s, s], pads: [p, p, q, q], dilations: [d, d], groups: g,
+                packed: Vec::new(),
+            };
+            kf.pack();
+            let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let mut colf = Vec::new();
+            let (gf, _) = conv(&xf, (c, h, w), &kf, (ho, wo), &mut colf, false);
+            for (a, b) in gf.iter().zip(&want) {
+                prop_assert!((f64::from(*a) - b).abs() < 1e-5, "{} vs {}", a, b);
             }
         }
 
