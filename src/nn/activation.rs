@@ -17,9 +17,10 @@ use std::collections::BTreeMap;
 
 use crate::poly::CompositePoly;
 
+use super::gemm::{composite_odd_chunk, POLY_CHUNK};
 use super::ir::NodeId;
 
-const CHUNK: usize = 32;
+const CHUNK: usize = POLY_CHUNK;
 
 /// The composite sign polynomial p_α in f64, ready for batched evaluation.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,62 +46,49 @@ impl SignKernel {
     }
 
     /// p_α(u) for every element, in place.
-    #[expect(
-        clippy::indexing_slicing,
-        reason = "fixed-size chunk arrays, indices < CHUNK"
-    )]
     pub fn sign_in_place(&self, u: &mut [f64]) {
         for chunk in u.chunks_mut(CHUNK) {
             let len = chunk.len();
             let mut y = [0.0f64; CHUNK];
-            y[..len].copy_from_slice(chunk);
-            for c in &self.comps {
-                let mut u2 = [0.0f64; CHUNK];
-                for i in 0..CHUNK {
-                    u2[i] = y[i] * y[i];
-                }
-                let Some((&last, rest)) = c.split_last() else {
-                    continue;
-                };
-                let mut acc = [last; CHUNK];
-                for &cj in rest.iter().rev() {
-                    for i in 0..CHUNK {
-                        acc[i] = acc[i].mul_add(u2[i], cj);
-                    }
-                }
-                for i in 0..CHUNK {
-                    y[i] *= acc[i];
-                }
+            if let Some(y) = y.get_mut(..len) {
+                y.copy_from_slice(chunk);
             }
-            chunk.copy_from_slice(&y[..len]);
+            composite_odd_chunk(&mut y, &self.comps);
+            if let Some(y) = y.get(..len) {
+                chunk.copy_from_slice(y);
+            }
         }
     }
 
     /// r̃_α(x) = B·r_α(x/B) = (x + x·p_α(x/B))/2 in place; returns how many |x| > B.
-    #[expect(
-        clippy::indexing_slicing,
-        reason = "fixed-size chunk arrays, indices < CHUNK"
-    )]
     pub fn relu_in_place<T: super::Real>(&self, x: &mut [T], b: f64) -> u64 {
+        self.relu_in_place_stats(x, b).0
+    }
+
+    /// [`SignKernel::relu_in_place`], also returning the largest |x| of the inputs (NaN
+    /// ignored): `(count of |x| > B, max |x|)`.
+    pub fn relu_in_place_stats<T: super::Real>(&self, x: &mut [T], b: f64) -> (u64, f64) {
         let mut outside = 0u64;
+        let mut m = 0.0f64;
         let inv = 1.0 / b;
         for chunk in x.chunks_mut(CHUNK) {
-            let len = chunk.len();
             let mut xs = [0.0f64; CHUNK];
             for (d, s) in xs.iter_mut().zip(chunk.iter()) {
                 *d = s.to_f64();
             }
-            outside += xs[..len].iter().filter(|v| v.abs() > b).count() as u64;
-            let mut u = [0.0f64; CHUNK];
-            for i in 0..CHUNK {
-                u[i] = xs[i] * inv;
+            // Padding lanes hold 0, which is neither outside nor above the maximum.
+            for v in &xs {
+                let a = v.abs();
+                outside += u64::from(a > b);
+                m = m.max(a);
             }
-            self.sign_in_place(&mut u);
+            let mut u = xs.map(|v| v * inv);
+            composite_odd_chunk(&mut u, &self.comps);
             for (d, (xv, p)) in chunk.iter_mut().zip(xs.iter().zip(u.iter())) {
                 *d = T::from_f64(0.5 * xv.mul_add(*p, *xv));
             }
         }
-        outside
+        (outside, m)
     }
 
     /// m_α(a, b) = ((a + b) + (a − b)·p_α(a − b))/2 elementwise: `a ← m_α(a, b)`.

@@ -478,17 +478,21 @@ impl<T: Real> Engine<T> {
                     x0
                 }
                 (Op::Relu, _) => {
-                    let m = x0.iter().fold(0.0f64, |a, v| a.max(v.to_f64().abs()));
-                    let e = stats.max_abs.entry(i).or_insert(0.0);
-                    *e = e.max(m);
-                    match policy {
-                        ActivationPolicy::Exact => ops::relu(&mut x0),
+                    let m = match policy {
+                        ActivationPolicy::Exact => {
+                            let m = x0.iter().fold(0.0f64, |a, v| a.max(v.to_f64().abs()));
+                            ops::relu(&mut x0);
+                            m
+                        }
                         ActivationPolicy::Approx { sign, ranges } => {
                             let b = ranges.get(&i).copied().unwrap_or(f64::NAN);
-                            let n = sign.relu_in_place(&mut x0, b);
+                            let (n, m) = sign.relu_in_place_stats(&mut x0, b);
                             *stats.out_of_range.entry(i).or_insert(0) += n;
+                            m
                         }
-                    }
+                    };
+                    let e = stats.max_abs.entry(i).or_insert(0.0);
+                    *e = e.max(m);
                     x0
                 }
                 (Op::MaxPool(p), _) => {
