@@ -68,8 +68,16 @@ impl SignKernel {
     /// [`SignKernel::relu_in_place`], also returning the largest |x| of the inputs (NaN
     /// ignored): `(count of |x| > B, max |x|)`.
     pub fn relu_in_place_stats<T: super::Real>(&self, x: &mut [T], b: f64) -> (u64, f64) {
-        let mut outside = 0u64;
-        let mut m = 0.0f64;
+        T::relu_poly(self, x, b)
+    }
+
+    /// The portable loop behind [`SignKernel::relu_in_place_stats`] (f64 engines, and f32
+    /// without AVX2 + FMA).
+    pub(crate) fn relu_poly_portable<T: super::Real>(&self, x: &mut [T], b: f64) -> (u64, f64) {
+        // Four lanes of counts and maxima (a select-based max, NaN ignored), so that the
+        // compiler keeps them in one vector register each; max is exact in any order.
+        let mut outside = [0u64; 4];
+        let mut m = [0.0f64; 4];
         let inv = 1.0 / b;
         for chunk in x.chunks_mut(CHUNK) {
             let mut xs = [0.0f64; CHUNK];
@@ -77,18 +85,23 @@ impl SignKernel {
                 *d = s.to_f64();
             }
             // Padding lanes hold 0, which is neither outside nor above the maximum.
-            for v in &xs {
-                let a = v.abs();
-                outside += u64::from(a > b);
-                m = m.max(a);
+            for q in xs.chunks_exact(4) {
+                for ((o, ml), v) in outside.iter_mut().zip(m.iter_mut()).zip(q) {
+                    let a = v.abs();
+                    *o += u64::from(a > b);
+                    *ml = if a > *ml { a } else { *ml };
+                }
             }
-            let mut u = xs.map(|v| v * inv);
+            let mut u = [0.0f64; CHUNK];
+            for (u, v) in u.iter_mut().zip(&xs) {
+                *u = v * inv;
+            }
             composite_odd_chunk(&mut u, &self.comps);
             for (d, (xv, p)) in chunk.iter_mut().zip(xs.iter().zip(u.iter())) {
                 *d = T::from_f64(0.5 * xv.mul_add(*p, *xv));
             }
         }
-        (outside, m)
+        (outside.iter().sum(), m.iter().fold(0.0, |a, &v| a.max(v)))
     }
 
     /// m_α(a, b) = ((a + b) + (a − b)·p_α(a − b))/2 elementwise: `a ← m_α(a, b)`.
@@ -208,6 +221,28 @@ mod tests {
                 let want = b * (u + u * c.eval_f64(u)) / 2.0;
                 prop_assert!((a - want).abs() <= 1e-12 * b, "{} vs {}", a, want);
             }
+        }
+
+        #[test]
+        fn f32_relu_kernel_matches_portable_bit_for_bit(
+            xs in prop::collection::vec(-40.0f32..40.0, 0..100), nan_at in 0usize..120, b in 1.0f64..30.0,
+        ) {
+            // The dispatched f32 kernel (AVX2 + FMA here) against the portable loop: same
+            // outputs bit for bit, same out-of-range count, same max |x| (NaN ignored).
+            let k = SignKernel::new(4, &classic(6));
+            let mut a = xs.clone();
+            if let Some(v) = a.get_mut(nan_at) {
+                *v = f32::NAN;
+            }
+            let mut p = a.clone();
+            let (na, ma) = k.relu_in_place_stats(&mut a, b);
+            let (np, mp) = k.relu_poly_portable(&mut p, b);
+            prop_assert_eq!(na, np);
+            prop_assert_eq!(ma, mp);
+            prop_assert_eq!(a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), p.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+            let finite: Vec<f32> = xs.iter().enumerate().filter(|&(i, _)| i != nan_at).map(|(_, &v)| v).collect();
+            prop_assert_eq!(na as usize, finite.iter().filter(|v| f64::from(v.abs()) > b).count());
+            prop_assert_eq!(ma, finite.iter().fold(0.0f64, |m, v| m.max(f64::from(v.abs()))));
         }
 
         #[test]

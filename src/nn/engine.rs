@@ -57,6 +57,11 @@ pub trait Real:
         w: &[Self],
         acc: &mut [[Self; super::gemm::CO_TILE]; super::gemm::PX_TILE],
     ) -> bool;
+    /// r̃_α in place with statistics (see `SignKernel::relu_in_place_stats`).
+    #[doc(hidden)]
+    fn relu_poly(sign: &super::SignKernel, x: &mut [Self], b: f64) -> (u64, f64) {
+        sign.relu_poly_portable(x, b)
+    }
     /// Name for reports.
     const NAME: &'static str;
 }
@@ -99,6 +104,14 @@ impl Real for f32 {
         acc: &mut [[Self; super::gemm::CO_TILE]; super::gemm::PX_TILE],
     ) -> bool {
         super::gemm::conv_tile_f32(x, pix, taps, w, acc)
+    }
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    fn relu_poly(sign: &super::SignKernel, x: &mut [Self], b: f64) -> (u64, f64) {
+        super::gemm::relu_poly_f32(x, b, sign.components())
     }
 }
 

@@ -259,14 +259,26 @@ pub(crate) const POLY_CHUNK: usize = 32;
 /// multiply-add, highest coefficient first) — the same operations in the same order on
 /// every code path, so the same bits.
 pub(crate) fn composite_odd_chunk(y: &mut [f64; POLY_CHUNK], comps: &[Vec<f64>]) {
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
     composite_odd_chunk_avx(y, comps);
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma")))]
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    )))]
     composite_odd_chunk_portable(y, comps);
 }
 
 #[cfg_attr(
-    all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"),
+    all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ),
     allow(dead_code)
 )]
 fn composite_odd_chunk_portable(y: &mut [f64; POLY_CHUNK], comps: &[Vec<f64>]) {
@@ -292,11 +304,15 @@ fn composite_odd_chunk_portable(y: &mut [f64; POLY_CHUNK], comps: &[Vec<f64>]) {
 
 /// AVX2 + FMA version of [`composite_odd_chunk`]: eight independent 4-lane Horner chains
 /// kept in registers across the coefficient loop (y² read from memory as the FMA operand).
-#[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+#[inline]
 fn composite_odd_chunk_avx(y: &mut [f64; POLY_CHUNK], comps: &[Vec<f64>]) {
     use std::arch::x86_64::{
-        __m256d, _mm256_fmadd_pd, _mm256_loadu_pd, _mm256_mul_pd, _mm256_set1_pd,
-        _mm256_storeu_pd,
+        __m256d, _mm256_fmadd_pd, _mm256_loadu_pd, _mm256_mul_pd, _mm256_set1_pd, _mm256_storeu_pd,
     };
     let p = y.as_mut_ptr();
     // SAFETY: `y` has 32 = 8·4 f64 values; lane group g reads and writes `p + 4g .. p + 4g + 4`
@@ -349,6 +365,81 @@ fn composite_odd_chunk_avx(y: &mut [f64; POLY_CHUNK], comps: &[Vec<f64>]) {
             _mm256_storeu_pd(p.add(4 * g), v);
         }
     }
+}
+
+/// r̃_α(x) = (x + x·p(x/B))/2 in place over f32 values, evaluated in f64 (see
+/// `SignKernel::relu_in_place_stats`, whose portable loop this is the AVX2 + FMA version of:
+/// same operations, same order, same bits). Returns (count of |x| > B, max |x|, NaN ignored).
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+pub(crate) fn relu_poly_f32(x: &mut [f32], b: f64, comps: &[Vec<f64>]) -> (u64, f64) {
+    use std::arch::x86_64::{
+        _mm256_andnot_pd, _mm256_castpd_si256, _mm256_cmp_pd, _mm256_cvtpd_ps, _mm256_cvtps_pd,
+        _mm256_fmadd_pd, _mm256_loadu_pd, _mm256_max_pd, _mm256_mul_pd, _mm256_set1_pd,
+        _mm256_setzero_pd, _mm256_setzero_si256, _mm256_storeu_pd, _mm256_storeu_si256,
+        _mm256_sub_epi64, _mm_loadu_ps, _mm_storeu_ps, _CMP_GT_OQ,
+    };
+    let inv = 1.0 / b;
+    let mut count = [0u64; 4];
+    let mut maxv = [0.0f64; 4];
+    // SAFETY: every chunk has `len ≤ 32` values; full chunks load and store f32 groups
+    // `4g .. 4g + 4` for g < 8 of the chunk, partial chunks go through the local array `xs`
+    // (copied in and out with safe slices). `xs` and `u` are local `[f64; 32]` arrays accessed
+    // at `4g .. 4g + 4`, g < 8. AVX2 and FMA are enabled at compile time (cfg above).
+    unsafe {
+        let (bv, invv, half) = (_mm256_set1_pd(b), _mm256_set1_pd(inv), _mm256_set1_pd(0.5));
+        let sign = _mm256_set1_pd(-0.0);
+        let mut cnt = _mm256_setzero_si256();
+        let mut m = _mm256_setzero_pd();
+        let mut xs = [0.0f64; POLY_CHUNK];
+        let mut u = [0.0f64; POLY_CHUNK];
+        for chunk in x.chunks_mut(POLY_CHUNK) {
+            let full = chunk.len() == POLY_CHUNK;
+            if full {
+                for g in 0..8 {
+                    let v = _mm256_cvtps_pd(_mm_loadu_ps(chunk.as_ptr().add(4 * g)));
+                    _mm256_storeu_pd(xs.as_mut_ptr().add(4 * g), v);
+                }
+            } else {
+                xs = [0.0; POLY_CHUNK];
+                for (d, s) in xs.iter_mut().zip(chunk.iter()) {
+                    *d = f64::from(*s);
+                }
+            }
+            for g in 0..8 {
+                let v = _mm256_loadu_pd(xs.as_ptr().add(4 * g));
+                let a = _mm256_andnot_pd(sign, v);
+                // All-ones (−1 as i64) where |x| > B; padding lanes are 0.
+                cnt =
+                    _mm256_sub_epi64(cnt, _mm256_castpd_si256(_mm256_cmp_pd::<_CMP_GT_OQ>(a, bv)));
+                // max(a, m) = a > m ? a : m, so a NaN `a` leaves m unchanged.
+                m = _mm256_max_pd(a, m);
+                _mm256_storeu_pd(u.as_mut_ptr().add(4 * g), _mm256_mul_pd(v, invv));
+            }
+            composite_odd_chunk_avx(&mut u, comps);
+            if full {
+                for g in 0..8 {
+                    let v = _mm256_loadu_pd(xs.as_ptr().add(4 * g));
+                    let p = _mm256_loadu_pd(u.as_ptr().add(4 * g));
+                    let r = _mm256_mul_pd(half, _mm256_fmadd_pd(v, p, v));
+                    _mm_storeu_ps(chunk.as_mut_ptr().add(4 * g), _mm256_cvtpd_ps(r));
+                }
+            } else {
+                for (d, (v, p)) in chunk.iter_mut().zip(xs.iter().zip(u.iter())) {
+                    #[expect(clippy::cast_possible_truncation, reason = "rounding to f32")]
+                    {
+                        *d = (0.5 * v.mul_add(*p, *v)) as f32;
+                    }
+                }
+            }
+        }
+        _mm256_storeu_si256(count.as_mut_ptr().cast(), cnt);
+        _mm256_storeu_pd(maxv.as_mut_ptr(), m);
+    }
+    (count.iter().sum(), maxv.iter().fold(0.0, |a, &v| a.max(v)))
 }
 
 #[cfg(test)]
@@ -405,7 +496,9 @@ mod tests {
         for _ in 0..50 {
             let mut y = [0.0f64; POLY_CHUNK];
             for v in &mut y {
-                r = r.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                r = r
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 *v = ((r >> 11) as f64 / (1u64 << 53) as f64) * 2.4 - 1.2;
             }
             let mut a = y;
