@@ -496,6 +496,75 @@ fn accuracy(model: &Path, data: &Path) -> (usize, usize) {
     (correct, d.len())
 }
 
+/// Issue #4 (engine throughput): the direct convolution, the folded batch norms, the fused
+/// ReLU and the vectorised r̃_α keep every output and every run statistic bit-for-bit the same
+/// with 1 and 2 rayon threads and between `run_batch` and per-image `run`, for the exact
+/// network and for α = 12 (f32 and f64 engines).
+#[test]
+fn engine_results_do_not_depend_on_thread_count() {
+    let Some(s) = shared() else { return };
+    let net = Arc::new(import_onnx(&s.join("models/resnet20_cifar10.onnx")).unwrap());
+    let d = Dataset::open(&s.join("data/cifar10/test_first20.bin"), None).unwrap();
+    let sign = polycert::remez::table1_sign(12).unwrap();
+    // B = 8 leaves some ReLU inputs of this model outside [−B, B] (README: even B = 10 does),
+    // so the out-of-range counts are exercised too.
+    let ranges = net
+        .activation_nodes()
+        .into_iter()
+        .map(|id| (id, 8.0))
+        .collect();
+    let approx = ActivationPolicy::Approx {
+        sign: polycert::nn::SignKernel::new(12, sign.poly()),
+        ranges,
+    };
+    fn check<T: polycert::nn::Real>(e: &Engine<T>, d: &Dataset, approx: &ActivationPolicy) {
+        let xs: Vec<Vec<T>> = (0..12)
+            .map(|i| {
+                let mut x = Vec::new();
+                e.network()
+                    .preprocess
+                    .apply(d.image(i).unwrap(), d.shape[0], &mut x);
+                x
+            })
+            .collect();
+        for policy in [&ActivationPolicy::Exact, approx] {
+            let runs: Vec<_> = [1, 2]
+                .into_iter()
+                .map(|t| {
+                    rayon::ThreadPoolBuilder::new()
+                        .num_threads(t)
+                        .build()
+                        .unwrap()
+                        .install(|| e.run_batch(&xs, policy).unwrap())
+                })
+                .collect();
+            let bits = |ys: &[Vec<T>]| -> Vec<Vec<u64>> {
+                ys.iter()
+                    .map(|y| y.iter().map(|v| v.to_f64().to_bits()).collect())
+                    .collect()
+            };
+            assert_eq!(bits(&runs[0].0), bits(&runs[1].0), "{}", T::NAME);
+            assert_eq!(runs[0].1, runs[1].1, "{}", T::NAME);
+            let mut st = RunStats::default();
+            let single: Vec<Vec<T>> = xs
+                .iter()
+                .map(|x| e.run(x, policy, &mut st).unwrap())
+                .collect();
+            assert_eq!(bits(&single), bits(&runs[0].0), "{}", T::NAME);
+            assert_eq!(st, runs[0].1, "{}", T::NAME);
+            assert_eq!(st.max_abs.len(), e.network().activation_nodes().len());
+            if matches!(policy, ActivationPolicy::Approx { .. }) {
+                assert!(
+                    st.out_of_range.values().sum::<u64>() > 0,
+                    "B = 8 should leave inputs outside"
+                );
+            }
+        }
+    }
+    check::<f32>(&Engine::new(Arc::clone(&net)), &d, &approx);
+    check::<f64>(&Engine::new(net), &d, &approx);
+}
+
 /// README (shared/models): first-20 accuracies 20/20, 19/20, 20/20, 20/20.
 #[test]
 fn shared_models_first20_accuracy_matches_readme() {
