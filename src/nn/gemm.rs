@@ -370,12 +370,123 @@ fn composite_odd_chunk_avx(y: &mut [f64; POLY_CHUNK], comps: &[Vec<f64>]) {
 /// r̃_α(x) = (x + x·p(x/B))/2 in place over f32 values, evaluated in f64 (see
 /// `SignKernel::relu_in_place_stats`, whose portable loop this is the AVX2 + FMA version of:
 /// same operations, same order, same bits). Returns (count of |x| > B, max |x|, NaN ignored).
+///
+/// Dispatches at run time to an AVX-512 version where the CPU has AVX-512F (same operations
+/// per lane, so the same bits; 8-lane registers and 32 of them halve the instruction count).
 #[cfg(all(
     target_arch = "x86_64",
     target_feature = "avx2",
     target_feature = "fma"
 ))]
 pub(crate) fn relu_poly_f32(x: &mut [f32], b: f64, comps: &[Vec<f64>]) -> (u64, f64) {
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports AVX-512F (checked on the line above), the only feature
+        // `relu_poly_f32_avx512` enables beyond the compile-time ones.
+        unsafe { relu_poly_f32_avx512(x, b, comps) }
+    } else {
+        relu_poly_f32_avx2(x, b, comps)
+    }
+}
+
+/// AVX-512F version of [`relu_poly_f32`]: chunks of 64 values, eight 8-lane f64 vectors, the
+/// Horner chains of each component in registers.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+#[target_feature(enable = "avx512f")]
+fn relu_poly_f32_avx512(x: &mut [f32], b: f64, comps: &[Vec<f64>]) -> (u64, f64) {
+    use std::arch::x86_64::{
+        _mm256_loadu_ps, _mm256_storeu_ps, _mm512_abs_pd, _mm512_cmp_pd_mask, _mm512_cvtpd_ps,
+        _mm512_cvtps_pd, _mm512_fmadd_pd, _mm512_loadu_pd, _mm512_max_pd, _mm512_mul_pd,
+        _mm512_set1_pd, _mm512_setzero_pd, _mm512_storeu_pd, _CMP_GT_OQ,
+    };
+    const C: usize = 64;
+    const G: usize = C / 8;
+    let inv = 1.0 / b;
+    let mut count = 0u64;
+    let mut maxv = [0.0f64; 8];
+    let (bv, invv, half) = (_mm512_set1_pd(b), _mm512_set1_pd(inv), _mm512_set1_pd(0.5));
+    let mut m = _mm512_setzero_pd();
+    let mut buf = [0.0f64; C];
+    for chunk in x.chunks_mut(C) {
+        let full = chunk.len() == C;
+        let mut xv = [_mm512_setzero_pd(); G];
+        // SAFETY: a full chunk has 64 f32 values, read and written in groups `8g .. 8g + 8`,
+        // g < 8; a partial chunk goes through the local `[f64; 64]` array `buf`, read and
+        // written at `8g .. 8g + 8`, g < 8 (copied from and to the chunk with safe slices).
+        unsafe {
+            if full {
+                for (g, v) in xv.iter_mut().enumerate() {
+                    *v = _mm512_cvtps_pd(_mm256_loadu_ps(chunk.as_ptr().add(8 * g)));
+                }
+            } else {
+                buf = [0.0; C];
+                for (d, s) in buf.iter_mut().zip(chunk.iter()) {
+                    *d = f64::from(*s);
+                }
+                for (g, v) in xv.iter_mut().enumerate() {
+                    *v = _mm512_loadu_pd(buf.as_ptr().add(8 * g));
+                }
+            }
+        }
+        let mut y = [_mm512_setzero_pd(); G];
+        for (y, &v) in y.iter_mut().zip(&xv) {
+            let a = _mm512_abs_pd(v);
+            // Padding lanes are 0: neither outside nor above the maximum.
+            count += u64::from(_mm512_cmp_pd_mask::<_CMP_GT_OQ>(a, bv).count_ones());
+            // max(a, m) = a > m ? a : m, so a NaN `a` leaves m unchanged.
+            m = _mm512_max_pd(a, m);
+            *y = _mm512_mul_pd(v, invv);
+        }
+        for c in comps {
+            let Some((&last, rest)) = c.split_last() else {
+                continue;
+            };
+            let t = y.map(|v| _mm512_mul_pd(v, v));
+            let mut a = [_mm512_set1_pd(last); G];
+            for &cj in rest.iter().rev() {
+                let cv = _mm512_set1_pd(cj);
+                for (a, t) in a.iter_mut().zip(&t) {
+                    *a = _mm512_fmadd_pd(*a, *t, cv);
+                }
+            }
+            for (y, a) in y.iter_mut().zip(&a) {
+                *y = _mm512_mul_pd(*y, *a);
+            }
+        }
+        // SAFETY: as above (groups `8g .. 8g + 8`, g < 8, of the full chunk or of `buf`).
+        unsafe {
+            for (g, (&v, &p)) in xv.iter().zip(&y).enumerate() {
+                let r = _mm512_mul_pd(half, _mm512_fmadd_pd(v, p, v));
+                if full {
+                    _mm256_storeu_ps(chunk.as_mut_ptr().add(8 * g), _mm512_cvtpd_ps(r));
+                } else {
+                    _mm512_storeu_pd(buf.as_mut_ptr().add(8 * g), r);
+                }
+            }
+            _mm512_storeu_pd(maxv.as_mut_ptr(), m);
+        }
+        if !full {
+            for (d, v) in chunk.iter_mut().zip(&buf) {
+                #[expect(clippy::cast_possible_truncation, reason = "rounding to f32")]
+                {
+                    *d = *v as f32;
+                }
+            }
+        }
+    }
+    (count, maxv.iter().fold(0.0, |a, &v| a.max(v)))
+}
+
+/// AVX2 + FMA version of [`relu_poly_f32`].
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+fn relu_poly_f32_avx2(x: &mut [f32], b: f64, comps: &[Vec<f64>]) -> (u64, f64) {
     use std::arch::x86_64::{
         _mm256_andnot_pd, _mm256_castpd_si256, _mm256_cmp_pd, _mm256_cvtpd_ps, _mm256_cvtps_pd,
         _mm256_fmadd_pd, _mm256_loadu_pd, _mm256_max_pd, _mm256_mul_pd, _mm256_set1_pd,
