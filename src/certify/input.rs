@@ -59,7 +59,7 @@ pub fn read_coeff_files(
                 format!("{t:?} is not a degree; expected an odd integer 1..=1023"),
             )
         })?;
-        if d % 2 == 0 || d > 1023 {
+        if d.is_multiple_of(2) || d > 1023 {
             return Err(input_err(
                 deg_file,
                 i + 1,

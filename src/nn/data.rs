@@ -196,7 +196,7 @@ impl Dataset {
     /// [`NnError::Data`] when the length is not a positive multiple of 3073 or a label is
     /// outside 0..=9.
     pub fn from_cifar_bytes(path: &Path, bytes: &[u8]) -> Result<Self, NnError> {
-        if bytes.is_empty() || bytes.len() % CIFAR_RECORD != 0 {
+        if bytes.is_empty() || !bytes.len().is_multiple_of(CIFAR_RECORD) {
             return Err(NnError::Data {
                 path: path.into(),
                 reason: format!(

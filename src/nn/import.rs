@@ -216,7 +216,7 @@ impl Const {
             data_type::DOUBLE | data_type::INT64 => 8,
             _ => 4,
         };
-        if raw.len() % width != 0 {
+        if !raw.len().is_multiple_of(width) {
             return Err(bad(format!(
                 "raw_data has {} bytes, not a multiple of the element size {width}",
                 raw.len()
@@ -1182,7 +1182,7 @@ fn reshape_target(ctx: &Ctx<'_>, target: &[i64], s: &Shape) -> Result<Shape, NnE
     }
     let known: usize = out.iter().product();
     if let Some(i) = infer {
-        if known == 0 || s.numel() % known != 0 {
+        if known == 0 || !s.numel().is_multiple_of(known) {
             return Err(ctx.bad(format!("cannot reshape {s} to {target:?}")));
         }
         if let Some(o) = out.get_mut(i) {
