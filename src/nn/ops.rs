@@ -99,7 +99,9 @@ pub(crate) fn conv<T: Real>(
     };
     let [sh, sw] = k.strides;
     let [dh, dw] = k.dilations;
-    let mut m = T::ZERO;
+    // One running max |pre-activation| per pixel lane (independent chains; max is exact in
+    // any order, NaN ignored by the `>` test).
+    let mut mp = [T::ZERO; PX_TILE];
     let mut acc = [[T::ZERO; CO_TILE]; PX_TILE];
     for gi in 0..g {
         let mut off = Vec::with_capacity(kk);
@@ -128,15 +130,15 @@ pub(crate) fn conv<T: Real>(
                     for ci in 0..nco {
                         let row = &mut out[(co0 + ci) * hw + q..(co0 + ci) * hw + q + np];
                         let bv = bias.map(|b| b[ci]);
-                        for (o, a) in row.iter_mut().zip(&acc) {
+                        for (o, (a, m)) in row.iter_mut().zip(acc.iter().zip(&mut mp)) {
                             let v = match bv {
                                 Some(bv) => a[ci] + bv,
                                 None => a[ci],
                             };
                             if relu {
                                 let av = if v < T::ZERO { T::ZERO - v } else { v };
-                                if av > m {
-                                    m = av;
+                                if av > *m {
+                                    *m = av;
                                 }
                                 *o = if v < T::ZERO { T::ZERO } else { v };
                             } else {
@@ -149,7 +151,8 @@ pub(crate) fn conv<T: Real>(
             }
         }
     }
-    (out, m.to_f64())
+    let m = mp.iter().fold(0.0f64, |a, v| a.max(v.to_f64()));
+    (out, m)
 }
 
 /// y = x·scale_c + shift_c per channel, in place.
