@@ -1,7 +1,8 @@
 //! Throughput of the plaintext engine (images/s): ResNet-20 on the first 100 images of the
 //! CIFAR-10 JPEG test file, exact and with α = 14 polynomial activations (B per layer from a
 //! calibration pass on the same images). Compare with `benches/compare/onnxruntime_resnet20.py`
-//! run with the same thread count (RAYON_NUM_THREADS / --threads).
+//! run with the same thread count (RAYON_NUM_THREADS / --threads);
+//! `benches/compare/resnet20_side_by_side.sh` runs both back to back and prints the ratios.
 #![allow(missing_docs)] // criterion_group! generates an undocumented function
 
 use std::path::PathBuf;

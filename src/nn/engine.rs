@@ -1,6 +1,12 @@
 //! The plaintext engine: runs a [`Network`] on one image at a time in f32 or f64, with rayon
-//! across the images of a batch (each worker keeps its own buffers; no batch-sized tensors, so
-//! memory stays flat however many images stream through).
+//! across the images of a batch (no batch-sized tensors, so memory stays flat however many
+//! images stream through).
+//!
+//! Convolutions run directly (no im2col) through the tile kernel of `gemm`; a batch norm right
+//! after a convolution is folded into its weights and bias when the engine is built, and under
+//! the exact policy a ReLU right after it is applied in the convolution's output pass. Every
+//! output value is one fused multiply-add chain in a fixed order, so results are bit-for-bit
+//! the same whatever the thread count or the batch composition.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
