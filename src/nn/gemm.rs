@@ -641,4 +641,53 @@ mod tests {
             }
         }
     }
+
+    /// Both f32 r̃_α kernels (AVX2 always, AVX-512F where the CPU has it) against a scalar
+    /// evaluation: same bits, same out-of-range count, same max |x| (NaN ignored), on a
+    /// length that leaves partial chunks for both.
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    #[test]
+    fn f32_relu_kernels_match_scalar_bit_for_bit() {
+        let comps: Vec<Vec<f64>> = vec![vec![1.5, -0.5], vec![3.1, -7.3, 9.25, -4.4, 0.75]];
+        let b = 2.0f64;
+        let mut r = 777u64;
+        let mut xs: Vec<f32> = (0..203)
+            .map(|_| {
+                r = r
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((r >> 40) as f32 / (1u64 << 24) as f32) * 6.0 - 3.0
+            })
+            .collect();
+        xs[17] = f32::NAN;
+        xs[130] = f32::NAN;
+        let mut want = xs.clone();
+        let (mut n, mut m) = (0u64, 0.0f64);
+        for v in &mut want {
+            let x = f64::from(*v);
+            n += u64::from(x.abs() > b);
+            m = m.max(x.abs());
+            let mut y = x * (1.0 / b);
+            for c in &comps {
+                let t = y * y;
+                let (&last, rest) = c.split_last().unwrap();
+                y *= rest.iter().rev().fold(last, |a, &cj| a.mul_add(t, cj));
+            }
+            *v = (0.5 * x.mul_add(y, x)) as f32;
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let mut a = xs.clone();
+        assert_eq!(relu_poly_f32_avx2(&mut a, b, &comps), (n, m));
+        assert_eq!(bits(&a), bits(&want));
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            let mut c = xs.clone();
+            // SAFETY: AVX-512F detected on the line above.
+            assert_eq!(unsafe { relu_poly_f32_avx512(&mut c, b, &comps) }, (n, m));
+            assert_eq!(bits(&c), bits(&want));
+        }
+    }
 }
