@@ -28,17 +28,23 @@ pub struct BoundArgs {
     /// Per-input bounds, measured errors and certified-unchanged predictions on the data.
     #[arg(long)]
     pub per_input: bool,
-    /// Use only the first K images of the data.
+    /// Use only K images of the data (the first K, or with `--evenly` K spread over the file).
     #[arg(long)]
     pub limit: Option<usize>,
+    /// With `--limit`: take the images spread evenly over the file (for files sorted by
+    /// class, like the CIFAR-10 JPEG copy) instead of the first ones.
+    #[arg(long)]
+    pub evenly: bool,
     /// Approximation range: `auto` (calibrated on the data or --calib) or a fixed B > 0.
     #[arg(long, default_value = "auto")]
     pub b: String,
     /// With `--b auto`: one B per layer or one per network.
     #[arg(long, value_parser = ["layer", "network"], default_value = "layer")]
     pub b_scope: String,
-    /// With `--b auto`: multiply the calibrated max |input| by this factor (≥ 1).
-    #[arg(long, default_value_t = 1.0)]
+    /// With `--b auto`: multiply the calibrated max |input| by this factor (≥ 1). The
+    /// default 1.1 is `polycert eval`'s: with 1.0 the image attaining the calibrated max has
+    /// no slack at all, and F^α inputs drift just past B.
+    #[arg(long, default_value_t = 1.1)]
     pub margin: f64,
     /// Calibration data (default: the data).
     #[arg(long)]
@@ -141,6 +147,7 @@ pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
             calib_limit: a.calib_limit,
             data,
             limit: a.limit,
+            evenly: a.evenly,
             per_input: a.per_input,
         };
         if let Some(e) = a.target_error {
