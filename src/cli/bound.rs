@@ -28,9 +28,10 @@ pub struct BoundArgs {
     /// Per-input bounds, measured errors and certified-unchanged predictions on the data.
     #[arg(long)]
     pub per_input: bool,
-    /// Use only K images of the data (the first K, or with `--evenly` K spread over the file).
+    /// Use only K images of the data (the first K, or with `--evenly` K spread over the file);
+    /// one for all models, or one per model.
     #[arg(long)]
-    pub limit: Option<usize>,
+    pub limit: Vec<usize>,
     /// With `--limit`: take the images spread evenly over the file (for files sorted by
     /// class, like the CIFAR-10 JPEG copy) instead of the first ones.
     #[arg(long)]
@@ -125,6 +126,13 @@ pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
             a.model.len()
         );
     }
+    if !(a.limit.len() <= 1 || a.limit.len() == a.model.len()) {
+        bail!(
+            "{} --limit values for {} --model files: give one for all models or one per model",
+            a.limit.len(),
+            a.model.len()
+        );
+    }
     let progress = |stage: &str, done: usize, total: usize| {
         if !quiet {
             if total == 0 {
@@ -146,7 +154,7 @@ pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
             calib: a.calib.clone(),
             calib_limit: a.calib_limit,
             data,
-            limit: a.limit,
+            limit: a.limit.get(i).or(a.limit.first()).copied(),
             evenly: a.evenly,
             per_input: a.per_input,
         };
