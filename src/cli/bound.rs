@@ -102,6 +102,14 @@ fn write(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// The command line as typed (minus the binary path), quoted in the report.
+fn command() -> String {
+    std::iter::once("polycert".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Handle `polycert bound`.
 pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let alphas = parse_alphas(&a.alpha)?;
@@ -166,6 +174,20 @@ pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
         }
         progress(&format!("model {}", model.display()), 0, 0);
         reports.push(bound_report(&cfg, &progress)?);
+        // Long runs: the models done so far go to `<file>.partial` until the last one.
+        if i + 1 < a.model.len() {
+            let partial = |p: &std::path::Path| {
+                let mut s = p.as_os_str().to_owned();
+                s.push(".partial");
+                PathBuf::from(s)
+            };
+            if let Some(p) = &a.out_json {
+                write(&partial(p), &(serde_json::to_string_pretty(&reports)? + "\n"))?;
+            }
+            if let Some(p) = &a.out_md {
+                write(&partial(p), &bounds_markdown(&reports, &command()))?;
+            }
+        }
     }
     if a.target_error.is_some() {
         let json = serde_json::to_string_pretty(&targets)? + "\n";
@@ -197,12 +219,7 @@ pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
         });
     }
     let json = serde_json::to_string_pretty(&reports)? + "\n";
-    // The command line as typed (minus the binary path), quoted in the report.
-    let command = std::iter::once("polycert".to_string())
-        .chain(std::env::args().skip(1))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let md = bounds_markdown(&reports, &command);
+    let md = bounds_markdown(&reports, &command());
     if let Some(p) = &a.out_json {
         write(p, &json)?;
     }
