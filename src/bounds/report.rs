@@ -676,10 +676,7 @@ fn diagnostic_markdown(alpha: u32, d: &DataStats) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "\nWhere the per-input certificate is lost at α = {alpha} (every number certified, from the outward-rounded per-input propagation; medians over images; \
-         *reached*: images in range at every earlier block; e: max_i e_i at the block output over the images also passing this block; \
-         slack: min_i (B − |ŷ_i| − r − e_i) over the block's activation inputs, < 0 fails; \
-         excess: max_i (r + e_i)/(B − |ŷ_i|), > 1 fails, the factor the bound would have to shrink by):\n"
+        "\nWhere the per-input certificate is lost at α = {alpha} (certified quantities; legend above):\n"
     );
     let _ = writeln!(
         s,
@@ -740,8 +737,12 @@ pub fn bounds_markdown(reports: &[BoundReport], command: &str) -> String {
         "- **first failing block** / **where the per-input certificate is lost**: the propagation of an image\n",
         "  stops at the first block whose range check fails (it gets no certificate; its measured error is\n",
         "  still computed); images that pass get exactly the full propagation's certificate. The per-block\n",
-        "  table gives, from these certified quantities, the bound e, the slack B − |ŷ| − r − e and the\n",
-        "  excess (r + e)/(B − |ŷ|) at the tightest activation input.\n",
+        "  tables (smallest and largest α) are computed from the certified per-input quantities, medians\n",
+        "  are lower medians over images: *reached* = images in range at every earlier block; *e* = max_i e_i\n",
+        "  at the block output, over the images also passing this block; *r* = the f64 forward-pass\n",
+        "  enclosure; *slack* = min_i (B − |ŷ_i| − r − e_i) over the block's activation inputs (< 0 fails);\n",
+        "  *excess* = max_i (r + e_i)/(B − |ŷ_i|) (> 1 fails: the factor by which the bound would have to\n",
+        "  shrink for the block to pass).\n",
         "- The polynomial errors are certified in exact arithmetic (`arith = exact`); the bounds are about\n",
         "  F^α computed exactly, the measured errors include the f64 evaluation of p_α.\n\n",
     ));
@@ -864,12 +865,16 @@ impl BoundReport {
                 }
             }
         }
-        if let Some((a, d)) = self
-            .alphas
-            .last()
-            .and_then(|a| a.data.as_ref().map(|d| (a.alpha, d)))
-        {
-            s.push_str(&diagnostic_markdown(a, d));
+        // The diagnostic at the smallest and the largest α.
+        let ends = match (self.alphas.first(), self.alphas.last()) {
+            (Some(f), Some(l)) if f.alpha != l.alpha => vec![f, l],
+            (_, Some(l)) => vec![l],
+            _ => Vec::new(),
+        };
+        for a in ends {
+            if let Some(d) = &a.data {
+                s.push_str(&diagnostic_markdown(a.alpha, d));
+            }
         }
         if let Some(a) = self.alphas.last() {
             let _ = writeln!(

@@ -182,7 +182,10 @@ pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
                 PathBuf::from(s)
             };
             if let Some(p) = &a.out_json {
-                write(&partial(p), &(serde_json::to_string_pretty(&reports)? + "\n"))?;
+                write(
+                    &partial(p),
+                    &(serde_json::to_string_pretty(&reports)? + "\n"),
+                )?;
             }
             if let Some(p) = &a.out_md {
                 write(&partial(p), &bounds_markdown(&reports, &command()))?;
