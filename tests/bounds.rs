@@ -632,7 +632,7 @@ fn shared_models_measured_le_per_input_le_global_quick() {
 }
 
 #[test]
-#[ignore = "slow (~1 min on 2 cores): every shared model, alpha 6..14, 100 CIFAR / 500 MNIST images"]
+#[ignore = "slow (~2 min on 2 cores): every shared model, alpha 6..14, 100 CIFAR (evenly spread) / 500 MNIST images"]
 fn shared_models_measured_le_per_input_le_global() {
     shared_models(100, 500, &[6, 7, 8, 9, 10, 11, 12, 13, 14]);
 }
@@ -685,6 +685,7 @@ fn cli_bound_mnist_json_and_target_error() {
             "--per-input",
             "--limit",
             "20",
+            "--evenly",
             "--json",
             "--proofs",
         ])
@@ -705,6 +706,15 @@ fn cli_bound_mnist_json_and_target_error() {
     assert_eq!(a["alpha"], 14);
     assert_eq!(a["data"]["images"], 20);
     assert!(a["global"]["blocks"].as_array().unwrap().len() == 5);
+    // The selection and the calibration set are stated; one diagnostic row per block.
+    let sel = v[0]["data_selection"].as_str().unwrap();
+    assert!(
+        sel.starts_with("20 of the 10000 images") && sel.contains("spread evenly"),
+        "{sel}"
+    );
+    assert_eq!(v[0]["calib_data"], "the same 20 images as the data");
+    assert_eq!(v[0]["range"]["PerLayer"]["margin"], 1.1);
+    assert_eq!(a["data"]["diagnostic"].as_array().unwrap().len(), 5);
     // --target-error: the bound decreases with α; the answer is the first α below E.
     let out = util::polycert()
         .args([
@@ -739,7 +749,18 @@ fn cli_bound_mnist_json_and_target_error() {
     for b in &bounds[..bounds.len() - 1] {
         assert!(b[1].as_f64().unwrap() > 1.0);
     }
-    // Bad input: α outside 4..14 and per-input without data exit with 2.
+    // Bad input: α outside 4..14, per-input without data and more --limit values than
+    // models exit with 2.
+    let st = util::polycert()
+        .args([
+            "--quiet", "bound", "--limit", "1", "--limit", "2", "--b", "5",
+        ])
+        .arg("--model")
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert_eq!(st.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&st.stderr).contains("--limit"));
     let st = util::polycert()
         .args(["--quiet", "bound", "--alpha", "3", "--b", "5"])
         .arg("--model")
