@@ -945,16 +945,20 @@ impl BoundedNetwork {
                     t.r = out.r;
                 }
             } else if let Some((_, _, n_oor)) = check {
+                // Unreachable for a decomposed network (every activation is in a block);
+                // counted all the same.
                 oor += n_oor;
             }
             if let Some(slot) = vals.get_mut(node.output) {
                 *slot = Some(out);
             }
-            // Early exit once the failing block is complete (its trace row is filled).
-            if early_exit
-                && first_failure.is_some()
-                && (blk.is_none() || self.block_end.get(i).copied().unwrap_or(false))
-            {
+            // Early exit once the failing block is complete (its trace row is filled): at
+            // its last node, or at a node of another block.
+            let failing_done = match (first_failure, blk) {
+                (Some(f), Some(b)) => b != f || self.block_end.get(i).copied().unwrap_or(false),
+                _ => false,
+            };
+            if early_exit && failing_done {
                 return Ok(PerInputBound {
                     bound: f64::INFINITY,
                     elementwise: Vec::new(),
