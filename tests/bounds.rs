@@ -423,6 +423,126 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// Early exit only drops the propagation of inputs that fail the range check: inputs that
+    /// pass get exactly the full propagation's certificate, failing ones the same first
+    /// failing block and trace up to it; the trace is consistent with the bound.
+    #[test]
+    fn early_exit_matches_the_full_propagation_and_the_trace_is_consistent(
+        x in prop::collection::vec(-1.0f64..1.0, 36),
+        e in prop::collection::vec(0.0f64..0.05, 36),
+        bi in 0usize..4,
+        ai in 0usize..3,
+    ) {
+        let alpha = [6u32, 10, 14][ai];
+        let b = [0.6, 1.2, 2.5, 6.0][bi];
+        let n = small_resnet();
+        let bn = BoundedNetwork::new(Arc::clone(&n)).unwrap();
+        let r = ranges(&n, b);
+        let full = bn.per_input_with(pe(alpha), &r, &x, Some(&e), false).unwrap();
+        let early = bn.per_input_with(pe(alpha), &r, &x, Some(&e), true).unwrap();
+        prop_assert_eq!(&full, &bn.per_input_perturbed(pe(alpha), &r, &x, Some(&e)).unwrap());
+        prop_assert!(full.complete);
+        prop_assert_eq!(full.in_range, full.first_failure.is_none());
+        prop_assert_eq!(early.first_failure, full.first_failure);
+        prop_assert_eq!(early.in_range, full.in_range);
+        if full.in_range {
+            prop_assert_eq!(&early, &full);
+            // The last block ends at the output: its e_max is the bound.
+            prop_assert_eq!(full.trace.last().unwrap().e_max, full.bound);
+        } else {
+            let f = full.first_failure.unwrap();
+            prop_assert!(!early.complete && !early.unchanged);
+            prop_assert!(early.bound.is_infinite() && early.elementwise.is_empty());
+            prop_assert_eq!(early.trace.last().unwrap().block, f);
+            prop_assert_eq!(&early.trace[..], &full.trace[..early.trace.len()]);
+            prop_assert!(early.out_of_range > 0 && early.out_of_range <= full.out_of_range);
+        }
+        // Blocks are traced in order, each once; the per-block failures add up.
+        let blocks: Vec<usize> = full.trace.iter().map(|t| t.block).collect();
+        prop_assert_eq!(blocks, (0..bn.blocks().len()).collect::<Vec<_>>());
+        prop_assert_eq!(full.trace.iter().map(|t| t.out_of_range).sum::<usize>(), full.out_of_range);
+        for t in &full.trace {
+            if let (Some(sl), Some(ex)) = (t.slack, t.excess) {
+                if t.out_of_range > 0 {
+                    // A failing entry has B − |ŷ| − r − e < 0.
+                    prop_assert!(sl < 0.0, "block {}: slack {} with failures", t.block, sl);
+                } else {
+                    prop_assert!(sl >= -f64::from_bits(1) && ex <= 1.0 + 1e-12, "{:?}", t);
+                }
+            } else {
+                prop_assert_eq!(t.out_of_range, 0);
+            }
+            if Some(t.block) == full.first_failure {
+                break;
+            }
+        }
+    }
+
+    /// Unperturbed and in range, the per-input bound after every block is at most the
+    /// global (Theorem 3) bound after that block.
+    #[test]
+    fn per_input_trace_is_below_the_global_bound_per_block(
+        x in prop::collection::vec(-1.0f64..1.0, 36),
+        ai in 0usize..3,
+    ) {
+        let alpha = [6u32, 10, 14][ai];
+        let n = small_resnet();
+        let bn = BoundedNetwork::new(Arc::clone(&n)).unwrap();
+        let r = ranges(&n, 6.0);
+        let pb = bn.per_input(pe(alpha), &r, &x).unwrap();
+        prop_assume!(pb.in_range);
+        let g = bn.global(pe(alpha), &r).unwrap();
+        for (t, row) in pb.trace.iter().zip(&g.blocks) {
+            prop_assert!(t.e_max <= row.cumulative, "block {}: {} > {}", t.block, t.e_max, row.cumulative);
+        }
+    }
+}
+
+/// Both branches of the early exit occur on the small ResNet (so the proptest above checks
+/// each): with B = 6 every input on a grid passes; with a small B some fail at block 1 (the
+/// first ReLU), with a small B after a large first one some fail later; early exit keeps
+/// their first failing block.
+#[test]
+fn early_exit_stops_at_the_first_failing_block() {
+    let n = small_resnet();
+    let bn = BoundedNetwork::new(Arc::clone(&n)).unwrap();
+    let (mut passes, mut fails) = (0, BTreeMap::<usize, usize>::new());
+    for k in 0..40 {
+        let x: Vec<f64> = (0..36)
+            .map(|i| {
+                (f64::from((i * 7 + k * 13) % 41) / 20.0 - 1.0) * f64::from(k as u32 % 4 + 1) / 4.0
+            })
+            .collect();
+        // (B of the first ReLU, B of the others).
+        for (b0, b) in [(0.6, 0.6), (6.0, 0.05), (6.0, 0.3), (6.0, 6.0)] {
+            let mut r = ranges(&n, b);
+            if let Some(first) = r.values_mut().next() {
+                *first = b0;
+            }
+            let full = bn.per_input_with(pe(10), &r, &x, None, false).unwrap();
+            let early = bn.per_input_with(pe(10), &r, &x, None, true).unwrap();
+            assert_eq!(early.first_failure, full.first_failure);
+            match full.first_failure {
+                None => {
+                    assert_eq!(early, full);
+                    passes += 1;
+                }
+                Some(f) => {
+                    assert_eq!(early.trace.len(), f + 1);
+                    *fails.entry(f).or_default() += 1;
+                }
+            }
+            if b == 6.0 {
+                assert!(full.in_range, "input {k}");
+            }
+        }
+    }
+    assert!(passes >= 40, "{passes}");
+    assert!(fails.len() >= 2, "first failing blocks {fails:?}");
+}
+
 /// Every shared model, the given α, the first `n` images: measured ≤ per-input ≤ global on
 /// every image that passes the range check; the others are counted.
 fn shared_models(n_cifar: usize, n_mnist: usize, alphas: &[u32]) {
@@ -443,14 +563,20 @@ fn shared_models(n_cifar: usize, n_mnist: usize, alphas: &[u32]) {
             model: sh.join(format!("models/{m}.onnx")),
             alphas: alphas.to_vec(),
             proofs: proofs(),
-            range: RangePolicy::PerLayer { margin: 1.0 },
+            range: RangePolicy::PerLayer { margin: 1.1 },
             calib: None,
             calib_limit: None,
             data: Some(data.clone()),
             limit: Some(n),
+            evenly: true,
             per_input: true,
         };
         let rep = bound_report(&cfg, &|_, _, _| {}).unwrap();
+        assert_eq!(
+            rep.calib_images,
+            Some(n),
+            "{m}: B calibrated on the same images"
+        );
         for a in &rep.alphas {
             let d = a.data.as_ref().unwrap();
             println!(
@@ -463,6 +589,7 @@ fn shared_models(n_cifar: usize, n_mnist: usize, alphas: &[u32]) {
             // Ratios are NaN (JSON null) when no image passed the range check.
             assert!(d.in_range == 0 || (d.ratio_max <= 1.0 && d.per_input_over_global_max <= 1.0));
             assert!(d.unchanged <= d.in_range);
+            check_diagnostic(m, d);
         }
         // The small MNIST CNNs are certified on most images at α = 14.
         if m.starts_with("mnist") {
@@ -475,13 +602,37 @@ fn shared_models(n_cifar: usize, n_mnist: usize, alphas: &[u32]) {
     }
 }
 
+/// The per-block diagnostic agrees with the per-input results: failures add up, images
+/// reaching a block are those that passed every earlier one, and for the images in range
+/// the bound after the last block is the per-input bound.
+fn check_diagnostic(m: &str, d: &polycert::bounds::DataStats) {
+    assert_eq!(d.first_failure.iter().sum::<usize>(), d.out_of_range, "{m}");
+    let diag = &d.diagnostic;
+    assert_eq!(diag.len(), d.first_failure.len());
+    assert_eq!(diag[0].reached, d.images);
+    for (i, b) in diag.iter().enumerate() {
+        assert_eq!(b.failed, d.first_failure[i], "{m} block {i}");
+        if let Some(next) = diag.get(i + 1) {
+            assert_eq!(next.reached, b.reached - b.failed, "{m} block {i}");
+        }
+        if b.failed > 0 {
+            assert!(b.slack_min < 0.0, "{m} block {i}: {b:?}");
+        }
+    }
+    let last = diag.last().unwrap();
+    assert_eq!(last.reached - last.failed, d.in_range, "{m}");
+    if d.in_range > 0 {
+        assert_eq!(last.e_max, d.per_input_max, "{m}");
+    }
+}
+
 #[test]
 fn shared_models_measured_le_per_input_le_global_quick() {
     shared_models(4, 30, &[6, 10, 14]);
 }
 
 #[test]
-#[ignore = "slow (~1 min on 2 cores): every shared model, alpha 6..14, 100 CIFAR / 500 MNIST images"]
+#[ignore = "slow (~2 min on 2 cores): every shared model, alpha 6..14, 100 CIFAR (evenly spread) / 500 MNIST images"]
 fn shared_models_measured_le_per_input_le_global() {
     shared_models(100, 500, &[6, 7, 8, 9, 10, 11, 12, 13, 14]);
 }
@@ -534,6 +685,7 @@ fn cli_bound_mnist_json_and_target_error() {
             "--per-input",
             "--limit",
             "20",
+            "--evenly",
             "--json",
             "--proofs",
         ])
@@ -554,6 +706,15 @@ fn cli_bound_mnist_json_and_target_error() {
     assert_eq!(a["alpha"], 14);
     assert_eq!(a["data"]["images"], 20);
     assert!(a["global"]["blocks"].as_array().unwrap().len() == 5);
+    // The selection and the calibration set are stated; one diagnostic row per block.
+    let sel = v[0]["data_selection"].as_str().unwrap();
+    assert!(
+        sel.starts_with("20 of the 10000 images") && sel.contains("spread evenly"),
+        "{sel}"
+    );
+    assert_eq!(v[0]["calib_data"], "the same 20 images as the data");
+    assert_eq!(v[0]["range"]["PerLayer"]["margin"], 1.1);
+    assert_eq!(a["data"]["diagnostic"].as_array().unwrap().len(), 5);
     // --target-error: the bound decreases with α; the answer is the first α below E.
     let out = util::polycert()
         .args([
@@ -588,7 +749,18 @@ fn cli_bound_mnist_json_and_target_error() {
     for b in &bounds[..bounds.len() - 1] {
         assert!(b[1].as_f64().unwrap() > 1.0);
     }
-    // Bad input: α outside 4..14 and per-input without data exit with 2.
+    // Bad input: α outside 4..14, per-input without data and more --limit values than
+    // models exit with 2.
+    let st = util::polycert()
+        .args([
+            "--quiet", "bound", "--limit", "1", "--limit", "2", "--b", "5",
+        ])
+        .arg("--model")
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert_eq!(st.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&st.stderr).contains("--limit"));
     let st = util::polycert()
         .args(["--quiet", "bound", "--alpha", "3", "--b", "5"])
         .arg("--model")

@@ -34,9 +34,9 @@ mod round;
 
 pub use block::{decompose, Block, Shortcut};
 pub use error::BoundsError;
-pub use network::{BlockRow, BoundedNetwork, GlobalBound, PerInputBound};
+pub use network::{BlockRow, BlockTrace, BoundedNetwork, GlobalBound, PerInputBound};
 pub use polyerr::{PolyErrors, ALPHAS};
 pub use report::{
-    bound_report, bounds_markdown, ranges_for, smallest_alpha, AlphaBound, BoundConfig,
+    bound_report, bounds_markdown, ranges_for, smallest_alpha, AlphaBound, BlockDiag, BoundConfig,
     BoundReport, DataStats, TargetAlpha,
 };

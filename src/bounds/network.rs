@@ -30,9 +30,13 @@
 //!
 //! Tightness: the elementwise propagation is non-relational (|A|·e ignores the cancellations
 //! of A·δ), so in deep networks the bound compounds by roughly the row sums of |W| per
-//! layer; on the CIFAR ResNets it exceeds B after a few blocks and the range check fails for
-//! every input at α ≤ 14, while on shallow networks (the MNIST CNNs) it certifies most
-//! inputs. A relational (zonotope / back-substitution) propagation would be needed there.
+//! layer; on the CIFAR ResNets it grows ~20–40× per residual block and exceeds the slack
+//! B − |ŷ| − r after 2–5 blocks (of 12–24), so the range check fails for every input at
+//! α ≤ 14, while on shallow networks (the MNIST CNNs) it certifies most inputs. A relational
+//! (zonotope / back-substitution) propagation would be needed there. [`BlockTrace`] records,
+//! per block, the bound, the slack and the excess (r + e)/(B − |ŷ|) at the tightest
+//! activation input, and with early exit ([`BoundedNetwork::per_input_with`]) an input
+//! stops at its first failing block.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -281,6 +285,39 @@ pub struct PerInputBound {
     /// Certified: F and F^α both predict `top1` (in range, and for every j ≠ top1
     /// F̂_top − r − e_top > F̂_j + r + e_j, directed rounding).
     pub unchanged: bool,
+    /// Index of the first block whose range check failed (`None` when in range).
+    pub first_failure: Option<usize>,
+    /// Whether the whole graph was propagated. With early exit an input that fails the range
+    /// check stops after its first failing block: then `bound` is +∞, `elementwise` and
+    /// `output` are empty, `output_radius` is +∞ and `top1` is meaningless (0).
+    pub complete: bool,
+    /// Per-block diagnostic of the blocks propagated, in order.
+    pub trace: Vec<BlockTrace>,
+}
+
+/// Per-block diagnostic of one input's per-input propagation (where and by how much the
+/// range check is lost). Every value of the blocks before the first failing block is a
+/// certified bound; in the failing block, `slack`, `excess` and `out_of_range` are still
+/// computed from certified inputs, while `e_max` is only formal (the hypothesis |y| ≤ B of
+/// the polynomial's error bound fails there). Blocks after it are not propagated (early
+/// exit) or, without early exit, only formal.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BlockTrace {
+    /// Block index in the decomposition.
+    pub block: usize,
+    /// max_i e_i of the elementwise bound |F^α − F| at the block's output, rounded up.
+    pub e_max: f64,
+    /// The scalar enclosure r of the f64 forward pass at the block's output, rounded up.
+    pub r: f64,
+    /// min over the block's ReLU / max-pool input entries of the range slack
+    /// B − |ŷ_i| − r − e_i (negative: the range check fails); `None` without activations.
+    pub slack: Option<f64>,
+    /// max over the same entries of (r + e_i)/(B − |ŷ_i|) (+∞ when |ŷ_i| ≥ B): the range
+    /// check passes iff it is ≤ 1 (up to rounding), so it is the factor by which the bound
+    /// would have to shrink for this block to pass; `None` without activations.
+    pub excess: Option<f64>,
+    /// Entries of this block whose interval leaves [−B, B].
+    pub out_of_range: usize,
 }
 
 /// A network prepared for error propagation (see the module docs).
@@ -290,6 +327,10 @@ pub struct BoundedNetwork {
     preps: Vec<Prep>,
     blocks: Vec<Block>,
     last_use: Vec<Option<NodeId>>,
+    /// Top-level block of each node (`None` for Flatten / Reshape / … outside blocks).
+    block_of: Vec<Option<usize>>,
+    /// Whether the node is the last (in graph order) of its block: its output is the block's.
+    block_end: Vec<bool>,
 }
 
 /// State of one value in the per-input pass.
@@ -332,11 +373,26 @@ impl BoundedNetwork {
                 }
             }
         }
+        let mut block_of = vec![None; net.nodes.len()];
+        let mut block_end = vec![false; net.nodes.len()];
+        for (bi, b) in blocks.iter().enumerate() {
+            let nodes = b.nodes();
+            for &n in &nodes {
+                if let Some(slot) = block_of.get_mut(n) {
+                    *slot = Some(bi);
+                }
+            }
+            if let Some(slot) = nodes.iter().max().and_then(|&n| block_end.get_mut(n)) {
+                *slot = true;
+            }
+        }
         Ok(Self {
             net,
             preps,
             blocks,
             last_use,
+            block_of,
+            block_end,
         })
     }
 
@@ -527,13 +583,31 @@ impl BoundedNetwork {
     /// # Errors
     /// As [`BoundedNetwork::per_input`]; [`BoundsError::Size`] when `input_error` has the
     /// wrong length.
-    #[expect(clippy::too_many_lines, reason = "one arm per op")]
     pub fn per_input_perturbed(
         &self,
         pe: &PolyErrors,
         ranges: &BTreeMap<NodeId, f64>,
         x: &[f64],
         input_error: Option<&[f64]>,
+    ) -> Result<PerInputBound, BoundsError> {
+        self.per_input_with(pe, ranges, x, input_error, false)
+    }
+
+    /// As [`BoundedNetwork::per_input_perturbed`]; with `early_exit` the propagation stops
+    /// after the first block whose range check fails (that input gets no certificate
+    /// anyway; see [`PerInputBound::complete`]). Inputs that pass get exactly the same
+    /// result with or without early exit.
+    ///
+    /// # Errors
+    /// As [`BoundedNetwork::per_input_perturbed`].
+    #[expect(clippy::too_many_lines, reason = "one arm per op")]
+    pub fn per_input_with(
+        &self,
+        pe: &PolyErrors,
+        ranges: &BTreeMap<NodeId, f64>,
+        x: &[f64],
+        input_error: Option<&[f64]>,
+        early_exit: bool,
     ) -> Result<PerInputBound, BoundsError> {
         let net = &*self.net;
         let n_in = net.input_shape().numel();
@@ -567,7 +641,25 @@ impl BoundedNetwork {
         }
         let mut col = Vec::new();
         let mut oor = 0usize;
+        let mut trace: Vec<BlockTrace> = Vec::new();
+        let mut first_failure = None;
         for (i, (node, prep)) in net.nodes.iter().zip(&self.preps).enumerate() {
+            let blk = self.block_of.get(i).copied().flatten();
+            if let Some(bi) = blk {
+                if trace.last().is_none_or(|t| t.block != bi) {
+                    trace.push(BlockTrace {
+                        block: bi,
+                        e_max: 0.0,
+                        r: 0.0,
+                        slack: None,
+                        excess: None,
+                        out_of_range: 0,
+                    });
+                }
+            }
+            // Range-check statistics of this node (activations only): (min slack, max
+            // excess, entries out of range).
+            let mut check: Option<(f64, f64, usize)> = None;
             let in0 = node.inputs.first().copied().unwrap_or(usize::MAX);
             // Take the first input by value when this node is its last reader (in-place ops).
             let owned = in0 != net.output
@@ -739,9 +831,13 @@ impl BoundedNetwork {
                         Some(v) => v,
                         None => get(in0)?.clone(),
                     };
+                    let (mut slack, mut excess, mut n_oor) = (f64::INFINITY, 0.0f64, 0usize);
                     for (y, ei) in v.x.iter_mut().zip(v.e.iter_mut()) {
-                        let (lo, hi) = widen(*y, add_ru(r_in, *ei));
-                        oor += usize::from(lo < -b || hi > b);
+                        let w = add_ru(r_in, *ei);
+                        let (lo, hi) = widen(*y, w);
+                        n_oor += usize::from(lo < -b || hi > b);
+                        slack = slack.min((b - hi.max(-lo)).down());
+                        excess = excess.max(excess_of(w, *y, b));
                         // |y| ranges over [ua, ub].
                         let (ua, ub) = if lo >= 0.0 {
                             (lo, hi)
@@ -758,17 +854,21 @@ impl BoundedNetwork {
                         *ei = add_ru(local, pass);
                         *y = y.max(0.0);
                     }
+                    check = Some((slack, excess, n_oor));
                     v.zero = false;
                     v
                 }
                 (Op::MaxPool(p), _) => {
                     let b = self.range_of(ranges, i)?;
+                    let (mut slack, mut excess, mut n_oor) = (f64::INFINITY, 0.0f64, 0usize);
                     for (&y, &ei) in a.x.iter().zip(&a.e) {
-                        let (lo, hi) = widen(y, add_ru(a.r, ei));
-                        if lo < -b || hi > b {
-                            oor += 1;
-                        }
+                        let w = add_ru(a.r, ei);
+                        let (lo, hi) = widen(y, w);
+                        n_oor += usize::from(lo < -b || hi > b);
+                        slack = slack.min((b - hi.max(-lo)).down());
+                        excess = excess.max(excess_of(w, y, b));
                     }
+                    check = Some((slack, excess, n_oor));
                     let full = p.kernel[0] * p.kernel[1];
                     let per_n: Vec<f64> = (0..=full)
                         .map(|n| pe.maxpool_unit(n).map(|u| mul_ru(b, u)))
@@ -833,8 +933,48 @@ impl BoundedNetwork {
                     }
                 }
             }
+            if let Some(t) = trace.last_mut().filter(|t| Some(t.block) == blk) {
+                if let Some((slack, excess, n_oor)) = check {
+                    oor += n_oor;
+                    t.out_of_range += n_oor;
+                    t.slack = Some(t.slack.map_or(slack, |s| s.min(slack)));
+                    t.excess = Some(t.excess.map_or(excess, |s| s.max(excess)));
+                    if n_oor > 0 && first_failure.is_none() {
+                        first_failure = Some(t.block);
+                    }
+                }
+                if self.block_end.get(i).copied().unwrap_or(false) {
+                    t.e_max = out.e.iter().fold(0.0f64, |a, &b| a.max(b));
+                    t.r = out.r;
+                }
+            } else if let Some((_, _, n_oor)) = check {
+                // Unreachable for a decomposed network (every activation is in a block);
+                // counted all the same.
+                oor += n_oor;
+            }
             if let Some(slot) = vals.get_mut(node.output) {
                 *slot = Some(out);
+            }
+            // Early exit once the failing block is complete (its trace row is filled): at
+            // its last node, or at a node of another block.
+            let failing_done = match (first_failure, blk) {
+                (Some(f), Some(b)) => b != f || self.block_end.get(i).copied().unwrap_or(false),
+                _ => false,
+            };
+            if early_exit && failing_done {
+                return Ok(PerInputBound {
+                    bound: f64::INFINITY,
+                    elementwise: Vec::new(),
+                    output: Vec::new(),
+                    output_radius: f64::INFINITY,
+                    out_of_range: oor,
+                    in_range: false,
+                    top1: 0,
+                    unchanged: false,
+                    first_failure,
+                    complete: false,
+                    trace,
+                });
             }
         }
         let out = vals
@@ -867,7 +1007,20 @@ impl BoundedNetwork {
             in_range,
             top1,
             unchanged,
+            first_failure,
+            complete: true,
+            trace,
         })
+    }
+}
+
+/// (r + e)/(B − |ŷ|) rounded up, +∞ when |ŷ| ≥ B (see [`BlockTrace::excess`]).
+fn excess_of(w: f64, y: f64, b: f64) -> f64 {
+    let room = (b - y.abs()).down();
+    if room <= 0.0 {
+        f64::INFINITY
+    } else {
+        (w / room).up()
     }
 }
 

@@ -11,12 +11,12 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::network::{BoundedNetwork, GlobalBound};
+use super::network::{BoundedNetwork, GlobalBound, PerInputBound};
 use super::polyerr::{PolyErrors, ALPHAS};
 use super::BoundsError;
 use crate::nn::{
-    calibrate, import_onnx, ActivationPolicy, Dataset, Engine, LayerRange, NodeId, RangePolicy,
-    RunStats,
+    calibrate, import_onnx, ActivationPolicy, Calibration, Dataset, Engine, LayerRange, NodeId,
+    RangePolicy, RunStats,
 };
 
 /// What [`bound_report`] computes.
@@ -37,8 +37,11 @@ pub struct BoundConfig {
     pub calib_limit: Option<usize>,
     /// Data for the measured error and per-input bounds.
     pub data: Option<PathBuf>,
-    /// Use only the first K images of `data`.
+    /// Use only K images of `data`: the first K, or with `evenly` K spread over the file.
     pub limit: Option<usize>,
+    /// With `limit`: take the images ⌊i·n/K⌋ (i < K) instead of the first K (for files sorted
+    /// by class, like the CIFAR-10 JPEG copy).
+    pub evenly: bool,
     /// Compute per-input bounds and measured errors (needs `data`).
     pub per_input: bool,
 }
@@ -78,6 +81,47 @@ pub struct DataStats {
     pub top1_changed: usize,
     /// Images where the f64 F^α produced a non-finite output (measured error +∞).
     pub nonfinite: usize,
+    /// Histogram of the first block whose range check failed: entry b counts the images
+    /// that first failed at block b (one entry per block).
+    pub first_failure: Vec<usize>,
+    /// Lower median of the first failing block over the images that failed (`None` when
+    /// none failed).
+    pub first_failure_median: Option<usize>,
+    /// Per-block diagnostic of the per-input propagation (where certification is lost).
+    pub diagnostic: Vec<BlockDiag>,
+}
+
+/// Per-block diagnostic over the images of one α (see [`super::BlockTrace`]). Medians are
+/// lower medians; NaN (JSON `null`) when no image qualifies. Every number is computed from
+/// certified (outward-rounded) per-input quantities; none is measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BlockDiag {
+    /// Block index.
+    pub block: usize,
+    /// Block kind (`linear`, `relu`, `residual`, …).
+    pub kind: String,
+    /// Images whose range check passed at every earlier block (their certified propagation
+    /// reaches this block).
+    pub reached: usize,
+    /// Of those, the images whose range check fails in this block.
+    pub failed: usize,
+    /// Median over the images passing this block (and every earlier one) of max_i e_i, the
+    /// certified per-input bound |F^α − F| at the block's output.
+    pub e_median: f64,
+    /// Max over the same images of max_i e_i.
+    pub e_max: f64,
+    /// Median over the same images of r, the certified enclosure of the f64 forward pass.
+    pub r_median: f64,
+    /// Median over the `reached` images of the range slack min_i (B − |ŷ_i| − r − e_i) of
+    /// the block's activations (negative: fails).
+    pub slack_median: f64,
+    /// Min over the `reached` images of the range slack.
+    pub slack_min: f64,
+    /// Median over the `reached` images of the excess max_i (r + e_i)/(B − |ŷ_i|) (> 1:
+    /// fails; the factor by which the bound would have to shrink).
+    pub excess_median: f64,
+    /// Max over the `reached` images of the excess.
+    pub excess_max: f64,
 }
 
 /// Results for one α.
@@ -100,6 +144,10 @@ pub struct BoundReport {
     pub model: String,
     /// Data file (when given).
     pub data: Option<String>,
+    /// Which images of the data file were used (e.g. "all 10000 images").
+    pub data_selection: Option<String>,
+    /// Calibration set of B (file and images), when B was calibrated.
+    pub calib_data: Option<String>,
     /// Range policy.
     pub range: RangePolicy,
     /// B per activation node (with the calibrated max |input| when calibrated).
@@ -155,7 +203,11 @@ type Ranges = (BTreeMap<NodeId, f64>, Vec<LayerRange>, Option<usize>);
 
 /// B per activation node: fixed, or calibrated on `calib` (default `data`) with
 /// [`crate::nn::calibrate`] and [`crate::nn::Calibration::choose`].
-fn choose_ranges(cfg: &BoundConfig, engine: &Engine<f64>) -> Result<Ranges, BoundsError> {
+fn choose_ranges(
+    cfg: &BoundConfig,
+    engine: &Engine<f64>,
+    from_data: Option<Calibration>,
+) -> Result<(Ranges, Option<String>), BoundsError> {
     let net = engine.network();
     if let RangePolicy::Fixed(b) = cfg.range {
         let ranges: BTreeMap<NodeId, f64> = net
@@ -181,7 +233,12 @@ fn choose_ranges(cfg: &BoundConfig, engine: &Engine<f64>) -> Result<Ranges, Boun
                 b,
             })
             .collect();
-        return Ok((ranges, layers, None));
+        return Ok(((ranges, layers, None), None));
+    }
+    if let Some(mut cal) = from_data {
+        let ranges = cal.choose(cfg.range)?;
+        let what = format!("the same {} images as the data", cal.images);
+        return Ok(((ranges, cal.layers, Some(cal.images)), Some(what)));
     }
     let path = cfg
         .calib
@@ -192,10 +249,39 @@ fn choose_ranges(cfg: &BoundConfig, engine: &Engine<f64>) -> Result<Ranges, Boun
             value: "auto (calibrated)".into(),
             valid: "calibration data (--calib or --data) or a fixed B (--b)".into(),
         })?;
-    let data = Dataset::open(path, None)?;
-    let mut cal = calibrate(engine, &data, cfg.calib_limit.or(cfg.limit))?;
+    let (data, what) = if cfg.calib.is_some() {
+        select(path, cfg.calib_limit, false)?
+    } else {
+        select(path, cfg.calib_limit.or(cfg.limit), cfg.evenly)?
+    };
+    let mut cal = calibrate(engine, &data, None)?;
     let ranges = cal.choose(cfg.range)?;
-    Ok((ranges, cal.layers, Some(cal.images)))
+    Ok(((ranges, cal.layers, Some(cal.images)), Some(what)))
+}
+
+/// The images of `path` selected by `limit` / `evenly`, and a description.
+fn select(
+    path: &std::path::Path,
+    limit: Option<usize>,
+    evenly: bool,
+) -> Result<(Dataset, String), BoundsError> {
+    let mut d = Dataset::open(path, None)?;
+    let n = d.len();
+    let what = match limit {
+        Some(k) if k < n && evenly => {
+            d.select_evenly(k);
+            format!(
+                "{k} of the {n} images of `{}`, spread evenly (indices ⌊i·{n}/{k}⌋)",
+                path.display()
+            )
+        }
+        Some(k) if k < n => {
+            d.truncate(k);
+            format!("the first {k} of the {n} images of `{}`", path.display())
+        }
+        _ => format!("all {n} images of `{}`", path.display()),
+    };
+    Ok((d, what))
 }
 
 /// Global bounds for every α of `cfg`, and with `cfg.per_input` the per-input bounds and
@@ -214,16 +300,8 @@ pub fn bound_report(
     let engine: Engine<f64> = Engine::new(Arc::clone(&net));
     progress("checking certificates", 0, 0);
     let pes = load_all(cfg)?;
-    progress("choosing B", 0, 0);
-    let (ranges, layers, calib_images) = choose_ranges(cfg, &engine)?;
     let data = match (&cfg.data, cfg.per_input) {
-        (Some(p), true) => {
-            let mut d = Dataset::open(p, None)?;
-            if let Some(k) = cfg.limit {
-                d.truncate(k);
-            }
-            Some(d)
-        }
+        (Some(p), true) => Some(select(p, cfg.limit, cfg.evenly)?),
         (None, true) => {
             return Err(BoundsError::Config {
                 what: "--per-input".into(),
@@ -233,29 +311,48 @@ pub fn bound_report(
         }
         _ => None,
     };
-    let exact: Option<Vec<(Vec<f64>, Vec<f64>)>> = match &data {
-        Some(d) => {
+    // The exact pass F(x) does not depend on α: run it once, keep only the outputs (inputs
+    // are re-read), and calibrate B on it when the calibration set is the data itself.
+    let same_calib = cfg.calib.is_none()
+        && cfg.calib_limit.is_none()
+        && !matches!(cfg.range, RangePolicy::Fixed(_));
+    let mut from_data = None;
+    let exact: Option<Vec<Vec<f64>>> = match &data {
+        Some((d, _)) => {
             progress("exact pass", 0, d.len());
-            Some(
-                (0..d.len())
-                    .into_par_iter()
-                    .map(|i| {
-                        let x = prep(&net, d, i)?;
-                        let y =
-                            engine.run(&x, &ActivationPolicy::Exact, &mut RunStats::default())?;
-                        Ok((x, y))
-                    })
-                    .collect::<Result<Vec<_>, BoundsError>>()?,
-            )
+            let res = (0..d.len())
+                .into_par_iter()
+                .map(|i| {
+                    let x = prep(&net, d, i)?;
+                    let mut st = RunStats::default();
+                    let y = engine.run(&x, &ActivationPolicy::Exact, &mut st)?;
+                    Ok((y, st))
+                })
+                .collect::<Result<Vec<_>, BoundsError>>()?;
+            let mut stats = RunStats::default();
+            let mut ys = Vec::with_capacity(res.len());
+            for (y, st) in res {
+                stats.merge(&st);
+                ys.push(y);
+            }
+            if same_calib {
+                from_data = Some(calibration_from(&net, d, &stats));
+            }
+            Some(ys)
         }
         None => None,
     };
+    progress("choosing B", 0, 0);
+    let ((ranges, layers, calib_images), calib_data) = choose_ranges(cfg, &engine, from_data)?;
     let mut alphas = Vec::new();
     for (k, pe) in pes.iter().enumerate() {
         progress("alpha", k, pes.len());
         let global = bn.global(pe, &ranges)?;
         let stats = match &exact {
-            Some(xy) => Some(data_stats(&bn, &engine, pe, &ranges, xy, &global)?),
+            Some(ys) => match &data {
+                Some((d, _)) => Some(data_stats(&bn, &engine, pe, &ranges, d, ys, &global)?),
+                None => None,
+            },
             None => None,
         };
         alphas.push(AlphaBound {
@@ -268,6 +365,8 @@ pub fn bound_report(
     Ok(BoundReport {
         model: cfg.model.display().to_string(),
         data: cfg.data.as_ref().map(|p| p.display().to_string()),
+        data_selection: data.map(|(_, w)| w),
+        calib_data,
         range: cfg.range,
         ranges: layers,
         calib_images,
@@ -276,15 +375,120 @@ pub fn bound_report(
     })
 }
 
-/// One image: (measured, per-input bound, in range, unchanged, top-1 changed).
-type ImageResult = (f64, f64, bool, bool, bool);
+/// The calibration of `data` from the merged statistics of its exact pass (as
+/// [`crate::nn::calibrate`] computes it).
+fn calibration_from(net: &crate::nn::Network, data: &Dataset, stats: &RunStats) -> Calibration {
+    let layers = net
+        .activation_nodes()
+        .into_iter()
+        .map(|id| {
+            let m = stats.max_abs.get(&id).copied().unwrap_or(0.0);
+            let node = net.nodes.get(id);
+            LayerRange {
+                node: id,
+                name: node.map(|n| n.name.clone()).unwrap_or_default(),
+                op: node.map(|n| n.op.op_type().to_string()).unwrap_or_default(),
+                measured_max_abs: m,
+                b: m,
+            }
+        })
+        .collect();
+    Calibration {
+        data: data.path.display().to_string(),
+        images: data.len(),
+        layers,
+    }
+}
+
+/// One image: measured error, top-1 changed, and its per-input bound (early exit).
+struct ImageResult {
+    measured: f64,
+    changed: bool,
+    bound: PerInputBound,
+}
+
+/// Lower median (NaN for none), ordering by `total_cmp`.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+fn fold_or_nan(v: &[f64], f: fn(f64, f64) -> f64) -> f64 {
+    v.iter().copied().reduce(f).unwrap_or(f64::NAN)
+}
+
+/// The per-block diagnostic and the first-failure histogram.
+fn diagnose(
+    bn: &BoundedNetwork,
+    per: &[ImageResult],
+) -> (Vec<BlockDiag>, Vec<usize>, Option<usize>) {
+    let nb = bn.blocks().len();
+    let mut hist = vec![0usize; nb];
+    let mut fails: Vec<usize> = Vec::new();
+    for p in per {
+        if let Some(b) = p.bound.first_failure {
+            if let Some(h) = hist.get_mut(b) {
+                *h += 1;
+            }
+            fails.push(b);
+        }
+    }
+    fails.sort_unstable();
+    let fmed = fails.get(fails.len().saturating_sub(1) / 2).copied();
+    let diag = bn
+        .blocks()
+        .iter()
+        .enumerate()
+        .map(|(bi, blk)| {
+            let (mut e, mut r, mut slack, mut excess) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut reached, mut failed) = (0usize, 0usize);
+            for p in per {
+                if p.bound.first_failure.is_some_and(|f| f < bi) {
+                    continue;
+                }
+                let Some(t) = p.bound.trace.iter().find(|t| t.block == bi) else {
+                    continue;
+                };
+                reached += 1;
+                if let (Some(s), Some(x)) = (t.slack, t.excess) {
+                    slack.push(s);
+                    excess.push(x);
+                }
+                if p.bound.first_failure == Some(bi) {
+                    failed += 1;
+                } else {
+                    e.push(t.e_max);
+                    r.push(t.r);
+                }
+            }
+            BlockDiag {
+                block: bi,
+                kind: blk.kind().to_string(),
+                reached,
+                failed,
+                e_max: fold_or_nan(&e, f64::max),
+                e_median: median(e),
+                r_median: median(r),
+                slack_min: fold_or_nan(&slack, f64::min),
+                slack_median: median(slack),
+                excess_max: fold_or_nan(&excess, f64::max),
+                excess_median: median(excess),
+            }
+        })
+        .collect();
+    (diag, hist, fmed)
+}
 
 fn data_stats(
     bn: &BoundedNetwork,
     engine: &Engine<f64>,
     pe: &PolyErrors,
     ranges: &BTreeMap<NodeId, f64>,
-    xy: &[(Vec<f64>, Vec<f64>)],
+    data: &Dataset,
+    ys: &[Vec<f64>],
     global: &GlobalBound,
 ) -> Result<DataStats, BoundsError> {
     let policy = ActivationPolicy::Approx {
@@ -292,10 +496,13 @@ fn data_stats(
         ranges: ranges.clone(),
     };
     engine.check_policy(&policy)?;
-    let per: Vec<ImageResult> = xy
+    let net = bn.network();
+    let per: Vec<ImageResult> = ys
         .par_iter()
-        .map(|(x, y)| {
-            let ya = engine.run(x, &policy, &mut RunStats::default())?;
+        .enumerate()
+        .map(|(i, y)| {
+            let x = prep(net, data, i)?;
+            let ya = engine.run(&x, &policy, &mut RunStats::default())?;
             // A non-finite output of F^α (the polynomial diverges far outside [−B, B]) is an
             // unbounded error: +∞, never dropped by a NaN-ignoring max.
             let measured = y.iter().zip(&ya).fold(0.0f64, |a, (p, q)| {
@@ -306,13 +513,19 @@ fn data_stats(
                     a.max(d)
                 }
             });
-            let b = bn.per_input(pe, ranges, x)?;
+            // Early exit: an image failing the range check gets no certificate, so its
+            // propagation stops at the failing block (passing images are unaffected).
+            let bound = bn.per_input_with(pe, ranges, &x, None, true)?;
             let changed = super::network::argmax(y) != super::network::argmax(&ya);
-            Ok((measured, b.bound, b.in_range, b.unchanged, changed))
+            Ok(ImageResult {
+                measured,
+                changed,
+                bound,
+            })
         })
         .collect::<Result<_, BoundsError>>()?;
     let n = per.len();
-    let inr: Vec<&ImageResult> = per.iter().filter(|p| p.2).collect();
+    let inr: Vec<&ImageResult> = per.iter().filter(|p| p.bound.in_range).collect();
     let k = inr.len();
     let mean = |v: &mut dyn Iterator<Item = f64>, d: usize| {
         if d == 0 {
@@ -321,20 +534,27 @@ fn data_stats(
             v.sum::<f64>() / d as f64
         }
     };
-    let ratio = |p: &&ImageResult| if p.1 > 0.0 { p.0 / p.1 } else { 0.0 };
-    let unchanged = per.iter().filter(|p| p.3).count();
+    let ratio = |p: &&ImageResult| {
+        if p.bound.bound > 0.0 {
+            p.measured / p.bound.bound
+        } else {
+            0.0
+        }
+    };
+    let unchanged = per.iter().filter(|p| p.bound.unchanged).count();
+    let (diagnostic, first_failure, first_failure_median) = diagnose(bn, &per);
     Ok(DataStats {
         images: n,
         in_range: k,
         out_of_range: n - k,
-        measured_max: per.iter().fold(0.0f64, |a, p| a.max(p.0)),
-        measured_mean: mean(&mut per.iter().map(|p| p.0), n),
+        measured_max: per.iter().fold(0.0f64, |a, p| a.max(p.measured)),
+        measured_mean: mean(&mut per.iter().map(|p| p.measured), n),
         per_input_max: if k == 0 {
             f64::NAN
         } else {
-            inr.iter().fold(0.0f64, |a, p| a.max(p.1))
+            inr.iter().fold(0.0f64, |a, p| a.max(p.bound.bound))
         },
-        per_input_mean: mean(&mut inr.iter().map(|p| p.1), k),
+        per_input_mean: mean(&mut inr.iter().map(|p| p.bound.bound), k),
         ratio_mean: mean(&mut inr.iter().map(ratio), k),
         ratio_max: if k == 0 {
             f64::NAN
@@ -344,18 +564,22 @@ fn data_stats(
         per_input_over_global_max: if k == 0 {
             f64::NAN
         } else {
-            inr.iter().fold(0.0f64, |a, p| a.max(p.1 / global.bound))
+            inr.iter()
+                .fold(0.0f64, |a, p| a.max(p.bound.bound / global.bound))
         },
-        nonfinite: per.iter().filter(|p| p.0.is_infinite()).count(),
-        measured_above_bound: inr.iter().filter(|p| p.0 > p.1).count(),
-        per_input_above_global: inr.iter().filter(|p| p.1 > global.bound).count(),
+        nonfinite: per.iter().filter(|p| p.measured.is_infinite()).count(),
+        measured_above_bound: inr.iter().filter(|p| p.measured > p.bound.bound).count(),
+        per_input_above_global: inr.iter().filter(|p| p.bound.bound > global.bound).count(),
         unchanged,
         unchanged_fraction: if n == 0 {
             0.0
         } else {
             unchanged as f64 / n as f64
         },
-        top1_changed: per.iter().filter(|p| p.4).count(),
+        top1_changed: per.iter().filter(|p| p.changed).count(),
+        first_failure,
+        first_failure_median,
+        diagnostic,
     })
 }
 
@@ -407,7 +631,7 @@ pub fn ranges_for(
     let net = Arc::new(import_onnx(&cfg.model)?);
     let bn = BoundedNetwork::new(Arc::clone(&net))?;
     let engine: Engine<f64> = Engine::new(net);
-    let (ranges, _, _) = choose_ranges(cfg, &engine)?;
+    let ((ranges, _, _), _) = choose_ranges(cfg, &engine, None)?;
     Ok((bn, ranges))
 }
 
@@ -425,6 +649,71 @@ fn sci(x: f64) -> String {
     } else {
         format!("{x:.3e}")
     }
+}
+
+/// Nonzero histogram entries as `block:count`, most frequent first (at most 4), `—` if none.
+fn histogram(h: &[usize]) -> String {
+    let mut v: Vec<(usize, usize)> = h
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|&(_, c)| c > 0)
+        .collect();
+    if v.is_empty() {
+        return "—".into();
+    }
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let more = v.len().saturating_sub(4);
+    let mut out: Vec<String> = v.iter().take(4).map(|(b, c)| format!("{b}:{c}")).collect();
+    if more > 0 {
+        out.push(format!("+{more} more"));
+    }
+    out.join(", ")
+}
+
+/// The per-block diagnostic table of one α (rows up to the last block any image reaches).
+fn diagnostic_markdown(alpha: u32, d: &DataStats) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nWhere the per-input certificate is lost at α = {alpha} (certified quantities; legend above):\n"
+    );
+    let _ = writeln!(
+        s,
+        "| # | block | reached | fail here | e median (max) | r median | slack median (min) | excess median (max) |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    let last = d
+        .diagnostic
+        .iter()
+        .rposition(|b| b.reached > 0)
+        .unwrap_or(0);
+    for b in d.diagnostic.iter().take(last + 1) {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} ({}) | {} | {} ({}) | {} ({}) |",
+            b.block,
+            b.kind,
+            b.reached,
+            b.failed,
+            sci(b.e_median),
+            sci(b.e_max),
+            sci(b.r_median),
+            sci(b.slack_median),
+            sci(b.slack_min),
+            sci(b.excess_median),
+            sci(b.excess_max)
+        );
+    }
+    if last + 1 < d.diagnostic.len() {
+        let _ = writeln!(
+            s,
+            "| {}–{} | | 0 | | | | | |",
+            last + 1,
+            d.diagnostic.len() - 1
+        );
+    }
+    s
 }
 
 /// The Markdown report for several models: an explanation, a summary, then each model's
@@ -445,31 +734,49 @@ pub fn bounds_markdown(reports: &[BoundReport], command: &str) -> String {
         "- **measured**: max |F^α(x) − F(x)| of the f64 engine with the certified polynomial (sampled).\n",
         "- **certified unchanged**: in range and F̂_top − r − e_top > F̂_j + r + e_j for every j ≠ top\n",
         "  (elementwise, directed rounding): F and F^α provably predict the same class.\n",
+        "- **first failing block** / **where the per-input certificate is lost**: the propagation of an image\n",
+        "  stops at the first block whose range check fails (it gets no certificate; its measured error is\n",
+        "  still computed); images that pass get exactly the full propagation's certificate. The per-block\n",
+        "  tables (smallest and largest α) are computed from the certified per-input quantities, medians\n",
+        "  are lower medians over images: *reached* = images in range at every earlier block; *e* = max_i e_i\n",
+        "  at the block output, over the images also passing this block; *r* = the f64 forward-pass\n",
+        "  enclosure; *slack* = min_i (B − |ŷ_i| − r − e_i) over the block's activation inputs (< 0 fails);\n",
+        "  *excess* = max_i (r + e_i)/(B − |ŷ_i|) (> 1 fails: the factor by which the bound would have to\n",
+        "  shrink for the block to pass).\n",
         "- The polynomial errors are certified in exact arithmetic (`arith = exact`); the bounds are about\n",
         "  F^α computed exactly, the measured errors include the f64 evaluation of p_α.\n\n",
     ));
     let _ = writeln!(s, "Command:\n\n```\n{command}\n```\n");
     let _ = writeln!(s, "## Summary\n");
-    let _ = writeln!(s, "| model | blocks | α | global bound | C | images | in range | measured max | per-input mean | certified unchanged |");
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "| model | blocks | α | global bound (certified) | C | images | in range | measured max | per-input mean (certified) | certified unchanged | first failing block (median) |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
     for r in reports {
         for a in [r.alphas.first(), r.alphas.last()].into_iter().flatten() {
-            let (im, inr, mm, pm, un) = match &a.data {
+            let (im, inr, mm, pm, un, ff) = match &a.data {
                 Some(d) => (
                     d.images.to_string(),
                     d.in_range.to_string(),
                     sci(d.measured_max),
                     sci(d.per_input_mean),
                     format!("{:.2}%", 100.0 * d.unchanged_fraction),
+                    d.first_failure_median
+                        .map_or_else(|| "—".into(), |b| b.to_string()),
                 ),
-                None => ("—".into(), "—".into(), "—".into(), "—".into(), "—".into()),
+                None => (
+                    "—".into(),
+                    "—".into(),
+                    "—".into(),
+                    "—".into(),
+                    "—".into(),
+                    "—".into(),
+                ),
             };
             let name = std::path::Path::new(&r.model)
                 .file_name()
                 .map_or_else(|| r.model.clone(), |f| f.to_string_lossy().into_owned());
             let _ = writeln!(
                 s,
-                "| {name} | {} | {} | {} | {:.3e} | {im} | {inr} | {mm} | {pm} | {un} |",
+                "| {name} | {} | {} | {} | {:.3e} | {im} | {inr} | {mm} | {pm} | {un} | {ff} |",
                 r.blocks,
                 a.alpha,
                 sci(a.global.bound),
@@ -495,29 +802,42 @@ impl BoundReport {
             .alphas
             .iter()
             .find_map(|a| a.data.as_ref().map(|d| d.images));
-        if let (Some(d), Some(n)) = (&self.data, images) {
-            let _ = writeln!(s, "Data: the first {n} images of `{d}`.");
+        match (&self.data_selection, &self.data, images) {
+            (Some(w), _, _) => {
+                let _ = writeln!(s, "Data: {w}.");
+            }
+            (None, Some(d), Some(n)) => {
+                let _ = writeln!(s, "Data: {n} images of `{d}`.");
+            }
+            _ => {}
         }
+        let policy = match self.range {
+            RangePolicy::PerLayer { margin } => {
+                format!("one B per ReLU / max-pool node = {margin} × its calibrated max |input|")
+            }
+            RangePolicy::PerNetwork { margin } => {
+                format!("one B for the network = {margin} × the calibrated max |input|")
+            }
+            RangePolicy::Fixed(b) => format!("fixed B = {b}"),
+        };
         let _ = writeln!(
             s,
-            "Range policy: {:?}{}. {} blocks.\n",
-            self.range,
-            self.calib_images
-                .map(|k| format!(
-                    ", B calibrated on {k} images (max |input| per node, times the margin)"
-                ))
+            "Range: {policy}{}. {} blocks.\n",
+            self.calib_data
+                .as_ref()
+                .map(|c| format!("; calibration set: {c} (exact forward pass F)"))
                 .unwrap_or_default(),
             self.blocks
         );
         let _ = writeln!(s, "({ratio_note}.)\n");
-        let _ = writeln!(s, "| α | global bound (certified) | C = bound·2^α | images | in range | measured max | per-input max | per-input mean | measured/per-input mean (max) | per-input/global max | certified unchanged |");
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(s, "| α | global bound (certified) | C = bound·2^α | images | in range | measured max | per-input max (certified) | per-input mean (certified) | measured/per-input mean (max) | per-input/global max | certified unchanged | first failing block: images |");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|");
         for a in &self.alphas {
             match &a.data {
                 Some(d) => {
                     let _ = writeln!(
                         s,
-                        "| {} | {} | {} | {} | {} | {} | {} | {} | {} ({}) | {} | {} ({:.2}%) |",
+                        "| {} | {} | {} | {} | {} | {} | {} | {} | {} ({}) | {} | {} ({:.2}%) | {} |",
                         a.alpha,
                         sci(a.global.bound),
                         sci(a.global.c),
@@ -530,18 +850,30 @@ impl BoundReport {
                         fixed(d.ratio_max),
                         fixed(d.per_input_over_global_max),
                         d.unchanged,
-                        100.0 * d.unchanged_fraction
+                        100.0 * d.unchanged_fraction,
+                        histogram(&d.first_failure)
                     );
                 }
                 None => {
                     let _ = writeln!(
                         s,
-                        "| {} | {} | {} | — | — | — | — | — | — | — | — |",
+                        "| {} | {} | {} | — | — | — | — | — | — | — | — | — |",
                         a.alpha,
                         sci(a.global.bound),
                         sci(a.global.c)
                     );
                 }
+            }
+        }
+        // The diagnostic at the smallest and the largest α.
+        let ends = match (self.alphas.first(), self.alphas.last()) {
+            (Some(f), Some(l)) if f.alpha != l.alpha => vec![f, l],
+            (_, Some(l)) => vec![l],
+            _ => Vec::new(),
+        };
+        for a in ends {
+            if let Some(d) = &a.data {
+                s.push_str(&diagnostic_markdown(a.alpha, d));
             }
         }
         if let Some(a) = self.alphas.last() {

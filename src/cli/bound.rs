@@ -28,17 +28,24 @@ pub struct BoundArgs {
     /// Per-input bounds, measured errors and certified-unchanged predictions on the data.
     #[arg(long)]
     pub per_input: bool,
-    /// Use only the first K images of the data.
+    /// Use only K images of the data (the first K, or with `--evenly` K spread over the file);
+    /// one for all models, or one per model.
     #[arg(long)]
-    pub limit: Option<usize>,
+    pub limit: Vec<usize>,
+    /// With `--limit`: take the images spread evenly over the file (for files sorted by
+    /// class, like the CIFAR-10 JPEG copy) instead of the first ones.
+    #[arg(long)]
+    pub evenly: bool,
     /// Approximation range: `auto` (calibrated on the data or --calib) or a fixed B > 0.
     #[arg(long, default_value = "auto")]
     pub b: String,
     /// With `--b auto`: one B per layer or one per network.
     #[arg(long, value_parser = ["layer", "network"], default_value = "layer")]
     pub b_scope: String,
-    /// With `--b auto`: multiply the calibrated max |input| by this factor (≥ 1).
-    #[arg(long, default_value_t = 1.0)]
+    /// With `--b auto`: multiply the calibrated max |input| by this factor (≥ 1). The
+    /// default 1.1 is `polycert eval`'s: with 1.0 the image attaining the calibrated max has
+    /// no slack at all, and F^α inputs drift just past B.
+    #[arg(long, default_value_t = 1.1)]
     pub margin: f64,
     /// Calibration data (default: the data).
     #[arg(long)]
@@ -95,6 +102,14 @@ fn write(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// The command line as typed (minus the binary path), quoted in the report.
+fn command() -> String {
+    std::iter::once("polycert".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Handle `polycert bound`.
 pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let alphas = parse_alphas(&a.alpha)?;
@@ -119,6 +134,13 @@ pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
             a.model.len()
         );
     }
+    if !(a.limit.len() <= 1 || a.limit.len() == a.model.len()) {
+        bail!(
+            "{} --limit values for {} --model files: give one for all models or one per model",
+            a.limit.len(),
+            a.model.len()
+        );
+    }
     let progress = |stage: &str, done: usize, total: usize| {
         if !quiet {
             if total == 0 {
@@ -140,7 +162,8 @@ pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
             calib: a.calib.clone(),
             calib_limit: a.calib_limit,
             data,
-            limit: a.limit,
+            limit: a.limit.get(i).or(a.limit.first()).copied(),
+            evenly: a.evenly,
             per_input: a.per_input,
         };
         if let Some(e) = a.target_error {
@@ -151,6 +174,23 @@ pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
         }
         progress(&format!("model {}", model.display()), 0, 0);
         reports.push(bound_report(&cfg, &progress)?);
+        // Long runs: the models done so far go to `<file>.partial` until the last one.
+        if i + 1 < a.model.len() {
+            let partial = |p: &std::path::Path| {
+                let mut s = p.as_os_str().to_owned();
+                s.push(".partial");
+                PathBuf::from(s)
+            };
+            if let Some(p) = &a.out_json {
+                write(
+                    &partial(p),
+                    &(serde_json::to_string_pretty(&reports)? + "\n"),
+                )?;
+            }
+            if let Some(p) = &a.out_md {
+                write(&partial(p), &bounds_markdown(&reports, &command()))?;
+            }
+        }
     }
     if a.target_error.is_some() {
         let json = serde_json::to_string_pretty(&targets)? + "\n";
@@ -182,12 +222,7 @@ pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
         });
     }
     let json = serde_json::to_string_pretty(&reports)? + "\n";
-    // The command line as typed (minus the binary path), quoted in the report.
-    let command = std::iter::once("polycert".to_string())
-        .chain(std::env::args().skip(1))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let md = bounds_markdown(&reports, &command);
+    let md = bounds_markdown(&reports, &command());
     if let Some(p) = &a.out_json {
         write(p, &json)?;
     }
