@@ -6,6 +6,7 @@
 //! it computes nothing mathematical and nothing else in the crate imports it (except the CLI).
 
 mod builder;
+mod ckks;
 mod default;
 mod io;
 mod markdown;
@@ -14,6 +15,10 @@ mod plot;
 mod toynet;
 
 pub use builder::{Report, Section};
+pub use ckks::{
+    ckks_section, CkksReportConfig, CkksTiming, DEFAULT_CKKS_ALPHA, DEFAULT_CKKS_IMAGES,
+    DEFAULT_CKKS_SEED,
+};
 pub use default::{build_default_report, ReportConfig};
 pub use io::{to_json_bytes, write_atomic, write_json_atomic};
 pub use markdown::MdTable;

@@ -125,7 +125,7 @@ pub fn match_models(cfg: &NetworkReportConfig) -> crate::Result<Vec<ModelData>> 
     Ok(out)
 }
 
-fn file_name(p: &Path) -> String {
+pub(super) fn file_name(p: &Path) -> String {
     p.file_name().map_or_else(
         || p.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
