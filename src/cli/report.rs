@@ -160,10 +160,10 @@ pub fn run(args: &ReportArgs, quiet: bool) -> anyhow::Result<Outcome> {
             })
         });
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        outln!("{}", serde_json::to_string_pretty(&json)?)?;
     } else if !quiet {
-        println!("wrote {} files under {}", files.len(), args.out.display());
-        println!("{}", args.out.join("index.md").display());
+        outln!("wrote {} files under {}", files.len(), args.out.display())?;
+        outln!("{}", args.out.join("index.md").display())?;
     }
     Ok(if failed { Outcome::Failed } else { Outcome::Ok })
 }
