@@ -18,7 +18,10 @@ fn run_into_closed_pipe(args: &[&str]) -> (Option<i32>, String) {
     // Drop the only reader: the child's first write gets EPIPE.
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -49,10 +52,19 @@ fn closed_stdout_pipe_exits_quietly_without_panic() {
 #[test]
 fn report_refuses_a_bad_ckks_alpha_before_any_work() {
     let out = polycert()
-        .args(["report", "--out", "/nonexistent/never-written", "--ckks-alpha", "3"])
+        .args([
+            "report",
+            "--out",
+            "/nonexistent/never-written",
+            "--ckks-alpha",
+            "3",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--ckks-alpha 3") && err.contains("4..=14"), "{err}");
+    assert!(
+        err.contains("--ckks-alpha 3") && err.contains("4..=14"),
+        "{err}"
+    );
 }

@@ -239,8 +239,13 @@ fn ckks_section_toy_parameters_structure_labels_bounds_and_determinism() {
         .iter()
         .map(|x| x["name"].as_str().unwrap())
         .collect();
-    assert!(names.iter().all(|n| n.starts_with("measured") || n.starts_with("certified")));
-    assert!(names.iter().any(|n| n.starts_with("certified global")), "{names:?}");
+    assert!(names
+        .iter()
+        .all(|n| n.starts_with("measured") || n.starts_with("certified")));
+    assert!(
+        names.iter().any(|n| n.starts_with("certified global")),
+        "{names:?}"
+    );
     for k in ["png", "svg"] {
         let f = dir.path().join(p[k].as_str().unwrap());
         assert!(std::fs::metadata(&f).unwrap().len() > 1000, "{f:?}");

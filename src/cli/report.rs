@@ -121,7 +121,8 @@ pub fn run(args: &ReportArgs, quiet: bool) -> anyhow::Result<Outcome> {
                 // Measured, machine-dependent: printed, never written into report.json.
                 for t in &timings {
                     let tm = &t.timings;
-                    bar.println(format!(
+                    bar.suspend(|| {
+                        eprintln!(
                         "CKKS {}: key generation {:.1} s, evaluation {:.1} s ({:.2} s per image), \
                          peak RSS {}",
                         t.model,
@@ -130,7 +131,8 @@ pub fn run(args: &ReportArgs, quiet: bool) -> anyhow::Result<Outcome> {
                         tm.per_image_s,
                         tm.peak_rss_mib
                             .map_or("n/a".to_string(), |m| format!("{m:.0} MiB"))
-                    ));
+                    )
+                    });
                 }
             }
         }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::network::file_name;
-use super::{Evidence, LinePlot, MdTable, NetworkReportConfig, Section, Series};
+use super::{Evidence, LegendPos, LinePlot, MdTable, NetworkReportConfig, Section, Series};
 use crate::bounds::{BoundConfig, PolyErrors, ALPHAS};
 use crate::ckks::{
     encrypted_levels, run_encrypted, CkksError, CkksParams, EncryptedConfig, EncryptedReport,
@@ -123,7 +123,10 @@ struct ModelRun {
 }
 
 /// Run one supported model; `Ok(Err(reason))` when it is skipped.
-#[expect(clippy::too_many_lines, reason = "one model: run, JSON, table and plot")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one model: run, JSON, table and plot"
+)]
 fn run_model(
     net_cfg: &NetworkReportConfig,
     cfg: &CkksReportConfig,
@@ -415,13 +418,18 @@ fn run_model(
     series.retain(|s| !s.points.is_empty());
     let plot = LinePlot {
         id: plot_id(&stem),
-        title: format!("{stem}, CKKS at α = {}: error per image", rep.alpha),
+        title: format!(
+            "{stem}, CKKS at α = {}, N = 2^{}: error per image",
+            rep.alpha, p.log_n
+        ),
         x_label: "image index".into(),
         y_label: "‖·‖∞ over the logits".into(),
         log_x: false,
         log_y: true,
         series,
         evidence: Evidence::Mixed,
+        // Bounds run along the top, measured errors along the bottom.
+        legend: LegendPos::MiddleRight,
     };
     Ok(Ok(ModelRun {
         json,

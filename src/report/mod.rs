@@ -26,7 +26,7 @@ pub use network::{
     accuracy_section, bounds_section, evaluate_models, match_models, ModelData,
     NetworkReportConfig, CIFAR_FILE, MNIST_FILE,
 };
-pub use plot::{LinePlot, Series};
+pub use plot::{LegendPos, LinePlot, Series};
 pub use toynet::{toy_bounds_section, toy_network, TOY_B, TOY_INPUTS};
 
 /// Whether a figure is a certified bound or a measured (sampled) value.
