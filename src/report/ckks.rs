@@ -147,10 +147,10 @@ fn run_model(
     };
     let params = match CkksParams::for_depth(cfg.log_n, levels, 20, cfg.insecure) {
         Ok(p) => p,
-        Err(e @ CkksError::NotEnoughLevels { .. }) => {
+        Err(CkksError::NotEnoughLevels { available, .. }) => {
             return Ok(Err(format!(
-                "needs {levels} levels at α = {}, more than 128-bit parameters at \
-                 N = 2^{} hold (no bootstrapping): {e}",
+                "needs {levels} levels at α = {}; parameters at N = 2^{} within the 128-bit \
+                 HomomorphicEncryption.org bound hold at most {available} (no bootstrapping)",
                 cfg.alpha, cfg.log_n
             )))
         }
@@ -530,4 +530,31 @@ pub fn ckks_section(
         },
         timings,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plot_ids_use_only_safe_characters() {
+        assert_eq!(plot_id("mnist_cnn_small"), "ckks_error_mnist_cnn_small");
+        assert_eq!(plot_id("a.b c"), "ckks_error_a_b_c");
+    }
+
+    #[test]
+    fn only_positive_finite_points_are_drawn() {
+        let pts = drawable(
+            [(0.0, 1e-3), (1.0, 0.0), (2.0, f64::NAN), (3.0, f64::INFINITY), (4.0, 2.0)]
+                .into_iter(),
+        );
+        assert_eq!(pts, vec![(0.0, 1e-3), (4.0, 2.0)]);
+    }
+
+    #[test]
+    fn defaults_are_secure_and_match_the_committed_ckks_report() {
+        let c = CkksReportConfig::default();
+        assert_eq!((c.alpha, c.log_n, c.insecure), (13, 16, false));
+        assert!(c.images > 0 && c.images <= 32);
+    }
 }
