@@ -545,8 +545,14 @@ mod tests {
     #[test]
     fn only_positive_finite_points_are_drawn() {
         let pts = drawable(
-            [(0.0, 1e-3), (1.0, 0.0), (2.0, f64::NAN), (3.0, f64::INFINITY), (4.0, 2.0)]
-                .into_iter(),
+            [
+                (0.0, 1e-3),
+                (1.0, 0.0),
+                (2.0, f64::NAN),
+                (3.0, f64::INFINITY),
+                (4.0, 2.0),
+            ]
+            .into_iter(),
         );
         assert_eq!(pts, vec![(0.0, 1e-3), (4.0, 2.0)]);
     }
