@@ -253,7 +253,9 @@ fn run_model(
             approx_checked += 1;
             approx_ok += usize::from(ok);
         }
-        // Triangle inequality: ‖dec − F‖ ≤ ‖F^α − F‖ + ‖dec − F^α‖ ≤ bound + measured noise.
+        // Triangle inequality: ‖dec − F‖ ≤ ‖F^α − F‖ + ‖dec − F^α‖ ≤ bound + measured noise,
+        // with the tighter certified bound: the per-input one when the image passes its range
+        // check, else the global one.
         let tight = pib.unwrap_or(g).min(g);
         let dec_within = im.error_vs_exact <= tight + im.ckks_error;
         dec_ok += usize::from(dec_within);
