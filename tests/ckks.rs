@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use polycert::ckks::{run_encrypted, CkksError, CkksParams, EncryptedConfig};
+use polycert::ckks::{encrypted_levels, run_encrypted, CkksError, CkksParams, EncryptedConfig};
 use polycert::nn::{import_onnx, Dataset};
 use polycert::remez::table1_sign;
 
@@ -62,6 +62,8 @@ fn run_small(alpha: u32, log_n: u32, images: usize) {
     )
     .unwrap();
     assert_eq!(rep.images.len(), images);
+    // The cheap support check predicts the levels of the run.
+    assert_eq!(encrypted_levels(&net, &sign).unwrap(), rep.levels_needed);
     assert_eq!(
         rep.levels_needed,
         2 + (sign.table_depth() as usize) + 2 + (sign.table_depth() as usize) + 1

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use polycert::report::{
-    accuracy_section, bounds_section, build_default_report, evaluate_models, NetworkReportConfig,
-    Report, ReportConfig,
+    accuracy_section, bounds_section, build_default_report, ckks_section, evaluate_models,
+    CkksReportConfig, NetworkReportConfig, Report, ReportConfig,
 };
 use serde_json::Value;
 
@@ -131,5 +131,175 @@ fn network_sections_on_shared_models() {
     for a in acc {
         let d = a["data"].as_str().unwrap();
         assert!(d.starts_with("cifar10/") || d.starts_with("mnist/"), "{d}");
+    }
+}
+
+/// A models folder holding copies of the named shared models.
+fn models_dir(shared: &Path, names: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for n in names {
+        std::fs::copy(shared.join("models").join(n), dir.path().join(n)).unwrap();
+    }
+    dir
+}
+
+fn ckks_report(shared: &Path, models: &Path, cfg: &CkksReportConfig) -> Report {
+    let net_cfg = NetworkReportConfig::new(models.into(), shared.join("data"));
+    let (section, timings) = ckks_section(&net_cfg, cfg, &mut |_| {}).unwrap();
+    assert!(timings.iter().all(|t| t.timings.eval_s > 0.0));
+    let mut r = Report {
+        title: "CKKS".into(),
+        ..Report::default()
+    };
+    r.push(section);
+    r
+}
+
+#[test]
+fn ckks_section_toy_parameters_structure_labels_bounds_and_determinism() {
+    let Some(shared) = shared("CKKS report section") else {
+        return;
+    };
+    let models = models_dir(&shared, &["mnist_cnn_small.onnx", "resnet20_cifar10.onnx"]);
+    // Toy ring (N = 2^12, insecure, 2 images per ciphertext) so the test takes seconds; the
+    // section must say it is insecure.
+    let cfg = CkksReportConfig {
+        images: 2,
+        alpha: 4,
+        seed: 5,
+        log_n: 12,
+        insecure: true,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    ckks_report(&shared, models.path(), &cfg)
+        .write(dir.path())
+        .unwrap();
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    let s = &v["sections"]["ckks"];
+    assert_eq!(s["evidence"], "mixed");
+    assert_eq!(s["data"]["alpha"], 4);
+    // The ResNet is not a chain the encrypted executor runs: skipped with the reason.
+    let skipped = s["data"]["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0]["model"], "resnet20_cifar10.onnx");
+    assert!(
+        skipped[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not supported"),
+        "{}",
+        skipped[0]
+    );
+    let ms = s["data"]["models"].as_array().unwrap();
+    assert_eq!(ms.len(), 1);
+    let m = &ms[0];
+    assert_eq!(m["model"], "mnist_cnn_small.onnx");
+    assert_eq!(m["data"], "mnist/t10k-images-idx3-ubyte");
+    assert!(m["params"]["security"]
+        .as_str()
+        .unwrap()
+        .starts_with("INSECURE"));
+    assert_eq!(m["polynomial_matches_certificate"], true);
+    let g = m["certified"]["global_bound"].as_f64().unwrap();
+    assert!(g > 0.0 && g.is_finite());
+    let images = m["images"].as_array().unwrap();
+    assert_eq!(images.len(), 2);
+    for (k, im) in images.iter().enumerate() {
+        assert_eq!(im["index"], k);
+        assert_eq!(im["class"]["evidence"], "measured");
+        let noise = im["measured"]["ckks_noise_linf"].as_f64().unwrap();
+        let dec = im["measured"]["dec_vs_exact_linf"].as_f64().unwrap();
+        let approx = im["measured"]["approx_vs_exact_linf"].as_f64().unwrap();
+        assert!(noise > 0.0 && noise < 1e-2, "{im}");
+        // Measured never above certified: F^α against its certified bounds, and the decryption
+        // against certified bound + measured CKKS noise (triangle inequality).
+        assert_eq!(im["certified"]["global_bound"].as_f64().unwrap(), g);
+        assert!(approx <= g, "{im}");
+        if im["certified"]["in_range"] == true {
+            let pib = im["certified"]["per_input_bound"].as_f64().unwrap();
+            assert!(approx <= pib && pib <= g, "{im}");
+            assert_eq!(im["checks"]["approx_vs_exact_within_per_input"], true);
+        } else {
+            assert!(im["certified"]["per_input_bound"].is_null(), "{im}");
+        }
+        assert!(dec <= g + noise, "{im}");
+        assert_eq!(im["checks"]["dec_vs_exact_within_bound_plus_noise"], true);
+        assert_eq!(im["class"]["encrypted"], im["class"]["approx"], "{im}");
+    }
+    // One plot, certified and measured series, both files written, linked from index.md.
+    let plots = s["plots"].as_array().unwrap();
+    assert_eq!(plots.len(), 1);
+    let p = &plots[0];
+    assert_eq!(p["id"], "ckks_error_mnist_cnn_small");
+    assert_eq!(p["evidence"], "mixed");
+    let names: Vec<&str> = p["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert!(names
+        .iter()
+        .all(|n| n.starts_with("measured") || n.starts_with("certified")));
+    assert!(
+        names.iter().any(|n| n.starts_with("certified global")),
+        "{names:?}"
+    );
+    for k in ["png", "svg"] {
+        let f = dir.path().join(p[k].as_str().unwrap());
+        assert!(std::fs::metadata(&f).unwrap().len() > 1000, "{f:?}");
+    }
+    let md = std::fs::read_to_string(dir.path().join("index.md")).unwrap();
+    assert!(md.contains("plots/ckks_error_mnist_cnn_small.png"));
+    assert!(md.contains("resnet20_cifar10.onnx: not supported"));
+    assert!(md.contains("**INSECURE"));
+    // Same seed, same inputs: byte-identical JSON (no timings in it).
+    let first = std::fs::read(dir.path().join("report.json")).unwrap();
+    ckks_report(&shared, models.path(), &cfg)
+        .write(dir.path())
+        .unwrap();
+    assert_eq!(
+        first,
+        std::fs::read(dir.path().join("report.json")).unwrap()
+    );
+}
+
+#[test]
+fn ckks_section_skips_models_too_deep_for_128_bit_parameters() {
+    let Some(shared) = shared("CKKS report section") else {
+        return;
+    };
+    // The max-pooling model at α = 13 needs 2·(depth) levels per pooling: far beyond the
+    // 1772 bits of N = 2^16. Skipped before any key is generated, with the reason.
+    let models = models_dir(&shared, &["mnist_cnn_small_maxpool.onnx"]);
+    let r = ckks_report(&shared, models.path(), &CkksReportConfig::default());
+    let s = &r.sections[0];
+    assert_eq!(s.data["models"].as_array().unwrap().len(), 0);
+    let reason = s.data["skipped"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("levels at α = 13"), "{reason}");
+    assert!(s.plots.is_empty());
+    // Bad configurations are errors naming the flag.
+    let net_cfg = NetworkReportConfig::new(models.path().into(), shared.join("data"));
+    for (cfg, flag) in [
+        (
+            CkksReportConfig {
+                images: 0,
+                ..CkksReportConfig::default()
+            },
+            "--ckks-images",
+        ),
+        (
+            CkksReportConfig {
+                alpha: 3,
+                ..CkksReportConfig::default()
+            },
+            "--ckks-alpha",
+        ),
+    ] {
+        let e = ckks_section(&net_cfg, &cfg, &mut |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(flag), "{e}");
     }
 }

@@ -11,6 +11,7 @@ mod bounds;
 mod certify;
 mod ci;
 mod ckks;
+mod cli;
 mod nn;
 mod report;
 mod sign;

@@ -103,6 +103,20 @@ fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// The number of levels L the encrypted executor needs to run `net` with the composite sign
+/// `sign` (conv 2, r̃_α the sign depth + 1, max-pooling twice that, average pooling 0,
+/// dense 1; see the module docs), without generating any key: the cheap support check before
+/// a run (e.g. to pick parameters with [`CkksParams::for_depth`]).
+///
+/// # Errors
+/// [`CkksError::Unsupported`] for a network outside the supported chain (Conv → Relu →
+/// pooling … → Flatten → Gemm).
+pub fn encrypted_levels(net: &Network, sign: &CompositeSign) -> Result<usize, CkksError> {
+    let (layers, _) = compile(net)?;
+    let sign_depth: usize = sign_plans(sign).iter().map(|p| p.depth() as usize).sum();
+    Ok(layers.iter().map(|l| layer_levels(l, sign_depth + 1)).sum())
+}
+
 /// Run `images` (preprocessed, per-sample input shape) encrypted and cross-check against the
 /// plaintext exact and approximate engines.
 ///

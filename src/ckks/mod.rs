@@ -52,7 +52,7 @@ mod ring;
 pub use encoding::Encoder;
 pub use error::CkksError;
 pub use eval::{Ciphertext, CkksContext, Evaluator, Plaintext};
-pub use infer::{run_encrypted, EncryptedConfig};
+pub use infer::{encrypted_levels, run_encrypted, EncryptedConfig};
 pub use keys::{GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
 pub use params::{CkksParams, CkksParamsBuilder, SecurityLevel, HE_STANDARD_128};
 pub use polyeval::{eval_plan, eval_sign, max2_scaled, relu_scaled, sign_plans, PlanTrace};

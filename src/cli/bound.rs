@@ -198,20 +198,20 @@ pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
             write(p, &json)?;
         }
         if a.json {
-            print!("{json}");
+            out!("{json}")?;
         } else {
             for (m, t) in &targets {
                 match t.alpha {
-                    Some(al) => println!(
+                    Some(al) => outln!(
                         "{m}: alpha = {al} (global bound {:e} <= {:e})",
                         t.bounds.last().map_or(f64::NAN, |b| b.1),
                         t.target
-                    ),
-                    None => println!(
+                    )?,
+                    None => outln!(
                         "{m}: no alpha in 4..=14 has a global bound <= {:e} (alpha 14: {:e})",
                         t.target,
                         t.bounds.last().map_or(f64::NAN, |b| b.1)
-                    ),
+                    )?,
                 }
             }
         }
@@ -230,9 +230,9 @@ pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
         write(p, &md)?;
     }
     if a.json {
-        print!("{json}");
+        out!("{json}")?;
     } else {
-        print!("{md}");
+        out!("{md}")?;
     }
     let refuted = reports.iter().flat_map(|r| &r.alphas).any(|a| {
         a.data

@@ -96,7 +96,7 @@ pub fn run(args: CertifyArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let cert = certify(&poly, &cfg)?;
     let secs = t.elapsed().as_secs_f64();
     if !args.print_json {
-        print_summary(&cert);
+        print_summary(&cert)?;
     }
     if !quiet {
         eprintln!("certified in {secs:.2} s");
@@ -105,7 +105,7 @@ pub fn run(args: CertifyArgs, quiet: bool) -> anyhow::Result<Outcome> {
         let mut file = cert.to_file();
         let text = polycert::proof::encode(&mut file)?;
         if args.print_json {
-            print!("{text}");
+            out!("{text}")?;
         }
         let Some(out) = &args.out else {
             return Ok(if cert.all_hold() {
@@ -126,12 +126,12 @@ pub fn run(args: CertifyArgs, quiet: bool) -> anyhow::Result<Outcome> {
     })
 }
 
-fn print_summary(cert: &Certificate) {
-    println!(
+fn print_summary(cert: &Certificate) -> anyhow::Result<()> {
+    outln!(
         "alpha {} degrees {:?}: claims certified (sup as [lo, hi])",
         cert.alpha,
         cert.poly.degrees()
-    );
+    )?;
     for c in &cert.claims {
         let v = match c.verdict {
             Verdict::Holds => "holds".to_string(),
@@ -145,13 +145,14 @@ fn print_summary(cert: &Certificate) {
         } else {
             String::new()
         };
-        println!(
+        outln!(
             "  {:<20} sup in [{:.6e}, {:.6e}]{hi} bound {:.6e} boxes {:>6}  {v}",
             c.kind.id(),
             c.sup_lo,
             c.sup_hi,
             c.bound.to_f64(),
             c.boxes.len()
-        );
+        )?;
     }
+    Ok(())
 }

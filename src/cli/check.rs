@@ -53,15 +53,15 @@ pub fn run(args: CheckArgs, quiet: bool) -> anyhow::Result<Outcome> {
         }
         match res {
             Ok(r) => {
-                println!(
+                outln!(
                     "{}: ACCEPTED (alpha {}, {} claims)",
                     r.file,
                     r.alpha,
                     r.claims.len()
-                );
+                )?;
                 if !quiet {
                     for c in &r.claims {
-                        println!(
+                        outln!(
                             "  {:<16} {:<9} sup in [{}, {}] bound {} ({} boxes)",
                             c.id,
                             c.verdict,
@@ -69,13 +69,13 @@ pub fn run(args: CheckArgs, quiet: bool) -> anyhow::Result<Outcome> {
                             c.certified_sup[1],
                             c.bound,
                             c.boxes
-                        );
+                        )?;
                     }
                     eprintln!("  checked in {:.2} s", t.elapsed().as_secs_f64());
                 }
             }
             Err(e @ ProofError::Rejected { .. }) => {
-                println!("{e}");
+                outln!("{e}")?;
                 outcome = Outcome::Failed;
             }
             Err(e) => {

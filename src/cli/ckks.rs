@@ -154,9 +154,9 @@ pub fn run(a: &CkksArgs, quiet: bool) -> anyhow::Result<Outcome> {
         write_atomic(p, md.as_bytes())?;
     }
     if a.json {
-        print!("{json}");
+        out!("{json}")?;
     } else {
-        print!("{md}");
+        out!("{md}")?;
     }
     let ok = rep.agree_with_approx == rep.images.len() && rep.within_bound != Some(false);
     Ok(if ok { Outcome::Ok } else { Outcome::Failed })

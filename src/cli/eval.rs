@@ -162,9 +162,9 @@ pub fn run(a: &EvalArgs, quiet: bool) -> anyhow::Result<Outcome> {
         write_atomic(p, &md)?;
     }
     if a.json {
-        print!("{json}");
+        out!("{json}")?;
     } else {
-        print!("{md}");
+        out!("{md}")?;
     }
     Ok(Outcome::Ok)
 }

@@ -8,6 +8,32 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 
+/// `print!` to stdout that returns the write error (with context) instead of panicking, so a
+/// reader that closes the pipe early (`polycert sign --table | head -1`) ends the command
+/// quietly (see [`main`]). Use as `out!(…)?`.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        anyhow::Context::context(
+            write!(stdout, $($arg)*).and_then(|()| stdout.flush()),
+            "writing to stdout",
+        )
+    }};
+}
+
+/// `println!` counterpart of `out!`.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        anyhow::Context::context(
+            writeln!(stdout, $($arg)*).and_then(|()| stdout.flush()),
+            "writing to stdout",
+        )
+    }};
+}
+
 mod bound;
 mod certify;
 mod check;
@@ -71,11 +97,21 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
+        // The reader went away (`| head`): nothing left to tell anyone.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
     }
+}
+
+/// Whether an error comes from writing into a closed pipe.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn run(cli: Cli) -> anyhow::Result<Outcome> {

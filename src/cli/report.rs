@@ -1,5 +1,6 @@
 //! `polycert report`: regenerate `reports/` (the README's main job). With `--models` and
-//! `--data` it adds the network sections (accuracy against α, Table 2 style).
+//! `--data` it adds the network sections (accuracy against α, Table 2 style), the certified
+//! bounds against measured error, and the encrypted (CKKS) runs against the certified bounds.
 
 use std::path::PathBuf;
 
@@ -7,8 +8,9 @@ use anyhow::bail;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use polycert::report::{
-    accuracy_section, bounds_section, build_default_report, evaluate_models, NetworkReportConfig,
-    ReportConfig,
+    accuracy_section, bounds_section, build_default_report, ckks_section, evaluate_models,
+    CkksReportConfig, NetworkReportConfig, ReportConfig, DEFAULT_CKKS_ALPHA, DEFAULT_CKKS_IMAGES,
+    DEFAULT_CKKS_SEED,
 };
 
 use super::{parse_alphas, Outcome};
@@ -43,6 +45,17 @@ pub struct ReportArgs {
     /// Network sections: the CIFAR-10 file inside `DATA/cifar10/`.
     #[arg(long, default_value = polycert::report::CIFAR_FILE)]
     pub cifar_file: String,
+    /// CKKS section: encrypt the first K images of each supported model's data file (one
+    /// N = 2^16 batch, a few minutes per model whatever K ≤ 32; 0 skips the section).
+    #[arg(long, default_value_t = DEFAULT_CKKS_IMAGES)]
+    pub ckks_images: usize,
+    /// CKKS section: α of Table 1 (4..=14; models too deep for 128-bit parameters at this α
+    /// are listed as skipped).
+    #[arg(long, default_value_t = DEFAULT_CKKS_ALPHA)]
+    pub ckks_alpha: u32,
+    /// CKKS section: seed of the ChaCha20 CSPRNG (keys and encryption noise).
+    #[arg(long, default_value_t = DEFAULT_CKKS_SEED)]
+    pub ckks_seed: u64,
 }
 
 /// Run `polycert report`.
@@ -61,6 +74,19 @@ pub fn run(args: &ReportArgs, quiet: bool) -> anyhow::Result<Outcome> {
         _ => bail!(
             "--models and --data go together (both folders are needed for the network sections)"
         ),
+    };
+    // Checked before any work (the library checks again).
+    if !(4..=14).contains(&args.ckks_alpha) {
+        bail!(
+            "--ckks-alpha {}: expected an α in 4..=14 (Table 1 with a committed certificate)",
+            args.ckks_alpha
+        );
+    }
+    let ckks_cfg = CkksReportConfig {
+        images: args.ckks_images,
+        alpha: args.ckks_alpha,
+        seed: args.ckks_seed,
+        ..CkksReportConfig::default()
     };
     let cfg = ReportConfig::default();
     let bar = if quiet {
@@ -87,10 +113,35 @@ pub fn run(args: &ReportArgs, quiet: bool) -> anyhow::Result<Outcome> {
                 },
             )?);
         }
+        if ckks_cfg.images > 0 {
+            let (section, timings) =
+                ckks_section(nc, &ckks_cfg, &mut |m: &str| bar.set_message(m.to_string()))?;
+            report.push(section);
+            if !quiet {
+                // Measured, machine-dependent: printed, never written into report.json.
+                for t in &timings {
+                    let tm = &t.timings;
+                    bar.suspend(|| {
+                        eprintln!(
+                        "CKKS {}: key generation {:.1} s, evaluation {:.1} s ({:.2} s per image), \
+                         peak RSS {}",
+                        t.model,
+                        tm.keygen_s,
+                        tm.eval_s,
+                        tm.per_image_s,
+                        tm.peak_rss_mib
+                            .map_or("n/a".to_string(), |m| format!("{m:.0} MiB"))
+                    )
+                    });
+                }
+            }
+        }
         let net_inputs = serde_json::json!({
             "alphas": nc.alphas,
             "limit": nc.limit,
             "cifar_file": nc.cifar_file,
+            "bound_images": nc.bound_images,
+            "ckks": {"images": ckks_cfg.images, "alpha": ckks_cfg.alpha, "seed": ckks_cfg.seed},
             "models": evals.iter().map(|e| e.model.clone()).collect::<Vec<_>>(),
         });
         if let Some(obj) = report.inputs.as_object_mut() {
@@ -111,10 +162,10 @@ pub fn run(args: &ReportArgs, quiet: bool) -> anyhow::Result<Outcome> {
             })
         });
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        outln!("{}", serde_json::to_string_pretty(&json)?)?;
     } else if !quiet {
-        println!("wrote {} files under {}", files.len(), args.out.display());
-        println!("{}", args.out.join("index.md").display());
+        outln!("wrote {} files under {}", files.len(), args.out.display())?;
+        outln!("{}", args.out.join("index.md").display())?;
     }
     Ok(if failed { Outcome::Failed } else { Outcome::Ok })
 }

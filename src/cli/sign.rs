@@ -113,9 +113,9 @@ fn emit(args: &SignArgs, v: &Value, text: &str) -> anyhow::Result<()> {
         write_atomic(p, &s)?;
     }
     if args.json {
-        print!("{s}");
+        out!("{s}")?;
     } else {
-        print!("{text}");
+        out!("{text}")?;
     }
     Ok(())
 }

@@ -148,7 +148,7 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{MdTable, Series};
+    use crate::report::{LegendPos, MdTable, Series};
 
     fn sample() -> Report {
         let mut t = MdTable::new(&["α", "sup"]);
@@ -174,6 +174,7 @@ mod tests {
                 log_y: true,
                 series: vec![Series::new("certified", vec![(4.0, 0.06), (5.0, 0.03)])],
                 evidence: Evidence::Certified,
+                legend: LegendPos::UpperRight,
             }],
         });
         r

@@ -5,7 +5,7 @@
 use rug::Float;
 use serde_json::{json, Value};
 
-use super::{Evidence, LinePlot, MdTable, Report, Section, Series};
+use super::{Evidence, LegendPos, LinePlot, MdTable, Report, Section, Series};
 use crate::certify::{certify_table1, Arith, Certificate, ClaimKind, Verdict};
 use crate::poly::{odd_bsgs_cost, Degree};
 use crate::remez::{
@@ -300,6 +300,7 @@ fn certificates_section(rows: &[AlphaRow]) -> Section {
                 dashed("promise 2^−α", nominal.clone()),
             ],
             evidence: Evidence::Certified,
+            legend: LegendPos::UpperRight,
         },
         LinePlot {
             id: "certified_relu_error_vs_depth".into(),
@@ -310,6 +311,7 @@ fn certificates_section(rows: &[AlphaRow]) -> Section {
             log_y: true,
             series: vec![Series::new("certified sup (upper end)", by_depth)],
             evidence: Evidence::Certified,
+            legend: LegendPos::UpperRight,
         },
     ];
     let md = format!(
@@ -378,6 +380,7 @@ fn curves_section(rows: &[AlphaRow], cfg: &ReportConfig) -> crate::Result<Sectio
         log_y: true,
         series,
         evidence: Evidence::Measured,
+        legend: LegendPos::UpperRight,
     };
     let md = "The error of r_α(x) = (x + x·p_α(x))/2 (Eq. 4) sampled in 160-bit MPFR arithmetic; each \
               point is the largest of 32 samples in its bin (measured, not a bound). The certified sups are in the section above."

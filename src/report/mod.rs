@@ -6,6 +6,7 @@
 //! it computes nothing mathematical and nothing else in the crate imports it (except the CLI).
 
 mod builder;
+mod ckks;
 mod default;
 mod io;
 mod markdown;
@@ -14,6 +15,10 @@ mod plot;
 mod toynet;
 
 pub use builder::{Report, Section};
+pub use ckks::{
+    ckks_section, CkksReportConfig, CkksTiming, DEFAULT_CKKS_ALPHA, DEFAULT_CKKS_IMAGES,
+    DEFAULT_CKKS_SEED,
+};
 pub use default::{build_default_report, ReportConfig};
 pub use io::{to_json_bytes, write_atomic, write_json_atomic};
 pub use markdown::MdTable;
@@ -21,7 +26,7 @@ pub use network::{
     accuracy_section, bounds_section, evaluate_models, match_models, ModelData,
     NetworkReportConfig, CIFAR_FILE, MNIST_FILE,
 };
-pub use plot::{LinePlot, Series};
+pub use plot::{LegendPos, LinePlot, Series};
 pub use toynet::{toy_bounds_section, toy_network, TOY_B, TOY_INPUTS};
 
 /// Whether a figure is a certified bound or a measured (sampled) value.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use super::{Evidence, LinePlot, MdTable, Section, Series};
+use super::{Evidence, LegendPos, LinePlot, MdTable, Section, Series};
 use crate::nn::{import_onnx, table2, EvalReport, NnError, Precision, RangePolicy, Table2Spec};
 
 /// CIFAR-10 test file used by default (inside `DATA/cifar10/`).
@@ -125,7 +125,7 @@ pub fn match_models(cfg: &NetworkReportConfig) -> crate::Result<Vec<ModelData>> 
     Ok(out)
 }
 
-fn file_name(p: &Path) -> String {
+pub(super) fn file_name(p: &Path) -> String {
     p.file_name().map_or_else(
         || p.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
@@ -249,6 +249,7 @@ pub fn accuracy_section(reports: &[EvalReport], cfg: &NetworkReportConfig) -> Se
             log_y: false,
             series: acc_series,
             evidence: Evidence::Measured,
+            legend: LegendPos::UpperRight,
         },
         LinePlot {
             id: "network_error_vs_alpha".into(),
@@ -259,6 +260,7 @@ pub fn accuracy_section(reports: &[EvalReport], cfg: &NetworkReportConfig) -> Se
             log_y: true,
             series: err_series,
             evidence: Evidence::Measured,
+            legend: LegendPos::UpperRight,
         },
     ];
     Section {
@@ -387,6 +389,7 @@ pub fn bounds_section(
                 log_y: true,
                 series: s,
                 evidence: Evidence::Mixed,
+                legend: LegendPos::UpperRight,
             });
         }
     }

@@ -48,6 +48,36 @@ impl Series {
     }
 }
 
+/// Where the legend box sits inside the plotting area.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LegendPos {
+    /// Top right corner (the default).
+    #[default]
+    UpperRight,
+    /// Right edge, vertically centred (e.g. when bounds run along the top and measured values
+    /// along the bottom).
+    MiddleRight,
+    /// Bottom right corner.
+    LowerRight,
+    /// Top left corner.
+    UpperLeft,
+    /// Bottom left corner.
+    LowerLeft,
+}
+
+impl LegendPos {
+    fn to_plotters(self) -> SeriesLabelPosition {
+        match self {
+            LegendPos::UpperRight => SeriesLabelPosition::UpperRight,
+            LegendPos::MiddleRight => SeriesLabelPosition::MiddleRight,
+            LegendPos::LowerRight => SeriesLabelPosition::LowerRight,
+            LegendPos::UpperLeft => SeriesLabelPosition::UpperLeft,
+            LegendPos::LowerLeft => SeriesLabelPosition::LowerLeft,
+        }
+    }
+}
+
 /// A line chart: title, labelled axes (optionally logarithmic), a legend, and an evidence label
 /// shown in the title so a reader always knows what kind of number is drawn.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -68,6 +98,8 @@ pub struct LinePlot {
     pub series: Vec<Series>,
     /// Certified, measured or both.
     pub evidence: Evidence,
+    /// Where the legend goes (choose a corner free of data).
+    pub legend: LegendPos,
 }
 
 /// A closed data range (lo, hi) of one axis.
@@ -270,7 +302,7 @@ impl LinePlot {
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .label_font(("sans-serif", 15))
-            .position(SeriesLabelPosition::UpperRight)
+            .position(self.legend.to_plotters())
             .draw()
             .map_err(|x| e(&x))?;
         Ok(())
@@ -321,6 +353,7 @@ mod tests {
             log_y,
             series: vec![Series::new("a", vec![(4.0, 1e-2), (14.0, 1e-5)])],
             evidence: Evidence::Certified,
+            legend: LegendPos::UpperRight,
         }
     }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::{Evidence, LinePlot, MdTable, Section, Series};
+use super::{Evidence, LegendPos, LinePlot, MdTable, Section, Series};
 use crate::bounds::{BoundedNetwork, PolyErrors};
 use crate::certify::Certificate;
 use crate::nn::{
@@ -184,6 +184,7 @@ pub fn toy_bounds_section(certs: &[&Certificate]) -> crate::Result<Section> {
             Series::new("measured max over random inputs", meas_pts),
         ],
         evidence: Evidence::Mixed,
+        legend: LegendPos::UpperRight,
     };
     Ok(Section {
         id: "bounds".into(),
