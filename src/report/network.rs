@@ -302,7 +302,7 @@ pub fn bounds_section(
             calib_limit: None,
             data: Some(md.data.clone()),
             limit: Some(cfg.bound_images),
-            evenly: false,
+            evenly: true,
             per_input: true,
         };
         let mut r = crate::bounds::bound_report(&bc, &|_, d, n| progress(&name, d, n))?;
