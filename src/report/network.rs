@@ -275,7 +275,7 @@ pub fn accuracy_section(reports: &[EvalReport], cfg: &NetworkReportConfig) -> Se
 
 /// The bounds section: for every model, the certified global bound C·2^−α (Theorems 3–4,
 /// from the checked certificates) against the measured ‖F^α − F‖∞ and the per-input bounds
-/// on the first `cfg.bound_images` images, for the α of `cfg` in 4..=14.
+/// on `cfg.bound_images` images spread evenly over each data file, for the α of `cfg` in 4..=14.
 ///
 /// # Errors
 /// As [`match_models`] and [`crate::bounds::bound_report`].
@@ -354,9 +354,13 @@ pub fn bounds_section(
         "Theorems 3–4 on the real models: the **certified** global bound C·2^−α (Lemma 1 \
          functions composed block by block from the BN-folded weights, with the certified \
          polynomial errors of the checked certificates, rounded upward) against the error \
-         **measured** on the first {} images of each data file, with the per-input bounds \
+         **measured** on {} images spread evenly over each data file, with the per-input bounds \
          (certified for the images that pass the range check). Full tables: `polycert bound` \
-         and `reports/bounds.md`.\n\n",
+         and `reports/bounds.md`. The global bound holds only for inputs whose F^α activation \
+         inputs stay in [−B, B]; the measured max is over all evaluated images, including those \
+         that leave the range at small α (where the polynomials diverge), so in the plots it can \
+         lie above the bound there; non-finite measured errors are left out of the plots (the \
+         tables show them as inf).\n\n",
         cfg.bound_images
     );
     let full = crate::bounds::bounds_markdown(&reports, "polycert report --models … --data …");
