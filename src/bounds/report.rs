@@ -336,7 +336,7 @@ pub fn bound_report(
                 ys.push(y);
             }
             if same_calib {
-                from_data = Some(calibration_from(&net, d, &stats));
+                from_data = Some(Calibration::from_stats(&net, d, d.len(), &stats));
             }
             Some(ys)
         }
@@ -373,31 +373,6 @@ pub fn bound_report(
         blocks: bn.blocks().len(),
         alphas,
     })
-}
-
-/// The calibration of `data` from the merged statistics of its exact pass (as
-/// [`crate::nn::calibrate`] computes it).
-fn calibration_from(net: &crate::nn::Network, data: &Dataset, stats: &RunStats) -> Calibration {
-    let layers = net
-        .activation_nodes()
-        .into_iter()
-        .map(|id| {
-            let m = stats.max_abs.get(&id).copied().unwrap_or(0.0);
-            let node = net.nodes.get(id);
-            LayerRange {
-                node: id,
-                name: node.map(|n| n.name.clone()).unwrap_or_default(),
-                op: node.map(|n| n.op.op_type().to_string()).unwrap_or_default(),
-                measured_max_abs: m,
-                b: m,
-            }
-        })
-        .collect();
-    Calibration {
-        data: data.path.display().to_string(),
-        images: data.len(),
-        layers,
-    }
 }
 
 /// One image: measured error, top-1 changed, and its per-input bound (early exit).

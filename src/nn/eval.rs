@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use super::activation::{ActivationPolicy, RangePolicy, SignKernel};
 use super::data::Dataset;
 use super::engine::{Engine, Real, RunStats};
-use super::ir::NodeId;
+use super::ir::{Network, NodeId};
 use super::NnError;
 
 /// Measured max |input| of one ReLU / MaxPool node, and the B chosen for it.
@@ -40,6 +40,33 @@ pub struct Calibration {
 }
 
 impl Calibration {
+    /// The calibration of the first `images` images of `data` from the merged statistics of
+    /// their exact pass: B of every ReLU / MaxPool node is its measured max |input| (before
+    /// [`Calibration::choose`] applies the policy).
+    #[must_use]
+    pub fn from_stats(net: &Network, data: &Dataset, images: usize, stats: &RunStats) -> Self {
+        let layers = net
+            .activation_nodes()
+            .into_iter()
+            .map(|id| {
+                let m = stats.max_abs.get(&id).copied().unwrap_or(0.0);
+                let node = net.nodes.get(id);
+                LayerRange {
+                    node: id,
+                    name: node.map(|n| n.name.clone()).unwrap_or_default(),
+                    op: node.map(|n| n.op.op_type().to_string()).unwrap_or_default(),
+                    measured_max_abs: m,
+                    b: m,
+                }
+            })
+            .collect();
+        Calibration {
+            data: data.path.display().to_string(),
+            images,
+            layers,
+        }
+    }
+
     /// Pick B per node according to `policy` ("the smallest B such that all the inputs … are
     /// included in [−B, B]", §3, times the margin).
     ///
@@ -147,27 +174,7 @@ pub fn calibrate<T: Real>(
             stats.merge(&p?);
         }
     }
-    let net = engine.network();
-    let layers = net
-        .activation_nodes()
-        .into_iter()
-        .map(|id| {
-            let m = stats.max_abs.get(&id).copied().unwrap_or(0.0);
-            let node = net.nodes.get(id);
-            LayerRange {
-                node: id,
-                name: node.map(|n| n.name.clone()).unwrap_or_default(),
-                op: node.map(|n| n.op.op_type().to_string()).unwrap_or_default(),
-                measured_max_abs: m,
-                b: m,
-            }
-        })
-        .collect();
-    Ok(Calibration {
-        data: data.path.display().to_string(),
-        images: n,
-        layers,
-    })
+    Ok(Calibration::from_stats(engine.network(), data, n, &stats))
 }
 
 /// Settings of an evaluation.
