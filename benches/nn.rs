@@ -65,5 +65,37 @@ fn bench_resnet20(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_resnet20);
+/// The r̃_α kernel alone (α = 14, f32 in, f64 evaluation): 16,384 values (one 16-channel
+/// 32 × 32 activation map of ResNet-20), copied in from a fixed buffer each iteration.
+fn bench_relu_kernel(c: &mut Criterion) {
+    let Ok(sign) = polycert::remez::table1_sign(14) else {
+        eprintln!("skipping: table1_sign(14) failed");
+        return;
+    };
+    let k = SignKernel::new(14, sign.poly());
+    let n = 16_384usize;
+    let mut r = 0x9e37_79b9_7f4a_7c15u64;
+    let src: Vec<f32> = (0..n)
+        .map(|_| {
+            r = r
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            #[allow(clippy::cast_precision_loss)]
+            let u = (r >> 40) as f32 / (1u64 << 24) as f32;
+            8.0 * u - 4.0
+        })
+        .collect();
+    let mut buf = src.clone();
+    let mut g = c.benchmark_group("relu_alpha14_f32");
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function(BenchmarkId::from_parameter(n), |b| {
+        b.iter(|| {
+            buf.copy_from_slice(&src);
+            k.relu_in_place_stats(&mut buf, 4.5)
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_resnet20, bench_relu_kernel);
 criterion_main!(benches);

@@ -3,8 +3,9 @@
 //! images stream through).
 //!
 //! Convolutions run directly (no im2col) through the tile kernel of `gemm`; a batch norm right
-//! after a convolution is folded into its weights and bias when the engine is built, and under
-//! the exact policy a ReLU right after it is applied in the convolution's output pass. Every
+//! after a convolution is folded into its weights and bias when the engine is built, and a ReLU
+//! right after it (exact, or r̃_α under an approximate policy) is applied in the convolution's
+//! output pass, tile by tile while the values are in L1. Every
 //! output value is one fused multiply-add chain in a fixed order, so results are bit-for-bit
 //! the same whatever the thread count or the batch composition.
 
@@ -15,7 +16,7 @@ use rayon::prelude::*;
 
 use super::activation::ActivationPolicy;
 use super::ir::{Network, NodeId, Op};
-use super::ops::{self, ConvK};
+use super::ops::{self, ConvK, Epilogue};
 use super::NnError;
 
 /// A working precision of the engine (f32 or f64).
@@ -63,6 +64,18 @@ pub trait Real:
         w: &[Self],
         acc: &mut [[Self; super::gemm::CO_TILE]; super::gemm::PX_TILE],
     ) -> bool;
+    /// Write a finished tile to the channel planes (see `gemm::scatter_tile`).
+    #[doc(hidden)]
+    fn scatter_tile(
+        acc: &[[Self; super::gemm::CO_TILE]; super::gemm::PX_TILE],
+        out: &mut [Self],
+        base: usize,
+        hw: usize,
+        np: usize,
+        nco: usize,
+    ) -> bool {
+        super::gemm::scatter_tile(acc, out, base, hw, np, nco)
+    }
     /// r̃_α in place with statistics (see `SignKernel::relu_in_place_stats`).
     #[doc(hidden)]
     fn relu_poly(sign: &super::SignKernel, x: &mut [Self], b: f64) -> (u64, f64) {
@@ -110,6 +123,16 @@ impl Real for f32 {
         acc: &mut [[Self; super::gemm::CO_TILE]; super::gemm::PX_TILE],
     ) -> bool {
         super::gemm::conv_tile_f32(x, pix, taps, w, acc)
+    }
+    fn scatter_tile(
+        acc: &[[Self; super::gemm::CO_TILE]; super::gemm::PX_TILE],
+        out: &mut [Self],
+        base: usize,
+        hw: usize,
+        np: usize,
+        nco: usize,
+    ) -> bool {
+        super::gemm::scatter_tile_f32(acc, out, base, hw, np, nco)
     }
     #[cfg(all(
         target_arch = "x86_64",
@@ -183,15 +206,15 @@ impl RunStats {
 #[derive(Debug, Clone)]
 enum Prepared<T> {
     /// A convolution; `relu` is the ReLU node it feeds (directly or through a folded batch
-    /// norm) when the exact ReLU is applied in its output pass.
+    /// norm), whose activation (exact or r̃_α, by policy) runs in its output pass.
     Conv {
         k: ConvK<T>,
         relu: Option<NodeId>,
     },
-    /// A node whose work was folded into the convolution before it (batch norm) or that the
-    /// convolution runs in its output pass under the exact policy (ReLU): passes its input on.
+    /// A batch norm folded into the convolution before it: passes its input on.
     Folded,
-    /// A ReLU whose exact version runs in the output pass of convolution node `conv`.
+    /// A ReLU that the convolution before it runs in its output pass (exact or r̃_α, by
+    /// policy): passes its input on.
     FusedRelu,
     Affine {
         scale: Vec<T>,
@@ -317,7 +340,7 @@ impl<T: Real> Engine<T> {
     /// other reader) are folded into it: w′ = w·s, b′ = b·s + (β − μ·s) per output channel
     /// with s = γ/√(σ² + ε), computed in f64 from the f32 parameters and rounded once to `T`.
     /// A ReLU that is the only reader of such a convolution's (or folded batch norm's) output
-    /// runs, under the exact policy, in the convolution's output pass.
+    /// runs in the convolution's output pass (exact, or r̃_α under an approximate policy).
     pub fn new(net: Arc<Network>) -> Self {
         let mut prepared: Vec<Prepared<T>> = net
             .nodes
@@ -479,15 +502,25 @@ impl<T: Real> Engine<T> {
             };
             let out: Vec<T> = match (&node.op, prep) {
                 (_, Prepared::Folded) => x0,
-                (Op::Relu, Prepared::FusedRelu) if matches!(policy, ActivationPolicy::Exact) => x0,
+                (Op::Relu, Prepared::FusedRelu) => x0,
                 (Op::Conv(_), Prepared::Conv { k, relu }) => {
                     let (c, h, w) = s_in.chw().unwrap_or((0, 0, 0));
                     let (_, ho, wo) = s_out.chw().unwrap_or((0, 0, 0));
-                    let fused = relu.filter(|_| matches!(policy, ActivationPolicy::Exact));
-                    let (y, m) = ops::conv(xr, (c, h, w), k, (ho, wo), &mut col, fused.is_some());
-                    if let Some(r) = fused {
+                    let epi = match (relu, policy) {
+                        (None, _) => Epilogue::Linear,
+                        (Some(_), ActivationPolicy::Exact) => Epilogue::Relu,
+                        (Some(r), ActivationPolicy::Approx { sign, ranges }) => Epilogue::Poly {
+                            sign,
+                            b: ranges.get(r).copied().unwrap_or(f64::NAN),
+                        },
+                    };
+                    let (y, st) = ops::conv_epi(xr, (c, h, w), k, (ho, wo), &mut col, epi);
+                    if let Some(&r) = relu.as_ref() {
                         let e = stats.max_abs.entry(r).or_insert(0.0);
-                        *e = e.max(m);
+                        *e = e.max(st.max_abs);
+                        if let Epilogue::Poly { .. } = epi {
+                            *stats.out_of_range.entry(r).or_insert(0) += st.outside;
+                        }
                     }
                     y
                 }

@@ -259,6 +259,119 @@ pub(crate) fn conv_tile_f32(
     conv_tile(x, pix, taps, w, acc)
 }
 
+/// Write a finished tile to the channel planes: `out[base + c·hw + p] = acc[p][c]` for the
+/// real pixels `p < np` and channels `c < nco` (the transpose from the kernel's pixel-major
+/// tile to the CHW layout). Portable version.
+///
+/// Returns `false` (and writes nothing) when `out` is too short.
+pub(crate) fn scatter_tile<T: Copy>(
+    acc: &[[T; CO_TILE]; PX_TILE],
+    out: &mut [T],
+    base: usize,
+    hw: usize,
+    np: usize,
+    nco: usize,
+) -> bool {
+    let (np, nco) = (np.min(PX_TILE), nco.min(CO_TILE));
+    if nco > 0 && np > 0 && base + (nco - 1) * hw + np > out.len() {
+        return false;
+    }
+    for c in 0..nco {
+        if let Some(row) = out.get_mut(base + c * hw..base + c * hw + np) {
+            for (o, a) in row.iter_mut().zip(acc) {
+                if let Some(&v) = a.get(c) {
+                    *o = v;
+                }
+            }
+        }
+    }
+    true
+}
+
+/// [`scatter_tile`] for f32 with AVX2: a full tile (6 pixels × 16 channels) is transposed in
+/// registers (two 6 × 8 blocks: unpack, shuffle, lane extract) and each channel's 6 values are
+/// written with one 4-value and one 2-value store, so nothing outside the 6 values is touched.
+/// Partial tiles take the portable loop. Same values written, so the same bits.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+pub(crate) fn scatter_tile_f32(
+    acc: &[[f32; CO_TILE]; PX_TILE],
+    out: &mut [f32],
+    base: usize,
+    hw: usize,
+    np: usize,
+    nco: usize,
+) -> bool {
+    use std::arch::x86_64::{
+        __m128, _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_loadu_ps, _mm256_shuffle_ps,
+        _mm256_unpackhi_ps, _mm256_unpacklo_ps, _mm_castps_pd, _mm_storeh_pd, _mm_storel_pd,
+        _mm_storeu_ps,
+    };
+    if np != PX_TILE || nco != CO_TILE || base + (CO_TILE - 1) * hw + PX_TILE > out.len() {
+        return scatter_tile(acc, out, base, hw, np, nco);
+    }
+    let (o, a) = (out.as_mut_ptr(), acc.as_ptr().cast::<f32>());
+    // SAFETY: row c (c < 16) is written at `base + c·hw .. base + c·hw + 6`, and
+    // `base + 15·hw + 6 ≤ out.len()` was checked above; the 4-value store covers offsets 0..4
+    // and the 2-value stores (`storel_pd` / `storeh_pd` of 64 bits) offsets 4..6. The loads
+    // read 8 f32 at offsets 0 and 8 of each `[f32; 16]` row p < 6 of `acc` (contiguous,
+    // 96 values). AVX2 is enabled at
+    // compile time (cfg above).
+    unsafe {
+        for h in 0..2 {
+            let r = |p: usize| _mm256_loadu_ps(a.add(CO_TILE * p + 8 * h));
+            let (r0, r1, r2, r3, r4, r5) = (r(0), r(1), r(2), r(3), r(4), r(5));
+            // t0 = [p0c0 p1c0 p0c1 p1c1 | c4 c5], t1 = [p0c2 p1c2 p0c3 p1c3 | c6 c7], …
+            let t0 = _mm256_unpacklo_ps(r0, r1);
+            let t1 = _mm256_unpackhi_ps(r0, r1);
+            let t2 = _mm256_unpacklo_ps(r2, r3);
+            let t3 = _mm256_unpackhi_ps(r2, r3);
+            let t4 = _mm256_unpacklo_ps(r4, r5);
+            let t5 = _mm256_unpackhi_ps(r4, r5);
+            // u_c = [p0 p1 p2 p3 of channel c | of channel c + 4].
+            let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+            let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+            let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+            let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+            let lo = |v| _mm256_castps256_ps128(v);
+            let hi = |v| _mm256_extractf128_ps::<1>(v);
+            // (first four pixels, the pair register, whether the pair is its upper half)
+            let rows: [(__m128, __m128, bool); 8] = [
+                (lo(u0), lo(t4), false),
+                (lo(u1), lo(t4), true),
+                (lo(u2), lo(t5), false),
+                (lo(u3), lo(t5), true),
+                (hi(u0), hi(t4), false),
+                (hi(u1), hi(t4), true),
+                (hi(u2), hi(t5), false),
+                (hi(u3), hi(t5), true),
+            ];
+            for (c, (four, pair, upper)) in rows.into_iter().enumerate() {
+                let d = o.add(base + (8 * h + c) * hw);
+                _mm_storeu_ps(d, four);
+                if upper {
+                    _mm_storeh_pd(d.add(4).cast(), _mm_castps_pd(pair));
+                } else {
+                    _mm_storel_pd(d.add(4).cast(), _mm_castps_pd(pair));
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Portable [`scatter_tile_f32`] where AVX2 is not enabled at compile time.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
+pub(crate) fn scatter_tile_f32(
+    acc: &[[f32; CO_TILE]; PX_TILE],
+    out: &mut [f32],
+    base: usize,
+    hw: usize,
+    np: usize,
+    nco: usize,
+) -> bool {
+    scatter_tile(acc, out, base, hw, np, nco)
+}
+
 /// Values per chunk of the batched composite-polynomial evaluation.
 pub(crate) const POLY_CHUNK: usize = 32;
 
@@ -396,7 +509,14 @@ pub(crate) fn relu_poly_f32(x: &mut [f32], b: f64, comps: &[Vec<f64>]) -> (u64, 
     }
 }
 
-/// AVX-512F version of [`relu_poly_f32`]: chunks of 64 values, eight 8-lane f64 vectors, the
+/// 8-lane f64 vectors per chunk of the AVX-512F r̃_α kernel: six (48 values, half a
+/// convolution tile) measured fastest on the Zen 4 bench machine (`relu_alpha14_f32/16384`:
+/// 4 → 29.4 µs, 6 → 28.0 µs, 8 → 28.9 µs, 12 → 29.2 µs; AVX2 36.3 µs): six independent
+/// Horner chains of two-cycle (double-pumped) FMAs cover the 4-cycle latency, and x, y, y²
+/// and the accumulators (25 vectors) fit the 32 registers without spilling.
+const AVX512_GROUPS: usize = 6;
+
+/// AVX-512F version of [`relu_poly_f32`]: chunks of 48 values, six 8-lane f64 vectors, the
 /// Horner chains of each component in registers.
 #[cfg(all(
     target_arch = "x86_64",
@@ -410,8 +530,8 @@ fn relu_poly_f32_avx512(x: &mut [f32], b: f64, comps: &[Vec<f64>]) -> (u64, f64)
         _mm512_cvtps_pd, _mm512_fmadd_pd, _mm512_loadu_pd, _mm512_max_pd, _mm512_mul_pd,
         _mm512_set1_pd, _mm512_setzero_pd, _mm512_storeu_pd, _CMP_GT_OQ,
     };
-    const C: usize = 64;
-    const G: usize = C / 8;
+    const G: usize = AVX512_GROUPS;
+    const C: usize = 8 * G;
     let inv = 1.0 / b;
     let mut count = 0u64;
     let mut maxv = [0.0f64; 8];
@@ -421,9 +541,10 @@ fn relu_poly_f32_avx512(x: &mut [f32], b: f64, comps: &[Vec<f64>]) -> (u64, f64)
     for chunk in x.chunks_mut(C) {
         let full = chunk.len() == C;
         let mut xv = [_mm512_setzero_pd(); G];
-        // SAFETY: a full chunk has 64 f32 values, read and written in groups `8g .. 8g + 8`,
-        // g < 8; a partial chunk goes through the local `[f64; 64]` array `buf`, read and
-        // written at `8g .. 8g + 8`, g < 8 (copied from and to the chunk with safe slices).
+        // SAFETY: a full chunk has C = 8·G f32 values, read and written in groups
+        // `8g .. 8g + 8`, g < G; a partial chunk goes through the local `[f64; C]` array `buf`,
+        // read and written at `8g .. 8g + 8`, g < G (copied from and to the chunk with safe
+        // slices).
         unsafe {
             if full {
                 for (g, v) in xv.iter_mut().enumerate() {
@@ -464,7 +585,7 @@ fn relu_poly_f32_avx512(x: &mut [f32], b: f64, comps: &[Vec<f64>]) -> (u64, f64)
                 *y = _mm512_mul_pd(*y, *a);
             }
         }
-        // SAFETY: as above (groups `8g .. 8g + 8`, g < 8, of the full chunk or of `buf`).
+        // SAFETY: as above (groups `8g .. 8g + 8`, g < G, of the full chunk or of `buf`).
         unsafe {
             for (g, (&v, &p)) in xv.iter().zip(&y).enumerate() {
                 let r = _mm512_mul_pd(half, _mm512_fmadd_pd(v, p, v));

@@ -3,6 +3,7 @@
 //! checked access so that an inconsistent call cannot panic (it produces zeros instead, which
 //! the engine's own shape checks rule out).
 
+use super::activation::SignKernel;
 use super::engine::Real;
 use super::gemm::{Taps, CO_TILE, PX_TILE};
 use super::ir::{Pool, Shape};
@@ -53,16 +54,37 @@ impl<T: Real> ConvK<T> {
     }
 }
 
+/// What a convolution's output pass applies to each value v = Σ + bias of a tile.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Epilogue<'a> {
+    /// v itself.
+    Linear,
+    /// The exact ReLU max(v, 0), with the largest |v|.
+    Relu,
+    /// r̃_α(v) = B·r_α(v/B) with B = `b` (as [`SignKernel::relu_in_place_stats`], same
+    /// bits), with the count of |v| > B and the largest |v|.
+    Poly {
+        /// p_α.
+        sign: &'a SignKernel,
+        /// The approximation range B.
+        b: f64,
+    },
+}
+
+/// Statistics of a convolution's output pass: largest |v| (NaN ignored; 0 for
+/// [`Epilogue::Linear`]) and the number of |v| > B ([`Epilogue::Poly`] only).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct EpiStats {
+    pub max_abs: f64,
+    pub outside: u64,
+}
+
 /// Direct convolution without im2col: the input is copied once into a zero-padded buffer
 /// (`pad_buf`, reused across calls) and each tile of 16 output channels × 6 output pixels is
 /// one run of the tile kernel over the taps (k = (ci·kh + i)·kw + j at input offset
 /// ci·Hp·Wp + i·dh·Wp + j·dw from the pixel's window origin oy·sh·Wp + ox·sw). Bias and, with
 /// `relu`, the exact ReLU are applied while the tile is written out. Returns the output and,
 /// with `relu`, the largest |pre-activation| (0 otherwise).
-#[expect(
-    clippy::indexing_slicing,
-    reason = "hot loop; ranges computed from validated shapes"
-)]
 pub(crate) fn conv<T: Real>(
     x: &[T],
     chw: (usize, usize, usize),
@@ -71,6 +93,31 @@ pub(crate) fn conv<T: Real>(
     pad_buf: &mut Vec<T>,
     relu: bool,
 ) -> (Vec<T>, f64) {
+    let epi = if relu {
+        Epilogue::Relu
+    } else {
+        Epilogue::Linear
+    };
+    let (y, st) = conv_epi(x, chw, k, out_hw, pad_buf, epi);
+    (y, st.max_abs)
+}
+
+/// [`conv`] with any [`Epilogue`]: the activation runs on each tile while its 96 values are
+/// in L1, before they are scattered to the channel planes. Every value is the same as that of
+/// [`conv`] followed by the activation on the whole output (same operations per value, and
+/// the statistics are a maximum and a count, exact in any order).
+#[expect(
+    clippy::indexing_slicing,
+    reason = "hot loop; ranges computed from validated shapes"
+)]
+pub(crate) fn conv_epi<T: Real>(
+    x: &[T],
+    chw: (usize, usize, usize),
+    k: &ConvK<T>,
+    out_hw: (usize, usize),
+    pad_buf: &mut Vec<T>,
+    epi: Epilogue<'_>,
+) -> (Vec<T>, EpiStats) {
     let (c, h, w) = chw;
     let (ho, wo) = out_hw;
     let hw = ho * wo;
@@ -81,8 +128,9 @@ pub(crate) fn conv<T: Real>(
     let [pt, pl, pb, pr] = k.pads;
     let (hp, wp) = (h + pt + pb, w + pl + pr);
     let mut out = vec![T::ZERO; k.cout * hw];
+    let mut st = EpiStats::default();
     if hw == 0 || x.len() < c * h * w || k.packed.len() < g * nb * kk * CO_TILE {
-        return (out, 0.0);
+        return (out, st);
     }
     let xs: &[T] = if k.pads == [0; 4] {
         x
@@ -99,9 +147,9 @@ pub(crate) fn conv<T: Real>(
     };
     let [sh, sw] = k.strides;
     let [dh, dw] = k.dilations;
-    // One running max |pre-activation| per pixel lane (independent chains; max is exact in
-    // any order, NaN ignored by the `>` test).
-    let mut mp = [T::ZERO; PX_TILE];
+    // One running max |pre-activation| per channel lane for the exact ReLU (independent
+    // chains; max is exact in any order, NaN ignored by the `>` test).
+    let mut mc = [T::ZERO; CO_TILE];
     let mut acc = [[T::ZERO; CO_TILE]; PX_TILE];
     for gi in 0..g {
         let mut off = Vec::with_capacity(kk);
@@ -117,7 +165,12 @@ pub(crate) fn conv<T: Real>(
             let panel = &k.packed[(gi * nb + b) * kk * CO_TILE..(gi * nb + b + 1) * kk * CO_TILE];
             let co0 = gi * cog + b * CO_TILE;
             let nco = CO_TILE.min(cog - b * CO_TILE);
-            let bias = k.bias.as_deref().map(|v| &v[co0..co0 + nco]);
+            // The block's biases, zero past its last channel.
+            let bias = k.bias.as_deref().map(|v| {
+                let mut t = [T::ZERO; CO_TILE];
+                t[..nco].copy_from_slice(&v[co0..co0 + nco]);
+                t
+            });
             let mut q = 0;
             while q < hw {
                 let np = PX_TILE.min(hw - q);
@@ -127,32 +180,67 @@ pub(crate) fn conv<T: Real>(
                     *o = (qq / wo) * sh * wp + (qq % wo) * sw;
                 }
                 if T::conv_tile(xs, &pix, &taps, panel, &mut acc) {
-                    for ci in 0..nco {
-                        let row = &mut out[(co0 + ci) * hw + q..(co0 + ci) * hw + q + np];
-                        let bv = bias.map(|b| b[ci]);
-                        for (o, (a, m)) in row.iter_mut().zip(acc.iter().zip(&mut mp)) {
-                            let v = match bv {
-                                Some(bv) => a[ci] + bv,
-                                None => a[ci],
-                            };
-                            if relu {
-                                let av = if v < T::ZERO { T::ZERO - v } else { v };
-                                if av > *m {
-                                    *m = av;
-                                }
-                                *o = if v < T::ZERO { T::ZERO } else { v };
-                            } else {
-                                *o = v;
-                            }
-                        }
-                    }
+                    tile_out(&mut acc, bias.as_ref(), np, nco, epi, &mut mc, &mut st);
+                    T::scatter_tile(&acc, &mut out, co0 * hw + q, hw, np, nco);
                 }
                 q += np;
             }
         }
     }
-    let m = mp.iter().fold(0.0f64, |a, v| a.max(v.to_f64()));
-    (out, m)
+    st.max_abs = mc.iter().fold(st.max_abs, |a, v| a.max(v.to_f64()));
+    (out, st)
+}
+
+/// The output pass of one tile, in place on `acc` (pixels `..np`, channels `..nco` are real;
+/// the others are the kernel's padding): v = Σ + bias, then the epilogue. `mc` collects the
+/// exact ReLU's max |v| per channel lane, `st` the polynomial's count and max.
+#[inline]
+fn tile_out<T: Real>(
+    acc: &mut [[T; CO_TILE]; PX_TILE],
+    bias: Option<&[T; CO_TILE]>,
+    np: usize,
+    nco: usize,
+    epi: Epilogue<'_>,
+    mc: &mut [T; CO_TILE],
+    st: &mut EpiStats,
+) {
+    if let Some(bias) = bias {
+        for a in acc.iter_mut() {
+            for (v, &bv) in a.iter_mut().zip(bias) {
+                *v = *v + bv;
+            }
+        }
+    }
+    match epi {
+        Epilogue::Linear => {}
+        Epilogue::Relu => {
+            for a in acc.iter_mut().take(np) {
+                for (v, m) in a.iter_mut().zip(mc.iter_mut()) {
+                    let av = if *v < T::ZERO { T::ZERO - *v } else { *v };
+                    *m = if av > *m { av } else { *m };
+                    *v = if *v < T::ZERO { T::ZERO } else { *v };
+                }
+            }
+        }
+        Epilogue::Poly { sign, b } => {
+            // Padding lanes are set to 0, which is neither outside [−B, B] nor above the max
+            // (the kernel repeats the last pixel past `np`, and zero weights past `nco` can
+            // still give NaN on an infinite input).
+            for a in acc.iter_mut().skip(np) {
+                *a = [T::ZERO; CO_TILE];
+            }
+            if nco < CO_TILE {
+                for a in acc.iter_mut() {
+                    for v in a.iter_mut().skip(nco) {
+                        *v = T::ZERO;
+                    }
+                }
+            }
+            let (n, m) = T::relu_poly(sign, acc.as_flattened_mut(), b);
+            st.outside += n;
+            st.max_abs = st.max_abs.max(m);
+        }
+    }
 }
 
 /// y = x·scale_c + shift_c per channel, in place.
