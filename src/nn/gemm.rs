@@ -115,6 +115,12 @@ impl Taps {
     pub(crate) fn len(&self) -> usize {
         self.off.len()
     }
+
+    /// The input offset of tap `k` (0 past the last).
+    #[cfg(test)]
+    pub(crate) fn off_at(&self, k: usize) -> usize {
+        self.off.get(k).copied().unwrap_or(0)
+    }
 }
 
 /// One tile of a direct convolution (the GEMM view without im2col):

@@ -554,6 +554,59 @@ mod tests {
         out
     }
 
+    /// A composite sign polynomial with awkward coefficients (three components, odd degrees
+    /// 3, 9, 5), so that the Horner chains are long enough to differ if reordered.
+    fn test_sign() -> SignKernel {
+        use crate::poly::{CompositePoly, OddPoly};
+        use rug::Float;
+        let odd = |c: &[f64]| {
+            OddPoly::from_odd_coeffs(c.iter().map(|&v| Float::with_val(53, v)).collect()).unwrap()
+        };
+        let p = CompositePoly::new(vec![
+            odd(&[1.5, -0.5]),
+            odd(&[3.1, -7.3, 9.25, -4.4, 0.75]),
+            odd(&[2.0, -1.25, 0.3]),
+        ])
+        .unwrap();
+        SignKernel::new(7, &p)
+    }
+
+    /// One past the largest input index a tile reads (the length that is one too short).
+    fn taps_max(taps: &Taps, pix: &[usize; PX_TILE]) -> usize {
+        let m = (0..taps.len()).map(|k| taps.off_at(k)).max().unwrap_or(0);
+        pix.iter().max().unwrap() + m
+    }
+
+    /// Fused output pass (r̃_α and exact ReLU) against the linear convolution followed by the
+    /// portable activation loops: same bits and statistics.
+    fn check_fused<T: Real>(
+        x: &[T],
+        chw: (usize, usize, usize),
+        k: &ConvK<T>,
+        out_hw: (usize, usize),
+        sign: &SignKernel,
+        b: f64,
+    ) -> Result<(), TestCaseError> {
+        let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+        let mut col = Vec::new();
+        let (lin, s0) = conv_epi(x, chw, k, out_hw, &mut col, Epilogue::Linear);
+        prop_assert_eq!(s0, EpiStats::default());
+        let (fused, st) = conv_epi(x, chw, k, out_hw, &mut col, Epilogue::Poly { sign, b });
+        let mut want = lin.clone();
+        let (n, m) = sign.relu_poly_portable(&mut want, b);
+        prop_assert_eq!(bits(&fused), bits(&want));
+        prop_assert_eq!(st.outside, n);
+        prop_assert_eq!(st.max_abs.to_bits(), m.to_bits());
+        let (re, sr) = conv_epi(x, chw, k, out_hw, &mut col, Epilogue::Relu);
+        let mut want = lin.clone();
+        relu(&mut want);
+        prop_assert_eq!(bits(&re), bits(&want));
+        let mx = lin.iter().fold(0.0f64, |a, v| a.max(v.to_f64().abs()));
+        prop_assert_eq!(sr.max_abs.to_bits(), mx.to_bits());
+        prop_assert_eq!(sr.outside, 0);
+        Ok(())
+    }
+
     fn vals(n: usize) -> impl Strategy<Value = Vec<f64>> {
         prop::collection::vec(-2.0f64..2.0, n)
     }
@@ -611,6 +664,101 @@ mod tests {
             for (a, b) in gf.iter().zip(&want) {
                 prop_assert!((f64::from(*a) - b).abs() < 1e-5, "{} vs {}", a, b);
             }
+        }
+
+        #[test]
+        fn fused_output_pass_matches_unfused_bit_for_bit(
+            g in 1usize..3, cig in 1usize..4, cog in 1usize..36, h in 3usize..9, w in 3usize..9,
+            kh in 1usize..4, s in 1usize..3, p in 0usize..2, bias in any::<bool>(),
+            b in 0.5f64..4.0, nan_at in 0usize..400, seed in any::<u64>(),
+        ) {
+            // conv + r̃_α (and + exact ReLU) in the output pass, f32 (AVX2 tile, transpose
+            // scatter, AVX-512/AVX2 polynomial where available) and f64 (portable), against
+            // the unfused path: the linear convolution, then the portable activation loop on
+            // the whole output. Same bits, same out-of-range count, same max |v|; shapes
+            // leave partial tiles (channels not a multiple of 16, pixels not of 6).
+            let (c, cout) = (g * cig, g * cog);
+            prop_assume!(kh <= h + 2 * p && kh <= w + 2 * p);
+            let (ho, wo) = ((h + 2 * p - kh) / s + 1, (w + 2 * p - kh) / s + 1);
+            let mut r = seed;
+            let mut rnd = || { r = r.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); ((r >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0 };
+            let mut x: Vec<f64> = (0..c * h * w).map(|_| 2.0 * rnd()).collect();
+            if let Some(v) = x.get_mut(nan_at) {
+                *v = f64::NAN;
+            }
+            let mut k = ConvK {
+                weight: (0..cout * cig * kh * kh).map(|_| rnd()).collect(),
+                bias: bias.then(|| (0..cout).map(|_| rnd()).collect()),
+                cout, cin: c, kh, kw: kh, strides: [s, s], pads: [p, p, p, p], dilations: [1, 1], groups: g,
+                packed: Vec::new(),
+            };
+            k.pack();
+            let sign = test_sign();
+            check_fused(&x, (c, h, w), &k, (ho, wo), &sign, b)?;
+            let mut kf = ConvK {
+                weight: k.weight.iter().map(|&v| v as f32).collect(),
+                bias: k.bias.as_ref().map(|b| b.iter().map(|&v| v as f32).collect()),
+                cout, cin: c, kh, kw: kh, strides: [s, s], pads: [p, p, p, p], dilations: [1, 1], groups: g,
+                packed: Vec::new(),
+            };
+            kf.pack();
+            let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            check_fused(&xf, (c, h, w), &kf, (ho, wo), &sign, b)?;
+        }
+
+        #[test]
+        fn avx2_conv_tile_matches_portable_bit_for_bit(
+            kk in 0usize..60, len in 8usize..200, seed in any::<u64>(), nan_at in 0usize..400,
+        ) {
+            // The f32 tile kernel (AVX2 + FMA where enabled) against the portable one on random
+            // taps, pixel origins and weights (with a NaN somewhere): every sum the same bits.
+            let mut r = seed;
+            let mut next = || { r = r.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); r >> 11 };
+            let mut x: Vec<f32> = (0..len).map(|_| (next() as f64 / (1u64 << 53) as f64 * 8.0 - 4.0) as f32).collect();
+            if let Some(v) = x.get_mut(nan_at) {
+                *v = f32::NAN;
+            }
+            let taps = Taps::new((0..kk).map(|_| next() as usize % (len / 2)).collect());
+            let pix: [usize; PX_TILE] = std::array::from_fn(|_| next() as usize % (len / 2));
+            let wt: Vec<f32> = (0..kk * CO_TILE).map(|_| (next() as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32).collect();
+            let (mut a, mut b) = ([[7.0f32; CO_TILE]; PX_TILE], [[7.0f32; CO_TILE]; PX_TILE]);
+            prop_assert!(crate::nn::gemm::conv_tile_f32(&x, &pix, &taps, &wt, &mut a));
+            prop_assert!(crate::nn::gemm::conv_tile(&x, &pix, &taps, &wt, &mut b));
+            prop_assert_eq!(a.map(|r| r.map(f32::to_bits)), b.map(|r| r.map(f32::to_bits)));
+            // Too short a weight panel or input: refused, nothing written.
+            let mut z = [[7.0f32; CO_TILE]; PX_TILE];
+            if kk > 0 {
+                prop_assert!(!crate::nn::gemm::conv_tile_f32(&x, &pix, &taps, &wt[..wt.len() - 1], &mut z));
+                prop_assert!(!crate::nn::gemm::conv_tile_f32(&x[..taps_max(&taps, &pix)], &pix, &taps, &wt, &mut z));
+            }
+            prop_assert_eq!(z, [[7.0f32; CO_TILE]; PX_TILE]);
+        }
+
+        #[test]
+        fn transpose_scatter_matches_portable(
+            np in 1usize..=PX_TILE, nco in 1usize..=CO_TILE, hw in 6usize..40, q in 0usize..30, seed in any::<u64>(),
+        ) {
+            // The AVX2 transpose-scatter writes exactly the values of the portable loop and
+            // nothing else (the sentinel 9.5 stays everywhere outside the tile's cells).
+            prop_assume!(q + np <= hw);
+            let mut r = seed;
+            let acc: [[f32; CO_TILE]; PX_TILE] = std::array::from_fn(|_| std::array::from_fn(|_| { r = r.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); (r >> 40) as f32 }));
+            let n = CO_TILE * hw;
+            let (mut a, mut b) = (vec![9.5f32; n], vec![9.5f32; n]);
+            prop_assert!(crate::nn::gemm::scatter_tile_f32(&acc, &mut a, q, hw, np, nco));
+            prop_assert!(crate::nn::gemm::scatter_tile(&acc, &mut b, q, hw, np, nco));
+            prop_assert_eq!(&a, &b);
+            for (i, v) in b.iter().enumerate() {
+                let (ch, px) = (i / hw, i % hw);
+                let inside = ch < nco && px >= q && px < q + np;
+                prop_assert_eq!(*v == 9.5, !inside || acc[px - q][ch] == 9.5);
+                if inside {
+                    prop_assert_eq!(*v, acc[px - q][ch]);
+                }
+            }
+            let mut short = vec![9.5f32; q + (nco - 1) * hw + np - 1];
+            prop_assert!(!crate::nn::gemm::scatter_tile_f32(&acc, &mut short, q, hw, np, nco));
+            prop_assert!(short.iter().all(|&v| v == 9.5));
         }
 
         #[test]
