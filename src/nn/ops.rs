@@ -174,10 +174,17 @@ pub(crate) fn conv_epi<T: Real>(
             let mut q = 0;
             while q < hw {
                 let np = PX_TILE.min(hw - q);
+                // Window origins of pixels q + min(p, np − 1) (one division per tile).
                 let mut pix = [0usize; PX_TILE];
+                let (mut oy, mut ox) = (q / wo, q % wo);
                 for (p, o) in pix.iter_mut().enumerate() {
-                    let qq = q + p.min(np - 1);
-                    *o = (qq / wo) * sh * wp + (qq % wo) * sw;
+                    *o = oy * sh * wp + ox * sw;
+                    if p + 1 < np {
+                        ox += 1;
+                        if ox == wo {
+                            (oy, ox) = (oy + 1, 0);
+                        }
+                    }
                 }
                 if T::conv_tile(xs, &pix, &taps, panel, &mut acc) {
                     tile_out(&mut acc, bias.as_ref(), np, nco, epi, &mut mc, &mut st);
