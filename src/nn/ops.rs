@@ -214,7 +214,7 @@ fn tile_out<T: Real>(
     if let Some(bias) = bias {
         for a in acc.iter_mut() {
             for (v, &bv) in a.iter_mut().zip(bias) {
-                *v = *v + bv;
+                *v += bv;
             }
         }
     }
