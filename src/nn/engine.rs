@@ -531,11 +531,7 @@ impl<T: Real> Engine<T> {
                 }
                 (Op::Relu, _) => {
                     let m = match policy {
-                        ActivationPolicy::Exact => {
-                            let m = x0.iter().fold(0.0f64, |a, v| a.max(v.to_f64().abs()));
-                            ops::relu(&mut x0);
-                            m
-                        }
+                        ActivationPolicy::Exact => ops::relu_max(&mut x0),
                         ActivationPolicy::Approx { sign, ranges } => {
                             let b = ranges.get(&i).copied().unwrap_or(f64::NAN);
                             let (n, m) = sign.relu_in_place_stats(&mut x0, b);

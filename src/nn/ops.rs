@@ -259,13 +259,36 @@ pub(crate) fn affine_channels<T: Real>(x: &mut [T], plane: usize, scale: &[T], s
     }
 }
 
-/// Exact ReLU in place.
+/// Exact ReLU in place (the scalar reference of [`relu_max`] and the fused output pass).
+#[cfg(test)]
 pub(crate) fn relu<T: Real>(x: &mut [T]) {
     for v in x {
         if *v < T::ZERO {
             *v = T::ZERO;
         }
     }
+}
+
+/// Exact ReLU in place, returning the largest |x| (NaN ignored; 0 for no input): 16
+/// independent running maxima (one vector register for f32) and a select for the ReLU, so the
+/// loop vectorises; a maximum is exact in any order.
+pub(crate) fn relu_max<T: Real>(x: &mut [T]) -> f64 {
+    fn step<T: Real>(v: &mut T, m: &mut T) {
+        let av = if *v < T::ZERO { T::ZERO - *v } else { *v };
+        *m = if av > *m { av } else { *m };
+        *v = if *v < T::ZERO { T::ZERO } else { *v };
+    }
+    let mut m = [T::ZERO; CO_TILE];
+    let mut chunks = x.chunks_exact_mut(CO_TILE);
+    for c in &mut chunks {
+        for (v, m) in c.iter_mut().zip(m.iter_mut()) {
+            step(v, m);
+        }
+    }
+    for (v, m) in chunks.into_remainder().iter_mut().zip(m.iter_mut()) {
+        step(v, m);
+    }
+    m.iter().fold(0.0f64, |a, v| a.max(v.to_f64()))
 }
 
 /// Clip in place.
@@ -614,7 +637,7 @@ mod tests {
         Ok(())
     }
 
-    fn vals(n: usize) -> impl Strategy<Value = Vec<f64>> {
+    fn vals(n: impl Into<prop::collection::SizeRange>) -> impl Strategy<Value = Vec<f64>> {
         prop::collection::vec(-2.0f64..2.0, n)
     }
 
@@ -766,6 +789,23 @@ mod tests {
             let mut short = vec![9.5f32; q + (nco - 1) * hw + np - 1];
             prop_assert!(!crate::nn::gemm::scatter_tile_f32(&acc, &mut short, q, hw, np, nco));
             prop_assert!(short.iter().all(|&v| v == 9.5));
+        }
+
+        #[test]
+        fn relu_max_matches_scalar(mut x in vals(0..70), nan_at in 0usize..80) {
+            // Against the scalar ReLU and an f64 fold of |x| (NaN ignored), with −0.0 and a NaN.
+            if let Some(v) = x.get_mut(nan_at / 2) {
+                *v = -0.0;
+            }
+            if let Some(v) = x.get_mut(nan_at) {
+                *v = f64::NAN;
+            }
+            let want_m = x.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            let mut want = x.clone();
+            relu(&mut want);
+            let m = relu_max(&mut x);
+            prop_assert_eq!(m.to_bits(), want_m.to_bits());
+            prop_assert_eq!(x.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
         }
 
         #[test]
