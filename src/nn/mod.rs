@@ -9,9 +9,10 @@
 //!   names the node.
 //! - [`Dataset`] reads the CIFAR-10 binary layout and MNIST IDX files.
 //! - [`Engine`] runs a network in f32 or f64 (direct convolution by a 16-channel × 6-pixel
-//!   FMA tile kernel without im2col, batch norms folded into the convolutions, exact ReLUs
-//!   fused into their output pass; `matrixmultiply` for fully connected layers; rayon across
-//!   images) with an [`ActivationPolicy`]: exact, or the approximate ReLU
+//!   FMA tile kernel without im2col, batch norms folded into the convolutions, the ReLU after
+//!   a convolution — exact or r̃_α — run on each tile in its output pass; `matrixmultiply`
+//!   for fully connected layers; rayon across images) with an [`ActivationPolicy`]: exact,
+//!   or the approximate ReLU
 //!   r̃_α(x) = B·r_α(x/B) (§3, "Approximation range") and the approximate max-pooling
 //!   M̃_{α,n} of Eq. (7) built from the tree of m_α of Eq. (6).
 //! - [`evaluate`] produces the measurements of Table 2: top-1 accuracy per α, the measured
