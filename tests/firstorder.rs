@@ -66,7 +66,13 @@ fn probed_net(
     let h1 = (hw + 2 * p - k) / s + 1;
     let hpool = (h1 - 2) / ps + 1;
     let flat = c1 * hpool * hpool;
-    let conv = |w: Vec<f32>, cout: usize, cin: usize, k: usize, s: usize, p: usize, b: Option<Vec<f32>>| {
+    let conv = |w: Vec<f32>,
+                cout: usize,
+                cin: usize,
+                k: usize,
+                s: usize,
+                p: usize,
+                b: Option<Vec<f32>>| {
         Op::Conv(Conv {
             weight: Tensor {
                 dims: vec![cout, cin, k, k],
@@ -107,7 +113,19 @@ fn probed_net(
         bias: Some(rnd(3, 0.5)),
     });
     let nodes = vec![
-        (conv(rnd(c1 * c0 * k * k, 1.5), c1, c0, k, s, p, Some(rnd(c1, 0.3))), vec![0], 1),
+        (
+            conv(
+                rnd(c1 * c0 * k * k, 1.5),
+                c1,
+                c0,
+                k,
+                s,
+                p,
+                Some(rnd(c1, 0.3)),
+            ),
+            vec![0],
+            1,
+        ),
         (
             Op::BatchNorm(BatchNorm {
                 gamma: rnd(c1, 1.0).iter().map(|g| g.abs() + 0.5).collect(),
@@ -121,7 +139,11 @@ fn probed_net(
         ),
         (Op::Relu, vec![2], 3),
         (zero(a1), vec![3], 4),
-        (conv(rnd(c1 * c1 * 9, 1.0), c1, c1, 3, 1, 1, Some(rnd(c1, 0.6))), vec![4], 5),
+        (
+            conv(rnd(c1 * c1 * 9, 1.0), c1, c1, 3, 1, 1, Some(rnd(c1, 0.6))),
+            vec![4],
+            5,
+        ),
         (Op::Relu, vec![5], 6),
         (zero(a1), vec![6], 7),
         (Op::Add { constant: None }, vec![7, 2], 8),
@@ -163,10 +185,7 @@ fn probed_net(
 /// The network with probe node `probe`'s constant set to h·e_k.
 fn with_probe(n: &Network, probe: usize, k: usize, h: f64) -> Arc<Network> {
     let mut m = n.clone();
-    if let Op::Add {
-        constant: Some(t),
-    } = &mut m.nodes[probe].op
-    {
+    if let Op::Add { constant: Some(t) } = &mut m.nodes[probe].op {
         t.data.iter_mut().for_each(|v| *v = 0.0);
         t.data[k] = h as f32;
     }
@@ -196,7 +215,7 @@ proptest! {
         // A padded 1×1 convolution would give border outputs that all equal the bias (ties
         // in the max pooling at the evaluation point): pad only 3×3 kernels.
         let p = p.min((k - 1) / 2);
-        prop_assume!(hw + 2 * p >= k + 1 && (hw + 2 * p - k) / s + 1 >= 2);
+        prop_assume!(hw + 2 * p > k && (hw + 2 * p - k) / s + 1 >= 2);
         let (n, probes) = probed_net(c0, c1, hw, k, s, p, maxpool, ps, seed);
         let na = Arc::new(n.clone());
         let fo = FirstOrderNetwork::new(Arc::clone(&na)).unwrap();
@@ -241,13 +260,9 @@ proptest! {
 /// x ↦ Gemm(3 → 8, bias) → ReLU → Gemm(8 → 3): F^α − F = W₂·ε exactly (the ReLU inputs
 /// are exact), so the first-order limit is the exact worst case over the boxes.
 fn one_hidden_layer() -> (Arc<Network>, Vec<f32>, Vec<f32>, Vec<f32>) {
-    let w1: Vec<f32> = (0..24)
-        .map(|i| ((i * 7 % 11) as f32 - 5.0) / 4.0)
-        .collect();
+    let w1: Vec<f32> = (0..24).map(|i| ((i * 7 % 11) as f32 - 5.0) / 4.0).collect();
     let b1: Vec<f32> = (0..8).map(|i| (i as f32 - 3.5) / 8.0).collect();
-    let w2: Vec<f32> = (0..24)
-        .map(|i| ((i * 5 % 13) as f32 - 6.0) / 3.0)
-        .collect();
+    let w2: Vec<f32> = (0..24).map(|i| ((i * 5 % 13) as f32 - 6.0) / 3.0).collect();
     let l1 = Op::Gemm(Linear {
         weight: Tensor {
             dims: vec![8, 3],
@@ -280,10 +295,7 @@ fn one_hidden_layer_limit_is_the_enumerated_worst_case_and_bounds_the_measured_c
         // certificate's local bound, and the worst case over all 2^8 sign patterns.
         let y: Vec<f64> = (0..8)
             .map(|i| {
-                f64::from(b1[i])
-                    + (0..3)
-                        .map(|k| f64::from(w1[i * 3 + k]) * x[k])
-                        .sum::<f64>()
+                f64::from(b1[i]) + (0..3).map(|k| f64::from(w1[i * 3 + k]) * x[k]).sum::<f64>()
             })
             .collect();
         let f: Vec<f64> = (0..3)
@@ -336,7 +348,12 @@ fn one_hidden_layer_limit_is_the_enumerated_worst_case_and_bounds_the_measured_c
 /// The elementwise per-input certificate of the margin change, e_t + e_j, is ≥ L_j: |A|·e
 /// dominates |cᵀA|·e and its masks and boxes contain the exact ones (relative allowance 1e-9
 /// for the round-to-nearest evaluation of L).
-fn check_elementwise_dominates(n: &Arc<Network>, r: &BTreeMap<usize, f64>, xs: &[Vec<f64>], alphas: &[u32]) -> usize {
+fn check_elementwise_dominates(
+    n: &Arc<Network>,
+    r: &BTreeMap<usize, f64>,
+    xs: &[Vec<f64>],
+    alphas: &[u32],
+) -> usize {
     let fo = FirstOrderNetwork::new(Arc::clone(n)).unwrap();
     let bn = BoundedNetwork::new(Arc::clone(n)).unwrap();
     let pes: Vec<PolyErrors> = alphas.iter().map(|&a| pe(a).clone()).collect();
@@ -353,7 +370,11 @@ fn check_elementwise_dominates(n: &Arc<Network>, r: &BTreeMap<usize, f64>, xs: &
             for j in (0..lim.margins.len()).filter(|&j| j != t) {
                 let el = pi.elementwise[t] + pi.elementwise[j];
                 let l = lim.limits[k][j];
-                assert!(l <= el * (1.0 + 1e-9), "alpha {} j {j}: L {l} > e_t + e_j {el}", p.alpha());
+                assert!(
+                    l <= el * (1.0 + 1e-9),
+                    "alpha {} j {j}: L {l} > e_t + e_j {el}",
+                    p.alpha()
+                );
                 compared += 1;
             }
             // The per-input certificate never certifies an image the limit rejects.
@@ -370,12 +391,19 @@ fn elementwise_certificate_dominates_the_limit_on_a_small_resnet() {
     let n = small_resnet();
     let r = ranges(&n, 8.0);
     let xs: Vec<Vec<f64>> = (0..16)
-        .map(|s| (0..36).map(|i| (((i * 7 + s * 13) % 17) as f64 - 8.0) / 6.0).collect())
+        .map(|s| {
+            (0..36)
+                .map(|i| (((i * 7 + s * 13) % 17) as f64 - 8.0) / 6.0)
+                .collect()
+        })
         .collect();
     assert!(check_elementwise_dominates(&n, &r, &xs, &[6, 10, 14]) > 0);
 }
 
-fn shared_model(m: &str, data: &str, n: usize) -> Option<(Arc<Network>, BTreeMap<usize, f64>, Vec<Vec<f64>>)> {
+/// A shared model, its B per activation node (calibrated on the images) and the images.
+type Shared = (Arc<Network>, BTreeMap<usize, f64>, Vec<Vec<f64>>);
+
+fn shared_model(m: &str, data: &str, n: usize) -> Option<Shared> {
     let sh = util::shared("shared models")?;
     let net = Arc::new(import_onnx(&sh.join(format!("models/{m}.onnx"))).unwrap());
     let mut d = Dataset::open(&sh.join(data), None).unwrap();
@@ -388,7 +416,8 @@ fn shared_model(m: &str, data: &str, n: usize) -> Option<(Arc<Network>, BTreeMap
     let xs = (0..n)
         .map(|i| {
             let mut x = Vec::new();
-            net.preprocess.apply(d.image(i).unwrap(), d.shape[0], &mut x);
+            net.preprocess
+                .apply(d.image(i).unwrap(), d.shape[0], &mut x);
             x
         })
         .collect();
@@ -444,7 +473,10 @@ fn shared_vjp_matches_finite_differences(m: &str, data: &str) {
     assert!(checked >= 20, "{m}: {checked}");
     // Every activation node has a gradient of its output's size.
     for a in n.activation_nodes() {
-        assert_eq!(v.activations[&a][0].len(), n.shape(n.nodes[a].output).numel());
+        assert_eq!(
+            v.activations[&a][0].len(),
+            n.shape(n.nodes[a].output).numel()
+        );
     }
 }
 
@@ -478,7 +510,16 @@ fn cli_bound_first_order_is_deterministic_and_checks_its_flags() {
         let json = dir.path().join(format!("{name}.json"));
         let md = dir.path().join(format!("{name}.md"));
         let out = util::polycert()
-            .args(["--quiet", "bound", "--first-order", "--alpha", "10,14", "--limit", "30", "--proofs"])
+            .args([
+                "--quiet",
+                "bound",
+                "--first-order",
+                "--alpha",
+                "10,14",
+                "--limit",
+                "30",
+                "--proofs",
+            ])
             .arg(proofs())
             .arg("--model")
             .arg(&model)
@@ -490,8 +531,15 @@ fn cli_bound_first_order_is_deterministic_and_checks_its_flags() {
             .arg(&md)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        (std::fs::read(json).unwrap(), std::fs::read_to_string(md).unwrap())
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            std::fs::read(json).unwrap(),
+            std::fs::read_to_string(md).unwrap(),
+        )
     };
     let (j1, md) = go("a");
     let (j2, _) = go("b");
@@ -501,9 +549,15 @@ fn cli_bound_first_order_is_deterministic_and_checks_its_flags() {
     let a = v[0]["alphas"].as_array().unwrap();
     assert_eq!(a.len(), 2);
     assert_eq!(a[1]["alpha"], 14);
-    let (c10, c14) = (a[0]["certifiable"].as_u64().unwrap(), a[1]["certifiable"].as_u64().unwrap());
+    let (c10, c14) = (
+        a[0]["certifiable"].as_u64().unwrap(),
+        a[1]["certifiable"].as_u64().unwrap(),
+    );
     assert!(c10 <= 30 && c14 <= 30);
-    assert!(md.contains("computed linearisation, not a certificate"), "{md}");
+    assert!(
+        md.contains("computed linearisation, not a certificate"),
+        "{md}"
+    );
     // Bad input: no data, or combined with --per-input (exit 2).
     let out = util::polycert()
         .args(["--quiet", "bound", "--first-order", "--model"])
@@ -513,7 +567,13 @@ fn cli_bound_first_order_is_deterministic_and_checks_its_flags() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--first-order needs a data file"));
     let out = util::polycert()
-        .args(["--quiet", "bound", "--first-order", "--per-input", "--model"])
+        .args([
+            "--quiet",
+            "bound",
+            "--first-order",
+            "--per-input",
+            "--model",
+        ])
         .arg(&model)
         .arg("--data")
         .arg(&data)

@@ -123,6 +123,10 @@ enum Prep {
     Other,
 }
 
+/// The callback of the backward pass at each activation node: (node, gradients at its
+/// output, one per cotangent).
+type Visit<'a> = dyn FnMut(NodeId, &[Vec<f64>]) -> Result<(), BoundsError> + 'a;
+
 /// What the backward pass needs from the forward pass at one node.
 #[derive(Debug, Clone)]
 enum Tape {
@@ -133,7 +137,10 @@ enum Tape {
     Mask(Vec<bool>),
     /// Max pooling: per output, the input flat index of the (first) maximum and the number of
     /// values in the window (padding excluded).
-    MaxPool { arg: Vec<usize>, lens: Vec<usize> },
+    MaxPool {
+        arg: Vec<usize>,
+        lens: Vec<usize>,
+    },
     /// Softmax: the output s.
     Softmax(Vec<f64>),
 }
@@ -252,7 +259,13 @@ fn conv_transpose(
     let (c, h, w) = in_chw;
     let (co, ho, wo) = out_chw;
     let g = k.groups.max(1);
-    if c != k.cin || co != k.cout || k.cin % g != 0 || k.cout % g != 0 || ho == 0 || wo == 0 {
+    if c != k.cin
+        || co != k.cout
+        || !k.cin.is_multiple_of(g)
+        || !k.cout.is_multiple_of(g)
+        || ho == 0
+        || wo == 0
+    {
         return Err(bad(format!(
             "input {in_chw:?} / output {out_chw:?} do not match the kernel ({} → {} channels, {g} groups)",
             k.cin, k.cout
@@ -268,10 +281,9 @@ fn conv_transpose(
     let (hu, wu) = ((ho - 1) * sh + 1, (wo - 1) * sw + 1);
     // The forward windows cover padded rows 0 .. hu + reach_h; the rows after them (extra)
     // get no gradient.
-    let (Some(extra_h), Some(extra_w)) = (
-        hp.checked_sub(hu + reach_h),
-        wp.checked_sub(wu + reach_w),
-    ) else {
+    let (Some(extra_h), Some(extra_w)) =
+        (hp.checked_sub(hu + reach_h), wp.checked_sub(wu + reach_w))
+    else {
         return Err(bad(format!(
             "output {ho}×{wo} is too large for the padded input {hp}×{wp} (kernel {kh}×{kw}, strides {sh},{sw}, dilations {dh},{dw})"
         )));
@@ -478,8 +490,7 @@ impl FirstOrderNetwork {
                 }
                 Op::BatchNorm(b) => {
                     let (mut scale, mut shift) = (Vec::new(), Vec::new());
-                    for (((g, be), m), v) in b.gamma.iter().zip(&b.beta).zip(&b.mean).zip(&b.var)
-                    {
+                    for (((g, be), m), v) in b.gamma.iter().zip(&b.beta).zip(&b.mean).zip(&b.var) {
                         let s = f64::from(*g) / (f64::from(*v) + f64::from(b.eps)).sqrt();
                         scale.push(s);
                         shift.push(f64::from(*be) - f64::from(*m) * s);
@@ -493,8 +504,7 @@ impl FirstOrderNetwork {
                     let mut wt = vec![0.0; m * k];
                     for r in 0..m {
                         for c in 0..k {
-                            if let (Some(d), Some(&v)) = (wt.get_mut(c * m + r), w.get(r * k + c))
-                            {
+                            if let (Some(d), Some(&v)) = (wt.get_mut(c * m + r), w.get(r * k + c)) {
                                 *d = v;
                             }
                         }
@@ -585,8 +595,7 @@ impl FirstOrderNetwork {
         let mut out_of_range = 0usize;
         let mut buf = Vec::new();
         for (i, (node, prep)) in net.nodes.iter().zip(&self.preps).enumerate() {
-            let missing =
-                || unsupported(&node.name, node.op.op_type(), "input value not computed");
+            let missing = || unsupported(&node.name, node.op.op_type(), "input value not computed");
             let get = |v: usize| vals.get(v).and_then(Option::as_ref).ok_or_else(missing);
             let in0 = node.inputs.first().copied().unwrap_or(usize::MAX);
             let a = get(in0)?;
@@ -596,11 +605,13 @@ impl FirstOrderNetwork {
             let out_hw = s_out.chw().map_or((0, 0), |(_, h, w)| (h, w));
             let b = ranges.map(|r| r.get(&i).copied().unwrap_or(f64::NAN));
             let oor = |y: &[f64]| match b {
-                Some(b) => y.iter().filter(|v| !(v.abs() <= b)).count(),
+                Some(b) => y.iter().filter(|v| v.is_nan() || v.abs() > b).count(),
                 None => 0,
             };
             let out: Vec<f64> = match (&node.op, prep) {
-                (Op::Conv(_), Prep::Conv { k, .. }) => ops::conv(a, chw, k, out_hw, &mut buf, false).0,
+                (Op::Conv(_), Prep::Conv { k, .. }) => {
+                    ops::conv(a, chw, k, out_hw, &mut buf, false).0
+                }
                 (Op::BatchNorm(_), Prep::Bn { scale, shift }) => {
                     let plane = (s_in.numel() / scale.len().max(1)).max(1);
                     let mut y = a.clone();
@@ -654,9 +665,13 @@ impl FirstOrderNetwork {
                     }
                     y
                 }
-                (Op::AvgPool { pool, count_include_pad }, _) => {
-                    ops::avgpool(a, chw, pool, out_hw, *count_include_pad)
-                }
+                (
+                    Op::AvgPool {
+                        pool,
+                        count_include_pad,
+                    },
+                    _,
+                ) => ops::avgpool(a, chw, pool, out_hw, *count_include_pad),
                 (Op::GlobalAvgPool, _) => ops::global_avgpool(a, chw.1 * chw.2),
                 (Op::Flatten | Op::Reshape | Op::Identity, _) => a.clone(),
                 (Op::Slice(_), Prep::Slice(src)) => src
@@ -693,10 +708,7 @@ impl FirstOrderNetwork {
                 return Err(unsupported(
                     &node.name,
                     node.op.op_type(),
-                    format!(
-                        "produced {} values for the output shape {s_out}",
-                        out.len()
-                    ),
+                    format!("produced {} values for the output shape {s_out}", out.len()),
                 ));
             }
             for &v in &node.inputs {
@@ -730,7 +742,7 @@ impl FirstOrderNetwork {
         fw: &Forward,
         cots: Vec<Vec<f64>>,
         want_input: bool,
-        visit: &mut dyn FnMut(NodeId, &[Vec<f64>]) -> Result<(), BoundsError>,
+        visit: &mut Visit<'_>,
     ) -> Result<Option<Vec<Vec<f64>>>, BoundsError> {
         let net = &*self.net;
         let n_out = net.output_shape().numel();
@@ -748,7 +760,10 @@ impl FirstOrderNetwork {
             *l = true;
         }
         for n in &net.nodes {
-            if n.inputs.iter().any(|&v| live.get(v).copied().unwrap_or(false)) {
+            if n.inputs
+                .iter()
+                .any(|&v| live.get(v).copied().unwrap_or(false))
+            {
                 if let Some(l) = live.get_mut(n.output) {
                     *l = true;
                 }
@@ -824,7 +839,14 @@ impl FirstOrderNetwork {
                     }
                     v
                 }),
-                (Op::AvgPool { pool, count_include_pad }, _, _) => each(&mut |g| {
+                (
+                    Op::AvgPool {
+                        pool,
+                        count_include_pad,
+                    },
+                    _,
+                    _,
+                ) => each(&mut |g| {
                     let mut v = vec![0.0; n_in];
                     let full = pool.kernel[0] * pool.kernel[1];
                     for_windows(chw, pool, out_hw, |o, win| {
@@ -935,7 +957,10 @@ impl FirstOrderNetwork {
                 return Err(unsupported(
                     &node.name,
                     node.op.op_type(),
-                    format!("backward pass produced {} values for the input shape {s_in}", g.len()),
+                    format!(
+                        "backward pass produced {} values for the input shape {s_in}",
+                        g.len()
+                    ),
                 ));
             }
             if let Op::Add { constant: None } = node.op {
@@ -1007,7 +1032,11 @@ impl FirstOrderNetwork {
                 Some(&b) if b.is_finite() && b > 0.0 => {}
                 other => {
                     return Err(BoundsError::Range {
-                        node: net.nodes.get(id).map(|n| n.name.clone()).unwrap_or_default(),
+                        node: net
+                            .nodes
+                            .get(id)
+                            .map(|n| n.name.clone())
+                            .unwrap_or_default(),
                         index: id,
                         value: format!("{other:?}"),
                     })

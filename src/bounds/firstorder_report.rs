@@ -110,7 +110,7 @@ pub fn first_order_report(
             let x = prep(&net, &data, i)?;
             let l = fo.limit(&pes, &ranges, &x)?;
             let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if d % 500 == 0 || d == n {
+            if d.is_multiple_of(500) || d == n {
                 progress("first-order limit", d, n);
             }
             Ok(l)
@@ -211,7 +211,10 @@ pub fn first_order_markdown(reports: &[FirstOrderReport], command: &str) -> Stri
         "- Computed in f64 (rounded to nearest): an estimate, not an outward-rounded bound.\n\n",
     ));
     let _ = writeln!(s, "Command:\n\n```\n{command}\n```\n");
-    let _ = writeln!(s, "## Summary: fraction of images first-order certifiable\n");
+    let _ = writeln!(
+        s,
+        "## Summary: fraction of images first-order certifiable\n"
+    );
     let alphas: Vec<u32> = reports
         .first()
         .map(|r| r.alphas.iter().map(|a| a.alpha).collect())

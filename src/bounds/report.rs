@@ -171,7 +171,11 @@ pub struct TargetAlpha {
     pub bounds: Vec<(u32, f64)>,
 }
 
-pub(super) fn prep(net: &crate::nn::Network, data: &Dataset, i: usize) -> Result<Vec<f64>, BoundsError> {
+pub(super) fn prep(
+    net: &crate::nn::Network,
+    data: &Dataset,
+    i: usize,
+) -> Result<Vec<f64>, BoundsError> {
     let raw = data.image(i).ok_or_else(|| BoundsError::Config {
         what: "image index".into(),
         value: i.to_string(),
