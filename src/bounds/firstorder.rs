@@ -433,6 +433,25 @@ fn softmax_dims(s: &Shape, axis: usize, n: usize) -> (usize, usize, usize) {
     (n / (d * inner).max(1), d, inner)
 }
 
+/// Σ a_i·b_i with eight independent partial sums (vectorisable; the order of the sum is
+/// fixed, so the result is deterministic).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        for ((s, p), q) in acc.iter_mut().zip(x).zip(y) {
+            *s += p * q;
+        }
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
 fn add_into(slot: &mut Option<Vec<Vec<f64>>>, g: Vec<Vec<f64>>) {
     match slot {
         Some(acc) => {
@@ -1097,9 +1116,13 @@ impl FirstOrderNetwork {
                 }
                 _ => return Ok(()),
             }
+            let gabs: Vec<Vec<f64>> = gy
+                .iter()
+                .map(|g| g.iter().map(|v| v.abs()).collect())
+                .collect();
             for (acc_k, ek) in acc.iter_mut().zip(&e) {
-                for (l, g) in acc_k.iter_mut().zip(gy) {
-                    *l += g.iter().zip(ek).map(|(d, q)| d.abs() * q).sum::<f64>();
+                for (l, g) in acc_k.iter_mut().zip(&gabs) {
+                    *l += dot(g, ek);
                 }
             }
             Ok(())

@@ -370,7 +370,13 @@ impl PolyErrors {
     }
 
     /// Max of the grid cells ca ..= cb (cb clamped to the last cell, ca to cb).
+    #[inline]
     pub(crate) fn cells_max(&self, ca: usize, cb: usize) -> f64 {
+        if ca == cb {
+            // One cell: the grid itself (row 0 of the sparse table).
+            let row = self.table.first().map(Vec::as_slice).unwrap_or(&[]);
+            return row.get(ca.min(GRID - 1)).copied().unwrap_or(f64::INFINITY);
+        }
         let cb = cb.min(GRID - 1);
         let ca = ca.min(cb);
         let len = cb - ca + 1;
@@ -385,6 +391,7 @@ impl PolyErrors {
     /// (`cells` from [`LocalRelu::cells`]): |r̃_α(y) − ReLU(y)| = (B/2)·|u·p(u) − |u|| with
     /// u = y/B (§3), bounded by B/2 times the largest condition-(1) box bound of the grid
     /// cells, rounded up. Valid when ub ≤ B (the last cell is used beyond).
+    #[inline]
     pub(crate) fn relu_local(&self, lr: &LocalRelu, cells: (usize, usize)) -> f64 {
         mul_ru(lr.half_b, self.cells_max(cells.0, cells.1))
     }
@@ -433,6 +440,7 @@ impl LocalRelu {
     }
 
     /// The cells (first, last) meeting |y|/B for |y| ∈ [ua, ub] (0 ≤ ua ≤ ub).
+    #[inline]
     pub(crate) fn cells(&self, ua: f64, ub: f64) -> (usize, usize) {
         // Truncation toward 0 is floor for these non-negative values.
         let ca = (ua * self.scale_dn).down().max(0.0) as usize;
