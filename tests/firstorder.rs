@@ -581,3 +581,111 @@ fn cli_bound_first_order_is_deterministic_and_checks_its_flags() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Slice (option-A shortcut style), Pad, Concat, Clip, GlobalAveragePool, Gemm and a final
+/// Softmax: cᵀ·∂F/∂x against central finite differences of the engine (smooth away from
+/// the Clip kinks, which the step halving detects).
+#[test]
+fn vjp_through_slice_pad_concat_clip_softmax_matches_finite_differences() {
+    use polycert::nn::{Pad, Slice};
+    let w: Vec<f32> = (0..54)
+        .map(|i| ((i * 7 % 13) as f32 - 6.0) / 10.0)
+        .collect();
+    let conv = Op::Conv(Conv {
+        weight: Tensor {
+            dims: vec![3, 2, 3, 3],
+            data: w,
+        },
+        bias: Some(vec![0.1, -0.2, 0.05]),
+        strides: [1, 1],
+        pads: [1; 4],
+        dilations: [1, 1],
+        groups: 1,
+    });
+    let fc = Op::Gemm(Linear {
+        weight: Tensor {
+            dims: vec![4, 7],
+            data: (0..28).map(|i| ((i * 5 % 11) as f32 - 5.0) / 2.0).collect(),
+        },
+        bias: Some(vec![0.3, -0.1, 0.0, 0.2]),
+    });
+    let n = Arc::new(net(
+        &[
+            &[2, 4, 4],
+            &[2, 2, 2],
+            &[4, 4, 4],
+            &[3, 4, 4],
+            &[7, 4, 4],
+            &[7, 4, 4],
+            &[7, 1, 1],
+            &[7],
+            &[4],
+            &[4],
+        ],
+        vec![
+            (
+                Op::Slice(Slice {
+                    starts: vec![0, 0, 1],
+                    steps: vec![1, 2, 2],
+                }),
+                vec![0],
+                1,
+            ),
+            (
+                Op::Pad(Pad {
+                    begin: vec![1, 1, 1],
+                    end: vec![1, 1, 1],
+                    value: 0.25,
+                }),
+                vec![1],
+                2,
+            ),
+            (conv, vec![0], 3),
+            (Op::Concat { axis: 0 }, vec![2, 3], 4),
+            (
+                Op::Clip {
+                    min: -0.5,
+                    max: 0.8,
+                },
+                vec![4],
+                5,
+            ),
+            (Op::GlobalAvgPool, vec![5], 6),
+            (Op::Flatten, vec![6], 7),
+            (fc, vec![7], 8),
+            (Op::Softmax { axis: 0 }, vec![8], 9),
+        ],
+    ));
+    let fo = FirstOrderNetwork::new(Arc::clone(&n)).unwrap();
+    let x: Vec<f64> = (0..32)
+        .map(|i| ((i * 11 % 17) as f64 - 8.0) / 9.0)
+        .collect();
+    let cots = vec![vec![1.0, -1.0, 0.0, 0.0], vec![0.2, 0.5, -0.7, 0.1]];
+    let v = fo.vjp(&x, &cots).unwrap();
+    let y = run(&n, &x);
+    for (a, b) in v.output.iter().zip(&y) {
+        assert!((a - b).abs() <= 1e-14);
+    }
+    let mut checked = 0;
+    for (c, g) in cots.iter().zip(&v.input) {
+        let gmax = g.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+        assert!(gmax > 0.0);
+        for i in 0..x.len() {
+            let fd = |h: f64| {
+                central(c, h, |d| {
+                    let mut xd = x.clone();
+                    xd[i] += d;
+                    run(&n, &xd)
+                })
+            };
+            if let Some(ok) = agrees(fd(1e-4), fd(5e-5), g[i], 1e-8) {
+                assert!(ok, "input {i}: fd {} vs vjp {}", fd(5e-5), g[i]);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 48, "{checked}");
+    // No polynomial activation: the first-order limit is 0 and every image is certifiable.
+    let lim = fo.limit(&[pe(10).clone()], &BTreeMap::new(), &x).unwrap();
+    assert!(lim.limits[0].iter().all(|&l| l == 0.0) && lim.certifiable(0));
+}
