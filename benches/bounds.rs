@@ -9,8 +9,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use polycert::bounds::{BoundedNetwork, PolyErrors};
-use polycert::nn::{calibrate, import_onnx, ActivationPolicy, Dataset, Engine, RangePolicy};
+use polycert::bounds::{BoundedNetwork, FirstOrderNetwork, PolyErrors};
+use polycert::nn::{
+    calibrate, import_onnx, ActivationPolicy, Dataset, Engine, RangePolicy, RunStats,
+};
 use rayon::prelude::*;
 
 fn shared() -> Option<PathBuf> {
@@ -88,5 +90,77 @@ fn bench_per_input(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_per_input);
+/// Cost of the first-order limit (one exact forward pass + 9 backward passes, all nine
+/// α 6..14) against one exact f64 forward pass of the engine, one image at a time on one
+/// thread, on ResNet-20 and ResNet-44 (first 4 CIFAR-10 JPEG test images, B calibrated on
+/// them). Measured (one run, `RAYON_NUM_THREADS=1`, shared 2-core machine), per image:
+/// ResNet-20 exact 3.3 ms, first-order 58 ms (17.6×); ResNet-44 exact 7.2 ms, first-order
+/// 136 ms (18.7×).
+fn bench_first_order(c: &mut Criterion) {
+    let Some(s) = shared() else {
+        eprintln!("skipping first-order benches: ../shared is absent");
+        return;
+    };
+    let proofs = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/proofs"));
+    let Ok(pes) = (6..=14)
+        .map(|a| PolyErrors::load(&proofs, a))
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        eprintln!("skipping: cannot load proofs/table1-alpha06..14.json");
+        return;
+    };
+    let n = 4;
+    for m in ["resnet20_cifar10", "resnet44_cifar10"] {
+        let (Ok(net), Ok(mut data)) = (
+            import_onnx(&s.join(format!("models/{m}.onnx"))),
+            Dataset::open(&s.join("data/cifar10/test_batch_jpeg.bin"), None),
+        ) else {
+            eprintln!("skipping first-order benches: cannot read the model or data");
+            return;
+        };
+        data.truncate(n);
+        let net = Arc::new(net);
+        let engine: Engine<f64> = Engine::new(Arc::clone(&net));
+        let Ok(fo) = FirstOrderNetwork::new(Arc::clone(&net)) else {
+            return;
+        };
+        let xs: Vec<Vec<f64>> = (0..n)
+            .filter_map(|i| {
+                let mut x = Vec::new();
+                net.preprocess.apply(data.image(i)?, 3, &mut x);
+                Some(x)
+            })
+            .collect();
+        let Ok(mut cal) = calibrate(&engine, &data, None) else {
+            return;
+        };
+        let Ok(ranges) = cal.choose(RangePolicy::PerLayer { margin: 1.1 }) else {
+            return;
+        };
+        let mut g = c.benchmark_group(format!("{m}_f64_one_thread"));
+        g.throughput(Throughput::Elements(n as u64));
+        g.sample_size(10);
+        g.bench_function(BenchmarkId::new("exact_forward", n), |b| {
+            b.iter(|| {
+                xs.iter()
+                    .filter_map(|x| {
+                        engine
+                            .run(x, &ActivationPolicy::Exact, &mut RunStats::default())
+                            .ok()
+                    })
+                    .count()
+            });
+        });
+        g.bench_function(BenchmarkId::new("first_order_limit_alpha6to14", n), |b| {
+            b.iter(|| {
+                xs.iter()
+                    .filter_map(|x| fo.limit(&pes, &ranges, x).ok())
+                    .count()
+            });
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench_per_input, bench_first_order);
 criterion_main!(benches);

@@ -16,12 +16,12 @@ use rug::Rational;
 
 use crate::util;
 
-fn proofs() -> PathBuf {
+pub(crate) fn proofs() -> PathBuf {
     util::repo().join("proofs")
 }
 
 /// Certified errors for α, checked once per test binary.
-fn pe(alpha: u32) -> &'static PolyErrors {
+pub(crate) fn pe(alpha: u32) -> &'static PolyErrors {
     static CACHE: OnceLock<Vec<PolyErrors>> = OnceLock::new();
     let all = CACHE.get_or_init(|| {
         [6u32, 8, 10, 12, 14]
@@ -34,7 +34,7 @@ fn pe(alpha: u32) -> &'static PolyErrors {
 
 /// A network from value shapes and (op, inputs, output) triples; value 0 is the input and
 /// the last value the output.
-fn net(values: &[&[usize]], nodes: Vec<(Op, Vec<usize>, usize)>) -> Network {
+pub(crate) fn net(values: &[&[usize]], nodes: Vec<(Op, Vec<usize>, usize)>) -> Network {
     Network {
         name: "hand-built".into(),
         values: values
@@ -62,7 +62,7 @@ fn net(values: &[&[usize]], nodes: Vec<(Op, Vec<usize>, usize)>) -> Network {
     }
 }
 
-fn gemm(w: &[f32], m: usize, k: usize) -> Op {
+pub(crate) fn gemm(w: &[f32], m: usize, k: usize) -> Op {
     Op::Gemm(Linear {
         weight: Tensor {
             dims: vec![m, k],
@@ -72,7 +72,7 @@ fn gemm(w: &[f32], m: usize, k: usize) -> Op {
     })
 }
 
-fn ranges(n: &Network, b: f64) -> BTreeMap<usize, f64> {
+pub(crate) fn ranges(n: &Network, b: f64) -> BTreeMap<usize, f64> {
     n.activation_nodes().into_iter().map(|i| (i, b)).collect()
 }
 
@@ -321,7 +321,7 @@ fn unsupported_graphs_name_the_node() {
 
 /// A small residual CNN: Conv(1→2, 3×3, pad 1) → BN → ReLU → [Conv(2→2) → BN] + identity
 /// → ReLU → GAP → Flatten → Gemm(2→3), weights from a fixed LCG.
-fn small_resnet() -> Arc<Network> {
+pub(crate) fn small_resnet() -> Arc<Network> {
     let mut s = 12345u64;
     let mut rnd = |n: usize, scale: f32| -> Vec<f32> {
         (0..n)

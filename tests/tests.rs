@@ -12,6 +12,7 @@ mod certify;
 mod ci;
 mod ckks;
 mod cli;
+mod firstorder;
 mod nn;
 mod report;
 mod sign;

@@ -15,6 +15,16 @@ pub enum BoundsError {
         /// What was found and what is supported.
         reason: String,
     },
+    /// The first-order limit cannot handle a node (inconsistent shapes, missing input).
+    #[error("node {node:?} ({op}): no first-order limit: {reason}")]
+    FirstOrder {
+        /// Node name.
+        node: String,
+        /// ONNX op type.
+        op: String,
+        /// What was found.
+        reason: String,
+    },
     /// No certificate for α could be loaded, checked or produced.
     #[error("certificate for alpha {alpha} ({file}): {reason}")]
     Certificate {
@@ -84,6 +94,14 @@ mod tests {
                     reason: "x".into(),
                 },
                 "node \"n3\" (Concat): cannot decompose into the paper's blocks: x",
+            ),
+            (
+                BoundsError::FirstOrder {
+                    node: "c7".into(),
+                    op: "Conv".into(),
+                    reason: "x".into(),
+                },
+                "node \"c7\" (Conv): no first-order limit: x",
             ),
             (
                 BoundsError::Certificate {

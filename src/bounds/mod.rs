@@ -14,6 +14,10 @@
 //!   [`BoundedNetwork::per_input`] propagates elementwise bounds for one input
 //!   ([`PerInputBound`]); [`bound_report`] runs both over a dataset next to the measured
 //!   error of the f64 engine ([`BoundReport`]); [`smallest_alpha`] answers `--target-error`.
+//! - [`FirstOrderNetwork`] computes the first-order limit of box-based certificates (a
+//!   linearisation, not a certificate): L_j(α) = Σ_a Σ_i |(e_t − e_j)ᵀJ_a|_i·E_{a,i}(α) from
+//!   vector-Jacobian products of the exact network; [`first_order_report`] runs it over a
+//!   dataset ([`FirstOrderReport`]).
 //!
 //! Every bound is rounded upward (see `round`) and is **certified** under the stated
 //! hypothesis: every ReLU / max-pool input of F^α lies in [−B, B] (checked per input by the
@@ -27,6 +31,8 @@
 
 mod block;
 mod error;
+mod firstorder;
+mod firstorder_report;
 mod network;
 mod polyerr;
 mod report;
@@ -34,6 +40,10 @@ mod round;
 
 pub use block::{decompose, Block, Shortcut};
 pub use error::BoundsError;
+pub use firstorder::{FirstOrderLimit, FirstOrderNetwork, Vjp};
+pub use firstorder_report::{
+    first_order_markdown, first_order_report, FirstOrderAlpha, FirstOrderReport,
+};
 pub use network::{BlockRow, BlockTrace, BoundedNetwork, GlobalBound, PerInputBound};
 pub use polyerr::{PolyErrors, ALPHAS};
 pub use report::{

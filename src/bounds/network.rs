@@ -45,7 +45,7 @@ use inari::Interval;
 use serde::Serialize;
 
 use super::block::{decompose, Block, Shortcut};
-use super::polyerr::PolyErrors;
+use super::polyerr::{LocalRelu, PolyErrors};
 use super::round::{abs_sum_ru, add_ru, gamma_ru, mul_ru, sum_factor_ru, sum_up, Ulp, U};
 use super::BoundsError;
 use crate::nn::ops::{self, ConvK};
@@ -821,11 +821,7 @@ impl BoundedNetwork {
                 }
                 (Op::Relu, _) => {
                     let b = self.range_of(ranges, i)?;
-                    let half_b = b / 2.0;
-                    // Grid cells of |y|/B: floor(|y|·G/B), with G/B rounded down for the left
-                    // end and up for the right end, so the cells cover [|y|_lo/B, |y|_hi/B].
-                    let g = super::polyerr::GRID as f64;
-                    let (scale_dn, scale_up) = ((g / b).down(), (g / b).up());
+                    let lr = LocalRelu::new(b);
                     let r_in = a.r;
                     let mut v = match taken.take() {
                         Some(v) => v,
@@ -846,10 +842,7 @@ impl BoundedNetwork {
                         } else {
                             (0.0, hi.max(-lo))
                         };
-                        // Truncation toward 0 is floor for these non-negative values.
-                        let ca = (ua * scale_dn).down().max(0.0) as usize;
-                        let cb = (ub * scale_up).up() as usize;
-                        let local = mul_ru(half_b, pe.cells_max(ca, cb));
+                        let local = pe.relu_local(&lr, lr.cells(ua, ub));
                         let pass = if hi <= 0.0 { 0.0 } else { *ei };
                         *ei = add_ru(local, pass);
                         *y = y.max(0.0);

@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 
 use rug::{float::Round, Float, Rational};
 
-use super::round::{div_ru, mul_ru};
+use super::round::{div_ru, mul_ru, Ulp};
 use super::BoundsError;
 use crate::certify::{Certificate, ClaimKind};
 use crate::nn::SignKernel;
@@ -370,7 +370,13 @@ impl PolyErrors {
     }
 
     /// Max of the grid cells ca ..= cb (cb clamped to the last cell, ca to cb).
+    #[inline]
     pub(crate) fn cells_max(&self, ca: usize, cb: usize) -> f64 {
+        if ca == cb {
+            // One cell: the grid itself (row 0 of the sparse table).
+            let row = self.table.first().map(Vec::as_slice).unwrap_or(&[]);
+            return row.get(ca.min(GRID - 1)).copied().unwrap_or(f64::INFINITY);
+        }
         let cb = cb.min(GRID - 1);
         let ca = ca.min(cb);
         let len = cb - ca + 1;
@@ -379,6 +385,15 @@ impl PolyErrors {
         let x = row.get(ca).copied().unwrap_or(f64::INFINITY);
         let y = row.get(cb + 1 - (1 << k)).copied().unwrap_or(f64::INFINITY);
         x.max(y)
+    }
+
+    /// Certified bound of the approximate ReLU's error at every y with |y| ∈ [ua, ub]
+    /// (`cells` from [`LocalRelu::cells`]): |r̃_α(y) − ReLU(y)| = (B/2)·|u·p(u) − |u|| with
+    /// u = y/B (§3), bounded by B/2 times the largest condition-(1) box bound of the grid
+    /// cells, rounded up. Valid when ub ≤ B (the last cell is used beyond).
+    #[inline]
+    pub(crate) fn relu_local(&self, lr: &LocalRelu, cells: (usize, usize)) -> f64 {
+        mul_ru(lr.half_b, self.cells_max(cells.0, cells.1))
     }
 
     /// The certified composite polynomial p_α as a batched f64 kernel (coefficients rounded
@@ -398,6 +413,39 @@ impl PolyErrors {
         let p = CompositePoly::new(comps)
             .map_err(|e| cert_err(self.alpha, &self.source, e.to_string()))?;
         Ok(SignKernel::new(self.alpha, &p))
+    }
+}
+
+/// The grid geometry of the local ReLU bound for one approximation range B: which cells of
+/// |y|/B a range of |y| meets (shared by the per-input bound and the first-order limit, so
+/// both use exactly the same per-neuron bound).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LocalRelu {
+    half_b: f64,
+    scale_dn: f64,
+    scale_up: f64,
+}
+
+impl LocalRelu {
+    /// For the range B > 0.
+    pub(crate) fn new(b: f64) -> Self {
+        // Grid cells of |y|/B: floor(|y|·G/B), with G/B rounded down for the left end and up
+        // for the right end, so the cells cover [|y|_lo/B, |y|_hi/B].
+        let g = GRID as f64;
+        Self {
+            half_b: b / 2.0,
+            scale_dn: (g / b).down(),
+            scale_up: (g / b).up(),
+        }
+    }
+
+    /// The cells (first, last) meeting |y|/B for |y| ∈ [ua, ub] (0 ≤ ua ≤ ub).
+    #[inline]
+    pub(crate) fn cells(&self, ua: f64, ub: f64) -> (usize, usize) {
+        // Truncation toward 0 is floor for these non-negative values.
+        let ca = (ua * self.scale_dn).down().max(0.0) as usize;
+        let cb = (ub * self.scale_up).up() as usize;
+        (ca, cb)
     }
 }
 

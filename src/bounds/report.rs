@@ -171,7 +171,11 @@ pub struct TargetAlpha {
     pub bounds: Vec<(u32, f64)>,
 }
 
-fn prep(net: &crate::nn::Network, data: &Dataset, i: usize) -> Result<Vec<f64>, BoundsError> {
+pub(super) fn prep(
+    net: &crate::nn::Network,
+    data: &Dataset,
+    i: usize,
+) -> Result<Vec<f64>, BoundsError> {
     let raw = data.image(i).ok_or_else(|| BoundsError::Config {
         what: "image index".into(),
         value: i.to_string(),
@@ -199,11 +203,11 @@ fn load_all(cfg: &BoundConfig) -> Result<Vec<PolyErrors>, BoundsError> {
 }
 
 /// B per node, the per-layer table, and the number of calibration images.
-type Ranges = (BTreeMap<NodeId, f64>, Vec<LayerRange>, Option<usize>);
+pub(super) type Ranges = (BTreeMap<NodeId, f64>, Vec<LayerRange>, Option<usize>);
 
 /// B per activation node: fixed, or calibrated on `calib` (default `data`) with
 /// [`crate::nn::calibrate`] and [`crate::nn::Calibration::choose`].
-fn choose_ranges(
+pub(super) fn choose_ranges(
     cfg: &BoundConfig,
     engine: &Engine<f64>,
     from_data: Option<Calibration>,
@@ -260,7 +264,7 @@ fn choose_ranges(
 }
 
 /// The images of `path` selected by `limit` / `evenly`, and a description.
-fn select(
+pub(super) fn select(
     path: &std::path::Path,
     limit: Option<usize>,
     evenly: bool,
@@ -383,7 +387,7 @@ struct ImageResult {
 }
 
 /// Lower median (NaN for none), ordering by `total_cmp`.
-fn median(mut v: Vec<f64>) -> f64 {
+pub(super) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len().saturating_sub(1) / 2)
         .copied()

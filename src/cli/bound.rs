@@ -7,7 +7,8 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 
 use polycert::bounds::{
-    bound_report, bounds_markdown, ranges_for, smallest_alpha, BoundConfig, BoundReport,
+    bound_report, bounds_markdown, first_order_markdown, first_order_report, ranges_for,
+    smallest_alpha, BoundConfig, BoundReport, FirstOrderReport,
 };
 use polycert::nn::RangePolicy;
 
@@ -56,6 +57,12 @@ pub struct BoundArgs {
     /// Directory of the certificates `table1-alphaNN.json` (re-checked before use).
     #[arg(long, default_value = "proofs")]
     pub proofs: PathBuf,
+    /// Instead of the bounds: the first-order limit of box-based certificates on the data (a
+    /// computed linearisation, not a certificate): per α, the fraction of images whose
+    /// margins exceed the first-order worst-case change over the per-neuron error boxes.
+    /// Needs --data; --out-json / --out-md then receive this report.
+    #[arg(long, conflicts_with_all = ["per_input", "target_error"])]
+    pub first_order: bool,
     /// Print the smallest α (4..=14) whose global bound is ≤ E, instead of the tables.
     #[arg(long)]
     pub target_error: Option<f64>,
@@ -151,6 +158,7 @@ pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
         }
     };
     let mut reports: Vec<BoundReport> = Vec::new();
+    let mut first: Vec<FirstOrderReport> = Vec::new();
     let mut targets = Vec::new();
     for (i, model) in a.model.iter().enumerate() {
         let data = a.data.get(i).or(a.data.first()).cloned();
@@ -173,14 +181,29 @@ pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
             continue;
         }
         progress(&format!("model {}", model.display()), 0, 0);
+        let partial = |p: &std::path::Path| {
+            let mut s = p.as_os_str().to_owned();
+            s.push(".partial");
+            PathBuf::from(s)
+        };
+        if a.first_order {
+            if cfg.data.is_none() {
+                bail!("--first-order needs a data file (--data)");
+            }
+            first.push(first_order_report(&cfg, &progress)?);
+            if i + 1 < a.model.len() {
+                if let Some(p) = &a.out_json {
+                    write(&partial(p), &(serde_json::to_string_pretty(&first)? + "\n"))?;
+                }
+                if let Some(p) = &a.out_md {
+                    write(&partial(p), &first_order_markdown(&first, &command()))?;
+                }
+            }
+            continue;
+        }
         reports.push(bound_report(&cfg, &progress)?);
         // Long runs: the models done so far go to `<file>.partial` until the last one.
         if i + 1 < a.model.len() {
-            let partial = |p: &std::path::Path| {
-                let mut s = p.as_os_str().to_owned();
-                s.push(".partial");
-                PathBuf::from(s)
-            };
             if let Some(p) = &a.out_json {
                 write(
                     &partial(p),
@@ -220,6 +243,22 @@ pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
         } else {
             Outcome::Failed
         });
+    }
+    if a.first_order {
+        let json = serde_json::to_string_pretty(&first)? + "\n";
+        let md = first_order_markdown(&first, &command());
+        if let Some(p) = &a.out_json {
+            write(p, &json)?;
+        }
+        if let Some(p) = &a.out_md {
+            write(p, &md)?;
+        }
+        if a.json {
+            out!("{json}")?;
+        } else {
+            out!("{md}")?;
+        }
+        return Ok(Outcome::Ok);
     }
     let json = serde_json::to_string_pretty(&reports)? + "\n";
     let md = bounds_markdown(&reports, &command());
