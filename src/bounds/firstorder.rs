@@ -70,7 +70,7 @@ use super::polyerr::{LocalRelu, PolyErrors};
 use super::round::mul_ru;
 use super::BoundsError;
 use crate::nn::ops::{self, ConvK};
-use crate::nn::{Network, NodeId, Op, Pool, Shape};
+use crate::nn::{Network, NodeId, Op, Shape};
 
 /// A transposed convolution: the vector-Jacobian product of a convolution with respect to
 /// its input, as a stride-1 convolution of the zero-upsampled output gradient with the
@@ -394,42 +394,6 @@ impl ConvT {
     }
 }
 
-/// Iterate over the windows of a pooling layer: `f(output index, input flat indices)`
-/// (padding excluded).
-fn for_windows(
-    chw: (usize, usize, usize),
-    p: &Pool,
-    out_hw: (usize, usize),
-    mut f: impl FnMut(usize, &[usize]),
-) {
-    let (c, h, w) = chw;
-    let (ho, wo) = out_hw;
-    let mut win = Vec::with_capacity(p.kernel[0] * p.kernel[1]);
-    let mut o = 0;
-    for ci in 0..c {
-        for oy in 0..ho {
-            for ox in 0..wo {
-                win.clear();
-                for i in 0..p.kernel[0] {
-                    let iy = oy * p.strides[0] + i;
-                    if iy < p.pads[0] || iy - p.pads[0] >= h {
-                        continue;
-                    }
-                    for j in 0..p.kernel[1] {
-                        let ix = ox * p.strides[1] + j;
-                        if ix < p.pads[1] || ix - p.pads[1] >= w {
-                            continue;
-                        }
-                        win.push((ci * h + iy - p.pads[0]) * w + ix - p.pads[1]);
-                    }
-                }
-                f(o, &win);
-                o += 1;
-            }
-        }
-    }
-}
-
 /// (outer, d, inner) of a softmax along `axis`.
 fn softmax_dims(s: &Shape, axis: usize, n: usize) -> (usize, usize, usize) {
     let d = s.0.get(axis).copied().unwrap_or(1).max(1);
@@ -486,21 +450,7 @@ impl FirstOrderNetwork {
             let s_out = net.shape(node.output);
             let p = match &node.op {
                 Op::Conv(c) => {
-                    let d = &c.weight.dims;
-                    let mut k = ConvK {
-                        weight: f64s(&c.weight.data),
-                        bias: c.bias.as_deref().map(f64s),
-                        cout: d.first().copied().unwrap_or(0),
-                        cin: d.get(1).copied().unwrap_or(0) * c.groups,
-                        kh: d.get(2).copied().unwrap_or(1),
-                        kw: d.get(3).copied().unwrap_or(1),
-                        strides: c.strides,
-                        pads: c.pads,
-                        dilations: c.dilations,
-                        groups: c.groups,
-                        packed: Vec::new(),
-                    };
-                    k.pack();
+                    let k = ConvK::from_conv(c, f64s(&c.weight.data), c.bias.as_deref().map(f64s));
                     let (Some(ic), Some(oc)) = (s_in.chw(), s_out.chw()) else {
                         return Err(unsupported(
                             &node.name,
@@ -668,7 +618,7 @@ impl FirstOrderNetwork {
                 (Op::MaxPool(p), _) => {
                     out_of_range += oor(a);
                     let (mut arg, mut lens, mut y) = (Vec::new(), Vec::new(), Vec::new());
-                    for_windows(chw, p, out_hw, |_, win| {
+                    ops::for_pool_windows(chw, p, out_hw, |_, win| {
                         let mut best = usize::MAX;
                         let mut m = f64::NEG_INFINITY;
                         for &q in win {
@@ -872,7 +822,7 @@ impl FirstOrderNetwork {
                 ) => each(&mut |g| {
                     let mut v = vec![0.0; n_in];
                     let full = pool.kernel[0] * pool.kernel[1];
-                    for_windows(chw, pool, out_hw, |o, win| {
+                    ops::for_pool_windows(chw, pool, out_hw, |o, win| {
                         let n = if *count_include_pad { full } else { win.len() };
                         let d = g.get(o).copied().unwrap_or(0.0) / n.max(1) as f64;
                         for &q in win {

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::firstorder::{FirstOrderLimit, FirstOrderNetwork};
 use super::polyerr::PolyErrors;
-use super::report::{choose_ranges, median, prep, select, BoundConfig};
+use super::report::{choose_ranges, median, prep, range_policy_text, select, BoundConfig};
 use super::BoundsError;
 use crate::nn::{import_onnx, Engine, LayerRange, RangePolicy};
 
@@ -244,15 +244,7 @@ pub fn first_order_markdown(reports: &[FirstOrderReport], command: &str) -> Stri
     for r in reports {
         let _ = writeln!(s, "\n### {}\n", r.model);
         let _ = writeln!(s, "Data: {}.", r.data_selection);
-        let policy = match r.range {
-            RangePolicy::PerLayer { margin } => {
-                format!("one B per ReLU / max-pool node = {margin} × its calibrated max |input|")
-            }
-            RangePolicy::PerNetwork { margin } => {
-                format!("one B for the network = {margin} × the calibrated max |input|")
-            }
-            RangePolicy::Fixed(b) => format!("fixed B = {b}"),
-        };
+        let policy = range_policy_text(r.range);
         let _ = writeln!(
             s,
             "Range: {policy}{}. {} activation nodes; images with an exact activation input outside [−B, B]: {}. Median smallest margin min_j (F_t − F_j): {}.\n",

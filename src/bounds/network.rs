@@ -128,20 +128,7 @@ fn prepare(net: &Network, id: NodeId, op: &Op) -> Result<Prep, BoundsError> {
                 .chunks(kdim.max(1))
                 .map(|r| abs_sum_ru(r.iter().copied()))
                 .collect();
-            let mut k = ConvK {
-                weight: w.clone(),
-                bias: c.bias.as_deref().map(f64s),
-                cout,
-                cin: d.get(1).copied().unwrap_or(0) * c.groups,
-                kh: d.get(2).copied().unwrap_or(1),
-                kw: d.get(3).copied().unwrap_or(1),
-                strides: c.strides,
-                pads: c.pads,
-                dilations: c.dilations,
-                groups: c.groups,
-                packed: Vec::new(),
-            };
-            k.pack();
+            let k = ConvK::from_conv(c, w.clone(), c.bias.as_deref().map(f64s));
             let mut kabs = k.clone();
             kabs.weight = w.iter().map(|x| x.abs()).collect();
             kabs.bias = None;

@@ -387,6 +387,19 @@ struct ImageResult {
 }
 
 /// Lower median (NaN for none), ordering by `total_cmp`.
+/// How B was chosen, in words (the reports' "Range:" line).
+pub(super) fn range_policy_text(range: RangePolicy) -> String {
+    match range {
+        RangePolicy::PerLayer { margin } => {
+            format!("one B per ReLU / max-pool node = {margin} × its calibrated max |input|")
+        }
+        RangePolicy::PerNetwork { margin } => {
+            format!("one B for the network = {margin} × the calibrated max |input|")
+        }
+        RangePolicy::Fixed(b) => format!("fixed B = {b}"),
+    }
+}
+
 pub(super) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len().saturating_sub(1) / 2)
@@ -790,15 +803,7 @@ impl BoundReport {
             }
             _ => {}
         }
-        let policy = match self.range {
-            RangePolicy::PerLayer { margin } => {
-                format!("one B per ReLU / max-pool node = {margin} × its calibrated max |input|")
-            }
-            RangePolicy::PerNetwork { margin } => {
-                format!("one B for the network = {margin} × the calibrated max |input|")
-            }
-            RangePolicy::Fixed(b) => format!("fixed B = {b}"),
-        };
+        let policy = range_policy_text(self.range);
         let _ = writeln!(
             s,
             "Range: {policy}{}. {} blocks.\n",

@@ -347,21 +347,8 @@ impl<T: Real> Engine<T> {
             .iter()
             .map(|n| match &n.op {
                 Op::Conv(c) => {
-                    let d = &c.weight.dims;
-                    let mut k = ConvK {
-                        weight: conv_t(&c.weight.data),
-                        bias: c.bias.as_deref().map(conv_t),
-                        cout: d.first().copied().unwrap_or(0),
-                        cin: d.get(1).copied().unwrap_or(0) * c.groups,
-                        kh: d.get(2).copied().unwrap_or(1),
-                        kw: d.get(3).copied().unwrap_or(1),
-                        strides: c.strides,
-                        pads: c.pads,
-                        dilations: c.dilations,
-                        groups: c.groups,
-                        packed: Vec::new(),
-                    };
-                    k.pack();
+                    let k =
+                        ConvK::from_conv(c, conv_t(&c.weight.data), c.bias.as_deref().map(conv_t));
                     Prepared::Conv { k, relu: None }
                 }
                 Op::BatchNorm(b) => {

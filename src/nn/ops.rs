@@ -6,7 +6,7 @@
 use super::activation::SignKernel;
 use super::engine::Real;
 use super::gemm::{Taps, CO_TILE, PX_TILE};
-use super::ir::{Pool, Shape};
+use super::ir::{Conv, Pool, Shape};
 
 /// Convolution parameters in the engine's precision: OIHW weights, and the same weights
 /// packed for the direct-convolution kernel (`packed`, see [`ConvK::pack`]).
@@ -28,6 +28,27 @@ pub(crate) struct ConvK<T> {
 }
 
 impl<T: Real> ConvK<T> {
+    /// The kernel of an imported convolution `c`, with its weights and bias already
+    /// converted to `T` (`weight` in OIHW order), packed.
+    pub(crate) fn from_conv(c: &Conv, weight: Vec<T>, bias: Option<Vec<T>>) -> Self {
+        let d = &c.weight.dims;
+        let mut k = ConvK {
+            weight,
+            bias,
+            cout: d.first().copied().unwrap_or(0),
+            cin: d.get(1).copied().unwrap_or(0) * c.groups,
+            kh: d.get(2).copied().unwrap_or(1),
+            kw: d.get(3).copied().unwrap_or(1),
+            strides: c.strides,
+            pads: c.pads,
+            dilations: c.dilations,
+            groups: c.groups,
+            packed: Vec::new(),
+        };
+        k.pack();
+        k
+    }
+
     /// Lay the OIHW weights out as the kernel's panels (call after any change to `weight`).
     pub(crate) fn pack(&mut self) {
         let g = self.groups.max(1);
@@ -302,18 +323,18 @@ pub(crate) fn clip<T: Real>(x: &mut [T], lo: T, hi: T) {
     }
 }
 
-/// Gather every pooling window: `f(window values)` per output position (padding excluded).
-pub(crate) fn pool_windows<T: Real>(
-    x: &[T],
+/// Walk every pooling window: `f(output index, flat input indices of the window)`, in
+/// output order (padding excluded).
+pub(crate) fn for_pool_windows(
     chw: (usize, usize, usize),
     p: &Pool,
     out_hw: (usize, usize),
-    mut f: impl FnMut(&[T], usize) -> T,
-) -> Vec<T> {
+    mut f: impl FnMut(usize, &[usize]),
+) {
     let (c, h, w) = chw;
     let (ho, wo) = out_hw;
-    let mut out = Vec::with_capacity(c * ho * wo);
     let mut win = Vec::with_capacity(p.kernel[0] * p.kernel[1]);
+    let mut o = 0;
     for ci in 0..c {
         for oy in 0..ho {
             for ox in 0..wo {
@@ -328,15 +349,32 @@ pub(crate) fn pool_windows<T: Real>(
                         if ix < p.pads[1] || ix - p.pads[1] >= w {
                             continue;
                         }
-                        if let Some(&v) = x.get((ci * h + iy - p.pads[0]) * w + ix - p.pads[1]) {
-                            win.push(v);
-                        }
+                        win.push((ci * h + iy - p.pads[0]) * w + ix - p.pads[1]);
                     }
                 }
-                out.push(f(&win, p.kernel[0] * p.kernel[1]));
+                f(o, &win);
+                o += 1;
             }
         }
     }
+}
+
+/// Gather every pooling window: `f(window values)` per output position (padding excluded).
+pub(crate) fn pool_windows<T: Real>(
+    x: &[T],
+    chw: (usize, usize, usize),
+    p: &Pool,
+    out_hw: (usize, usize),
+    mut f: impl FnMut(&[T], usize) -> T,
+) -> Vec<T> {
+    let (c, _, _) = chw;
+    let mut out = Vec::with_capacity(c * out_hw.0 * out_hw.1);
+    let mut vals = Vec::with_capacity(p.kernel[0] * p.kernel[1]);
+    for_pool_windows(chw, p, out_hw, |_, win| {
+        vals.clear();
+        vals.extend(win.iter().filter_map(|&i| x.get(i).copied()));
+        out.push(f(&vals, p.kernel[0] * p.kernel[1]));
+    });
     out
 }
 
