@@ -322,17 +322,7 @@ fn unsupported_graphs_name_the_node() {
 /// A small residual CNN: Conv(1→2, 3×3, pad 1) → BN → ReLU → [Conv(2→2) → BN] + identity
 /// → ReLU → GAP → Flatten → Gemm(2→3), weights from a fixed LCG.
 pub(crate) fn small_resnet() -> Arc<Network> {
-    let mut s = 12345u64;
-    let mut rnd = |n: usize, scale: f32| -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale
-            })
-            .collect()
-    };
+    let mut rnd = util::lcg_weights(12345);
     let conv = |w: Vec<f32>, cout: usize, cin: usize, bias: Option<Vec<f32>>| {
         Op::Conv(Conv {
             weight: Tensor {

@@ -52,17 +52,7 @@ fn probed_net(
     ps: usize,
     seed: u64,
 ) -> (Network, Vec<(usize, usize)>) {
-    let mut st = seed | 1;
-    let mut rnd = |n: usize, scale: f32| -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                st = st
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((st >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale
-            })
-            .collect()
-    };
+    let mut rnd = util::lcg_weights(seed | 1);
     let h1 = (hw + 2 * p - k) / s + 1;
     let hpool = (h1 - 2) / ps + 1;
     let flat = c1 * hpool * hpool;

@@ -24,3 +24,19 @@ pub fn shared(why: &str) -> Option<PathBuf> {
 pub fn polycert() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_polycert"))
 }
+
+/// Deterministic fixture weights: `rnd(n, scale)` gives n values uniform in
+/// [−scale/2, scale/2) from a 64-bit LCG started at `seed` (fixtures only, not a test oracle).
+pub fn lcg_weights(seed: u64) -> impl FnMut(usize, f32) -> Vec<f32> {
+    let mut s = seed;
+    move |n, scale| {
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale
+            })
+            .collect()
+    }
+}

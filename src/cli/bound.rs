@@ -110,6 +110,23 @@ fn write(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
 }
 
 /// The command line as typed (minus the binary path), quoted in the report.
+/// Write the report to `--out-json` / `--out-md` (atomically) and print it (JSON with
+/// `--json`, else Markdown).
+fn emit(a: &BoundArgs, json: &str, md: &str) -> anyhow::Result<()> {
+    if let Some(p) = &a.out_json {
+        write(p, json)?;
+    }
+    if let Some(p) = &a.out_md {
+        write(p, md)?;
+    }
+    if a.json {
+        out!("{json}")?;
+    } else {
+        out!("{md}")?;
+    }
+    Ok(())
+}
+
 fn command() -> String {
     std::iter::once("polycert".to_string())
         .chain(std::env::args().skip(1))
@@ -245,34 +262,18 @@ pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
         });
     }
     if a.first_order {
-        let json = serde_json::to_string_pretty(&first)? + "\n";
-        let md = first_order_markdown(&first, &command());
-        if let Some(p) = &a.out_json {
-            write(p, &json)?;
-        }
-        if let Some(p) = &a.out_md {
-            write(p, &md)?;
-        }
-        if a.json {
-            out!("{json}")?;
-        } else {
-            out!("{md}")?;
-        }
+        emit(
+            a,
+            &(serde_json::to_string_pretty(&first)? + "\n"),
+            &first_order_markdown(&first, &command()),
+        )?;
         return Ok(Outcome::Ok);
     }
-    let json = serde_json::to_string_pretty(&reports)? + "\n";
-    let md = bounds_markdown(&reports, &command());
-    if let Some(p) = &a.out_json {
-        write(p, &json)?;
-    }
-    if let Some(p) = &a.out_md {
-        write(p, &md)?;
-    }
-    if a.json {
-        out!("{json}")?;
-    } else {
-        out!("{md}")?;
-    }
+    emit(
+        a,
+        &(serde_json::to_string_pretty(&reports)? + "\n"),
+        &bounds_markdown(&reports, &command()),
+    )?;
     let refuted = reports.iter().flat_map(|r| &r.alphas).any(|a| {
         a.data
             .as_ref()
