@@ -5,13 +5,13 @@
 //! per-input (measured under load, one run: exact 117 ms, per-input 292 ms, early exit 228 ms).
 #![allow(missing_docs)] // criterion_group! generates an undocumented function
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use polycert::bounds::{BoundedNetwork, FirstOrderNetwork, PolyErrors};
 use polycert::nn::{
-    calibrate, import_onnx, ActivationPolicy, Dataset, Engine, RangePolicy, RunStats,
+    calibrate, import_onnx, ActivationPolicy, Dataset, Engine, Network, RangePolicy, RunStats,
 };
 use rayon::prelude::*;
 
@@ -20,30 +20,20 @@ fn shared() -> Option<PathBuf> {
     p.join("models").is_dir().then_some(p)
 }
 
-fn bench_per_input(c: &mut Criterion) {
-    let Some(s) = shared() else {
-        eprintln!("skipping bounds benches: ../shared is absent");
-        return;
-    };
+/// A CIFAR-10 model with its f64 engine, the first `n` test images preprocessed, and B per
+/// layer calibrated on them (margin 1.1, as `polycert bound`); `None` (with a printed
+/// reason) when the model or data cannot be read.
+fn setup(s: &Path, model: &str, n: usize) -> Option<Setup> {
     let (Ok(net), Ok(mut data)) = (
-        import_onnx(&s.join("models/resnet20_cifar10.onnx")),
+        import_onnx(&s.join(format!("models/{model}.onnx"))),
         Dataset::open(&s.join("data/cifar10/test_batch_jpeg.bin"), None),
     ) else {
-        eprintln!("skipping bounds benches: cannot read the model or data");
-        return;
+        eprintln!("skipping bounds benches: cannot read {model} or the data");
+        return None;
     };
-    let n = 32;
     data.truncate(n);
     let net = Arc::new(net);
     let engine: Engine<f64> = Engine::new(Arc::clone(&net));
-    let Ok(bn) = BoundedNetwork::new(Arc::clone(&net)) else {
-        return;
-    };
-    let proofs = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/proofs"));
-    let Ok(pe) = PolyErrors::load(&proofs, 14) else {
-        eprintln!("skipping: cannot load proofs/table1-alpha14.json");
-        return;
-    };
     let xs: Vec<Vec<f64>> = (0..n)
         .filter_map(|i| {
             let mut x = Vec::new();
@@ -51,10 +41,33 @@ fn bench_per_input(c: &mut Criterion) {
             Some(x)
         })
         .collect();
-    let Ok(mut cal) = calibrate(&engine, &data, None) else {
+    let mut cal = calibrate(&engine, &data, None).ok()?;
+    let ranges = cal.choose(RangePolicy::PerLayer { margin: 1.1 }).ok()?;
+    Some((net, engine, xs, ranges))
+}
+
+type Setup = (
+    Arc<Network>,
+    Engine<f64>,
+    Vec<Vec<f64>>,
+    std::collections::BTreeMap<usize, f64>,
+);
+
+fn bench_per_input(c: &mut Criterion) {
+    let Some(s) = shared() else {
+        eprintln!("skipping bounds benches: ../shared is absent");
         return;
     };
-    let Ok(ranges) = cal.choose(RangePolicy::PerLayer { margin: 1.1 }) else {
+    let n = 32;
+    let Some((net, engine, xs, ranges)) = setup(&s, "resnet20_cifar10", n) else {
+        return;
+    };
+    let Ok(bn) = BoundedNetwork::new(Arc::clone(&net)) else {
+        return;
+    };
+    let proofs = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/proofs"));
+    let Ok(pe) = PolyErrors::load(&proofs, 14) else {
+        eprintln!("skipping: cannot load proofs/table1-alpha14.json");
         return;
     };
     let mut g = c.benchmark_group("resnet20_f64_batch32");
@@ -111,30 +124,10 @@ fn bench_first_order(c: &mut Criterion) {
     };
     let n = 4;
     for m in ["resnet20_cifar10", "resnet44_cifar10"] {
-        let (Ok(net), Ok(mut data)) = (
-            import_onnx(&s.join(format!("models/{m}.onnx"))),
-            Dataset::open(&s.join("data/cifar10/test_batch_jpeg.bin"), None),
-        ) else {
-            eprintln!("skipping first-order benches: cannot read the model or data");
+        let Some((net, engine, xs, ranges)) = setup(&s, m, n) else {
             return;
         };
-        data.truncate(n);
-        let net = Arc::new(net);
-        let engine: Engine<f64> = Engine::new(Arc::clone(&net));
         let Ok(fo) = FirstOrderNetwork::new(Arc::clone(&net)) else {
-            return;
-        };
-        let xs: Vec<Vec<f64>> = (0..n)
-            .filter_map(|i| {
-                let mut x = Vec::new();
-                net.preprocess.apply(data.image(i)?, 3, &mut x);
-                Some(x)
-            })
-            .collect();
-        let Ok(mut cal) = calibrate(&engine, &data, None) else {
-            return;
-        };
-        let Ok(ranges) = cal.choose(RangePolicy::PerLayer { margin: 1.1 }) else {
             return;
         };
         let mut g = c.benchmark_group(format!("{m}_f64_one_thread"));
