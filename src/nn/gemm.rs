@@ -524,6 +524,12 @@ const AVX512_GROUPS: usize = 6;
 
 /// AVX-512F version of [`relu_poly_f32`]: chunks of 48 values, six 8-lane f64 vectors, the
 /// Horner chains of each component in registers.
+///
+/// The statistics are taken on the f32 inputs with 256-bit operations (half the cost of the
+/// 512-bit f64 ones on Zen 4's double-pumped pipes): a running max of |x| (exact: |x| and a
+/// maximum need no rounding, and f32 → f64 is exact), and per chunk one test of the chunk's
+/// max against `b32`, the largest f32 ≤ B; for an f32 value, |x| > B ⇔ |x| > `b32`, so only a
+/// chunk with some |x| > B is counted value by value (rarely: B covers the calibration set).
 #[cfg(all(
     target_arch = "x86_64",
     target_feature = "avx2",
@@ -532,49 +538,53 @@ const AVX512_GROUPS: usize = 6;
 #[target_feature(enable = "avx512f")]
 fn relu_poly_f32_avx512(x: &mut [f32], b: f64, comps: &[Vec<f64>]) -> (u64, f64) {
     use std::arch::x86_64::{
-        _mm256_loadu_ps, _mm256_storeu_ps, _mm512_abs_pd, _mm512_cmp_pd_mask, _mm512_cvtpd_ps,
-        _mm512_cvtps_pd, _mm512_fmadd_pd, _mm512_loadu_pd, _mm512_max_pd, _mm512_mul_pd,
-        _mm512_set1_pd, _mm512_setzero_pd, _mm512_storeu_pd, _CMP_GT_OQ,
+        _mm256_andnot_ps, _mm256_cmp_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_movemask_ps,
+        _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps, _mm512_cvtpd_ps, _mm512_cvtps_pd,
+        _mm512_fmadd_pd, _mm512_mul_pd, _mm512_set1_pd, _mm512_setzero_pd, _CMP_GT_OQ,
     };
     const G: usize = AVX512_GROUPS;
     const C: usize = 8 * G;
     let inv = 1.0 / b;
+    let b32 = f32_at_most(b);
     let mut count = 0u64;
-    let mut maxv = [0.0f64; 8];
-    let (bv, invv, half) = (_mm512_set1_pd(b), _mm512_set1_pd(inv), _mm512_set1_pd(0.5));
-    let mut m = _mm512_setzero_pd();
-    let mut buf = [0.0f64; C];
+    let mut maxv = [0.0f32; 8];
+    let (invv, half) = (_mm512_set1_pd(inv), _mm512_set1_pd(0.5));
+    let (sign, bv) = (_mm256_set1_ps(-0.0), _mm256_set1_ps(b32));
+    let mut m = _mm256_setzero_ps();
+    let mut pad = [0.0f32; C];
     for chunk in x.chunks_mut(C) {
         let full = chunk.len() == C;
+        // A partial chunk is padded with 0 (neither outside nor above the maximum) in the
+        // local array `pad`, evaluated there and copied back.
+        let vals: &mut [f32] = if full {
+            chunk
+        } else {
+            pad = [0.0; C];
+            if let Some(p) = pad.get_mut(..chunk.len()) {
+                p.copy_from_slice(chunk);
+            }
+            &mut pad
+        };
         let mut xv = [_mm512_setzero_pd(); G];
-        // SAFETY: a full chunk has C = 8·G f32 values, read and written in groups
-        // `8g .. 8g + 8`, g < G; a partial chunk goes through the local `[f64; C]` array `buf`,
-        // read and written at `8g .. 8g + 8`, g < G (copied from and to the chunk with safe
-        // slices).
+        let mut cm = _mm256_setzero_ps();
+        // SAFETY: `vals` has C = 8·G f32 values, read and written in groups `8g .. 8g + 8`,
+        // g < G.
         unsafe {
-            if full {
-                for (g, v) in xv.iter_mut().enumerate() {
-                    *v = _mm512_cvtps_pd(_mm256_loadu_ps(chunk.as_ptr().add(8 * g)));
-                }
-            } else {
-                buf = [0.0; C];
-                for (d, s) in buf.iter_mut().zip(chunk.iter()) {
-                    *d = f64::from(*s);
-                }
-                for (g, v) in xv.iter_mut().enumerate() {
-                    *v = _mm512_loadu_pd(buf.as_ptr().add(8 * g));
-                }
+            for (g, v) in xv.iter_mut().enumerate() {
+                let xf = _mm256_loadu_ps(vals.as_ptr().add(8 * g));
+                // max(|x|, cm) = |x| > cm ? |x| : cm, so a NaN leaves cm unchanged.
+                cm = _mm256_max_ps(_mm256_andnot_ps(sign, xf), cm);
+                *v = _mm512_cvtps_pd(xf);
             }
         }
-        let mut y = [_mm512_setzero_pd(); G];
-        for (y, &v) in y.iter_mut().zip(&xv) {
-            let a = _mm512_abs_pd(v);
-            // Padding lanes are 0: neither outside nor above the maximum.
-            count += u64::from(_mm512_cmp_pd_mask::<_CMP_GT_OQ>(a, bv).count_ones());
-            // max(a, m) = a > m ? a : m, so a NaN `a` leaves m unchanged.
-            m = _mm512_max_pd(a, m);
-            *y = _mm512_mul_pd(v, invv);
+        if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(cm, bv)) != 0 {
+            count += vals
+                .iter()
+                .map(|&v| u64::from(f64::from(v).abs() > b))
+                .sum::<u64>();
         }
+        m = _mm256_max_ps(cm, m);
+        let mut y = xv.map(|v| _mm512_mul_pd(v, invv));
         for c in comps {
             let Some((&last, rest)) = c.split_last() else {
                 continue;
@@ -591,28 +601,40 @@ fn relu_poly_f32_avx512(x: &mut [f32], b: f64, comps: &[Vec<f64>]) -> (u64, f64)
                 *y = _mm512_mul_pd(*y, *a);
             }
         }
-        // SAFETY: as above (groups `8g .. 8g + 8`, g < G, of the full chunk or of `buf`).
+        // SAFETY: as above (groups `8g .. 8g + 8`, g < G, of `vals`).
         unsafe {
             for (g, (&v, &p)) in xv.iter().zip(&y).enumerate() {
                 let r = _mm512_mul_pd(half, _mm512_fmadd_pd(v, p, v));
-                if full {
-                    _mm256_storeu_ps(chunk.as_mut_ptr().add(8 * g), _mm512_cvtpd_ps(r));
-                } else {
-                    _mm512_storeu_pd(buf.as_mut_ptr().add(8 * g), r);
-                }
+                _mm256_storeu_ps(vals.as_mut_ptr().add(8 * g), _mm512_cvtpd_ps(r));
             }
-            _mm512_storeu_pd(maxv.as_mut_ptr(), m);
         }
         if !full {
-            for (d, v) in chunk.iter_mut().zip(&buf) {
-                #[expect(clippy::cast_possible_truncation, reason = "rounding to f32")]
-                {
-                    *d = *v as f32;
-                }
+            if let Some(p) = pad.get(..chunk.len()) {
+                chunk.copy_from_slice(p);
             }
         }
     }
-    (count, maxv.iter().fold(0.0, |a, &v| a.max(v)))
+    // SAFETY: `maxv` holds 8 f32 values.
+    unsafe { _mm256_storeu_ps(maxv.as_mut_ptr(), m) };
+    (
+        count,
+        maxv.iter().fold(0.0, |a: f64, &v| a.max(f64::from(v))),
+    )
+}
+
+/// The largest f32 that is ≤ `b` (f32::MAX for b beyond it; b is not NaN). For an f32
+/// value v: v > b ⇔ v > `f32_at_most(b)`, since no f32 lies strictly between the two.
+fn f32_at_most(b: f64) -> f32 {
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "rounded to nearest, then stepped down"
+    )]
+    let r = b as f32;
+    if f64::from(r) > b {
+        r.next_down()
+    } else {
+        r
+    }
 }
 
 /// AVX2 + FMA version of [`relu_poly_f32`].
@@ -777,6 +799,37 @@ mod tests {
         target_feature = "avx2",
         target_feature = "fma"
     ))]
+    #[test]
+    fn f32_at_most_gives_the_same_comparison_as_f64() {
+        let mut r = 99u64;
+        let mut bs = vec![
+            1.0,
+            4.5,
+            1e-45,
+            1e-300,
+            3.5e38,
+            1e300,
+            f64::from(f32::MAX),
+            0.1,
+        ];
+        for _ in 0..2000 {
+            r = r
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            bs.push(f64::from_bits(
+                0x3000_0000_0000_0000 + (r >> 2) % 0x1800_0000_0000_0000,
+            ));
+        }
+        for b in bs {
+            let b32 = f32_at_most(b);
+            assert!(f64::from(b32) <= b, "{b}");
+            let near = [b32.next_down(), b32, b32.next_up(), b32.next_up().next_up()];
+            for v in near.into_iter().chain([f32::INFINITY, 0.0, f32::MAX]) {
+                assert_eq!(f64::from(v) > b, v > b32, "b = {b:e}, v = {v:e}");
+            }
+        }
+    }
+
     #[test]
     fn f32_relu_kernels_match_scalar_bit_for_bit() {
         let comps: Vec<Vec<f64>> = vec![vec![1.5, -0.5], vec![3.1, -7.3, 9.25, -4.4, 0.75]];
