@@ -5,54 +5,15 @@
 //! `benches/compare/resnet20_side_by_side.sh` runs both back to back and prints the ratios.
 #![allow(missing_docs)] // criterion_group! generates an undocumented function
 
-use std::path::PathBuf;
-use std::sync::Arc;
+mod common;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use polycert::nn::{
-    calibrate, import_onnx, ActivationPolicy, Dataset, Engine, RangePolicy, SignKernel,
-};
-
-fn shared() -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared"));
-    p.join("models").is_dir().then_some(p)
-}
+use polycert::nn::{ActivationPolicy, SignKernel};
 
 fn bench_resnet20(c: &mut Criterion) {
-    let Some(s) = shared() else {
-        eprintln!("skipping nn benches: ../shared is absent");
-        return;
-    };
-    let (Ok(net), Ok(mut data)) = (
-        import_onnx(&s.join("models/resnet20_cifar10.onnx")),
-        Dataset::open(&s.join("data/cifar10/test_batch_jpeg.bin"), None),
-    ) else {
-        eprintln!("skipping nn benches: cannot read the model or data");
-        return;
-    };
     let n = 100;
-    data.truncate(n);
-    let engine: Engine<f32> = Engine::new(Arc::new(net));
-    let xs: Vec<Vec<f32>> = (0..n)
-        .filter_map(|i| {
-            let mut x = Vec::new();
-            engine.network().preprocess.apply(data.image(i)?, 3, &mut x);
-            Some(x)
-        })
-        .collect();
-    let Ok(sign) = polycert::remez::table1_sign(14) else {
-        eprintln!("skipping: table1_sign(14) failed");
+    let Some((engine, xs, approx)) = common::resnet20(n) else {
         return;
-    };
-    let Ok(mut cal) = calibrate(&engine, &data, None) else {
-        return;
-    };
-    let Ok(ranges) = cal.choose(RangePolicy::PerLayer { margin: 1.0 }) else {
-        return;
-    };
-    let approx = ActivationPolicy::Approx {
-        sign: SignKernel::new(14, sign.poly()),
-        ranges,
     };
     let mut g = c.benchmark_group("resnet20_f32_batch100");
     g.throughput(Throughput::Elements(n as u64));

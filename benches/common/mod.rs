@@ -1,0 +1,55 @@
+//! Set-up shared by the ResNet-20 throughput benches (`nn`, `alpha_ratio`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use polycert::nn::{
+    calibrate, import_onnx, ActivationPolicy, Dataset, Engine, RangePolicy, SignKernel,
+};
+
+/// `../shared` when it holds the models.
+pub fn shared() -> Option<PathBuf> {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared"));
+    p.join("models").is_dir().then_some(p)
+}
+
+/// ResNet-20 in f32, its first `n` preprocessed CIFAR-10 JPEG test images, and the α = 14
+/// policy with B per layer calibrated on the same images (margin 1.0). `None`, with the
+/// reason printed, when ../shared or a step is missing.
+pub fn resnet20(n: usize) -> Option<(Engine<f32>, Vec<Vec<f32>>, ActivationPolicy)> {
+    let Some(s) = shared() else {
+        eprintln!("skipping ResNet-20 benches: ../shared is absent");
+        return None;
+    };
+    let (Ok(net), Ok(mut data)) = (
+        import_onnx(&s.join("models/resnet20_cifar10.onnx")),
+        Dataset::open(&s.join("data/cifar10/test_batch_jpeg.bin"), None),
+    ) else {
+        eprintln!("skipping ResNet-20 benches: cannot read the model or data");
+        return None;
+    };
+    data.truncate(n);
+    let engine: Engine<f32> = Engine::new(Arc::new(net));
+    let xs: Vec<Vec<f32>> = (0..n)
+        .filter_map(|i| {
+            let mut x = Vec::new();
+            engine.network().preprocess.apply(data.image(i)?, 3, &mut x);
+            Some(x)
+        })
+        .collect();
+    let Ok(sign) = polycert::remez::table1_sign(14) else {
+        eprintln!("skipping ResNet-20 benches: table1_sign(14) failed");
+        return None;
+    };
+    let ranges = calibrate(&engine, &data, None)
+        .and_then(|mut cal| cal.choose(RangePolicy::PerLayer { margin: 1.0 }));
+    let Ok(ranges) = ranges else {
+        eprintln!("skipping ResNet-20 benches: calibration failed");
+        return None;
+    };
+    let approx = ActivationPolicy::Approx {
+        sign: SignKernel::new(14, sign.poly()),
+        ranges,
+    };
+    Some((engine, xs, approx))
+}
