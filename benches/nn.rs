@@ -58,5 +58,29 @@ fn bench_relu_kernel(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_resnet20, bench_relu_kernel);
+/// The machine's f64 multiply-add peak, the floor the r̃_α kernel is held against: 48
+/// independent chains (12 vectors of 4 lanes at `target-cpu=haswell`) of 1,000 fused
+/// multiply-adds each; throughput in f64 lane multiply-adds. Zen 4 runs two 256-bit FMAs (or
+/// one 512-bit one) per cycle, 8 lanes.
+fn bench_fma_peak(c: &mut Criterion) {
+    const LANES: usize = 48;
+    const STEPS: usize = 1000;
+    let mut g = c.benchmark_group("fma_peak_f64");
+    g.throughput(Throughput::Elements((LANES * STEPS) as u64));
+    g.bench_function("48_chains", |b| {
+        b.iter(|| {
+            let (m, k) = std::hint::black_box((0.999_999f64, 1e-7f64));
+            let mut a = std::hint::black_box([1.0f64; LANES]);
+            for _ in 0..STEPS {
+                for v in &mut a {
+                    *v = v.mul_add(m, k);
+                }
+            }
+            a
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_resnet20, bench_relu_kernel, bench_fma_peak);
 criterion_main!(benches);
