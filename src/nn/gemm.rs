@@ -624,6 +624,14 @@ fn relu_poly_f32_avx512(x: &mut [f32], b: f64, comps: &[Vec<f64>]) -> (u64, f64)
 
 /// The largest f32 that is ≤ `b` (f32::MAX for b beyond it; b is not NaN). For an f32
 /// value v: v > b ⇔ v > `f32_at_most(b)`, since no f32 lies strictly between the two.
+#[cfg_attr(
+    not(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    )),
+    allow(dead_code)
+)]
 fn f32_at_most(b: f64) -> f32 {
     #[expect(
         clippy::cast_possible_truncation,
