@@ -13,7 +13,9 @@ use serde::Serialize;
 
 use super::firstorder::{FirstOrderLimit, FirstOrderNetwork};
 use super::polyerr::PolyErrors;
-use super::report::{choose_ranges, median, prep, range_policy_text, select, BoundConfig};
+use super::report::{
+    choose_ranges, median, prep, quantile, range_policy_text, select, BoundConfig,
+};
 use super::BoundsError;
 use crate::nn::{import_onnx, Engine, LayerRange, RangePolicy};
 
@@ -65,14 +67,6 @@ pub struct FirstOrderReport {
     pub margin_median: f64,
     /// Per α.
     pub alphas: Vec<FirstOrderAlpha>,
-}
-
-/// Lower q-quantile (NaN for none), ordering by `total_cmp`.
-fn quantile(v: &[f64], q: f64) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    let i = ((v.len().saturating_sub(1)) as f64 * q).floor() as usize;
-    v.get(i).copied().unwrap_or(f64::NAN)
 }
 
 /// The first-order limit for every α of `cfg` over its data (images in parallel; results in
@@ -142,10 +136,10 @@ pub fn first_order_report(
                     certifiable as f64 / n as f64
                 },
                 ratio_p10: quantile(&ratios, 0.1),
-                ratio_median: quantile(&ratios, 0.5),
+                ratio_median: median(&ratios),
                 ratio_p90: quantile(&ratios, 0.9),
                 ratio_max: ratios.iter().copied().reduce(f64::max).unwrap_or(f64::NAN),
-                limit_median: median(per.iter().map(|p| p.limit_max(k)).collect()),
+                limit_median: median(&per.iter().map(|p| p.limit_max(k)).collect::<Vec<_>>()),
             }
         })
         .collect();
@@ -158,7 +152,7 @@ pub fn first_order_report(
         ranges: layers,
         images: n,
         exact_out_of_range: per.iter().filter(|p| p.out_of_range > 0).count(),
-        margin_median: median(margins),
+        margin_median: median(&margins),
         alphas,
     })
 }
@@ -274,19 +268,4 @@ pub fn first_order_markdown(reports: &[FirstOrderReport], command: &str) -> Stri
         }
     }
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantiles_are_lower_quantiles() {
-        let v = [5.0, 1.0, 4.0, 2.0, 3.0, f64::INFINITY];
-        assert_eq!(quantile(&v, 0.5), 3.0);
-        assert_eq!(quantile(&v, 0.0), 1.0);
-        assert_eq!(quantile(&v, 0.9), 5.0);
-        assert_eq!(quantile(&v, 1.0), f64::INFINITY);
-        assert!(quantile(&[], 0.5).is_nan());
-    }
 }

@@ -400,11 +400,18 @@ pub(super) fn range_policy_text(range: RangePolicy) -> String {
     }
 }
 
-pub(super) fn median(mut v: Vec<f64>) -> f64 {
+/// Lower q-quantile (NaN for none), ordering by `total_cmp`: the element at index
+/// ⌊(n − 1)·q⌋ of the sorted values.
+pub(super) fn quantile(v: &[f64], q: f64) -> f64 {
+    let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
-    v.get(v.len().saturating_sub(1) / 2)
-        .copied()
-        .unwrap_or(f64::NAN)
+    let i = ((v.len().saturating_sub(1)) as f64 * q).floor() as usize;
+    v.get(i).copied().unwrap_or(f64::NAN)
+}
+
+/// Lower median (NaN for none): [`quantile`] at 0.5.
+pub(super) fn median(v: &[f64]) -> f64 {
+    quantile(v, 0.5)
 }
 
 fn fold_or_nan(v: &[f64], f: fn(f64, f64) -> f64) -> f64 {
@@ -462,12 +469,12 @@ fn diagnose(
                 reached,
                 failed,
                 e_max: fold_or_nan(&e, f64::max),
-                e_median: median(e),
-                r_median: median(r),
+                e_median: median(&e),
+                r_median: median(&r),
                 slack_min: fold_or_nan(&slack, f64::min),
-                slack_median: median(slack),
+                slack_median: median(&slack),
                 excess_max: fold_or_nan(&excess, f64::max),
-                excess_median: median(excess),
+                excess_median: median(&excess),
             }
         })
         .collect();
@@ -890,5 +897,24 @@ impl BoundReport {
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_lower_quantiles() {
+        let v = [5.0, 1.0, 4.0, 2.0, 3.0, f64::INFINITY];
+        assert_eq!(quantile(&v, 0.5), 3.0);
+        assert_eq!(quantile(&v, 0.0), 1.0);
+        assert_eq!(quantile(&v, 0.9), 5.0);
+        assert_eq!(quantile(&v, 1.0), f64::INFINITY);
+        assert!(quantile(&[], 0.5).is_nan());
+        // The lower median of an even count is the smaller middle value.
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.0);
+        assert_eq!(median(&[7.0]), 7.0);
+        assert!(median(&[]).is_nan());
     }
 }
