@@ -666,30 +666,25 @@ fn cli_bound_mnist_json_and_target_error() {
     };
     let model = sh.join("models/mnist_cnn_small.onnx");
     let data = sh.join("data/mnist/t10k-images-idx3-ubyte");
-    let out = util::polycert()
-        .args([
-            "--quiet",
-            "bound",
-            "--alpha",
-            "14",
-            "--per-input",
-            "--limit",
-            "20",
-            "--evenly",
-            "--json",
-            "--proofs",
-        ])
-        .arg(proofs())
-        .arg("--model")
-        .arg(&model)
-        .arg("--data")
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = util::run_ok(
+        util::polycert()
+            .args([
+                "--quiet",
+                "bound",
+                "--alpha",
+                "14",
+                "--per-input",
+                "--limit",
+                "20",
+                "--evenly",
+                "--json",
+                "--proofs",
+            ])
+            .arg(proofs())
+            .arg("--model")
+            .arg(&model)
+            .arg("--data")
+            .arg(&data),
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let a = &v[0]["alphas"][0];
@@ -706,28 +701,23 @@ fn cli_bound_mnist_json_and_target_error() {
     assert_eq!(v[0]["range"]["PerLayer"]["margin"], 1.1);
     assert_eq!(a["data"]["diagnostic"].as_array().unwrap().len(), 5);
     // --target-error: the bound decreases with α; the answer is the first α below E.
-    let out = util::polycert()
-        .args([
-            "--quiet",
-            "bound",
-            "--target-error",
-            "1.0",
-            "--json",
-            "--calib-limit",
-            "20",
-            "--proofs",
-        ])
-        .arg(proofs())
-        .arg("--model")
-        .arg(&model)
-        .arg("--calib")
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = util::run_ok(
+        util::polycert()
+            .args([
+                "--quiet",
+                "bound",
+                "--target-error",
+                "1.0",
+                "--json",
+                "--calib-limit",
+                "20",
+                "--proofs",
+            ])
+            .arg(proofs())
+            .arg("--model")
+            .arg(&model)
+            .arg("--calib")
+            .arg(&data),
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let t = &v[0][1];

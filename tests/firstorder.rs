@@ -499,32 +499,27 @@ fn cli_bound_first_order_is_deterministic_and_checks_its_flags() {
     let go = |name: &str| {
         let json = dir.path().join(format!("{name}.json"));
         let md = dir.path().join(format!("{name}.md"));
-        let out = util::polycert()
-            .args([
-                "--quiet",
-                "bound",
-                "--first-order",
-                "--alpha",
-                "10,14",
-                "--limit",
-                "30",
-                "--proofs",
-            ])
-            .arg(proofs())
-            .arg("--model")
-            .arg(&model)
-            .arg("--data")
-            .arg(&data)
-            .arg("--out-json")
-            .arg(&json)
-            .arg("--out-md")
-            .arg(&md)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        util::run_ok(
+            util::polycert()
+                .args([
+                    "--quiet",
+                    "bound",
+                    "--first-order",
+                    "--alpha",
+                    "10,14",
+                    "--limit",
+                    "30",
+                    "--proofs",
+                ])
+                .arg(proofs())
+                .arg("--model")
+                .arg(&model)
+                .arg("--data")
+                .arg(&data)
+                .arg("--out-json")
+                .arg(&json)
+                .arg("--out-md")
+                .arg(&md),
         );
         (
             std::fs::read(json).unwrap(),

@@ -16,6 +16,8 @@ use polycert::nn::{
 };
 use prost::Message;
 
+use crate::util;
+
 fn shared() -> Option<PathBuf> {
     let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared"));
     if p.join("models").is_dir() && p.join("data").is_dir() {
@@ -620,20 +622,15 @@ fn shared_models_match_onnxruntime() {
     ] {
         let model = s.join(format!("models/{m}.onnx"));
         let data = s.join(format!("data/{data}"));
-        let out = Command::new("python3")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/data/ort_logits.py"
-            ))
-            .arg(&model)
-            .arg(&data)
-            .arg("20")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = util::run_ok(
+            Command::new("python3")
+                .arg(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/data/ort_logits.py"
+                ))
+                .arg(&model)
+                .arg(&data)
+                .arg("20"),
         );
         let want: Vec<Vec<f64>> = serde_json::from_slice(&out.stdout).unwrap();
         let e: Engine<f32> = Engine::new(Arc::new(import_onnx(&model).unwrap()));
@@ -763,20 +760,15 @@ fn cli_eval_first20_json() {
     let Some(s) = shared() else { return };
     let dir = tempfile::tempdir().unwrap();
     let md = dir.path().join("t.md");
-    let out = Command::new(env!("CARGO_BIN_EXE_polycert"))
-        .args(["--quiet", "eval", "--alpha", "13..14", "--json"])
-        .arg("--model")
-        .arg(s.join("models/resnet20_cifar10.onnx"))
-        .arg("--data")
-        .arg(s.join("data/cifar10/test_first20.bin"))
-        .arg("--out-md")
-        .arg(&md)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = util::run_ok(
+        util::polycert()
+            .args(["--quiet", "eval", "--alpha", "13..14", "--json"])
+            .arg("--model")
+            .arg(s.join("models/resnet20_cifar10.onnx"))
+            .arg("--data")
+            .arg(s.join("data/cifar10/test_first20.bin"))
+            .arg("--out-md")
+            .arg(&md),
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["images"], 20);
@@ -790,7 +782,7 @@ fn cli_eval_first20_json() {
         .contains("| 14 | 15,27,29 |"));
 
     // Bad input → exit code 2 with a message naming the file.
-    let out = Command::new(env!("CARGO_BIN_EXE_polycert"))
+    let out = util::polycert()
         .args([
             "--quiet",
             "eval",
@@ -804,7 +796,7 @@ fn cli_eval_first20_json() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.onnx"));
     // Wrong data for the model (MNIST images into a CIFAR network).
-    let out = Command::new(env!("CARGO_BIN_EXE_polycert"))
+    let out = util::polycert()
         .args(["--quiet", "eval", "--alpha", "14", "--limit", "2"])
         .arg("--model")
         .arg(s.join("models/resnet20_cifar10.onnx"))

@@ -25,6 +25,19 @@ pub fn polycert() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_polycert"))
 }
 
+/// Run `cmd` to completion and return its output, failing the test with the command's stderr
+/// unless it exited with status 0.
+pub fn run_ok(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Deterministic fixture weights: `rnd(n, scale)` gives n values uniform in
 /// [−scale/2, scale/2) from a 64-bit LCG started at `seed` (fixtures only, not a test oracle).
 pub fn lcg_weights(seed: u64) -> impl FnMut(usize, f32) -> Vec<f32> {
