@@ -17,6 +17,7 @@ use polycert::nn::{
 use prost::Message;
 
 use crate::util;
+use crate::util::have_onnxruntime;
 
 fn shared() -> Option<PathBuf> {
     let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared"));
@@ -26,17 +27,6 @@ fn shared() -> Option<PathBuf> {
         eprintln!("skipping: ../shared (models and data) is not present");
         None
     }
-}
-
-fn have_onnxruntime() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import onnxruntime, onnx, numpy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("skipping: `python3 -c \"import onnxruntime, onnx, numpy\"` failed (pip install onnxruntime onnx numpy to run this test)");
-    }
-    ok
 }
 
 // ---------- building small models with the prost structs ----------
@@ -466,6 +456,128 @@ fn generated_model_matches_onnxruntime() {
         for (a, b) in y.iter().zip(w) {
             assert!((f64::from(*a) - b).abs() < 1e-5, "image {i}: {a} vs {b}");
         }
+    }
+}
+
+/// Issue 15: the EfficientNet-Lite0 preprocessing and block ops — Sub and Div by per-channel
+/// constants, Mul by a scalar, a depthwise convolution with TF "SAME" asymmetric pads and
+/// stride 2, Clip(0, 6) with min/max as inputs, a 1×1 convolution — in one model.
+fn mobile_ops_model() -> ModelProto {
+    let mut r = Lcg(15);
+    let nodes = vec![
+        node("Sub", "pre.sub", &["x", "mean"], "a", vec![]),
+        node("Div", "pre.div", &["a", "std"], "b", vec![]),
+        node("Mul", "pre.mul", &["two", "b"], "c", vec![]),
+        node(
+            "Conv",
+            "dw",
+            &["c", "dw.w", "dw.b"],
+            "d",
+            vec![
+                int("group", 2),
+                ints("kernel_shape", &[3, 3]),
+                ints("pads", &[0, 0, 1, 1]),
+                ints("strides", &[2, 2]),
+            ],
+        ),
+        node("Clip", "relu6", &["d", "zero", "six"], "e", vec![]),
+        node("Conv", "pw", &["e", "pw.w"], "f", vec![]),
+        node("GlobalAveragePool", "gap", &["f"], "g", vec![]),
+        node("Flatten", "flat", &["g"], "h", vec![]),
+        node("Gemm", "fc", &["h", "fc.w"], "y", vec![int("transB", 1)]),
+    ];
+    let inits = vec![
+        tensor_f("mean", &[1, 2, 1, 1], vec![127.0, 100.5], true),
+        tensor_f("std", &[1, 2, 1, 1], vec![128.0, 3.0], true),
+        tensor_f("two", &[], vec![2.5], false),
+        tensor_f(
+            "dw.w",
+            &[2, 1, 3, 3],
+            r.vec(18).iter().map(|v| v * 4.0).collect(),
+            true,
+        ),
+        tensor_f("dw.b", &[2], vec![0.5, -0.25], true),
+        tensor_f("zero", &[], vec![0.0], false),
+        tensor_f("six", &[], vec![6.0], false),
+        tensor_f("pw.w", &[4, 2, 1, 1], r.vec(8), true),
+        tensor_f("fc.w", &[3, 4], r.vec(12), true),
+    ];
+    model(nodes, inits, &[None, Some(2), Some(7), Some(8)], "y")
+}
+
+#[test]
+fn mobile_ops_import_and_match_onnxruntime() {
+    let m = mobile_ops_model();
+    let net = import_onnx_bytes(&m.encode_to_vec(), "mobile").unwrap();
+    let ops: Vec<&str> = net.nodes.iter().map(|n| n.op.op_type()).collect();
+    // Sub by a constant is imported as the addition of its negation.
+    assert_eq!(
+        ops,
+        [
+            "Add",
+            "Div",
+            "Mul",
+            "Conv",
+            "Clip",
+            "Conv",
+            "GlobalAveragePool",
+            "Flatten",
+            "Gemm"
+        ]
+    );
+    assert_eq!(net.shape(net.nodes[3].output).dims(), &[2, 4, 4]);
+    match &net.nodes[4].op {
+        Op::Clip { min, max } => assert_eq!((*min, *max), (0.0, 6.0)),
+        other => panic!("{other:?}"),
+    }
+    if !have_onnxruntime() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mobile.onnx");
+    std::fs::write(&path, m.encode_to_vec()).unwrap();
+    // Raw 0..255-like pixels, as the ImageNet model gets them.
+    let xs: Vec<f32> = Lcg(3)
+        .vec(4 * 112)
+        .iter()
+        .map(|v| (v * 127.5 + 127.5).round())
+        .collect();
+    let want = ort_raw(&path, &[4, 2, 7, 8], &xs);
+    let e: Engine<f32> = Engine::new(Arc::new(net));
+    for (i, w) in want.iter().enumerate() {
+        let y = e
+            .run(
+                &xs[i * 112..(i + 1) * 112],
+                &ActivationPolicy::Exact,
+                &mut RunStats::default(),
+            )
+            .unwrap();
+        for (a, b) in y.iter().zip(w) {
+            assert!((f64::from(*a) - b).abs() < 1e-5, "image {i}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn unsupported_sub_div_mul_forms_are_errors_naming_the_node() {
+    let cases: [(&str, &[&str], &str); 4] = [
+        ("Sub", &["mean", "x"], "node \"bad\" (Sub): unsupported constant \"mean\" as the first operand (supported: activation − constant)"),
+        ("Div", &["x", "x"], "node \"bad\" (Div): unsupported two activation operands (supported: one operand a constant)"),
+        ("Mul", &["mean", "mean"], "node \"bad\" (Mul): unsupported Mul of two constants"),
+        ("Div", &["x", "zero"], "node \"bad\": Div: divisor \"zero\" has a zero at flat index 1"),
+    ];
+    for (op, ins, want) in cases {
+        let m = model(
+            vec![node(op, "bad", ins, "y", vec![])],
+            vec![
+                tensor_f("mean", &[1, 3], vec![1.0, 2.0, 3.0], true),
+                tensor_f("zero", &[3], vec![1.0, 0.0, 2.0], true),
+            ],
+            &[None, Some(3)],
+            "y",
+        );
+        let e = import_onnx_bytes(&m.encode_to_vec(), "m").unwrap_err();
+        assert_eq!(e.to_string(), want);
     }
 }
 

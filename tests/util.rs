@@ -25,6 +25,19 @@ pub fn polycert() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_polycert"))
 }
 
+/// Whether `python3 -c "import onnxruntime, onnx, numpy"` works (printing why a test skips
+/// when it does not).
+pub fn have_onnxruntime() -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import onnxruntime, onnx, numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipping: `python3 -c \"import onnxruntime, onnx, numpy\"` failed (pip install onnxruntime onnx numpy to run this test)");
+    }
+    ok
+}
+
 /// Run `cmd` to completion and return its output, failing the test with the command's stderr
 /// unless it exited with status 0.
 pub fn run_ok(cmd: &mut std::process::Command) -> std::process::Output {

@@ -51,7 +51,8 @@ pub enum Block {
         /// The node.
         node: NodeId,
     },
-    /// Clip (exact in F^α, 1-Lipschitz).
+    /// Clip (exact, 1-Lipschitz). Not produced by the decomposition: F^α approximates Clip by
+    /// two r̃_α, whose error this block does not model (a Clip node is an error).
     Clip {
         /// The node.
         node: NodeId,
@@ -197,7 +198,9 @@ impl Walker<'_> {
                             window: p.kernel[0] * p.kernel[1],
                         },
                         Op::Softmax { .. } => Block::Softmax { node: n },
-                        Op::Clip { .. } => Block::Clip { node: n },
+                        Op::Clip { .. } => {
+                            return Err(self.node_err(n, "Clip is approximated in F^α by min + r̃_α(x − min) − r̃_α(x − max) (two approximate ReLUs, nn::SignKernel::clip_in_place_stats); the block bound does not model that error yet"))
+                        }
                         Op::Add { constant: None } => {
                             return Err(self.node_err(n, "an Add of two values outside a residual block (its operands must fork from one value)"))
                         }

@@ -520,6 +520,14 @@ impl FirstOrderNetwork {
                 | Op::Identity
                 | Op::Concat { .. }
                 | Op::Softmax { .. } => Prep::Other,
+                Op::Mul { .. } | Op::Div { .. } => {
+                    return Err(unsupported(
+                        &node.name,
+                        node.op.op_type(),
+                        "elementwise Mul / Div by a constant is not supported by the first-order \
+                         limit yet",
+                    ))
+                }
             };
             preps.push(p);
         }

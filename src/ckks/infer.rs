@@ -29,6 +29,14 @@
 //! # Levels
 //! conv 2, ReLU sign depth + 1 (Table 1's depth), average pool 0, dense 1. The total is checked
 //! against the parameters before any key is generated.
+//!
+//! Clip(min, max) (ReLU6 = Clip(0, 6)) is approximated in F^α as
+//! min + r̃_α(x − min) − r̃_α(x − max) (`nn::SignKernel::clip_in_place_stats`): the two
+//! r̃_α read the same ciphertext (shifted by a constant, no level) and are independent, so
+//! they run side by side and the differences are additions: a Clip costs the sign depth + 1,
+//! the same levels as one ReLU (twice its non-scalar multiplications). This executor does not
+//! run Clip nodes yet (the chain compiler rejects them); the level count above is what it
+//! would add.
 
 #![expect(
     clippy::indexing_slicing,
@@ -137,7 +145,7 @@ pub fn encrypted_levels(net: &Network, sign: &CompositeSign) -> Result<usize, Ck
 pub fn run_encrypted(
     net: &Arc<Network>,
     images: &[Vec<f64>],
-    labels: &[u8],
+    labels: &[u16],
     indices: &[usize],
     ranges: &BTreeMap<NodeId, f64>,
     sign: &CompositeSign,

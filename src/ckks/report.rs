@@ -42,7 +42,7 @@ pub struct EncryptedImage {
     /// Index in the dataset.
     pub index: usize,
     /// The label.
-    pub label: u8,
+    pub label: u16,
     /// Logits of the exact network F.
     pub exact_logits: Vec<f64>,
     /// Logits of the plaintext approximate network F^α (same p_α and B).

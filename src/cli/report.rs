@@ -9,8 +9,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use polycert::report::{
     accuracy_section, bounds_section, build_default_report, ckks_section, evaluate_models,
-    CkksReportConfig, NetworkReportConfig, ReportConfig, DEFAULT_CKKS_ALPHA, DEFAULT_CKKS_IMAGES,
-    DEFAULT_CKKS_SEED,
+    table3_section, CkksReportConfig, NetworkReportConfig, ReportConfig, DEFAULT_CKKS_ALPHA,
+    DEFAULT_CKKS_IMAGES, DEFAULT_CKKS_SEED,
 };
 
 use super::{parse_alphas, Outcome};
@@ -27,7 +27,9 @@ pub struct ReportArgs {
     /// Folder of ONNX models: adds the network sections (needs `--data`).
     #[arg(long)]
     pub models: Option<PathBuf>,
-    /// Data folder with `cifar10/` and `mnist/` (layout of `shared/data`; needs `--models`).
+    /// Data folder with `cifar10/` and `mnist/` (layout of `shared/data`; needs `--models`);
+    /// with `imagenet/imagenet_val500_224.bin` and an ImageNet model (input [3, 224, 224]) in
+    /// `--models`, the report adds the Table 3 section (`--limit` K: its first K records).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Network sections: precision parameters, `A..B`, `A,B,C` or one value, each in 4..=14.
@@ -105,6 +107,11 @@ pub fn run(args: &ReportArgs, quiet: bool) -> anyhow::Result<Outcome> {
             bar.set_message(format!("{model}: {done}/{total} images"));
         })?;
         report.push(accuracy_section(&evals, nc));
+        if let Some(t3) = table3_section(nc, &|model: &str, done: usize, total: usize| {
+            bar.set_message(format!("Table 3, {model}: {done}/{total} images"));
+        })? {
+            report.push(t3);
+        }
         if nc.bound_images > 0 {
             report.push(bounds_section(
                 nc,

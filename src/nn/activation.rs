@@ -104,6 +104,55 @@ impl SignKernel {
         (outside.iter().sum(), m.iter().fold(0.0, |a, &v| a.max(v)))
     }
 
+    /// Approximate Clip(x) = a + ReLU(x − a) − ReLU(x − b) in place (a = min, b = max;
+    /// ReLU6(x) = ReLU(x) − ReLU(x − 6)), each ReLU replaced by its own r̃_α:
+    /// x ← a + r̃_α(x − a; B_lo) − r̃_α(x − b; B_hi), with r̃_α(t; B) = B·r_α(t/B) as in
+    /// [`SignKernel::relu_in_place_stats`] (same bits on the shifted values t, which are
+    /// formed in the engine's precision). A side that is `None` (an infinite bound) is left
+    /// out: with no lower ReLU the result is x − r̃_α(x − b), with no upper one
+    /// a + r̃_α(x − a). The two ReLUs read the same x and are independent, so under CKKS they
+    /// run side by side: an approximate Clip costs the multiplicative depth of one r̃_α.
+    ///
+    /// Returns, per side (lower, upper), the count of shifted inputs with |t| > B and the
+    /// largest |t| (NaN ignored; `(0, 0.0)` for an absent side).
+    pub fn clip_in_place_stats<T: super::Real>(
+        &self,
+        x: &mut [T],
+        lower: Option<ClipRelu>,
+        upper: Option<ClipRelu>,
+    ) -> [(u64, f64); 2] {
+        const N: usize = 8 * CHUNK;
+        let mut st = [(0u64, 0.0f64); 2];
+        let mut t = [[T::ZERO; N]; 2];
+        for chunk in x.chunks_mut(N) {
+            let len = chunk.len();
+            for ((side, buf), s) in [lower, upper].iter().zip(t.iter_mut()).zip(st.iter_mut()) {
+                let (Some(side), Some(buf)) = (side, buf.get_mut(..len)) else {
+                    continue;
+                };
+                let shift = T::from_f64(side.shift);
+                for (d, v) in buf.iter_mut().zip(chunk.iter()) {
+                    *d = *v - shift;
+                }
+                let (n, m) = T::relu_poly(self, buf, side.b);
+                s.0 += n;
+                s.1 = s.1.max(m);
+            }
+            let [lo, hi] = &t;
+            for (i, v) in chunk.iter_mut().enumerate() {
+                let base = match (lower, lo.get(i)) {
+                    (Some(l), Some(&r)) => T::from_f64(l.shift) + r,
+                    _ => *v,
+                };
+                *v = match (upper, hi.get(i)) {
+                    (Some(_), Some(&r)) => base - r,
+                    _ => base,
+                };
+            }
+        }
+        st
+    }
+
     /// m_α(a, b) = ((a + b) + (a − b)·p_α(a − b))/2 elementwise: `a ← m_α(a, b)`.
     pub fn max2_in_place(&self, a: &mut [f64], b: &[f64]) {
         let mut d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
@@ -149,6 +198,16 @@ pub(crate) fn ceil_log2(n: usize) -> u32 {
     }
 }
 
+/// One ReLU of an approximate Clip (see [`SignKernel::clip_in_place_stats`]): ReLU(x − shift)
+/// replaced by r̃_α with range B = `b`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClipRelu {
+    /// The Clip bound the ReLU is shifted by (min or max).
+    pub shift: f64,
+    /// Its approximation range B.
+    pub b: f64,
+}
+
 /// How B is chosen from calibration statistics.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub enum RangePolicy {
@@ -172,7 +231,11 @@ pub enum ActivationPolicy {
     /// The original network F.
     Exact,
     /// F^α: r̃_α for ReLU and M̃_{α,k²} for max-pooling, with the approximation range B per
-    /// node (`ranges[node]`, every ReLU/MaxPool node must be present).
+    /// node (`ranges[node]`, every ReLU/MaxPool node must be present). A Clip node is
+    /// approximated by two r̃_α ([`SignKernel::clip_in_place_stats`]) when `ranges` holds the
+    /// keys of all its sites (`node` for ReLU(x − min), `nn::clip_upper_key(node)` for
+    /// ReLU(x − max); see `Network::approx_sites`), and stays exact when it holds none (the
+    /// convention of callers that do not model the Clip approximation).
     Approx {
         /// p_α.
         sign: SignKernel,
@@ -246,6 +309,45 @@ mod tests {
         }
 
         #[test]
+        fn clip_is_two_shifted_relus(
+            xs in prop::collection::vec(-40.0f64..40.0, 1..300), lo in -3.0f64..1.0,
+            width in 0.5f64..8.0, b_lo in 2.0f64..60.0, b_hi in 2.0f64..60.0, sides in 0usize..3,
+        ) {
+            // Against a direct scalar evaluation of min + B_lo·r(u/B_lo) − B_hi·r(v/B_hi),
+            // u = x − min, v = x − max, r(t) = (t + t·p(t))/2 with p the composite evaluated
+            // by CompositePoly::eval_f64 (not the kernel); an infinite bound drops its ReLU.
+            // Counts and maxima against direct counts of |u| > B_lo, |v| > B_hi.
+            let c = classic(6);
+            let k = SignKernel::new(4, &c);
+            let hi = lo + width;
+            let lower = (sides != 1).then_some(ClipRelu { shift: lo, b: b_lo });
+            let upper = (sides != 2).then_some(ClipRelu { shift: hi, b: b_hi });
+            let mut y = xs.clone();
+            let st = k.clip_in_place_stats(&mut y, lower, upper);
+            let r = |t: f64, b: f64| { let u = t / b; b * (u + u * c.eval_f64(u)) / 2.0 };
+            for (a, &x) in y.iter().zip(&xs) {
+                let inside = lower.is_none_or(|l| (x - l.shift).abs() <= l.b)
+                    && upper.is_none_or(|h| (x - h.shift).abs() <= h.b);
+                if inside {
+                    let base = lower.map_or(x, |l| l.shift + r(x - l.shift, l.b));
+                    let want = base - upper.map_or(0.0, |h| r(x - h.shift, h.b));
+                    prop_assert!((a - want).abs() <= 1e-12 * (b_lo + b_hi + x.abs()), "{} vs {}", a, want);
+                }
+            }
+            for (side, s) in [lower, upper].iter().zip(st) {
+                match side {
+                    None => prop_assert_eq!(s, (0, 0.0)),
+                    Some(cr) => {
+                        let n = xs.iter().filter(|x| (*x - cr.shift).abs() > cr.b).count();
+                        let m = xs.iter().fold(0.0f64, |m, x| m.max((x - cr.shift).abs()));
+                        prop_assert_eq!(s.0 as usize, n);
+                        prop_assert_eq!(s.1, m);
+                    }
+                }
+            }
+        }
+
+        #[test]
         fn max_tree_follows_eq6(xs in prop::collection::vec(0.0f64..1.0, 1..10)) {
             // Against a direct recursive scalar evaluation of Eq. (6).
             fn m(c: &CompositePoly, a: f64, b: f64) -> f64 { ((a + b) + (a - b) * c.eval_f64(a - b)) / 2.0 }
@@ -257,6 +359,30 @@ mod tests {
             let cols: Vec<Vec<f64>> = xs.iter().map(|&v| vec![v]).collect();
             let got = k.max_tree(&cols)[0];
             prop_assert!((got - mm(&c, &xs)).abs() < 1e-13);
+        }
+    }
+
+    #[test]
+    fn f32_relu6_is_within_twice_the_relu_error_at_alpha_14() {
+        // ReLU6 with B = 40 for both ReLUs at α = 14 (Table 1's p_α) on a grid of f32 inputs
+        // in [−40, 40]: within 2·B·2^−14 (each r̃_α is within B·2^−α of its ReLU on
+        // [−B, B], §3) plus f32 rounding of min(max(x, 0), 6) evaluated directly.
+        let s = crate::remez::table1_sign(14).unwrap();
+        let k = SignKernel::new(14, s.poly());
+        let xs: Vec<f32> = (-4000..=4000).map(|i| i as f32 / 100.0).collect();
+        let mut y = xs.clone();
+        let side = |shift| Some(ClipRelu { shift, b: 40.0 });
+        let st = k.clip_in_place_stats(&mut y, side(0.0), side(6.0));
+        // |x − 6| reaches 46 > B at x < −34: counted, and those inputs are left out below.
+        assert_eq!(st[0], (0, 40.0));
+        assert_eq!(st[1], (600, 46.0));
+        let tol = 2.0 * 40.0 * (-14f64).exp2() + 1e-5;
+        for (a, x) in y.iter().zip(&xs).filter(|(_, x)| **x >= -34.0) {
+            let want = f64::from(*x).clamp(0.0, 6.0);
+            assert!(
+                (f64::from(*a) - want).abs() <= tol,
+                "x = {x}: {a} vs {want}"
+            );
         }
     }
 

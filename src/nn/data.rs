@@ -1,6 +1,9 @@
-//! Dataset readers (CIFAR-10 binary, MNIST IDX) and input preprocessing.
+//! Dataset readers (CIFAR-10 binary, MNIST IDX, the ImageNet 224×224 record file) and input
+//! preprocessing.
 //!
 //! CIFAR-10: records of 1 label byte + 3072 pixel bytes in CHW order, no header.
+//! ImageNet 224×224 (`shared/data/imagenet/imagenet_val500_224.bin`): records of a 2-byte
+//! little-endian label (0..=999) + 3·224·224 pixel bytes in CHW order, no header.
 //! MNIST IDX: big-endian header (magic 0x00000803, count, rows, cols) then one byte per pixel;
 //! labels in a companion file (magic 0x00000801, count, then one byte per label) found next to
 //! the images by replacing `images-idx3` with `labels-idx1` in the file name.
@@ -137,6 +140,39 @@ pub enum DataFormat {
     Cifar10,
     /// MNIST IDX images with a companion labels file.
     MnistIdx,
+    /// ImageNet 224×224: a little-endian `u16` label (0..=999) + 3·224·224 CHW pixels per
+    /// record (150,530 bytes), no header.
+    Imagenet224,
+}
+
+impl DataFormat {
+    /// The name used on the command line (`--format`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DataFormat::Cifar10 => "cifar10",
+            DataFormat::MnistIdx => "mnist",
+            DataFormat::Imagenet224 => "imagenet224",
+        }
+    }
+
+    /// Parse a `--format` name (`cifar10`, `mnist`, `imagenet224`).
+    ///
+    /// # Errors
+    /// [`NnError::Config`] for any other name.
+    pub fn parse(s: &str) -> Result<Self, NnError> {
+        [
+            DataFormat::Cifar10,
+            DataFormat::MnistIdx,
+            DataFormat::Imagenet224,
+        ]
+        .into_iter()
+        .find(|f| f.name() == s)
+        .ok_or_else(|| NnError::Config {
+            what: "data format".into(),
+            value: s.into(),
+            valid: "cifar10, mnist or imagenet224".into(),
+        })
+    }
 }
 
 /// A labelled image set, pixels kept as raw bytes (CHW per image).
@@ -149,10 +185,13 @@ pub struct Dataset {
     /// Per-image shape `[C, H, W]`.
     pub shape: [usize; 3],
     pixels: Vec<u8>,
-    labels: Vec<u8>,
+    labels: Vec<u16>,
 }
 
 const CIFAR_RECORD: usize = 1 + 3 * 32 * 32;
+const IMAGENET_PIXELS: usize = 3 * 224 * 224;
+const IMAGENET_RECORD: usize = 2 + IMAGENET_PIXELS;
+const IMAGENET_CLASSES: u16 = 1000;
 
 fn read(path: &Path) -> Result<Vec<u8>, NnError> {
     std::fs::read(path).map_err(|source| NnError::Io {
@@ -167,27 +206,91 @@ fn be_u32(b: &[u8], at: usize) -> Option<u32> {
 }
 
 impl Dataset {
-    /// Read a dataset, detecting the format from the file (IDX magic 0x00000803 → MNIST,
-    /// otherwise CIFAR-10 binary) unless `format` is given.
+    /// Read a dataset in `format`, or detected from the file when `format` is `None` by this
+    /// rule (never a guess: an ambiguous file is an error):
+    /// 1. IDX magic 0x00000803 in the first 4 bytes → MNIST IDX;
+    /// 2. otherwise the length: a positive multiple of the CIFAR-10 record (3,073 bytes) and
+    ///    not of the ImageNet 224×224 record (150,530 bytes) → CIFAR-10; a multiple of
+    ///    150,530 and not of 3,073 → ImageNet 224×224; a multiple of both → error (pass the
+    ///    format explicitly); of neither → the CIFAR-10 reader's truncation error, which
+    ///    names both record sizes.
     ///
     /// # Errors
     /// [`NnError::Io`] when unreadable, [`NnError::Data`] for a truncated file, a bad magic
-    /// number, a missing or mismatched labels file, or a label outside 0..=9.
+    /// number, a missing or mismatched labels file, a label outside the format's classes, or
+    /// a length that fits both record layouts.
     pub fn open(path: &Path, format: Option<DataFormat>) -> Result<Self, NnError> {
         let bytes = read(path)?;
-        let format = format.unwrap_or(if be_u32(&bytes, 0) == Some(0x0000_0803) {
-            DataFormat::MnistIdx
-        } else {
-            DataFormat::Cifar10
-        });
+        let format = match format {
+            Some(f) => f,
+            None => detect(path, &bytes)?,
+        };
         match format {
             DataFormat::Cifar10 => Self::from_cifar_bytes(path, &bytes),
+            DataFormat::Imagenet224 => Self::from_imagenet224_bytes(path, &bytes),
             DataFormat::MnistIdx => {
                 let labels_path = mnist_labels_path(path)?;
                 let lbytes = read(&labels_path)?;
                 Self::from_mnist_bytes(path, &bytes, &labels_path, &lbytes)
             }
         }
+    }
+
+    /// Parse ImageNet 224×224 record bytes (u16 LE label + 150,528 CHW pixels per record).
+    ///
+    /// # Errors
+    /// [`NnError::Data`] when the length is not a positive multiple of 150,530 (naming the
+    /// record the file ends in and its missing bytes) or a label is outside 0..=999 (naming
+    /// the record and its byte offset).
+    pub fn from_imagenet224_bytes(path: &Path, bytes: &[u8]) -> Result<Self, NnError> {
+        let rem = bytes.len() % IMAGENET_RECORD;
+        if bytes.is_empty() || rem != 0 {
+            return Err(NnError::Data {
+                path: path.into(),
+                reason: format!(
+                    "ImageNet 224×224 records: length {} is not a positive multiple of the record \
+                     size {IMAGENET_RECORD} (2-byte label + 3×224×224 pixels); record {} is \
+                     truncated ({} of its bytes present, {} missing)",
+                    bytes.len(),
+                    bytes.len() / IMAGENET_RECORD,
+                    rem,
+                    if bytes.is_empty() {
+                        IMAGENET_RECORD
+                    } else {
+                        IMAGENET_RECORD - rem
+                    }
+                ),
+            });
+        }
+        let n = bytes.len() / IMAGENET_RECORD;
+        let mut pixels = Vec::with_capacity(n * IMAGENET_PIXELS);
+        let mut labels = Vec::with_capacity(n);
+        for (i, rec) in bytes.chunks_exact(IMAGENET_RECORD).enumerate() {
+            let (l, px) = rec.split_at(2);
+            let label = u16::from_le_bytes([
+                l.first().copied().unwrap_or(0xff),
+                l.get(1).copied().unwrap_or(0xff),
+            ]);
+            if label >= IMAGENET_CLASSES {
+                return Err(NnError::Data {
+                    path: path.into(),
+                    reason: format!(
+                        "record {i} (byte offset {}): label {label}, expected 0..=999 (is this \
+                         really the 2-byte-label ImageNet layout?)",
+                        i * IMAGENET_RECORD
+                    ),
+                });
+            }
+            labels.push(label);
+            pixels.extend_from_slice(px);
+        }
+        Ok(Self {
+            path: path.into(),
+            format: DataFormat::Imagenet224,
+            shape: [3, 224, 224],
+            pixels,
+            labels,
+        })
     }
 
     /// Parse CIFAR-10 binary bytes.
@@ -221,7 +324,7 @@ impl Dataset {
                     ),
                 });
             }
-            labels.push(label);
+            labels.push(u16::from(label));
             pixels.extend_from_slice(px);
         }
         Ok(Self {
@@ -291,7 +394,12 @@ impl Dataset {
                 ),
             ));
         }
-        let lab = labels.get(8..).unwrap_or(&[]).to_vec();
+        let lab: Vec<u16> = labels
+            .get(8..)
+            .unwrap_or(&[])
+            .iter()
+            .map(|&l| u16::from(l))
+            .collect();
         if let Some((i, l)) = lab.iter().enumerate().find(|(_, &l)| l > 9) {
             return Err(bad(
                 labels_path,
@@ -358,14 +466,48 @@ impl Dataset {
         self.pixels.get(i * l..(i + 1) * l)
     }
 
-    /// Label of image `i`.
-    pub fn label(&self, i: usize) -> Option<u8> {
+    /// Label (class index) of image `i`.
+    pub fn label(&self, i: usize) -> Option<u16> {
         self.labels.get(i).copied()
     }
 
     /// All labels.
-    pub fn labels(&self) -> &[u8] {
+    pub fn labels(&self) -> &[u16] {
         &self.labels
+    }
+}
+
+/// The format of a file by the rule of [`Dataset::open`].
+fn detect(path: &Path, bytes: &[u8]) -> Result<DataFormat, NnError> {
+    if be_u32(bytes, 0) == Some(0x0000_0803) {
+        return Ok(DataFormat::MnistIdx);
+    }
+    detect_by_length(path, bytes.len())
+}
+
+/// Step 2 of the rule of [`Dataset::open`]: the format of a file of `n` bytes without IDX magic.
+fn detect_by_length(path: &Path, n: usize) -> Result<DataFormat, NnError> {
+    let cifar = n > 0 && n.is_multiple_of(CIFAR_RECORD);
+    let imagenet = n > 0 && n.is_multiple_of(IMAGENET_RECORD);
+    match (cifar, imagenet) {
+        (true, true) => Err(NnError::Data {
+            path: path.into(),
+            reason: format!(
+                "length {n} fits both the CIFAR-10 ({CIFAR_RECORD}-byte) and the ImageNet \
+                 224×224 ({IMAGENET_RECORD}-byte) record layouts; pass the format explicitly \
+                 (--format cifar10 or --format imagenet224)"
+            ),
+        }),
+        (false, true) => Ok(DataFormat::Imagenet224),
+        (true, false) => Ok(DataFormat::Cifar10),
+        (false, false) => Err(NnError::Data {
+            path: path.into(),
+            reason: format!(
+                "length {n} is a positive multiple of neither the CIFAR-10 record \
+                 ({CIFAR_RECORD} bytes) nor the ImageNet 224×224 record ({IMAGENET_RECORD} \
+                 bytes), and the file has no IDX magic; truncated, or not a supported layout"
+            ),
+        }),
     }
 }
 
@@ -440,6 +582,93 @@ mod tests {
         rec[0] = 12;
         let e = Dataset::from_cifar_bytes(p, &rec).unwrap_err();
         assert!(e.to_string().contains("label 12"), "{e}");
+    }
+
+    /// `n` ImageNet records with labels `labels[i]` and pixel 0 of record i equal to i.
+    fn imagenet_bytes(labels: &[u16]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for (i, l) in labels.iter().enumerate() {
+            b.extend_from_slice(&l.to_le_bytes());
+            let mut px = vec![0u8; IMAGENET_PIXELS];
+            px[0] = i as u8;
+            px[IMAGENET_PIXELS - 1] = 200;
+            b.extend_from_slice(&px);
+        }
+        b
+    }
+
+    #[test]
+    fn imagenet_reads_two_byte_labels() {
+        let b = imagenet_bytes(&[999, 0, 258]);
+        let d = Dataset::from_imagenet224_bytes(Path::new("v.bin"), &b).unwrap();
+        assert_eq!(
+            (d.len(), d.shape, d.format),
+            (3, [3, 224, 224], DataFormat::Imagenet224)
+        );
+        // 258 = 0x0102: the low byte first.
+        assert_eq!(d.labels(), &[999, 0, 258]);
+        assert_eq!(d.image(2).unwrap()[0], 2);
+        assert_eq!(d.image(1).unwrap()[IMAGENET_PIXELS - 1], 200);
+        assert_eq!(
+            detect(Path::new("v.bin"), &b).unwrap(),
+            DataFormat::Imagenet224
+        );
+    }
+
+    #[test]
+    fn imagenet_rejects_truncated_and_inconsistent_files() {
+        let p = Path::new("/d/v.bin");
+        let b = imagenet_bytes(&[1, 2]);
+        let e = Dataset::from_imagenet224_bytes(p, &b[..b.len() - 3]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/d/v.bin: ImageNet 224×224 records: length 301057 is not a positive multiple of the \
+             record size 150530 (2-byte label + 3×224×224 pixels); record 1 is truncated \
+             (150527 of its bytes present, 3 missing)"
+        );
+        let e = Dataset::from_imagenet224_bytes(p, &[]).unwrap_err();
+        assert!(e.to_string().contains("length 0"), "{e}");
+        let mut bad = b.clone();
+        bad[IMAGENET_RECORD] = 0xe8; // 1000 = 0x03e8
+        bad[IMAGENET_RECORD + 1] = 0x03;
+        let e = Dataset::from_imagenet224_bytes(p, &bad).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/d/v.bin: record 1 (byte offset 150530): label 1000, expected 0..=999 (is this \
+             really the 2-byte-label ImageNet layout?)"
+        );
+        // A CIFAR-10 file read as ImageNet (and the reverse) fails on the length.
+        let cifar = vec![0u8; CIFAR_RECORD * 2];
+        assert!(Dataset::from_imagenet224_bytes(p, &cifar).is_err());
+        assert!(Dataset::from_cifar_bytes(p, &b).is_err());
+    }
+
+    #[test]
+    fn detection_never_guesses() {
+        let p = Path::new("f.bin");
+        assert_eq!(
+            detect(p, &vec![0u8; CIFAR_RECORD * 3]).unwrap(),
+            DataFormat::Cifar10
+        );
+        assert_eq!(
+            detect(p, &vec![0u8; IMAGENET_RECORD]).unwrap(),
+            DataFormat::Imagenet224
+        );
+        // A length that is a multiple of both record sizes is refused, not guessed.
+        let e = detect_by_length(p, CIFAR_RECORD * IMAGENET_RECORD)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fits both") && e.contains("--format"), "{e}");
+        let e = detect(p, &vec![0u8; 1000]).unwrap_err().to_string();
+        assert!(e.contains("length 1000") && e.contains("150530"), "{e}");
+        assert_eq!(
+            DataFormat::parse("imagenet224").unwrap(),
+            DataFormat::Imagenet224
+        );
+        assert_eq!(
+            DataFormat::parse("jpeg").unwrap_err().to_string(),
+            "data format = jpeg: cifar10, mnist or imagenet224"
+        );
     }
 
     #[test]

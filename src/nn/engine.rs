@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::activation::ActivationPolicy;
-use super::ir::{Network, NodeId, Op};
+use super::activation::{ActivationPolicy, ClipRelu};
+use super::ir::{clip_upper_key, Network, NodeId, Op};
 use super::ops::{self, ConvK, Epilogue};
 use super::NnError;
 
@@ -227,6 +227,8 @@ enum Prepared<T> {
         bias: Option<Vec<T>>,
     },
     AddConst(Vec<T>),
+    MulConst(Vec<T>),
+    DivConst(Vec<T>),
     Clip(T, T),
     Pad {
         begin: Vec<usize>,
@@ -365,6 +367,8 @@ impl<T: Real> Engine<T> {
                     bias: l.bias.as_deref().map(conv_t),
                 },
                 Op::Add { constant: Some(t) } => Prepared::AddConst(conv_t(&t.data)),
+                Op::Mul { constant: t } => Prepared::MulConst(conv_t(&t.data)),
+                Op::Div { constant: t } => Prepared::DivConst(conv_t(&t.data)),
                 Op::Clip { min, max } => {
                     Prepared::Clip(T::from_f64(f64::from(*min)), T::from_f64(f64::from(*max)))
                 }
@@ -396,7 +400,8 @@ impl<T: Real> Engine<T> {
         &self.net
     }
 
-    /// Check an approximate policy covers every activation node with a finite B > 0.
+    /// Check an approximate policy covers every activation node with a finite B > 0, and
+    /// gives each Clip node ranges for all its ReLUs or for none.
     ///
     /// # Errors
     /// [`NnError::Config`] naming the first node without a valid range.
@@ -411,6 +416,11 @@ impl<T: Real> Engine<T> {
                         value: format!("{b:?}"),
                         valid: "a finite B > 0 for every ReLU and MaxPool node".into(),
                     });
+                }
+            }
+            for (id, n) in self.net.nodes.iter().enumerate() {
+                if let Op::Clip { min, max } = n.op {
+                    clip_sides(&self.net, id, (min, max), ranges)?;
                 }
             }
         }
@@ -464,6 +474,8 @@ impl<T: Real> Engine<T> {
                     | Op::Relu
                     | Op::Clip { .. }
                     | Op::Add { .. }
+                    | Op::Mul { .. }
+                    | Op::Div { .. }
                     | Op::Flatten
                     | Op::Reshape
                     | Op::Identity
@@ -546,8 +558,46 @@ impl<T: Real> Engine<T> {
                         }
                     }
                 }
-                (Op::Clip { .. }, Prepared::Clip(lo, hi)) => {
-                    ops::clip(&mut x0, *lo, *hi);
+                (Op::Clip { min, max }, Prepared::Clip(lo, hi)) => {
+                    let sides = match policy {
+                        ActivationPolicy::Exact => None,
+                        ActivationPolicy::Approx { sign, ranges } => {
+                            clip_sides(net, i, (*min, *max), ranges)?.map(|s| (sign, s))
+                        }
+                    };
+                    let keys = [i, clip_upper_key(i)];
+                    let st = match sides {
+                        None => {
+                            // Exact: record max |x − min| and max |x − max| (calibration of
+                            // the two ReLUs) from the extremes of x.
+                            let (mn, mx) = ops::clip_minmax(&mut x0, *lo, *hi);
+                            let dev = |a: f32| {
+                                let a = f64::from(a);
+                                if mn > mx {
+                                    (0.0, 0) // no input, or only NaN
+                                } else {
+                                    ((mx - a).abs().max((mn - a).abs()), 0)
+                                }
+                            };
+                            [
+                                min.is_finite().then(|| dev(*min)),
+                                max.is_finite().then(|| dev(*max)),
+                            ]
+                        }
+                        Some((sign, (l, u))) => {
+                            let [a, b] = sign.clip_in_place_stats(&mut x0, l, u);
+                            [l.map(|_| (a.1, a.0)), u.map(|_| (b.1, b.0))]
+                        }
+                    };
+                    for (key, s) in keys.iter().zip(st) {
+                        if let Some((m, n)) = s {
+                            let e = stats.max_abs.entry(*key).or_insert(0.0);
+                            *e = e.max(m);
+                            if sides.is_some() {
+                                *stats.out_of_range.entry(*key).or_insert(0) += n;
+                            }
+                        }
+                    }
                     x0
                 }
                 (
@@ -580,6 +630,18 @@ impl<T: Real> Engine<T> {
                 (Op::Add { .. }, Prepared::AddConst(c)) => {
                     for (a, b) in x0.iter_mut().zip(c) {
                         *a += *b;
+                    }
+                    x0
+                }
+                (Op::Mul { .. }, Prepared::MulConst(c)) => {
+                    for (a, b) in x0.iter_mut().zip(c) {
+                        *a = *a * *b;
+                    }
+                    x0
+                }
+                (Op::Div { .. }, Prepared::DivConst(c)) => {
+                    for (a, b) in x0.iter_mut().zip(c) {
+                        *a = *a / *b;
                     }
                     x0
                 }
@@ -679,6 +741,58 @@ impl<T: Real> Engine<T> {
         }
         Ok((out, stats))
     }
+}
+
+/// The two ReLUs of Clip node `i` with bounds `(min, max)` under `ranges` (see
+/// [`ActivationPolicy::Approx`]): `None` when `ranges` holds none of its site keys (an exact
+/// Clip), else the lower and upper [`ClipRelu`] (each `None` for an infinite bound).
+///
+/// # Errors
+/// [`NnError::Config`] when `ranges` holds some of the node's keys but not all, or a B that is
+/// not finite and > 0.
+fn clip_sides(
+    net: &Network,
+    i: NodeId,
+    (min, max): (f32, f32),
+    ranges: &BTreeMap<NodeId, f64>,
+) -> Result<Option<(Option<ClipRelu>, Option<ClipRelu>)>, NnError> {
+    let want = [(min, i), (max, clip_upper_key(i))];
+    let got: Vec<Option<ClipRelu>> = want
+        .iter()
+        .filter(|(a, _)| a.is_finite())
+        .map(|(a, k)| {
+            ranges.get(k).map(|&b| ClipRelu {
+                shift: f64::from(*a),
+                b,
+            })
+        })
+        .collect();
+    let present = got.iter().flatten().count();
+    if present == 0 {
+        return Ok(None);
+    }
+    let name = net.nodes.get(i).map_or("?", |n| n.name.as_str());
+    if present < got.len()
+        || got
+            .iter()
+            .flatten()
+            .any(|c| !(c.b.is_finite() && c.b > 0.0))
+    {
+        return Err(NnError::Config {
+            what: format!("ranges B of Clip node {name:?} (#{i})"),
+            value: format!("{got:?}"),
+            valid: "a finite B > 0 for ReLU(x − min) and for ReLU(x − max) (keys node and \
+                    clip_upper_key(node)), or none (exact Clip)"
+                .into(),
+        });
+    }
+    let side = |a: f32, k: NodeId| {
+        a.is_finite().then(|| ClipRelu {
+            shift: f64::from(a),
+            b: ranges.get(&k).copied().unwrap_or(f64::NAN),
+        })
+    };
+    Ok(Some((side(min, i), side(max, clip_upper_key(i)))))
 }
 
 /// M̃_{α,n} of Eq. (7) over every pooling window: inputs mapped to x/B′ + 0.5, the tree of

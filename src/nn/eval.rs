@@ -9,17 +9,18 @@ use rayon::prelude::*;
 use super::activation::{ActivationPolicy, RangePolicy, SignKernel};
 use super::data::Dataset;
 use super::engine::{Engine, Real, RunStats};
-use super::ir::{Network, NodeId};
+use super::ir::{ApproxSite, Network, NodeId, SitePart};
 use super::NnError;
 
-/// Measured max |input| of one ReLU / MaxPool node, and the B chosen for it.
+/// Measured max |input| of one approximation site (a ReLU / MaxPool node, or one ReLU of a
+/// Clip), and the B chosen for it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LayerRange {
     /// Node index in the network.
     pub node: NodeId,
     /// Node name.
     pub name: String,
-    /// `Relu` or `MaxPool`.
+    /// `Relu`, `MaxPool`, or `Clip: ReLU(x − a)` for the ReLU of a Clip shifted by a.
     pub op: String,
     /// Measured max |input| over the calibration images.
     pub measured_max_abs: f64,
@@ -27,34 +28,52 @@ pub struct LayerRange {
     pub b: f64,
 }
 
-/// Calibration result: per-node measured maxima.
+/// Calibration result: per-site measured maxima.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Calibration {
     /// Calibration data file.
     pub data: String,
     /// Number of calibration images.
     pub images: usize,
-    /// Per activation node, in graph order (`b` equals the measured max until
-    /// [`Calibration::choose`] is applied).
+    /// Per approximation site (`Network::approx_sites`: each ReLU / MaxPool node, and the
+    /// ReLU(x − min), ReLU(x − max) of each Clip), in graph order (`b` equals the measured
+    /// max until [`Calibration::choose`] is applied).
     pub layers: Vec<LayerRange>,
+    /// The range key of each entry of `layers` (the node, or `clip_upper_key(node)`).
+    #[serde(skip)]
+    keys: Vec<NodeId>,
+}
+
+/// The name of a site in per-layer lists: the node name, followed by `: ReLU(x − a)` for a
+/// ReLU of a Clip.
+pub(crate) fn site_name(net: &Network, s: &ApproxSite) -> String {
+    let name = net.nodes.get(s.node).map_or("", |n| n.name.as_str());
+    match s.part {
+        SitePart::Whole => name.to_string(),
+        SitePart::ClipLower(a) | SitePart::ClipUpper(a) => format!("{name}: ReLU(x − {a})"),
+    }
 }
 
 impl Calibration {
     /// The calibration of the first `images` images of `data` from the merged statistics of
-    /// their exact pass: B of every ReLU / MaxPool node is its measured max |input| (before
+    /// their exact pass: B of every approximation site (ReLU / MaxPool node, and each ReLU
+    /// of a Clip, see `Network::approx_sites`) is its measured max |input| (before
     /// [`Calibration::choose`] applies the policy).
     #[must_use]
     pub fn from_stats(net: &Network, data: &Dataset, images: usize, stats: &RunStats) -> Self {
-        let layers = net
-            .activation_nodes()
-            .into_iter()
-            .map(|id| {
-                let m = stats.max_abs.get(&id).copied().unwrap_or(0.0);
-                let node = net.nodes.get(id);
+        let sites = net.approx_sites();
+        let layers = sites
+            .iter()
+            .map(|s| {
+                let m = stats.max_abs.get(&s.key).copied().unwrap_or(0.0);
                 LayerRange {
-                    node: id,
-                    name: node.map(|n| n.name.clone()).unwrap_or_default(),
-                    op: node.map(|n| n.op.op_type().to_string()).unwrap_or_default(),
+                    node: s.node,
+                    name: net
+                        .nodes
+                        .get(s.node)
+                        .map(|n| n.name.clone())
+                        .unwrap_or_default(),
+                    op: s.label(net),
                     measured_max_abs: m,
                     b: m,
                 }
@@ -64,6 +83,7 @@ impl Calibration {
             data: data.path.display().to_string(),
             images,
             layers,
+            keys: sites.iter().map(|s| s.key).collect(),
         }
     }
 
@@ -90,7 +110,7 @@ impl Calibration {
             }
         };
         let mut out = BTreeMap::new();
-        for l in &mut self.layers {
+        for (i, l) in self.layers.iter_mut().enumerate() {
             let b = match policy {
                 RangePolicy::PerLayer { margin } => l.measured_max_abs * check_margin(margin)?,
                 RangePolicy::PerNetwork { margin } => net_max * check_margin(margin)?,
@@ -110,7 +130,7 @@ impl Calibration {
                 });
             }
             l.b = b;
-            out.insert(l.node, b);
+            out.insert(self.keys.get(i).copied().unwrap_or(l.node), b);
         }
         Ok(out)
     }
@@ -146,6 +166,18 @@ fn argmax<T: Real>(v: &[T]) -> usize {
     }
     best
 }
+
+/// Whether class `label` is among the `k` largest values of `v`: fewer than `k` values are
+/// larger than `v[label]` (ties count in its favour; NaN compares false). `false` when
+/// `label` is out of range.
+fn in_top_k<T: Real>(v: &[T], label: usize, k: usize) -> bool {
+    v.get(label)
+        .is_some_and(|l| v.iter().filter(|x| *x > l).count() < k)
+}
+
+/// Top-5 accuracy is reported for networks with more than this many outputs (for 10-class
+/// data it says little, and Table 2 reports stay as they were).
+pub const TOP5_MIN_CLASSES: usize = 11;
 
 /// Exact pass over the first `limit` images of `data`, recording max |input| at every ReLU
 /// and MaxPool node.
@@ -206,6 +238,12 @@ pub struct AlphaResult {
     pub correct: usize,
     /// Top-1 accuracy of F^α in percent.
     pub accuracy_pct: f64,
+    /// Correct top-5 predictions of F^α (networks with ≥ [`TOP5_MIN_CLASSES`] outputs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top5_correct: Option<usize>,
+    /// Top-5 accuracy of F^α in percent (networks with ≥ [`TOP5_MIN_CLASSES`] outputs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top5_accuracy_pct: Option<f64>,
     /// Measured max of ‖F^α(x) − F(x)‖∞ over the inputs where F^α(x) is finite.
     pub linf_max: f64,
     /// Measured mean of ‖F^α(x) − F(x)‖∞ over the inputs where F^α(x) is finite.
@@ -217,7 +255,8 @@ pub struct AlphaResult {
     pub top1_disagreements: usize,
     /// Total activation inputs outside [−B, B] (summed over nodes and images).
     pub out_of_range_total: u64,
-    /// Per node (graph order): name and count of inputs outside [−B, B].
+    /// Per approximation site (graph order): name (`node: ReLU(x − a)` for a ReLU of a
+    /// Clip) and count of inputs outside [−B, B].
     pub out_of_range: Vec<(String, u64)>,
 }
 
@@ -240,7 +279,14 @@ pub struct EvalReport {
     pub baseline_correct: usize,
     /// Top-1 accuracy of F in percent.
     pub baseline_accuracy_pct: f64,
-    /// Per-node measured range over the *evaluated* images and the B used.
+    /// Correct top-5 predictions of F (networks with ≥ [`TOP5_MIN_CLASSES`] outputs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_top5_correct: Option<usize>,
+    /// Top-5 accuracy of F in percent (networks with ≥ [`TOP5_MIN_CLASSES`] outputs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_top5_accuracy_pct: Option<f64>,
+    /// Per approximation site (ReLU / MaxPool node, each ReLU of an approximated Clip): the
+    /// measured range over the *evaluated* images and the B used.
     pub layers: Vec<LayerRange>,
     /// One entry per α.
     pub alphas: Vec<AlphaResult>,
@@ -257,10 +303,12 @@ fn pct(c: usize, n: usize) -> f64 {
 
 /// Per-image outcome.
 struct ImageOut {
-    label: u8,
+    label: usize,
     exact_pred: usize,
+    exact_top5: bool,
     exact_stats: RunStats,
-    approx: Vec<(usize, f64, RunStats)>,
+    /// Per α: top-1 class, label in the top 5, ‖F^α − F‖∞, statistics.
+    approx: Vec<(usize, bool, f64, RunStats)>,
 }
 
 /// Evaluate F and every F^α (one per `signs` entry) on the data, streaming in chunks with
@@ -300,6 +348,8 @@ pub fn evaluate<T: Real>(
     }
     let k = signs.len();
     let mut base_correct = 0usize;
+    let mut base_top5 = 0usize;
+    let mut top5 = vec![0usize; k];
     let mut exact_stats = RunStats::default();
     let mut correct = vec![0usize; k];
     let mut disagree = vec![0usize; k];
@@ -314,6 +364,7 @@ pub fn evaluate<T: Real>(
             .into_par_iter()
             .map(|i| {
                 let x = prep_image(engine, data, i)?;
+                let label = data.label(i).map_or(usize::MAX, usize::from);
                 let mut es = RunStats::default();
                 let y = engine.run(&x, &ActivationPolicy::Exact, &mut es)?;
                 let mut approx = Vec::with_capacity(k);
@@ -331,11 +382,12 @@ pub fn evaluate<T: Real>(
                                 m.max(d)
                             }
                         });
-                    approx.push((argmax(&ya), linf, st));
+                    approx.push((argmax(&ya), in_top_k(&ya, label, 5), linf, st));
                 }
                 Ok(ImageOut {
-                    label: data.label(i).unwrap_or(255),
+                    label,
                     exact_pred: argmax(&y),
+                    exact_top5: in_top_k(&y, label, 5),
                     exact_stats: es,
                     approx,
                 })
@@ -343,17 +395,20 @@ pub fn evaluate<T: Real>(
             .collect();
         for o in outs {
             let o = o?;
-            base_correct += usize::from(o.exact_pred == usize::from(o.label));
+            base_correct += usize::from(o.exact_pred == o.label);
+            base_top5 += usize::from(o.exact_top5);
             exact_stats.merge(&o.exact_stats);
-            for (j, (pred, linf, st)) in o.approx.iter().enumerate() {
-                if let (Some(c), Some(d), Some(m), Some(s), Some(a)) = (
+            for (j, (pred, t5, linf, st)) in o.approx.iter().enumerate() {
+                if let (Some(c), Some(c5), Some(d), Some(m), Some(s), Some(a)) = (
                     correct.get_mut(j),
+                    top5.get_mut(j),
                     disagree.get_mut(j),
                     lmax.get_mut(j),
                     lsum.get_mut(j),
                     astats.get_mut(j),
                 ) {
-                    *c += usize::from(*pred == usize::from(o.label));
+                    *c += usize::from(*pred == o.label);
+                    *c5 += usize::from(*t5);
                     *d += usize::from(*pred != o.exact_pred);
                     // A NaN / ∞ output (blown-up polynomial) is counted, not averaged.
                     if linf.is_finite() {
@@ -369,35 +424,41 @@ pub fn evaluate<T: Real>(
         progress(end);
     }
     let net = engine.network();
-    let act = net.activation_nodes();
-    let layers = act
+    // The sites of this run: every ReLU / MaxPool, and the ReLUs of the Clips `ranges`
+    // approximates.
+    let sites: Vec<ApproxSite> = net
+        .approx_sites()
+        .into_iter()
+        .filter(|s| s.part == SitePart::Whole || ranges.contains_key(&s.key))
+        .collect();
+    let layers = sites
         .iter()
-        .map(|&id| {
-            let node = net.nodes.get(id);
-            LayerRange {
-                node: id,
-                name: node.map(|n| n.name.clone()).unwrap_or_default(),
-                op: node.map(|n| n.op.op_type().to_string()).unwrap_or_default(),
-                measured_max_abs: exact_stats.max_abs.get(&id).copied().unwrap_or(0.0),
-                b: ranges.get(&id).copied().unwrap_or(f64::NAN),
-            }
+        .map(|s| LayerRange {
+            node: s.node,
+            name: net
+                .nodes
+                .get(s.node)
+                .map(|n| n.name.clone())
+                .unwrap_or_default(),
+            op: s.label(net),
+            measured_max_abs: exact_stats.max_abs.get(&s.key).copied().unwrap_or(0.0),
+            b: ranges.get(&s.key).copied().unwrap_or(f64::NAN),
         })
         .collect();
+    let with_top5 = net.output_shape().numel() >= TOP5_MIN_CLASSES;
     #[allow(clippy::cast_precision_loss)]
     let alphas = signs
         .iter()
         .enumerate()
         .map(|(j, (s, degrees))| {
             let st = astats.get(j).cloned().unwrap_or_default();
-            let per: Vec<(String, u64)> = act
+            let per: Vec<(String, u64)> = sites
                 .iter()
-                .map(|&id| {
-                    let name = net
-                        .nodes
-                        .get(id)
-                        .map(|n| n.name.clone())
-                        .unwrap_or_default();
-                    (name, st.out_of_range.get(&id).copied().unwrap_or(0))
+                .map(|site| {
+                    (
+                        site_name(net, site),
+                        st.out_of_range.get(&site.key).copied().unwrap_or(0),
+                    )
                 })
                 .collect();
             let c = correct.get(j).copied().unwrap_or(0);
@@ -406,6 +467,8 @@ pub fn evaluate<T: Real>(
                 degrees: degrees.clone(),
                 correct: c,
                 accuracy_pct: pct(c, n),
+                top5_correct: with_top5.then(|| top5.get(j).copied().unwrap_or(0)),
+                top5_accuracy_pct: with_top5.then(|| pct(top5.get(j).copied().unwrap_or(0), n)),
                 linf_max: lmax.get(j).copied().unwrap_or(0.0),
                 linf_mean: {
                     let nf = nonfinite.get(j).copied().unwrap_or(0);
@@ -431,20 +494,57 @@ pub fn evaluate<T: Real>(
         calibration_images: calibration.map_or(0, |c| c.images),
         baseline_correct: base_correct,
         baseline_accuracy_pct: pct(base_correct, n),
+        baseline_top5_correct: with_top5.then_some(base_top5),
+        baseline_top5_accuracy_pct: with_top5.then(|| pct(base_top5, n)),
         layers,
         alphas,
     })
 }
 
 impl EvalReport {
-    /// A Table-2-style Markdown table: baseline and top-1 per α, with the measured
-    /// ‖F^α − F‖∞ and out-of-range counts.
+    /// The smallest evaluated α from which on every evaluated α ≥ it has its top-1 (or, with
+    /// `top5`, its top-5) accuracy within `pt` points of the baseline; `None` when the largest
+    /// evaluated α is not (or there is no top-5 figure).
+    pub fn alpha_within(&self, pt: f64, top5: bool) -> Option<u32> {
+        let base = if top5 {
+            self.baseline_top5_accuracy_pct?
+        } else {
+            self.baseline_accuracy_pct
+        };
+        let mut by_alpha: Vec<(u32, Option<f64>)> = self
+            .alphas
+            .iter()
+            .map(|a| {
+                let acc = if top5 {
+                    a.top5_accuracy_pct
+                } else {
+                    Some(a.accuracy_pct)
+                };
+                (a.alpha, acc)
+            })
+            .collect();
+        by_alpha.sort_by_key(|(a, _)| *a);
+        let mut best = None;
+        for (alpha, acc) in by_alpha.iter().rev() {
+            match acc {
+                Some(v) if (v - base).abs() <= pt => best = Some(*alpha),
+                _ => break,
+            }
+        }
+        best
+    }
+
+    /// A Table-2-style Markdown table: baseline and top-1 per α (and top-5 when the report has
+    /// it), with the measured ‖F^α − F‖∞ and out-of-range counts.
     pub fn to_markdown(&self) -> String {
         use std::fmt::Write as _;
         let mut s = String::new();
+        let top5 = self
+            .baseline_top5_accuracy_pct
+            .zip(self.baseline_top5_correct);
         let _ = writeln!(
             s,
-            "**{}** on `{}` ({} images, engine {}, range {}): baseline top-1 **{:.2}%** ({}/{})\n",
+            "**{}** on `{}` ({} images, engine {}, range {}): baseline top-1 **{:.2}%** ({}/{}){}\n",
             self.model,
             self.data,
             self.images,
@@ -456,18 +556,32 @@ impl EvalReport {
             },
             self.baseline_accuracy_pct,
             self.baseline_correct,
-            self.images
+            self.images,
+            top5.map_or(String::new(), |(p, c)| format!(
+                ", top-5 **{p:.2}%** ({c}/{})",
+                self.images
+            ))
         );
+        let (t5h, t5r) = if top5.is_some() {
+            (" top-5 (%) | Δ top-5 (pt) |", "---|---|")
+        } else {
+            ("", "")
+        };
         let _ = writeln!(
             s,
-            "| α | degrees | top-1 (%) | Δ vs baseline (pt) | top-1 ≠ F | measured max ‖F^α−F‖∞ | measured mean ‖F^α−F‖∞ | F^α non-finite | activation inputs outside [−B,B] |"
+            "| α | degrees | top-1 (%) | Δ vs baseline (pt) |{t5h} top-1 ≠ F | measured max ‖F^α−F‖∞ | measured mean ‖F^α−F‖∞ | F^α non-finite | activation inputs outside [−B,B] |"
         );
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(s, "|---|---|---|---|{t5r}---|---|---|---|---|");
         for a in &self.alphas {
             let deg: Vec<String> = a.degrees.iter().map(usize::to_string).collect();
+            let t5 = match (top5, a.top5_accuracy_pct) {
+                (Some((b, _)), Some(v)) => format!(" {v:.2} | {:+.2} |", v - b),
+                (Some(_), None) => " | |".to_string(),
+                _ => String::new(),
+            };
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.2} | {:+.2} | {} | {:.3e} | {:.3e} | {} | {} |",
+                "| {} | {} | {:.2} | {:+.2} |{t5} {} | {:.3e} | {:.3e} | {} | {} |",
                 a.alpha,
                 deg.join(","),
                 a.accuracy_pct,

@@ -821,6 +821,55 @@ impl Builder {
                     }
                 }
             }
+            "Sub" | "Mul" | "Div" => {
+                ctx.only_attrs(&[])?;
+                let (Some(a), Some(b)) = (ctx.input_name(0), ctx.input_name(1)) else {
+                    return Err(ctx.bad("needs two inputs"));
+                };
+                let (ca, cb) = (self.consts.contains_key(a), self.consts.contains_key(b));
+                let (vi, ci) = match (ca, cb) {
+                    (false, true) => (0, 1),
+                    (true, false) if n.op_type == "Mul" => (1, 0),
+                    (true, false) => {
+                        return Err(ctx.unsupported(format!(
+                            "constant {a:?} as the first operand (supported: activation {} \
+                             constant)",
+                            if n.op_type == "Sub" { "−" } else { "÷" }
+                        )))
+                    }
+                    (false, false) => {
+                        return Err(ctx.unsupported(
+                            "two activation operands (supported: one operand a constant)",
+                        ))
+                    }
+                    (true, true) => {
+                        return Err(ctx.unsupported(format!("{} of two constants", n.op_type)))
+                    }
+                };
+                let (x, s) = self.value(&ctx, vi)?;
+                let c = self.required_const(&ctx, ci, "constant operand")?;
+                let mut t = broadcast(&ctx, &c, &s)?;
+                let op = match n.op_type.as_str() {
+                    "Sub" => {
+                        // x − c = x + (−c) exactly (negation is exact, both round once).
+                        for v in &mut t.data {
+                            *v = -*v;
+                        }
+                        Op::Add { constant: Some(t) }
+                    }
+                    "Mul" => Op::Mul { constant: t },
+                    _ => {
+                        if let Some(z) = c.floats().iter().position(|&v| v == 0.0) {
+                            return Err(ctx.bad(format!(
+                                "divisor {:?} has a zero at flat index {z}",
+                                ctx.input_name(ci).unwrap_or("")
+                            )));
+                        }
+                        Op::Div { constant: t }
+                    }
+                };
+                self.push(&ctx, op, vec![x], s)
+            }
             "Gemm" => {
                 ctx.only_attrs(&["alpha", "beta", "transA", "transB"])?;
                 if ctx.int("transA", 0)? != 0 {
@@ -1053,8 +1102,8 @@ impl Builder {
             }
             other => Err(ctx.unsupported(format!(
                 "operator {other:?} (supported: Conv, BatchNormalization, Relu, Clip, MaxPool, \
-                 AveragePool, GlobalAveragePool, Add, Gemm, MatMul, Flatten, Reshape, Slice, Pad, \
-                 Concat, Softmax, Identity, Constant)"
+                 AveragePool, GlobalAveragePool, Add, Sub, Mul, Div, Gemm, MatMul, Flatten, \
+                 Reshape, Slice, Pad, Concat, Softmax, Identity, Constant)"
             ))),
         }
     }

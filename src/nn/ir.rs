@@ -159,10 +159,24 @@ pub enum Op {
     /// Mean over H and W, output `[C, 1, 1]`.
     GlobalAvgPool,
     /// Elementwise sum of two values (residual connection), or of a value and a constant
-    /// already broadcast to the value's shape.
+    /// already broadcast to the value's shape (ONNX `Sub` of a constant, x − c, is imported as
+    /// x + (−c): the same correctly rounded value).
     Add {
         /// `Some` when the second operand is a constant.
         constant: Option<Tensor>,
+    },
+    /// Elementwise product x·c with a constant already broadcast to the value's shape (ONNX
+    /// `Mul` with one constant operand).
+    Mul {
+        /// The factor c, broadcast.
+        constant: Tensor,
+    },
+    /// Elementwise quotient x / c by a constant already broadcast to the value's shape (ONNX
+    /// `Div` with a constant divisor; no entry of c is zero). Kept as a division, not a
+    /// product with 1/c, so that the result is the correctly rounded x / c of ONNX.
+    Div {
+        /// The divisor c, broadcast.
+        constant: Tensor,
     },
     /// ONNX Gemm, normalised.
     Gemm(Linear),
@@ -202,6 +216,8 @@ impl Op {
             Op::AvgPool { .. } => "AveragePool",
             Op::GlobalAvgPool => "GlobalAveragePool",
             Op::Add { .. } => "Add",
+            Op::Mul { .. } => "Mul",
+            Op::Div { .. } => "Div",
             Op::Gemm(_) => "Gemm",
             Op::MatMul(_) => "MatMul",
             Op::Flatten => "Flatten",
@@ -274,7 +290,8 @@ impl Network {
     }
 
     /// Nodes replaced by polynomials in approximate evaluation (ReLU and MaxPool), in graph
-    /// order.
+    /// order. Clip nodes are left out: they are approximated only where a policy gives ranges
+    /// for their ReLUs (see [`Network::approx_sites`]).
     pub fn activation_nodes(&self) -> Vec<NodeId> {
         self.nodes
             .iter()
@@ -282,6 +299,83 @@ impl Network {
             .filter(|(_, n)| n.op.is_nonpolynomial_activation())
             .map(|(i, _)| i)
             .collect()
+    }
+
+    /// The polynomial replacements of F^α in graph order: one per ReLU and MaxPool node, and
+    /// for each Clip(min, max) node one ReLU per finite bound, since
+    /// Clip(x) = min + ReLU(x − min) − ReLU(x − max) (ReLU6(x) = ReLU(x) − ReLU(x − 6)), each
+    /// ReLU replaced by r̃_α with its own range B (see `SignKernel::clip_in_place_stats`).
+    pub fn approx_sites(&self) -> Vec<ApproxSite> {
+        let mut out = Vec::new();
+        for (node, n) in self.nodes.iter().enumerate() {
+            match &n.op {
+                Op::Relu | Op::MaxPool(_) => out.push(ApproxSite {
+                    key: node,
+                    node,
+                    part: SitePart::Whole,
+                }),
+                Op::Clip { min, max } => {
+                    if min.is_finite() {
+                        out.push(ApproxSite {
+                            key: node,
+                            node,
+                            part: SitePart::ClipLower(*min),
+                        });
+                    }
+                    if max.is_finite() {
+                        out.push(ApproxSite {
+                            key: clip_upper_key(node),
+                            node,
+                            part: SitePart::ClipUpper(*max),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// The key of the second ReLU of a Clip node, ReLU(x − max), in range and statistics maps
+/// (`ActivationPolicy::Approx::ranges`, `RunStats`): `usize::MAX − node`, which no node index
+/// reaches. The node's own index keys its first ReLU, ReLU(x − min) (or its only one).
+#[must_use]
+pub const fn clip_upper_key(node: NodeId) -> NodeId {
+    usize::MAX - node
+}
+
+/// Which part of a node a polynomial replaces (see [`Network::approx_sites`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SitePart {
+    /// The whole node: r̃_α for a ReLU, M̃_{α,n} (Eq. 7) for a MaxPool.
+    Whole,
+    /// ReLU(x − min) of a Clip with this finite `min`.
+    ClipLower(f32),
+    /// ReLU(x − max) of a Clip with this finite `max`.
+    ClipUpper(f32),
+}
+
+/// One polynomial replacement in F^α.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ApproxSite {
+    /// Key of its range B and statistics: the node index, or [`clip_upper_key`] for the
+    /// second ReLU of a Clip.
+    pub key: NodeId,
+    /// The node.
+    pub node: NodeId,
+    /// What it replaces.
+    pub part: SitePart,
+}
+
+impl ApproxSite {
+    /// The op label of reports: `Relu`, `MaxPool`, `Clip: ReLU(x − 0)`, `Clip: ReLU(x − 6)`.
+    pub fn label(&self, net: &Network) -> String {
+        let op = net.nodes.get(self.node).map_or("?", |n| n.op.op_type());
+        match self.part {
+            SitePart::Whole => op.to_string(),
+            SitePart::ClipLower(a) | SitePart::ClipUpper(a) => format!("{op}: ReLU(x − {a})"),
+        }
     }
 }
 

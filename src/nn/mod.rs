@@ -26,6 +26,7 @@
 
 mod activation;
 mod data;
+mod direct;
 mod engine;
 mod error;
 mod eval;
@@ -36,14 +37,14 @@ pub(crate) mod ops;
 pub mod proto;
 mod table2;
 
-pub use activation::{ActivationPolicy, RangePolicy, SignKernel};
+pub use activation::{ActivationPolicy, ClipRelu, RangePolicy, SignKernel};
 pub use data::{DataFormat, Dataset, Preprocess};
 pub use engine::{Engine, Real, RunStats};
 pub use error::NnError;
 pub use eval::{calibrate, evaluate, AlphaResult, Calibration, EvalConfig, EvalReport, LayerRange};
 pub use import::{import_onnx, import_onnx_bytes};
 pub use ir::{
-    BatchNorm, Conv, Linear, Network, Node, NodeId, Op, Pad, Pool, Shape, Slice, Tensor, ValueId,
-    ValueInfo,
+    clip_upper_key, ApproxSite, BatchNorm, Conv, Linear, Network, Node, NodeId, Op, Pad, Pool,
+    Shape, SitePart, Slice, Tensor, ValueId, ValueInfo,
 };
 pub use table2::{table2, Precision, Table2Spec};

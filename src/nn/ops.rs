@@ -4,6 +4,7 @@
 //! the engine's own shape checks rule out).
 
 use super::activation::SignKernel;
+use super::direct;
 use super::engine::Real;
 use super::gemm::{Taps, CO_TILE, PX_TILE};
 use super::ir::{Conv, Pool, Shape};
@@ -124,7 +125,8 @@ pub(crate) fn conv<T: Real>(
 }
 
 /// [`conv`] with any [`Epilogue`]: the activation runs on each tile while its 96 values are
-/// in L1, before they are scattered to the channel planes. Every value is the same as that of
+/// in L1, before they are scattered to the channel planes. Depthwise and 1×1 (stride 1, no
+/// padding) convolutions go to the kernels of `direct` instead, with the same epilogue. Every value is the same as that of
 /// [`conv`] followed by the activation on the whole output (same operations per value, and
 /// the statistics are a maximum and a count, exact in any order).
 #[expect(
@@ -141,6 +143,12 @@ pub(crate) fn conv_epi<T: Real>(
 ) -> (Vec<T>, EpiStats) {
     let (c, h, w) = chw;
     let (ho, wo) = out_hw;
+    if direct::is_depthwise(k, c) {
+        return direct::depthwise(x, chw, k, out_hw, pad_buf, epi);
+    }
+    if direct::is_pointwise(k) && (ho, wo) == (h, w) {
+        return direct::pointwise(x, chw, k, epi);
+    }
     let hw = ho * wo;
     let g = k.groups.max(1);
     let (cig, cog) = (k.cin / g, k.cout / g);
@@ -312,15 +320,21 @@ pub(crate) fn relu_max<T: Real>(x: &mut [T]) -> f64 {
     m.iter().fold(0.0f64, |a, v| a.max(v.to_f64()))
 }
 
-/// Clip in place.
-pub(crate) fn clip<T: Real>(x: &mut [T], lo: T, hi: T) {
+/// Clip in place, returning the smallest and largest input in f64 (NaN ignored; +∞ and −∞
+/// for no input).
+pub(crate) fn clip_minmax<T: Real>(x: &mut [T], lo: T, hi: T) -> (f64, f64) {
+    let (mut mn, mut mx) = (f64::INFINITY, f64::NEG_INFINITY);
     for v in x {
+        let f = v.to_f64();
+        mn = if f < mn { f } else { mn };
+        mx = if f > mx { f } else { mx };
         if *v < lo {
             *v = lo;
         } else if *v > hi {
             *v = hi;
         }
     }
+    (mn, mx)
 }
 
 /// Walk every pooling window: `f(output index, flat input indices of the window)`, in
@@ -918,8 +932,11 @@ mod tests {
             for i in 0..3 { prop_assert!((g[i] - x[4*i..4*i+4].iter().sum::<f64>() / 4.0).abs() < 1e-12); }
             let mut r = x.clone(); relu(&mut r);
             for (a, v) in r.iter().zip(&x) { prop_assert_eq!(*a, v.max(0.0)); }
-            let mut q = x.clone(); clip(&mut q, -0.5, 0.5);
+            let mut q = x.clone();
+            let (mn, mx) = clip_minmax(&mut q, -0.5, 0.5);
             for (a, v) in q.iter().zip(&x) { prop_assert_eq!(*a, v.clamp(-0.5, 0.5)); }
+            prop_assert_eq!(mn, x.iter().cloned().fold(f64::INFINITY, f64::min));
+            prop_assert_eq!(mx, x.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
         }
     }
 }

@@ -103,18 +103,19 @@ fn run<T: Real>(
             }
             .into());
         }
+        // Every approximation site, the ReLUs of each Clip included.
         let r = engine
             .network()
-            .activation_nodes()
+            .approx_sites()
             .into_iter()
-            .map(|i| (i, b))
+            .map(|s| (s.key, b))
             .collect();
         (r, None)
     } else {
         let cdata;
         let cd = match &spec.calib {
             Some(p) => {
-                cdata = Dataset::open(p, None)?;
+                cdata = Dataset::open(p, spec.format)?;
                 &cdata
             }
             None => data,

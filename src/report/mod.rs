@@ -12,6 +12,7 @@ mod io;
 mod markdown;
 mod network;
 mod plot;
+mod table3;
 mod toynet;
 
 pub use builder::{Report, Section};
@@ -27,6 +28,10 @@ pub use network::{
     NetworkReportConfig, CIFAR_FILE, MNIST_FILE,
 };
 pub use plot::{LegendPos, LinePlot, Series};
+pub use table3::{
+    imagenet_models, table3_json, table3_markdown, table3_section, write_table3, IMAGENET_FILE,
+    IMAGENET_SHAPE, PAPER_TABLE3, WITHIN_PT,
+};
 pub use toynet::{toy_bounds_section, toy_network, TOY_B, TOY_INPUTS};
 
 /// Whether a figure is a certified bound or a measured (sampled) value.

@@ -3,8 +3,9 @@
 //! measured ‖F^α(x) − F(x)‖∞. Every figure here is **measured** (sampled on the data).
 //!
 //! Models are matched to data by their input shape: `[3, 32, 32]` → `DATA/cifar10/<cifar>`,
-//! `[1, 28, 28]` → `DATA/mnist/t10k-images-idx3-ubyte` (labels next to it). A model of any
-//! other input shape is an error naming the file.
+//! `[1, 28, 28]` → `DATA/mnist/t10k-images-idx3-ubyte` (labels next to it); `[3, 224, 224]`
+//! (ImageNet) models are left to the Table 3 section (`table3_section`). A model of any other
+//! input shape is an error naming the file.
 
 use std::path::{Path, PathBuf};
 
@@ -73,7 +74,8 @@ pub struct ModelData {
     pub data: PathBuf,
 }
 
-/// List the models of `cfg.models` (sorted by file name) with their data files.
+/// List the models of `cfg.models` (sorted by file name) with their data files. ImageNet
+/// models (input `[3, 224, 224]`) are skipped: `table3_section` evaluates them.
 ///
 /// # Errors
 /// An unreadable folder, a folder without models, a model that cannot be imported, a model
@@ -102,11 +104,15 @@ pub fn match_models(cfg: &NetworkReportConfig) -> crate::Result<Vec<ModelData>> 
         let data = match net.input_shape().dims() {
             [3, 32, 32] => cfg.data.join("cifar10").join(&cfg.cifar_file),
             [1, 28, 28] => cfg.data.join("mnist").join(MNIST_FILE),
+            // ImageNet models have their own section (`table3_section`).
+            dims if dims == super::IMAGENET_SHAPE => continue,
             other => {
                 return Err(NnError::Config {
                     what: format!("input shape of {}", m.display()),
                     value: format!("{other:?}"),
-                    valid: "[3, 32, 32] (CIFAR-10) or [1, 28, 28] (MNIST)".into(),
+                    valid: "[3, 32, 32] (CIFAR-10), [1, 28, 28] (MNIST) or [3, 224, 224] \
+                            (ImageNet, Table 3 section)"
+                        .into(),
                 }
                 .into())
             }

@@ -2,8 +2,10 @@
 """Reference logits from onnxruntime (CPU) for polycert's engine comparison test.
 
 usage: ort_logits.py MODEL.onnx DATA N
-DATA is a CIFAR-10 binary file, an MNIST IDX images file, or `raw:SHAPE` followed by
-whitespace-separated float32 inputs on stdin (already preprocessed), e.g. raw:2,3,8,8.
+DATA is a CIFAR-10 binary file, an MNIST IDX images file, `imagenet224:FILE` (records of a
+little-endian u16 label + 3x224x224 CHW pixels, raw 0..255 values fed as float32), or
+`raw:SHAPE` followed by whitespace-separated float32 inputs on stdin (already preprocessed),
+e.g. raw:2,3,8,8.
 Prints one JSON list of N logit lists on stdout. Preprocessing follows the model's metadata
 (input_scale, input_mean, input_std), as documented in shared/models/README.md.
 """
@@ -29,6 +31,10 @@ def load(data, n):
         shape = [int(v) for v in data[4:].split(",")]
         vals = np.array(sys.stdin.read().split(), dtype=np.float32)
         return vals.reshape(shape), True
+    if data.startswith("imagenet224:"):
+        rec = 2 + 3 * 224 * 224
+        b = np.fromfile(data[len("imagenet224:"):], dtype=np.uint8, count=n * rec)
+        return b.reshape(n, rec)[:, 2:].reshape(n, 3, 224, 224).astype(np.float32), False
     b = open(data, "rb").read()
     if b[:4] == b"\x00\x00\x08\x03":
         rows, cols = int.from_bytes(b[8:12], "big"), int.from_bytes(b[12:16], "big")
@@ -53,7 +59,8 @@ def main():
     opts.intra_op_num_threads = 1
     sess = ort.InferenceSession(model_path, opts, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
-    y = sess.run(None, {name: x})[0]
+    # In batches of 50 (bounded memory for 224x224 inputs).
+    y = np.concatenate([sess.run(None, {name: x[i:i + 50]})[0] for i in range(0, len(x), 50)])
     json.dump(y.reshape(y.shape[0], -1).astype(float).tolist(), sys.stdout)
 
 

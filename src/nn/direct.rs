@@ -1,0 +1,334 @@
+//! Two special cases of the convolution that `ops::conv_epi` hands to dedicated kernels
+//! instead of the 16-channel × 6-pixel tile kernel (which would leave 15 of its 16 channel
+//! lanes empty on a depthwise convolution, and does not block for cache on long 1×1 sums):
+//!
+//! - **depthwise** (groups = C_in = C_out): per channel c and output row oy,
+//!   y_c[oy, ·] = b_c + Σ_{i,j} w_{c,i,j}·x̂_c[oy·s_h + i·d_h, · ·s_w + j·d_w] over the zero-padded
+//!   input x̂, one fused multiply-add per tap over the whole row, so the inner loop runs over
+//!   contiguous pixels and vectorises (each padded input row is first split into its s_w
+//!   phases x̂[·, p + s_w·q], which makes the strided taps contiguous too);
+//! - **1×1, stride 1, no padding**: per group g, Y_g = W_g·X_g + b, a plain matrix product
+//!   (`matrixmultiply`, cache-blocked) of the [C_out/g × C_in/g] weights with the
+//!   [C_in/g × H·W] input planes.
+//!
+//! Both apply the same [`Epilogue`] as the tile kernel (bias first, then the activation on
+//! every value, with the same statistics), so the values differ from the tile kernel's only
+//! by the summation order of the dot products.
+
+use super::engine::Real;
+use super::ops::{relu_max, ConvK, EpiStats, Epilogue};
+
+/// Whether `k` on `c` input channels is depthwise with multiplier 1 (groups = C_in = C_out).
+pub(crate) fn is_depthwise<T>(k: &ConvK<T>, c: usize) -> bool {
+    c > 1 && k.groups == c && k.cin == c && k.cout == c
+}
+
+/// Whether `k` is a 1×1 convolution with stride 1 and no padding (a matrix product per group).
+pub(crate) fn is_pointwise<T>(k: &ConvK<T>) -> bool {
+    k.kh == 1 && k.kw == 1 && k.strides == [1, 1] && k.pads == [0; 4]
+}
+
+/// Apply the epilogue to finished values `v` (bias already added), collecting statistics.
+pub(crate) fn epilogue_slice<T: Real>(v: &mut [T], epi: Epilogue<'_>, st: &mut EpiStats) {
+    match epi {
+        Epilogue::Linear => {}
+        Epilogue::Relu => st.max_abs = st.max_abs.max(relu_max(v)),
+        Epilogue::Poly { sign, b } => {
+            let (n, m) = T::relu_poly(sign, v, b);
+            st.outside += n;
+            st.max_abs = st.max_abs.max(m);
+        }
+    }
+}
+
+/// Depthwise convolution (see the module docs); `buf` holds one channel's phase-split padded
+/// input and is reused across calls. Inconsistent sizes give zeros (ruled out by the
+/// engine's shape checks), never a panic.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "hot loop; every range is checked against the buffer sizes before the loops"
+)]
+pub(crate) fn depthwise<T: Real>(
+    x: &[T],
+    (c, h, w): (usize, usize, usize),
+    k: &ConvK<T>,
+    (ho, wo): (usize, usize),
+    buf: &mut Vec<T>,
+    epi: Epilogue<'_>,
+) -> (Vec<T>, EpiStats) {
+    let mut out = vec![T::ZERO; c * ho * wo];
+    let mut st = EpiStats::default();
+    let [pt, pl, pb, pr] = k.pads;
+    let (hp, wp) = (h + pt + pb, w + pl + pr);
+    let ([sh, sw], [dh, dw]) = (k.strides, k.dilations);
+    let (kh, kw) = (k.kh, k.kw);
+    // Phase width: padded column xp lives in phase xp % s_w at position xp / s_w.
+    let pw = wp.div_ceil(sw.max(1));
+    let fits = ho > 0
+        && wo > 0
+        && kh > 0
+        && kw > 0
+        && sh > 0
+        && sw > 0
+        && (ho - 1) * sh + (kh - 1) * dh < hp
+        && (wo - 1) * sw + (kw - 1) * dw < wp
+        && x.len() >= c * h * w
+        && k.weight.len() >= c * kh * kw
+        && k.bias.as_ref().is_none_or(|b| b.len() >= c);
+    if !fits {
+        return (out, st);
+    }
+    buf.clear();
+    buf.resize(hp * sw * pw, T::ZERO);
+    for ch in 0..c {
+        // Zero-padded, phase-split copy of channel ch (padding cells stay zero: every call
+        // writes the same interior cells).
+        for y in 0..h {
+            let src = &x[(ch * h + y) * w..(ch * h + y + 1) * w];
+            let row = (y + pt) * sw;
+            if sw == 1 {
+                buf[row * pw + pl..row * pw + pl + w].copy_from_slice(src);
+            } else {
+                for (xi, &v) in src.iter().enumerate() {
+                    let xp = xi + pl;
+                    buf[(row + xp % sw) * pw + xp / sw] = v;
+                }
+            }
+        }
+        let wt = &k.weight[ch * kh * kw..(ch + 1) * kh * kw];
+        let bias = k.bias.as_ref().map_or(T::ZERO, |b| b[ch]);
+        let plane = &mut out[ch * ho * wo..(ch + 1) * ho * wo];
+        for (oy, orow) in plane.chunks_exact_mut(wo).enumerate() {
+            // Σ first (from 0, taps in (i, j) order), then + bias, as the tile kernel.
+            orow.fill(T::ZERO);
+            for i in 0..kh {
+                let row = (oy * sh + i * dh) * sw;
+                for j in 0..kw {
+                    let off = j * dw;
+                    let start = (row + off % sw) * pw + off / sw;
+                    let src = &buf[start..start + wo];
+                    let wv = wt[i * kw + j];
+                    for (o, &s) in orow.iter_mut().zip(src) {
+                        *o = s.mul_add(wv, *o);
+                    }
+                }
+            }
+            for o in orow.iter_mut() {
+                *o += bias;
+            }
+        }
+        epilogue_slice(plane, epi, &mut st);
+    }
+    (out, st)
+}
+
+/// 1×1 convolution with stride 1 and no padding as one matrix product per group (see the
+/// module docs). Inconsistent sizes give zeros, never a panic.
+pub(crate) fn pointwise<T: Real>(
+    x: &[T],
+    (c, h, w): (usize, usize, usize),
+    k: &ConvK<T>,
+    epi: Epilogue<'_>,
+) -> (Vec<T>, EpiStats) {
+    let hw = h * w;
+    let g = k.groups.max(1);
+    let (cig, cog) = (k.cin / g, k.cout / g);
+    let mut out = vec![T::ZERO; k.cout * hw];
+    let mut st = EpiStats::default();
+    if x.len() < c * hw || c != k.cin || k.weight.len() < k.cout * cig || hw == 0 {
+        return (out, st);
+    }
+    for gi in 0..g {
+        let (Some(a), Some(b), Some(y)) = (
+            k.weight.get(gi * cog * cig..(gi + 1) * cog * cig),
+            x.get(gi * cig * hw..(gi + 1) * cig * hw),
+            out.get_mut(gi * cog * hw..(gi + 1) * cog * hw),
+        ) else {
+            return (vec![T::ZERO; k.cout * hw], EpiStats::default());
+        };
+        T::gemm(cog, cig, hw, a, b, y, false);
+    }
+    if let Some(bias) = &k.bias {
+        for (row, &bv) in out.chunks_exact_mut(hw).zip(bias) {
+            for v in row {
+                *v += bv;
+            }
+        }
+    }
+    epilogue_slice(&mut out, epi, &mut st);
+    (out, st)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The textbook loop: every output pixel of every channel, taps outside the input skipped,
+    /// summed in f64.
+    fn depthwise_naive(
+        x: &[f64],
+        (c, h, w): (usize, usize, usize),
+        k: &ConvK<f64>,
+        (ho, wo): (usize, usize),
+    ) -> Vec<f64> {
+        let mut out = vec![0.0; c * ho * wo];
+        for ch in 0..c {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let mut s = k.bias.as_ref().map_or(0.0, |b| b[ch]);
+                    for i in 0..k.kh {
+                        for j in 0..k.kw {
+                            let iy = (oy * k.strides[0] + i * k.dilations[0]) as isize
+                                - k.pads[0] as isize;
+                            let ix = (ox * k.strides[1] + j * k.dilations[1]) as isize
+                                - k.pads[1] as isize;
+                            if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                s += x[(ch * h + iy as usize) * w + ix as usize]
+                                    * k.weight[(ch * k.kh + i) * k.kw + j];
+                            }
+                        }
+                    }
+                    out[(ch * ho + oy) * wo + ox] = s;
+                }
+            }
+        }
+        out
+    }
+
+    fn rnd(seed: u64) -> impl FnMut() -> f64 {
+        let mut r = seed;
+        move || {
+            r = r
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((r >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn kernel(
+        c: usize,
+        groups: usize,
+        cout: usize,
+        (kh, kw): (usize, usize),
+        strides: [usize; 2],
+        pads: [usize; 4],
+        dilations: [usize; 2],
+        bias: bool,
+        seed: u64,
+    ) -> ConvK<f64> {
+        let mut r = rnd(seed);
+        let mut k = ConvK {
+            weight: (0..cout * (c / groups) * kh * kw).map(|_| r()).collect(),
+            bias: bias.then(|| (0..cout).map(|_| r()).collect()),
+            cout,
+            cin: c,
+            kh,
+            kw,
+            strides,
+            pads,
+            dilations,
+            groups,
+            packed: Vec::new(),
+        };
+        k.pack();
+        k
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn depthwise_matches_naive_loop(
+            c in 2usize..20, h in 1usize..12, w in 1usize..12, kh in 1usize..6, kw in 1usize..6,
+            sh in 1usize..4, sw in 1usize..4, dh in 1usize..3, dw in 1usize..3,
+            pt in 0usize..3, pl in 0usize..3, pb in 0usize..3, pr in 0usize..3,
+            bias in any::<bool>(), seed in any::<u64>(),
+        ) {
+            // Shapes, strides, dilations and asymmetric pads (TF "SAME": one more at the
+            // bottom / right) against the naive loop, through the engine's dispatch
+            // (`conv_epi`) in f64 and f32.
+            let (eh, ew) = (dh * (kh - 1) + 1, dw * (kw - 1) + 1);
+            prop_assume!(eh <= h + pt + pb && ew <= w + pl + pr);
+            let (ho, wo) = ((h + pt + pb - eh) / sh + 1, (w + pl + pr - ew) / sw + 1);
+            let k = kernel(c, c, c, (kh, kw), [sh, sw], [pt, pl, pb, pr], [dh, dw], bias, seed);
+            prop_assert!(is_depthwise(&k, c));
+            let mut r = rnd(seed ^ 0x5555);
+            let x: Vec<f64> = (0..c * h * w).map(|_| 3.0 * r()).collect();
+            let want = depthwise_naive(&x, (c, h, w), &k, (ho, wo));
+            let mut buf = Vec::new();
+            let (got, st) = super::super::ops::conv_epi(&x, (c, h, w), &k, (ho, wo), &mut buf, Epilogue::Linear);
+            prop_assert_eq!(st, EpiStats::default());
+            prop_assert_eq!(got.len(), want.len());
+            for (a, b) in got.iter().zip(&want) {
+                prop_assert!((a - b).abs() <= 1e-12, "{} vs {}", a, b);
+            }
+            // Exact ReLU epilogue: ReLU of the same values and their max |v|.
+            let (re, sr) = super::super::ops::conv_epi(&x, (c, h, w), &k, (ho, wo), &mut buf, Epilogue::Relu);
+            for (a, b) in re.iter().zip(&got) {
+                prop_assert_eq!(*a, b.max(0.0));
+            }
+            prop_assert_eq!(sr.max_abs, got.iter().fold(0.0f64, |m, v| m.max(v.abs())));
+            // f32 (vectorised FMA) against the f64 loop.
+            let mut kf = ConvK {
+                weight: k.weight.iter().map(|&v| v as f32).collect(),
+                bias: k.bias.as_ref().map(|b| b.iter().map(|&v| v as f32).collect()),
+                cout: c, cin: c, kh, kw, strides: k.strides, pads: k.pads, dilations: k.dilations,
+                groups: c, packed: Vec::new(),
+            };
+            kf.pack();
+            let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let mut bf = Vec::new();
+            let (gf, _) = super::super::ops::conv_epi(&xf, (c, h, w), &kf, (ho, wo), &mut bf, Epilogue::Linear);
+            for (a, b) in gf.iter().zip(&want) {
+                prop_assert!((f64::from(*a) - b).abs() <= 1e-4, "{} vs {}", a, b);
+            }
+        }
+
+        #[test]
+        fn grouped_and_pointwise_match_naive_loop(
+            g in 1usize..4, cig in 1usize..5, cog in 1usize..5, h in 1usize..9, w in 1usize..9,
+            bias in any::<bool>(), seed in any::<u64>(),
+        ) {
+            // 1×1 (any groups) through the matrix-product path against a direct sum.
+            let (c, cout) = (g * cig, g * cog);
+            let k = kernel(c, g, cout, (1, 1), [1, 1], [0; 4], [1, 1], bias, seed);
+            prop_assert!(is_pointwise(&k));
+            let mut r = rnd(seed ^ 0xaaaa);
+            let x: Vec<f64> = (0..c * h * w).map(|_| r()).collect();
+            let mut buf = Vec::new();
+            let (got, _) = super::super::ops::conv_epi(&x, (c, h, w), &k, (h, w), &mut buf, Epilogue::Linear);
+            for co in 0..cout {
+                let gi = co / cog;
+                for p in 0..h * w {
+                    let mut s = k.bias.as_ref().map_or(0.0, |b| b[co]);
+                    for ci in 0..cig {
+                        s += k.weight[co * cig + ci] * x[(gi * cig + ci) * h * w + p];
+                    }
+                    prop_assert!((got[co * h * w + p] - s).abs() <= 1e-12);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn inconsistent_sizes_give_zeros_not_a_panic() {
+        let k = kernel(3, 3, 3, (3, 3), [1, 1], [1; 4], [1, 1], true, 1);
+        let mut buf = Vec::new();
+        // Input too short, and an output size the padded input cannot produce.
+        let (y, _) = depthwise(&[1.0; 5], (3, 4, 4), &k, (4, 4), &mut buf, Epilogue::Linear);
+        assert!(y.iter().all(|&v| v == 0.0) && y.len() == 48);
+        let (y, _) = depthwise(
+            &[1.0; 48],
+            (3, 4, 4),
+            &k,
+            (9, 4),
+            &mut buf,
+            Epilogue::Linear,
+        );
+        assert!(y.iter().all(|&v| v == 0.0));
+        let kp = kernel(4, 2, 2, (1, 1), [1, 1], [0; 4], [1, 1], false, 2);
+        let (y, _) = pointwise(&[1.0; 3], (4, 2, 2), &kp, Epilogue::Linear);
+        assert!(y.iter().all(|&v| v == 0.0) && y.len() == 8);
+    }
+}
