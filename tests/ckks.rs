@@ -10,7 +10,7 @@ use polycert::remez::table1_sign;
 
 use crate::util::{polycert, repo, shared};
 
-type Inputs = (Arc<polycert::nn::Network>, Vec<Vec<f64>>, Vec<u8>);
+type Inputs = (Arc<polycert::nn::Network>, Vec<Vec<f64>>, Vec<u16>);
 
 fn mnist_inputs(n: usize) -> Option<Inputs> {
     let sh = shared("MNIST model and data")?;

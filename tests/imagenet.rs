@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
-use polycert::nn::{import_onnx, ActivationPolicy, Dataset, Engine, RunStats};
+use polycert::nn::{import_onnx, ActivationPolicy, Dataset, Engine};
 
 use crate::util;
 
@@ -176,6 +176,7 @@ fn cli_rejects_truncated_and_inconsistent_imagenet_files() {
     let dir = tempfile::tempdir().unwrap();
     let rec = 2 + 3 * 224 * 224;
     let mut bytes = vec![7u8; 2 * rec];
+    (bytes[0], bytes[1], bytes[rec], bytes[rec + 1]) = (5, 0, 9, 0); // labels 5, 9
     let trunc = dir.path().join("trunc.bin");
     std::fs::write(&trunc, &bytes[..2 * rec - 10]).unwrap();
     bytes[rec] = 0xe8; // label 1000 = 0x03e8 little-endian

@@ -525,7 +525,8 @@ fn mobile_ops_import_and_match_onnxruntime() {
             "Gemm"
         ]
     );
-    assert_eq!(net.shape(net.nodes[3].output).dims(), &[2, 4, 4]);
+    // ⌊(7 + 0 + 1 − 3)/2⌋ + 1 = 3 rows, ⌊(8 + 0 + 1 − 3)/2⌋ + 1 = 4 columns.
+    assert_eq!(net.shape(net.nodes[3].output).dims(), &[2, 3, 4]);
     match &net.nodes[4].op {
         Op::Clip { min, max } => assert_eq!((*min, *max), (0.0, 6.0)),
         other => panic!("{other:?}"),
@@ -556,6 +557,44 @@ fn mobile_ops_import_and_match_onnxruntime() {
             assert!((f64::from(*a) - b).abs() < 1e-5, "image {i}: {a} vs {b}");
         }
     }
+}
+
+/// An approximate policy replaces the Clip by two r̃_α only when it gives ranges for both
+/// ReLUs (keys `node` and `clip_upper_key(node)`); half of them is an error naming the node.
+#[test]
+fn clip_is_approximated_only_with_both_ranges() {
+    use polycert::nn::{clip_upper_key, SignKernel};
+    use std::collections::BTreeMap;
+    let net = import_onnx_bytes(&mobile_ops_model().encode_to_vec(), "mobile").unwrap();
+    let e: Engine<f64> = Engine::new(Arc::new(net));
+    let x: Vec<f64> = Lcg(5).vec(112).iter().map(|v| f64::from(v * 127.5 + 127.5)).collect();
+    let mut st = RunStats::default();
+    let exact = e.run(&x, &ActivationPolicy::Exact, &mut st).unwrap();
+    // The exact pass records max |x − 0| and max |x − 6| at the Clip's two keys.
+    let (m0, m6) = (st.max_abs[&4], st.max_abs[&clip_upper_key(4)]);
+    assert!(m0 > 0.0 && m6 > 0.0 && (m0 - m6).abs() <= 6.0, "{m0} {m6}");
+    let sign = SignKernel::new(14, polycert::remez::table1_sign(14).unwrap().poly());
+    let policy = |ranges: BTreeMap<usize, f64>| ActivationPolicy::Approx {
+        sign: sign.clone(),
+        ranges,
+    };
+    // No Clip ranges: the Clip stays exact (the network has no ReLU / MaxPool).
+    let same = e.run(&x, &policy(BTreeMap::new()), &mut RunStats::default()).unwrap();
+    assert_eq!(same, exact);
+    // Both ranges (B = 1.1 × the measured maxima): approximated, close to exact, none outside.
+    let both = BTreeMap::from([(4, 1.1 * m0), (clip_upper_key(4), 1.1 * m6)]);
+    let mut sa = RunStats::default();
+    let approx = e.run(&x, &policy(both), &mut sa).unwrap();
+    assert_ne!(approx, exact);
+    let d = approx.iter().zip(&exact).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    assert!(d < 1e-2, "{d}");
+    assert_eq!(sa.out_of_range[&4] + sa.out_of_range[&clip_upper_key(4)], 0);
+    // Half of them: a configuration error naming the node.
+    let err = e
+        .run_batch(&[x.clone()], &policy(BTreeMap::from([(4, 10.0)])))
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("ranges B of Clip node \"relu6\" (#4)"), "{err}");
 }
 
 #[test]
