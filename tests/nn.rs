@@ -567,7 +567,11 @@ fn clip_is_approximated_only_with_both_ranges() {
     use std::collections::BTreeMap;
     let net = import_onnx_bytes(&mobile_ops_model().encode_to_vec(), "mobile").unwrap();
     let e: Engine<f64> = Engine::new(Arc::new(net));
-    let x: Vec<f64> = Lcg(5).vec(112).iter().map(|v| f64::from(v * 127.5 + 127.5)).collect();
+    let x: Vec<f64> = Lcg(5)
+        .vec(112)
+        .iter()
+        .map(|v| f64::from(v * 127.5 + 127.5))
+        .collect();
     let mut st = RunStats::default();
     let exact = e.run(&x, &ActivationPolicy::Exact, &mut st).unwrap();
     // The exact pass records max |x − 0| and max |x − 6| at the Clip's two keys.
@@ -579,14 +583,19 @@ fn clip_is_approximated_only_with_both_ranges() {
         ranges,
     };
     // No Clip ranges: the Clip stays exact (the network has no ReLU / MaxPool).
-    let same = e.run(&x, &policy(BTreeMap::new()), &mut RunStats::default()).unwrap();
+    let same = e
+        .run(&x, &policy(BTreeMap::new()), &mut RunStats::default())
+        .unwrap();
     assert_eq!(same, exact);
     // Both ranges (B = 1.1 × the measured maxima): approximated, close to exact, none outside.
     let both = BTreeMap::from([(4, 1.1 * m0), (clip_upper_key(4), 1.1 * m6)]);
     let mut sa = RunStats::default();
     let approx = e.run(&x, &policy(both), &mut sa).unwrap();
     assert_ne!(approx, exact);
-    let d = approx.iter().zip(&exact).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    let d = approx
+        .iter()
+        .zip(&exact)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
     assert!(d < 1e-2, "{d}");
     assert_eq!(sa.out_of_range[&4] + sa.out_of_range[&clip_upper_key(4)], 0);
     // Half of them: a configuration error naming the node.
@@ -594,7 +603,10 @@ fn clip_is_approximated_only_with_both_ranges() {
         .run_batch(&[x.clone()], &policy(BTreeMap::from([(4, 10.0)])))
         .unwrap_err()
         .to_string();
-    assert!(err.starts_with("ranges B of Clip node \"relu6\" (#4)"), "{err}");
+    assert!(
+        err.starts_with("ranges B of Clip node \"relu6\" (#4)"),
+        "{err}"
+    );
 }
 
 #[test]

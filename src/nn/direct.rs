@@ -18,6 +18,9 @@
 use super::engine::Real;
 use super::ops::{relu_max, ConvK, EpiStats, Epilogue};
 
+/// Output pixels per register block of the depthwise kernel (4 AVX2 vectors of f32).
+const PXB: usize = 32;
+
 /// Whether `k` on `c` input channels is depthwise with multiplier 1 (groups = C_in = C_out).
 pub(crate) fn is_depthwise<T>(k: &ConvK<T>, c: usize) -> bool {
     c > 1 && k.groups == c && k.cin == c && k.cout == c
@@ -80,6 +83,15 @@ pub(crate) fn depthwise<T: Real>(
     }
     buf.clear();
     buf.resize(hp * sw * pw, T::ZERO);
+    // Offset of tap (i, j) in `buf` from the start of output row 0's window: input row
+    // i·d_h, phase (j·d_w) mod s_w, position ⌊j·d_w / s_w⌋ (output row oy adds oy·s_h rows).
+    let taps: Vec<usize> = (0..kh)
+        .flat_map(|i| (0..kw).map(move |j| (i, j)))
+        .map(|(i, j)| {
+            let off = j * dw;
+            (i * dh * sw + off % sw) * pw + off / sw
+        })
+        .collect();
     for ch in 0..c {
         // Zero-padded, phase-split copy of channel ch (padding cells stay zero: every call
         // writes the same interior cells).
@@ -99,22 +111,30 @@ pub(crate) fn depthwise<T: Real>(
         let bias = k.bias.as_ref().map_or(T::ZERO, |b| b[ch]);
         let plane = &mut out[ch * ho * wo..(ch + 1) * ho * wo];
         for (oy, orow) in plane.chunks_exact_mut(wo).enumerate() {
-            // Σ first (from 0, taps in (i, j) order), then + bias, as the tile kernel.
-            orow.fill(T::ZERO);
-            for i in 0..kh {
-                let row = (oy * sh + i * dh) * sw;
-                for j in 0..kw {
-                    let off = j * dw;
-                    let start = (row + off % sw) * pw + off / sw;
-                    let src = &buf[start..start + wo];
-                    let wv = wt[i * kw + j];
-                    for (o, &s) in orow.iter_mut().zip(src) {
-                        *o = s.mul_add(wv, *o);
+            let base = oy * sh * sw * pw;
+            // Blocks of PXB pixels: the PXB sums stay in registers over all taps (one load
+            // and one fused multiply-add per pixel and tap). Σ from 0 over the taps in
+            // (i, j) order, then + bias, as the tile kernel.
+            let mut ox = 0;
+            while ox < wo {
+                let n = PXB.min(wo - ox);
+                let mut acc = [T::ZERO; PXB];
+                for (&t, &wv) in taps.iter().zip(wt) {
+                    let src = &buf[base + t + ox..base + t + ox + n];
+                    if let Ok(src) = <&[T; PXB]>::try_from(src) {
+                        for (a, &s) in acc.iter_mut().zip(src) {
+                            *a = s.mul_add(wv, *a);
+                        }
+                    } else {
+                        for (a, &s) in acc.iter_mut().zip(src) {
+                            *a = s.mul_add(wv, *a);
+                        }
                     }
                 }
-            }
-            for o in orow.iter_mut() {
-                *o += bias;
+                for (o, a) in orow[ox..ox + n].iter_mut().zip(acc) {
+                    *o = a + bias;
+                }
+                ox += n;
             }
         }
         epilogue_slice(plane, epi, &mut st);
