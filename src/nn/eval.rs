@@ -168,11 +168,15 @@ fn argmax<T: Real>(v: &[T]) -> usize {
 }
 
 /// Whether class `label` is among the `k` largest values of `v`: fewer than `k` values are
-/// larger than `v[label]` (ties count in its favour; NaN compares false). `false` when
-/// `label` is out of range.
+/// larger than `v[label]` or NaN (ties count in its favour; a NaN at the label is never in
+/// the top k). `false` when `label` is out of range.
 fn in_top_k<T: Real>(v: &[T], label: usize, k: usize) -> bool {
-    v.get(label)
-        .is_some_and(|l| v.iter().filter(|x| *x > l).count() < k)
+    v.get(label).is_some_and(|l| {
+        v.iter()
+            .filter(|&&x| x.partial_cmp(l) != Some(std::cmp::Ordering::Less) && x != *l)
+            .count()
+            < k
+    })
 }
 
 /// Top-5 accuracy is reported for networks with more than this many outputs (for 10-class
@@ -594,5 +598,22 @@ impl EvalReport {
             );
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_counts_larger_and_nan_values_against_the_label() {
+        let v = [1.0f32, 5.0, 3.0, 3.0, f32::NAN, 0.5];
+        // Label 2 (3.0): larger are 5.0 and the NaN; its tie with index 3 counts in its favour.
+        assert!(in_top_k(&v, 2, 3));
+        assert!(!in_top_k(&v, 2, 2));
+        assert!(in_top_k(&v, 1, 2) && !in_top_k(&v, 1, 1));
+        assert!(!in_top_k(&v, 4, 6), "a NaN logit is never in the top k");
+        assert!(!in_top_k(&v, 9, 6), "out of range");
+        assert!(in_top_k(&v, 5, 6) && !in_top_k(&v, 5, 5));
     }
 }
