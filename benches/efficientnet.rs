@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use polycert::nn::{
-    calibrate, import_onnx, ActivationPolicy, DataFormat, Dataset, Engine, RangePolicy,
-    SignKernel,
+    calibrate, import_onnx, ActivationPolicy, DataFormat, Dataset, Engine, RangePolicy, SignKernel,
 };
 
 const N: usize = 16;

@@ -16,7 +16,7 @@
 //! by the summation order of the dot products.
 
 use super::engine::Real;
-use super::ops::{relu_max, ConvK, EpiStats, Epilogue};
+use super::ops::{clip_minmax, relu_max, ConvK, EpiStats, Epilogue};
 
 /// Output pixels per register block of the depthwise kernel (4 AVX2 vectors of f32).
 const PXB: usize = 32;
@@ -31,7 +31,8 @@ pub(crate) fn is_pointwise<T>(k: &ConvK<T>) -> bool {
     k.kh == 1 && k.kw == 1 && k.strides == [1, 1] && k.pads == [0; 4]
 }
 
-/// Apply the epilogue to finished values `v` (bias already added), collecting statistics.
+/// Apply the epilogue to finished values `v` (bias already added), collecting statistics (also
+/// the engine's pass for an activation node that no convolution runs in its output pass).
 pub(crate) fn epilogue_slice<T: Real>(v: &mut [T], epi: Epilogue<'_>, st: &mut EpiStats) {
     match epi {
         Epilogue::Linear => {}
@@ -40,6 +41,12 @@ pub(crate) fn epilogue_slice<T: Real>(v: &mut [T], epi: Epilogue<'_>, st: &mut E
             let (n, m) = T::relu_poly(sign, v, b);
             st.outside += n;
             st.max_abs = st.max_abs.max(m);
+        }
+        Epilogue::Clip { lo, hi } => {
+            st.add_range(clip_minmax(v, T::from_f64(lo), T::from_f64(hi)));
+        }
+        Epilogue::ClipPoly { sign, lower, upper } => {
+            st.add_clip(sign.clip_in_place_stats(v, lower, upper));
         }
     }
 }

@@ -15,8 +15,9 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::activation::{ActivationPolicy, ClipRelu};
+use super::direct;
 use super::ir::{clip_upper_key, Network, NodeId, Op};
-use super::ops::{self, ConvK, Epilogue};
+use super::ops::{self, ConvK, EpiStats, Epilogue};
 use super::NnError;
 
 /// A working precision of the engine (f32 or f64).
@@ -205,17 +206,18 @@ impl RunStats {
 
 #[derive(Debug, Clone)]
 enum Prepared<T> {
-    /// A convolution; `relu` is the ReLU node it feeds (directly or through a folded batch
-    /// norm), whose activation (exact or r̃_α, by policy) runs in its output pass.
+    /// A convolution; `act` is the ReLU or Clip node it feeds (directly or through a folded
+    /// batch norm), whose activation (exact or approximate, by policy) runs in its output
+    /// pass.
     Conv {
         k: ConvK<T>,
-        relu: Option<NodeId>,
+        act: Option<NodeId>,
     },
     /// A batch norm folded into the convolution before it: passes its input on.
     Folded,
-    /// A ReLU that the convolution before it runs in its output pass (exact or r̃_α, by
-    /// policy): passes its input on.
-    FusedRelu,
+    /// A ReLU or Clip that the convolution before it runs in its output pass (exact or
+    /// approximate, by policy): passes its input on.
+    FusedAct,
     Affine {
         scale: Vec<T>,
         shift: Vec<T>,
@@ -229,7 +231,6 @@ enum Prepared<T> {
     AddConst(Vec<T>),
     MulConst(Vec<T>),
     DivConst(Vec<T>),
-    Clip(T, T),
     Pad {
         begin: Vec<usize>,
         value: T,
@@ -325,12 +326,15 @@ fn fuse<T: Real>(net: &Network, prepared: &mut [Prepared<T>]) {
             }
         }
         if let Some(ri) = sole_reader(net, tail) {
-            if matches!(net.nodes.get(ri).map(|n| &n.op), Some(Op::Relu)) {
-                if let Some(Prepared::Conv { relu, .. }) = prepared.get_mut(ci) {
-                    *relu = Some(ri);
+            if matches!(
+                net.nodes.get(ri).map(|n| &n.op),
+                Some(Op::Relu | Op::Clip { .. })
+            ) {
+                if let Some(Prepared::Conv { act, .. }) = prepared.get_mut(ci) {
+                    *act = Some(ri);
                 }
                 if let Some(p) = prepared.get_mut(ri) {
-                    *p = Prepared::FusedRelu;
+                    *p = Prepared::FusedAct;
                 }
             }
         }
@@ -351,7 +355,7 @@ impl<T: Real> Engine<T> {
                 Op::Conv(c) => {
                     let k =
                         ConvK::from_conv(c, conv_t(&c.weight.data), c.bias.as_deref().map(conv_t));
-                    Prepared::Conv { k, relu: None }
+                    Prepared::Conv { k, act: None }
                 }
                 Op::BatchNorm(b) => {
                     let (scale, shift) = bn_affine(b);
@@ -369,9 +373,6 @@ impl<T: Real> Engine<T> {
                 Op::Add { constant: Some(t) } => Prepared::AddConst(conv_t(&t.data)),
                 Op::Mul { constant: t } => Prepared::MulConst(conv_t(&t.data)),
                 Op::Div { constant: t } => Prepared::DivConst(conv_t(&t.data)),
-                Op::Clip { min, max } => {
-                    Prepared::Clip(T::from_f64(f64::from(*min)), T::from_f64(f64::from(*max)))
-                }
                 Op::Pad(p) => Prepared::Pad {
                     begin: p.begin.clone(),
                     value: T::from_f64(f64::from(p.value)),
@@ -501,25 +502,17 @@ impl<T: Real> Engine<T> {
             };
             let out: Vec<T> = match (&node.op, prep) {
                 (_, Prepared::Folded) => x0,
-                (Op::Relu, Prepared::FusedRelu) => x0,
-                (Op::Conv(_), Prepared::Conv { k, relu }) => {
+                (Op::Relu | Op::Clip { .. }, Prepared::FusedAct) => x0,
+                (Op::Conv(_), Prepared::Conv { k, act }) => {
                     let (c, h, w) = s_in.chw().unwrap_or((0, 0, 0));
                     let (_, ho, wo) = s_out.chw().unwrap_or((0, 0, 0));
-                    let epi = match (relu, policy) {
-                        (None, _) => Epilogue::Linear,
-                        (Some(_), ActivationPolicy::Exact) => Epilogue::Relu,
-                        (Some(r), ActivationPolicy::Approx { sign, ranges }) => Epilogue::Poly {
-                            sign,
-                            b: ranges.get(r).copied().unwrap_or(f64::NAN),
-                        },
+                    let epi = match act {
+                        None => Epilogue::Linear,
+                        Some(a) => act_epilogue(net, *a, policy)?,
                     };
                     let (y, st) = ops::conv_epi(xr, (c, h, w), k, (ho, wo), &mut col, epi);
-                    if let Some(&r) = relu.as_ref() {
-                        let e = stats.max_abs.entry(r).or_insert(0.0);
-                        *e = e.max(st.max_abs);
-                        if let Epilogue::Poly { .. } = epi {
-                            *stats.out_of_range.entry(r).or_insert(0) += st.outside;
-                        }
+                    if let Some(a) = act {
+                        record_act(stats, *a, epi, &st);
                     }
                     y
                 }
@@ -558,46 +551,11 @@ impl<T: Real> Engine<T> {
                         }
                     }
                 }
-                (Op::Clip { min, max }, Prepared::Clip(lo, hi)) => {
-                    let sides = match policy {
-                        ActivationPolicy::Exact => None,
-                        ActivationPolicy::Approx { sign, ranges } => {
-                            clip_sides(net, i, (*min, *max), ranges)?.map(|s| (sign, s))
-                        }
-                    };
-                    let keys = [i, clip_upper_key(i)];
-                    let st = match sides {
-                        None => {
-                            // Exact: record max |x − min| and max |x − max| (calibration of
-                            // the two ReLUs) from the extremes of x.
-                            let (mn, mx) = ops::clip_minmax(&mut x0, *lo, *hi);
-                            let dev = |a: f32| {
-                                let a = f64::from(a);
-                                if mn > mx {
-                                    (0.0, 0) // no input, or only NaN
-                                } else {
-                                    ((mx - a).abs().max((mn - a).abs()), 0)
-                                }
-                            };
-                            [
-                                min.is_finite().then(|| dev(*min)),
-                                max.is_finite().then(|| dev(*max)),
-                            ]
-                        }
-                        Some((sign, (l, u))) => {
-                            let [a, b] = sign.clip_in_place_stats(&mut x0, l, u);
-                            [l.map(|_| (a.1, a.0)), u.map(|_| (b.1, b.0))]
-                        }
-                    };
-                    for (key, s) in keys.iter().zip(st) {
-                        if let Some((m, n)) = s {
-                            let e = stats.max_abs.entry(*key).or_insert(0.0);
-                            *e = e.max(m);
-                            if sides.is_some() {
-                                *stats.out_of_range.entry(*key).or_insert(0) += n;
-                            }
-                        }
-                    }
+                (Op::Clip { .. }, _) => {
+                    let epi = act_epilogue(net, i, policy)?;
+                    let mut st = EpiStats::default();
+                    direct::epilogue_slice(&mut x0, epi, &mut st);
+                    record_act(stats, i, epi, &st);
                     x0
                 }
                 (
@@ -740,6 +698,87 @@ impl<T: Real> Engine<T> {
             out.push(y);
         }
         Ok((out, stats))
+    }
+}
+
+/// The output-pass activation of ReLU or Clip node `a` under `policy`: exact ReLU / Clip, or
+/// r̃_α / the two-r̃_α Clip with the node's ranges (a Clip without ranges stays exact, see
+/// [`ActivationPolicy::Approx`]).
+///
+/// # Errors
+/// As [`clip_sides`].
+fn act_epilogue<'p>(
+    net: &Network,
+    a: NodeId,
+    policy: &'p ActivationPolicy,
+) -> Result<Epilogue<'p>, NnError> {
+    let clip = match net.nodes.get(a).map(|n| &n.op) {
+        Some(Op::Clip { min, max }) => Some((*min, *max)),
+        _ => None,
+    };
+    Ok(match (clip, policy) {
+        (None, ActivationPolicy::Exact) => Epilogue::Relu,
+        (None, ActivationPolicy::Approx { sign, ranges }) => Epilogue::Poly {
+            sign,
+            b: ranges.get(&a).copied().unwrap_or(f64::NAN),
+        },
+        (Some((lo, hi)), p) => {
+            let sides = match p {
+                ActivationPolicy::Exact => None,
+                ActivationPolicy::Approx { sign, ranges } => {
+                    clip_sides(net, a, (lo, hi), ranges)?.map(|s| (sign, s))
+                }
+            };
+            match sides {
+                None => Epilogue::Clip {
+                    lo: f64::from(lo),
+                    hi: f64::from(hi),
+                },
+                Some((sign, (lower, upper))) => Epilogue::ClipPoly { sign, lower, upper },
+            }
+        }
+    })
+}
+
+/// Record the statistics `st` of activation node `a`'s epilogue `epi`: the largest |input|
+/// per approximation site (for an exact Clip, max |x − min| and max |x − max| from the
+/// extremes of x, which calibrate its two ReLUs) and, for approximate activations, the
+/// inputs outside [−B, B].
+fn record_act(stats: &mut RunStats, a: NodeId, epi: Epilogue<'_>, st: &EpiStats) {
+    let mut put = |key: NodeId, m: f64, outside: Option<u64>| {
+        let e = stats.max_abs.entry(key).or_insert(0.0);
+        *e = e.max(m);
+        if let Some(n) = outside {
+            *stats.out_of_range.entry(key).or_insert(0) += n;
+        }
+    };
+    match epi {
+        Epilogue::Linear => {}
+        Epilogue::Relu => put(a, st.max_abs, None),
+        Epilogue::Poly { .. } => put(a, st.max_abs, Some(st.outside)),
+        Epilogue::Clip { lo, hi } => {
+            let (mn, mx) = st.range.unwrap_or((0.0, 0.0));
+            let dev = |b: f64| {
+                if st.range.is_some() {
+                    (mx - b).abs().max((mn - b).abs())
+                } else {
+                    0.0
+                }
+            };
+            for (key, b) in [(a, lo), (clip_upper_key(a), hi)] {
+                if b.is_finite() {
+                    put(key, dev(b), None);
+                }
+            }
+        }
+        Epilogue::ClipPoly { lower, upper, .. } => {
+            if lower.is_some() {
+                put(a, st.max_abs, Some(st.outside));
+            }
+            if upper.is_some() {
+                put(clip_upper_key(a), st.upper.1, Some(st.upper.0));
+            }
+        }
     }
 }
 

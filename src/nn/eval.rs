@@ -28,6 +28,23 @@ pub struct LayerRange {
     pub b: f64,
 }
 
+impl LayerRange {
+    /// The row of approximation site `s` of `net` with its measured max |input| and B.
+    fn of_site(net: &Network, s: &ApproxSite, measured_max_abs: f64, b: f64) -> Self {
+        LayerRange {
+            node: s.node,
+            name: net
+                .nodes
+                .get(s.node)
+                .map(|n| n.name.clone())
+                .unwrap_or_default(),
+            op: s.label(net),
+            measured_max_abs,
+            b,
+        }
+    }
+}
+
 /// Calibration result: per-site measured maxima.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Calibration {
@@ -66,17 +83,7 @@ impl Calibration {
             .iter()
             .map(|s| {
                 let m = stats.max_abs.get(&s.key).copied().unwrap_or(0.0);
-                LayerRange {
-                    node: s.node,
-                    name: net
-                        .nodes
-                        .get(s.node)
-                        .map(|n| n.name.clone())
-                        .unwrap_or_default(),
-                    op: s.label(net),
-                    measured_max_abs: m,
-                    b: m,
-                }
+                LayerRange::of_site(net, s, m, m)
             })
             .collect();
         Calibration {
@@ -437,16 +444,9 @@ pub fn evaluate<T: Real>(
         .collect();
     let layers = sites
         .iter()
-        .map(|s| LayerRange {
-            node: s.node,
-            name: net
-                .nodes
-                .get(s.node)
-                .map(|n| n.name.clone())
-                .unwrap_or_default(),
-            op: s.label(net),
-            measured_max_abs: exact_stats.max_abs.get(&s.key).copied().unwrap_or(0.0),
-            b: ranges.get(&s.key).copied().unwrap_or(f64::NAN),
+        .map(|s| {
+            let m = exact_stats.max_abs.get(&s.key).copied().unwrap_or(0.0);
+            LayerRange::of_site(net, s, m, ranges.get(&s.key).copied().unwrap_or(f64::NAN))
         })
         .collect();
     let with_top5 = net.output_shape().numel() >= TOP5_MIN_CLASSES;

@@ -3,7 +3,7 @@
 //! checked access so that an inconsistent call cannot panic (it produces zeros instead, which
 //! the engine's own shape checks rule out).
 
-use super::activation::SignKernel;
+use super::activation::{ClipRelu, SignKernel};
 use super::direct;
 use super::engine::Real;
 use super::gemm::{Taps, CO_TILE, PX_TILE};
@@ -91,14 +91,52 @@ pub(crate) enum Epilogue<'a> {
         /// The approximation range B.
         b: f64,
     },
+    /// The exact Clip min(max(v, lo), hi), with the smallest and largest v.
+    Clip {
+        /// min.
+        lo: f64,
+        /// max.
+        hi: f64,
+    },
+    /// The approximate Clip lo + r̃_α(v − lo) − r̃_α(v − hi) of
+    /// [`SignKernel::clip_in_place_stats`] (same bits), with its statistics per ReLU.
+    ClipPoly {
+        /// p_α.
+        sign: &'a SignKernel,
+        /// ReLU(v − min) and its B (`None` for min = −∞).
+        lower: Option<ClipRelu>,
+        /// ReLU(v − max) and its B (`None` for max = +∞).
+        upper: Option<ClipRelu>,
+    },
 }
 
 /// Statistics of a convolution's output pass: largest |v| (NaN ignored; 0 for
-/// [`Epilogue::Linear`]) and the number of |v| > B ([`Epilogue::Poly`] only).
+/// [`Epilogue::Linear`] and [`Epilogue::Clip`]) and the number of |v| > B
+/// ([`Epilogue::Poly`] only); for [`Epilogue::ClipPoly`] the same two for the lower ReLU
+/// (|v − min|) here and for the upper one (|v − max|) in `upper`; for [`Epilogue::Clip`] the
+/// smallest and largest v in `range` (`None` when every v was NaN).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct EpiStats {
     pub max_abs: f64,
     pub outside: u64,
+    pub upper: (u64, f64),
+    pub range: Option<(f64, f64)>,
+}
+
+impl EpiStats {
+    /// Widen `range` by the extremes (mn, mx) of more values (`mn > mx`: none).
+    pub(crate) fn add_range(&mut self, (mn, mx): (f64, f64)) {
+        if mn <= mx {
+            self.range = Some(self.range.map_or((mn, mx), |(a, b)| (a.min(mn), b.max(mx))));
+        }
+    }
+
+    /// Merge the per-ReLU statistics of an approximate Clip (lower, upper).
+    pub(crate) fn add_clip(&mut self, [lo, hi]: [(u64, f64); 2]) {
+        self.outside += lo.0;
+        self.max_abs = self.max_abs.max(lo.1);
+        self.upper = (self.upper.0 + hi.0, self.upper.1.max(hi.1));
+    }
 }
 
 /// Direct convolution without im2col: the input is copied once into a zero-padded buffer
@@ -275,6 +313,34 @@ fn tile_out<T: Real>(
             let (n, m) = T::relu_poly(sign, acc.as_flattened_mut(), b);
             st.outside += n;
             st.max_abs = st.max_abs.max(m);
+        }
+        Epilogue::Clip { lo, hi } => {
+            let (lo, hi) = (T::from_f64(lo), T::from_f64(hi));
+            for a in acc.iter_mut().take(np) {
+                let row = a.get_mut(..nco).unwrap_or_default();
+                st.add_range(clip_minmax(row, lo, hi));
+            }
+        }
+        Epilogue::ClipPoly { sign, lower, upper } => {
+            // The real cells only (padding would count as out of range for one of the
+            // two shifted ReLUs), gathered, approximated, put back.
+            let mut buf = [T::ZERO; CO_TILE * PX_TILE];
+            let n = np * nco;
+            for (p, a) in acc.iter().take(np).enumerate() {
+                if let (Some(d), Some(s)) = (buf.get_mut(p * nco..(p + 1) * nco), a.get(..nco)) {
+                    d.copy_from_slice(s);
+                }
+            }
+            st.add_clip(sign.clip_in_place_stats(
+                buf.get_mut(..n).unwrap_or_default(),
+                lower,
+                upper,
+            ));
+            for (p, a) in acc.iter_mut().take(np).enumerate() {
+                if let (Some(d), Some(s)) = (a.get_mut(..nco), buf.get(p * nco..(p + 1) * nco)) {
+                    d.copy_from_slice(s);
+                }
+            }
         }
     }
 }
@@ -686,6 +752,32 @@ mod tests {
         let mx = lin.iter().fold(0.0f64, |a, v| a.max(v.to_f64().abs()));
         prop_assert_eq!(sr.max_abs.to_bits(), mx.to_bits());
         prop_assert_eq!(sr.outside, 0);
+        // Exact and approximate Clip (issue 15) in the output pass against the same
+        // functions on the whole linear output.
+        let (lo, hi) = (-0.5, 0.75);
+        let (fc, sc) = conv_epi(x, chw, k, out_hw, &mut col, Epilogue::Clip { lo, hi });
+        let mut want = lin.clone();
+        let (mn, mx) = clip_minmax(&mut want, T::from_f64(lo), T::from_f64(hi));
+        prop_assert_eq!(bits(&fc), bits(&want));
+        prop_assert_eq!(sc.range, (mn <= mx).then_some((mn, mx)));
+        let lower = Some(ClipRelu { shift: lo, b });
+        let upper = Some(ClipRelu {
+            shift: hi,
+            b: 0.5 * b,
+        });
+        let (fp, sp) = conv_epi(
+            x,
+            chw,
+            k,
+            out_hw,
+            &mut col,
+            Epilogue::ClipPoly { sign, lower, upper },
+        );
+        let mut want = lin.clone();
+        let [l, u] = sign.clip_in_place_stats(&mut want, lower, upper);
+        prop_assert_eq!(bits(&fp), bits(&want));
+        prop_assert_eq!((sp.outside, sp.max_abs.to_bits()), (l.0, l.1.to_bits()));
+        prop_assert_eq!((sp.upper.0, sp.upper.1.to_bits()), (u.0, u.1.to_bits()));
         Ok(())
     }
 

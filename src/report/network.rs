@@ -81,15 +81,7 @@ pub struct ModelData {
 /// An unreadable folder, a folder without models, a model that cannot be imported, a model
 /// whose input shape matches no data set, or a missing data file.
 pub fn match_models(cfg: &NetworkReportConfig) -> crate::Result<Vec<ModelData>> {
-    let entries = std::fs::read_dir(&cfg.models).map_err(|source| crate::Error::Io {
-        path: cfg.models.clone(),
-        source,
-    })?;
-    let mut models: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "onnx"))
-        .collect();
-    models.sort();
+    let models = onnx_files(&cfg.models)?;
     if models.is_empty() {
         return Err(NnError::Config {
             what: "--models".into(),
@@ -129,6 +121,23 @@ pub fn match_models(cfg: &NetworkReportConfig) -> crate::Result<Vec<ModelData>> 
         out.push(ModelData { model: m, data });
     }
     Ok(out)
+}
+
+/// The `*.onnx` files of folder `dir`, sorted by name.
+///
+/// # Errors
+/// [`crate::Error::Io`] when the folder cannot be read.
+pub(super) fn onnx_files(dir: &Path) -> crate::Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|source| crate::Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut models: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "onnx"))
+        .collect();
+    models.sort();
+    Ok(models)
 }
 
 pub(super) fn file_name(p: &Path) -> String {

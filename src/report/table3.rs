@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use super::network::file_name;
+use super::network::{file_name, onnx_files};
 use super::{write_atomic, Evidence, MdTable, NetworkReportConfig, ReportError, Section};
 use crate::nn::{import_onnx, table2, DataFormat, EvalReport, Precision, Table2Spec};
 
@@ -170,17 +170,8 @@ pub fn write_table3(
 /// # Errors
 /// An unreadable folder or a model that cannot be imported.
 pub fn imagenet_models(cfg: &NetworkReportConfig) -> crate::Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(&cfg.models).map_err(|source| crate::Error::Io {
-        path: cfg.models.clone(),
-        source,
-    })?;
-    let mut models: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "onnx"))
-        .collect();
-    models.sort();
     let mut out = Vec::new();
-    for m in models {
+    for m in onnx_files(&cfg.models)? {
         if import_onnx(&m)?.input_shape().dims() == IMAGENET_SHAPE {
             out.push(m);
         }
@@ -235,4 +226,100 @@ pub fn table3_section(
         data: Value::Array(rows),
         plots: Vec::new(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{AlphaResult, LayerRange, RangePolicy};
+
+    fn alpha(alpha: u32, top1: f64, top5: f64) -> AlphaResult {
+        AlphaResult {
+            alpha,
+            degrees: vec![15],
+            correct: 0,
+            accuracy_pct: top1,
+            top5_correct: Some(0),
+            top5_accuracy_pct: Some(top5),
+            linf_max: 0.5,
+            linf_mean: 0.25,
+            nonfinite_outputs: 0,
+            top1_disagreements: 0,
+            out_of_range_total: 0,
+            out_of_range: Vec::new(),
+        }
+    }
+
+    fn report() -> EvalReport {
+        EvalReport {
+            model: "m.onnx".into(),
+            data: IMAGENET_FILE.into(),
+            images: 500,
+            precision: "f32".into(),
+            range_policy: RangePolicy::PerLayer { margin: 1.1 },
+            calibration_images: 500,
+            baseline_correct: 407,
+            baseline_accuracy_pct: 81.4,
+            baseline_top5_correct: Some(474),
+            baseline_top5_accuracy_pct: Some(94.8),
+            layers: vec![LayerRange {
+                node: 3,
+                name: "stem.act.clip".into(),
+                op: "Clip: ReLU(x − 6)".into(),
+                measured_max_abs: 98.0,
+                b: 102.4,
+            }],
+            // Top-1 within 1 pt from α = 12 on (α = 10 is within but α = 11 is not), top-5
+            // from α = 10.
+            alphas: vec![
+                alpha(8, 20.0, 50.0),
+                alpha(10, 80.6, 94.0),
+                alpha(11, 80.2, 94.2),
+                alpha(12, 81.0, 94.8),
+                alpha(14, 81.4, 95.0),
+            ],
+        }
+    }
+
+    #[test]
+    fn within_one_point_holds_from_the_alpha_on() {
+        let r = report();
+        assert_eq!(r.alpha_within(WITHIN_PT, false), Some(12));
+        assert_eq!(r.alpha_within(WITHIN_PT, true), Some(10));
+        let mut far = r.clone();
+        far.alphas.retain(|a| a.alpha < 11);
+        far.alphas.push(alpha(14, 70.0, 90.0));
+        assert_eq!(far.alpha_within(WITHIN_PT, false), None);
+        let mut no5 = r;
+        no5.baseline_top5_accuracy_pct = None;
+        assert_eq!(no5.alpha_within(WITHIN_PT, true), None);
+    }
+
+    #[test]
+    fn markdown_has_command_paper_rows_and_ranges() {
+        let md = table3_markdown(&report(), Some("polycert eval --alpha 8..14"));
+        assert!(
+            md.starts_with("Command: `polycert eval --alpha 8..14`\n"),
+            "{md}"
+        );
+        assert!(md.contains("top-1 from α = 12, top-5 from α = 10"), "{md}");
+        assert!(
+            md.contains("| ResNet-152 | 78.31 | 77.52 | -0.79 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| this run: m.onnx (500 images) | 81.40 | 81.40 | +0.00 |"),
+            "{md}"
+        );
+        // B·2^−8 = 102.4/256 = 0.4, B·2^−14 = 102.4/16384 = 6.25e−3.
+        assert!(
+            md.contains(
+                "| stem.act.clip (Clip: ReLU(x − 6)) | 98.0000 | 102.4000 | 4.000e-1 | 6.250e-3 |"
+            ),
+            "{md}"
+        );
+        let j = table3_json(&report(), None);
+        assert_eq!(j["top1_within_from_alpha"], 12);
+        assert_eq!(j["paper_table3"][3]["network"], "ResNet-152");
+    }
 }
