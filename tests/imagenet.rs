@@ -214,3 +214,41 @@ fn cli_rejects_truncated_and_inconsistent_imagenet_files() {
         );
     }
 }
+
+/// `polycert report`'s Table 3 section on a models folder holding only EfficientNet-Lite0 and
+/// a data folder with the ImageNet records (the first 2, α = 14): the exact top-1 / top-5
+/// counts of onnxruntime's TSV, and no section without ImageNet data.
+#[test]
+fn report_table3_section_on_the_first_records() {
+    use polycert::report::{table3_section, NetworkReportConfig, IMAGENET_FILE};
+    let Some(s) = shared() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (models, data) = (dir.path().join("models"), dir.path().join("data"));
+    std::fs::create_dir_all(models.as_path()).unwrap();
+    std::fs::create_dir_all(data.join("imagenet")).unwrap();
+    std::os::unix::fs::symlink(
+        s.join(MODEL),
+        models.join("efficientnet_lite0_imagenet.onnx"),
+    )
+    .unwrap();
+    let mut cfg = NetworkReportConfig::new(models, data.clone());
+    cfg.alphas = vec![14];
+    cfg.limit = Some(2);
+    assert!(table3_section(&cfg, &|_, _, _| {}).unwrap().is_none());
+    std::os::unix::fs::symlink(s.join(DATA), data.join(IMAGENET_FILE)).unwrap();
+    let sec = table3_section(&cfg, &|_, _, _| {}).unwrap().unwrap();
+    let tsv = std::fs::read_to_string(s.join(PREDS)).unwrap();
+    let (mut t1, mut t5) = (0u64, 0u64);
+    for line in tsv.lines().skip(1).take(2) {
+        let f: Vec<&str> = line.split('\t').collect();
+        t1 += u64::from(f[1] == f[2]);
+        t5 += u64::from(f[3].split(',').any(|c| c == f[1]));
+    }
+    let r = &sec.data[0]["report"];
+    assert_eq!(
+        (r["images"].as_u64(), r["baseline_correct"].as_u64()),
+        (Some(2), Some(t1))
+    );
+    assert_eq!(r["baseline_top5_correct"].as_u64(), Some(t5));
+    assert!(sec.markdown.contains("Paper Table 3"), "{}", sec.markdown);
+}

@@ -600,7 +600,10 @@ fn clip_is_approximated_only_with_both_ranges() {
     assert_eq!(sa.out_of_range[&4] + sa.out_of_range[&clip_upper_key(4)], 0);
     // Half of them: a configuration error naming the node.
     let err = e
-        .run_batch(&[x.clone()], &policy(BTreeMap::from([(4, 10.0)])))
+        .run_batch(
+            std::slice::from_ref(&x),
+            &policy(BTreeMap::from([(4, 10.0)])),
+        )
         .unwrap_err()
         .to_string();
     assert!(

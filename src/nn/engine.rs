@@ -782,6 +782,9 @@ fn record_act(stats: &mut RunStats, a: NodeId, epi: Epilogue<'_>, st: &EpiStats)
     }
 }
 
+/// The lower and upper ReLU of an approximate Clip (`None` for an infinite bound).
+type ClipSides = (Option<ClipRelu>, Option<ClipRelu>);
+
 /// The two ReLUs of Clip node `i` with bounds `(min, max)` under `ranges` (see
 /// [`ActivationPolicy::Approx`]): `None` when `ranges` holds none of its site keys (an exact
 /// Clip), else the lower and upper [`ClipRelu`] (each `None` for an infinite bound).
@@ -794,7 +797,7 @@ fn clip_sides(
     i: NodeId,
     (min, max): (f32, f32),
     ranges: &BTreeMap<NodeId, f64>,
-) -> Result<Option<(Option<ClipRelu>, Option<ClipRelu>)>, NnError> {
+) -> Result<Option<ClipSides>, NnError> {
     let want = [(min, i), (max, clip_upper_key(i))];
     let got: Vec<Option<ClipRelu>> = want
         .iter()
