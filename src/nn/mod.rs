@@ -7,14 +7,17 @@
 //! - [`import_onnx`] / [`import_onnx_bytes`] read the CNN subset of ONNX (opset ≥ 11) with a
 //!   hand-written protobuf schema ([`proto`]); an unsupported op or attribute is an error that
 //!   names the node.
-//! - [`Dataset`] reads the CIFAR-10 binary layout and MNIST IDX files.
+//! - [`Dataset`] reads the CIFAR-10 binary layout, MNIST IDX files and the ImageNet 224×224
+//!   records with 2-byte labels ([`DataFormat`], detected by a rule that never guesses).
 //! - [`Engine`] runs a network in f32 or f64 (direct convolution by a 16-channel × 6-pixel
 //!   FMA tile kernel without im2col, batch norms folded into the convolutions, the ReLU after
 //!   a convolution — exact or r̃_α — run on each tile in its output pass; `matrixmultiply`
-//!   for fully connected layers; rayon across images) with an [`ActivationPolicy`]: exact,
-//!   or the approximate ReLU
-//!   r̃_α(x) = B·r_α(x/B) (§3, "Approximation range") and the approximate max-pooling
-//!   M̃_{α,n} of Eq. (7) built from the tree of m_α of Eq. (6).
+//!   for fully connected layers; depthwise and 1×1 convolutions by the kernels of `direct`;
+//!   rayon across images) with an [`ActivationPolicy`]: exact, or the approximate ReLU
+//!   r̃_α(x) = B·r_α(x/B) (§3, "Approximation range"), the approximate max-pooling
+//!   M̃_{α,n} of Eq. (7) built from the tree of m_α of Eq. (6), and the approximate
+//!   Clip(a, b) = a + r̃_α(x − a) − r̃_α(x − b) (ReLU6, two r̃_α with their own B; see
+//!   [`Network::approx_sites`]).
 //! - [`evaluate`] produces the measurements of Table 2: top-1 accuracy per α, the measured
 //!   ‖F^α(x) − F(x)‖∞ (max and mean over the inputs) and per-layer counts of activation inputs
 //!   outside [−B, B] (never clamped).
