@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
-use polycert::nn::{import_onnx, ActivationPolicy, Dataset, Engine};
+use polycert::nn::{import_onnx, ActivationPolicy, Dataset, Engine, RunStats};
 
 use crate::util;
 
@@ -251,4 +251,73 @@ fn report_table3_section_on_the_first_records() {
     );
     assert_eq!(r["baseline_top5_correct"].as_u64(), Some(t5));
     assert!(sec.markdown.contains("Paper Table 3"), "{}", sec.markdown);
+}
+
+/// The Clip in the convolution's output pass (fused) and the Clip as its own pass (an Identity
+/// inserted between each convolution and its Clip stops the fusion) give the same bits on
+/// EfficientNet-Lite0, exact and at α = 9 and 14, and the same calibrated ranges.
+#[test]
+fn fused_and_standalone_clip_agree_bit_for_bit_on_efficientnet() {
+    use polycert::nn::{calibrate, Node, Op, RangePolicy, SignKernel, ValueInfo};
+    let Some(s) = shared() else { return };
+    let net = import_onnx(&s.join(MODEL)).unwrap();
+    let mut split = net.clone();
+    split.nodes.clear();
+    for n in &net.nodes {
+        let mut n = n.clone();
+        if matches!(n.op, Op::Clip { .. }) {
+            let v = split.values.len();
+            split.values.push(ValueInfo {
+                name: format!("{}.unfused", n.name),
+                shape: net.shape(n.inputs[0]).clone(),
+            });
+            split.nodes.push(Node {
+                name: format!("{}.identity", n.name),
+                op: Op::Identity,
+                inputs: vec![n.inputs[0]],
+                output: v,
+            });
+            n.inputs[0] = v;
+        }
+        split.nodes.push(n);
+    }
+    let mut d = Dataset::open(&s.join(DATA), None).unwrap();
+    d.truncate(2);
+    let (e1, e2): (Engine<f32>, Engine<f32>) =
+        (Engine::new(Arc::new(net)), Engine::new(Arc::new(split)));
+    let xs: Vec<Vec<f32>> = (0..2)
+        .map(|i| {
+            let mut x = Vec::new();
+            e1.network()
+                .preprocess
+                .apply(d.image(i).unwrap(), 3, &mut x);
+            x
+        })
+        .collect();
+    let bits = |v: &[Vec<f32>]| -> Vec<u32> { v.iter().flatten().map(|x| x.to_bits()).collect() };
+    let (y1, _) = e1.run_batch(&xs, &ActivationPolicy::Exact).unwrap();
+    let (y2, _) = e2.run_batch(&xs, &ActivationPolicy::Exact).unwrap();
+    assert_eq!(bits(&y1), bits(&y2));
+    let margin = RangePolicy::PerLayer { margin: 1.1 };
+    let mut c1 = calibrate(&e1, &d, None).unwrap();
+    let mut c2 = calibrate(&e2, &d, None).unwrap();
+    let (r1, r2) = (c1.choose(margin).unwrap(), c2.choose(margin).unwrap());
+    let b = |r: &std::collections::BTreeMap<usize, f64>| r.values().copied().collect::<Vec<_>>();
+    let (mut b1, mut b2) = (b(&r1), b(&r2));
+    b1.sort_by(f64::total_cmp);
+    b2.sort_by(f64::total_cmp);
+    assert_eq!(b1, b2);
+    assert_eq!(r1.len(), 66);
+    for alpha in [9, 14] {
+        let sign = SignKernel::new(alpha, polycert::remez::table1_sign(alpha).unwrap().poly());
+        let p = |ranges| ActivationPolicy::Approx {
+            sign: sign.clone(),
+            ranges,
+        };
+        let (a1, s1) = e1.run_batch(&xs, &p(r1.clone())).unwrap();
+        let (a2, s2) = e2.run_batch(&xs, &p(r2.clone())).unwrap();
+        assert_eq!(bits(&a1), bits(&a2), "α = {alpha}");
+        let total = |s: &RunStats| s.out_of_range.values().sum::<u64>();
+        assert_eq!(total(&s1), total(&s2), "α = {alpha}");
+    }
 }
