@@ -612,6 +612,48 @@ fn clip_is_approximated_only_with_both_ranges() {
     );
 }
 
+/// Clip before opset 11 takes min / max as attributes (ReLU6 = Clip(0, 6)); from opset 11 on
+/// an attribute is an error naming the node (the bounds are inputs there).
+#[test]
+fn clip_attributes_before_opset_11() {
+    let float = |name: &str, f: f32| AttributeProto {
+        name: name.into(),
+        f,
+        r#type: attribute_type::FLOAT,
+        ..Default::default()
+    };
+    let clip = node(
+        "Clip",
+        "relu6",
+        &["x"],
+        "y",
+        vec![float("min", 0.0), float("max", 6.0)],
+    );
+    let mut m = model(vec![clip], vec![], &[None, Some(3)], "y");
+    m.opset_import[0].version = 10;
+    let net = import_onnx_bytes(&m.encode_to_vec(), "m10").unwrap();
+    match &net.nodes[0].op {
+        Op::Clip { min, max } => assert_eq!((*min, *max), (0.0, 6.0)),
+        other => panic!("{other:?}"),
+    }
+    let e: Engine<f64> = Engine::new(Arc::new(net));
+    let y = e
+        .run(
+            &[-2.0, 3.5, 7.0],
+            &ActivationPolicy::Exact,
+            &mut RunStats::default(),
+        )
+        .unwrap();
+    assert_eq!(y, [0.0, 3.5, 6.0]);
+    m.opset_import[0].version = 13;
+    let err = import_onnx_bytes(&m.encode_to_vec(), "m13").unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("node \"relu6\" (Clip): unsupported attribute \"min\""),
+        "{err}"
+    );
+}
+
 #[test]
 fn unsupported_sub_div_mul_forms_are_errors_naming_the_node() {
     let cases: [(&str, &[&str], &str); 4] = [
