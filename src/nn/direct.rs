@@ -188,50 +188,9 @@ pub(crate) fn pointwise<T: Real>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::ops::tests::{conv_naive, lcg as rnd};
     use super::*;
     use proptest::prelude::*;
-
-    /// The textbook loop: every output pixel of every channel, taps outside the input skipped,
-    /// summed in f64.
-    fn depthwise_naive(
-        x: &[f64],
-        (c, h, w): (usize, usize, usize),
-        k: &ConvK<f64>,
-        (ho, wo): (usize, usize),
-    ) -> Vec<f64> {
-        let mut out = vec![0.0; c * ho * wo];
-        for ch in 0..c {
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    let mut s = k.bias.as_ref().map_or(0.0, |b| b[ch]);
-                    for i in 0..k.kh {
-                        for j in 0..k.kw {
-                            let iy = (oy * k.strides[0] + i * k.dilations[0]) as isize
-                                - k.pads[0] as isize;
-                            let ix = (ox * k.strides[1] + j * k.dilations[1]) as isize
-                                - k.pads[1] as isize;
-                            if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
-                                s += x[(ch * h + iy as usize) * w + ix as usize]
-                                    * k.weight[(ch * k.kh + i) * k.kw + j];
-                            }
-                        }
-                    }
-                    out[(ch * ho + oy) * wo + ox] = s;
-                }
-            }
-        }
-        out
-    }
-
-    fn rnd(seed: u64) -> impl FnMut() -> f64 {
-        let mut r = seed;
-        move || {
-            r = r
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((r >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-        }
-    }
 
     #[allow(clippy::too_many_arguments)]
     fn kernel(
@@ -282,7 +241,7 @@ mod tests {
             prop_assert!(is_depthwise(&k, c));
             let mut r = rnd(seed ^ 0x5555);
             let x: Vec<f64> = (0..c * h * w).map(|_| 3.0 * r()).collect();
-            let want = depthwise_naive(&x, (c, h, w), &k, (ho, wo));
+            let want = conv_naive(&x, (c, h, w), &k, (ho, wo));
             let mut buf = Vec::new();
             let (got, st) = super::super::ops::conv_epi(&x, (c, h, w), &k, (ho, wo), &mut buf, Epilogue::Linear);
             prop_assert_eq!(st, EpiStats::default());

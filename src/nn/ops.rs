@@ -660,13 +660,26 @@ pub(crate) fn softmax<T: Real>(x: &[T], s: &Shape, axis: usize) -> Vec<T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Direct 7-loop convolution (the naive reference).
+    /// Deterministic values uniform in [−1, 1) from a 64-bit LCG started at `seed` (test
+    /// fixtures only).
+    pub(in crate::nn) fn lcg(seed: u64) -> impl FnMut() -> f64 {
+        let mut r = seed;
+        move || {
+            r = r
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((r >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        }
+    }
+
+    /// Direct 7-loop convolution (the naive reference; taps outside the input skipped, so any
+    /// bottom / right padding is implied by the output size).
     #[allow(clippy::too_many_arguments)]
-    fn conv_naive(
+    pub(in crate::nn) fn conv_naive(
         x: &[f64],
         (c, h, w): (usize, usize, usize),
         k: &ConvK<f64>,
@@ -800,8 +813,7 @@ mod tests {
             prop_assume!(eh <= h + p + q && ew <= w + p + q);
             let ho = (h + p + q - eh) / s + 1;
             let wo = (w + p + q - ew) / s + 1;
-            let mut r = seed;
-            let mut rnd = || { r = r.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); ((r >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0 };
+            let mut rnd = lcg(seed);
             let x: Vec<f64> = (0..c * h * w).map(|_| rnd()).collect();
             let mut k = ConvK {
                 weight: (0..cout * cig * kh * kw).map(|_| rnd()).collect(),
@@ -854,8 +866,7 @@ mod tests {
             let (c, cout) = (g * cig, g * cog);
             prop_assume!(kh <= h + 2 * p && kh <= w + 2 * p);
             let (ho, wo) = ((h + 2 * p - kh) / s + 1, (w + 2 * p - kh) / s + 1);
-            let mut r = seed;
-            let mut rnd = || { r = r.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); ((r >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0 };
+            let mut rnd = lcg(seed);
             let mut x: Vec<f64> = (0..c * h * w).map(|_| 2.0 * rnd()).collect();
             if let Some(v) = x.get_mut(nan_at) {
                 *v = f64::NAN;
