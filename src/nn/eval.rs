@@ -583,16 +583,21 @@ impl EvalReport {
                 (Some(_), None) => " | |".to_string(),
                 _ => String::new(),
             };
+            // With no finite output there is no measured difference: say so instead of
+            // printing the empty fold's 0 and NaN.
+            let (max, mean) = if a.nonfinite_outputs >= self.images {
+                ("— (no finite output)".to_string(), "—".to_string())
+            } else {
+                (format!("{:.3e}", a.linf_max), format!("{:.3e}", a.linf_mean))
+            };
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.2} | {:+.2} |{t5} {} | {:.3e} | {:.3e} | {} | {} |",
+                "| {} | {} | {:.2} | {:+.2} |{t5} {} | {max} | {mean} | {} | {} |",
                 a.alpha,
                 deg.join(","),
                 a.accuracy_pct,
                 a.accuracy_pct - self.baseline_accuracy_pct,
                 a.top1_disagreements,
-                a.linf_max,
-                a.linf_mean,
                 a.nonfinite_outputs,
                 a.out_of_range_total
             );
