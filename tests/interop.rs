@@ -434,3 +434,71 @@ fn float_claims_of_a_non_odd_polynomial_are_refused() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--arith f64 needs an odd polynomial"), "{err}");
 }
+
+/// `sign --export`: the Chebyshev series written for OpenFHE (c_0 doubled), Lattigo and plain
+/// JSON are exactly the power-basis polynomial of `sign --json` (exact Python fractions:
+/// Clenshaw vs Horner at 257 points per component), carry their intervals [−b_i, b_i], f64
+/// values equal to the nearest doubles of the exact strings, and certifying the export gives
+/// the committed certificate's suprema.
+#[test]
+fn exported_chebyshev_series_equal_the_power_basis_polynomial() {
+    let dir = tempfile::tempdir().unwrap();
+    for (alpha, target) in [(8u32, "openfhe"), (8, "lattigo"), (14, "json")] {
+        let a = alpha.to_string();
+        let exp = dir.path().join(format!("{target}{alpha}.json"));
+        run_ok(
+            polycert()
+                .args([
+                    "sign", "--alpha", &a, "--paper", "--export", target, "--out",
+                ])
+                .arg(&exp),
+        );
+        let sign = dir.path().join(format!("sign{alpha}.json"));
+        let o = run_ok(polycert().args(["sign", "--alpha", &a, "--paper", "--json"]));
+        std::fs::write(&sign, &o.stdout).unwrap();
+        let o = run_ok(
+            std::process::Command::new("python3")
+                .arg(oracle())
+                .arg("compare")
+                .arg(&exp)
+                .arg(&sign),
+        );
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains("exact_zero True"), "{target} α={alpha}: {out}");
+        assert!(
+            out.contains("f64_mismatches 0"),
+            "{target} α={alpha}: {out}"
+        );
+        let v: Value = serde_json::from_slice(&std::fs::read(&exp).unwrap()).unwrap();
+        assert_eq!(v["target"], target);
+        let s: Value = serde_json::from_slice(&std::fs::read(&sign).unwrap()).unwrap();
+        let comps = v["components"].as_array().unwrap();
+        assert_eq!(comps.len(), s["components"].as_array().unwrap().len());
+        for (k, c) in comps.iter().enumerate() {
+            let b = s["components"][k]["chebyshev_odd"]["b"]
+                .as_str()
+                .unwrap_or("1");
+            assert_eq!(
+                q(c["interval"][1].as_str().unwrap()),
+                q(if k == 0 { "1" } else { b })
+            );
+            assert_eq!(
+                c["coeffs"].as_array().unwrap().len(),
+                c["coeffs_f64"].as_array().unwrap().len()
+            );
+        }
+        if alpha == 8 {
+            let out = dir.path().join(format!("cert-{target}.json"));
+            let (cert, _) = certify_cli(&["--alpha", "8", "--poly", exp.to_str().unwrap()], &out);
+            let committed = decode(
+                "a8",
+                &std::fs::read_to_string(repo().join("proofs/table1-alpha08.json")).unwrap(),
+            )
+            .unwrap();
+            assert!(cert.coefficients.is_none(), "the export is odd exactly");
+            for (x, y) in cert.claims.iter().zip(&committed.claims) {
+                assert_eq!((&x.id, &x.certified_sup), (&y.id, &y.certified_sup));
+            }
+        }
+    }
+}

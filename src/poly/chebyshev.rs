@@ -2,7 +2,7 @@
 //! p(x) = Σ_k a_k T_{2k+1}(x/b). Exact-input, high-precision arithmetic (rug); the result is
 //! rounded to the requested precision.
 
-use rug::Float;
+use rug::{Float, Integer, Rational};
 
 /// Power-basis coefficients (in u) of T_0 … T_m: `out[k][j]` = coefficient of u^j in T_k(u).
 /// Integers, computed exactly in `Float`s of `prec` bits (exact while they fit).
@@ -135,6 +135,63 @@ pub fn chebyshev_affine_to_power(
     r
 }
 
+/// Exact Chebyshev coefficients g_0 … g_d (standard convention) with
+/// Σ_k g_k T_k((2y − a − b)/(b − a)) = Σ_j c_j y^j, from the power coefficients `all` =
+/// [c_0, …, c_d]; `None` unless a < b.
+///
+/// Substitutes y = ((b − a)·u + a + b)/2 (Horner in polynomials of u), then
+/// u^j = 2^(1−j)·Σ_{i ≡ j (2), i ≤ j} C(j, (j−i)/2)·T_i(u), the T_0 term halved.
+pub fn power_to_chebyshev_exact(
+    all: &[Rational],
+    a: &Rational,
+    b: &Rational,
+) -> Option<Vec<Rational>> {
+    if a >= b || all.is_empty() {
+        return None;
+    }
+    let n = all.len();
+    let half_w = Rational::from(b - a) / 2u32;
+    let mid = Rational::from(a + b) / 2u32;
+    let mut pu = vec![Rational::new(); n];
+    for cj in all.iter().rev() {
+        let mut next = vec![Rational::new(); n];
+        for (i, v) in pu.iter().enumerate() {
+            if *v == 0 {
+                continue;
+            }
+            if let Some(slot) = next.get_mut(i) {
+                *slot += Rational::from(v * &mid);
+            }
+            if let Some(slot) = next.get_mut(i + 1) {
+                *slot += Rational::from(v * &half_w);
+            }
+        }
+        if let Some(s0) = next.first_mut() {
+            *s0 += cj;
+        }
+        pu = next;
+    }
+    let mut g = vec![Rational::new(); n];
+    for (j, v) in pu.iter().enumerate() {
+        if *v == 0 {
+            continue;
+        }
+        let ju = u32::try_from(j).ok()?;
+        for i in (0..=j).rev().step_by(2) {
+            let iu = u32::try_from(i).ok()?;
+            let binom = Integer::from(Integer::binomial_u(ju, (ju - iu) / 2));
+            let mut t = Rational::from(v * binom);
+            // 2^(1−j), and the T_0 term halved: 2^(−j) for i = 0.
+            let shift = if i == 0 { ju } else { ju.saturating_sub(1) };
+            t >>= shift;
+            if let Some(slot) = g.get_mut(i) {
+                *slot += t;
+            }
+        }
+    }
+    Some(g)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +214,22 @@ mod tests {
         let c = odd_power_to_chebyshev(&[Float::with_val(prec, 0), one.clone()], &one, prec);
         assert_eq!(c[0], 0.75);
         assert_eq!(c[1], 0.25);
+    }
+
+    #[test]
+    fn exact_power_to_chebyshev_by_hand() {
+        let q = |n: i64, d: i64| Rational::from((n, d));
+        // y³ on [−1, 1] = (3T_1 + T_3)/4; 1 + y² on [−1, 1] = 3/2·T_0 + T_2/2.
+        let g =
+            power_to_chebyshev_exact(&[q(0, 1), q(0, 1), q(0, 1), q(1, 1)], &q(-1, 1), &q(1, 1))
+                .unwrap();
+        assert_eq!(g, vec![q(0, 1), q(3, 4), q(0, 1), q(1, 4)]);
+        let g =
+            power_to_chebyshev_exact(&[q(1, 1), q(0, 1), q(1, 1)], &q(-1, 1), &q(1, 1)).unwrap();
+        assert_eq!(g, vec![q(3, 2), q(0, 1), q(1, 2)]);
+        // y on [0, 2]: u = y − 1, so y = T_0 + T_1.
+        let g = power_to_chebyshev_exact(&[q(0, 1), q(1, 1)], &q(0, 1), &q(2, 1)).unwrap();
+        assert_eq!(g, vec![q(1, 1), q(1, 1)]);
     }
 
     #[test]

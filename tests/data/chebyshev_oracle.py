@@ -12,7 +12,8 @@
       EXPORT: a polycert-poly/1 file (Chebyshev components); SIGN_JSON: `polycert sign --json`
       output (exact power-basis odd coefficients). Evaluates both exactly at 257 points of each
       component's interval (Clenshaw on the series, Horner on the power basis) and prints
-      "max_abs_diff <value>" and "components <k>"; exits 1 on any mismatch in layout.
+      "max_abs_diff <value>", "components <k>" and "f64_mismatches <n>" (coeffs_f64 entries
+      that are not the nearest double of the exact string); exits 1 on a layout mismatch.
 
 Written separately from the crate (no shared code): plain Python fractions.
 """
@@ -102,7 +103,10 @@ def compare(export, sign):
         print(f"component count {len(comps)} != {len(power)}")
         sys.exit(1)
     worst = F(0)
+    f64_bad = 0
     for comp, pc in zip(comps, power):
+        if "coeffs_f64" in comp:
+            f64_bad += sum(float(q(s)) != v for s, v in zip(comp["coeffs"], comp["coeffs_f64"]))
         if comp["basis"] != "chebyshev":
             print("not a Chebyshev component")
             sys.exit(1)
@@ -123,6 +127,7 @@ def compare(export, sign):
             worst = max(worst, abs(s - p))
     print(f"max_abs_diff {float(worst)!r} exact_zero {worst == 0}")
     print(f"components {len(comps)}")
+    print(f"f64_mismatches {f64_bad}")
 
 
 def main():
