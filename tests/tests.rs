@@ -13,6 +13,7 @@ mod ci;
 mod ckks;
 mod cli;
 mod firstorder;
+mod fuzz;
 mod interop;
 mod nn;
 mod report;
