@@ -502,3 +502,63 @@ fn exported_chebyshev_series_equal_the_power_basis_polynomial() {
         }
     }
 }
+
+mod soundness {
+    use super::*;
+    use polycert::certify::{certify, CertifyConfig, RationalComposite};
+    use polycert::proof::{check_certificate, encode};
+    use proptest::prelude::*;
+
+    fn coeff(lo: i64, hi: i64) -> impl Strategy<Value = i64> {
+        lo..=hi
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Random non-odd composites (perturbed (3y − y³)/2, even terms up to 0.1): sampled
+        /// values of every box claim's function never exceed its certified supremum, and the
+        /// independent checker accepts the certificate (exact arithmetic, two sides).
+        #[test]
+        fn general_composites_are_sound_and_checked(
+            c in prop::collection::vec((coeff(-100, 100), coeff(1000, 1600), coeff(-100, 100), coeff(-600, -300)), 2..=3)
+        ) {
+            let comps: Vec<Vec<Rational>> = c
+                .iter()
+                .map(|&(a, b, d, e)| [a, b, d, e].iter().map(|v| Rational::from((*v, 1000))).collect())
+                .collect();
+            let text: Vec<Vec<String>> = c
+                .iter()
+                .map(|&(a, b, d, e)| [a, b, d, e].iter().map(|v| format!("{v}/1000")).collect())
+                .collect();
+            let poly = RationalComposite::from_power_basis(comps).unwrap();
+            prop_assume!(!poly.is_odd());
+            // α = 3: Theorem 2's B' for n = 9 needs 3·2^−α < 1/2.
+            let cfg = CertifyConfig::new(3, Rational::from(1)).unwrap().with_max_boxes(200_000);
+            let Ok(cert) = certify(&poly, &cfg) else {
+                // Undecided within the box limit: nothing is claimed.
+                return Ok(());
+            };
+            for claim in cert.claims.iter().filter(|c| !c.boxes.is_empty()) {
+                let (lo, hi) = (claim.domain.0.to_f64(), claim.domain.1.to_f64());
+                for i in 0..=200 {
+                    let x = lo + (hi - lo) * f64::from(i) / 200.0;
+                    let p = eval(&text, x);
+                    let v = match claim.kind.id().as_str() {
+                        "closeness" => (p - 1u32).abs(),
+                        "closeness_neg" => (p + 1u32).abs(),
+                        "condition1" => (Float::with_val(300, x) * (p - 1u32)).abs(),
+                        "condition1_neg" => (Float::with_val(300, x) * (p + 1u32)).abs(),
+                        _ => p.abs(),
+                    }
+                    .to_f64();
+                    prop_assert!(v <= claim.sup_hi, "{} at {x}: {v} > {}", claim.kind.id(), claim.sup_hi);
+                }
+            }
+            let mut file = cert.to_file();
+            let text = encode(&mut file).unwrap();
+            let back = decode("rand.json", &text).unwrap();
+            prop_assert!(check_certificate("rand.json", &back).is_ok(), "{:?}", check_certificate("rand.json", &back).err());
+        }
+    }
+}
