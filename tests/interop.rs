@@ -64,6 +64,28 @@ fn certify_cli(args: &[&str], out: &Path) -> (CertificateFile, String) {
     )
 }
 
+/// Write `comps` as a degree/coefficient file pair `name.deg`/`name.coef` and certify it at
+/// α = 8 (ζ = 12) with the `extra` flags into `name.json`.
+fn certify_text(
+    dir: &Path,
+    name: &str,
+    comps: &[Vec<String>],
+    extra: &[&str],
+) -> (PathBuf, CertificateFile, String, PathBuf, PathBuf) {
+    let (d, c) = write_text(dir, name, comps);
+    let out = dir.join(format!("{name}.json"));
+    let mut args = vec![
+        "--alpha",
+        "8",
+        "--coeffs",
+        d.to_str().unwrap(),
+        c.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let (cert, summary) = certify_cli(&args, &out);
+    (out, cert, summary, d, c)
+}
+
 fn check_ok(file: &Path) {
     run_ok(polycert().args(["check", "--quiet"]).arg(file));
 }
@@ -154,18 +176,7 @@ fn shipped_polynomials_are_certified_as_written() {
         }
         .to_string()
     });
-    let (d, c) = write_text(dir.path(), "near", &near);
-    let near_out = dir.path().join("near.json");
-    let (cert, summary) = certify_cli(
-        &[
-            "--alpha",
-            "8",
-            "--coeffs",
-            d.to_str().unwrap(),
-            c.to_str().unwrap(),
-        ],
-        &near_out,
-    );
+    let (near_out, cert, summary, d, c) = certify_text(dir.path(), "near", &near, &[]);
     assert!(summary.contains("p is not odd"), "{summary}");
     assert!(cert.components.is_empty());
     assert_eq!(
@@ -212,18 +223,7 @@ fn shipped_polynomials_are_certified_as_written() {
         }
         .to_string()
     });
-    let (d, c) = write_text(dir.path(), "general", &general);
-    let gen_out = dir.path().join("general.json");
-    let (gcert, _) = certify_cli(
-        &[
-            "--alpha",
-            "8",
-            "--coeffs",
-            d.to_str().unwrap(),
-            c.to_str().unwrap(),
-        ],
-        &gen_out,
-    );
+    let (gen_out, gcert, _, d, _) = certify_text(dir.path(), "general", &general, &[]);
     let (m_pos, m_neg) = measured_closeness(&general, eps);
     for (id, measured) in [("closeness", m_pos), ("closeness_neg", m_neg)] {
         // Certified ≥ measured, and tight (the grid misses the exact maximiser by < 1e−3).
@@ -334,19 +334,7 @@ fn odd_part_adds_the_certified_effect_of_the_even_part() {
         .to_string()
     });
     let odd_full = with_even(&odd, |_, _| "0".to_string());
-    let (d, c) = write_text(dir.path(), "g", &general);
-    let out = dir.path().join("odd-part.json");
-    let (cert, summary) = certify_cli(
-        &[
-            "--alpha",
-            "8",
-            "--odd-part",
-            "--coeffs",
-            d.to_str().unwrap(),
-            c.to_str().unwrap(),
-        ],
-        &out,
-    );
+    let (out, cert, summary, _, _) = certify_text(dir.path(), "g", &general, &["--odd-part"]);
     assert!(summary.contains("--odd-part"), "{summary}");
     assert_eq!(exact_all(&cert.components), exact_all(&odd));
     assert_eq!(
@@ -390,19 +378,7 @@ fn odd_part_adds_the_certified_effect_of_the_even_part() {
 
     // A near-odd file: the even part is stated at the 2^−40 floor and every claim holds.
     let near = with_even(&odd, |_, _| "1e-46".to_string());
-    let (d, c) = write_text(dir.path(), "n", &near);
-    let out = dir.path().join("near-odd-part.json");
-    let (cert, _) = certify_cli(
-        &[
-            "--alpha",
-            "8",
-            "--odd-part",
-            "--coeffs",
-            d.to_str().unwrap(),
-            c.to_str().unwrap(),
-        ],
-        &out,
-    );
+    let (out, cert, _, _, _) = certify_text(dir.path(), "n", &near, &["--odd-part"]);
     // 2^−40 written with 10 significant digits, rounded up.
     let e = num(&claim(&cert, "even_part").certified_sup[1]);
     assert!(

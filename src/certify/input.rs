@@ -9,13 +9,13 @@
 
 use std::path::Path;
 
-use rug::{Integer, Rational};
+use rug::Rational;
 
 use super::claims::{rational_text, RationalComposite, SourceFile};
 use super::CertifyError;
 use crate::poly::{
-    parse_decimal_rational, ComponentRecord, PolyFile, CONVENTION_OPENFHE, CONVENTION_STANDARD,
-    POLY_FORMAT,
+    chebyshev_to_power_exact, parse_decimal_rational, ComponentRecord, PolyFile,
+    CONVENTION_OPENFHE, CONVENTION_STANDARD, POLY_FORMAT,
 };
 
 /// Largest component degree accepted in the power basis.
@@ -90,82 +90,6 @@ pub struct ShippedPoly {
     pub poly: RationalComposite,
     /// The files it was read from.
     pub sources: Vec<SourceFile>,
-}
-
-/// Power-basis coefficients (in y, ascending) of q(y) = Σ_k c_k T_k(u), u = (2y − a − b)/(b − a),
-/// exactly; with `half_c0` the series is c_0/2 + Σ_{k≥1} c_k T_k (OpenFHE's convention).
-/// `None` unless a < b.
-pub fn chebyshev_to_power_exact(
-    c: &[Rational],
-    a: &Rational,
-    b: &Rational,
-    half_c0: bool,
-) -> Option<Vec<Rational>> {
-    if a >= b || c.is_empty() {
-        return None;
-    }
-    let n = c.len();
-    // T_k in powers of u (integers): T_0 = 1, T_1 = u, T_k = 2u·T_{k−1} − T_{k−2}.
-    let mut pu = vec![Rational::new(); n];
-    let (mut t_prev, mut t_cur) = (
-        vec![Integer::from(1)],
-        vec![Integer::new(), Integer::from(1)],
-    );
-    for (k, ck) in c.iter().enumerate() {
-        let tk: &[Integer] = match k {
-            0 => &t_prev,
-            1 => &t_cur,
-            _ => {
-                let mut next = vec![Integer::new(); k + 1];
-                for (j, v) in t_cur.iter().enumerate() {
-                    if let Some(slot) = next.get_mut(j + 1) {
-                        *slot += Integer::from(v * 2u32);
-                    }
-                }
-                for (j, v) in t_prev.iter().enumerate() {
-                    if let Some(slot) = next.get_mut(j) {
-                        *slot -= v;
-                    }
-                }
-                t_prev = std::mem::replace(&mut t_cur, next);
-                &t_cur
-            }
-        };
-        let ck = if k == 0 && half_c0 {
-            Rational::from(ck / 2u32)
-        } else {
-            ck.clone()
-        };
-        for (j, v) in tk.iter().enumerate() {
-            if let Some(slot) = pu.get_mut(j) {
-                *slot += Rational::from(&ck * v);
-            }
-        }
-    }
-    // u = α·y + β with α = 2/(b − a), β = −(a + b)/(b − a); Horner in polynomials.
-    let w = Rational::from(b - a);
-    let alpha = Rational::from(2) / &w;
-    let beta = -Rational::from(a + b) / w;
-    let mut r = vec![Rational::new(); n];
-    for pj in pu.iter().rev() {
-        let mut next = vec![Rational::new(); n];
-        for (i, ri) in r.iter().enumerate() {
-            if *ri == 0 {
-                continue;
-            }
-            if let Some(slot) = next.get_mut(i) {
-                *slot += Rational::from(ri * &beta);
-            }
-            if let Some(slot) = next.get_mut(i + 1) {
-                *slot += Rational::from(ri * &alpha);
-            }
-        }
-        if let Some(s0) = next.first_mut() {
-            *s0 += pj;
-        }
-        r = next;
-    }
-    Some(r)
 }
 
 /// Read `DEG_FILE` (one component degree 1..=1023 per line, application order) and
@@ -506,32 +430,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("deg2:2:") && e.contains("1..=1023"), "{e}");
-    }
-}
-
-#[cfg(test)]
-mod chebyshev_tests {
-    use super::*;
-
-    fn q(n: i64, d: i64) -> Rational {
-        Rational::from((n, d))
-    }
-
-    #[test]
-    fn chebyshev_conversion_matches_hand_computation() {
-        // On [0, 2]: u = y − 1. 3·T_0 + 2·T_1 + T_3 = 3 + 2(y − 1) + 4(y − 1)³ − 3(y − 1)
-        // = (3 − 2 − 4 + 3) + (2 + 12 − 3)y − 12y² + 4y³ = 11y − 12y² + 4y³ (by hand).
-        let p = chebyshev_to_power_exact(
-            &[q(3, 1), q(2, 1), q(0, 1), q(1, 1)],
-            &q(0, 1),
-            &q(2, 1),
-            false,
-        )
-        .unwrap();
-        assert_eq!(p, vec![q(0, 1), q(11, 1), q(-12, 1), q(4, 1)]);
-        // OpenFHE's convention halves c_0.
-        let h = chebyshev_to_power_exact(&[q(3, 1), q(2, 1)], &q(-1, 1), &q(1, 1), true).unwrap();
-        assert_eq!(h, vec![q(3, 2), q(2, 1)]);
-        assert!(chebyshev_to_power_exact(&[q(1, 1)], &q(1, 1), &q(1, 1), false).is_none());
     }
 }

@@ -26,6 +26,6 @@ pub use claims::{
 pub use driver::{certify, certify_odd_part, certify_table1, CertifyConfig, TABLE1_ZETA};
 pub use error::CertifyError;
 pub use input::{
-    chebyshev_to_power_exact, read_coeff_files, read_json_certificate, read_poly_json, Basis,
-    ShippedPoly, MAX_CHEBYSHEV_DEGREE, MAX_DEGREE,
+    read_coeff_files, read_json_certificate, read_poly_json, Basis, ShippedPoly,
+    MAX_CHEBYSHEV_DEGREE, MAX_DEGREE,
 };

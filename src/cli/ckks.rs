@@ -1,7 +1,6 @@
 //! `polycert ckks`: encrypted inference of a small CNN under RNS-CKKS, cross-checked against
 //! the plaintext exact and approximate networks.
 
-use anyhow::Context;
 use std::path::PathBuf;
 use std::sync::Arc;
 
