@@ -33,7 +33,7 @@ fn bench_certify(c: &mut Criterion) {
             continue;
         };
         g.bench_function(BenchmarkId::new(format!("alpha{alpha:02}"), "exact"), |b| {
-            b.iter(|| certify(&poly, &cfg).map(|c| c.all_hold()));
+            b.iter(|| certify(&poly.poly, &cfg).map(|c| c.all_hold()));
         });
     }
     g.finish();

@@ -102,7 +102,7 @@ fn measure(poly: &RationalComposite, id: &str, x: f64) -> f64 {
 #[test]
 fn at_least_fifty_tamperings_are_all_rejected() {
     let base = load(8);
-    let (poly, _, _) = read_json_certificate(&proof_path(8)).unwrap();
+    let poly = read_json_certificate(&proof_path(8)).unwrap().0.poly;
     let count = std::cell::Cell::new(0usize);
     let run = |f: CertificateFile, claim: &str, item: Option<&str>, what: &str| {
         expect_rejected(f, claim, item, what);
@@ -338,7 +338,7 @@ fn measured_sup(poly: &RationalComposite, id: &str, lo: f64) -> f64 {
 fn certified_sups_are_within_a_tenth_of_a_percent_of_measured_sups() {
     for alpha in 4..=14 {
         let f = load(alpha);
-        let (poly, _, _) = read_json_certificate(&proof_path(alpha)).unwrap();
+        let poly = read_json_certificate(&proof_path(alpha)).unwrap().0.poly;
         for c in f.claims.iter().filter(|c| !c.boxes.is_empty()) {
             let hi = num(&c.certified_sup[1]);
             let lo = num(&c.domain[0]);

@@ -46,7 +46,7 @@ impl Lcg {
     }
 }
 
-fn tensor_f(name: &str, dims: &[i64], v: Vec<f32>, raw: bool) -> TensorProto {
+pub(crate) fn tensor_f(name: &str, dims: &[i64], v: Vec<f32>, raw: bool) -> TensorProto {
     let mut t = TensorProto {
         name: name.into(),
         dims: dims.to_vec(),
@@ -101,7 +101,13 @@ fn string(name: &str, v: &str) -> AttributeProto {
     }
 }
 
-fn node(op: &str, name: &str, ins: &[&str], out: &str, attrs: Vec<AttributeProto>) -> NodeProto {
+pub(crate) fn node(
+    op: &str,
+    name: &str,
+    ins: &[&str],
+    out: &str,
+    attrs: Vec<AttributeProto>,
+) -> NodeProto {
     NodeProto {
         op_type: op.into(),
         name: name.into(),
@@ -112,7 +118,7 @@ fn node(op: &str, name: &str, ins: &[&str], out: &str, attrs: Vec<AttributeProto
     }
 }
 
-fn vinfo(name: &str, dims: &[Option<i64>]) -> ValueInfoProto {
+pub(crate) fn vinfo(name: &str, dims: &[Option<i64>]) -> ValueInfoProto {
     ValueInfoProto {
         name: name.into(),
         r#type: Some(TypeProto {
@@ -138,7 +144,7 @@ fn vinfo(name: &str, dims: &[Option<i64>]) -> ValueInfoProto {
     }
 }
 
-fn model(
+pub(crate) fn model(
     nodes: Vec<NodeProto>,
     inits: Vec<TensorProto>,
     input: &[Option<i64>],
@@ -181,7 +187,7 @@ fn model(
 /// a `Constant` bound), MaxPool, AveragePool (padded), Add (residual and broadcast constant),
 /// Slice, Pad, Concat, GlobalAveragePool, Flatten, Reshape, Gemm (transB, α, β), MatMul,
 /// Identity, Softmax. Input `[N, 2, 8, 8]`, output `[N, 3]`.
-fn all_ops_model(raw: bool) -> ModelProto {
+pub(crate) fn all_ops_model(raw: bool) -> ModelProto {
     let mut r = Lcg(7);
     let lo_const = NodeProto {
         op_type: "Constant".into(),

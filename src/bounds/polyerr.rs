@@ -215,9 +215,17 @@ impl PolyErrors {
     /// From a certificate produced by [`crate::certify`] (its `condition1` claim and boxes).
     ///
     /// # Errors
-    /// [`BoundsError::Certificate`] when the certificate has no `condition1` claim with boxes.
+    /// [`BoundsError::Certificate`] when the certificate has no `condition1` claim with boxes
+    /// or its polynomial is not odd.
     pub fn from_certificate(cert: &Certificate) -> Result<Self, BoundsError> {
         let alpha = cert.alpha;
+        if !cert.poly.is_odd() {
+            return Err(cert_err(
+                alpha,
+                "<certify>",
+                "p is not odd (non-zero even coefficients); the propagation needs an odd p: certify its odd part (--odd-part)",
+            ));
+        }
         let claim = cert
             .claim(ClaimKind::Condition1)
             .ok_or_else(|| cert_err(alpha, "<certify>", "no condition1 claim"))?;

@@ -28,12 +28,18 @@ impl Arith {
     }
 }
 
-/// A composite polynomial with exact rational coefficients (odd coefficients c_1, c_3, … of
-/// each component, in application order). This is exactly the polynomial that is certified
-/// and written to the certificate.
+/// A composite polynomial p = p_k ∘ … ∘ p_1 with exact rational coefficients, in application
+/// order. This is exactly the polynomial that is certified and written to the certificate.
+///
+/// Odd (every even coefficient exactly 0, the paper's §2.2 setting) or general (a polynomial
+/// as someone shipped it, e.g. with even coefficients ≈ 1e−46 left by a solver): a general one
+/// keeps every power-basis coefficient and is certified as written, both sides of 0 separately.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RationalComposite {
+    /// Odd coefficients c_1, c_3, … of each component (the odd part when `power` is set).
     components: Vec<Vec<Rational>>,
+    /// All coefficients c_0 … c_d of each component, when some even coefficient is non-zero.
+    power: Option<Vec<Vec<Rational>>>,
 }
 
 impl RationalComposite {
@@ -52,7 +58,67 @@ impl RationalComposite {
                 value: "no coefficients".to_string(),
             });
         }
-        Ok(Self { components })
+        Ok(Self {
+            components,
+            power: None,
+        })
+    }
+
+    /// Build from all power-basis coefficients c_0 … c_d per component, exactly as written:
+    /// odd when every even coefficient is exactly 0 (then equal to [`Self::new`] of the odd
+    /// ones), general otherwise (even terms kept, never dropped).
+    ///
+    /// # Errors
+    /// [`CertifyError::BadCoefficient`] for an empty component list, or a component with no
+    /// coefficient of positive power.
+    pub fn from_power_basis(power: Vec<Vec<Rational>>) -> Result<Self, CertifyError> {
+        if let Some(i) = power.iter().position(|c| c.len() < 2) {
+            return Err(CertifyError::BadCoefficient {
+                component: i + 1,
+                power: 1,
+                value: "no coefficient of x^1 or higher".to_string(),
+            });
+        }
+        let odd: Vec<Vec<Rational>> = power
+            .iter()
+            .map(|c| c.iter().skip(1).step_by(2).cloned().collect())
+            .collect();
+        let mut p = Self::new(odd)?;
+        let is_odd = power.iter().all(|c| c.iter().step_by(2).all(|q| *q == 0));
+        if !is_odd {
+            p.power = Some(power);
+        }
+        Ok(p)
+    }
+
+    /// Whether p is odd exactly (every even coefficient 0): only then do the claims follow
+    /// on [−1, 0] from those on [0, 1] by symmetry.
+    pub fn is_odd(&self) -> bool {
+        self.power.is_none()
+    }
+
+    /// All power-basis coefficients c_0 … c_d of each component (even ones included).
+    pub fn power_coeffs(&self) -> Vec<Vec<Rational>> {
+        match &self.power {
+            Some(p) => p.clone(),
+            None => self
+                .components
+                .iter()
+                .map(|c| {
+                    c.iter()
+                        .flat_map(|q| [Rational::new(), q.clone()])
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+
+    /// The odd part of every component (c_j for odd j only): p itself when p is odd.
+    pub fn odd_part(&self) -> Self {
+        Self {
+            components: self.components.clone(),
+            power: None,
+        }
     }
 
     /// The exact coefficients of a [`CompositePoly`] (dyadic rug `Float`s).
@@ -78,22 +144,41 @@ impl RationalComposite {
         Self::new(comps)
     }
 
-    /// Odd coefficients per component.
+    /// Odd coefficients c_1, c_3, … per component: the whole polynomial only when
+    /// [`Self::is_odd`], else its odd part (see [`Self::power_coeffs`]).
     pub fn components(&self) -> &[Vec<Rational>] {
         &self.components
     }
 
-    /// Component degrees d_i = 2·len − 1.
+    /// Component degrees: d_i = 2·len − 1 for odd p, the written degree for general p.
     pub fn degrees(&self) -> Vec<u32> {
-        self.components
-            .iter()
-            .map(|c| u32::try_from(2 * c.len() - 1).unwrap_or(u32::MAX))
-            .collect()
+        match &self.power {
+            Some(p) => p
+                .iter()
+                .map(|c| u32::try_from(c.len() - 1).unwrap_or(u32::MAX))
+                .collect(),
+            None => self
+                .components
+                .iter()
+                .map(|c| u32::try_from(2 * c.len() - 1).unwrap_or(u32::MAX))
+                .collect(),
+        }
     }
 
     /// p(x) exactly (rational arithmetic; for tests and witnesses, slow for high degree).
     pub fn eval_exact(&self, x: &Rational) -> Rational {
         let mut y = x.clone();
+        if let Some(power) = &self.power {
+            for c in power {
+                let mut acc = Rational::new();
+                for cj in c.iter().rev() {
+                    acc *= &y;
+                    acc += cj;
+                }
+                y = acc;
+            }
+            return y;
+        }
         for c in &self.components {
             let s = Rational::from(&y * &y);
             let mut acc = Rational::new();
@@ -109,6 +194,17 @@ impl RationalComposite {
     /// p(x) at `prec` bits (MPFR, round to nearest per operation; a measurement).
     pub fn eval_float(&self, x: &Float, prec: u32) -> Float {
         let mut y = Float::with_val(prec, x);
+        if let Some(power) = &self.power {
+            for c in power {
+                let mut acc = Float::with_val(prec, 0);
+                for cj in c.iter().rev() {
+                    acc *= &y;
+                    acc += cj;
+                }
+                y = acc;
+            }
+            return y;
+        }
         for c in &self.components {
             let s = Float::with_val(prec, &y * &y);
             let mut acc = Float::with_val(prec, 0);
@@ -141,6 +237,24 @@ pub enum ClaimKind {
         /// Number of pooled inputs (4 for 2×2, 9 for 3×3 kernels).
         n: u32,
     },
+    /// Closeness on the negative side, for a p that is not odd: |p(x) + 1| ≤ 2^−(α−1) on
+    /// [−1, −ε] (no symmetry to appeal to).
+    ClosenessNeg,
+    /// Condition (1) on the negative side, for a p that is not odd: |x·p(x) + x| = |x·p(x) −
+    /// |x|| ≤ 2^(1−α) on [−1, 0].
+    Condition1Neg,
+    /// The enclosure on the negative side, for a p that is not odd: |p(x)| ≤ 1 + 2^(1−α) on
+    /// [−1, 0].
+    EnclosureNeg,
+    /// With `--odd-part`: the effect of the dropped even terms, |p_shipped(x) − p(x)| on
+    /// [−1, 1], p the odd part (of every component) of the shipped p_shipped.
+    EvenPart,
+    /// With `--odd-part`: closeness of the shipped polynomial, derived as closeness of the odd
+    /// part plus [`ClaimKind::EvenPart`]: |p_shipped − sgn| ≤ |p − sgn| + |p_shipped − p|.
+    ClosenessShipped,
+    /// With `--odd-part`: Theorem 1 for the shipped polynomial, derived as Theorem 1 of the odd
+    /// part plus half of [`ClaimKind::EvenPart`]: |r_shipped − r| = |x|·|p_shipped − p|/2.
+    ReluShipped,
     /// Theorem 1 for r_α evaluated in floating point with the crate's scheme, rounding error
     /// included: |r̂_α(x) − ReLU(x)| ≤ 2^−α for every float x in [−1, 1].
     FloatRelu {
@@ -159,6 +273,12 @@ impl ClaimKind {
             ClaimKind::Theorem1Relu => "theorem1_relu".into(),
             ClaimKind::MaxPool { n } => format!("maxpool_n{n}"),
             ClaimKind::FloatRelu { arith } => format!("float_relu_{}", arith.name()),
+            ClaimKind::ClosenessNeg => "closeness_neg".into(),
+            ClaimKind::Condition1Neg => "condition1_neg".into(),
+            ClaimKind::EnclosureNeg => "enclosure_neg".into(),
+            ClaimKind::EvenPart => "even_part".into(),
+            ClaimKind::ClosenessShipped => "closeness_shipped".into(),
+            ClaimKind::ReluShipped => "theorem1_relu_shipped".into(),
         }
     }
 }
@@ -246,6 +366,21 @@ pub struct Certificate {
     pub arith: Arith,
     /// The claims, in a fixed order.
     pub claims: Vec<Claim>,
+    /// The files the polynomial was read from, with their SHA-256 (empty for our own).
+    pub sources: Vec<SourceFile>,
+    /// With `--odd-part`: the shipped polynomial whose odd part `poly` is.
+    pub shipped: Option<RationalComposite>,
+}
+
+/// An input file of a certificate, identified by its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// The path as given.
+    pub file: String,
+    /// Lower-case hex SHA-256 of the file's bytes.
+    pub sha256: String,
+    /// How it was read: `degrees`, `power-text`, `chebyshev-text [lo, hi]`, `json`.
+    pub form: String,
 }
 
 impl Certificate {

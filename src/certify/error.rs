@@ -51,6 +51,12 @@ pub enum CertifyError {
         /// The claimed bound.
         bound: f64,
     },
+    /// A claim that needs an odd polynomial was asked of one that is not odd.
+    #[error("{what} needs an odd polynomial (every even coefficient exactly 0) and this one is not; certify it as written (exact arithmetic) or its odd part (--odd-part)")]
+    NotOdd {
+        /// What was asked.
+        what: String,
+    },
     /// Building the Table 1 polynomial failed.
     #[error(transparent)]
     Remez(#[from] crate::remez::RemezError),
@@ -62,4 +68,30 @@ pub enum CertifyError {
         /// The underlying problem.
         message: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_odd_message_names_the_request_and_the_ways_out() {
+        let e = CertifyError::NotOdd {
+            what: "--arith f64".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "--arith f64 needs an odd polynomial (every even coefficient exactly 0) and this one is not; certify it as written (exact arithmetic) or its odd part (--odd-part)"
+        );
+        let e = CertifyError::Input {
+            file: "c.txt".into(),
+            line: 3,
+            message: "\"x\" is not a decimal number or fraction n/d (component 1, coefficient 2)"
+                .into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "c.txt:3: \"x\" is not a decimal number or fraction n/d (component 1, coefficient 2)"
+        );
+    }
 }

@@ -259,24 +259,31 @@ pub(crate) fn float_relu_claim(
     let limits = Limits {
         rel_tol,
         max_boxes: 2_000_000,
+        floor: 0.0,
     };
-    let s =
-        certify_sup(polys, Func::XAbsPMinus1, 0.0, 1.0, 2.0 * bound_f, limits).map_err(|p| {
-            CertifyError::BoxLimit {
-                claim: ClaimKind::FloatRelu { arith }.id(),
-                boxes: p.boxes.len(),
-                limit: 2_000_000,
-                lo: p.lower,
-                hi: p.upper,
-                bound: bound_f,
-            }
-        })?;
+    let s = certify_sup(
+        polys,
+        &[],
+        Func::XAbsPMinus1,
+        0.0,
+        1.0,
+        2.0 * bound_f,
+        limits,
+    )
+    .map_err(|p| CertifyError::BoxLimit {
+        claim: ClaimKind::FloatRelu { arith }.id(),
+        boxes: p.boxes.len(),
+        limit: 2_000_000,
+        lo: p.lower,
+        hi: p.upper,
+        bound: bound_f,
+    })?;
     let mut scratch = Scratch::default();
     let mut boxes = Vec::with_capacity(s.boxes.len());
     let (mut lo, mut witness) = (0.0f64, 0.0f64);
     for bx in &s.boxes {
         let err = box_error(polys, &fcs, bx.a, bx.b, fmt, &mut scratch);
-        let (exact_up, _) = bound_box(polys, Func::XAbsPMinus1, bx.a, bx.b, &mut scratch);
+        let (exact_up, _) = bound_box(polys, &[], Func::XAbsPMinus1, bx.a, bx.b, &mut scratch);
         let upper = (0.5 * exact_up + err) * (1.0 + 2.0 * f64::EPSILON);
         // Measured witnesses: a few float points per box, more where the bound is at stake.
         let k = if upper > bound_f { 64 } else { 2 };

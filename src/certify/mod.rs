@@ -20,8 +20,12 @@ mod search;
 mod taylor;
 
 pub use claims::{
-    Arith, CertBox, Certificate, Certified, Claim, ClaimKind, RationalComposite, Verdict,
+    Arith, CertBox, Certificate, Certified, Claim, ClaimKind, RationalComposite, SourceFile,
+    Verdict,
 };
-pub use driver::{certify, certify_table1, CertifyConfig, TABLE1_ZETA};
+pub use driver::{certify, certify_odd_part, certify_table1, CertifyConfig, TABLE1_ZETA};
 pub use error::CertifyError;
-pub use input::{read_coeff_files, read_json_certificate};
+pub use input::{
+    read_coeff_files, read_json_certificate, read_poly_json, Basis, ShippedPoly,
+    MAX_CHEBYSHEV_DEGREE, MAX_DEGREE,
+};

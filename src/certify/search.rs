@@ -18,13 +18,22 @@ pub(crate) enum Func {
     AbsPMinus1,
     /// |x·p(x) − x| on [0, 1] (condition (1) for m_α; by evenness also on [−1, 0]).
     XAbsPMinus1,
-    /// |p(x)| on [0, 1] (enclosure of p on [−1, 1] by oddness).
+    /// |p(x)| on [0, 1] (enclosure of p on [−1, 1] by oddness), or on [−1, 0] for a p that
+    /// is not odd.
     AbsP,
+    /// |p(x) + 1| on [−1, −ε] (closeness on the negative side, p not odd).
+    AbsPPlus1,
+    /// |x·p(x) + x| on [−1, 0] (condition (1) on the negative side, p not odd).
+    XAbsPPlus1,
+    /// |q(x) − p(x)| for a second composite q (the shipped polynomial, p its odd part).
+    Diff,
 }
 
-/// Upper bound of f on [m − ρ, m + ρ] and a rigorous lower bound of f(m).
+/// Upper bound of f on [m − ρ, m + ρ] and a rigorous lower bound of f(m); `other` is the
+/// second composite of [`Func::Diff`] (ignored by the other functions).
 pub(crate) fn bound_box(
     polys: &[ShiftPoly],
+    other: &[ShiftPoly],
     f: Func,
     a: f64,
     b: f64,
@@ -39,22 +48,86 @@ pub(crate) fn bound_box(
     };
     let one = Interval::try_from((1.0, 1.0)).unwrap_or(Interval::ENTIRE);
     let mi = Interval::try_from((m, m)).unwrap_or(Interval::ENTIRE);
+    // x·(p ∓ 1) with x = m + h, p ∓ 1 = (C ∓ 1) + D·h + R:
+    // = m(C ∓ 1) + (m·D + C ∓ 1)·h + D·h² + x·R.
+    let x_times = |shift: Interval| {
+        let x = Interval::try_from((a, b)).unwrap_or(Interval::ENTIRE);
+        let c1 = t.c() + shift;
+        let lin = mi * t.d + c1;
+        (
+            mi * c1 + lin * h + t.d * h.sqr() + x * t.r,
+            mi * (t.at_centre() + shift),
+        )
+    };
     let (enc, at_m) = match f {
         Func::AbsPMinus1 => ((t.c() - one) + t.d * h + t.r, t.at_centre() - one),
+        Func::AbsPPlus1 => ((t.c() + one) + t.d * h + t.r, t.at_centre() + one),
         Func::AbsP => (t.c() + t.d * h + t.r, t.at_centre()),
-        Func::XAbsPMinus1 => {
-            // x·(p − 1) with x = m + h, p − 1 = (C − 1) + D·h + R:
-            // = m(C − 1) + (m·D + C − 1)·h + D·h² + x·R.
-            let x = Interval::try_from((a, b)).unwrap_or(Interval::ENTIRE);
-            let c1 = t.c() - one;
-            let lin = mi * t.d + c1;
+        Func::XAbsPMinus1 => x_times(-one),
+        Func::XAbsPPlus1 => x_times(one),
+        Func::Diff => {
+            let t = t.clone();
+            // Lower bound at the centre: both chains at the point m, centres subtracted in
+            // MPFR (4·WORK_PREC bits hold the difference of two WORK_PREC-bit numbers of
+            // comparable size; the result is enclosed outward), remainders at h = 0.
+            let zero = Interval::try_from((0.0, 0.0)).unwrap_or(Interval::ENTIRE);
+            let tq = stages(other, m, zero, scratch, None);
+            let Some(q) = tq.last() else {
+                return (f64::INFINITY, 0.0);
+            };
+            let dc = rug::Float::with_val(4 * super::taylor::WORK_PREC, &q.y - &t.y);
+            let lo = dc.to_f64_round(rug::float::Round::Down);
+            let hi = dc.to_f64_round(rug::float::Round::Up);
+            let e = q.e + t.e;
+            let c = Interval::try_from((lo, hi)).unwrap_or(Interval::ENTIRE)
+                + Interval::try_from((-e, e)).unwrap_or(Interval::ENTIRE);
+            let at_m = c + (q.r_pt - t.r_pt);
             (
-                mi * c1 + lin * h + t.d * h.sqr() + x * t.r,
-                mi * (t.at_centre() - one),
+                Interval::try_from((0.0, diff_upper(polys, other, m, h, scratch)))
+                    .unwrap_or(Interval::ENTIRE),
+                at_m,
             )
         }
     };
     (enc.abs().sup(), at_m.abs().inf())
+}
+
+/// Upper bound of |q(x) − p(x)| on the box, p = p_k ∘ … ∘ p_1 odd and q = q_k ∘ … ∘ q_1
+/// with q_i = p_i + e_i (e_i the even terms): with y_i, z_i the stage outputs of p and q,
+/// z_i − y_i = (p_i(z_{i−1}) − p_i(y_{i−1})) + e_i(z_{i−1}), so
+/// δ_i ≤ L_i·δ_{i−1} + sup|e_i|, L_i a Lipschitz bound of p_i on [ỹ − R, ỹ + R] where ỹ ± Δ
+/// encloses y_{i−1} on the box (the Taylor models) and R = Δ + δ_{i−1}; δ_0 = 0. First order
+/// in δ, so the bound stays tight while the even terms are small.
+fn diff_upper(
+    polys: &[ShiftPoly],
+    other: &[ShiftPoly],
+    m: f64,
+    h: Interval,
+    scratch: &mut Scratch,
+) -> f64 {
+    let mut infos = Vec::with_capacity(polys.len());
+    let tms = stages(polys, m, h, scratch, Some(&mut infos));
+    let mut centre = m.abs();
+    let mut delta = 0.0f64;
+    for (i, (info, q)) in infos.iter().zip(other).enumerate() {
+        let r = up(info.delta + delta);
+        let l = super::taylor::lipschitz(&info.a, r);
+        delta = up(up(l * delta) + q.even_bound(up(centre + r)));
+        if !delta.is_finite() {
+            return f64::INFINITY;
+        }
+        centre = tms.get(i).map_or(f64::INFINITY, |t| {
+            t.y.to_f64_round(rug::float::Round::Up)
+                .abs()
+                .max(t.y.to_f64_round(rug::float::Round::Down).abs())
+        });
+    }
+    delta
+}
+
+/// The next f64 above a non-negative x (covers one rounding to nearest).
+fn up(x: f64) -> f64 {
+    x + x * f64::EPSILON + f64::from_bits(1)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -112,6 +185,9 @@ pub(crate) struct Limits {
     pub rel_tol: f64,
     /// Fail beyond this many boxes.
     pub max_boxes: usize,
+    /// Upper bounds at or below this count as tight (0 for every claim but the even-part
+    /// difference, whose supremum may be 0).
+    pub floor: f64,
 }
 
 /// Certified supremum of f on [lo, hi] decided against `bound`.
@@ -119,6 +195,7 @@ pub(crate) struct Limits {
 /// Returns `Err(partial)` when the box limit is reached first.
 pub(crate) fn certify_sup(
     polys: &[ShiftPoly],
+    other: &[ShiftPoly],
     f: Func,
     lo: f64,
     hi: f64,
@@ -131,12 +208,12 @@ pub(crate) fn certify_sup(
     let (mut lower, mut witness) = (0.0f64, lo);
     // Endpoints as extra witnesses (the supremum is often attained at ε).
     for x in [lo, hi] {
-        let (_, l) = bound_box(polys, f, x, x, &mut scratch);
+        let (_, l) = bound_box(polys, other, f, x, x, &mut scratch);
         if l > lower {
             (lower, witness) = (l, x);
         }
     }
-    let (u, l) = bound_box(polys, f, lo, hi, &mut scratch);
+    let (u, l) = bound_box(polys, other, f, lo, hi, &mut scratch);
     if l > lower {
         (lower, witness) = (l, 0.5 * (lo + hi));
     }
@@ -146,7 +223,7 @@ pub(crate) fn certify_sup(
         upper: u,
     });
     while let Some(top) = heap.peek().copied() {
-        let tight = top.upper <= lower * (1.0 + limits.rel_tol);
+        let tight = top.upper <= lower * (1.0 + limits.rel_tol) || top.upper <= limits.floor;
         let decided = top.upper <= bound || lower > bound;
         if tight && decided {
             break;
@@ -179,7 +256,7 @@ pub(crate) fn certify_sup(
             continue;
         }
         for (a, b) in [(top.a, m), (m, top.b)] {
-            let (u, l) = bound_box(polys, f, a, b, &mut scratch);
+            let (u, l) = bound_box(polys, other, f, a, b, &mut scratch);
             if l > lower {
                 (lower, witness) = (l, 0.5 * (a + b));
             }
@@ -228,8 +305,9 @@ mod tests {
         let lim = Limits {
             rel_tol: 1e-4,
             max_boxes: 100_000,
+            floor: 0.0,
         };
-        let s = certify_sup(&polys, Func::AbsPMinus1, 0.25, 1.0, 1.0, lim).unwrap();
+        let s = certify_sup(&polys, &[], Func::AbsPMinus1, 0.25, 1.0, 1.0, lim).unwrap();
         assert_eq!(s.boxes[0].a, 0.25);
         assert_eq!(s.boxes.last().unwrap().b, 1.0);
         for w in s.boxes.windows(2) {
@@ -251,8 +329,9 @@ mod tests {
         let lim = Limits {
             rel_tol: 1e-6,
             max_boxes: 100_000,
+            floor: 0.0,
         };
-        let s = certify_sup(&classic(3), Func::AbsPMinus1, 0.25, 1.0, 1.0, lim).unwrap();
+        let s = certify_sup(&classic(3), &[], Func::AbsPMinus1, 0.25, 1.0, 1.0, lim).unwrap();
         assert!(s.lower <= expect * (1.0 + 1e-15) && expect <= s.upper);
         assert!((s.upper - expect) / expect < 1e-6);
     }

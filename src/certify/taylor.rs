@@ -84,6 +84,9 @@ pub(crate) struct ShiftPoly {
     gamma: f64,
     /// Bounds on |computed a_0 − a_0(ỹ)| and |computed a_1 − a_1(ỹ)| for |ỹ| ≤ Y_MAX.
     err_default: [f64; 2],
+    /// For a component that is not odd: all c_0 … c_d and j·c_j (j = 1 … d) at
+    /// [`WORK_PREC`] bits, for Horner in y (`odd`, `dodd` then unused).
+    general: Option<(Vec<Float>, Vec<Float>)>,
 }
 
 impl ShiftPoly {
@@ -125,25 +128,102 @@ impl ShiftPoly {
             abs_coeffs,
             gamma,
             err_default,
+            general: None,
         })
+    }
+
+    /// Prepare a general component from all its coefficients `[c_0, c_1, …, c_d]` (even ones
+    /// included, exactly as written).
+    pub(crate) fn new_power(all: &[Rational]) -> Option<Self> {
+        let d = all.len().checked_sub(1)?;
+        let mut c = Vec::with_capacity(d + 1);
+        let mut dc = Vec::with_capacity(d);
+        let mut full_iv = Vec::with_capacity(d + 1);
+        let mut abs_coeffs = Vec::with_capacity(d + 1);
+        for (j, q) in all.iter().enumerate() {
+            let f = Float::with_val(WORK_PREC, q);
+            if !f.is_finite() {
+                return None;
+            }
+            if j > 0 {
+                dc.push(Float::with_val(
+                    WORK_PREC,
+                    q * Rational::from(u32::try_from(j).ok()?),
+                ));
+            }
+            c.push(f);
+            let e = enclose(q)?;
+            full_iv.push(e);
+            abs_coeffs.push(e.mag());
+        }
+        // a_0 = Σ c_j ỹ^j and a_1 = Σ j·c_j ỹ^(j−1) by Horner in ỹ: each term passes through
+        // at most 2d + 2 roundings (coefficient, j·c_j, one product and one sum per step), so
+        // |â − a| ≤ ((1+u)^(2d+2) − 1)·Σ|terms| ≤ 1.01·(2d+3)·u·Ã_k(|ỹ|), Ã_k as for `new`.
+        let gamma = 1.01 * (2.0 * d as f64 + 3.0) * 2f64.powi(-(WORK_PREC as i32));
+        let abs = abs_shift(&abs_coeffs, Y_MAX);
+        let err_default = [
+            abs.first().copied().unwrap_or(f64::INFINITY) * gamma,
+            abs.get(1).copied().unwrap_or(0.0) * gamma,
+        ];
+        Some(Self {
+            odd: Vec::new(),
+            dodd: Vec::new(),
+            full_iv,
+            abs_coeffs,
+            gamma,
+            err_default,
+            general: Some((c, dc)),
+        })
+    }
+
+    /// Σ_{j even} |c_j|·z^j rounded up (z ≥ 0): a bound of the even terms of q on [−z, z].
+    pub(crate) fn even_bound(&self, z: f64) -> f64 {
+        let zi = iv(z, z);
+        let mut acc = ZERO;
+        for (j, c) in self.full_iv.iter().enumerate().rev() {
+            acc *= zi;
+            if j % 2 == 0 {
+                let m = c.mag();
+                acc += iv(m, m);
+            }
+        }
+        acc.sup()
     }
 
     /// Taylor coefficients of q at ỹ: the MPFR values a_0, a_1 with their rounding bounds, and
     /// f64 enclosures A_0 … A_d of the exact a_k(ỹ).
     fn shift(&self, y: &Float, buf: &mut Vec<Interval>) -> Shift {
         // High-precision a_0 = q(ỹ) and a_1 = q'(ỹ).
-        let s = Float::with_val(WORK_PREC, y * y);
-        let mut acc = Float::new(WORK_PREC);
-        for c in self.odd.iter().rev() {
-            acc *= &s;
-            acc += c;
-        }
-        let a0 = Float::with_val(WORK_PREC, &acc * y);
-        let mut acc1 = Float::new(WORK_PREC);
-        for c in self.dodd.iter().rev() {
-            acc1 *= &s;
-            acc1 += c;
-        }
+        let (a0, acc1) = match &self.general {
+            Some((c, dc)) => {
+                let mut acc = Float::new(WORK_PREC);
+                for cj in c.iter().rev() {
+                    acc *= y;
+                    acc += cj;
+                }
+                let mut acc1 = Float::new(WORK_PREC);
+                for cj in dc.iter().rev() {
+                    acc1 *= y;
+                    acc1 += cj;
+                }
+                (acc, acc1)
+            }
+            None => {
+                let s = Float::with_val(WORK_PREC, y * y);
+                let mut acc = Float::new(WORK_PREC);
+                for c in self.odd.iter().rev() {
+                    acc *= &s;
+                    acc += c;
+                }
+                let a0 = Float::with_val(WORK_PREC, &acc * y);
+                let mut acc1 = Float::new(WORK_PREC);
+                for c in self.dodd.iter().rev() {
+                    acc1 *= &s;
+                    acc1 += c;
+                }
+                (a0, acc1)
+            }
+        };
         let ya = y
             .to_f64_round(Round::Up)
             .abs()

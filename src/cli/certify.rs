@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use polycert::certify::{
-    certify, read_coeff_files, read_json_certificate, Arith, Certificate, CertifyConfig, Verdict,
+    certify, certify_odd_part, read_coeff_files, read_json_certificate, read_poly_json, Arith,
+    Basis, Certificate, CertifyConfig, ShippedPoly, Verdict,
 };
 
 use super::Outcome;
@@ -33,12 +34,28 @@ pub struct CertifyArgs {
     #[arg(long)]
     pub zeta: Option<String>,
     /// Certify shipped coefficients: DEG_FILE (one degree per line) and COEFF_FILE (d+1
-    /// power-basis coefficients per component, ascending, one per line).
+    /// coefficients per component, ascending, one per line; even powers are kept as written).
     #[arg(long, num_args = 2, value_names = ["DEG_FILE", "COEFF_FILE"])]
     pub coeffs: Option<Vec<PathBuf>>,
+    /// Basis of the --coeffs components: power (c_j of y^j) or chebyshev (c_k of
+    /// T_k((2y − lo − hi)/(hi − lo)), on --interval).
+    #[arg(long, value_enum, default_value = "power", requires = "coeffs")]
+    pub basis: BasisArg,
+    /// Interval [LO, HI] of every Chebyshev component of --coeffs (exact decimals).
+    #[arg(long, num_args = 2, value_names = ["LO", "HI"], allow_hyphen_values = true)]
+    pub interval: Option<Vec<String>>,
+    /// Certify a `polycert-poly/1` JSON file (power or Chebyshev components, e.g. one written
+    /// by `polycert sign --export`).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["coeffs", "json"])]
+    pub poly: Option<PathBuf>,
     /// Certify the polynomial of one of our certificate files.
     #[arg(long, value_name = "FILE", conflicts_with = "coeffs")]
     pub json: Option<PathBuf>,
+    /// Certify the odd part of each component instead (even terms dropped) and add the
+    /// certified effect of the dropped terms, sup |p_shipped − p_odd| on [−1, 1], with the
+    /// shipped polynomial's closeness and Theorem 1 errors derived from it.
+    #[arg(long)]
+    pub odd_part: bool,
     /// Also certify evaluation in floating point with the crate's scheme.
     #[arg(long, value_enum, default_value = "exact")]
     pub arith: ArithArg,
@@ -49,6 +66,39 @@ pub struct CertifyArgs {
     /// summary table.
     #[arg(long)]
     pub print_json: bool,
+}
+
+/// Basis for `--basis`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BasisArg {
+    /// Power basis.
+    Power,
+    /// Chebyshev basis on --interval.
+    Chebyshev,
+}
+
+fn basis(args: &CertifyArgs) -> anyhow::Result<Basis> {
+    match (args.basis, &args.interval) {
+        (BasisArg::Power, None) => Ok(Basis::Power),
+        (BasisArg::Power, Some(_)) => anyhow::bail!("--interval needs --basis chebyshev"),
+        (BasisArg::Chebyshev, Some(v)) => {
+            let [lo, hi] = v.as_slice() else {
+                anyhow::bail!("--interval needs LO HI");
+            };
+            let num = |s: &str| {
+                polycert::poly::parse_decimal_rational(s).map_err(|e| {
+                    anyhow::anyhow!("--interval {s:?}: {e}; expected a decimal number")
+                })
+            };
+            Ok(Basis::Chebyshev {
+                lo: num(lo)?,
+                hi: num(hi)?,
+            })
+        }
+        (BasisArg::Chebyshev, None) => {
+            anyhow::bail!("--basis chebyshev needs --interval LO HI (the components' interval)")
+        }
+    }
 }
 
 fn zeta_arg(s: &str) -> anyhow::Result<rug::Rational> {
@@ -63,24 +113,33 @@ pub fn run(args: CertifyArgs, quiet: bool) -> anyhow::Result<Outcome> {
         ArithArg::F64 => Arith::F64,
         ArithArg::F32 => Arith::F32,
     };
-    let (poly, alpha, file_zeta) = if let Some(files) = &args.coeffs {
+    let (shipped, alpha, file_zeta) = if let Some(files) = &args.coeffs {
         let [d, c] = files.as_slice() else {
             anyhow::bail!("--coeffs needs DEG_FILE COEFF_FILE");
         };
         let alpha = args
             .alpha
             .context("--coeffs needs --alpha (the precision the coefficients promise)")?;
-        (read_coeff_files(d, c)?, alpha, None)
+        (read_coeff_files(d, c, &basis(&args)?)?, alpha, None)
+    } else if let Some(f) = &args.poly {
+        let alpha = args
+            .alpha
+            .context("--poly needs --alpha (the precision the polynomial promises)")?;
+        (read_poly_json(f)?, alpha, None)
     } else if let Some(j) = &args.json {
         let (p, a, z) = read_json_certificate(j)?;
         (p, args.alpha.unwrap_or(a), Some(z))
     } else {
         let alpha = args
             .alpha
-            .context("give --alpha (4..=14), --coeffs or --json")?;
+            .context("give --alpha (4..=14), --coeffs, --poly or --json")?;
         let sign = polycert::remez::table1_sign(alpha)?;
+        let poly = polycert::certify::RationalComposite::from_composite(sign.poly())?;
         (
-            polycert::certify::RationalComposite::from_composite(sign.poly())?,
+            ShippedPoly {
+                poly,
+                sources: Vec::new(),
+            },
             alpha,
             None,
         )
@@ -93,7 +152,12 @@ pub fn run(args: CertifyArgs, quiet: bool) -> anyhow::Result<Outcome> {
     }
     .with_arith(arith);
     let t = std::time::Instant::now();
-    let cert = certify(&poly, &cfg)?;
+    let mut cert = if args.odd_part {
+        certify_odd_part(&shipped.poly, &cfg)?
+    } else {
+        certify(&shipped.poly, &cfg)?
+    };
+    cert.sources = shipped.sources;
     let secs = t.elapsed().as_secs_f64();
     if !args.print_json {
         print_summary(&cert)?;
@@ -132,6 +196,15 @@ fn print_summary(cert: &Certificate) -> anyhow::Result<()> {
         cert.alpha,
         cert.poly.degrees()
     )?;
+    if !cert.poly.is_odd() {
+        outln!("  p is not odd (non-zero even coefficients): certified as written, [-1, 0] and [0, 1] separately")?;
+    }
+    if cert.shipped.is_some() {
+        outln!("  --odd-part: claims on the odd part p of the shipped p_shipped; even_part = sup|p_shipped - p| on [-1, 1] (at least 2^-40 as stated), *_shipped derived from it")?;
+    }
+    for s in &cert.sources {
+        outln!("  source {} ({}) sha256 {}", s.file, s.form, s.sha256)?;
+    }
     for c in &cert.claims {
         let v = match c.verdict {
             Verdict::Holds => "holds".to_string(),

@@ -76,7 +76,8 @@ pub fn run(a: &CkksArgs, quiet: bool) -> anyhow::Result<Outcome> {
     if a.images == 0 {
         bail!("--images 0: give at least one image");
     }
-    let net = Arc::new(import_onnx(&a.model)?);
+    let net =
+        Arc::new(import_onnx(&a.model).with_context(|| format!("model {}", a.model.display()))?);
     let data = Dataset::open(&a.data, None)?;
     if a.start + a.images > data.len() {
         bail!(

@@ -8,7 +8,7 @@ use clap::Args;
 use polycert::poly::Degree;
 use polycert::remez::{
     check_zeta_degrees, composite_sign, eps_from_zeta, measure_max_dev, optimal_sign_for,
-    table1_sign, zeta_search, CompositeSign, SignOptimizer, TABLE1,
+    table1_sign, zeta_search, CompositeSign, ExportTarget, SignOptimizer, TABLE1,
 };
 use rug::Float;
 use serde_json::{json, Value};
@@ -42,9 +42,24 @@ pub struct SignArgs {
     /// Print JSON on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Also write the JSON to this file (atomically).
+    /// Also write the JSON to this file (atomically); with --export, the export instead.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Write the composite's stages as Chebyshev series on each stage's interval, exact
+    /// decimals plus f64, laid out for this library (`polycert-poly/1`; needs --out).
+    #[arg(long, value_enum, requires = "out")]
+    pub export: Option<ExportArg>,
+}
+
+/// Library for `--export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportArg {
+    /// OpenFHE `EvalChebyshevSeries` (c_0 doubled).
+    Openfhe,
+    /// Lattigo Chebyshev polynomials.
+    Lattigo,
+    /// Plain `polycert-poly/1`.
+    Json,
 }
 
 fn parse_alpha(s: &str) -> anyhow::Result<u32> {
@@ -109,7 +124,7 @@ fn tempfile_in(dir: &Path) -> anyhow::Result<(PathBuf, std::fs::File)> {
 
 fn emit(args: &SignArgs, v: &Value, text: &str) -> anyhow::Result<()> {
     let s = serde_json::to_string_pretty(v)? + "\n";
-    if let Some(p) = &args.out {
+    if let (Some(p), None) = (&args.out, args.export) {
         write_atomic(p, &s)?;
     }
     if args.json {
@@ -197,6 +212,15 @@ pub fn run(args: &SignArgs) -> anyhow::Result<Outcome> {
     let (dev, _) = measure_max_dev(&sign);
     let v = sign.to_json(Some(dev));
     emit(args, &v, &describe(&sign, dev))?;
+    if let (Some(e), Some(out)) = (args.export, &args.out) {
+        let target = match e {
+            ExportArg::Openfhe => ExportTarget::OpenFhe,
+            ExportArg::Lattigo => ExportTarget::Lattigo,
+            ExportArg::Json => ExportTarget::Json,
+        };
+        let file = sign.to_poly_file(target);
+        write_atomic(out, &(serde_json::to_string_pretty(&file)? + "\n"))?;
+    }
     let ok = match sign.alpha() {
         Some(a) => dev <= 2f64.powi(1 - i32::try_from(a).unwrap_or(30)),
         None => true,

@@ -364,8 +364,14 @@ impl Dataset {
             return Err(bad(path, "IDX images: header shorter than 16 bytes".into()));
         };
         let (n, rows, cols) = (n as usize, rows as usize, cols as usize);
-        let expect = 16 + n * rows * cols;
-        if images.len() != expect || n == 0 {
+        // Checked: a hostile header may declare counts whose product overflows.
+        let expect = n
+            .checked_mul(rows)
+            .and_then(|v| v.checked_mul(cols))
+            .and_then(|v| v.checked_add(16));
+        if expect != Some(images.len()) || n == 0 {
+            let expect =
+                expect.map_or_else(|| "more than usize::MAX".to_string(), |v| v.to_string());
             return Err(bad(
                 path,
                 format!(

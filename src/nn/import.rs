@@ -134,6 +134,18 @@ pub fn import_onnx_bytes(bytes: &[u8], origin: &str) -> Result<Network, NnError>
     Ok(net)
 }
 
+/// Largest number of elements per sample of any value (input or inferred): 2^26 (256 MiB of
+/// f32). A hostile file may declare shapes far beyond its data; shapes are refused here,
+/// before anything (a broadcast constant, an activation buffer) is allocated from them.
+pub const MAX_VALUE_ELEMS: usize = 1 << 26;
+
+/// The element count of `dims` when it is at most [`MAX_VALUE_ELEMS`].
+fn checked_numel(dims: &[usize]) -> Option<usize> {
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|n| *n <= MAX_VALUE_ELEMS)
+}
+
 fn input_shape(input: &super::proto::ValueInfoProto) -> Result<Vec<usize>, NnError> {
     let bad = |reason: String| NnError::BadModel {
         node: format!("graph input {:?}", input.name),
@@ -173,6 +185,11 @@ fn input_shape(input: &super::proto::ValueInfoProto) -> Result<Vec<usize>, NnErr
             }
         }
     }
+    if checked_numel(&out).is_none() {
+        return Err(bad(format!(
+            "per-sample shape {out:?} has more than {MAX_VALUE_ELEMS} elements"
+        )));
+    }
     Ok(out)
 }
 
@@ -210,7 +227,10 @@ impl Const {
             .iter()
             .map(|&d| usize::try_from(d).map_err(|_| bad(format!("negative dimension {d}"))))
             .collect::<Result<_, _>>()?;
-        let n: usize = dims.iter().product();
+        let n: usize = dims
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| bad(format!("dims {dims:?}: element count overflows")))?;
         let raw = &t.raw_data;
         let width = match t.data_type {
             data_type::DOUBLE | data_type::INT64 => 8,
@@ -271,6 +291,11 @@ impl Const {
                 )))
             }
         };
+        if let Some((k, v)) = f.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(bad(format!(
+                "element {k} is {v}: not finite (NaN, ±inf, or a float64 beyond the float32 range)"
+            )));
+        }
         let len = f.len().max(i.len());
         if len != n || (f.is_empty() && i.is_empty() && n != 0) {
             return Err(bad(format!(
@@ -544,6 +569,11 @@ impl Builder {
         }
         if shape.0.contains(&0) {
             return Err(ctx.bad(format!("output shape {shape} has an empty dimension")));
+        }
+        if checked_numel(&shape.0).is_none() {
+            return Err(ctx.bad(format!(
+                "output shape {shape} has more than {MAX_VALUE_ELEMS} elements per sample"
+            )));
         }
         let output = self.add_value(out, shape);
         self.nodes.push(Node {

@@ -2,7 +2,7 @@
 //! p(x) = Σ_k a_k T_{2k+1}(x/b). Exact-input, high-precision arithmetic (rug); the result is
 //! rounded to the requested precision.
 
-use rug::Float;
+use rug::{Float, Integer, Rational};
 
 /// Power-basis coefficients (in u) of T_0 … T_m: `out[k][j]` = coefficient of u^j in T_k(u).
 /// Integers, computed exactly in `Float`s of `prec` bits (exact while they fit).
@@ -135,6 +135,128 @@ pub fn chebyshev_affine_to_power(
     r
 }
 
+/// Power-basis coefficients (in y, ascending) of q(y) = Σ_k c_k T_k(u), u = (2y − a − b)/(b − a),
+/// exactly; with `half_c0` the series is c_0/2 + Σ_{k≥1} c_k T_k (OpenFHE's convention).
+/// `None` unless a < b.
+pub fn chebyshev_to_power_exact(
+    c: &[Rational],
+    a: &Rational,
+    b: &Rational,
+    half_c0: bool,
+) -> Option<Vec<Rational>> {
+    if a >= b || c.is_empty() {
+        return None;
+    }
+    let n = c.len();
+    // T_k in powers of u (integers): T_0 = 1, T_1 = u, T_k = 2u·T_{k−1} − T_{k−2}.
+    let mut pu = vec![Rational::new(); n];
+    let (mut t_prev, mut t_cur) = (
+        vec![Integer::from(1)],
+        vec![Integer::new(), Integer::from(1)],
+    );
+    for (k, ck) in c.iter().enumerate() {
+        let tk: &[Integer] = match k {
+            0 => &t_prev,
+            1 => &t_cur,
+            _ => {
+                let mut next = vec![Integer::new(); k + 1];
+                for (j, v) in t_cur.iter().enumerate() {
+                    if let Some(slot) = next.get_mut(j + 1) {
+                        *slot += Integer::from(v * 2u32);
+                    }
+                }
+                for (j, v) in t_prev.iter().enumerate() {
+                    if let Some(slot) = next.get_mut(j) {
+                        *slot -= v;
+                    }
+                }
+                t_prev = std::mem::replace(&mut t_cur, next);
+                &t_cur
+            }
+        };
+        let ck = if k == 0 && half_c0 {
+            Rational::from(ck / 2u32)
+        } else {
+            ck.clone()
+        };
+        for (j, v) in tk.iter().enumerate() {
+            if let Some(slot) = pu.get_mut(j) {
+                *slot += Rational::from(&ck * v);
+            }
+        }
+    }
+    // u = α·y + β with α = 2/(b − a), β = −(a + b)/(b − a).
+    let w = Rational::from(b - a);
+    let alpha = Rational::from(2) / &w;
+    let beta = -Rational::from(a + b) / w;
+    Some(substitute_affine_exact(&pu, &alpha, &beta))
+}
+
+/// Coefficients in t (ascending) of p(s·t + h), p given by its coefficients in its variable,
+/// exactly (Horner in polynomials of t).
+pub fn substitute_affine_exact(p: &[Rational], s: &Rational, h: &Rational) -> Vec<Rational> {
+    let n = p.len();
+    let mut r = vec![Rational::new(); n];
+    for pj in p.iter().rev() {
+        let mut next = vec![Rational::new(); n];
+        for (i, ri) in r.iter().enumerate() {
+            if *ri == 0 {
+                continue;
+            }
+            if let Some(slot) = next.get_mut(i) {
+                *slot += Rational::from(ri * h);
+            }
+            if let Some(slot) = next.get_mut(i + 1) {
+                *slot += Rational::from(ri * s);
+            }
+        }
+        if let Some(s0) = next.first_mut() {
+            *s0 += pj;
+        }
+        r = next;
+    }
+    r
+}
+
+/// Exact Chebyshev coefficients g_0 … g_d (standard convention) with
+/// Σ_k g_k T_k((2y − a − b)/(b − a)) = Σ_j c_j y^j, from the power coefficients `all` =
+/// [c_0, …, c_d]; `None` unless a < b.
+///
+/// Substitutes y = ((b − a)·u + a + b)/2 (Horner in polynomials of u), then
+/// u^j = 2^(1−j)·Σ_{i ≡ j (2), i ≤ j} C(j, (j−i)/2)·T_i(u), the T_0 term halved.
+pub fn power_to_chebyshev_exact(
+    all: &[Rational],
+    a: &Rational,
+    b: &Rational,
+) -> Option<Vec<Rational>> {
+    if a >= b || all.is_empty() {
+        return None;
+    }
+    let n = all.len();
+    let half_w = Rational::from(b - a) / 2u32;
+    let mid = Rational::from(a + b) / 2u32;
+    let pu = substitute_affine_exact(all, &half_w, &mid);
+    let mut g = vec![Rational::new(); n];
+    for (j, v) in pu.iter().enumerate() {
+        if *v == 0 {
+            continue;
+        }
+        let ju = u32::try_from(j).ok()?;
+        for i in (0..=j).rev().step_by(2) {
+            let iu = u32::try_from(i).ok()?;
+            let binom = Integer::from(Integer::binomial_u(ju, (ju - iu) / 2));
+            let mut t = Rational::from(v * binom);
+            // 2^(1−j), and the T_0 term halved: 2^(−j) for i = 0.
+            let shift = if i == 0 { ju } else { ju.saturating_sub(1) };
+            t >>= shift;
+            if let Some(slot) = g.get_mut(i) {
+                *slot += t;
+            }
+        }
+    }
+    Some(g)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +282,22 @@ mod tests {
     }
 
     #[test]
+    fn exact_power_to_chebyshev_by_hand() {
+        let q = |n: i64, d: i64| Rational::from((n, d));
+        // y³ on [−1, 1] = (3T_1 + T_3)/4; 1 + y² on [−1, 1] = 3/2·T_0 + T_2/2.
+        let g =
+            power_to_chebyshev_exact(&[q(0, 1), q(0, 1), q(0, 1), q(1, 1)], &q(-1, 1), &q(1, 1))
+                .unwrap();
+        assert_eq!(g, vec![q(0, 1), q(3, 4), q(0, 1), q(1, 4)]);
+        let g =
+            power_to_chebyshev_exact(&[q(1, 1), q(0, 1), q(1, 1)], &q(-1, 1), &q(1, 1)).unwrap();
+        assert_eq!(g, vec![q(3, 2), q(0, 1), q(1, 2)]);
+        // y on [0, 2]: u = y − 1, so y = T_0 + T_1.
+        let g = power_to_chebyshev_exact(&[q(0, 1), q(1, 1)], &q(0, 1), &q(2, 1)).unwrap();
+        assert_eq!(g, vec![q(1, 1), q(1, 1)]);
+    }
+
+    #[test]
     fn affine_substitution() {
         let prec = 200;
         // q(t) = T_2(2t − 1) = 2(2t−1)² − 1 = 8t² − 8t + 1
@@ -177,5 +315,24 @@ mod tests {
         assert_eq!(r[0], 1);
         assert_eq!(r[1], -8);
         assert_eq!(r[2], 8);
+    }
+
+    #[test]
+    fn chebyshev_conversion_matches_hand_computation() {
+        let q = |n: i64, d: i64| Rational::from((n, d));
+        // On [0, 2]: u = y − 1. 3·T_0 + 2·T_1 + T_3 = 3 + 2(y − 1) + 4(y − 1)³ − 3(y − 1)
+        // = (3 − 2 − 4 + 3) + (2 + 12 − 3)y − 12y² + 4y³ = 11y − 12y² + 4y³ (by hand).
+        let p = chebyshev_to_power_exact(
+            &[q(3, 1), q(2, 1), q(0, 1), q(1, 1)],
+            &q(0, 1),
+            &q(2, 1),
+            false,
+        )
+        .unwrap();
+        assert_eq!(p, vec![q(0, 1), q(11, 1), q(-12, 1), q(4, 1)]);
+        // OpenFHE's convention halves c_0.
+        let h = chebyshev_to_power_exact(&[q(3, 1), q(2, 1)], &q(-1, 1), &q(1, 1), true).unwrap();
+        assert_eq!(h, vec![q(3, 2), q(2, 1)]);
+        assert!(chebyshev_to_power_exact(&[q(1, 1)], &q(1, 1), &q(1, 1), false).is_none());
     }
 }

@@ -10,11 +10,16 @@
 
 mod chebyshev;
 mod decimal;
+mod file;
 mod odd;
 mod plan;
 
-pub use chebyshev::{chebyshev_affine_to_power, odd_chebyshev_to_power, odd_power_to_chebyshev};
+pub use chebyshev::{
+    chebyshev_affine_to_power, chebyshev_to_power_exact, odd_chebyshev_to_power,
+    odd_power_to_chebyshev, power_to_chebyshev_exact, substitute_affine_exact,
+};
 pub use decimal::{exact_decimal, parse_decimal_rational, rational_to_dyadic};
+pub use file::{ComponentRecord, PolyFile, CONVENTION_OPENFHE, CONVENTION_STANDARD, POLY_FORMAT};
 pub use odd::{CompositePoly, OddPoly};
 pub use plan::{odd_bsgs_cost, EvalPlan, Op, PlanArith};
 

@@ -51,9 +51,9 @@ pub struct CheckReport {
     pub claims: Vec<ClaimCheck>,
 }
 
-/// One odd component q, prepared for exact-point Taylor shifts in units of 2^−K.
+/// One component q, prepared for exact-point Taylor shifts in units of 2^−K.
 struct Poly {
-    /// floor(c_j·2^K) for j = 0 … d (even entries 0).
+    /// floor(c_j·2^K) for j = 0 … d (even entries 0 for an odd component).
     coeffs: Vec<BigInt>,
     /// E_k: after a shift at any point |y| ≤ 4, |b_k − a_k(y)| ≤ E_k units.
     err: Vec<BigInt>,
@@ -63,13 +63,23 @@ struct Poly {
 const Y_MAX: i64 = 4;
 
 impl Poly {
+    /// From the odd coefficients c_1, c_3, … of an odd component.
     fn new(exact: &[BigRational]) -> Self {
-        let scale = BigRational::from_integer(BigInt::one() << FRAC_BITS);
-        let mut coeffs = Vec::with_capacity(2 * exact.len());
+        let mut all = Vec::with_capacity(2 * exact.len());
         for q in exact {
-            coeffs.push(BigInt::zero());
-            coeffs.push((q * &scale).floor().to_integer());
+            all.push(BigRational::zero());
+            all.push(q.clone());
         }
+        Self::new_full(&all)
+    }
+
+    /// From all coefficients c_0, c_1, …, c_d (a component that need not be odd).
+    fn new_full(exact: &[BigRational]) -> Self {
+        let scale = BigRational::from_integer(BigInt::one() << FRAC_BITS);
+        let coeffs: Vec<BigInt> = exact
+            .iter()
+            .map(|q| (q * &scale).floor().to_integer())
+            .collect();
         // Error recursion mirroring the shift: every coefficient starts with < 1 unit of
         // rounding error; each step b_j ← b_j + floor(y·b_{j+1}) adds |y|·err_{j+1} + 1.
         let n = coeffs.len();
@@ -111,15 +121,84 @@ fn tail(m: &[BigInt], delta: &BigInt) -> BigInt {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Func {
+    /// |p − 1|.
     AbsPMinus1,
+    /// |p + 1|.
+    AbsPPlus1,
+    /// |x·(p − 1)|.
     XAbsPMinus1,
+    /// |x·(p + 1)|.
+    XAbsPPlus1,
+    /// |p|.
     AbsP,
+    /// |q − p| for the second composite q.
+    Diff,
 }
 
-/// Upper bound of f on [a, b] and an enclosure-based lower bound of f at the centre
-/// (`None` when a stage centre leaves [−4, 4]).
+/// Per stage of [`chain`]: the input centre y_{i−1} (units), the radius Δ of the input
+/// around it on the box (units), and |Taylor coefficient| + error bounds (units).
+type StageData = (BigInt, BigInt, Vec<BigInt>);
+
+/// The composite on a box: c + d·h + R with c ∈ [y − e, y + e] (units 2^−K), or `None` when
+/// a stage centre leaves [−4, 4]; with `info`, the per-stage data.
+fn chain(
+    polys: &[Poly],
+    mi: &Fi,
+    h: &Fi,
+    mut info: Option<&mut Vec<StageData>>,
+) -> Option<(Fi, Fi, Fi)> {
+    // Stage state: centre y (exact, units 2^−K), |c − y| ≤ e units, c + d·h + R.
+    let mut y = mi.lo_raw().clone();
+    let mut e = mi.hi_raw() - mi.lo_raw();
+    let (mut d, mut r) = (Fi::int(1), Fi::zero());
+    for q in polys {
+        let bk = q.shift(&y)?;
+        let ev = Fi::raw(-e.clone(), e.clone());
+        let delta = ev.add(&d.mul(h)).add(&r);
+        let mags: Vec<BigInt> = bk.iter().zip(&q.err).map(|(b, er)| b.abs() + er).collect();
+        let t = tail(&mags, &delta.mag_int());
+        let a1 = Fi::raw(&bk[1] - &q.err[1], &bk[1] + &q.err[1]);
+        if let Some(v) = info.as_deref_mut() {
+            v.push((y.clone(), delta.mag_int(), mags));
+        }
+        d = a1.mul(&d);
+        r = a1.mul(&ev.add(&r)).add(&Fi::raw(-t.clone(), t));
+        e = q.err[0].clone();
+        y = bk[0].clone();
+    }
+    Some((Fi::raw(&y - &e, &y + &e), d, r))
+}
+
+/// Upper bound (units) of |q(x) − p(x)| on the box from p's per-stage data, q_i = p_i + e_i:
+/// δ_i = L_i·δ_{i−1} + sup|e_i|, L_i = Σ_k k·|A_k|·R^(k−1) a Lipschitz bound of p_i on
+/// [y − R, y + R], R = Δ + δ_{i−1}, sup|e_i| ≤ Σ_{j even} (|c_j| + 1 unit)·(|y| + R)^j.
+fn diff_bound(stages: &[StageData], shipped: &[Poly]) -> BigInt {
+    let mut delta = BigInt::zero();
+    for ((y, radius, mags), q) in stages.iter().zip(shipped) {
+        let r = radius + &delta;
+        let mut l = BigInt::zero();
+        for (k, mk) in mags.iter().enumerate().skip(1).rev() {
+            l = ceil_shift(&(&l * &r)) + mk * k;
+        }
+        let z = y.abs() + &r;
+        let mut ev = BigInt::zero();
+        for (j, c) in q.coeffs.iter().enumerate().rev() {
+            ev = ceil_shift(&(&ev * &z));
+            if j % 2 == 0 {
+                ev += c.abs() + 1;
+            }
+        }
+        delta = ceil_shift(&(&l * &delta)) + ev;
+    }
+    delta
+}
+
+/// Upper bound of f on [a, b] and an enclosure-based lower bound of f at the centre (a huge
+/// upper bound when a stage centre leaves [−4, 4]); `other` is [`Func::Diff`]'s second
+/// composite.
 fn enclose(
     polys: &[Poly],
+    other: &[Poly],
     f: Func,
     a: &BigRational,
     b: &BigRational,
@@ -129,43 +208,53 @@ fn enclose(
     let rho = (b - a) / &two;
     let mi = Fi::from_rational(&m);
     let h = Fi::symmetric(&Fi::from_rational(&rho));
-    // Stage state: centre y (exact, units 2^−K), |c − y| ≤ e units, c + d·h + R.
-    let mut y = mi.lo_raw().clone();
-    let mut e = mi.hi_raw() - mi.lo_raw();
-    let (mut d, mut r) = (Fi::int(1), Fi::zero());
-    for q in polys {
-        let Some(bk) = q.shift(&y) else {
-            let inf = BigRational::from_integer(BigInt::one() << 4096u32);
-            return (inf, BigRational::zero());
-        };
-        let ev = Fi::raw(-e.clone(), e.clone());
-        let delta = ev.add(&d.mul(&h)).add(&r);
-        let mags: Vec<BigInt> = bk.iter().zip(&q.err).map(|(b, er)| b.abs() + er).collect();
-        let t = tail(&mags, &delta.mag_int());
-        let a1 = Fi::raw(&bk[1] - &q.err[1], &bk[1] + &q.err[1]);
-        d = a1.mul(&d);
-        r = a1.mul(&ev.add(&r)).add(&Fi::raw(-t.clone(), t));
-        e = q.err[0].clone();
-        y = bk[0].clone();
-    }
-    let c = Fi::raw(&y - &e, &y + &e);
+    let inf = || {
+        (
+            BigRational::from_integer(BigInt::one() << 4096u32),
+            BigRational::zero(),
+        )
+    };
+    let mut info = Vec::new();
+    let want_info = if f == Func::Diff {
+        Some(&mut info)
+    } else {
+        None
+    };
+    let Some((c, d, r)) = chain(polys, &mi, &h, want_info) else {
+        return inf();
+    };
     let one = Fi::int(1);
+    let x_times = |c1: Fi| {
+        let x = Fi::hull(a, b);
+        let lin = mi.mul(&d).add(&c1);
+        let e = mi
+            .mul(&c1)
+            .add(&lin.mul(&h))
+            .add(&d.mul(&h.sqr()))
+            .add(&x.mul(&r));
+        (e, mi.mul(&c1))
+    };
     let (enc, at_m) = match f {
         Func::AbsPMinus1 => {
             let c1 = c.sub(&one);
             (c1.add(&d.mul(&h)).add(&r), c1)
         }
+        Func::AbsPPlus1 => {
+            let c1 = c.add(&one);
+            (c1.add(&d.mul(&h)).add(&r), c1)
+        }
         Func::AbsP => (c.add(&d.mul(&h)).add(&r), c),
-        Func::XAbsPMinus1 => {
-            let c1 = c.sub(&one);
-            let x = Fi::hull(a, b);
-            let lin = mi.mul(&d).add(&c1);
-            let e = mi
-                .mul(&c1)
-                .add(&lin.mul(&h))
-                .add(&d.mul(&h.sqr()))
-                .add(&x.mul(&r));
-            (e, mi.mul(&c1))
+        Func::XAbsPMinus1 => x_times(c.sub(&one)),
+        Func::XAbsPPlus1 => x_times(c.add(&one)),
+        Func::Diff => {
+            // Upper bound by stage-wise propagation; the lower bound (used at point boxes,
+            // the witness) from both chains, whose remainders there are those at h = 0.
+            let Some((cq, _, rq)) = chain(other, &mi, &h, None) else {
+                return inf();
+            };
+            let upper = diff_bound(&info, other);
+            let lower = cq.sub(&c).add(&rq.sub(&r)).mig();
+            return (BigRational::new(upper, BigInt::one() << FRAC_BITS), lower);
         }
     };
     (enc.mag(), at_m.mig())
@@ -174,13 +263,14 @@ fn enclose(
 /// Is `stated` an upper bound of f on [a, b]? Splits up to `depth` more times.
 fn implied(
     polys: &[Poly],
+    other: &[Poly],
     f: Func,
     a: &BigRational,
     b: &BigRational,
     stated: &BigRational,
     depth: u32,
 ) -> Result<(), BigRational> {
-    let (up, _) = enclose(polys, f, a, b);
+    let (up, _) = enclose(polys, other, f, a, b);
     if up <= *stated {
         return Ok(());
     }
@@ -188,8 +278,8 @@ fn implied(
         return Err(up);
     }
     let m = (a + b) / BigRational::from_integer(BigInt::from(2));
-    implied(polys, f, a, &m, stated, depth - 1)?;
-    implied(polys, f, &m, b, stated, depth - 1)
+    implied(polys, other, f, a, &m, stated, depth - 1)?;
+    implied(polys, other, f, &m, b, stated, depth - 1)
 }
 
 fn pow2(e: i64) -> BigRational {
@@ -233,6 +323,44 @@ impl Ctx<'_> {
             )
         })
     }
+}
+
+/// Polynomials from all their coefficients c_0 … c_d per component, checked against the
+/// degrees.
+fn full_polys(
+    ctx: &Ctx<'_>,
+    what: &str,
+    coeffs: &[Vec<String>],
+    degrees: &[u32],
+) -> Result<Vec<Poly>, ProofError> {
+    if coeffs.is_empty() || coeffs.len() != degrees.len() {
+        return Err(ctx.reject(
+            "-",
+            None,
+            format!("{} {what} for {} degrees", coeffs.len(), degrees.len()),
+        ));
+    }
+    let mut polys = Vec::new();
+    for (k, (comp, d)) in coeffs.iter().zip(degrees).enumerate() {
+        if comp.len() < 2 || comp.len() != *d as usize + 1 {
+            return Err(ctx.reject(
+                "-",
+                None,
+                format!(
+                    "{what}[{k}] has {} coefficients, degree {d} needs {}",
+                    comp.len(),
+                    u64::from(*d) + 1
+                ),
+            ));
+        }
+        let exact = comp
+            .iter()
+            .enumerate()
+            .map(|(j, s)| ctx.num("-", None, &format!("{what}[{k}][{j}]"), s))
+            .collect::<Result<Vec<_>, _>>()?;
+        polys.push(Poly::new_full(&exact));
+    }
+    Ok(polys)
 }
 
 struct Parsed {
@@ -287,6 +415,7 @@ fn parse_claim(ctx: &Ctx<'_>, c: &ClaimRecord) -> Result<Parsed, ProofError> {
 fn check_box_claim(
     ctx: &Ctx<'_>,
     polys: &[Poly],
+    other: &[Poly],
     c: &ClaimRecord,
     f: Func,
     domain: (&BigRational, &BigRational),
@@ -372,7 +501,7 @@ fn check_box_claim(
                 ),
             ));
         }
-        if let Err(got) = implied(polys, f, &a, &b, &u, MAX_SPLIT_DEPTH) {
+        if let Err(got) = implied(polys, other, f, &a, &b, &u, MAX_SPLIT_DEPTH) {
             return Err(ctx.reject(
                 &c.id,
                 Some(i),
@@ -397,7 +526,7 @@ fn check_box_claim(
             return Err(ctx.reject(&c.id, None, "positive lower bound without a witness".into()));
         };
         let w = ctx.num(&c.id, None, "witness", w)?;
-        let (_, at) = enclose(polys, f, &w, &w);
+        let (_, at) = enclose(polys, other, f, &w, &w);
         if at < p.lo {
             return Err(ctx.reject(
                 &c.id,
@@ -460,36 +589,116 @@ pub fn check_certificate(file: &str, cert: &CertificateFile) -> Result<CheckRepo
             format!("alpha = {} out of range 1..=40", cert.alpha),
         ));
     }
-    if cert.components.is_empty() || cert.components.len() != cert.degrees.len() {
+    let ctx_num = |what: String, v: &str| ctx.num("-", None, &what, v);
+    let general = cert.coefficients.is_some();
+    if general && cert.odd_part_of.is_some() {
         return Err(ctx.reject(
             "-",
             None,
-            format!(
-                "{} components for {} degrees",
-                cert.components.len(),
-                cert.degrees.len()
-            ),
+            "coefficients and odd_part_of exclude each other".into(),
         ));
     }
     let mut polys = Vec::new();
-    for (k, (comp, d)) in cert.components.iter().zip(&cert.degrees).enumerate() {
-        if comp.is_empty() || 2 * comp.len() - 1 != *d as usize {
+    if let Some(coeffs) = &cert.coefficients {
+        if !cert.components.is_empty() {
+            return Err(ctx.reject(
+                "-",
+                None,
+                "components must be empty when coefficients are given".into(),
+            ));
+        }
+        polys = full_polys(&ctx, "coefficients", coeffs, &cert.degrees)?;
+    } else {
+        if cert.components.is_empty() || cert.components.len() != cert.degrees.len() {
             return Err(ctx.reject(
                 "-",
                 None,
                 format!(
-                    "component {} has {} odd coefficients, degree {d} needs {}",
-                    k + 1,
-                    comp.len(),
-                    d / 2 + 1
+                    "{} components for {} degrees",
+                    cert.components.len(),
+                    cert.degrees.len()
                 ),
             ));
         }
-        let mut exact = Vec::new();
-        for (j, s) in comp.iter().enumerate() {
-            exact.push(ctx.num("-", None, &format!("components[{k}][{j}]"), s)?);
+        for (k, (comp, d)) in cert.components.iter().zip(&cert.degrees).enumerate() {
+            if comp.is_empty() || 2 * comp.len() - 1 != *d as usize {
+                return Err(ctx.reject(
+                    "-",
+                    None,
+                    format!(
+                        "component {} has {} odd coefficients, degree {d} needs {}",
+                        k + 1,
+                        comp.len(),
+                        d / 2 + 1
+                    ),
+                ));
+            }
+            let mut exact = Vec::new();
+            for (j, s) in comp.iter().enumerate() {
+                exact.push(ctx_num(format!("components[{k}][{j}]"), s)?);
+            }
+            polys.push(Poly::new(&exact));
         }
-        polys.push(Poly::new(&exact));
+    }
+    // With --odd-part: the shipped polynomial, whose odd part must be `components` exactly.
+    let mut shipped = Vec::new();
+    if let Some(full) = &cert.odd_part_of {
+        if full.len() != cert.components.len() {
+            return Err(ctx.reject(
+                "-",
+                None,
+                format!(
+                    "odd_part_of has {} components, components {}",
+                    full.len(),
+                    cert.components.len()
+                ),
+            ));
+        }
+        for (k, (f, odd)) in full.iter().zip(&cert.components).enumerate() {
+            for (j, s) in f.iter().enumerate() {
+                let q = ctx_num(format!("odd_part_of[{k}][{j}]"), s)?;
+                let want = if j % 2 == 1 {
+                    match odd.get(j / 2) {
+                        Some(o) => ctx_num(format!("components[{k}][{}]", j / 2), o)?,
+                        None => BigRational::zero(),
+                    }
+                } else {
+                    q.clone()
+                };
+                if q != want {
+                    return Err(ctx.reject(
+                        "-",
+                        None,
+                        format!("components[{k}] is not the odd part of odd_part_of[{k}] (x^{j})"),
+                    ));
+                }
+            }
+            if f.len() / 2 != odd.len() {
+                return Err(ctx.reject(
+                    "-",
+                    None,
+                    format!("components[{k}] does not have the odd terms of odd_part_of[{k}]"),
+                ));
+            }
+            let exact = f
+                .iter()
+                .enumerate()
+                .map(|(j, s)| ctx_num(format!("odd_part_of[{k}][{j}]"), s))
+                .collect::<Result<Vec<_>, _>>()?;
+            shipped.push(Poly::new_full(&exact));
+        }
+    }
+    for src in &cert.sources {
+        if src.sha256.len() != 64 || !src.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ctx.reject(
+                "-",
+                None,
+                format!(
+                    "source {}: sha256 {:?} is not 64 hex digits",
+                    src.file, src.sha256
+                ),
+            ));
+        }
     }
     let alpha = i64::from(cert.alpha);
     let zeta = ctx.num("-", None, "zeta", &cert.zeta)?;
@@ -501,15 +710,23 @@ pub fn check_certificate(file: &str, cert: &CertificateFile) -> Result<CheckRepo
             format!("eps = {} is not zeta·2^-alpha in (0, 1)", cert.eps),
         ));
     }
-    let ids = [
-        "closeness",
-        "condition1",
-        "enclosure",
-        "theorem1_relu",
-        "maxpool_n4",
-        "maxpool_n9",
-    ];
-    if cert.claims.len() != ids.len() || cert.claims.iter().zip(ids).any(|(c, id)| c.id != id) {
+    let mut ids = vec!["closeness"];
+    if general {
+        ids.push("closeness_neg");
+    }
+    ids.push("condition1");
+    if general {
+        ids.push("condition1_neg");
+    }
+    ids.push("enclosure");
+    if general {
+        ids.push("enclosure_neg");
+    }
+    ids.extend(["theorem1_relu", "maxpool_n4", "maxpool_n9"]);
+    if !shipped.is_empty() {
+        ids.extend(["even_part", "closeness_shipped", "theorem1_relu_shipped"]);
+    }
+    if cert.claims.len() != ids.len() || cert.claims.iter().zip(&ids).any(|(c, id)| c.id != *id) {
         let got: Vec<&str> = cert.claims.iter().map(|c| c.id.as_str()).collect();
         return Err(ctx.reject(
             "-",
@@ -519,51 +736,124 @@ pub fn check_certificate(file: &str, cert: &CertificateFile) -> Result<CheckRepo
     }
     let zero = BigRational::zero();
     let one = BigRational::one();
+    let m_one = -BigRational::one();
+    let tol = pow2(1 - alpha);
+    let enc_bound = &one + &tol;
+    let two = BigRational::from_integer(BigInt::from(2));
+    let conds: &[&str] = if general {
+        &["condition1", "condition1_neg"]
+    } else {
+        &["condition1"]
+    };
+    let cond_from = conds.join(",");
     let mut out = Vec::new();
-    let mut results = Vec::new();
+    let mut results: Vec<(String, Parsed)> = Vec::new();
+    let found = |results: &[(String, Parsed)], id: &str| -> Option<usize> {
+        results.iter().position(|(i, _)| i == id)
+    };
     for c in &cert.claims {
+        let boxed =
+            |f: Func, other: &[Poly], d0: &BigRational, d1: &BigRational, b: &BigRational| {
+                check_box_claim(&ctx, &polys, other, c, f, (d0, d1), b)
+            };
         let parsed = match c.id.as_str() {
-            "closeness" => check_box_claim(
-                &ctx,
-                &polys,
-                c,
-                Func::AbsPMinus1,
-                (&eps, &one),
-                &pow2(1 - alpha),
-            )?,
-            "condition1" => check_box_claim(
-                &ctx,
-                &polys,
-                c,
-                Func::XAbsPMinus1,
-                (&zero, &one),
-                &pow2(1 - alpha),
-            )?,
-            "enclosure" => check_box_claim(
-                &ctx,
-                &polys,
-                c,
-                Func::AbsP,
-                (&zero, &one),
-                &(&one + pow2(1 - alpha)),
-            )?,
-            _ => {
-                let cond1: &Parsed = &results[1];
-                let cond1_rec = &cert.claims[1];
+            "closeness" => boxed(Func::AbsPMinus1, &[], &eps, &one, &tol)?,
+            "closeness_neg" => boxed(Func::AbsPPlus1, &[], &m_one, &-&eps, &tol)?,
+            "condition1" => boxed(Func::XAbsPMinus1, &[], &zero, &one, &tol)?,
+            "condition1_neg" => boxed(Func::XAbsPPlus1, &[], &m_one, &zero, &tol)?,
+            "enclosure" => boxed(Func::AbsP, &[], &zero, &one, &enc_bound)?,
+            "enclosure_neg" => boxed(Func::AbsP, &[], &m_one, &zero, &enc_bound)?,
+            "even_part" => boxed(Func::Diff, &shipped, &m_one, &one, &tol)?,
+            "closeness_shipped" | "theorem1_relu_shipped" => {
+                let (base, share) = if c.id == "closeness_shipped" {
+                    ("closeness", one.clone())
+                } else {
+                    (
+                        "theorem1_relu",
+                        BigRational::new(BigInt::one(), BigInt::from(2)),
+                    )
+                };
+                let from = format!("{base},even_part");
+                let (Some(bi), Some(ei)) = (found(&results, base), found(&results, "even_part"))
+                else {
+                    return Err(ctx.reject(&c.id, None, format!("needs {from} first")));
+                };
                 let p = parse_claim(&ctx, c)?;
-                if c.derived_from.as_deref() != Some("condition1") || !c.boxes.is_empty() {
+                let (b, e) = (&results[bi].1, &results[ei].1);
+                let brec = &cert.claims[bi];
+                if c.derived_from.as_deref() != Some(from.as_str()) || !c.boxes.is_empty() {
                     return Err(ctx.reject(
                         &c.id,
                         None,
-                        "must be derived from condition1, with no boxes".into(),
+                        format!("must be derived from {from}, with no boxes"),
+                    ));
+                }
+                if c.domain != brec.domain || p.bound != b.bound {
+                    return Err(ctx.reject(
+                        &c.id,
+                        None,
+                        format!("domain and bound must be {base}'s"),
+                    ));
+                }
+                // |f_shipped| ≤ |f| + share·|p_shipped − p| and ≥ |f| − share·|p_shipped − p|.
+                let se = &share * &e.hi;
+                if p.hi < &b.hi + &se {
+                    return Err(ctx.reject(
+                        &c.id,
+                        None,
+                        format!(
+                            "certified sup {} is below {base}'s plus {share} times even_part's",
+                            c.certified_sup[1]
+                        ),
+                    ));
+                }
+                if p.lo > zero {
+                    if p.lo > &b.lo - &se {
+                        return Err(ctx.reject(
+                            &c.id,
+                            None,
+                            format!(
+                                "lower end {} exceeds {base}'s minus {share} times even_part's",
+                                c.certified_sup[0]
+                            ),
+                        ));
+                    }
+                    if c.witness != brec.witness {
+                        return Err(ctx.reject(
+                            &c.id,
+                            None,
+                            format!("witness differs from {base}'s"),
+                        ));
+                    }
+                }
+                check_verdict(&ctx, c, &p)?;
+                p
+            }
+            _ => {
+                let idx: Vec<usize> = conds.iter().filter_map(|id| found(&results, id)).collect();
+                if idx.len() != conds.len() {
+                    return Err(ctx.reject(&c.id, None, format!("needs {cond_from} first")));
+                }
+                // The larger side of condition (1).
+                let mut cond_hi = zero.clone();
+                let mut cond_lo = zero.clone();
+                for &i in &idx {
+                    cond_hi = cond_hi.max(results[i].1.hi.clone());
+                    cond_lo = cond_lo.max(results[i].1.lo.clone());
+                }
+                let p = parse_claim(&ctx, c)?;
+                if c.derived_from.as_deref() != Some(cond_from.as_str()) || !c.boxes.is_empty() {
+                    return Err(ctx.reject(
+                        &c.id,
+                        None,
+                        format!("must be derived from {cond_from}, with no boxes"),
                     ));
                 }
                 let d0 = ctx.num(&c.id, None, "domain[0]", &c.domain[0])?;
                 let d1 = ctx.num(&c.id, None, "domain[1]", &c.domain[1])?;
-                if d0 != -&one || d1 != one {
+                if d0 != m_one || d1 != one {
                     return Err(ctx.reject(&c.id, None, "domain must be [-1, 1]".into()));
                 }
-                let two = BigRational::from_integer(BigInt::from(2));
                 if c.id == "theorem1_relu" {
                     // r_α − ReLU = (x p(x) − |x|)/2: the supremum is exactly half of condition (1)'s.
                     if p.bound != pow2(-alpha) {
@@ -573,26 +863,28 @@ pub fn check_certificate(file: &str, cert: &CertificateFile) -> Result<CheckRepo
                             format!("bound {} is not 2^-alpha", c.bound),
                         ));
                     }
-                    if p.hi < &cond1.hi / &two || p.lo > &cond1.lo / &two {
+                    if p.hi < &cond_hi / &two || p.lo > &cond_lo / &two {
                         return Err(ctx.reject(
                             &c.id,
                             None,
                             format!(
-                                "certified sup [{}, {}] is not half of condition1's [{}, {}]",
-                                c.certified_sup[0],
-                                c.certified_sup[1],
-                                cond1_rec.certified_sup[0],
-                                cond1_rec.certified_sup[1]
+                                "certified sup [{}, {}] is not half of {cond_from}'s",
+                                c.certified_sup[0], c.certified_sup[1],
                             ),
                         ));
                     }
                     if p.lo > zero {
+                        // The witness must be one where condition (1) attains at least 2·lo.
                         let w = c.witness.as_deref().unwrap_or("");
-                        if Some(w) != cond1_rec.witness.as_deref() {
+                        let ok = idx.iter().any(|&i| {
+                            cert.claims[i].witness.as_deref() == Some(w)
+                                && results[i].1.lo >= &p.lo * &two
+                        });
+                        if !ok {
                             return Err(ctx.reject(
                                 &c.id,
                                 None,
-                                "witness differs from condition1's".into(),
+                                format!("witness differs from {cond_from}'s"),
                             ));
                         }
                     }
@@ -610,12 +902,12 @@ pub fn check_certificate(file: &str, cert: &CertificateFile) -> Result<CheckRepo
                             format!("bound {} is not B'·ceil(log2 n)·2^-alpha", c.bound),
                         ));
                     }
-                    if p.hi < &factor * (&cond1.hi / &two) {
+                    if p.hi < &factor * (&cond_hi / &two) {
                         return Err(ctx.reject(
                             &c.id,
                             None,
                             format!(
-                                "constant {} is below B'·ceil(log2 n)·s from condition1",
+                                "constant {} is below B'·ceil(log2 n)·s from {cond_from}",
                                 c.certified_sup[1]
                             ),
                         ));
@@ -628,11 +920,13 @@ pub fn check_certificate(file: &str, cert: &CertificateFile) -> Result<CheckRepo
                                 .into(),
                         ));
                     }
-                    if c.verdict == "holds" && cond1_rec.verdict != "holds" {
+                    if c.verdict == "holds"
+                        && idx.iter().any(|&i| cert.claims[i].verdict != "holds")
+                    {
                         return Err(ctx.reject(
                             &c.id,
                             None,
-                            "holds although condition1 (Theorem 2's hypothesis) does not".into(),
+                            format!("holds although {cond_from} (Theorem 2's hypothesis) does not"),
                         ));
                     }
                 }
@@ -647,7 +941,7 @@ pub fn check_certificate(file: &str, cert: &CertificateFile) -> Result<CheckRepo
             certified_sup: c.certified_sup.clone(),
             bound: c.bound.clone(),
         });
-        results.push(parsed);
+        results.push((c.id.clone(), parsed));
     }
     Ok(CheckReport {
         file: file.to_string(),

@@ -5,6 +5,12 @@
 //! `format`, `alpha`, `zeta`, `eps`, `arith`, `degrees`, `components` (per component, the odd
 //! power-basis coefficients c_1, c_3, …, c_d as exact strings), `claims`, `digest`.
 //! Each claim lists the boxes `[x_lo, x_hi, f_upper]` that partition its domain.
+//!
+//! Optional keys (absent from certificates of odd polynomials of our own, whose bytes are
+//! unchanged), between `components` and `claims`: `coefficients` (every power-basis
+//! coefficient c_0 … c_d per component, for a polynomial that is not odd; `components` is then
+//! empty), `odd_part_of` (with `--odd-part`: the shipped polynomial's coefficients c_0 … c_d,
+//! whose odd part `components` is) and `sources` (input files with their SHA-256).
 
 use std::io::Write;
 use std::path::Path;
@@ -33,12 +39,36 @@ pub struct CertificateFile {
     pub arith: String,
     /// Component degrees in application order (p_1 first).
     pub degrees: Vec<u32>,
-    /// Odd coefficients `[c_1, c_3, …, c_d]` of each component, exact.
+    /// Odd coefficients `[c_1, c_3, …, c_d]` of each component, exact (empty when
+    /// `coefficients` is given).
     pub components: Vec<Vec<String>>,
+    /// For a polynomial that is not odd: all coefficients `[c_0, c_1, …, c_d]` of each
+    /// component, exact, as written in the input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coefficients: Option<Vec<Vec<String>>>,
+    /// With `--odd-part`: all coefficients `[c_0, …, c_d]` of each component of the shipped
+    /// polynomial whose odd part `components` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub odd_part_of: Option<Vec<Vec<String>>>,
+    /// The input files the polynomial was read from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceRecord>,
     /// The claims with their evidence.
     pub claims: Vec<ClaimRecord>,
     /// `sha256:` + hex digest of the file with this field set to the empty string.
     pub digest: String,
+}
+
+/// An input file of a certificate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceRecord {
+    /// The path as given on the command line.
+    pub file: String,
+    /// Lower-case hex SHA-256 of the file's bytes.
+    pub sha256: String,
+    /// How it was read: `degrees`, `power-text`, `chebyshev-text [lo, hi]`, `json`.
+    pub form: String,
 }
 
 /// One claim: a supremum bound of a function of x over a domain.
@@ -77,13 +107,16 @@ pub fn digest_of(file: &CertificateFile) -> Result<String, ProofError> {
     let mut copy = file.clone();
     copy.digest = String::new();
     let bytes = serde_json::to_vec(&copy).map_err(|e| ProofError::Encode(e.to_string()))?;
-    let hash = Sha256::digest(&bytes);
-    let mut hex = String::with_capacity(71);
-    hex.push_str("sha256:");
-    for b in hash {
+    Ok(format!("sha256:{}", sha256_hex(&bytes)))
+}
+
+/// Lower-case hex SHA-256 of `bytes` (64 characters).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let mut hex = String::with_capacity(64);
+    for b in Sha256::digest(bytes) {
         hex.push_str(&format!("{b:02x}"));
     }
-    Ok(hex)
+    hex
 }
 
 /// Fill in the digest and encode as pretty JSON (deterministic, trailing newline).

@@ -12,7 +12,10 @@ mod format;
 mod parse;
 
 pub use check::{check_certificate, check_file, CheckReport, ClaimCheck, MAX_SPLIT_DEPTH};
-pub use format::{decode, digest_of, encode, write_atomic, CertificateFile, ClaimRecord, FORMAT};
+pub use format::{
+    decode, digest_of, encode, sha256_hex, write_atomic, CertificateFile, ClaimRecord,
+    SourceRecord, FORMAT,
+};
 
 /// Errors of the `proof` module.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -3,11 +3,47 @@
 //! every τ_i, depth and multiplication counts. Key order is fixed (serde_json
 //! `preserve_order`), so equal inputs give byte-identical output.
 
-use rug::Float;
+use rug::{Float, Rational};
 use serde_json::{json, Map, Value};
 
 use super::composite::{CompositeSign, STORED_COEFF_BITS};
-use crate::poly::{exact_decimal, odd_bsgs_cost, odd_power_to_chebyshev, EvalPlan};
+use crate::poly::{
+    exact_decimal, odd_bsgs_cost, odd_power_to_chebyshev, power_to_chebyshev_exact,
+    rational_to_dyadic, ComponentRecord, EvalPlan, PolyFile, CONVENTION_OPENFHE,
+    CONVENTION_STANDARD, POLY_FORMAT,
+};
+
+/// The library a Chebyshev export ([`CompositeSign::to_poly_file`]) is laid out for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportTarget {
+    /// Plain `polycert-poly/1` (standard convention Σ c_k T_k).
+    Json,
+    /// OpenFHE `EvalChebyshevSeries(ct, coeffs, a, b)`: c_0/2 + Σ_{k≥1} c_k T_k, so c_0 is
+    /// written doubled (it is 0 for these odd components).
+    OpenFhe,
+    /// Lattigo Chebyshev polynomials (`bignum.ChebyshevPolynomial` / interval [a, b]):
+    /// standard convention.
+    Lattigo,
+}
+
+impl ExportTarget {
+    /// The name on the command line and in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExportTarget::Json => "json",
+            ExportTarget::OpenFhe => "openfhe",
+            ExportTarget::Lattigo => "lattigo",
+        }
+    }
+}
+
+/// Exact text of a rational: a finite decimal when it is dyadic, else `n/d`.
+fn exact_text(q: &Rational) -> String {
+    rational_to_dyadic(q).map_or_else(
+        || format!("{}/{}", q.numer(), q.denom()),
+        |f| exact_decimal(&f),
+    )
+}
 
 /// Bits of the Chebyshev coefficients printed (they are derived from the stored power-basis
 /// coefficients, which are the certified object).
@@ -28,6 +64,62 @@ impl CompositeSign {
             .zip(&self.stages)
             .map(|(p, st)| EvalPlan::odd_bsgs_on(p, &st.b))
             .collect()
+    }
+
+    /// The composite's stages p_1, …, p_k as Chebyshev series on each stage's input interval
+    /// [−b_i, b_i] (b_1 = 1, b_{i+1} = 1 + τ_i; paper §2.2), in the `polycert-poly/1` layout
+    /// for `target`: exact decimal coefficients (converted exactly from the stored dyadic
+    /// power-basis coefficients, so the series is the same polynomial) and their nearest f64.
+    /// A component whose coefficients are not finite is skipped (none are, by construction).
+    pub fn to_poly_file(&self, target: ExportTarget) -> PolyFile {
+        let half_c0 = target == ExportTarget::OpenFhe;
+        let mut components = Vec::new();
+        for (p, st) in self.poly.components().iter().zip(&self.stages) {
+            let Some(b) = st.b.to_rational() else {
+                continue;
+            };
+            let a = Rational::from(-&b);
+            let all: Option<Vec<Rational>> =
+                p.power_coeffs().iter().map(Float::to_rational).collect();
+            let Some(g) = all.and_then(|all| power_to_chebyshev_exact(&all, &a, &b)) else {
+                continue;
+            };
+            let g: Vec<Rational> = g
+                .into_iter()
+                .enumerate()
+                .map(|(k, v)| if k == 0 && half_c0 { v * 2u32 } else { v })
+                .collect();
+            components.push(ComponentRecord {
+                basis: "chebyshev".into(),
+                interval: Some([exact_text(&a), exact_text(&b)]),
+                degree: u32::try_from(g.len().saturating_sub(1)).ok(),
+                coeffs_f64: Some(g.iter().map(|v| Float::with_val(53, v).to_f64()).collect()),
+                coeffs: g.iter().map(exact_text).collect(),
+            });
+        }
+        let note = match target {
+            ExportTarget::Json => "p(x) = p_k(...p_1(x)); component i is sum_k coeffs[k] T_k((2y - a - b)/(b - a)) on its interval [a, b]; r_alpha(x) = (x + x p(x))/2",
+            ExportTarget::OpenFhe => "per component: ct = cc.EvalChebyshevSeries(ct, coeffs_f64, a, b) (OpenFHE adds coeffs[0]/2); then r_alpha = (x + x p(x))/2",
+            ExportTarget::Lattigo => "per component: bignum.NewPolynomial(bignum.Chebyshev, coeffs, [2]float64{a, b}) evaluated with polynomial.Evaluator; then r_alpha = (x + x p(x))/2",
+        };
+        PolyFile {
+            format: POLY_FORMAT.into(),
+            target: Some(target.name().into()),
+            convention: Some(
+                if half_c0 {
+                    CONVENTION_OPENFHE
+                } else {
+                    CONVENTION_STANDARD
+                }
+                .into(),
+            ),
+            alpha: self.alpha,
+            zeta: self.zeta,
+            eps: Some(exact_decimal(&self.eps)),
+            depth: Some(self.depth()),
+            note: Some(note.into()),
+            components,
+        }
     }
 
     /// The JSON description (see the module docs). `measured` adds the measured

@@ -11,7 +11,7 @@ mod json;
 mod optimize;
 mod real;
 
-pub use json::CHEBYSHEV_PRINT_BITS;
+pub use json::{ExportTarget, CHEBYSHEV_PRINT_BITS};
 pub use optimize::{
     check_zeta_degrees, measure_max_dev, optimal_sign, optimal_sign_for, try_zeta, zeta_search,
     OptimalDegrees, SignOptimizer, ZetaSearch, ZetaTrial, OPT_MAX_DEGREE, OPT_MAX_DEPTH,
