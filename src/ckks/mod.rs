@@ -38,25 +38,36 @@
 //! This module does not construct polynomials (see `remez`, `approx`) and does not certify
 //! anything: its errors are **measured** against plaintext runs.
 
+mod bootstrap;
+mod dft;
 mod encoding;
 mod error;
 mod eval;
+mod evalmod;
+mod hoist;
 mod infer;
 pub mod keys;
 mod layers;
+mod lintrans;
 pub mod params;
 mod polyeval;
 mod report;
 mod ring;
 
-pub use encoding::Encoder;
+pub use bootstrap::{available_memory_bytes, BootstrapConfig, Bootstrapper, KeyMemory, KeyNeed};
+pub use dft::{bit_reverse_index, coeff_to_slot_stages, slot_to_coeff_stages};
+pub use encoding::{Complex, Encoder};
 pub use error::CkksError;
 pub use eval::{Ciphertext, CkksContext, Evaluator, Plaintext};
+pub use evalmod::EvalModConfig;
 pub use infer::{encrypted_levels, run_encrypted, EncryptedConfig};
 pub use keys::{GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
+pub use lintrans::LinearTransform;
 pub use params::{CkksParams, CkksParamsBuilder, SecurityLevel, HE_STANDARD_128};
 pub use polyeval::{eval_plan, eval_sign, max2_scaled, relu_scaled, sign_plans, PlanTrace};
 pub use report::{EncryptedImage, EncryptedReport, LayerTiming, Packing, ParamsSummary, Timings};
 
+#[cfg(test)]
+mod bootstrap_tests;
 #[cfg(test)]
 mod tests;
