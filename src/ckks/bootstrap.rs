@@ -66,17 +66,20 @@ pub struct BootstrapConfig {
 }
 
 impl BootstrapConfig {
-    /// Full slots (N/2), budgets 2 and 2, EvalMod for the ring's dense ternary secret with
-    /// 3 double angles.
+    /// Full slots (N/2), level budgets ⌈log₂(N/2)/5⌉ each (at most five butterfly stages,
+    /// 63 diagonals, per transform: 2 at N = 2^10, 3 at N = 2^16), EvalMod for the ring's
+    /// dense ternary secret ([`EvalModConfig::for_ring`]).
     ///
     /// # Errors
     /// As [`EvalModConfig::for_ring`].
     pub fn full(n: usize) -> Result<Self, CkksError> {
+        let log = (n / 2).max(2).trailing_zeros() as usize;
+        let budget = log.div_ceil(5);
         Ok(Self {
             slots: n / 2,
-            cts_levels: 2,
-            stc_levels: 2,
-            eval_mod: EvalModConfig::for_ring(n, 3)?,
+            cts_levels: budget,
+            stc_levels: budget,
+            eval_mod: EvalModConfig::for_ring(n)?,
         })
     }
 }
@@ -475,4 +478,55 @@ impl Evaluator {
             params_id: ct.params_id,
         })
     }
+}
+
+/// A modulus chain for bootstrapping (module docs, "why the modulus chain looks like it
+/// does"): q_0 of 60 bits, `user` primes of `scale_bits` bits (the levels left after a
+/// bootstrap), `boot_depth` primes of 60 bits for SlotToCoeff, EvalMod and CoeffToSlot (in
+/// that order upwards), `special` special primes of 61 bits; Δ_0 = 2^scale_bits. With
+/// `user = None`, as many user levels as fit the 128-bit HomomorphicEncryption.org bound.
+///
+/// # Errors
+/// [`CkksError::NotEnoughLevels`] when not even one user level fits the bound;
+/// as [`super::CkksParamsBuilder::build`].
+pub fn bootstrap_params(
+    log_n: u32,
+    boot_depth: usize,
+    scale_bits: u32,
+    user: Option<usize>,
+    special: usize,
+    insecure: bool,
+) -> Result<super::CkksParams, CkksError> {
+    let user = match user {
+        Some(u) => u,
+        None => {
+            let max = super::HE_STANDARD_128
+                .iter()
+                .find(|r| r.0 == log_n)
+                .map_or(0.0, |r| f64::from(r.1));
+            let fixed = 60.0 + 60.0 * boot_depth as f64 + 61.0 * special as f64;
+            let u = ((max - fixed - 1.0) / f64::from(scale_bits.max(1))).floor();
+            if u < 1.0 {
+                return Err(CkksError::NotEnoughLevels {
+                    what: format!(
+                        "bootstrapping of depth {boot_depth} at N = 2^{log_n} within the 128-bit \
+                         bound (log2 QP ≤ {max})"
+                    ),
+                    needed: boot_depth + 1,
+                    available: ((max - 60.0 - 61.0 * special as f64) / 60.0).max(0.0) as usize,
+                });
+            }
+            u as usize
+        }
+    };
+    let mut q = vec![60u32];
+    q.extend(std::iter::repeat_n(scale_bits, user));
+    q.extend(std::iter::repeat_n(60, boot_depth));
+    super::CkksParamsBuilder::new()
+        .log_n(log_n)
+        .q_bits(&q)
+        .p_bits(&vec![61; special])
+        .scale_bits(scale_bits)
+        .insecure(insecure)
+        .build()
 }

@@ -274,7 +274,7 @@ fn coeff_to_slot_then_slot_to_coeff_is_identity_insecure() {
 #[test]
 fn evalmod_plan_approximates_scaled_sine() {
     // K for N = 2^10: ⌈1 + 6.5·√(1024/12)⌉ = ⌈61.04⌉ = 62.
-    let c = EvalModConfig::for_ring(1024, 3).unwrap();
+    let c = EvalModConfig::for_ring(1024).unwrap();
     assert_eq!(c.k, 62.0);
     let plan = c.plan();
     // Depth: ⌈log₂(d + 1)⌉ for the Chebyshev BSGS (degree 95: 7), plus one per double angle.
@@ -334,7 +334,7 @@ fn mod_raise_overflow_is_within_k_insecure() {
         .collect();
     let t = crt01(&k, &k.ctx.decrypt(&k.sk, &raised).unwrap());
     let q0 = i128::from(k.ctx.ring().moduli[0].val());
-    let kb = EvalModConfig::for_ring(1024, 3).unwrap().k;
+    let kb = EvalModConfig::for_ring(1024).unwrap().k;
     let mut max_i = 0i128;
     for (ti, mi) in t.iter().zip(&m) {
         assert_eq!((ti - mi) % q0, 0, "t ≡ m mod q_0");
@@ -355,7 +355,7 @@ fn bootstrap_run(
     seed: u64,
 ) -> (Bootstrapper, usize, f64) {
     let n = 1024;
-    let em = EvalModConfig::for_ring(n, 3).unwrap();
+    let em = EvalModConfig::for_ring(n).unwrap();
     let boot = cts + em.depth() + stc;
     let mut k = keys(insecure_params_scale(10, 2, boot, scale_bits), seed);
     let config = BootstrapConfig {

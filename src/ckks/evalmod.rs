@@ -58,21 +58,28 @@ const TARGET_ERR: f64 = 5.7e-14;
 
 impl EvalModConfig {
     /// K = ⌈1 + 6.5·√(N/12)⌉ for a dense uniform ternary secret at ring degree N (module
-    /// docs), r = `double_angles`, and the smallest degree d ∈ {2^j − 1, 3·2^{j−1} − 1} whose
-    /// interpolant is within 2^−44 of the cosine on a grid of [−1, 1] (near the f64 floor;
-    /// the CKKS noise of the evaluation is far above it).
+    /// docs); the fewest double angles r for which the interpolated frequency 2πK/2^r is at
+    /// most 50 (3 at N = 2^10, 6 at N = 2^15 and 2^16), and the degree of
+    /// [`EvalModConfig::with_k`] (95 for all three).
     ///
     /// # Errors
-    /// [`CkksError::BadParam`] when no degree ≤ 2047 reaches it.
-    pub fn for_ring(n: usize, double_angles: u32) -> Result<Self, CkksError> {
+    /// As [`EvalModConfig::with_k`].
+    pub fn for_ring(n: usize) -> Result<Self, CkksError> {
         let k = (1.0 + K_SIGMAS * (n as f64 / 12.0).sqrt()).ceil();
-        Self::with_k(k, double_angles)
+        let mut r = 0u32;
+        while std::f64::consts::TAU * k / 2f64.powi(i32::try_from(r).unwrap_or(0)) > 50.0 {
+            r += 1;
+        }
+        Self::with_k(k, r)
     }
 
-    /// As [`EvalModConfig::for_ring`] with a given K.
+    /// K and r given; the smallest degree d ∈ {2^j − 1, 3·2^{j−1} − 1} whose interpolant is
+    /// within 2^−44 of the cosine on a grid of [−1, 1] (near the f64 floor; the CKKS noise of
+    /// the evaluation is far above it).
     ///
     /// # Errors
-    /// As [`EvalModConfig::for_ring`]; [`CkksError::BadParam`] for K < 1.
+    /// [`CkksError::BadParam`] for K < 1, more than 12 double angles, or when no degree
+    /// ≤ 3071 reaches 2^−44.
     pub fn with_k(k: f64, double_angles: u32) -> Result<Self, CkksError> {
         if !(k >= 1.0 && k.is_finite()) || double_angles > 12 {
             return Err(CkksError::BadParam {

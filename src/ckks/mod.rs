@@ -18,6 +18,18 @@
 //! - `polyeval`: replay of an [`crate::poly::EvalPlan`] (odd BSGS, Chebyshev basis) on
 //!   ciphertexts with the level of every value asserted against the plan's level model; r_α
 //!   and m_α on ciphertexts.
+//! - `hoist`: hoisted Galois automorphisms (one key-switching decomposition of c_1 for many
+//!   rotations), conjugation, multiplication of the slots by i.
+//! - `lintrans`: [`LinearTransform`], complex matrices on (periodic) slot vectors by
+//!   generalised diagonals, evaluated by baby-step giant-step with hoisted baby steps in one
+//!   level.
+//! - `dft`: the special DFT of the canonical embedding factored into butterfly stages and
+//!   grouped under a level budget: CoeffToSlot and SlotToCoeff.
+//! - `evalmod`: [`EvalModConfig`], the scaled sine sin(2πK·u) by a Chebyshev interpolant of
+//!   a cosine and double angles, K from the dense ternary secret.
+//! - `bootstrap`: ModRaise, SubSum, [`Bootstrapper`] (levels, key plan and memory model,
+//!   keys only for the steps used, each at the level where it is used) and
+//!   [`bootstrap_params`].
 //! - `infer`: the encrypted executor of small CNNs (packing, convolution by rotations,
 //!   pooling, dense layer) and the per-image report cross-checked against plaintext runs.
 //!
@@ -54,7 +66,9 @@ mod polyeval;
 mod report;
 mod ring;
 
-pub use bootstrap::{available_memory_bytes, BootstrapConfig, Bootstrapper, KeyMemory, KeyNeed};
+pub use bootstrap::{
+    available_memory_bytes, bootstrap_params, BootstrapConfig, Bootstrapper, KeyMemory, KeyNeed,
+};
 pub use dft::{bit_reverse_index, coeff_to_slot_stages, slot_to_coeff_stages};
 pub use encoding::{Complex, Encoder};
 pub use error::CkksError;
