@@ -146,12 +146,7 @@ pub fn coeff_to_slot_stages(
     period: usize,
     budget: usize,
 ) -> Result<Vec<LinearTransform>, CkksError> {
-    let log = check_slots(slots, period)?;
-    let stages = (1..=log)
-        .rev()
-        .map(|s| stage(s, period, true))
-        .collect::<Result<Vec<_>, _>>()?;
-    grouped(stages, budget)
+    stages(slots, period, budget, true)
 }
 
 /// SlotToCoeff: U·R = B_{log p}·…·B_1 for p = `slots`, on period `period`, as `budget`
@@ -164,11 +159,28 @@ pub fn slot_to_coeff_stages(
     period: usize,
     budget: usize,
 ) -> Result<Vec<LinearTransform>, CkksError> {
+    stages(slots, period, budget, false)
+}
+
+/// The butterfly stages in the order applied (inverse: B_{log p}^{−1} first; forward: B_1
+/// first), grouped under the budget.
+fn stages(
+    slots: usize,
+    period: usize,
+    budget: usize,
+    inverse: bool,
+) -> Result<Vec<LinearTransform>, CkksError> {
     let log = check_slots(slots, period)?;
-    let stages = (1..=log)
-        .map(|s| stage(s, period, false))
+    let order: Vec<u32> = if inverse {
+        (1..=log).rev().collect()
+    } else {
+        (1..=log).collect()
+    };
+    let st = order
+        .into_iter()
+        .map(|s| stage(s, period, inverse))
         .collect::<Result<Vec<_>, _>>()?;
-    grouped(stages, budget)
+    grouped(st, budget)
 }
 
 /// The bit-reversal permutation of 0..n (n a power of two): i ↦ brv(i).

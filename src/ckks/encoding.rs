@@ -213,36 +213,16 @@ impl Encoder {
         for (d, &x) in v.iter_mut().zip(values) {
             d.re = x;
         }
-        self.fft_special_inv(&mut v);
-        let mut out = vec![0i128; self.n];
-        let lim = 2f64.powi(120);
-        for (i, c) in v.iter().enumerate() {
-            let (a, b) = ((c.re * scale).round(), (c.im * scale).round());
-            if !(a.abs() < lim && b.abs() < lim) {
-                return Err(CkksError::Encode {
-                    what: format!(
-                        "coefficient {a:e} exceeds 2^120 (scale 2^{:.1})",
-                        scale.log2()
-                    ),
-                });
-            }
-            out[i] = a as i128;
-            out[i + self.slots] = b as i128;
-        }
-        Ok(out)
+        self.encode_complex_coeffs(&v, scale)
     }
 
     /// Real parts of the slots of the polynomial with (centred) coefficients `coeffs`,
     /// divided by Δ.
     pub fn decode_coeffs(&self, coeffs: &[f64], scale: f64) -> Vec<f64> {
-        let mut v: Vec<C> = (0..self.slots)
-            .map(|i| C {
-                re: coeffs.get(i).copied().unwrap_or(0.0) / scale,
-                im: coeffs.get(i + self.slots).copied().unwrap_or(0.0) / scale,
-            })
-            .collect();
-        self.fft_special(&mut v);
-        v.iter().map(|c| c.re).collect()
+        self.decode_complex_coeffs(coeffs, scale)
+            .iter()
+            .map(|c| c.re)
+            .collect()
     }
 
     /// Integer coefficients of the sparsely packed encoding of p = `values.len()` complex
