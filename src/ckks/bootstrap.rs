@@ -104,8 +104,11 @@ pub struct KeyMemory {
     pub keys: Vec<KeyNeed>,
     /// Bytes of the relinearisation key (at level L).
     pub relin_bytes: u64,
-    /// Total bytes.
+    /// Total bytes of the keys.
     pub total_bytes: u64,
+    /// Bytes of the CoeffToSlot/SlotToCoeff diagonals the [`Bootstrapper`] holds (complex
+    /// f64; encoded into plaintexts on the fly at each use, not stored as such).
+    pub matrix_bytes: u64,
 }
 
 impl std::fmt::Display for KeyMemory {
@@ -128,7 +131,12 @@ impl std::fmt::Display for KeyMemory {
         for (l, (n, b)) in by_level.iter().rev() {
             writeln!(f, "  level {l:>3}: {n:>3} keys, {:.1} MiB", mib(*b))?;
         }
-        write!(f, "  relinearisation: {:.1} MiB", mib(self.relin_bytes))
+        writeln!(f, "  relinearisation: {:.1} MiB", mib(self.relin_bytes))?;
+        write!(
+            f,
+            "  (plus {:.1} MiB of DFT diagonals held by the bootstrapper)",
+            mib(self.matrix_bytes)
+        )
     }
 }
 
@@ -323,10 +331,17 @@ impl Bootstrapper {
             .collect();
         let relin_bytes = KeySwitchKey::model_bytes(params, params.max_level());
         let total_bytes = keys.iter().map(|k| k.bytes).sum::<u64>() + relin_bytes;
+        let matrix_bytes = self
+            .cts
+            .iter()
+            .chain(&self.stc)
+            .map(|lt| (lt.diagonal_indices().len() * lt.period() * 16) as u64)
+            .sum();
         KeyMemory {
             keys,
             relin_bytes,
             total_bytes,
+            matrix_bytes,
         }
     }
 

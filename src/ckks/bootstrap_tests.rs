@@ -463,3 +463,31 @@ fn bootstrap_refuses_keys_beyond_memory_insecure() {
     cfg.slots = 48;
     assert!(Bootstrapper::new(&k.ctx, cfg).is_err());
 }
+
+#[test]
+fn bootstrap_params_fit_the_128_bit_table() {
+    // N = 2^16 with the full-slot configuration: depth 3 + 13 + 3 = 19 of 60-bit primes,
+    // q_0 of 60 bits and four 61-bit special primes leave ⌊(1772 − 1 − 60 − 1140 − 244)/50⌋
+    // = 6 user levels of 50 bits.
+    let config = BootstrapConfig::full(1 << 16).unwrap();
+    assert_eq!((config.cts_levels, config.stc_levels), (3, 3));
+    assert_eq!(
+        (
+            config.eval_mod.k,
+            config.eval_mod.degree,
+            config.eval_mod.double_angles
+        ),
+        (482.0, 95, 6)
+    );
+    let depth = config.cts_levels + config.eval_mod.depth() + config.stc_levels;
+    assert_eq!(depth, 19);
+    let p = bootstrap_params(16, depth, 50, None, 4, false).unwrap();
+    assert_eq!(p.security(), SecurityLevel::Bits128);
+    assert!(p.log_qp() <= 1772.0);
+    assert_eq!(p.max_level(), 6 + depth);
+    // N = 2^15 (881 bits) cannot hold it.
+    let c15 = BootstrapConfig::full(1 << 15).unwrap();
+    let d15 = c15.cts_levels + c15.eval_mod.depth() + c15.stc_levels;
+    let e = bootstrap_params(15, d15, 50, None, 4, false).unwrap_err();
+    assert!(matches!(e, CkksError::NotEnoughLevels { .. }), "{e}");
+}
