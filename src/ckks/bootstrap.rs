@@ -386,6 +386,9 @@ impl Bootstrapper {
     }
 
     /// Bootstrap `ct` (any level; brought to level 0 first) to [`Bootstrapper::output_level`].
+    /// With p < N/2 slots the input should hold p values repeated N/(2p) times (a sparsely
+    /// packed plaintext); otherwise SubSum returns, in every slot j, the average of the slots
+    /// j + k·p.
     ///
     /// # Errors
     /// [`CkksError::Scale`] when the level-0 ciphertext is not at Δ_0;
