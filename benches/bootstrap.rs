@@ -6,6 +6,7 @@
 //! Before key generation it prints the key memory model and refuses (skips, with the reason)
 //! when it exceeds MemAvailable; before timing it prints the measured precision and levels.
 //!
+//! `POLYCERT_BOOT_BENCH_SCALE=52` sets log₂ Δ_0 (default 50).
 //! `POLYCERT_BOOT_BENCH_SPECIAL=6` uses six special primes (fewer digits: smaller keys, fewer
 //! levels left). `POLYCERT_BOOT_BENCH_LOGN=10` runs a toy INSECURE N = 2^10 instead (smoke runs):
 //! `POLYCERT_BOOT_BENCH_LOGN=10 cargo bench --bench bootstrap -- --test`.
@@ -35,7 +36,11 @@ fn bench(c: &mut Criterion) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(4);
-    let params = bootstrap_params(log_n, depth, 50, user, special, insecure).unwrap();
+    let scale_bits: u32 = std::env::var("POLYCERT_BOOT_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
+    let params = bootstrap_params(log_n, depth, scale_bits, user, special, insecure).unwrap();
     eprintln!(
         "N = 2^{log_n}, {} slots, L = {}, log2 QP = {:.1}, {}; EvalMod K = {}, degree {}, {} \
          double angles",
