@@ -1,12 +1,12 @@
 //! CKKS bootstrapping bench (issue 14): one full-slot bootstrap (level 0 → the output level)
 //! with a dense uniform ternary secret. Default: N = 2^16, 128-bit (HomomorphicEncryption.org),
-//! Δ_0 = 2^50, q_0 ≈ 2^60, `BootstrapConfig::full` (level budget 3/3 at N = 2^16, EvalMod
+//! Δ_0 = 2^57, q_0 ≈ 2^60, `BootstrapConfig::full` (level budget 3/3 at N = 2^16, EvalMod
 //! K = 482 with 6 double angles, degree 95),
 //! four 61-bit special primes; the other primes are user levels filling the 128-bit bound.
 //! Before key generation it prints the key memory model and refuses (skips, with the reason)
 //! when it exceeds MemAvailable; before timing it prints the measured precision and levels.
 //!
-//! `POLYCERT_BOOT_BENCH_SCALE=52` sets log₂ Δ_0 (default 50).
+//! `POLYCERT_BOOT_BENCH_SCALE=55` sets log₂ Δ_0 (default 57 at N = 2^16, 50 for the toy).
 //! `POLYCERT_BOOT_BENCH_SPECIAL=6` uses six special primes (fewer digits: smaller keys, fewer
 //! levels left). `POLYCERT_BOOT_BENCH_LOGN=10` runs a toy INSECURE N = 2^10 instead (smoke runs):
 //! `POLYCERT_BOOT_BENCH_LOGN=10 cargo bench --bench bootstrap -- --test`.
@@ -39,7 +39,7 @@ fn bench(c: &mut Criterion) {
     let scale_bits: u32 = std::env::var("POLYCERT_BOOT_BENCH_SCALE")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(50);
+        .unwrap_or(if insecure { 50 } else { 57 });
     let params = bootstrap_params(log_n, depth, scale_bits, user, special, insecure).unwrap();
     eprintln!(
         "N = 2^{log_n}, {} slots, L = {}, log2 QP = {:.1}, {}; EvalMod K = {}, degree {}, {} \
