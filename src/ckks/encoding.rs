@@ -8,26 +8,74 @@
 )]
 
 use super::CkksError;
+use std::ops::{Add, Mul, Sub};
 
+/// A complex number (a slot value of the canonical embedding; the entries of the special
+/// DFT matrices of bootstrapping).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-struct C {
-    re: f64,
-    im: f64,
+pub struct Complex {
+    /// Real part.
+    pub re: f64,
+    /// Imaginary part.
+    pub im: f64,
 }
 
-impl C {
+type C = Complex;
+
+impl Complex {
+    /// re + i·im.
+    pub fn new(re: f64, im: f64) -> Self {
+        Self { re, im }
+    }
+    /// e^{iθ}.
+    pub fn expi(theta: f64) -> Self {
+        Self {
+            re: theta.cos(),
+            im: theta.sin(),
+        }
+    }
+    /// The complex conjugate.
+    pub fn conj(self) -> Self {
+        Self {
+            re: self.re,
+            im: -self.im,
+        }
+    }
+    /// Product with a real number.
+    pub fn scale(self, k: f64) -> Self {
+        Self {
+            re: self.re * k,
+            im: self.im * k,
+        }
+    }
+    /// |z|.
+    pub fn abs(self) -> f64 {
+        self.re.hypot(self.im)
+    }
+}
+
+impl std::ops::Add for Complex {
+    type Output = Complex;
     fn add(self, o: C) -> C {
         C {
             re: self.re + o.re,
             im: self.im + o.im,
         }
     }
+}
+
+impl std::ops::Sub for Complex {
+    type Output = Complex;
     fn sub(self, o: C) -> C {
         C {
             re: self.re - o.re,
             im: self.im - o.im,
         }
     }
+}
+
+impl std::ops::Mul for Complex {
+    type Output = Complex;
     fn mul(self, o: C) -> C {
         C {
             re: self.re * o.re - self.im * o.im,
@@ -165,7 +213,48 @@ impl Encoder {
         for (d, &x) in v.iter_mut().zip(values) {
             d.re = x;
         }
+        self.encode_complex_coeffs(&v, scale)
+    }
+
+    /// Real parts of the slots of the polynomial with (centred) coefficients `coeffs`,
+    /// divided by Δ.
+    pub fn decode_coeffs(&self, coeffs: &[f64], scale: f64) -> Vec<f64> {
+        self.decode_complex_coeffs(coeffs, scale)
+            .iter()
+            .map(|c| c.re)
+            .collect()
+    }
+
+    /// Integer coefficients of the sparsely packed encoding of p = `values.len()` complex
+    /// slots (p a power of two ≤ N/2): the polynomial u(Y) of degree < 2p in Y = X^{N/(2p)}
+    /// with u(ζ_p^{5^j}) = Δ·z_j (ζ_p = e^{iπ/(2p)}), whose N/2 slots are z repeated N/(2p)
+    /// times; coefficient i of u goes to X^{i·N/(2p)}.
+    ///
+    /// # Errors
+    /// [`CkksError::Encode`] for a length that is not a power of two ≤ N/2, a non-finite value
+    /// or a coefficient beyond 2^120.
+    pub fn encode_complex_coeffs(&self, values: &[C], scale: f64) -> Result<Vec<i128>, CkksError> {
+        let p = values.len();
+        if !p.is_power_of_two() || p > self.slots {
+            return Err(CkksError::Encode {
+                what: format!(
+                    "{p} complex slots: need a power of two ≤ N/2 = {}",
+                    self.slots
+                ),
+            });
+        }
+        if let Some((i, v)) = values
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !(v.re.is_finite() && v.im.is_finite()))
+        {
+            return Err(CkksError::Encode {
+                what: format!("complex value #{i} = {v:?} is not finite"),
+            });
+        }
+        let mut v = values.to_vec();
         self.fft_special_inv(&mut v);
+        let gap = self.slots / p;
         let mut out = vec![0i128; self.n];
         let lim = 2f64.powi(120);
         for (i, c) in v.iter().enumerate() {
@@ -178,15 +267,15 @@ impl Encoder {
                     ),
                 });
             }
-            out[i] = a as i128;
-            out[i + self.slots] = b as i128;
+            out[i * gap] = a as i128;
+            out[i * gap + self.slots] = b as i128;
         }
         Ok(out)
     }
 
-    /// Real parts of the slots of the polynomial with (centred) coefficients `coeffs`,
-    /// divided by Δ.
-    pub fn decode_coeffs(&self, coeffs: &[f64], scale: f64) -> Vec<f64> {
+    /// All N/2 complex slots of the polynomial with (centred) coefficients `coeffs`, divided
+    /// by Δ.
+    pub fn decode_complex_coeffs(&self, coeffs: &[f64], scale: f64) -> Vec<C> {
         let mut v: Vec<C> = (0..self.slots)
             .map(|i| C {
                 re: coeffs.get(i).copied().unwrap_or(0.0) / scale,
@@ -194,7 +283,18 @@ impl Encoder {
             })
             .collect();
         self.fft_special(&mut v);
-        v.iter().map(|c| c.re).collect()
+        v
+    }
+
+    /// The special FFT of HEAAN on p = `v.len()` values (a power of two ≤ N/2): in place,
+    /// v ↦ (Σ_i v_i·ζ_p^{5^j·i})_j, ζ_p = e^{iπ/(2p)} — the decoding map of p-slot packing.
+    pub fn special_fft(&self, v: &mut [C]) {
+        self.fft_special(v);
+    }
+
+    /// The inverse of [`Encoder::special_fft`].
+    pub fn special_fft_inv(&self, v: &mut [C]) {
+        self.fft_special_inv(v);
     }
 
     /// Galois element 5^r mod 2N of a left rotation by r slots (r taken mod N/2).

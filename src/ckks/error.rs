@@ -154,4 +154,17 @@ pub enum CkksError {
         /// Why.
         reason: String,
     },
+    /// Keys that would not fit in the memory available.
+    #[error(
+        "{what} needs {needed_mib} MiB of evaluation keys but only {available_mib} MiB are \
+         available; use fewer slots, a larger level budget or a machine with more memory"
+    )]
+    KeyMemory {
+        /// What needs the keys.
+        what: String,
+        /// MiB the keys need (memory model).
+        needed_mib: u64,
+        /// MiB available.
+        available_mib: u64,
+    },
 }

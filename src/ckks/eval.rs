@@ -14,7 +14,7 @@ use std::sync::Arc;
 use rand::{CryptoRng, RngCore};
 use rayon::prelude::*;
 
-use super::encoding::Encoder;
+use super::encoding::{Complex, Encoder};
 use super::keys::{GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
 use super::params::CkksParams;
 use super::ring::{sample_gaussian, sample_ternary, Limbs, ModVal, Ring};
@@ -83,12 +83,48 @@ impl CkksContext {
         })
     }
 
+    /// Encode p complex values (p a power of two ≤ N/2; the N/2 slots hold them repeated
+    /// N/(2p) times) at `level` and `scale`.
+    ///
+    /// # Errors
+    /// [`CkksError::Encode`], [`CkksError::Level`].
+    pub fn encode_complex(
+        &self,
+        values: &[Complex],
+        level: usize,
+        scale: f64,
+    ) -> Result<Plaintext, CkksError> {
+        self.check_level("encode", level)?;
+        let c = self.encoder.encode_complex_coeffs(values, scale)?;
+        Ok(Plaintext {
+            limbs: self.ring.i128_to_ntt(&c, &self.ring.q_idx(level)),
+            level,
+            scale,
+            params_id: self.params.id(),
+        })
+    }
+
+    /// Decode all N/2 complex slots of a plaintext (checks as [`CkksContext::decode`]).
+    ///
+    /// # Errors
+    /// As [`CkksContext::decode`].
+    pub fn decode_complex(&self, pt: &Plaintext) -> Result<Vec<Complex>, CkksError> {
+        let cf = self.centred_coeffs(pt)?;
+        Ok(self.encoder.decode_complex_coeffs(&cf, pt.scale))
+    }
+
     /// Decode a plaintext (slots' real parts). Uses q_0 (centred) and checks it against q_1
     /// when the plaintext has level ≥ 1.
     ///
     /// # Errors
     /// [`CkksError::Overflow`] when |m| ≥ q_0/2 is detected; [`CkksError::ParamsMismatch`].
     pub fn decode(&self, pt: &Plaintext) -> Result<Vec<f64>, CkksError> {
+        let cf = self.centred_coeffs(pt)?;
+        Ok(self.encoder.decode_coeffs(&cf, pt.scale))
+    }
+
+    /// The coefficients of a plaintext, centred mod q_0 (checked against q_1 when present).
+    fn centred_coeffs(&self, pt: &Plaintext) -> Result<Vec<f64>, CkksError> {
         self.check_params("plaintext", pt.params_id)?;
         let take = if pt.level >= 1 { 2 } else { 1 };
         let mut l: Limbs = pt.limbs[..take].to_vec();
@@ -119,11 +155,10 @@ impl CkksContext {
                 });
             }
         }
-        let cf: Vec<f64> = centred.iter().map(|&c| c as f64).collect();
-        Ok(self.encoder.decode_coeffs(&cf, pt.scale))
+        Ok(centred.iter().map(|&c| c as f64).collect())
     }
 
-    fn check_params(&self, what: &str, id: u64) -> Result<(), CkksError> {
+    pub(super) fn check_params(&self, what: &str, id: u64) -> Result<(), CkksError> {
         if id != self.params.id() {
             return Err(CkksError::ParamsMismatch {
                 what: what.into(),
@@ -287,9 +322,9 @@ impl Ciphertext {
 /// The homomorphic evaluator: parameters plus evaluation keys of one key set.
 #[derive(Debug, Clone)]
 pub struct Evaluator {
-    ctx: Arc<CkksContext>,
+    pub(super) ctx: Arc<CkksContext>,
     relin: Option<RelinKey>,
-    galois: GaloisKeys,
+    pub(super) galois: GaloisKeys,
 }
 
 impl Evaluator {
@@ -335,11 +370,11 @@ impl Evaluator {
         &self.galois
     }
 
-    fn ring(&self) -> &Ring {
+    pub(super) fn ring(&self) -> &Ring {
         &self.ctx.ring
     }
 
-    fn check(&self, ct: &Ciphertext) -> Result<(), CkksError> {
+    pub(super) fn check(&self, ct: &Ciphertext) -> Result<(), CkksError> {
         self.ctx.check_params("ciphertext", ct.params_id)
     }
 
@@ -453,7 +488,7 @@ impl Evaluator {
 
     /// The factor S = q_ℓ·Δ_{ℓ−1}/s by which a level-ℓ ciphertext of scale s is multiplied so
     /// that rescaling lands exactly on Δ_{ℓ−1}.
-    fn next_factor(&self, a: &Ciphertext, op: &str) -> Result<f64, CkksError> {
+    pub(super) fn next_factor(&self, a: &Ciphertext, op: &str) -> Result<f64, CkksError> {
         if a.level == 0 {
             return Err(CkksError::Level {
                 op: op.into(),
@@ -685,94 +720,101 @@ impl Evaluator {
         self.rescale(&self.mul_relin_lazy(a, b)?)
     }
 
-    /// Left rotation of the slots by `step` (negative: right), with the Galois key of 5^step.
+    /// Left rotation of the slots by `step` (negative: right), with the Galois key of 5^step
+    /// (the hoisted path of [`Evaluator::rotate_hoisted`] with one step, so that both give
+    /// the same ciphertext bit for bit).
     ///
     /// # Errors
-    /// [`CkksError::MissingGaloisKey`]; [`CkksError::Size`] for an unrelinearised ciphertext.
+    /// [`CkksError::MissingGaloisKey`]; [`CkksError::Size`] for an unrelinearised ciphertext;
+    /// [`CkksError::Level`] when the key was made for a lower level.
     pub fn rotate(&self, a: &Ciphertext, step: i64) -> Result<Ciphertext, CkksError> {
-        self.check(a)?;
-        let g = self.ctx.encoder.galois_element(step);
-        if g == 1 {
-            return Ok(a.clone());
-        }
-        if a.c.len() != 2 {
-            return Err(CkksError::Size {
-                op: "rotate".into(),
-                got: a.c.len(),
-                expected: 2,
-            });
-        }
-        let key = self
-            .galois
-            .keys
-            .get(&g)
-            .ok_or_else(|| CkksError::MissingGaloisKey {
-                step,
-                available: format!("{:?}", self.galois.steps),
-            })?;
-        let ring = self.ring();
-        let perm = ring.galois_perm(g);
-        let q = ring.q_idx(a.level);
-        let mut c0 = ring.permute(&a.c[0], &perm);
-        let c1 = ring.permute(&a.c[1], &perm);
-        let (k0, k1) = self.key_switch(&c1, a.level, key);
-        ring.add_assign(&mut c0, &k0, &q);
-        Ok(Ciphertext {
-            c: vec![c0, k1],
-            level: a.level,
-            scale: a.scale,
-            params_id: a.params_id,
-        })
+        let mut v = self.rotate_hoisted(a, &[step])?;
+        v.pop().ok_or(CkksError::BadPlan { op: 0 })
     }
 
     /// Hybrid key switching of d (NTT form over q_0..q_level) with `key`: returns (k0, k1)
     /// with k0 + k1·s ≈ d·s' over Q_level.
     fn key_switch(&self, d: &Limbs, level: usize, key: &KeySwitchKey) -> (Limbs, Limbs) {
+        self.key_switch_ext(&self.decompose(d, level), level, key, None)
+    }
+
+    /// The decomposition step of hybrid key switching ("ModUp"): for each digit j (q-primes
+    /// j·d … (j+1)·d − 1 of q_0..q_level) the digit [d]_{Q_j} extended by fast basis conversion
+    /// to every prime of q_0..q_level and P, in NTT form. It depends on d only, not on the key:
+    /// computed once, it serves every Galois element of a hoisted rotation.
+    pub(super) fn decompose(&self, d: &Limbs, level: usize) -> Vec<Limbs> {
         let ring = self.ring();
-        let nq = ring.nq;
         let q = ring.q_idx(level);
         let qp = ring.qp_idx(level);
         let ds = self.ctx.params.digit_size();
         let mut dc = d.clone();
         ring.to_coeffs(&mut dc, &q);
+        let ndig = (level + 1).div_ceil(ds);
+        (0..ndig)
+            .map(|j| {
+                let lo = j * ds;
+                let hi = ((j + 1) * ds).min(level + 1);
+                let from: Vec<usize> = (lo..hi).collect();
+                let to: Vec<usize> = qp
+                    .iter()
+                    .copied()
+                    .filter(|i| !(lo..hi).contains(i))
+                    .collect();
+                let mut conv = ring.convert(&dc[lo..hi], &from, &to);
+                ring.to_ntt(&mut conv, &to);
+                let mut conv_it = conv.into_iter();
+                qp.iter()
+                    .map(|&i| {
+                        if (lo..hi).contains(&i) {
+                            d[i].clone()
+                        } else {
+                            conv_it.next().unwrap_or_default()
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The key-dependent step of hybrid key switching: Σ_j ext_j·(b_j, a_j) over QP, where
+    /// ext_j is read through the NTT-domain permutation `perm` of a Galois automorphism when
+    /// given (the automorphism commutes with the decomposition), then divided by P ("ModDown").
+    /// The key must have been made for a level ≥ `level`.
+    pub(super) fn key_switch_ext(
+        &self,
+        ext: &[Limbs],
+        level: usize,
+        key: &KeySwitchKey,
+        perm: Option<&[usize]>,
+    ) -> (Limbs, Limbs) {
+        let ring = self.ring();
+        let nq = ring.nq;
+        let q = ring.q_idx(level);
+        let qp = ring.qp_idx(level);
         let n = ring.n;
         let mut acc0: Limbs = vec![vec![0u64; n]; qp.len()];
         let mut acc1: Limbs = vec![vec![0u64; n]; qp.len()];
-        for (j, (kb, ka)) in key.digits.iter().enumerate() {
-            let lo = j * ds;
-            if lo > level {
-                break;
-            }
-            let hi = ((j + 1) * ds).min(level + 1);
-            let from: Vec<usize> = (lo..hi).collect();
-            let to: Vec<usize> = qp
-                .iter()
-                .copied()
-                .filter(|i| !(lo..hi).contains(i))
-                .collect();
-            let mut conv = ring.convert(&dc[lo..hi], &from, &to);
-            ring.to_ntt(&mut conv, &to);
-            let mut conv_it = conv.into_iter();
-            // Extended digit over qp, in qp order.
-            let ext: Limbs = qp
-                .iter()
-                .map(|&i| {
-                    if (lo..hi).contains(&i) {
-                        d[i].clone()
-                    } else {
-                        conv_it.next().unwrap_or_default()
-                    }
-                })
-                .collect();
+        for (e, (kb, ka)) in ext.iter().zip(&key.digits) {
             acc0.par_iter_mut()
                 .zip(acc1.par_iter_mut())
-                .zip(ext.par_iter().zip(qp.par_iter()))
+                .zip(e.par_iter().zip(qp.par_iter()))
                 .for_each(|((s0, s1), (e, &i))| {
                     let m = &ring.moduli[i];
-                    let (b, a) = (&kb[i], &ka[i]);
-                    for k in 0..n {
-                        s0[k] = m.add(s0[k], m.mul(e[k], b[k]));
-                        s1[k] = m.add(s1[k], m.mul(e[k], a[k]));
+                    let (b, a) = (&kb[key.pos(i)], &ka[key.pos(i)]);
+                    match perm {
+                        Some(perm) => {
+                            for k in 0..n {
+                                let x = e[perm[k]];
+                                s0[k] = m.add(s0[k], m.mul(x, b[k]));
+                                s1[k] = m.add(s1[k], m.mul(x, a[k]));
+                            }
+                        }
+                        None => {
+                            for k in 0..n {
+                                s0[k] = m.add(s0[k], m.mul(e[k], b[k]));
+                                s1[k] = m.add(s1[k], m.mul(e[k], a[k]));
+                            }
+                        }
                     }
                 });
         }

@@ -15,6 +15,7 @@ use rand::{CryptoRng, RngCore};
 use zeroize::Zeroize;
 
 use super::eval::CkksContext;
+use super::params::CkksParams;
 use super::ring::{sample_gaussian, sample_ternary, Limbs, ModVal};
 
 /// The secret key s ∈ R with ternary coefficients, kept in NTT form over every prime of QP.
@@ -100,29 +101,37 @@ impl PublicKey {
     }
 }
 
-/// A hybrid key-switching key from s' to s (one (b_j, a_j) pair per digit, over all of QP).
+/// A hybrid key-switching key from s' to s (one (b_j, a_j) pair per digit), made for
+/// ciphertexts up to level `level`: its limbs are q_0..q_level followed by the special primes
+/// (a key made at the level where it is used is smaller: ⌈(ℓ+1)/digit_size⌉ digits of ℓ + 1 + k
+/// limbs each).
 #[derive(Debug, Clone)]
 pub struct KeySwitchKey {
     pub(crate) digits: Vec<(Limbs, Limbs)>,
+    pub(crate) level: usize,
+    pub(crate) nq: usize,
     pub(crate) params_id: u64,
     pub(crate) key_id: u64,
 }
 
 impl KeySwitchKey {
-    /// Key switching from `s_prime` (NTT form over the q-primes q_0..q_L) to `sk`.
+    /// Key switching from `s_prime` (NTT form over q_0..q_level at least) to `sk`, for
+    /// ciphertexts at levels ≤ `level` (clamped to L).
     pub(crate) fn generate<R: RngCore + CryptoRng>(
         ctx: &CkksContext,
         sk: &SecretKey,
         s_prime: &[Vec<u64>],
+        level: usize,
         rng: &mut R,
     ) -> Self {
         let ring = ctx.ring();
         let nq = ring.nq;
-        let all: Vec<usize> = (0..nq + ring.np).collect();
+        let level = level.min(nq - 1);
+        let primes = ring.qp_idx(level);
         let ds = ctx.params().digit_size();
-        let ndig = nq.div_ceil(ds);
+        let ndig = (level + 1).div_ceil(ds);
         // P mod q_i.
-        let p_mod: Vec<u64> = (0..nq)
+        let p_mod: Vec<u64> = (0..=level)
             .map(|i| {
                 let m = &ring.moduli[i];
                 ring.moduli[nq..]
@@ -130,15 +139,17 @@ impl KeySwitchKey {
                     .fold(1u64, |acc, p| m.mul(acc, m.reduce(p.val())))
             })
             .collect();
+        let s_limbs: Limbs = primes.iter().map(|&i| sk.ntt[i].clone()).collect();
         let mut digits = Vec::with_capacity(ndig);
         for j in 0..ndig {
-            let a = ring.uniform(&all, rng);
-            let e = ring.signed_to_ntt(&sample_gaussian(ring.n, rng), &all);
+            let a = ring.uniform(&primes, rng);
+            let e = ring.signed_to_ntt(&sample_gaussian(ring.n, rng), &primes);
             let mut b = a.clone();
-            ring.mul_assign(&mut b, &sk.ntt, &all);
-            ring.neg_assign(&mut b, &all);
-            ring.add_assign(&mut b, &e, &all);
-            for i in j * ds..((j + 1) * ds).min(nq) {
+            ring.mul_assign(&mut b, &s_limbs, &primes);
+            ring.neg_assign(&mut b, &primes);
+            ring.add_assign(&mut b, &e, &primes);
+            // Limb i of q_0..q_level sits at position i (the special primes follow).
+            for i in j * ds..((j + 1) * ds).min(level + 1) {
                 let m = &ring.moduli[i];
                 let mut t = s_prime[i].clone();
                 m.scalar_mul_vec(&mut t, p_mod[i]);
@@ -146,11 +157,31 @@ impl KeySwitchKey {
             }
             digits.push((b, a));
         }
+        let mut s_limbs = s_limbs;
+        for l in &mut s_limbs {
+            l.zeroize();
+        }
         Self {
             digits,
+            level,
+            nq,
             params_id: sk.params_id,
             key_id: sk.key_id,
         }
+    }
+
+    /// Position of the limb of prime index `i` (q_0..q_L, then the special primes).
+    pub(crate) fn pos(&self, i: usize) -> usize {
+        if i < self.nq {
+            i
+        } else {
+            self.level + 1 + (i - self.nq)
+        }
+    }
+
+    /// The highest ciphertext level this key switches.
+    pub fn level(&self) -> usize {
+        self.level
     }
 
     /// Bytes held by the key.
@@ -161,6 +192,15 @@ impl KeySwitchKey {
                 8 * (b.iter().map(Vec::len).sum::<usize>() + a.iter().map(Vec::len).sum::<usize>())
             })
             .sum()
+    }
+
+    /// Bytes of a key made for level `level` under `params` (the memory model of
+    /// [`KeySwitchKey::size_bytes`] before generation): ⌈(ℓ+1)/d⌉ digits × 2 polynomials ×
+    /// (ℓ + 1 + k) limbs × N words of 8 bytes.
+    pub fn model_bytes(params: &CkksParams, level: usize) -> u64 {
+        let level = level.min(params.max_level());
+        let ndig = (level + 1).div_ceil(params.digit_size()) as u64;
+        ndig * 2 * (level + 1 + params.p().len()) as u64 * params.n() as u64 * 8
     }
 }
 
@@ -179,7 +219,7 @@ impl RelinKey {
         let q = ring.q_idx(ctx.params().max_level());
         let mut s2: Limbs = sk.ntt[..q.len()].to_vec();
         ring.mul_assign(&mut s2, &sk.ntt[..q.len()], &q);
-        let k = KeySwitchKey::generate(ctx, sk, &s2, rng);
+        let k = KeySwitchKey::generate(ctx, sk, &s2, ctx.params().max_level(), rng);
         for l in &mut s2 {
             l.zeroize();
         }
@@ -212,7 +252,7 @@ impl GaloisKeys {
             }
             let perm = ring.galois_perm(g);
             let mut sg = ring.permute(&sk.ntt[..q.len()], &perm);
-            let k = KeySwitchKey::generate(ctx, sk, &sg, rng);
+            let k = KeySwitchKey::generate(ctx, sk, &sg, q.len() - 1, rng);
             for l in &mut sg {
                 l.zeroize();
             }
@@ -220,6 +260,45 @@ impl GaloisKeys {
             out.steps.push(r);
         }
         out
+    }
+
+    /// Keys for Galois elements g (X ↦ X^g, g odd mod 2N: 5^r is a left rotation by r slots,
+    /// 2N − 1 the complex conjugation of every slot), each made for ciphertexts up to the
+    /// given level (the level where it is used: smaller keys). Elements already present or
+    /// equal to 1 are skipped; the rotation step of each new rotation element is recorded.
+    pub fn generate_elements<R: RngCore + CryptoRng>(
+        &mut self,
+        ctx: &CkksContext,
+        sk: &SecretKey,
+        elements: &[(usize, usize)],
+        rng: &mut R,
+    ) {
+        let ring = ctx.ring();
+        let two_n = 2 * ring.n;
+        for &(g, level) in elements {
+            let g = g % two_n;
+            if g == 1 || g.is_multiple_of(2) || self.keys.contains_key(&g) {
+                continue;
+            }
+            let level = level.min(ctx.params().max_level());
+            let q = ring.q_idx(level);
+            let perm = ring.galois_perm(g);
+            let mut sg = ring.permute(&sk.ntt[..q.len()], &perm);
+            let k = KeySwitchKey::generate(ctx, sk, &sg, level, rng);
+            for l in &mut sg {
+                l.zeroize();
+            }
+            self.keys.insert(g, k);
+            if let Some(r) = (0..ring.n / 2).find(|&r| ctx.encoder().galois_element(r as i64) == g)
+            {
+                self.steps.push(r as i64);
+            }
+        }
+    }
+
+    /// Whether a key for the Galois element g is present.
+    pub fn has_element(&self, g: usize) -> bool {
+        self.keys.contains_key(&g)
     }
 
     /// The rotation steps with keys.

@@ -18,6 +18,18 @@
 //! - `polyeval`: replay of an [`crate::poly::EvalPlan`] (odd BSGS, Chebyshev basis) on
 //!   ciphertexts with the level of every value asserted against the plan's level model; r_α
 //!   and m_α on ciphertexts.
+//! - `hoist`: hoisted Galois automorphisms (one key-switching decomposition of c_1 for many
+//!   rotations), conjugation, multiplication of the slots by i.
+//! - `lintrans`: [`LinearTransform`], complex matrices on (periodic) slot vectors by
+//!   generalised diagonals, evaluated by baby-step giant-step with hoisted baby steps in one
+//!   level.
+//! - `dft`: the special DFT of the canonical embedding factored into butterfly stages and
+//!   grouped under a level budget: CoeffToSlot and SlotToCoeff.
+//! - `evalmod`: [`EvalModConfig`], the scaled sine sin(2πK·u) by a Chebyshev interpolant of
+//!   a cosine and double angles, K from the dense ternary secret.
+//! - `bootstrap`: ModRaise, SubSum, [`Bootstrapper`] (levels, key plan and memory model,
+//!   keys only for the steps used, each at the level where it is used) and
+//!   [`bootstrap_params`].
 //! - `infer`: the encrypted executor of small CNNs (packing, convolution by rotations,
 //!   pooling, dense layer) and the per-image report cross-checked against plaintext runs.
 //!
@@ -38,25 +50,38 @@
 //! This module does not construct polynomials (see `remez`, `approx`) and does not certify
 //! anything: its errors are **measured** against plaintext runs.
 
+mod bootstrap;
+mod dft;
 mod encoding;
 mod error;
 mod eval;
+mod evalmod;
+mod hoist;
 mod infer;
 pub mod keys;
 mod layers;
+mod lintrans;
 pub mod params;
 mod polyeval;
 mod report;
 mod ring;
 
-pub use encoding::Encoder;
+pub use bootstrap::{
+    available_memory_bytes, bootstrap_params, BootstrapConfig, Bootstrapper, KeyMemory, KeyNeed,
+};
+pub use dft::{bit_reverse_index, coeff_to_slot_stages, slot_to_coeff_stages};
+pub use encoding::{Complex, Encoder};
 pub use error::CkksError;
 pub use eval::{Ciphertext, CkksContext, Evaluator, Plaintext};
+pub use evalmod::EvalModConfig;
 pub use infer::{encrypted_levels, run_encrypted, EncryptedConfig};
 pub use keys::{GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
+pub use lintrans::LinearTransform;
 pub use params::{CkksParams, CkksParamsBuilder, SecurityLevel, HE_STANDARD_128};
 pub use polyeval::{eval_plan, eval_sign, max2_scaled, relu_scaled, sign_plans, PlanTrace};
 pub use report::{EncryptedImage, EncryptedReport, LayerTiming, Packing, ParamsSummary, Timings};
 
+#[cfg(test)]
+mod bootstrap_tests;
 #[cfg(test)]
 mod tests;

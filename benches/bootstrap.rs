@@ -1,0 +1,102 @@
+//! CKKS bootstrapping bench (issue 14): one full-slot bootstrap (level 0 → the output level)
+//! with a dense uniform ternary secret. Default: N = 2^16, 128-bit (HomomorphicEncryption.org),
+//! Δ_0 = 2^57, q_0 ≈ 2^60, `BootstrapConfig::full` (level budget 3/3 at N = 2^16, EvalMod
+//! K = 482 with 6 double angles, degree 95),
+//! four 61-bit special primes; the other primes are user levels filling the 128-bit bound.
+//! Before key generation it prints the key memory model and refuses (skips, with the reason)
+//! when it exceeds MemAvailable; before timing it prints the measured precision and levels.
+//!
+//! `POLYCERT_BOOT_BENCH_SCALE=55` sets log₂ Δ_0 (default 57 at N = 2^16, 50 for the toy).
+//! `POLYCERT_BOOT_BENCH_SPECIAL=6` uses six special primes (fewer digits: smaller keys, fewer
+//! levels left). `POLYCERT_BOOT_BENCH_LOGN=10` runs a toy INSECURE N = 2^10 instead (smoke runs):
+//! `POLYCERT_BOOT_BENCH_LOGN=10 cargo bench --bench bootstrap -- --test`.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use polycert::ckks::{
+    available_memory_bytes, bootstrap_params, BootstrapConfig, Bootstrapper, CkksContext,
+    Evaluator, PublicKey, RelinKey, SecretKey,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+fn bench(c: &mut Criterion) {
+    let log_n: u32 = std::env::var("POLYCERT_BOOT_BENCH_LOGN")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(16);
+    let n = 1usize << log_n;
+    let insecure = log_n < 15;
+    let config = BootstrapConfig::full(n).unwrap();
+    let depth = config.cts_levels + config.eval_mod.depth() + config.stc_levels;
+    let user = if insecure { Some(2) } else { None };
+    let special: usize = std::env::var("POLYCERT_BOOT_BENCH_SPECIAL")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
+    let scale_bits: u32 = std::env::var("POLYCERT_BOOT_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if insecure { 50 } else { 57 });
+    let params = bootstrap_params(log_n, depth, scale_bits, user, special, insecure).unwrap();
+    eprintln!(
+        "N = 2^{log_n}, {} slots, L = {}, log2 QP = {:.1}, {}; EvalMod K = {}, degree {}, {} \
+         double angles",
+        config.slots,
+        params.max_level(),
+        params.log_qp(),
+        params.security(),
+        config.eval_mod.k,
+        config.eval_mod.degree,
+        config.eval_mod.double_angles
+    );
+    let ctx = CkksContext::new(params).unwrap();
+    let b = Bootstrapper::new(&ctx, config).unwrap();
+    let mem = b.key_memory(&ctx);
+    eprintln!("{mem}");
+    let avail = available_memory_bytes().unwrap_or(u64::MAX);
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let sk = SecretKey::generate(&ctx, &mut rng);
+    let gk = match b.generate_keys(&ctx, &sk, avail, &mut rng) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("skipping the bootstrap bench: {e}");
+            return;
+        }
+    };
+    let pk = PublicKey::generate(&ctx, &sk, &mut rng);
+    let rk = RelinKey::generate(&ctx, &sk, &mut rng);
+    let ev = Evaluator::new(Arc::clone(&ctx), Some(rk), gk).unwrap();
+    let slots = ctx.params().slots();
+    let v: Vec<f64> = (0..slots).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let top = ctx.params().max_level();
+    let pt = ctx.encode(&v, top, ctx.params().scale(top)).unwrap();
+    let ct = ctx.encrypt(&pk, &pt, &mut rng).unwrap();
+    let ct0 = ev.adjust_to(&ct, 0).unwrap();
+    let out = b.bootstrap(&ev, &ct0).unwrap();
+    let got = ctx.decrypt_decode(&sk, &out).unwrap();
+    let err = got
+        .iter()
+        .zip(&v)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    eprintln!(
+        "bootstrap: depth {}, output level {} of L = {top}, precision {:.1} bits (measured, \
+         max over {slots} slots)",
+        b.depth(),
+        out.level(),
+        -err.log2()
+    );
+    let mut g = c.benchmark_group("bootstrap");
+    g.sample_size(10);
+    g.bench_function(
+        BenchmarkId::new("full_slots", format!("N=2^{log_n}")),
+        |bch| bch.iter(|| b.bootstrap(&ev, &ct0).unwrap()),
+    );
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

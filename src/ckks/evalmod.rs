@@ -1,0 +1,335 @@
+//! EvalMod: the homomorphic reduction modulo q_0 of bootstrapping, as a scaled sine evaluated
+//! by a Chebyshev interpolant of a cosine followed by double-angle steps (Cheon–Han–Kim–Kim–
+//! Song 2018; Han–Ki 2020 "Better bootstrapping for approximate HE", §3).
+//!
+//! After ModRaise and CoeffToSlot a slot holds u = t/(q_0·K) with t = m + q_0·I, |I| < K and
+//! |m| ≪ q_0 (m the message coefficient at scale Δ_0). Then
+//!
+//! sin(2π·K·u) = sin(2π·t/q_0) = sin(2π·m/q_0) = 2π·m/q_0 − (2π·m/q_0)³/6 + …,
+//!
+//! so (q_0/2π)·sin(2πKu) recovers m with relative error (2π·m/q_0)²/6 (2^−35 for
+//! m/q_0 = 2^−20). Evaluating sin(2πKu) directly needs degree ≈ 2πK on [−1, 1]; instead
+//!
+//! c_0(u) ≈ cos(2π·(K·u − 1/4)/2^r)  (Chebyshev interpolant of degree d on [−1, 1]),
+//! c_{i+1} = 2·c_i² − 1  (cos 2θ = 2cos²θ − 1), r times,
+//!
+//! gives c_r ≈ cos(2π·K·u − π/2) = sin(2πKu). The interpolated function has frequency
+//! ω = 2πK/2^r, and its Chebyshev coefficients 2·J_j(ω) decay super-exponentially once
+//! j > ω, so d ≈ ω + O(ω^{1/3}·log(1/ε)); each double angle multiplies an error by at most
+//! 4 (d/dc (2c² − 1) = 4c). Depth: that of the Chebyshev BSGS plan (at most ⌈log₂(d + 1)⌉ + 1; ⌈log₂(d + 1)⌉ when
+//! the leaves, one level above their baby steps, meet giant steps one level lower — e.g.
+//! d = 95: 7), plus r.
+//!
+//! K comes from the secret: for a uniform ternary secret with h ≤ N non-zero coefficients and
+//! c_1 uniform mod q_0, the coefficient I of t = c_0 + c_1·s over q_0 is at most
+//! 1/2 + |Σ_j ±c_{1,j}|/q_0, a sum of h uniform variables on [−1/2, 1/2): standard deviation
+//! √(h/12) ≤ √(N/12). [`EvalModConfig::for_ring`] takes K = ⌈1 + z·√(N/12)⌉ with z = 6.5
+//! (a coefficient exceeds it with probability 2·Φ(−6.5) ≈ 8·10^−11; N·8·10^−11 per
+//! bootstrap, 5·10^−6 at N = 2^16): a dense secret, no sparsity assumption.
+
+#![expect(
+    clippy::indexing_slicing,
+    reason = "Chebyshev coefficient and node indices are < degree + 1 by construction"
+)]
+
+use rug::Float;
+
+use crate::poly::{EvalPlan, Op};
+
+use super::CkksError;
+
+/// Configuration of EvalMod.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct EvalModConfig {
+    /// K: the input interval is t/q_0 ∈ [−K, K].
+    pub k: f64,
+    /// Degree d of the Chebyshev interpolant of the cosine.
+    pub degree: usize,
+    /// Number r of double-angle steps.
+    pub double_angles: u32,
+}
+
+/// The z-score of [`EvalModConfig::for_ring`]'s bound on |I|.
+pub const K_SIGMAS: f64 = 6.5;
+
+/// Interpolation error (against the cosine) the automatic degree choice aims at: 2^−44,
+/// near the f64 floor of a Chebyshev sum of values ≤ 1.
+const TARGET_ERR: f64 = 5.7e-14;
+
+impl EvalModConfig {
+    /// K = ⌈1 + 6.5·√(N/12)⌉ for a dense uniform ternary secret at ring degree N (module
+    /// docs); the fewest double angles r for which the interpolated frequency 2πK/2^r is at
+    /// most 50 (3 at N = 2^10, 6 at N = 2^15 and 2^16), and the degree of
+    /// [`EvalModConfig::with_k`] (95 for all three).
+    ///
+    /// # Errors
+    /// As [`EvalModConfig::with_k`].
+    pub fn for_ring(n: usize) -> Result<Self, CkksError> {
+        let k = (1.0 + K_SIGMAS * (n as f64 / 12.0).sqrt()).ceil();
+        let mut r = 0u32;
+        while std::f64::consts::TAU * k / 2f64.powi(i32::try_from(r).unwrap_or(0)) > 50.0 {
+            r += 1;
+        }
+        Self::with_k(k, r)
+    }
+
+    /// K and r given; the smallest degree d ∈ {2^j − 1, 3·2^{j−1} − 1} whose interpolant is
+    /// within 2^−44 of the cosine on a grid of [−1, 1] (near the f64 floor; the CKKS noise of
+    /// the evaluation is far above it).
+    ///
+    /// # Errors
+    /// [`CkksError::BadParam`] for K < 1, more than 12 double angles, or when no degree
+    /// ≤ 3071 reaches 2^−44.
+    pub fn with_k(k: f64, double_angles: u32) -> Result<Self, CkksError> {
+        if !(k >= 1.0 && k.is_finite()) || double_angles > 12 {
+            return Err(CkksError::BadParam {
+                what: "EvalMod K / double angles".into(),
+                value: format!("{k} / {double_angles}"),
+                valid: "K ≥ 1, at most 12 double angles".into(),
+            });
+        }
+        let mut j = 3u32;
+        while j <= 11 {
+            for d in [(1usize << j) - 1, 3 * (1usize << (j - 1)) - 1] {
+                let c = Self {
+                    k,
+                    degree: d,
+                    double_angles,
+                };
+                if c.interpolation_error() <= TARGET_ERR {
+                    return Ok(c);
+                }
+            }
+            j += 1;
+        }
+        Err(CkksError::BadParam {
+            what: "EvalMod degree".into(),
+            value: format!("K = {k}, {double_angles} double angles"),
+            valid: "a configuration whose interpolant degree is ≤ 2047 (add double angles)".into(),
+        })
+    }
+
+    /// The function interpolated: cos(2π·(K·u − 1/4)/2^r).
+    fn target(&self, u: f64) -> f64 {
+        let r = 2f64.powi(i32::try_from(self.double_angles).unwrap_or(0));
+        (std::f64::consts::TAU * (self.k * u - 0.25) / r).cos()
+    }
+
+    /// Chebyshev coefficients c_0 … c_d of the interpolant at the d + 1 Chebyshev nodes
+    /// (discrete cosine transform): p(u) = Σ_j c_j·T_j(u).
+    pub fn chebyshev_coeffs(&self) -> Vec<f64> {
+        let n = self.degree + 1;
+        let nodes: Vec<f64> = (0..n)
+            .map(|i| self.target((std::f64::consts::PI * (i as f64 + 0.5) / n as f64).cos()))
+            .collect();
+        (0..n)
+            .map(|j| {
+                let s: f64 = nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| {
+                        f * (std::f64::consts::PI * j as f64 * (i as f64 + 0.5) / n as f64).cos()
+                    })
+                    .sum();
+                let c = 2.0 * s / n as f64;
+                if j == 0 {
+                    c / 2.0
+                } else {
+                    c
+                }
+            })
+            .collect()
+    }
+
+    /// The approximation of sin(2πKu) in f64: interpolant (Clenshaw) then r double angles.
+    pub fn eval_f64(&self, u: f64) -> f64 {
+        let c = self.chebyshev_coeffs();
+        let mut v = clenshaw(&c, u);
+        for _ in 0..self.double_angles {
+            v = 2.0 * v * v - 1.0;
+        }
+        v
+    }
+
+    /// max |interpolant − cos(2π(Ku − 1/4)/2^r)| on a grid of 4097 points of [−1, 1]
+    /// (measured, f64).
+    pub fn interpolation_error(&self) -> f64 {
+        let c = self.chebyshev_coeffs();
+        (0..=4096)
+            .map(|i| {
+                let u = -1.0 + 2.0 * i as f64 / 4096.0;
+                (clenshaw(&c, u) - self.target(u)).abs()
+            })
+            .fold(0.0, f64::max)
+    }
+
+    /// max |approximation − sin(2πKu)| on a grid of 4097 points of [−1, 1] (measured, f64).
+    pub fn max_error(&self) -> f64 {
+        let c = self.chebyshev_coeffs();
+        (0..=4096)
+            .map(|i| {
+                let u = -1.0 + 2.0 * i as f64 / 4096.0;
+                let mut v = clenshaw(&c, u);
+                for _ in 0..self.double_angles {
+                    v = 2.0 * v * v - 1.0;
+                }
+                (v - (std::f64::consts::TAU * self.k * u).sin()).abs()
+            })
+            .fold(0.0, f64::max)
+    }
+
+    /// The evaluation plan: Chebyshev BSGS of the interpolant, then the double angles.
+    pub fn plan(&self) -> EvalPlan {
+        let c = self.chebyshev_coeffs();
+        let mut b = ChebPlan::new(self.degree);
+        let mut out = b.eval(&c);
+        for _ in 0..self.double_angles {
+            let sq = b.push(Op::Mul(out, out));
+            let two = b.push(Op::MulInt(sq, 2));
+            let m1 = b.constant(-1.0);
+            out = b.push(Op::AddConst(two, m1));
+        }
+        EvalPlan {
+            ops: b.ops,
+            coeffs: b.coeffs,
+            output: out,
+        }
+    }
+
+    /// Levels EvalMod consumes (the plan's depth).
+    pub fn depth(&self) -> usize {
+        self.plan().depth() as usize
+    }
+}
+
+fn clenshaw(c: &[f64], u: f64) -> f64 {
+    let (mut b1, mut b2) = (0.0, 0.0);
+    for &ck in c.iter().skip(1).rev() {
+        let b0 = 2.0 * u * b1 - b2 + ck;
+        b2 = b1;
+        b1 = b0;
+    }
+    u * b1 - b2 + c.first().copied().unwrap_or(0.0)
+}
+
+/// Builder of a Chebyshev BSGS plan on [−1, 1]: T_1 … T_{2^l − 1} (baby steps) and
+/// T_{2^l}, T_{2^{l+1}}, … (giant steps) by T_{2m} = 2T_m² − 1 and T_{m+n} = 2T_m·T_n − T_{m−n};
+/// p = q·T_M + r by the Chebyshev division T_j = 2·T_M·T_{j−M} − T_{2M−j} (M < j < 2M), leaves
+/// Σ c_j T_j. Depth at most ⌈log₂(d + 1)⌉ + 1 (module docs).
+struct ChebPlan {
+    ops: Vec<Op>,
+    coeffs: Vec<Float>,
+    /// Index of T_j in `ops` (None until built).
+    t: Vec<Option<usize>>,
+    baby: usize,
+}
+
+impl ChebPlan {
+    fn new(degree: usize) -> Self {
+        let logd = usize::BITS - degree.max(1).leading_zeros();
+        let l = logd.div_ceil(2).max(1);
+        let baby = 1usize << l;
+        let mut s = Self {
+            ops: vec![Op::Input],
+            coeffs: Vec::new(),
+            t: vec![None; (degree + 1).max(baby + 1).next_power_of_two() + 1],
+            baby,
+        };
+        s.t[1] = Some(0);
+        s
+    }
+
+    fn push(&mut self, op: Op) -> usize {
+        self.ops.push(op);
+        self.ops.len() - 1
+    }
+
+    fn constant(&mut self, c: f64) -> usize {
+        self.coeffs.push(Float::with_val(64, c));
+        self.coeffs.len() - 1
+    }
+
+    /// T_j, built on demand (levels ⌈log₂ j⌉).
+    fn t(&mut self, j: usize) -> usize {
+        if let Some(Some(i)) = self.t.get(j) {
+            return *i;
+        }
+        // j ≥ 2: split j = a + b with a the largest power of two < j (a ≥ b).
+        let a = if j.is_power_of_two() {
+            j / 2
+        } else {
+            1usize << (usize::BITS - 1 - j.leading_zeros())
+        };
+        let b = j - a;
+        let ta = self.t(a);
+        let tb = self.t(b);
+        let prod = self.push(Op::Mul(ta, tb));
+        let two = self.push(Op::MulInt(prod, 2));
+        let r = if a == b {
+            let m1 = self.constant(-1.0);
+            self.push(Op::AddConst(two, m1))
+        } else {
+            let td = self.t(a - b);
+            self.push(Op::Sub(two, td))
+        };
+        if let Some(slot) = self.t.get_mut(j) {
+            *slot = Some(r);
+        }
+        r
+    }
+
+    /// Σ c_j T_j.
+    fn eval(&mut self, c: &[f64]) -> usize {
+        let deg = c.iter().rposition(|&x| x != 0.0).unwrap_or(0);
+        if deg < self.baby {
+            return self.leaf(&c[..=deg]);
+        }
+        // M: the largest power of two ≤ deg (a giant step, ≥ the baby bound).
+        let m = 1usize << (usize::BITS - 1 - deg.leading_zeros());
+        let mut q = vec![0.0; deg - m + 1];
+        let mut r: Vec<f64> = c[..m].to_vec();
+        for j in m..=deg {
+            if j == m {
+                q[0] += c[j];
+            } else {
+                q[j - m] += 2.0 * c[j];
+                r[2 * m - j] -= c[j];
+            }
+        }
+        let qv = self.eval(&q);
+        let tm = self.t(m);
+        let prod = self.push(Op::Mul(qv, tm));
+        let rv = self.eval(&r);
+        self.push(Op::Add(prod, rv))
+    }
+
+    fn leaf(&mut self, c: &[f64]) -> usize {
+        let mut acc: Option<usize> = None;
+        for (j, &cj) in c.iter().enumerate().skip(1) {
+            if cj == 0.0 {
+                continue;
+            }
+            let tj = self.t(j);
+            let k = self.constant(cj);
+            let term = self.push(Op::MulConst(tj, k));
+            acc = Some(match acc {
+                None => term,
+                Some(a) => self.push(Op::Add(a, term)),
+            });
+        }
+        let acc = match acc {
+            Some(a) => a,
+            None => {
+                let z = self.constant(0.0);
+                self.push(Op::MulConst(0, z))
+            }
+        };
+        match c.first() {
+            Some(&c0) if c0 != 0.0 => {
+                let k = self.constant(c0);
+                self.push(Op::AddConst(acc, k))
+            }
+            _ => acc,
+        }
+    }
+}
