@@ -59,6 +59,7 @@ fn bench(c: &mut Criterion) {
     let avail = available_memory_bytes().unwrap_or(u64::MAX);
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let sk = SecretKey::generate(&ctx, &mut rng);
+    let t_keys = std::time::Instant::now();
     let gk = match b.generate_keys(&ctx, &sk, avail, &mut rng) {
         Ok(k) => k,
         Err(e) => {
@@ -69,13 +70,16 @@ fn bench(c: &mut Criterion) {
     let pk = PublicKey::generate(&ctx, &sk, &mut rng);
     let rk = RelinKey::generate(&ctx, &sk, &mut rng);
     let ev = Evaluator::new(Arc::clone(&ctx), Some(rk), gk).unwrap();
+    let keys_s = t_keys.elapsed().as_secs_f64();
     let slots = ctx.params().slots();
     let v: Vec<f64> = (0..slots).map(|_| rng.random_range(-1.0..1.0)).collect();
     let top = ctx.params().max_level();
     let pt = ctx.encode(&v, top, ctx.params().scale(top)).unwrap();
     let ct = ctx.encrypt(&pk, &pt, &mut rng).unwrap();
     let ct0 = ev.adjust_to(&ct, 0).unwrap();
+    let t_boot = std::time::Instant::now();
     let out = b.bootstrap(&ev, &ct0).unwrap();
+    let boot_s = t_boot.elapsed().as_secs_f64();
     let got = ctx.decrypt_decode(&sk, &out).unwrap();
     let err = got
         .iter()
@@ -84,10 +88,12 @@ fn bench(c: &mut Criterion) {
         .fold(0.0, f64::max);
     eprintln!(
         "bootstrap: depth {}, output level {} of L = {top}, precision {:.1} bits (measured, \
-         max over {slots} slots)",
+         max over {slots} slots); key generation {keys_s:.1} s, first bootstrap {boot_s:.1} s \
+         (one run, wall clock, {} rayon threads)",
         b.depth(),
         out.level(),
-        -err.log2()
+        -err.log2(),
+        rayon::current_num_threads()
     );
     let mut g = c.benchmark_group("bootstrap");
     g.sample_size(10);
