@@ -560,6 +560,7 @@ fn shared_models(n_cifar: usize, n_mnist: usize, alphas: &[u32]) {
             limit: Some(n),
             evenly: true,
             per_input: true,
+            method: polycert::bounds::PerInputMethod::Elementwise,
         };
         let rep = bound_report(&cfg, &|_, _, _| {}).unwrap();
         assert_eq!(
