@@ -359,10 +359,12 @@ mod tests {
             for t in [-1.0, -0.5, 0.0, 0.3, 1.0] {
                 let y = val(&mid, f) + q(t * rho);
                 let y2 = Rational::from(&y * &y);
-                let exact = &y * (&coeffs[0] + &y2 * (&coeffs[1] + &y2 * &coeffs[2]));
+                let inner = Rational::from(&coeffs[1] + Rational::from(&y2 * &coeffs[2]));
+                let exact = Rational::from(&y * (&coeffs[0] + Rational::from(&y2 * &inner)));
                 let dist = Rational::from(&exact - &val(&out.mid, f)).abs();
                 assert!(dist <= q(out.rho), "m={m} t={t}");
-                let dexact = &coeffs[0] + &y2 * (3 * &coeffs[1] + &y2 * 5 * &coeffs[2]);
+                let d1 = Rational::from(3 * &coeffs[1]) + Rational::from(&y2 * 5) * &coeffs[2];
+                let dexact = Rational::from(&coeffs[0] + Rational::from(&y2 * &d1));
                 let dv = dexact.to_f64();
                 assert!(d.inf() <= dv && dv <= d.sup(), "derivative m={m} t={t}");
                 if t == 0.0 {

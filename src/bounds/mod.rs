@@ -40,6 +40,8 @@ mod report;
 mod round;
 mod trajectory;
 mod trajectory_report;
+#[cfg(test)]
+mod trajectory_tests;
 
 pub use block::{decompose, Block, Shortcut};
 pub use error::BoundsError;
