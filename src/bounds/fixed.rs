@@ -332,11 +332,11 @@ mod tests {
         let c = dyadic_of_f64(3.75).unwrap();
         assert_eq!(c, (Integer::from(15), -2));
         let qd = div_dyadic_floor(&a, &c);
-        let d = Rational::from(val(&a, f) / q(3.75) - val(&qd, f));
+        let d = val(&a, f) / q(3.75) - val(&qd, f);
         assert!(d >= 0 && d < q(f.ulp()));
         let c2 = dyadic_of_f64(0.1).unwrap();
         let md = mul_dyadic_floor(&a, &c2);
-        let d = Rational::from(val(&a, f) * q(0.1) - val(&md, f));
+        let d = val(&a, f) * q(0.1) - val(&md, f);
         assert!(d >= 0 && d < q(f.ulp()));
         assert_eq!(pow2(-3), 0.125);
         assert_eq!(pow2(10), 1024.0);
@@ -359,12 +359,12 @@ mod tests {
             for t in [-1.0, -0.5, 0.0, 0.3, 1.0] {
                 let y = val(&mid, f) + q(t * rho);
                 let y2 = Rational::from(&y * &y);
-                let inner = Rational::from(&coeffs[1] + Rational::from(&y2 * &coeffs[2]));
-                let exact = Rational::from(&y * (&coeffs[0] + Rational::from(&y2 * &inner)));
+                let inner = &coeffs[1] + Rational::from(&y2 * &coeffs[2]);
+                let exact = &y * (&coeffs[0] + Rational::from(&y2 * &inner));
                 let dist = Rational::from(&exact - &val(&out.mid, f)).abs();
                 assert!(dist <= q(out.rho), "m={m} t={t}");
                 let d1 = Rational::from(3 * &coeffs[1]) + Rational::from(&y2 * 5) * &coeffs[2];
-                let dexact = Rational::from(&coeffs[0] + Rational::from(&y2 * &d1));
+                let dexact = &coeffs[0] + Rational::from(&y2 * &d1);
                 let dv = dexact.to_f64();
                 assert!(d.inf() <= dv && dv <= d.sup(), "derivative m={m} t={t}");
                 if t == 0.0 {

@@ -632,8 +632,7 @@ fn higher_precision_moves_midpoints_by_less_than_the_radius() {
     let (hi_e, hi_a, _) = run_both(&net, &x, &pe, &ranges, Frac(256));
     for (lo, hi) in [(&lo_e, &hi_e), (&lo_a, &hi_a)] {
         for ((ml, rl), mh) in lo.mid.iter().zip(&lo.rad).zip(&hi.mid) {
-            let d = Rational::from(Rational::from(ml.clone()) >> 64u32)
-                - (Rational::from(mh.clone()) >> 256u32);
+            let d = (Rational::from(ml.clone()) >> 64u32) - (Rational::from(mh.clone()) >> 256u32);
             assert!(d.abs() <= Rational::from_f64(*rl).unwrap());
         }
     }
@@ -675,7 +674,7 @@ fn image(
 }
 
 #[test]
-#[ignore = "slow: two 1024-bit passes of ResNet-20 (~1 min)"]
+#[ignore = "slow: two 1024-bit passes of ResNet-20 (~3 min)"]
 fn resnet20_mpfr_1024_lies_in_the_balls() {
     let Some(sh) = shared() else {
         println!("skipped (ResNet-20 model and CIFAR image): ../shared is absent");
@@ -809,7 +808,7 @@ fn certified_bound_covers_the_f64_engine_mnist() {
 }
 
 #[test]
-#[ignore = "slow: ResNet-20 trajectory certificates of 3 CIFAR images (~30 s)"]
+#[ignore = "slow: ResNet-20 trajectory certificates of 3 CIFAR images (~1 min)"]
 fn certified_bound_covers_the_f64_engine_cifar() {
     certified_vs_measured("resnet20_cifar10.onnx", "cifar10/test_batch_jpeg.bin", 3);
 }
