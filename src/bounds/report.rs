@@ -399,6 +399,20 @@ pub fn bound_report(
     })
 }
 
+/// The measured ‖F^α(x) − F(x)‖∞ of two engine outputs. A non-finite output of F^α (the
+/// polynomial diverges far outside [−B, B]) is an unbounded error: +∞, never dropped by a
+/// NaN-ignoring max.
+pub(super) fn measured_error(y: &[f64], ya: &[f64]) -> f64 {
+    y.iter().zip(ya).fold(0.0f64, |a, (p, q)| {
+        let d = (p - q).abs();
+        if d.is_nan() {
+            f64::INFINITY
+        } else {
+            a.max(d)
+        }
+    })
+}
+
 /// One image: measured error, top-1 changed, and its per-input bound (early exit).
 struct ImageResult {
     measured: f64,
@@ -524,14 +538,7 @@ fn data_stats(
             let ya = engine.run(&x, &policy, &mut RunStats::default())?;
             // A non-finite output of F^α (the polynomial diverges far outside [−B, B]) is an
             // unbounded error: +∞, never dropped by a NaN-ignoring max.
-            let measured = y.iter().zip(&ya).fold(0.0f64, |a, (p, q)| {
-                let d = (p - q).abs();
-                if d.is_nan() {
-                    f64::INFINITY
-                } else {
-                    a.max(d)
-                }
-            });
+            let measured = measured_error(y, &ya);
             // Early exit: an image failing the range check gets no certificate, so its
             // propagation stops at the failing block (passing images are unaffected).
             let bound = bn.per_input_with(pe, ranges, &x, None, true)?;

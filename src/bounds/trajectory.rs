@@ -147,16 +147,7 @@ fn int_weights(
     (w, wabs, g, bias)
 }
 
-fn node_err(net: &Network, id: NodeId, reason: impl Into<String>) -> BoundsError {
-    let n = net.nodes.get(id);
-    BoundsError::Unsupported {
-        node: n
-            .map(|n| n.name.clone())
-            .unwrap_or_else(|| format!("#{id}")),
-        op: n.map(|n| n.op.op_type().to_string()).unwrap_or_default(),
-        reason: reason.into(),
-    }
-}
+use super::block::node_unsupported as node_err;
 
 fn constant_fixed(vals: impl Iterator<Item = f64>, f: Frac) -> (Vec<Integer>, f64) {
     let mut exact = true;

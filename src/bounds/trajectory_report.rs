@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::polyerr::PolyErrors;
-use super::report::{median, prep, quantile};
+use super::report::{measured_error, median, prep, quantile};
 use super::trajectory::{TrajectoryBound, TrajectoryCertifier, PRECISIONS};
 use super::BoundsError;
 use crate::nn::{ActivationPolicy, Dataset, Engine, Network, NodeId, RunStats};
@@ -133,14 +133,7 @@ pub(crate) fn trajectory_stats(
             let mut out = Vec::with_capacity(certs.len());
             for (cert, pol) in certs.into_iter().zip(&policies) {
                 let ya = engine.run(&x, pol, &mut RunStats::default())?;
-                let measured = y.iter().zip(&ya).fold(0.0f64, |a, (p, q)| {
-                    let d = (p - q).abs();
-                    if d.is_nan() {
-                        f64::INFINITY
-                    } else {
-                        a.max(d)
-                    }
-                });
+                let measured = measured_error(y, &ya);
                 let measured_same = super::network::argmax(y) == super::network::argmax(&ya);
                 out.push(Row {
                     cert,
