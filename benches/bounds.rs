@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use polycert::bounds::{BoundedNetwork, FirstOrderNetwork, PolyErrors};
+use polycert::bounds::{BoundedNetwork, FirstOrderNetwork, Frac, PolyErrors, TrajectoryCertifier};
 use polycert::nn::{
     calibrate, import_onnx, ActivationPolicy, Dataset, Engine, Network, RangePolicy, RunStats,
 };
@@ -155,5 +155,53 @@ fn bench_first_order(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_per_input, bench_first_order);
+/// Cost of the trajectory certificate (fixed-point ball enclosures of F(x) and F^α(x), F = 128
+/// fraction bits, α = 14: one F pass and one F^α pass) against one exact f64 forward pass of
+/// the engine, one image at a time on one thread (run with `RAYON_NUM_THREADS=1`), ResNet-20,
+/// the first 2 CIFAR-10 JPEG test images, B calibrated on them. Target: ≤ 1 s per image
+/// per α; goal ≤ 100× the exact pass.
+fn bench_trajectory(c: &mut Criterion) {
+    let Some(s) = shared() else {
+        eprintln!("skipping trajectory benches: ../shared is absent");
+        return;
+    };
+    let proofs = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/proofs"));
+    let Ok(pe) = PolyErrors::load(&proofs, 14) else {
+        eprintln!("skipping: cannot load proofs/table1-alpha14.json");
+        return;
+    };
+    let n = 2;
+    let Some((net, engine, xs, ranges)) = setup(&s, "resnet20_cifar10", n) else {
+        return;
+    };
+    let Ok(tc) = TrajectoryCertifier::new(Arc::clone(&net), &[pe], ranges, &[Frac(128)]) else {
+        eprintln!("skipping: trajectory certifier could not be built");
+        return;
+    };
+    let mut g = c.benchmark_group("resnet20_trajectory_per_image");
+    g.sample_size(10);
+    g.bench_function(BenchmarkId::new("exact_forward_f64", 1), |b| {
+        b.iter(|| {
+            xs.iter()
+                .take(1)
+                .filter_map(|x| {
+                    engine
+                        .run(x, &ActivationPolicy::Exact, &mut RunStats::default())
+                        .ok()
+                })
+                .count()
+        });
+    });
+    g.bench_function(BenchmarkId::new("trajectory_alpha14_f128", 1), |b| {
+        b.iter(|| xs.iter().take(1).filter_map(|x| tc.certify(x).ok()).count());
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_per_input,
+    bench_first_order,
+    bench_trajectory
+);
 criterion_main!(benches);

@@ -560,6 +560,7 @@ fn shared_models(n_cifar: usize, n_mnist: usize, alphas: &[u32]) {
             limit: Some(n),
             evenly: true,
             per_input: true,
+            method: polycert::bounds::PerInputMethod::Elementwise,
         };
         let rep = bound_report(&cfg, &|_, _, _| {}).unwrap();
         assert_eq!(
@@ -674,6 +675,8 @@ fn cli_bound_mnist_json_and_target_error() {
                 "--alpha",
                 "14",
                 "--per-input",
+                "--method",
+                "elementwise",
                 "--limit",
                 "20",
                 "--evenly",
@@ -756,4 +759,82 @@ fn cli_bound_mnist_json_and_target_error() {
         .output()
         .unwrap();
     assert_eq!(st.status.code(), Some(2));
+}
+
+/// The trajectory certificate is the default per-input method (issue 13): byte-identical JSON
+/// on a re-run, every image certified unchanged on MNIST, and clear errors for bad flags.
+#[test]
+fn cli_bound_trajectory_default_deterministic_and_bad_flags() {
+    let Some(sh) = util::shared("MNIST model") else {
+        return;
+    };
+    let model = sh.join("models/mnist_cnn_small_maxpool.onnx");
+    let data = sh.join("data/mnist/t10k-images-idx3-ubyte");
+    let run = || {
+        util::run_ok(
+            util::polycert()
+                .args([
+                    "--quiet",
+                    "bound",
+                    "--alpha",
+                    "12,14",
+                    "--per-input",
+                    "--limit",
+                    "6",
+                    "--evenly",
+                    "--json",
+                    "--proofs",
+                ])
+                .arg(proofs())
+                .arg("--model")
+                .arg(&model)
+                .arg("--data")
+                .arg(&data),
+        )
+        .stdout
+    };
+    let a = run();
+    assert_eq!(
+        a,
+        run(),
+        "same inputs and flags must give byte-identical JSON"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&a).unwrap();
+    for al in v[0]["alphas"].as_array().unwrap() {
+        assert!(al["data"].is_null(), "elementwise bound not requested");
+        let t = &al["trajectory"];
+        assert_eq!(t["images"], 6);
+        assert_eq!(t["certified_unchanged"], 6, "{t}");
+        // Certified upper bound within 1% of the f64 engine's measured value.
+        assert!(t["excess_max"].as_f64().unwrap() < 0.01, "{t}");
+        assert!(t["excess_min"].as_f64().unwrap() > -0.01, "{t}");
+        assert!(t["radius_max"].as_f64().unwrap() < 1e-20, "{t}");
+    }
+    // Bad flags exit with 2 and name the flag or value.
+    let st = util::polycert()
+        .args(["--quiet", "bound", "--method", "trajectory", "--b", "5"])
+        .arg("--model")
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert_eq!(st.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&st.stderr).contains("--per-input"));
+    let st = util::polycert()
+        .args([
+            "--quiet",
+            "bound",
+            "--per-input",
+            "--method",
+            "fast",
+            "--b",
+            "5",
+        ])
+        .arg("--model")
+        .arg(&model)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(st.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&st.stderr).contains("fast"));
 }

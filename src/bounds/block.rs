@@ -99,16 +99,25 @@ struct Walker<'a> {
     consumers: Vec<Vec<NodeId>>,
 }
 
+/// [`BoundsError::Unsupported`] naming node `id` of `net` (its name, or `#id`) and its op.
+pub(super) fn node_unsupported(
+    net: &Network,
+    id: NodeId,
+    reason: impl Into<String>,
+) -> BoundsError {
+    let n = net.nodes.get(id);
+    BoundsError::Unsupported {
+        node: n
+            .map(|n| n.name.clone())
+            .unwrap_or_else(|| format!("#{id}")),
+        op: n.map(|n| n.op.op_type().to_string()).unwrap_or_default(),
+        reason: reason.into(),
+    }
+}
+
 impl Walker<'_> {
     fn node_err(&self, id: NodeId, reason: impl Into<String>) -> BoundsError {
-        let n = self.net.nodes.get(id);
-        BoundsError::Unsupported {
-            node: n
-                .map(|n| n.name.clone())
-                .unwrap_or_else(|| format!("#{id}")),
-            op: n.map(|n| n.op.op_type().to_string()).unwrap_or_default(),
-            reason: reason.into(),
-        }
+        node_unsupported(self.net, id, reason)
     }
 
     fn cons(&self, v: ValueId) -> &[NodeId] {

@@ -33,10 +33,15 @@ mod block;
 mod error;
 mod firstorder;
 mod firstorder_report;
+mod fixed;
 mod network;
 mod polyerr;
 mod report;
 mod round;
+mod trajectory;
+mod trajectory_report;
+#[cfg(test)]
+mod trajectory_tests;
 
 pub use block::{decompose, Block, Shortcut};
 pub use error::BoundsError;
@@ -44,9 +49,12 @@ pub use firstorder::{FirstOrderLimit, FirstOrderNetwork, Vjp};
 pub use firstorder_report::{
     first_order_markdown, first_order_report, FirstOrderAlpha, FirstOrderReport,
 };
+pub use fixed::Frac;
 pub use network::{BlockRow, BlockTrace, BoundedNetwork, GlobalBound, PerInputBound};
 pub use polyerr::{PolyErrors, ALPHAS};
 pub use report::{
     bound_report, bounds_markdown, ranges_for, smallest_alpha, AlphaBound, BlockDiag, BoundConfig,
     BoundReport, DataStats, TargetAlpha,
 };
+pub use trajectory::{TrajectoryBound, TrajectoryCertifier, TrajectoryNetwork, PRECISIONS};
+pub use trajectory_report::{PerInputMethod, TrajectoryStats};

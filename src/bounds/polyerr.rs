@@ -333,6 +333,13 @@ impl PolyErrors {
         self.alpha
     }
 
+    /// The exact odd power-basis coefficients [c_1, c_3, …] of each component p_i of the
+    /// certified composite p_α = p_k ∘ … ∘ p_1 (the trajectory certificate evaluates exactly
+    /// this polynomial).
+    pub(crate) fn components(&self) -> &[Vec<Rational>] {
+        &self.components
+    }
+
     /// Where the evidence came from (the certificate file, or `<certify>`).
     pub fn source(&self) -> &str {
         &self.source

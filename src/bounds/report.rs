@@ -13,6 +13,9 @@ use serde::Serialize;
 
 use super::network::{BoundedNetwork, GlobalBound, PerInputBound};
 use super::polyerr::{PolyErrors, ALPHAS};
+use super::trajectory_report::{
+    trajectory_markdown, trajectory_stats, PerInputMethod, TrajectoryStats,
+};
 use super::BoundsError;
 use crate::nn::{
     calibrate, import_onnx, ActivationPolicy, Calibration, Dataset, Engine, LayerRange, NodeId,
@@ -44,6 +47,8 @@ pub struct BoundConfig {
     pub evenly: bool,
     /// Compute per-input bounds and measured errors (needs `data`).
     pub per_input: bool,
+    /// Which per-input certificate(s) `per_input` computes.
+    pub method: PerInputMethod,
 }
 
 /// Measured errors against per-input bounds over the evaluated images for one α.
@@ -133,8 +138,12 @@ pub struct AlphaBound {
     pub certificate: String,
     /// The global bound with the per-block table.
     pub global: GlobalBound,
-    /// Measured vs per-input, when data was given with `per_input`.
+    /// Measured vs the elementwise per-input bound, when data was given with `per_input`
+    /// and the method includes it.
     pub data: Option<DataStats>,
+    /// The trajectory certificate over the data, when data was given with `per_input` and
+    /// the method includes it.
+    pub trajectory: Option<TrajectoryStats>,
 }
 
 /// The bounds of one model over several α.
@@ -348,22 +357,33 @@ pub fn bound_report(
     };
     progress("choosing B", 0, 0);
     let ((ranges, layers, calib_images), calib_data) = choose_ranges(cfg, &engine, from_data)?;
+    // The trajectory certificate runs every α per image (F is shared across α).
+    let mut traj: Vec<Option<TrajectoryStats>> = match (&exact, &data) {
+        (Some(ys), Some((d, _))) if cfg.method.trajectory() => {
+            trajectory_stats(&net, &engine, &pes, &ranges, d, ys, progress, 10)?
+                .into_iter()
+                .map(Some)
+                .collect()
+        }
+        _ => vec![None; pes.len()],
+    };
     let mut alphas = Vec::new();
     for (k, pe) in pes.iter().enumerate() {
         progress("alpha", k, pes.len());
         let global = bn.global(pe, &ranges)?;
         let stats = match &exact {
-            Some(ys) => match &data {
+            Some(ys) if cfg.method.elementwise() => match &data {
                 Some((d, _)) => Some(data_stats(&bn, &engine, pe, &ranges, d, ys, &global)?),
                 None => None,
             },
-            None => None,
+            _ => None,
         };
         alphas.push(AlphaBound {
             alpha: pe.alpha(),
             certificate: pe.source().to_string(),
             global,
             data: stats,
+            trajectory: traj.get_mut(k).and_then(Option::take),
         });
     }
     Ok(BoundReport {
@@ -376,6 +396,20 @@ pub fn bound_report(
         calib_images,
         blocks: bn.blocks().len(),
         alphas,
+    })
+}
+
+/// The measured ‖F^α(x) − F(x)‖∞ of two engine outputs. A non-finite output of F^α (the
+/// polynomial diverges far outside [−B, B]) is an unbounded error: +∞, never dropped by a
+/// NaN-ignoring max.
+pub(super) fn measured_error(y: &[f64], ya: &[f64]) -> f64 {
+    y.iter().zip(ya).fold(0.0f64, |a, (p, q)| {
+        let d = (p - q).abs();
+        if d.is_nan() {
+            f64::INFINITY
+        } else {
+            a.max(d)
+        }
     })
 }
 
@@ -504,14 +538,7 @@ fn data_stats(
             let ya = engine.run(&x, &policy, &mut RunStats::default())?;
             // A non-finite output of F^α (the polynomial diverges far outside [−B, B]) is an
             // unbounded error: +∞, never dropped by a NaN-ignoring max.
-            let measured = y.iter().zip(&ya).fold(0.0f64, |a, (p, q)| {
-                let d = (p - q).abs();
-                if d.is_nan() {
-                    f64::INFINITY
-                } else {
-                    a.max(d)
-                }
-            });
+            let measured = measured_error(y, &ya);
             // Early exit: an image failing the range check gets no certificate, so its
             // propagation stops at the failing block (passing images are unaffected).
             let bound = bn.per_input_with(pe, ranges, &x, None, true)?;
@@ -782,6 +809,21 @@ pub fn bounds_markdown(reports: &[BoundReport], command: &str) -> String {
                 a.global.c
             );
         }
+    }
+    let traj: Vec<(String, u32, &TrajectoryStats)> = reports
+        .iter()
+        .flat_map(|r| {
+            let name = std::path::Path::new(&r.model)
+                .file_name()
+                .map_or_else(|| r.model.clone(), |f| f.to_string_lossy().into_owned());
+            r.alphas
+                .iter()
+                .filter_map(move |a| a.trajectory.as_ref().map(|t| (name.clone(), a.alpha, t)))
+        })
+        .collect();
+    if !traj.is_empty() {
+        s.push('\n');
+        s.push_str(&trajectory_markdown(&traj));
     }
     s.push_str("\n## Per model\n\n");
     for r in reports {

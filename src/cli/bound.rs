@@ -8,7 +8,7 @@ use clap::Args;
 
 use polycert::bounds::{
     bound_report, bounds_markdown, first_order_markdown, first_order_report, ranges_for,
-    smallest_alpha, BoundConfig, BoundReport, FirstOrderReport,
+    smallest_alpha, BoundConfig, BoundReport, FirstOrderReport, PerInputMethod,
 };
 use polycert::nn::RangePolicy;
 
@@ -29,6 +29,12 @@ pub struct BoundArgs {
     /// Per-input bounds, measured errors and certified-unchanged predictions on the data.
     #[arg(long)]
     pub per_input: bool,
+    /// With `--per-input`, the per-input certificate: `trajectory` (the default: rigorous
+    /// ball enclosures of F(x) and F^α(x) themselves, so of ‖F^α(x) − F(x)‖∞ and of both
+    /// classes), `elementwise` (the earlier bound: each polynomial error an unknown in its
+    /// certified box, under a range check), or `both`.
+    #[arg(long, value_parser = ["trajectory", "elementwise", "both"], requires = "per_input")]
+    pub method: Option<String>,
     /// Use only K images of the data (the first K, or with `--evenly` K spread over the file);
     /// one for all models, or one per model.
     #[arg(long)]
@@ -190,6 +196,11 @@ pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
             limit: a.limit.get(i).or(a.limit.first()).copied(),
             evenly: a.evenly,
             per_input: a.per_input,
+            method: match a.method.as_deref() {
+                Some("elementwise") => PerInputMethod::Elementwise,
+                Some("both") => PerInputMethod::Both,
+                _ => PerInputMethod::Trajectory,
+            },
         };
         if let Some(e) = a.target_error {
             let (bn, ranges) = ranges_for(&cfg)?;

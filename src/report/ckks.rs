@@ -173,6 +173,7 @@ fn run_model(
         data: Some(md.data.clone()),
         limit: None,
         per_input: false,
+        method: crate::bounds::PerInputMethod::Elementwise,
         evenly: false,
     })?;
     let pe = PolyErrors::load_or_certify(&net_cfg.proofs, cfg.alpha)?;

@@ -319,6 +319,7 @@ pub fn bounds_section(
             limit: Some(cfg.bound_images),
             evenly: true,
             per_input: true,
+            method: crate::bounds::PerInputMethod::Elementwise,
         };
         let mut r = crate::bounds::bound_report(&bc, &|_, d, n| progress(&name, d, n))?;
         r.model.clone_from(&name);

@@ -1,0 +1,376 @@
+//! Fixed-point balls: the number type of the trajectory certificate ([`super::trajectory`]).
+//!
+//! A ball ⟨m, ρ⟩ is the set [m − ρ, m + ρ] of reals, with the midpoint m = M·2^−F an exact
+//! fixed-point number (M a GMP integer, F the number of fraction bits, [`Frac`]) and the
+//! radius ρ a binary64 rounded upward. Sums and exact products of midpoints are exact
+//! integers; the only rounding is the explicit floor of a product or quotient back to F
+//! fraction bits, whose error is < 1 ulp = 2^−F and is added to the radius. There is no
+//! γ_n·Σ|w||m| term: a dot product of any length is exact before its single floor, so the
+//! rounding error injected per value is absolute (2^−F) and the precision is chosen by F
+//! alone (it is raised until the final radius is far below the certified difference).
+//!
+//! This module also evaluates the certified polynomials on balls: one odd component p_i
+//! (Horner in y², midpoint in fixed point with its rounding error tracked upward) and the
+//! enclosure of p_i′ over the ball in outward-rounded interval arithmetic (`inari`), for the
+//! centred (mean-value) forms of r̃_α (Eq. 4) and m_α (§2.2). r̃_α is not monotone near 0
+//! and its slope reaches ±14 at α = 14: nothing here assumes a Lipschitz constant.
+//!
+//! Symbols: `f` the fraction bits F, `ulp` = 2^−F, `rho` a radius, `e` a rounding-error bound.
+
+use inari::Interval;
+use rug::{Integer, Rational};
+
+use super::round::{add_ru, mul_ru, Ulp};
+
+/// Number of fraction bits F of the fixed-point midpoints (value = integer·2^−F).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct Frac(pub u32);
+
+/// 2^e as a binary64 (exact for −1022 ≤ e ≤ 1023; 0 / +∞ outside).
+pub(crate) fn pow2(e: i32) -> f64 {
+    if e < -1022 {
+        0.0
+    } else if e > 1023 {
+        f64::INFINITY
+    } else {
+        // The biased exponent e + 1023 ∈ [1, 2046] with a zero mantissa is exactly 2^e.
+        f64::from_bits(u64::from((e + 1023).unsigned_abs()) << 52)
+    }
+}
+
+impl Frac {
+    /// One unit in the last place, 2^−F, as an f64 (an upper bound when F > 1022).
+    pub(crate) fn ulp(self) -> f64 {
+        let f = i32::try_from(self.0).unwrap_or(i32::MAX);
+        if f > 1022 {
+            // 2^−1022 ≥ 2^−F: a valid upper bound.
+            pow2(-1022)
+        } else {
+            pow2(-f)
+        }
+    }
+}
+
+/// An exact dyadic number as (odd-or-zero integer mantissa, exponent): q = m·2^e.
+pub(crate) fn dyadic_of_f64(x: f64) -> Option<(Integer, i32)> {
+    let q = Rational::from_f64(x)?;
+    let (n, d) = q.into_numer_denom();
+    // The denominator of a finite binary64 is a power of two.
+    let k = d.significant_bits().saturating_sub(1);
+    Some((n, -i32::try_from(k).ok()?))
+}
+
+/// ⌊q·2^F⌋ and whether it is exact.
+pub(crate) fn rat_to_fixed(q: &Rational, f: Frac) -> (Integer, bool) {
+    let s = Rational::from(q << f.0);
+    let (n, d) = s.into_numer_denom();
+    let (quo, rem) = n.div_rem_floor(d);
+    (quo, rem.is_zero())
+}
+
+/// ⌊x·2^F⌋ of a binary64 (None for NaN / ±∞) and whether it is exact.
+pub(crate) fn f64_to_fixed(x: f64, f: Frac) -> Option<(Integer, bool)> {
+    Rational::from_f64(x).map(|q| rat_to_fixed(&q, f))
+}
+
+/// Enclosure [lo, hi] ⊇ {M·2^−F} in binary64 (outward: `to_f64` truncates, one ulp each way).
+pub(crate) fn fixed_bounds(m: &Integer, f: Frac) -> (f64, f64) {
+    if m.is_zero() {
+        return (0.0, 0.0);
+    }
+    let v = m.to_f64();
+    let s = pow2(-i32::try_from(f.0).unwrap_or(1022).min(1022));
+    let rest = i32::try_from(f.0).unwrap_or(i32::MAX).saturating_sub(1022);
+    // Scaling by powers of two is exact away from the subnormal range; F > 1022 scales
+    // twice (still exact for the magnitudes met here; the outward step covers the rest).
+    let mut lo = v.down() * s;
+    let mut hi = v.up() * s;
+    if rest > 0 {
+        lo *= pow2(-rest);
+        hi *= pow2(-rest);
+    }
+    (lo.down(), hi.up())
+}
+
+/// Upper bound of |M·2^−F|.
+pub(crate) fn fixed_mag(m: &Integer, f: Frac) -> f64 {
+    let (lo, hi) = fixed_bounds(m, f);
+    hi.max(-lo)
+}
+
+/// Lower bound of |M·2^−F|.
+pub(crate) fn fixed_mig(m: &Integer, f: Frac) -> f64 {
+    let (lo, hi) = fixed_bounds(m, f);
+    if lo > 0.0 {
+        lo
+    } else if hi < 0.0 {
+        -hi
+    } else {
+        0.0
+    }
+}
+
+/// ⌊a·b·2^−F⌋: the fixed-point product, error < 2^−F.
+pub(crate) fn mul_fixed(a: &Integer, b: &Integer, f: Frac) -> Integer {
+    let mut p = Integer::from(a * b);
+    p >>= f.0;
+    p
+}
+
+/// ⌊M / c⌋ with c = cm·2^ce > 0 an exact dyadic: the fixed-point quotient by c, error < 2^−F.
+pub(crate) fn div_dyadic_floor(m: &Integer, c: &(Integer, i32)) -> Integer {
+    let (cm, ce) = c;
+    if *ce <= 0 {
+        let n = Integer::from(m << ce.unsigned_abs());
+        n.div_rem_floor(cm.clone()).0
+    } else {
+        let d = Integer::from(cm << ce.unsigned_abs());
+        m.clone().div_rem_floor(d).0
+    }
+}
+
+/// ⌊M·c⌋ with c = cm·2^ce an exact dyadic: the fixed-point product by c, error < 2^−F
+/// (exact when ce ≥ 0).
+pub(crate) fn mul_dyadic_floor(m: &Integer, c: &(Integer, i32)) -> Integer {
+    let (cm, ce) = c;
+    let mut p = Integer::from(m * cm);
+    if *ce >= 0 {
+        p <<= ce.unsigned_abs();
+    } else {
+        p >>= ce.unsigned_abs();
+    }
+    p
+}
+
+/// The interval [lo − ρ, hi + ρ] around a midpoint (outward), ENTIRE when not finite.
+pub(crate) fn ball_interval(m: &Integer, rho: f64, f: Frac) -> Interval {
+    let (lo, hi) = fixed_bounds(m, f);
+    let (a, b) = ((lo - rho).down(), (hi + rho).up());
+    if a.is_finite() && b.is_finite() && a <= b {
+        Interval::try_from((a, b)).unwrap_or(Interval::ENTIRE)
+    } else {
+        Interval::ENTIRE
+    }
+}
+
+/// An f64 enclosure of an exact rational as an interval (one ulp outward).
+pub(crate) fn rat_interval(q: &Rational) -> Interval {
+    let v = q.to_f64();
+    let (a, b) = (v.down(), v.up());
+    if a.is_finite() && b.is_finite() {
+        Interval::try_from((a, b)).unwrap_or(Interval::ENTIRE)
+    } else {
+        Interval::ENTIRE
+    }
+}
+
+/// Upper bound of the magnitude of an interval (+∞ for an empty or unbounded one).
+pub(crate) fn mag(i: Interval) -> f64 {
+    if i.is_empty() {
+        f64::INFINITY
+    } else {
+        i.mag()
+    }
+}
+
+/// One odd component p(y) = Σ_j c_j·y^(2j+1) prepared at F fraction bits.
+#[derive(Debug, Clone)]
+pub(crate) struct FixedOdd {
+    /// ⌊c_j·2^F⌋.
+    coeffs: Vec<Integer>,
+    /// Bound of |c_j − coeffs[j]·2^−F| (0 when every coefficient is exact at F bits).
+    coef_err: f64,
+    /// Enclosures of (2j + 1)·c_j, the coefficients of p′(y) = Σ_j (2j+1)c_j·y^(2j).
+    dcoef: Vec<Interval>,
+}
+
+/// A ball during a polynomial chain: midpoint ŷ, radius ρ of the image of the whole input
+/// ball, and e, the bound of |ŷ − y(m)| for the input's midpoint m alone (e ≤ ρ).
+#[derive(Debug, Clone)]
+pub(crate) struct ChainBall {
+    pub(crate) mid: Integer,
+    pub(crate) rho: f64,
+    pub(crate) e: f64,
+}
+
+impl FixedOdd {
+    /// Prepare the exact odd coefficients [c_1, c_3, …] at F fraction bits.
+    pub(crate) fn new(odd: &[Rational], f: Frac) -> Self {
+        let mut coeffs = Vec::with_capacity(odd.len());
+        let mut exact = true;
+        let mut dcoef = Vec::with_capacity(odd.len());
+        for (j, c) in odd.iter().enumerate() {
+            let (m, ex) = rat_to_fixed(c, f);
+            exact &= ex;
+            coeffs.push(m);
+            let k = Rational::from(c * Integer::from(2 * j + 1));
+            dcoef.push(rat_interval(&k));
+        }
+        Self {
+            coeffs,
+            coef_err: if exact { 0.0 } else { f.ulp() },
+            dcoef,
+        }
+    }
+
+    /// p applied to a chain ball; also returns the enclosure of p′ over the input ball
+    /// (p′ over [ŷ ± ρ], by Horner in y² with outward rounding).
+    ///
+    /// Midpoint: s ← c_d; s ← ⌊s·ŷ²⌋ + c_j; p̂ = ⌊s·ŷ⌋, with ŷ² = ⌊ŷ·ŷ⌋ (error δ < ulp).
+    /// With E the running bound of |ŝ − s(ŷ)|: E ← E·(|ŷ²| + δ) + |ŝ|·δ + ulp + coef_err,
+    /// and finally |p̂ − p(ŷ)| ≤ |ŷ|·E + ulp =: E_p. By the mean-value theorem, for y in the
+    /// ball, |p(y) − p̂| ≤ sup|p′|·ρ + E_p (and the same with e for the midpoint's point).
+    pub(crate) fn apply(&self, y: &ChainBall, f: Frac) -> (ChainBall, Interval) {
+        let ulp = f.ulp();
+        let yi = ball_interval(&y.mid, y.rho, f);
+        let y2i = yi.sqr();
+        let mut d = Interval::try_from((0.0, 0.0)).unwrap_or(Interval::ENTIRE);
+        for c in self.dcoef.iter().rev() {
+            d = d.mul_add(y2i, *c);
+        }
+        let y2 = mul_fixed(&y.mid, &y.mid, f);
+        let y2_mag = add_ru(fixed_mag(&y2, f), ulp);
+        let mut s = Integer::new();
+        let mut e = 0.0f64;
+        let mut first = true;
+        for c in self.coeffs.iter().rev() {
+            if first {
+                s = c.clone();
+                e = self.coef_err;
+                first = false;
+                continue;
+            }
+            let s_mag = fixed_mag(&s, f);
+            s = mul_fixed(&s, &y2, f);
+            s += c;
+            e = add_ru(
+                add_ru(mul_ru(e, y2_mag), mul_ru(s_mag, ulp)),
+                add_ru(ulp, self.coef_err),
+            );
+        }
+        let p = mul_fixed(&s, &y.mid, f);
+        let ep = add_ru(mul_ru(fixed_mag(&y.mid, f), e), ulp);
+        let dm = mag(d);
+        let out = ChainBall {
+            mid: p,
+            rho: add_ru(mul_ru(dm, y.rho), ep),
+            e: add_ru(mul_ru(dm, y.e), ep),
+        };
+        (out, d)
+    }
+}
+
+/// The composite sign polynomial p = p_k ∘ … ∘ p_1 at F fraction bits.
+#[derive(Debug, Clone)]
+pub(crate) struct FixedSign {
+    comps: Vec<FixedOdd>,
+    f: Frac,
+}
+
+/// Result of the composite on a ball: the chain ball of p and the enclosure of p′ over the
+/// input ball (product of the components' derivative enclosures, chain rule).
+pub(crate) struct SignBall {
+    pub(crate) p: ChainBall,
+    pub(crate) dp: Interval,
+}
+
+impl FixedSign {
+    /// From the exact odd coefficients of each component.
+    pub(crate) fn new(components: &[Vec<Rational>], f: Frac) -> Self {
+        Self {
+            comps: components.iter().map(|c| FixedOdd::new(c, f)).collect(),
+            f,
+        }
+    }
+
+    /// p and p′ on a ball.
+    pub(crate) fn apply(&self, y: ChainBall) -> SignBall {
+        let mut b = y;
+        let mut dp = Interval::try_from((1.0, 1.0)).unwrap_or(Interval::ENTIRE);
+        for c in &self.comps {
+            let (nb, d) = c.apply(&b, self.f);
+            b = nb;
+            dp *= d;
+        }
+        SignBall { p: b, dp }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(x: f64) -> Rational {
+        Rational::from_f64(x).unwrap()
+    }
+
+    fn val(m: &Integer, f: Frac) -> Rational {
+        Rational::from(m.clone()) >> f.0
+    }
+
+    #[test]
+    fn floor_conversions_and_bounds_enclose_exact_values() {
+        let f = Frac(80);
+        for x in [0.1, -0.1, 1.0 / 3.0, -7.25, 1e-30, 12345.678] {
+            let (m, exact) = f64_to_fixed(x, f).unwrap();
+            let v = val(&m, f);
+            let err = Rational::from(&q(x) - &v);
+            assert!(err >= 0 && err < q(f.ulp()), "x={x}");
+            assert_eq!(exact, err == 0);
+            let (lo, hi) = fixed_bounds(&m, f);
+            assert!(q(lo) <= v && v <= q(hi));
+            assert!(q(fixed_mag(&m, f)) >= Rational::from(v.abs_ref()));
+            assert!(q(fixed_mig(&m, f)) <= Rational::from(v.abs_ref()));
+        }
+        // Floor of a negative product rounds toward −∞ (error in (−ulp, 0]).
+        let a = f64_to_fixed(-0.3, f).unwrap().0;
+        let b = f64_to_fixed(0.7, f).unwrap().0;
+        let p = mul_fixed(&a, &b, f);
+        let exact = val(&a, f) * val(&b, f);
+        let d = Rational::from(&exact - &val(&p, f));
+        assert!(d >= 0 && d < q(f.ulp()));
+        let c = dyadic_of_f64(3.75).unwrap();
+        assert_eq!(c, (Integer::from(15), -2));
+        let qd = div_dyadic_floor(&a, &c);
+        let d = val(&a, f) / q(3.75) - val(&qd, f);
+        assert!(d >= 0 && d < q(f.ulp()));
+        let c2 = dyadic_of_f64(0.1).unwrap();
+        let md = mul_dyadic_floor(&a, &c2);
+        let d = val(&a, f) * q(0.1) - val(&md, f);
+        assert!(d >= 0 && d < q(f.ulp()));
+        assert_eq!(pow2(-3), 0.125);
+        assert_eq!(pow2(10), 1024.0);
+    }
+
+    #[test]
+    fn odd_component_ball_contains_exact_values() {
+        // p(y) = 3y − 4y³ + 0.3y⁵ (non-monotone, large slope); exact oracle: rug Rational.
+        let coeffs = [q(3.0), q(-4.0), q(0.3)];
+        let f = Frac(96);
+        let p = FixedOdd::new(&coeffs, f);
+        for &(m, rho) in &[(0.41, 1e-9), (-0.9, 1e-3), (0.0, 0.0), (1.2, 1e-12)] {
+            let (mid, _) = f64_to_fixed(m, f).unwrap();
+            let ball = ChainBall {
+                mid: mid.clone(),
+                rho,
+                e: 0.0,
+            };
+            let (out, d) = p.apply(&ball, f);
+            for t in [-1.0, -0.5, 0.0, 0.3, 1.0] {
+                let y = val(&mid, f) + q(t * rho);
+                let y2 = Rational::from(&y * &y);
+                let inner = &coeffs[1] + Rational::from(&y2 * &coeffs[2]);
+                let exact = &y * (&coeffs[0] + Rational::from(&y2 * &inner));
+                let dist = Rational::from(&exact - &val(&out.mid, f)).abs();
+                assert!(dist <= q(out.rho), "m={m} t={t}");
+                let d1 = Rational::from(3 * &coeffs[1]) + Rational::from(&y2 * 5) * &coeffs[2];
+                let dexact = &coeffs[0] + Rational::from(&y2 * &d1);
+                let dv = dexact.to_f64();
+                assert!(d.inf() <= dv && dv <= d.sup(), "derivative m={m} t={t}");
+                if t == 0.0 {
+                    assert!(dist <= q(out.e));
+                }
+            }
+        }
+    }
+}

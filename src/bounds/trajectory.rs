@@ -1,0 +1,1113 @@
+//! The trajectory certificate (beyond the paper): for one input x, rigorous enclosures of
+//! F(x) and F^α(x) themselves, evaluated in fixed-point ball arithmetic ([`super::fixed`]),
+//! hence an enclosure [lo, hi] of ‖F^α(x) − F(x)‖∞ and certified classes.
+//!
+//! Unlike the elementwise per-input bound ([`super::BoundedNetwork::per_input`]), which lets
+//! each activation's polynomial error be any value in its certified box, this evaluates the
+//! fixed certified polynomial r̃_α (Eq. 4) / M̃_{α,n} (Eq. 6–7) on the input's actual
+//! trajectory, so no range hypothesis is needed: the polynomial is evaluated wherever its
+//! input falls (inputs leaving [−B, B] are still counted, [`TrajectoryBound::out_of_range`]).
+//!
+//! Every linear operator is evaluated exactly on the midpoints (f32 weights are exact
+//! integers times 2^−G, sums of exact products are exact) and floored once to F fraction bits
+//! (error < 2^−F); radii go through |W| in binary64 rounded upward (Higham's γ_n bound on the
+//! non-negative dot product). Batch normalisation's scale γ/√(σ² + ε) is computed with MPFR
+//! at F + 80 bits and its error is added to the radius. ReLU / max in F are 1-Lipschitz:
+//! ⟨max(m, 0), ρ⟩ (⟨0, 0⟩ when m + ρ ≤ 0) and ⟨max m_i, max ρ_i⟩. r̃_α and m_α use the
+//! centred form: radius = sup over the ball of |derivative| (outward-rounded interval
+//! enclosure, chain rule through every component) times the input radius, plus the tracked
+//! rounding error of the midpoint evaluation.
+//!
+//! The precision F is chosen per input: 128 bits first, doubled (up to 1024) while the sum
+//! of the two output radii exceeds 10^−6 of the certified lower bound of the difference.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use inari::Interval;
+use rug::{Assign as _, Float, Integer, Rational};
+use serde::Serialize;
+
+use super::fixed::{
+    ball_interval, div_dyadic_floor, dyadic_of_f64, f64_to_fixed, fixed_bounds, fixed_mag,
+    fixed_mig, mag, mul_dyadic_floor, rat_to_fixed, ChainBall, FixedSign, Frac,
+};
+use super::polyerr::PolyErrors;
+use super::round::{add_ru, div_ru, mul_ru, sum_factor_ru, sum_up, Ulp};
+use super::BoundsError;
+use crate::nn::{Network, NodeId, Op, SignKernel};
+
+/// Fraction bits tried in turn until the certificate is tight (see the module docs).
+pub const PRECISIONS: [Frac; 4] = [Frac(128), Frac(256), Frac(512), Frac(1024)];
+
+/// Relative tightness asked of the enclosure: radius_F + radius_Fα ≤ this × lower bound.
+const TIGHT: f64 = 1e-6;
+
+/// A tensor of balls ⟨mid_i·2^−F, rad_i⟩.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BallT {
+    pub(crate) mid: Vec<Integer>,
+    pub(crate) rad: Vec<f64>,
+}
+
+/// Which network is evaluated.
+#[derive(Clone, Copy)]
+pub(crate) enum Mode<'a> {
+    /// F: exact ReLU and max.
+    Exact,
+    /// F^α: r̃_α and M̃_{α,n} with B per node.
+    Approx {
+        sign: &'a FixedSign,
+        kernel: &'a SignKernel,
+        ranges: &'a BTreeMap<NodeId, f64>,
+    },
+}
+
+/// Per-node constants at F fraction bits.
+#[derive(Debug, Clone)]
+enum TPrep {
+    Conv {
+        w: Vec<Integer>,
+        wabs: Vec<f64>,
+        g: u32,
+        bias: Option<Vec<Integer>>,
+        dims: [usize; 4],
+        strides: [usize; 2],
+        pads: [usize; 4],
+        dil: [usize; 2],
+        groups: usize,
+    },
+    Linear {
+        w: Vec<Integer>,
+        wabs: Vec<f64>,
+        g: u32,
+        bias: Option<Vec<Integer>>,
+        m: usize,
+        k: usize,
+    },
+    Bn {
+        /// ⌊S·2^(F+40)⌋ per channel.
+        s: Vec<Integer>,
+        s_mag: Vec<f64>,
+        /// Bound of |S − s·2^−(F+40)|.
+        ds: Vec<f64>,
+        /// ⌊T·2^F⌋ per channel.
+        t: Vec<Integer>,
+        /// Bound of |T − t·2^−F|.
+        dt: Vec<f64>,
+    },
+    Constant {
+        c: Vec<Integer>,
+        err: f64,
+    },
+    Clip {
+        lo: Integer,
+        hi: Integer,
+        err: f64,
+    },
+    Other,
+}
+
+/// Weights as exact integers W·2^G with one G for the tensor, their |W| in binary64 and the
+/// bias at F + G fraction bits (its floor adds < 2^−F·2^−G, counted as one more ulp).
+fn int_weights(
+    data: &[f32],
+    bias: Option<&[f32]>,
+    f: Frac,
+) -> (Vec<Integer>, Vec<f64>, u32, Option<Vec<Integer>>) {
+    let dy: Vec<(Integer, i32)> = data
+        .iter()
+        .map(|&w| dyadic_of_f64(f64::from(w)).unwrap_or((Integer::new(), 0)))
+        .collect();
+    let g = dy
+        .iter()
+        .filter(|(m, _)| !m.is_zero())
+        .map(|(_, e)| -e)
+        .max()
+        .unwrap_or(0)
+        .max(0)
+        .unsigned_abs();
+    let w = dy
+        .into_iter()
+        .map(|(m, e)| {
+            let sh = i64::from(g) + i64::from(e);
+            m << u32::try_from(sh.max(0)).unwrap_or(0)
+        })
+        .collect();
+    let wabs = data.iter().map(|&w| f64::from(w).abs()).collect();
+    let bias = bias.map(|b| {
+        b.iter()
+            .map(|&v| {
+                f64_to_fixed(f64::from(v), Frac(f.0 + g))
+                    .map(|x| x.0)
+                    .unwrap_or_default()
+            })
+            .collect()
+    });
+    (w, wabs, g, bias)
+}
+
+use super::block::node_unsupported as node_err;
+
+fn constant_fixed(vals: impl Iterator<Item = f64>, f: Frac) -> (Vec<Integer>, f64) {
+    let mut exact = true;
+    let c = vals
+        .map(|v| {
+            let (m, ex) = f64_to_fixed(v, f).unwrap_or((Integer::new(), false));
+            exact &= ex;
+            m
+        })
+        .collect();
+    (c, if exact { 0.0 } else { f.ulp() })
+}
+
+fn prepare(net: &Network, id: NodeId, op: &Op, f: Frac) -> Result<TPrep, BoundsError> {
+    Ok(match op {
+        Op::Conv(c) => {
+            let (w, wabs, g, bias) = int_weights(&c.weight.data, c.bias.as_deref(), f);
+            let d = &c.weight.dims;
+            TPrep::Conv {
+                w,
+                wabs,
+                g,
+                bias,
+                dims: [
+                    d.first().copied().unwrap_or(0),
+                    d.get(1).copied().unwrap_or(0),
+                    d.get(2).copied().unwrap_or(1),
+                    d.get(3).copied().unwrap_or(1),
+                ],
+                strides: c.strides,
+                pads: c.pads,
+                dil: c.dilations,
+                groups: c.groups.max(1),
+            }
+        }
+        Op::Gemm(l) | Op::MatMul(l) => {
+            let (w, wabs, g, bias) = int_weights(&l.weight.data, l.bias.as_deref(), f);
+            TPrep::Linear {
+                w,
+                wabs,
+                g,
+                bias,
+                m: l.weight.dims.first().copied().unwrap_or(0),
+                k: l.weight.dims.get(1).copied().unwrap_or(0),
+            }
+        }
+        Op::BatchNorm(b) => {
+            // S = γ/√(σ² + ε) and T = β − μ·S at P = F + 80 bits (round to nearest): the
+            // relative error of S is ≤ 2^−(P−2) (σ² + ε exact as a rational, then one
+            // rounding for the conversion, the square root and the quotient), and that of
+            // T's evaluation adds ≤ (|μ||S| + |β|)·2^−(P−4).
+            let p = f.0 + 80;
+            let gs = Frac(f.0 + 40);
+            let (mut s, mut s_mag, mut ds, mut t, mut dt) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let rel = super::fixed::pow2(-i32::try_from(p - 4).unwrap_or(1022).min(1022));
+            for (((gm, be), mu), var) in b.gamma.iter().zip(&b.beta).zip(&b.mean).zip(&b.var) {
+                let q = |x: f32| Rational::from_f32(x);
+                let (Some(gq), Some(bq), Some(mq), Some(vq), Some(eq)) =
+                    (q(*gm), q(*be), q(*mu), q(*var), q(b.eps))
+                else {
+                    return Err(node_err(net, id, "non-finite batch-norm parameter"));
+                };
+                let v = vq + eq;
+                if v <= 0 {
+                    return Err(node_err(
+                        net,
+                        id,
+                        format!("var + eps = {} is not positive", v.to_f64()),
+                    ));
+                }
+                let sq = Float::with_val(p, &v).sqrt();
+                let sf = Float::with_val(p, &gq) / &sq;
+                let tf = Float::with_val(p, &bq) - Float::with_val(p, &mq * &sf);
+                let (Some(sr), Some(tr)) = (sf.to_rational(), tf.to_rational()) else {
+                    return Err(node_err(net, id, "batch-norm scale is not finite"));
+                };
+                let (si, _) = rat_to_fixed(&sr, gs);
+                let (ti, _) = rat_to_fixed(&tr, f);
+                let smag = sr.to_f64().abs().up();
+                s_mag.push(smag);
+                ds.push(add_ru(mul_ru(smag, rel), gs.ulp()));
+                let tmag = add_ru(mul_ru(mq.to_f64().abs().up(), smag), bq.to_f64().abs().up());
+                dt.push(add_ru(mul_ru(tmag, rel), f.ulp()));
+                s.push(si);
+                t.push(ti);
+            }
+            TPrep::Bn {
+                s,
+                s_mag,
+                ds,
+                t,
+                dt,
+            }
+        }
+        Op::Add { constant: Some(c) } => {
+            let (c, err) = constant_fixed(c.data.iter().map(|&v| f64::from(v)), f);
+            TPrep::Constant { c, err }
+        }
+        Op::Pad(p) => {
+            let (c, err) = constant_fixed(std::iter::once(f64::from(p.value)), f);
+            TPrep::Constant { c, err }
+        }
+        Op::Clip { min, max } => {
+            let (c, err) = constant_fixed([f64::from(*min), f64::from(*max)].into_iter(), f);
+            let mut it = c.into_iter();
+            TPrep::Clip {
+                lo: it.next().unwrap_or_default(),
+                hi: it.next().unwrap_or_default(),
+                err,
+            }
+        }
+        Op::Softmax { .. } => {
+            return Err(node_err(
+                net,
+                id,
+                "softmax is not supported by the trajectory certificate (certify the logits)",
+            ))
+        }
+        _ => TPrep::Other,
+    })
+}
+
+/// A network prepared for the trajectory certificate at F fraction bits.
+#[derive(Debug, Clone)]
+pub struct TrajectoryNetwork {
+    net: Arc<Network>,
+    f: Frac,
+    preps: Vec<TPrep>,
+    last_use: Vec<Option<NodeId>>,
+}
+
+/// Upper bound of the exact non-negative dot product from its binary64 value over n terms.
+fn dot_up(s: f64, n: usize) -> f64 {
+    sum_up(s, sum_factor_ru(n + 1), n + 1)
+}
+
+impl TrajectoryNetwork {
+    /// Prepare `net` at `f` fraction bits.
+    ///
+    /// # Errors
+    /// [`BoundsError::Unsupported`] for softmax or an invalid batch norm.
+    pub fn new(net: Arc<Network>, f: Frac) -> Result<Self, BoundsError> {
+        let preps = net
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| prepare(&net, i, &n.op, f))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut last_use = vec![None; net.values.len()];
+        for (i, n) in net.nodes.iter().enumerate() {
+            for &v in &n.inputs {
+                if let Some(l) = last_use.get_mut(v) {
+                    *l = Some(i);
+                }
+            }
+        }
+        Ok(Self {
+            net,
+            f,
+            preps,
+            last_use,
+        })
+    }
+
+    /// The fraction bits F.
+    pub fn frac(&self) -> Frac {
+        self.f
+    }
+
+    /// The network.
+    pub fn network(&self) -> &Network {
+        &self.net
+    }
+
+    /// Evaluate F (`Mode::Exact`) or F^α on balls from the exact input x; returns the output
+    /// balls and the number of activation inputs whose ball leaves [−B, B] (F^α only).
+    #[expect(clippy::too_many_lines, reason = "one arm per op")]
+    pub(crate) fn run(&self, x: &[f64], mode: Mode<'_>) -> Result<(BallT, usize), BoundsError> {
+        let net = &*self.net;
+        let f = self.f;
+        let ulp = f.ulp();
+        let n_in = net.input_shape().numel();
+        if x.len() != n_in {
+            return Err(BoundsError::Size {
+                what: "input".into(),
+                got: x.len(),
+                expected: n_in,
+            });
+        }
+        let mut input = BallT::default();
+        for &v in x {
+            let (m, exact) = f64_to_fixed(v, f).ok_or_else(|| BoundsError::Config {
+                what: "input value".into(),
+                value: v.to_string(),
+                valid: "a finite number".into(),
+            })?;
+            input.mid.push(m);
+            input.rad.push(if exact { 0.0 } else { ulp });
+        }
+        let mut vals: Vec<Option<BallT>> = vec![None; net.values.len()];
+        if let Some(s) = vals.get_mut(net.input) {
+            *s = Some(input);
+        }
+        let mut oor = 0usize;
+        for (i, (node, prep)) in net.nodes.iter().zip(&self.preps).enumerate() {
+            let get = |v: usize| {
+                vals.get(v)
+                    .and_then(Option::as_ref)
+                    .ok_or_else(|| node_err(net, i, "input value not computed"))
+            };
+            let in0 = node.inputs.first().copied().unwrap_or(usize::MAX);
+            let a = get(in0)?;
+            let s_in = net.shape(in0);
+            let s_out = net.shape(node.output);
+            let chw = s_in.chw().unwrap_or((0, 0, 0));
+            let out_hw = s_out.chw().map_or((0, 0), |(_, h, w)| (h, w));
+            let out = match (&node.op, prep) {
+                (Op::Conv(_), TPrep::Conv { .. }) => conv(a, chw, prep, out_hw, ulp),
+                (
+                    Op::Gemm(_) | Op::MatMul(_),
+                    TPrep::Linear {
+                        w,
+                        wabs,
+                        g,
+                        bias,
+                        m,
+                        k,
+                    },
+                ) => linear(a, w, wabs, *g, bias.as_deref(), *m, *k, ulp),
+                (
+                    Op::BatchNorm(_),
+                    TPrep::Bn {
+                        s,
+                        s_mag,
+                        ds,
+                        t,
+                        dt,
+                    },
+                ) => {
+                    let plane = chw.1 * chw.2;
+                    let gs = f.0 + 40;
+                    let mut o = BallT::default();
+                    for (j, (m, r)) in a.mid.iter().zip(&a.rad).enumerate() {
+                        let c = j / plane.max(1);
+                        let (Some(sc), Some(sm), Some(dsc), Some(tc), Some(dtc)) =
+                            (s.get(c), s_mag.get(c), ds.get(c), t.get(c), dt.get(c))
+                        else {
+                            return Err(node_err(net, i, "channel count mismatch"));
+                        };
+                        let mut y = Integer::from(m * sc);
+                        y >>= gs;
+                        y += tc;
+                        // |S·ξ + T − ŷ| ≤ |S|ρ + |m|·δS + ulp + δT.
+                        let rad = add_ru(
+                            add_ru(mul_ru(*sm, *r), mul_ru(fixed_mag(m, f), *dsc)),
+                            add_ru(ulp, *dtc),
+                        );
+                        o.mid.push(y);
+                        o.rad.push(rad);
+                    }
+                    o
+                }
+                (Op::Relu, _) => match mode {
+                    Mode::Exact => {
+                        let mut o = a.clone();
+                        for (m, r) in o.mid.iter_mut().zip(o.rad.iter_mut()) {
+                            if m.is_negative() {
+                                if fixed_mig(m, f) >= *r {
+                                    *r = 0.0;
+                                }
+                                *m = Integer::new();
+                            }
+                        }
+                        o
+                    }
+                    Mode::Approx { sign, ranges, .. } => {
+                        let b = range_of(net, ranges, i)?;
+                        let bd = dyadic_of_f64(b).ok_or_else(|| range_err(net, i, b))?;
+                        let mut o = BallT::default();
+                        for (m, r) in a.mid.iter().zip(&a.rad) {
+                            oor += usize::from(add_ru(fixed_mag(m, f), *r) > b);
+                            let (y, rad) = relu_approx(sign, m, *r, b, &bd, f);
+                            o.mid.push(y);
+                            o.rad.push(rad);
+                        }
+                        o
+                    }
+                },
+                (Op::MaxPool(p), _) => {
+                    let mut wins: Vec<Vec<usize>> = Vec::new();
+                    crate::nn::ops::for_pool_windows(chw, p, out_hw, |_, w| wins.push(w.to_vec()));
+                    let mut o = BallT::default();
+                    match mode {
+                        Mode::Exact => {
+                            for w in &wins {
+                                let mut best: Option<&Integer> = None;
+                                let mut rmax = 0.0f64;
+                                for &j in w {
+                                    if let (Some(m), Some(r)) = (a.mid.get(j), a.rad.get(j)) {
+                                        if best.is_none_or(|bm| m > bm) {
+                                            best = Some(m);
+                                        }
+                                        rmax = rmax.max(*r);
+                                    }
+                                }
+                                o.mid.push(best.cloned().unwrap_or_default());
+                                o.rad.push(rmax);
+                            }
+                        }
+                        Mode::Approx {
+                            sign,
+                            kernel,
+                            ranges,
+                        } => {
+                            let b = range_of(net, ranges, i)?;
+                            for w in &wins {
+                                let bp = kernel.b_prime(b, w.len());
+                                let bpd = dyadic_of_f64(bp).ok_or_else(|| range_err(net, i, bp))?;
+                                let mut ys = Vec::with_capacity(w.len());
+                                for &j in w {
+                                    let (Some(m), Some(r)) = (a.mid.get(j), a.rad.get(j)) else {
+                                        continue;
+                                    };
+                                    oor += usize::from(add_ru(fixed_mag(m, f), *r) > b);
+                                    // y = x/B′ + ½: floor error < ulp.
+                                    let mut y = div_dyadic_floor(m, &bpd);
+                                    y += Integer::from(1) << (f.0 - 1);
+                                    ys.push((y, add_ru(div_ru(*r, bp), ulp)));
+                                }
+                                let (mm, mr) = max_tree(sign, &ys, f);
+                                // B′·(M − ½).
+                                let mut z = mm;
+                                z -= Integer::from(1) << (f.0 - 1);
+                                o.mid.push(mul_dyadic_floor(&z, &bpd));
+                                o.rad.push(add_ru(mul_ru(mr, bp), ulp));
+                            }
+                        }
+                    }
+                    o
+                }
+                (
+                    Op::AvgPool {
+                        pool,
+                        count_include_pad,
+                    },
+                    _,
+                ) => {
+                    let mut o = BallT::default();
+                    crate::nn::ops::for_pool_windows(chw, pool, out_hw, |_, w| {
+                        let n = if *count_include_pad {
+                            pool.kernel[0] * pool.kernel[1]
+                        } else {
+                            w.len()
+                        }
+                        .max(1);
+                        let (m, r) = mean_of(a, w.iter().copied(), n, ulp);
+                        o.mid.push(m);
+                        o.rad.push(r);
+                    });
+                    o
+                }
+                (Op::GlobalAvgPool, _) => {
+                    let plane = (chw.1 * chw.2).max(1);
+                    let mut o = BallT::default();
+                    for c in 0..chw.0 {
+                        let (m, r) = mean_of(a, c * plane..(c + 1) * plane, plane, ulp);
+                        o.mid.push(m);
+                        o.rad.push(r);
+                    }
+                    o
+                }
+                (Op::Add { constant: None }, _) => {
+                    let b = get(node.inputs.get(1).copied().unwrap_or(usize::MAX))?;
+                    BallT {
+                        mid: a
+                            .mid
+                            .iter()
+                            .zip(&b.mid)
+                            .map(|(p, q)| Integer::from(p + q))
+                            .collect(),
+                        rad: a
+                            .rad
+                            .iter()
+                            .zip(&b.rad)
+                            .map(|(p, q)| add_ru(*p, *q))
+                            .collect(),
+                    }
+                }
+                (Op::Add { constant: Some(_) }, TPrep::Constant { c, err }) => BallT {
+                    mid: a
+                        .mid
+                        .iter()
+                        .zip(c)
+                        .map(|(p, q)| Integer::from(p + q))
+                        .collect(),
+                    rad: a.rad.iter().map(|r| add_ru(*r, *err)).collect(),
+                },
+                (Op::Clip { .. }, TPrep::Clip { lo, hi, err }) => BallT {
+                    mid: a
+                        .mid
+                        .iter()
+                        .map(|m| {
+                            if m < lo {
+                                lo.clone()
+                            } else if m > hi {
+                                hi.clone()
+                            } else {
+                                m.clone()
+                            }
+                        })
+                        .collect(),
+                    rad: a.rad.iter().map(|r| add_ru(*r, *err)).collect(),
+                },
+                (Op::Flatten | Op::Reshape | Op::Identity, _) => a.clone(),
+                (Op::Slice(s), _) => {
+                    let idx = index_map(a.mid.len(), |v| {
+                        crate::nn::ops::slice(v, s_in, &s.starts, &s.steps, s_out)
+                    });
+                    gather(a, &idx, None)
+                }
+                (Op::Pad(p), TPrep::Constant { c, err }) => {
+                    let idx = index_map(a.mid.len(), |v| {
+                        crate::nn::ops::pad(v, s_in, &p.begin, -1.0, s_out)
+                    });
+                    gather(a, &idx, c.first().map(|v| (v, *err)))
+                }
+                (Op::Concat { axis }, _) => {
+                    let mut all = BallT::default();
+                    let mut parts: Vec<(Vec<f64>, &crate::nn::Shape)> = Vec::new();
+                    for &v in &node.inputs {
+                        let t = get(v)?;
+                        let off = all.mid.len();
+                        parts.push((
+                            (0..t.mid.len()).map(|k| (off + k) as f64).collect(),
+                            net.shape(v),
+                        ));
+                        all.mid.extend(t.mid.iter().cloned());
+                        all.rad.extend(t.rad.iter().copied());
+                    }
+                    let refs: Vec<(&[f64], &crate::nn::Shape)> =
+                        parts.iter().map(|(v, s)| (v.as_slice(), *s)).collect();
+                    let idx = crate::nn::ops::concat(&refs, *axis, s_out);
+                    gather(&all, &idx, None)
+                }
+                (op, _) => {
+                    return Err(node_err(
+                        net,
+                        i,
+                        format!(
+                            "{} is not supported by the trajectory certificate",
+                            op.op_type()
+                        ),
+                    ))
+                }
+            };
+            for &v in &node.inputs {
+                if v != net.output && self.last_use.get(v).copied().flatten() == Some(i) {
+                    if let Some(slot) = vals.get_mut(v) {
+                        *slot = None;
+                    }
+                }
+            }
+            if let Some(slot) = vals.get_mut(node.output) {
+                *slot = Some(out);
+            }
+        }
+        let out = vals
+            .get_mut(net.output)
+            .and_then(Option::take)
+            .ok_or_else(|| node_err(net, 0, "graph output not computed"))?;
+        Ok((out, oor))
+    }
+}
+
+fn range_of(net: &Network, ranges: &BTreeMap<NodeId, f64>, id: NodeId) -> Result<f64, BoundsError> {
+    match ranges.get(&id) {
+        Some(&b) if b.is_finite() && b > 0.0 => Ok(b),
+        other => Err(range_err(net, id, other.copied().unwrap_or(f64::NAN))),
+    }
+}
+
+fn range_err(net: &Network, id: NodeId, b: f64) -> BoundsError {
+    BoundsError::Range {
+        node: net
+            .nodes
+            .get(id)
+            .map(|n| n.name.clone())
+            .unwrap_or_default(),
+        index: id,
+        value: b.to_string(),
+    }
+}
+
+/// Source index per output position, from an index-moving op applied to 0, 1, 2, … as f64
+/// (exact below 2^53); negative entries mark fill values.
+fn index_map(n: usize, f: impl FnOnce(&[f64]) -> Vec<f64>) -> Vec<f64> {
+    let v: Vec<f64> = (0..n).map(|k| k as f64).collect();
+    f(&v)
+}
+
+fn gather(a: &BallT, idx: &[f64], fill: Option<(&Integer, f64)>) -> BallT {
+    let mut o = BallT::default();
+    for &k in idx {
+        let j = k as usize;
+        match (k >= 0.0, a.mid.get(j), a.rad.get(j)) {
+            (true, Some(m), Some(r)) => {
+                o.mid.push(m.clone());
+                o.rad.push(*r);
+            }
+            _ => {
+                let (m, e) = fill.map_or((Integer::new(), 0.0), |(m, e)| (m.clone(), e));
+                o.mid.push(m);
+                o.rad.push(e);
+            }
+        }
+    }
+    o
+}
+
+/// Mean of the entries `idx` divided by n: ⌊Σm/n⌋ (error < ulp), radius Σρ/n rounded up.
+fn mean_of(a: &BallT, idx: impl Iterator<Item = usize>, n: usize, ulp: f64) -> (Integer, f64) {
+    let mut s = Integer::new();
+    let mut r = 0.0f64;
+    let mut cnt = 0usize;
+    for j in idx {
+        if let (Some(m), Some(rr)) = (a.mid.get(j), a.rad.get(j)) {
+            s += m;
+            r += rr;
+            cnt += 1;
+        }
+    }
+    let q = s.div_rem_floor(Integer::from(n)).0;
+    let rad = add_ru(div_ru(dot_up(r, cnt), n as f64), ulp);
+    (q, rad)
+}
+
+/// Direct convolution on balls (ONNX semantics: groups, pads, strides, dilations).
+#[expect(
+    clippy::indexing_slicing,
+    reason = "hot loop; indices from validated shapes"
+)]
+fn conv(
+    a: &BallT,
+    chw: (usize, usize, usize),
+    prep: &TPrep,
+    out_hw: (usize, usize),
+    ulp: f64,
+) -> BallT {
+    let TPrep::Conv {
+        w,
+        wabs,
+        g,
+        bias,
+        dims,
+        strides,
+        pads,
+        dil,
+        groups,
+    } = prep
+    else {
+        return BallT::default();
+    };
+    let (_, h, wd) = chw;
+    let (ho, wo) = out_hw;
+    let [cout, cig, kh, kw] = *dims;
+    let cog = cout / groups;
+    let n = cig * kh * kw;
+    let mut o = BallT {
+        mid: Vec::with_capacity(cout * ho * wo),
+        rad: Vec::with_capacity(cout * ho * wo),
+    };
+    if a.mid.len() < chw.0 * h * wd || w.len() < cout * n {
+        return o;
+    }
+    let mut acc = Integer::new();
+    for co in 0..cout {
+        let gi = co / cog.max(1);
+        let wrow = co * n;
+        for oy in 0..ho {
+            for ox in 0..wo {
+                match bias {
+                    Some(b) => acc.assign(&b[co]),
+                    None => acc.assign(0),
+                }
+                let mut r = 0.0f64;
+                for cl in 0..cig {
+                    let ci = gi * cig + cl;
+                    for i in 0..kh {
+                        let iy = oy * strides[0] + i * dil[0];
+                        if iy < pads[0] || iy - pads[0] >= h {
+                            continue;
+                        }
+                        let row = (ci * h + iy - pads[0]) * wd;
+                        let wbase = wrow + (cl * kh + i) * kw;
+                        for j in 0..kw {
+                            let ix = ox * strides[1] + j * dil[1];
+                            if ix < pads[1] || ix - pads[1] >= wd {
+                                continue;
+                            }
+                            let xi = row + ix - pads[1];
+                            let m = &a.mid[xi];
+                            if !m.is_zero() {
+                                acc += &w[wbase + j] * m;
+                            }
+                            r += wabs[wbase + j] * a.rad[xi];
+                        }
+                    }
+                }
+                let mut y = acc.clone();
+                y >>= *g;
+                o.mid.push(y);
+                // Floor of the sum (< ulp) and of the bias at F + G bits (< ulp).
+                o.rad.push(add_ru(dot_up(r, n), 2.0 * ulp));
+            }
+        }
+    }
+    o
+}
+
+/// y = W·x + b on balls.
+#[expect(clippy::too_many_arguments, reason = "the layer's parts")]
+#[expect(
+    clippy::indexing_slicing,
+    reason = "hot loop; indices from validated shapes"
+)]
+fn linear(
+    a: &BallT,
+    w: &[Integer],
+    wabs: &[f64],
+    g: u32,
+    bias: Option<&[Integer]>,
+    m: usize,
+    k: usize,
+    ulp: f64,
+) -> BallT {
+    let mut o = BallT::default();
+    if a.mid.len() < k || w.len() < m * k {
+        return o;
+    }
+    let mut acc = Integer::new();
+    for r in 0..m {
+        match bias.and_then(|b| b.get(r)) {
+            Some(b) => acc.assign(b),
+            None => acc.assign(0),
+        }
+        let mut rad = 0.0f64;
+        for c in 0..k {
+            let x = &a.mid[c];
+            if !x.is_zero() {
+                acc += &w[r * k + c] * x;
+            }
+            rad += wabs[r * k + c] * a.rad[c];
+        }
+        let mut y = acc.clone();
+        y >>= g;
+        o.mid.push(y);
+        o.rad.push(add_ru(dot_up(rad, k), 2.0 * ulp));
+    }
+    o
+}
+
+/// Interval with both ends equal to v.
+fn pt(v: f64) -> Interval {
+    Interval::try_from((v, v)).unwrap_or(Interval::ENTIRE)
+}
+
+/// r̃_α(x) = x·(1 + p(x/B))/2 on the ball ⟨m, ρ⟩ (centred form):
+/// - û = ⌊m/B⌋ (error < ulp), the chain of components gives p̂ with the point error e
+///   (of p(m/B)) and the ball radius over X/B, and the enclosure dp of p′ over X/B;
+/// - r̂ = ⌊(m + ⌊m·p̂⌋)/2⌋, |r̂ − r̃(m)| ≤ (|m|·e + ulp)/2 + ulp =: E;
+/// - r̃′(ξ) = (1 + p(u) + u·p′(u))/2 with u = ξ/B, enclosed over X; radius sup|r̃′|·ρ + E.
+///
+/// Inputs with |ξ/B| > 2 possible get the trivial ball ⟨0, +∞⟩ (no certificate there).
+pub(crate) fn relu_approx(
+    sign: &FixedSign,
+    m: &Integer,
+    rho: f64,
+    b: f64,
+    bd: &(Integer, i32),
+    f: Frac,
+) -> (Integer, f64) {
+    let ulp = f.ulp();
+    let x = ball_interval(m, rho, f);
+    let u = x / pt(b);
+    if mag(u).is_nan() || mag(u) > 2.0 {
+        return (Integer::new(), f64::INFINITY);
+    }
+    let uh = div_dyadic_floor(m, bd);
+    let ch = ChainBall {
+        mid: uh,
+        rho: add_ru(div_ru(rho, b), ulp),
+        e: ulp,
+    };
+    let sb = sign.apply(ch);
+    let p_iv = ball_interval(&sb.p.mid, sb.p.rho, f);
+    let d = (pt(1.0) + p_iv + u * sb.dp) / pt(2.0);
+    let mut t = Integer::from(m * &sb.p.mid);
+    t >>= f.0;
+    t += m;
+    t >>= 1;
+    let e = add_ru(
+        div_ru(add_ru(mul_ru(fixed_mag(m, f), sb.p.e), ulp), 2.0),
+        ulp,
+    );
+    (t, add_ru(mul_ru(mag(d), rho), e))
+}
+
+/// m_α(a, b) = ((a + b) + d·p(d))/2, d = a − b, on balls (centred form in both arguments):
+/// ∂m/∂a = (1 + g′(d))/2, ∂m/∂b = (1 − g′(d))/2 with g′(d) = p(d) + d·p′(d) enclosed over
+/// D = [d̂ ± (ρ_a + ρ_b)]; radius sup|∂m/∂a|·ρ_a + sup|∂m/∂b|·ρ_b + (|d̂|·e + ulp)/2 + ulp.
+pub(crate) fn max2_approx(
+    sign: &FixedSign,
+    a: &(Integer, f64),
+    b: &(Integer, f64),
+    f: Frac,
+) -> (Integer, f64) {
+    let ulp = f.ulp();
+    let d = Integer::from(&a.0 - &b.0);
+    let rd = add_ru(a.1, b.1);
+    let di = ball_interval(&d, rd, f);
+    if mag(di).is_nan() || mag(di) > 2.0 {
+        return (Integer::new(), f64::INFINITY);
+    }
+    let sb = sign.apply(ChainBall {
+        mid: d.clone(),
+        rho: rd,
+        e: 0.0,
+    });
+    let p_iv = ball_interval(&sb.p.mid, sb.p.rho, f);
+    let g = p_iv + di * sb.dp;
+    let da = (pt(1.0) + g) / pt(2.0);
+    let db = (pt(1.0) - g) / pt(2.0);
+    let mut t = Integer::from(&d * &sb.p.mid);
+    t >>= f.0;
+    t += &a.0;
+    t += &b.0;
+    t >>= 1;
+    let e = add_ru(
+        div_ru(add_ru(mul_ru(fixed_mag(&d, f), sb.p.e), ulp), 2.0),
+        ulp,
+    );
+    let rad = add_ru(add_ru(mul_ru(mag(da), a.1), mul_ru(mag(db), b.1)), e);
+    (t, rad)
+}
+
+/// M_{α,n} of Eq. 6 on balls (n = 2k: halves; n = 2k + 1: k and k + 1), as the engine.
+fn max_tree(sign: &FixedSign, xs: &[(Integer, f64)], f: Frac) -> (Integer, f64) {
+    match xs {
+        [] => (Integer::new(), f64::INFINITY),
+        [x] => x.clone(),
+        _ => {
+            let k = xs.len() / 2;
+            let (l, r) = xs.split_at(k);
+            let a = max_tree(sign, l, f);
+            let b = max_tree(sign, r, f);
+            max2_approx(sign, &a, &b, f)
+        }
+    }
+}
+
+/// The trajectory certificate of one input at one α (see the module docs). Certified:
+/// outward-rounded enclosures of the exact F(x) and F^α(x).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrajectoryBound {
+    /// Precision parameter α.
+    pub alpha: u32,
+    /// Fraction bits F of the midpoints used for this result.
+    pub frac_bits: u32,
+    /// Certified lower bound of ‖F^α(x) − F(x)‖∞ (rounded down).
+    pub lo: f64,
+    /// Certified upper bound of ‖F^α(x) − F(x)‖∞ (rounded up).
+    pub hi: f64,
+    /// The class of F(x) when certified (its interval above every other class's).
+    pub class_exact: Option<usize>,
+    /// The class of F^α(x) when certified.
+    pub class_approx: Option<usize>,
+    /// Both classes certified and equal.
+    pub unchanged: bool,
+    /// Largest output radius of F(x) (rounded up).
+    pub radius_exact: f64,
+    /// Largest output radius of F^α(x) (rounded up).
+    pub radius_approx: f64,
+    /// Activation input entries of F^α whose ball leaves [−B, B] (the polynomial is still
+    /// evaluated there; no hypothesis depends on this count).
+    pub out_of_range: usize,
+    /// Midpoints of F(x) rounded to binary64 (for comparison with other engines).
+    pub exact_output: Vec<f64>,
+    /// Midpoints of F^α(x) rounded to binary64.
+    pub approx_output: Vec<f64>,
+}
+
+/// The certified top class of a ball vector: t with mid_t − mid_j > ρ_t + ρ_j for all j ≠ t.
+fn certified_class(o: &BallT, f: Frac) -> Option<usize> {
+    let mut t = 0usize;
+    for (i, m) in o.mid.iter().enumerate() {
+        if o.mid.get(t).is_some_and(|b| m > b) {
+            t = i;
+        }
+    }
+    let mt = o.mid.get(t)?;
+    let rt = *o.rad.get(t)?;
+    let ok = o.mid.iter().zip(&o.rad).enumerate().all(|(j, (mj, rj))| {
+        j == t || {
+            let d = Integer::from(mt - mj);
+            !d.is_negative() && fixed_mig(&d, f) > add_ru(rt, *rj)
+        }
+    });
+    ok.then_some(t)
+}
+
+fn max_of(v: &[f64]) -> f64 {
+    v.iter().fold(
+        0.0f64,
+        |a, &b| if b.is_nan() { f64::INFINITY } else { a.max(b) },
+    )
+}
+
+/// Combine the balls of F(x) and F^α(x) into the certificate.
+pub(crate) fn combine(alpha: u32, f: Frac, ex: &BallT, ap: &BallT, oor: usize) -> TrajectoryBound {
+    let (mut lo, mut hi) = (0.0f64, 0.0f64);
+    for ((me, re), (ma, ra)) in ex.mid.iter().zip(&ex.rad).zip(ap.mid.iter().zip(&ap.rad)) {
+        let d = Integer::from(ma - me);
+        let r = add_ru(*re, *ra);
+        lo = lo.max((fixed_mig(&d, f) - r).down().max(0.0));
+        hi = hi.max(add_ru(fixed_mag(&d, f), r));
+    }
+    let class_exact = certified_class(ex, f);
+    let class_approx = certified_class(ap, f);
+    let mids = |o: &BallT| -> Vec<f64> {
+        o.mid
+            .iter()
+            .map(|m| {
+                let (a, b) = fixed_bounds(m, f);
+                0.5 * a + 0.5 * b
+            })
+            .collect()
+    };
+    TrajectoryBound {
+        alpha,
+        frac_bits: f.0,
+        lo,
+        hi,
+        unchanged: class_exact.is_some() && class_exact == class_approx,
+        class_exact,
+        class_approx,
+        radius_exact: max_of(&ex.rad),
+        radius_approx: max_of(&ap.rad),
+        out_of_range: oor,
+        exact_output: mids(ex),
+        approx_output: mids(ap),
+    }
+}
+
+/// One precision level: the network and the composite polynomials at F bits.
+#[derive(Debug, Clone)]
+struct Level {
+    tn: TrajectoryNetwork,
+    signs: Vec<FixedSign>,
+}
+
+/// The trajectory certifier of one network for several α (see the module docs): it picks
+/// the precision per input among [`PRECISIONS`].
+#[derive(Debug, Clone)]
+pub struct TrajectoryCertifier {
+    levels: Vec<Level>,
+    alphas: Vec<u32>,
+    kernels: Vec<SignKernel>,
+    ranges: BTreeMap<NodeId, f64>,
+}
+
+impl TrajectoryCertifier {
+    /// Prepare `net` for the certified polynomials `pes` (one per α) and B per activation
+    /// node, at every precision of `precisions` (ascending; [`PRECISIONS`] by default).
+    ///
+    /// # Errors
+    /// As [`TrajectoryNetwork::new`]; [`BoundsError::Certificate`] when a polynomial
+    /// cannot be built; [`BoundsError::Config`] for an empty precision list.
+    pub fn new(
+        net: Arc<Network>,
+        pes: &[PolyErrors],
+        ranges: BTreeMap<NodeId, f64>,
+        precisions: &[Frac],
+    ) -> Result<Self, BoundsError> {
+        if precisions.is_empty() || precisions.iter().any(|f| f.0 < 16) {
+            return Err(BoundsError::Config {
+                what: "trajectory precisions".into(),
+                value: format!("{precisions:?}"),
+                valid: "a non-empty ascending list of fraction bits ≥ 16".into(),
+            });
+        }
+        let levels = precisions
+            .iter()
+            .map(|&f| {
+                Ok(Level {
+                    tn: TrajectoryNetwork::new(Arc::clone(&net), f)?,
+                    signs: pes
+                        .iter()
+                        .map(|pe| FixedSign::new(pe.components(), f))
+                        .collect(),
+                })
+            })
+            .collect::<Result<Vec<_>, BoundsError>>()?;
+        Ok(Self {
+            levels,
+            alphas: pes.iter().map(PolyErrors::alpha).collect(),
+            kernels: pes
+                .iter()
+                .map(PolyErrors::sign_kernel)
+                .collect::<Result<_, _>>()?,
+            ranges,
+        })
+    }
+
+    /// The certificate of one preprocessed input for every α: F is evaluated once per
+    /// precision level and shared across α; an α moves to the next level only while its
+    /// result is not tight (radius_F + radius_Fα > 10^−6·lo) and its radii are finite.
+    ///
+    /// # Errors
+    /// [`BoundsError::Size`] for a wrong input size; [`BoundsError::Range`] for a missing B;
+    /// [`BoundsError::Unsupported`] for an op outside the supported set.
+    pub fn certify(&self, x: &[f64]) -> Result<Vec<TrajectoryBound>, BoundsError> {
+        let mut done: Vec<Option<TrajectoryBound>> = vec![None; self.alphas.len()];
+        let nl = self.levels.len();
+        for (li, lv) in self.levels.iter().enumerate() {
+            if done.iter().all(Option::is_some) {
+                break;
+            }
+            let f = lv.tn.frac();
+            let (ex, _) = lv.tn.run(x, Mode::Exact)?;
+            for (k, slot) in done.iter_mut().enumerate() {
+                if slot.is_some() {
+                    continue;
+                }
+                let (Some(sign), Some(kernel), Some(&alpha)) =
+                    (lv.signs.get(k), self.kernels.get(k), self.alphas.get(k))
+                else {
+                    continue;
+                };
+                let (ap, oor) = lv.tn.run(
+                    x,
+                    Mode::Approx {
+                        sign,
+                        kernel,
+                        ranges: &self.ranges,
+                    },
+                )?;
+                let tb = combine(alpha, f, &ex, &ap, oor);
+                let r = add_ru(tb.radius_exact, tb.radius_approx);
+                let tight = r <= TIGHT * tb.lo;
+                if tight || !r.is_finite() || li + 1 == nl {
+                    *slot = Some(tb);
+                }
+            }
+        }
+        Ok(done.into_iter().flatten().collect())
+    }
+
+    /// The α values, in order.
+    pub fn alphas(&self) -> &[u32] {
+        &self.alphas
+    }
+}
