@@ -21,6 +21,41 @@ use super::ops::{clip_minmax, relu_max, ConvK, EpiStats, Epilogue};
 /// Output pixels per register block of the depthwise kernel (4 AVX2 vectors of f32).
 const PXB: usize = 32;
 
+/// Output pixels per block of the row's last partial blocks (EfficientNet's widths 7, 14, 28
+/// are below [`PXB`]).
+const PXB_TAIL: usize = 8;
+
+/// One block of P output pixels of a depthwise row: `out[k] = bias + Σ_taps w·buf[start + t +
+/// k]` for k < out.len() ≤ P, reading P cells per tap (the caller guarantees they exist).
+/// Returns out.len().
+#[expect(
+    clippy::indexing_slicing,
+    reason = "the caller sizes `buf` with PXB ≥ P spare cells past every window it reads"
+)]
+#[inline(always)]
+fn block<T: Real, const P: usize>(
+    buf: &[T],
+    start: usize,
+    taps: &[usize],
+    wt: &[T],
+    bias: T,
+    out: &mut [T],
+) -> usize {
+    let mut acc = [T::ZERO; P];
+    for (&t, &wv) in taps.iter().zip(wt) {
+        let src = &buf[start + t..start + t + P];
+        if let Ok(src) = <&[T; P]>::try_from(src) {
+            for (a, &s) in acc.iter_mut().zip(src) {
+                *a = s.mul_add(wv, *a);
+            }
+        }
+    }
+    for (o, a) in out.iter_mut().zip(acc) {
+        *o = a + bias;
+    }
+    out.len()
+}
+
 /// Whether `k` on `c` input channels is depthwise with multiplier 1 (groups = C_in = C_out).
 pub(crate) fn is_depthwise<T>(k: &ConvK<T>, c: usize) -> bool {
     c > 1 && k.groups == c && k.cin == c && k.cout == c
@@ -89,7 +124,7 @@ pub(crate) fn depthwise<T: Real>(
         return (out, st);
     }
     buf.clear();
-    buf.resize(hp * sw * pw, T::ZERO);
+    buf.resize(hp * sw * pw + PXB, T::ZERO);
     // Offset of tap (i, j) in `buf` from the start of output row 0's window: input row
     // i·d_h, phase (j·d_w) mod s_w, position ⌊j·d_w / s_w⌋ (output row oy adds oy·s_h rows).
     let taps: Vec<usize> = (0..kh)
@@ -108,9 +143,22 @@ pub(crate) fn depthwise<T: Real>(
             if sw == 1 {
                 buf[row * pw + pl..row * pw + pl + w].copy_from_slice(src);
             } else {
-                for (xi, &v) in src.iter().enumerate() {
-                    let xp = xi + pl;
-                    buf[(row + xp % sw) * pw + xp / sw] = v;
+                // Phase ph holds the padded columns xp = ph + q·s_w, i.e. the input columns
+                // xi = xp − p_l from the first one ≥ 0 with xp ≡ ph (mod s_w), every s_w-th
+                // (no division per element).
+                for ph in 0..sw {
+                    let xp0 = if pl > ph {
+                        ph + (pl - ph).div_ceil(sw) * sw
+                    } else {
+                        ph
+                    };
+                    let (Some(from), q0) = (src.get(xp0 - pl..), xp0 / sw) else {
+                        continue;
+                    };
+                    let dst = &mut buf[(row + ph) * pw + q0..(row + ph + 1) * pw];
+                    for (d, &v) in dst.iter_mut().zip(from.iter().step_by(sw)) {
+                        *d = v;
+                    }
                 }
             }
         }
@@ -119,28 +167,19 @@ pub(crate) fn depthwise<T: Real>(
         let plane = &mut out[ch * ho * wo..(ch + 1) * ho * wo];
         for (oy, orow) in plane.chunks_exact_mut(wo).enumerate() {
             let base = oy * sh * sw * pw;
-            // Blocks of PXB pixels: the PXB sums stay in registers over all taps (one load
-            // and one fused multiply-add per pixel and tap). Σ from 0 over the taps in
-            // (i, j) order, then + bias, as the tile kernel.
+            // Blocks of PXB pixels, then of PXB_TAIL: the sums stay in registers over all taps
+            // (one load and one fused multiply-add per pixel and tap). Σ from 0 over the taps
+            // in (i, j) order, then + bias, as the tile kernel. A block always reads its full
+            // width (`buf` has PXB spare cells at the end), and only its first n sums are
+            // kept, so the last partial block runs the same fixed-width loop.
             let mut ox = 0;
             while ox < wo {
-                let n = PXB.min(wo - ox);
-                let mut acc = [T::ZERO; PXB];
-                for (&t, &wv) in taps.iter().zip(wt) {
-                    let src = &buf[base + t + ox..base + t + ox + n];
-                    if let Ok(src) = <&[T; PXB]>::try_from(src) {
-                        for (a, &s) in acc.iter_mut().zip(src) {
-                            *a = s.mul_add(wv, *a);
-                        }
-                    } else {
-                        for (a, &s) in acc.iter_mut().zip(src) {
-                            *a = s.mul_add(wv, *a);
-                        }
-                    }
-                }
-                for (o, a) in orow[ox..ox + n].iter_mut().zip(acc) {
-                    *o = a + bias;
-                }
+                let n = if wo - ox >= PXB {
+                    block::<T, PXB>(buf, base + ox, &taps, wt, bias, &mut orow[ox..ox + PXB])
+                } else {
+                    let n = PXB_TAIL.min(wo - ox);
+                    block::<T, PXB_TAIL>(buf, base + ox, &taps, wt, bias, &mut orow[ox..ox + n])
+                };
                 ox += n;
             }
         }

@@ -389,18 +389,51 @@ pub(crate) fn relu_max<T: Real>(x: &mut [T]) -> f64 {
 /// Clip in place, returning the smallest and largest input in f64 (NaN ignored; +∞ and −∞
 /// for no input).
 pub(crate) fn clip_minmax<T: Real>(x: &mut [T], lo: T, hi: T) -> (f64, f64) {
-    let (mut mn, mut mx) = (f64::INFINITY, f64::NEG_INFINITY);
-    for v in x {
-        let f = v.to_f64();
-        mn = if f < mn { f } else { mn };
-        mx = if f > mx { f } else { mx };
-        if *v < lo {
-            *v = lo;
+    // CO_TILE independent lanes of running minima / maxima written as selects (a NaN input
+    // never compares true, so it is ignored, and it is left as NaN by the clamp), so the loop
+    // vectorises; the lanes are folded in f64 at the end (T → f64 is exact and monotone, so
+    // the result is that of a scalar f64 fold).
+    fn step<T: Real>(v: &mut T, mn: &mut T, mx: &mut T, lo: T, hi: T) {
+        *mn = if *v < *mn { *v } else { *mn };
+        *mx = if *v > *mx { *v } else { *mx };
+        *v = if *v < lo {
+            lo
         } else if *v > hi {
-            *v = hi;
+            hi
+        } else {
+            *v
+        };
+    }
+    let mut mn = [T::ZERO - T::NEG_INFINITY; CO_TILE];
+    let mut mx = [T::NEG_INFINITY; CO_TILE];
+    let mut chunks = x.chunks_exact_mut(CO_TILE);
+    for c in &mut chunks {
+        for ((v, a), b) in c.iter_mut().zip(mn.iter_mut()).zip(mx.iter_mut()) {
+            step(v, a, b, lo, hi);
         }
     }
-    (mn, mx)
+    for ((v, a), b) in chunks
+        .into_remainder()
+        .iter_mut()
+        .zip(mn.iter_mut())
+        .zip(mx.iter_mut())
+    {
+        step(v, a, b, lo, hi);
+    }
+    let fold = |l: &[T], pick_lower: bool| {
+        l.iter().fold(
+            if pick_lower { f64::INFINITY } else { f64::NEG_INFINITY },
+            |a, v| {
+                let f = v.to_f64();
+                if (pick_lower && f < a) || (!pick_lower && f > a) {
+                    f
+                } else {
+                    a
+                }
+            },
+        )
+    };
+    (fold(&mn, true), fold(&mx, false))
 }
 
 /// Walk every pooling window: `f(output index, flat input indices of the window)`, in
@@ -960,6 +993,25 @@ pub(super) mod tests {
             relu(&mut want);
             let m = relu_max(&mut x);
             prop_assert_eq!(m.to_bits(), want_m.to_bits());
+            prop_assert_eq!(x.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn clip_minmax_matches_scalar(mut x in vals(0..70), nan_at in 0usize..80, lo in -1.0f64..0.5, w in 0.0f64..2.0) {
+            // Against a scalar clamp and an f64 fold of the inputs (NaN ignored and kept).
+            if let Some(v) = x.get_mut(nan_at) {
+                *v = f64::NAN;
+            }
+            let hi = lo + w;
+            let (mut mn, mut mx) = (f64::INFINITY, f64::NEG_INFINITY);
+            let mut want = x.clone();
+            for v in &mut want {
+                if *v < mn { mn = *v; }
+                if *v > mx { mx = *v; }
+                if *v < lo { *v = lo; } else if *v > hi { *v = hi; }
+            }
+            let (gmn, gmx) = clip_minmax(&mut x, lo, hi);
+            prop_assert_eq!((gmn.to_bits(), gmx.to_bits()), (mn.to_bits(), mx.to_bits()));
             prop_assert_eq!(x.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
         }
 
