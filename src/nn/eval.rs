@@ -588,7 +588,10 @@ impl EvalReport {
             let (max, mean) = if a.nonfinite_outputs >= self.images {
                 ("— (no finite output)".to_string(), "—".to_string())
             } else {
-                (format!("{:.3e}", a.linf_max), format!("{:.3e}", a.linf_mean))
+                (
+                    format!("{:.3e}", a.linf_max),
+                    format!("{:.3e}", a.linf_mean),
+                )
             };
             let _ = writeln!(
                 s,

@@ -422,7 +422,11 @@ pub(crate) fn clip_minmax<T: Real>(x: &mut [T], lo: T, hi: T) -> (f64, f64) {
     }
     let fold = |l: &[T], pick_lower: bool| {
         l.iter().fold(
-            if pick_lower { f64::INFINITY } else { f64::NEG_INFINITY },
+            if pick_lower {
+                f64::INFINITY
+            } else {
+                f64::NEG_INFINITY
+            },
             |a, v| {
                 let f = v.to_f64();
                 if (pick_lower && f < a) || (!pick_lower && f > a) {
