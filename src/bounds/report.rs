@@ -777,7 +777,9 @@ pub fn bounds_markdown(reports: &[BoundReport], command: &str) -> String {
     let _ = writeln!(s, "| model | blocks | α | global bound (certified) | C | images | in range | measured max | per-input mean (certified) | certified unchanged | first failing block (median) |");
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
     for r in reports {
-        for a in [r.alphas.first(), r.alphas.last()].into_iter().flatten() {
+        // Smallest and largest α; one row when they are the same α.
+        let last = r.alphas.last().filter(|_| r.alphas.len() > 1);
+        for a in [r.alphas.first(), last].into_iter().flatten() {
             let (im, inr, mm, pm, un, ff) = match &a.data {
                 Some(d) => (
                     d.images.to_string(),
