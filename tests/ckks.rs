@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use polycert::ckks::{encrypted_levels, run_encrypted, CkksError, CkksParams, EncryptedConfig};
+use polycert::ckks::{
+    encrypted_levels, run_encrypted, run_encrypted_with, CkksError, CkksParams, EncryptedConfig,
+    RunSetup,
+};
 use polycert::nn::{import_onnx, Dataset};
 use polycert::remez::table1_sign;
 
@@ -288,4 +291,95 @@ fn cli_json_is_deterministic_without_timings() {
     assert!(v["timings"].is_null());
     assert_eq!(v["seed"], 9);
     assert_eq!(v["agree_with_approx"], 2);
+}
+
+/// INSECURE N = 2^11 (1024 slots: one MNIST image per ciphertext), α = 14 (depths 4, 5, 5)
+/// with bootstrapping: 8 user levels of 50 bits above q_0 plus 15 bootstrapping primes (top
+/// level 23, bootstraps restore level 8). The first ReLU runs without bootstraps (21 → 6); the
+/// second (u at level 4 = d_1) is split before p_2 and before p_3, on 16 channels packed 8 to
+/// a ciphertext; the decrypted logits equal the plaintext approximate network within the
+/// measured CKKS noise and the class agrees.
+#[test]
+fn encrypted_mnist_alpha14_bootstrapped_insecure() {
+    let Some((net, xs, ls)) = mnist_inputs(1) else {
+        return;
+    };
+    let ranges = readme_ranges(&net);
+    let sign = table1_sign(14).unwrap();
+    let cfg = EncryptedConfig {
+        alpha: 14,
+        log_n: 11,
+        insecure: true,
+        seed: 5,
+    };
+    let setup = RunSetup::bootstrapped(11, Some(8), true).unwrap();
+    let out_level = setup.params.max_level() - 15;
+    assert_eq!(out_level, 8);
+    let mut log = Vec::new();
+    let rep = run_encrypted_with(
+        &net,
+        &xs,
+        &ls,
+        &[0],
+        &ranges,
+        &sign,
+        &cfg,
+        setup,
+        Some(100.0),
+        &mut |m| log.push(m.to_string()),
+    )
+    .unwrap();
+    let b = rep.bootstrap.as_ref().unwrap();
+    assert_eq!(b.output_level, out_level);
+    let relus: Vec<_> = b
+        .schedule
+        .layers
+        .iter()
+        .filter_map(|l| l.relu.as_ref())
+        .collect();
+    assert_eq!(relus.len(), 2);
+    assert_eq!(relus[0].bootstraps(), 0);
+    assert!(!relus[1].boot_input && !relus[1].boot_product);
+    assert_eq!(relus[1].boot_before, vec![1, 2]);
+    assert_eq!(relus[1].level_in, 4);
+    assert_eq!(relus[1].component_levels, vec![0, 3, 3]);
+    let l2 = b
+        .schedule
+        .layers
+        .iter()
+        .find(|l| l.op == "Relu" && l.bootstraps > 0)
+        .unwrap();
+    assert_eq!(l2.ciphertexts, 2, "16 channels, 8 per ciphertext");
+    assert_eq!(b.bootstraps, 2 * 2);
+    assert_eq!(b.schedule.bootstraps, 4);
+    // The schedule was printed before the keys, the key model before the first bootstrap.
+    let first_boot = log
+        .iter()
+        .position(|m| m.starts_with("bootstrap 1/4"))
+        .unwrap();
+    let sched = log
+        .iter()
+        .position(|m| m.starts_with("level schedule"))
+        .unwrap();
+    let keys = log
+        .iter()
+        .position(|m| m.starts_with("bootstrapping keys"))
+        .unwrap();
+    assert!(sched < keys && keys < first_boot, "{log:?}");
+    let bits = b.precision_bits.unwrap();
+    assert!(bits > 8.0, "bootstrap precision {bits} bits");
+    let im = &rep.images[0];
+    assert!(im.ckks_error < 5e-2, "CKKS error {}", im.ckks_error);
+    assert_eq!(im.decrypted_class, im.approx_class);
+    let recomputed = im
+        .decrypted_logits
+        .iter()
+        .zip(&im.approx_logits)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert_eq!(recomputed, im.ckks_error);
+    eprintln!(
+        "N = 2^11 INSECURE, α = 14: {} bootstraps, precision {bits:.1} bits, CKKS error {:.3e}",
+        b.bootstraps, im.ckks_error
+    );
 }

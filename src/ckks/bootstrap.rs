@@ -284,6 +284,18 @@ impl Bootstrapper {
         })
     }
 
+    /// The same bootstrapper with its output multiplied by `gain` (a constant of the first
+    /// SlotToCoeff stage, no level): bootstrapping x/gain returns x. Used to keep the
+    /// message's coefficients small against q_0 (the sine's cubic bias (2π·m/q_0)²/6) at the
+    /// price of a gain-fold larger additive error (`schedule` module docs).
+    #[must_use]
+    pub fn with_output_gain(mut self, gain: f64) -> Self {
+        if let Some(first) = self.stc.first_mut() {
+            *first = first.scaled(Complex::new(gain, 0.0));
+        }
+        self
+    }
+
     /// The configuration.
     pub fn config(&self) -> &BootstrapConfig {
         &self.config

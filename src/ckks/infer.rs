@@ -55,14 +55,18 @@ use crate::nn::{ActivationPolicy, Engine, Network, NodeId, RunStats, SignKernel}
 use crate::poly::EvalPlan;
 use crate::remez::CompositeSign;
 
+use super::bootstrap::{
+    available_memory_bytes, bootstrap_params, BootstrapConfig, Bootstrapper, KeyMemory, KeyNeed,
+};
 use super::eval::{Ciphertext, CkksContext, Evaluator};
-use super::keys::{GaloisKeys, PublicKey, RelinKey, SecretKey};
+use super::keys::{GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
 use super::layers::{compile, grid, layer_levels, logit_spacing, unsupported, Geo, Layer};
 use super::params::CkksParams;
-use super::polyeval::{max2_scaled, relu_scaled, sign_plans};
+use super::polyeval::{eval_plan, max2_scaled, relu_scaled, sign_plans, sign_plans_scaled};
 use super::report::{
-    EncryptedImage, EncryptedReport, LayerTiming, Packing, ParamsSummary, Timings,
+    BootstrapSummary, EncryptedImage, EncryptedReport, LayerTiming, Packing, ParamsSummary, Timings,
 };
+use super::schedule::{plan_schedule, ReluSchedule, Schedule, BOOT_GAIN};
 use super::CkksError;
 
 /// Settings of an encrypted run.
@@ -125,12 +129,79 @@ pub fn encrypted_levels(net: &Network, sign: &CompositeSign) -> Result<usize, Ck
     Ok(layers.iter().map(|l| layer_levels(l, sign_depth + 1)).sum())
 }
 
+/// Parameters of an encrypted run and, when the network's levels do not fit them, the
+/// bootstrapping that restores levels (`schedule` module docs).
+#[derive(Debug, Clone)]
+pub struct RunSetup {
+    /// The CKKS parameters.
+    pub params: CkksParams,
+    /// Bootstrapping (None: the whole network must fit the levels of `params`).
+    pub bootstrap: Option<BootstrapConfig>,
+}
+
+/// log₂ Δ_0 of [`RunSetup::bootstrapped`] at N ≥ 2^15: 2^57 below a 60-bit q_0 (the best
+/// full-slot bootstrap precision measured at N = 2^16, README "Bootstrapping").
+pub const BOOT_SCALE_BITS: u32 = 57;
+
+impl RunSetup {
+    /// The bootstrapping parameter set of `benches/bootstrap.rs` at N = 2^log_n: full slots
+    /// ([`BootstrapConfig::full`]), q_0 of 60 bits, as many user levels of
+    /// [`BOOT_SCALE_BITS`] bits (50 below N = 2^15) as the 128-bit bound leaves (`user` when
+    /// given), the bootstrapping primes, four special primes.
+    ///
+    /// # Errors
+    /// As [`BootstrapConfig::full`] and [`bootstrap_params`] (e.g. N = 2^15 cannot hold a
+    /// full-slot bootstrap within the 128-bit bound).
+    pub fn bootstrapped(
+        log_n: u32,
+        user: Option<usize>,
+        insecure: bool,
+    ) -> Result<Self, CkksError> {
+        let config = BootstrapConfig::full(1usize << log_n)?;
+        let depth = config.cts_levels + config.eval_mod.depth() + config.stc_levels;
+        let scale = if log_n >= 15 { BOOT_SCALE_BITS } else { 50 };
+        let params = bootstrap_params(log_n, depth, scale, user, 4, insecure)?;
+        Ok(Self {
+            params,
+            bootstrap: Some(config),
+        })
+    }
+
+    /// Parameters for `net`: without bootstrapping ([`CkksParams::for_depth`]) when its levels
+    /// fit N = 2^cfg.log_n and `force_bootstrap` is false, else [`RunSetup::bootstrapped`].
+    ///
+    /// # Errors
+    /// As [`encrypted_levels`], [`CkksParams::for_depth`] and [`RunSetup::bootstrapped`].
+    pub fn choose(
+        net: &Network,
+        sign: &CompositeSign,
+        cfg: &EncryptedConfig,
+        force_bootstrap: bool,
+    ) -> Result<Self, CkksError> {
+        if !force_bootstrap {
+            let levels = encrypted_levels(net, sign)?;
+            match CkksParams::for_depth(cfg.log_n, levels, 20, cfg.insecure) {
+                Ok(params) => {
+                    return Ok(Self {
+                        params,
+                        bootstrap: None,
+                    })
+                }
+                Err(CkksError::NotEnoughLevels { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Self::bootstrapped(cfg.log_n, None, cfg.insecure)
+    }
+}
+
 /// Run `images` (preprocessed, per-sample input shape) encrypted and cross-check against the
 /// plaintext exact and approximate engines.
 ///
 /// `ranges` gives B per ReLU node (as for `ActivationPolicy::Approx`); `params` (or, when
-/// `None`, parameters chosen by [`CkksParams::for_depth`] for the network's depth at
-/// N = 2^cfg.log_n). `certified_bound` is the certified ‖F^α − F‖∞ from the bounds module.
+/// `None`, parameters chosen by [`RunSetup::choose`]: [`CkksParams::for_depth`] for the
+/// network's depth at N = 2^cfg.log_n, bootstrapping when it does not fit).
+/// `certified_bound` is the certified ‖F^α − F‖∞ from the bounds module.
 ///
 /// # Errors
 /// [`CkksError::Unsupported`] for a network outside the supported chain,
@@ -141,7 +212,6 @@ pub fn encrypted_levels(net: &Network, sign: &CompositeSign) -> Result<usize, Ck
     clippy::too_many_arguments,
     reason = "one call from the CLI; every input is distinct"
 )]
-#[expect(clippy::too_many_lines, reason = "the per-layer executor loop")]
 pub fn run_encrypted(
     net: &Arc<Network>,
     images: &[Vec<f64>],
@@ -152,6 +222,56 @@ pub fn run_encrypted(
     cfg: &EncryptedConfig,
     params: Option<CkksParams>,
     certified_bound: Option<f64>,
+) -> crate::Result<EncryptedReport> {
+    let setup = match params {
+        Some(params) => RunSetup {
+            params,
+            bootstrap: None,
+        },
+        None => RunSetup::choose(net, sign, cfg, false)?,
+    };
+    run_encrypted_with(
+        net,
+        images,
+        labels,
+        indices,
+        ranges,
+        sign,
+        cfg,
+        setup,
+        certified_bound,
+        &mut |_| {},
+    )
+}
+
+/// [`run_encrypted`] with the parameters and bootstrapping given (`setup`) and a progress
+/// callback (the level schedule, the key memory model before key generation, each bootstrap's
+/// time and measured precision with the projected remaining time).
+///
+/// With bootstrapping, the level schedule ([`Schedule`], `schedule` module docs) is planned
+/// before any key is made; the Galois keys are those the schedule uses (the bootstrapper's
+/// and the executor's rotations), each at the highest level it is used at, and their memory
+/// model is checked against MemAvailable first.
+///
+/// # Errors
+/// As [`run_encrypted`]; [`CkksError::KeyMemory`] when the keys' memory model exceeds the
+/// available memory.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call from the CLI; every input is distinct"
+)]
+#[expect(clippy::too_many_lines, reason = "the per-layer executor loop")]
+pub fn run_encrypted_with(
+    net: &Arc<Network>,
+    images: &[Vec<f64>],
+    labels: &[u16],
+    indices: &[usize],
+    ranges: &BTreeMap<NodeId, f64>,
+    sign: &CompositeSign,
+    cfg: &EncryptedConfig,
+    setup: RunSetup,
+    certified_bound: Option<f64>,
+    progress: &mut dyn FnMut(&str),
 ) -> crate::Result<EncryptedReport> {
     let (layers, (c0, h0, w0)) = compile(net)?;
     let plans: Vec<EvalPlan> = sign_plans(sign);
@@ -165,11 +285,11 @@ pub fn run_encrypted(
             (n.to_string(), o.to_string(), layer_levels(l, relu_depth))
         })
         .collect();
-    let params = match params {
-        Some(p) => p,
-        None => CkksParams::for_depth(cfg.log_n, levels_needed, 20, cfg.insecure)?,
-    };
-    if params.max_level() < levels_needed {
+    let RunSetup {
+        params,
+        bootstrap: boot_config,
+    } = setup;
+    if boot_config.is_none() && params.max_level() < levels_needed {
         return Err(CkksError::NotEnoughLevels {
             what: format!("network {:?} at α = {}", net.name, cfg.alpha),
             needed: levels_needed,
@@ -215,7 +335,9 @@ pub fn run_encrypted(
     };
     let mut final_geo = g;
     let mut n_out = 0;
+    let mut geos: Vec<Geo> = Vec::with_capacity(layers.len());
     for l in &layers {
+        geos.push(g);
         match l {
             Layer::Conv { cin, cout, k, .. } => {
                 if *cin != g.c || *k > g.h || *k > g.w {
@@ -300,17 +422,62 @@ pub fn run_encrypted(
         approx.push(engine.run(x, &approx_policy, &mut st)?);
     }
 
+    // The level schedule, before any key.
+    let top_level = params.max_level();
+    let boot_out = boot_config
+        .as_ref()
+        .map(|c| top_level.saturating_sub(c.cts_levels + c.eval_mod.depth() + c.stc_levels));
+    let depths: Vec<usize> = plans.iter().map(|p| p.depth() as usize).collect();
+    let schedule = plan_schedule(&layers, &geos, w0, block, &depths, top_level, boot_out)?;
+    if boot_config.is_some() {
+        progress(&schedule.to_string());
+    }
+
     // Keys.
     let t0 = Instant::now();
     let ctx = CkksContext::new(params)?;
     let mut rng = ChaCha20Rng::seed_from_u64(cfg.seed);
-    let sk = SecretKey::generate(&ctx, &mut rng);
-    let pk = PublicKey::generate(&ctx, &sk, &mut rng);
-    let rk = RelinKey::generate(&ctx, &sk, &mut rng);
-    let gk = GaloisKeys::generate(&ctx, &sk, &steps, &mut rng);
-    let key_bytes = rk.0.size_bytes() + gk.size_bytes();
-    let ev = Evaluator::new(Arc::clone(&ctx), Some(rk), gk)?;
+    let (sk, pk, ev, key_bytes, boot) = match &boot_config {
+        None => {
+            let sk = SecretKey::generate(&ctx, &mut rng);
+            let pk = PublicKey::generate(&ctx, &sk, &mut rng);
+            let rk = RelinKey::generate(&ctx, &sk, &mut rng);
+            let gk = GaloisKeys::generate(&ctx, &sk, &steps, &mut rng);
+            let key_bytes = rk.0.size_bytes() + gk.size_bytes();
+            let ev = Evaluator::new(Arc::clone(&ctx), Some(rk), gk)?;
+            (sk, pk, ev, key_bytes, None)
+        }
+        Some(bc) => {
+            let bs = Bootstrapper::new(&ctx, *bc)?.with_output_gain(BOOT_GAIN);
+            let mem = key_memory(
+                &ctx,
+                &bs,
+                &exec_key_levels(&layers, &geos, &schedule, w0, spacing),
+            );
+            progress(&mem.to_string());
+            let avail = available_memory_bytes().unwrap_or(u64::MAX);
+            if mem.total_bytes > avail {
+                return Err(CkksError::KeyMemory {
+                    what: format!("encrypted run of {:?} with bootstrapping", net.name),
+                    needed_mib: mem.total_bytes >> 20,
+                    available_mib: avail >> 20,
+                }
+                .into());
+            }
+            let sk = SecretKey::generate(&ctx, &mut rng);
+            let pk = PublicKey::generate(&ctx, &sk, &mut rng);
+            let rk = RelinKey::generate(&ctx, &sk, &mut rng);
+            let mut gk = GaloisKeys::default();
+            let els: Vec<(usize, usize)> = mem.keys.iter().map(|k| (k.element, k.level)).collect();
+            gk.generate_elements(&ctx, &sk, &els, &mut rng);
+            let key_bytes = rk.0.size_bytes() + gk.size_bytes();
+            let ev = Evaluator::new(Arc::clone(&ctx), Some(rk), gk)?;
+            (sk, pk, ev, key_bytes, Some((bs, mem)))
+        }
+    };
     let keygen_s = t0.elapsed().as_secs_f64();
+    let mut bstats = BootStats::default();
+    let boot_total = schedule.bootstraps * images.len().div_ceil(per_ct);
 
     let mut timings: Vec<LayerTiming> = layers
         .iter()
@@ -475,8 +642,66 @@ pub fn run_encrypted(
                     kappa = k_out;
                     offset = 0.0;
                 }
-                Layer::Relu { id, .. } => {
+                Layer::Relu { id, node } => {
                     let b = ranges.get(id).copied().unwrap_or(1.0);
+                    let booted = schedule
+                        .layers
+                        .get(li)
+                        .and_then(|x| x.relu.as_ref())
+                        .filter(|r| r.bootstraps() > 0);
+                    if let (Some(r), Some((bs, _))) = (booted, boot.as_ref()) {
+                        if matches!(layers.get(li + 1), Some(Layer::MaxPool { .. })) {
+                            return Err(unsupported(
+                                node,
+                                "Relu",
+                                "bootstrapping a ReLU that feeds a max pool is not implemented",
+                            )
+                            .into());
+                        }
+                        let offs = &schedule.layers[li].pack_offsets;
+                        let (packed, r1) = pack(&ev, &xs, offs)?;
+                        let scales: Vec<f64> = (0..plans.len())
+                            .map(|i| {
+                                if r.boot_after(i) {
+                                    1.0 / BOOT_GAIN
+                                } else {
+                                    1.0
+                                }
+                            })
+                            .collect();
+                        let bplans = sign_plans_scaled(sign, &scales)?;
+                        let mut outs = Vec::with_capacity(packed.len());
+                        for u in &packed {
+                            let mut bootf = |x: &Ciphertext| {
+                                bstats.bootstrap(&ctx, &sk, &ev, bs, x, boot_total, progress)
+                            };
+                            outs.push(relu_bootstrapped(&ev, &bplans, r, u, &mut bootf)?);
+                        }
+                        drop(packed);
+                        let (unpacked, r2) =
+                            unpack(&ev, &outs, offs, g.c, &grid(g, w0), batch.len(), block)?;
+                        rot += r1 + r2;
+                        xs = unpacked;
+                        (kappa, offset) = (2.0 / b, 0.0);
+                        let tm = &mut timings[li];
+                        tm.level_in = level_in;
+                        tm.level_out = xs.first().map_or(0, Ciphertext::level);
+                        tm.rotations = rot;
+                        tm.seconds += tl.elapsed().as_secs_f64();
+                        if tm.level_out != schedule.layers[li].level_out {
+                            return Err(CkksError::LevelModel {
+                                op: li,
+                                got: tm.level_out,
+                                expected: schedule.layers[li].level_out,
+                            }
+                            .into());
+                        }
+                        progress(&format!(
+                            "{node} (Relu): level {level_in} → {}, {:.1} s",
+                            tm.level_out, tm.seconds
+                        ));
+                        continue;
+                    }
                     // Before a max pool: output r̃(x)/B' + 1/2 (Eq. 7's input), else 2r̃(x)/B.
                     let pool_b = match layers.get(li + 1) {
                         Some(Layer::MaxPool { id: pid, .. }) => {
@@ -615,6 +840,22 @@ pub fn run_encrypted(
                 .map_or(0, Ciphertext::level);
             tm.rotations = rot;
             tm.seconds += tl.elapsed().as_secs_f64();
+            if boot.is_some() {
+                let want = schedule.layers[li].level_out;
+                if tm.level_out != want {
+                    return Err(CkksError::LevelModel {
+                        op: li,
+                        got: tm.level_out,
+                        expected: want,
+                    }
+                    .into());
+                }
+                let (n, o) = l.name();
+                progress(&format!(
+                    "{n} ({o}): level {level_in} → {}, {:.1} s",
+                    tm.level_out, tm.seconds
+                ));
+            }
         }
         eval_s += t.elapsed().as_secs_f64();
         let t = Instant::now();
@@ -695,7 +936,19 @@ pub fn run_encrypted(
         within_bound: certified_bound
             .map(|_| out_images.iter().all(|i| i.within_bound == Some(true))),
         images: out_images,
+        bootstrap: boot.as_ref().map(|(bs, mem)| BootstrapSummary {
+            config: *bs.config(),
+            depth: bs.depth(),
+            output_level: bs.output_level(),
+            gain: BOOT_GAIN,
+            bootstraps: bstats.count,
+            precision_bits: bstats.min_bits,
+            key_model_mib: mem.total_bytes as f64 / f64::from(1u32 << 20),
+            galois_keys: mem.keys.len(),
+            schedule: schedule.clone(),
+        }),
         timings: Some(Timings {
+            bootstrap_s: boot.as_ref().map(|_| bstats.seconds),
             keygen_s,
             encrypt_s,
             layers: timings,
@@ -707,4 +960,249 @@ pub fn run_encrypted(
             peak_rss_mib: peak_rss_mib(),
         }),
     })
+}
+
+/// Rotation keys (step, level) the executor uses with bootstrapping: each at the level of
+/// the layer input it rotates (the dense layer rotates after its rescale; unpacking after its
+/// mask).
+fn exec_key_levels(
+    layers: &[Layer],
+    geos: &[Geo],
+    schedule: &Schedule,
+    w0: usize,
+    spacing: usize,
+) -> Vec<(i64, usize)> {
+    let mut out = Vec::new();
+    for ((l, g), ls) in layers.iter().zip(geos).zip(&schedule.layers) {
+        let (st, lin) = (g.st as i64, ls.level_in);
+        let w = w0 as i64;
+        match l {
+            Layer::Conv { k, .. } => {
+                for t in 1..*k as i64 {
+                    out.push((st * t, lin));
+                    out.push((st * w * t, lin));
+                }
+            }
+            Layer::AvgPool { .. } | Layer::MaxPool { .. } => {
+                out.push((st, lin));
+                out.push((st * w, lin));
+            }
+            Layer::Relu { .. } => {
+                for &o in ls.pack_offsets.iter().filter(|&&o| o != 0) {
+                    out.push((-(o as i64), lin));
+                    out.push((o as i64, ls.level_out));
+                }
+            }
+            Layer::Dense { .. } => {
+                let l1 = lin.saturating_sub(1);
+                let mut s = 1;
+                while s < g.w {
+                    out.push((st * s as i64, l1));
+                    s *= 2;
+                }
+                let mut s = 1;
+                while s < g.h {
+                    out.push((st * w * s as i64, l1));
+                    s *= 2;
+                }
+                out.push((-(spacing as i64), l1));
+            }
+        }
+    }
+    out
+}
+
+/// The memory model of all keys of a bootstrapped run: the bootstrapper's Galois keys merged
+/// with the executor's `(step, level)` (one key per Galois element, at the highest level it is
+/// used at) and the relinearisation key.
+fn key_memory(ctx: &CkksContext, bs: &Bootstrapper, exec: &[(i64, usize)]) -> KeyMemory {
+    let base = bs.key_memory(ctx);
+    let enc = ctx.encoder();
+    let mut need: BTreeMap<usize, (Option<i64>, usize)> = base
+        .keys
+        .iter()
+        .map(|k| (k.element, (k.step, k.level)))
+        .collect();
+    for &(step, level) in exec {
+        let g = enc.galois_element(step);
+        if g == 1 {
+            continue;
+        }
+        let e = need.entry(g).or_insert((Some(step), level));
+        e.1 = e.1.max(level);
+    }
+    let keys: Vec<KeyNeed> = need
+        .into_iter()
+        .map(|(element, (step, level))| KeyNeed {
+            element,
+            step,
+            level,
+            bytes: KeySwitchKey::model_bytes(ctx.params(), level),
+        })
+        .collect();
+    let total_bytes = keys.iter().map(|k| k.bytes).sum::<u64>() + base.relin_bytes;
+    KeyMemory {
+        keys,
+        relin_bytes: base.relin_bytes,
+        total_bytes,
+        matrix_bytes: base.matrix_bytes,
+    }
+}
+
+/// Count, time and measured precision of the bootstraps of a run.
+#[derive(Debug, Default)]
+struct BootStats {
+    count: usize,
+    seconds: f64,
+    min_bits: Option<f64>,
+}
+
+impl BootStats {
+    /// Bootstrap x (holding v/[`BOOT_GAIN`]) with `bs` (whose output gain restores v); the
+    /// precision is measured by decrypting both sides: −log₂ max_slots |out − gain·in|.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the run's context, passed through"
+    )]
+    fn bootstrap(
+        &mut self,
+        ctx: &CkksContext,
+        sk: &SecretKey,
+        ev: &Evaluator,
+        bs: &Bootstrapper,
+        x: &Ciphertext,
+        total: usize,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Ciphertext, CkksError> {
+        let vin = ctx.decrypt_decode(sk, x)?;
+        let t = Instant::now();
+        let y = bs.bootstrap(ev, x)?;
+        let dt = t.elapsed().as_secs_f64();
+        let vout = ctx.decrypt_decode(sk, &y)?;
+        let err = vout
+            .iter()
+            .zip(&vin)
+            .map(|(o, i)| (o - BOOT_GAIN * i).abs())
+            .fold(0.0, f64::max);
+        let bits = -err.log2();
+        self.count += 1;
+        self.seconds += dt;
+        self.min_bits = Some(self.min_bits.map_or(bits, |b| b.min(bits)));
+        let left = total.saturating_sub(self.count) as f64 * self.seconds / self.count as f64;
+        progress(&format!(
+            "bootstrap {}/{total}: {dt:.1} s, level {} → {}, precision {bits:.1} bits \
+             (measured, all slots); projected remaining bootstrap time {left:.0} s",
+            self.count,
+            x.level(),
+            y.level()
+        ));
+        Ok(y)
+    }
+}
+
+/// r̃_α(x)·2/B = u·(1 + p_α(u)) with the bootstraps of `r` (`schedule` module docs); `plans`
+/// are the components, each already divided by the bootstrap gain where a bootstrap follows
+/// it; `boot` bootstraps (restoring the gain).
+fn relu_bootstrapped(
+    ev: &Evaluator,
+    plans: &[EvalPlan],
+    r: &ReluSchedule,
+    u: &Ciphertext,
+    boot: &mut dyn FnMut(&Ciphertext) -> Result<Ciphertext, CkksError>,
+) -> Result<Ciphertext, CkksError> {
+    let uu = if r.boot_input {
+        boot(&ev.mul_const(u, 1.0 / BOOT_GAIN)?)?
+    } else {
+        u.clone()
+    };
+    let mut cur = uu.clone();
+    for (i, p) in plans.iter().enumerate() {
+        if r.boot_before.contains(&i) {
+            cur = boot(&cur)?;
+        }
+        cur = eval_plan(ev, p, &cur)?.0;
+    }
+    if r.boot_product {
+        cur = boot(&cur)?;
+    }
+    let l = cur.level().min(uu.level());
+    let prod = ev.mul(&ev.adjust_to(&uu, l)?, &ev.adjust_to(&cur, l)?)?;
+    let u2 = ev.adjust_to(&uu, prod.level())?;
+    ev.add(&prod, &u2)
+}
+
+/// Channels sharing ciphertexts (`schedule` module docs): channel c (masked to its grid) moved
+/// to offset offs[c mod k] of ciphertext ⌊c / k⌋, k = offs.len(). Returns the ciphertexts and
+/// the rotations performed.
+fn pack(
+    ev: &Evaluator,
+    xs: &[Ciphertext],
+    offs: &[usize],
+) -> Result<(Vec<Ciphertext>, usize), CkksError> {
+    let per = offs.len().max(1);
+    let mut rot = 0;
+    let mut out = Vec::with_capacity(xs.len().div_ceil(per));
+    for grp in xs.chunks(per) {
+        let parts: Vec<Ciphertext> = grp
+            .par_iter()
+            .zip(offs.par_iter())
+            .map(|(x, &o)| {
+                if o == 0 {
+                    Ok(x.clone())
+                } else {
+                    ev.rotate(x, -(o as i64))
+                }
+            })
+            .collect::<Result<_, CkksError>>()?;
+        rot += offs.iter().take(grp.len()).filter(|&&o| o != 0).count();
+        let mut it = parts.into_iter();
+        let mut acc = it
+            .next()
+            .ok_or_else(|| unsupported("pack", "Relu", "no channels"))?;
+        for p in it {
+            ev.add_assign(&mut acc, &p)?;
+        }
+        out.push(acc);
+    }
+    Ok((out, rot))
+}
+
+/// The inverse of [`pack`]: channel c cut out of its ciphertext by the 0/1 mask of its grid
+/// copy (1 level) and rotated back to offset 0.
+fn unpack(
+    ev: &Evaluator,
+    packed: &[Ciphertext],
+    offs: &[usize],
+    channels: usize,
+    grid: &[usize],
+    images: usize,
+    block: usize,
+) -> Result<(Vec<Ciphertext>, usize), CkksError> {
+    let per = offs.len().max(1);
+    let slots = ev.context().params().slots();
+    let out = (0..channels)
+        .into_par_iter()
+        .map(|c| {
+            let o = offs.get(c % per).copied().unwrap_or(0);
+            let ct = packed
+                .get(c / per)
+                .ok_or_else(|| unsupported("unpack", "Relu", "missing packed ciphertext"))?;
+            let mut mask = vec![0.0; slots];
+            for b in 0..images {
+                for &p in grid {
+                    mask[b * block + p + o] = 1.0;
+                }
+            }
+            let y = ev.mul_vec(ct, &mask)?;
+            if o == 0 {
+                Ok(y)
+            } else {
+                ev.rotate(&y, o as i64)
+            }
+        })
+        .collect::<Result<Vec<_>, CkksError>>()?;
+    let rot = (0..channels)
+        .filter(|c| offs.get(c % per).is_some_and(|&o| o != 0))
+        .count();
+    Ok((out, rot))
 }

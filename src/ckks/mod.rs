@@ -30,6 +30,9 @@
 //! - `bootstrap`: ModRaise, SubSum, [`Bootstrapper`] (levels, key plan and memory model,
 //!   keys only for the steps used, each at the level where it is used) and
 //!   [`bootstrap_params`].
+//! - `schedule`: the level schedule of a run with bootstrapping ([`Schedule`]: where each
+//!   bootstrap goes, the composite sign split across bootstraps, channels sharing a
+//!   ciphertext), planned before any key.
 //! - `infer`: the encrypted executor of small CNNs (packing, convolution by rotations,
 //!   pooling, dense layer) and the per-image report cross-checked against plaintext runs.
 //!
@@ -65,6 +68,7 @@ pub mod params;
 mod polyeval;
 mod report;
 mod ring;
+mod schedule;
 
 pub use bootstrap::{
     available_memory_bytes, bootstrap_params, BootstrapConfig, Bootstrapper, KeyMemory, KeyNeed,
@@ -74,12 +78,17 @@ pub use encoding::{Complex, Encoder};
 pub use error::CkksError;
 pub use eval::{Ciphertext, CkksContext, Evaluator, Plaintext};
 pub use evalmod::EvalModConfig;
-pub use infer::{encrypted_levels, run_encrypted, EncryptedConfig};
+pub use infer::{
+    encrypted_levels, run_encrypted, run_encrypted_with, EncryptedConfig, RunSetup, BOOT_SCALE_BITS,
+};
 pub use keys::{GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
 pub use lintrans::LinearTransform;
 pub use params::{CkksParams, CkksParamsBuilder, SecurityLevel, HE_STANDARD_128};
 pub use polyeval::{eval_plan, eval_sign, max2_scaled, relu_scaled, sign_plans, PlanTrace};
-pub use report::{EncryptedImage, EncryptedReport, LayerTiming, Packing, ParamsSummary, Timings};
+pub use report::{
+    BootstrapSummary, EncryptedImage, EncryptedReport, LayerTiming, Packing, ParamsSummary, Timings,
+};
+pub use schedule::{pack_offsets, plan_relu, LayerSchedule, ReluSchedule, Schedule, BOOT_GAIN};
 
 #[cfg(test)]
 mod bootstrap_tests;

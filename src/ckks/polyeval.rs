@@ -11,7 +11,7 @@
 
 use rug::Float;
 
-use crate::poly::{EvalPlan, Op};
+use crate::poly::{EvalPlan, OddPoly, Op};
 use crate::remez::CompositeSign;
 
 use super::eval::{Ciphertext, Evaluator};
@@ -37,17 +37,59 @@ pub struct PlanTrace {
 /// cancelling sum loses every bit of a 2^40 scale; in the basis of [−b, b] every term stays
 /// below its coefficient.
 pub fn sign_plans(sign: &CompositeSign) -> Vec<EvalPlan> {
+    sign.poly()
+        .components()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| EvalPlan::odd_bsgs_on(c, &component_bound(sign, i)))
+        .collect()
+}
+
+/// b_i of [`sign_plans`]: 1 for the first component, 1 + τ_{i−1} after.
+fn component_bound(sign: &CompositeSign, i: usize) -> Float {
     let one = Float::with_val(64, 1);
+    match i.checked_sub(1).and_then(|k| sign.taus().get(k)) {
+        Some(tau) => Float::with_val(64, &one + tau),
+        None => one,
+    }
+}
+
+/// As [`sign_plans`], component i's polynomial multiplied by `scales[i]` (1 where `scales`
+/// is shorter): c·p_i has the same plan shape and depth, the constant rides on its
+/// coefficients (no level). Used to divide a value by the bootstrap gain before a bootstrap
+/// (`schedule` module docs).
+///
+/// # Errors
+/// [`CkksError::BadParam`] for a scale that is not finite and non-zero.
+pub fn sign_plans_scaled(sign: &CompositeSign, scales: &[f64]) -> Result<Vec<EvalPlan>, CkksError> {
     sign.poly()
         .components()
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let b = match i.checked_sub(1).and_then(|k| sign.taus().get(k)) {
-                Some(tau) => Float::with_val(64, &one + tau),
-                None => one.clone(),
-            };
-            EvalPlan::odd_bsgs_on(c, &b)
+            let b = component_bound(sign, i);
+            let s = scales.get(i).copied().unwrap_or(1.0);
+            if !(s.is_finite() && s != 0.0) {
+                return Err(CkksError::BadParam {
+                    what: format!("scale of component {}", i + 1),
+                    value: s.to_string(),
+                    valid: "finite and non-zero".into(),
+                });
+            }
+            if s == 1.0 {
+                return Ok(EvalPlan::odd_bsgs_on(c, &b));
+            }
+            let scaled: Vec<Float> = c
+                .odd_coeffs()
+                .iter()
+                .map(|a| Float::with_val(a.prec(), a * s))
+                .collect();
+            let p = OddPoly::from_odd_coeffs(scaled).map_err(|e| CkksError::BadParam {
+                what: format!("component {} scaled by {s}", i + 1),
+                value: e.to_string(),
+                valid: "a finite odd polynomial".into(),
+            })?;
+            Ok(EvalPlan::odd_bsgs_on(&p, &b))
         })
         .collect()
 }

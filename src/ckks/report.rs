@@ -2,7 +2,9 @@
 //! exact logits, the measured CKKS error, agreement counts, the cross-check against a certified
 //! network bound, and (separately, not deterministic) timings and memory.
 
+use super::bootstrap::BootstrapConfig;
 use super::params::CkksParams;
+use super::schedule::Schedule;
 
 /// The slot layout.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -87,6 +89,9 @@ pub struct Timings {
     pub key_bytes: usize,
     /// Peak resident memory (VmHWM of /proc/self/status), MiB.
     pub peak_rss_mib: Option<f64>,
+    /// Seconds spent in bootstraps (absent without bootstrapping).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bootstrap_s: Option<f64>,
 }
 
 /// The report of an encrypted run, cross-checked against the plaintext runs.
@@ -130,8 +135,35 @@ pub struct EncryptedReport {
     pub certified_network_bound: Option<f64>,
     /// Whether every image is within the certified bound + its measured CKKS error.
     pub within_bound: Option<bool>,
+    /// Bootstrapping (absent for a run without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<BootstrapSummary>,
     /// Timings and memory (excluded from deterministic output by the CLI's --no-timings).
     pub timings: Option<Timings>,
+}
+
+/// The bootstrapping of a run: configuration, levels, the schedule, count and measured
+/// precision (deterministic for a fixed seed; its time is in [`Timings::bootstrap_s`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BootstrapSummary {
+    /// Slots, level budgets, EvalMod.
+    pub config: BootstrapConfig,
+    /// Levels one bootstrap consumes.
+    pub depth: usize,
+    /// The level a bootstrap restores.
+    pub output_level: usize,
+    /// Values are divided by this before a bootstrap and multiplied back inside it.
+    pub gain: f64,
+    /// Bootstraps performed (all batches).
+    pub bootstraps: usize,
+    /// Measured precision: min over bootstraps of −log₂ max_slots |out − gain·in| (decrypted).
+    pub precision_bits: Option<f64>,
+    /// Memory model of all keys (MiB), checked before key generation.
+    pub key_model_mib: f64,
+    /// Galois keys generated (bootstrapping and executor).
+    pub galois_keys: usize,
+    /// The level schedule.
+    pub schedule: Schedule,
 }
 
 /// The parameters as reported.
@@ -227,6 +259,31 @@ impl EncryptedReport {
             self.certified_network_bound.map_or("not supplied (bounds module)".to_string(), |b| format!("{b:.4e}")),
             self.within_bound.map_or("–".to_string(), |b| b.to_string())
         );
+        if let Some(b) = &self.bootstrap {
+            let c = &b.config;
+            let _ = writeln!(
+                s,
+                "## Bootstrapping\n\n{} bootstraps ({} per batch): full slots ({}), CoeffToSlot/SlotToCoeff level budget {}/{}, \
+                 EvalMod K = {}, degree {}, {} double angles; {} levels per bootstrap, restored level {}; values divided by {} \
+                 before each bootstrap and multiplied back inside it. Measured bootstrap precision (min over bootstraps, all \
+                 slots, decrypted against the decrypted input): {}. Keys: {} Galois keys + relinearisation, memory model {:.0} MiB.\n",
+                b.bootstraps,
+                b.schedule.bootstraps,
+                c.slots,
+                c.cts_levels,
+                c.stc_levels,
+                c.eval_mod.k,
+                c.eval_mod.degree,
+                c.eval_mod.double_angles,
+                b.depth,
+                b.output_level,
+                b.gain,
+                b.precision_bits.map_or("–".to_string(), |x| format!("{x:.1} bits")),
+                b.galois_keys,
+                b.key_model_mib
+            );
+            let _ = writeln!(s, "```text\n{}```\n", b.schedule);
+        }
         if let Some(t) = &self.timings {
             let _ = writeln!(s, "## Timings (measured, this machine)\n");
             let _ = writeln!(
@@ -249,6 +306,15 @@ impl EncryptedReport {
                 t.key_bytes as f64 / 1048576.0,
                 t.peak_rss_mib.map_or("n/a".to_string(), |m| format!("{m:.0} MiB"))
             );
+            if let Some(bt) = t.bootstrap_s {
+                let nb = self.bootstrap.as_ref().map_or(0, |b| b.bootstraps);
+                let _ = writeln!(
+                    s,
+                    "Bootstraps: {bt:.1} s in all ({:.1} s each, {:.0}% of the evaluation).",
+                    bt / nb.max(1) as f64,
+                    100.0 * bt / t.eval_s.max(f64::MIN_POSITIVE)
+                );
+            }
         }
         s
     }

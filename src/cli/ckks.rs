@@ -8,7 +8,7 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 
 use polycert::bounds::{BoundedNetwork, PolyErrors};
-use polycert::ckks::{run_encrypted, EncryptedConfig};
+use polycert::ckks::{run_encrypted_with, EncryptedConfig, RunSetup};
 use polycert::nn::{calibrate, import_onnx, Dataset, Engine, RangePolicy};
 use polycert::remez::table1_sign;
 use polycert::report::write_atomic;
@@ -57,6 +57,11 @@ pub struct CkksArgs {
     /// memory when the file is absent).
     #[arg(long, default_value = "proofs")]
     pub proofs: PathBuf,
+    /// Bootstrap (N = 2^16 bootstrapping parameter set: 128-bit, Δ_0 = 2^57) even when the
+    /// levels would fit without; bootstrapping is automatic when they do not. α = 14 needs it
+    /// (its stages amplify the noise of the small scale 35 levels leave).
+    #[arg(long)]
+    pub bootstrap: bool,
     /// Omit timings and memory (byte-identical JSON for a fixed seed).
     #[arg(long)]
     pub no_timings: bool,
@@ -132,7 +137,21 @@ pub fn run(a: &CkksArgs, quiet: bool) -> anyhow::Result<Outcome> {
             a.images, a.alpha, a.n
         );
     }
-    let mut rep = run_encrypted(
+    let setup = RunSetup::choose(&net, &sign, &cfg, a.bootstrap)?;
+    if !quiet && setup.bootstrap.is_some() {
+        eprintln!(
+            "bootstrapping: L = {}, log2 QP = {:.1}, {}",
+            setup.params.max_level(),
+            setup.params.log_qp(),
+            setup.params.security()
+        );
+    }
+    let mut progress = |m: &str| {
+        if !quiet {
+            eprintln!("{m}");
+        }
+    };
+    let mut rep = run_encrypted_with(
         &net,
         &images,
         &labels,
@@ -140,8 +159,9 @@ pub fn run(a: &CkksArgs, quiet: bool) -> anyhow::Result<Outcome> {
         &ranges,
         &sign,
         &cfg,
-        None,
+        setup,
         Some(certified_bound),
+        &mut progress,
     )?;
     if a.no_timings {
         rep.timings = None;
