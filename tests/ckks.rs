@@ -383,3 +383,92 @@ fn encrypted_mnist_alpha14_bootstrapped_insecure() {
         b.bootstraps, im.ckks_error
     );
 }
+
+#[test]
+fn cli_bootstrap_refuses_n15_before_keys() {
+    let Some(sh) = shared("MNIST model and data") else {
+        return;
+    };
+    // A full-slot bootstrap (19 levels of 60 bits) does not fit N = 2^15's 881 bits.
+    let out = polycert()
+        .args(["--quiet", "ckks", "--model"])
+        .arg(sh.join("models/mnist_cnn_small.onnx"))
+        .arg("--data")
+        .arg(sh.join("data/mnist/t10k-images-idx3-ubyte"))
+        .args(["--alpha", "14", "--images", "1", "--n", "15", "--bootstrap"])
+        .args(["--calib-limit", "50"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bootstrapping of depth 19 at N = 2^15") && err.contains("881"),
+        "{err}"
+    );
+}
+
+#[test]
+fn committed_alpha14_bootstrapped_report_is_consistent() {
+    let p = repo().join("reports/ckks_mnist_alpha14.json");
+    let Ok(text) = std::fs::read_to_string(&p) else {
+        panic!(
+            "{} is missing: regenerate it with the command at the top of the .md (README)",
+            p.display()
+        );
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["alpha"], 14);
+    assert_eq!(v["params"]["log_n"], 16);
+    assert!(v["params"]["log_qp"].as_f64().unwrap() <= 1772.0);
+    assert!(v["params"]["security"]
+        .as_str()
+        .unwrap()
+        .starts_with("128-bit"));
+    let b = &v["bootstrap"];
+    let sched = &b["schedule"];
+    // The bootstraps performed are the schedule's (one batch), split across the second ReLU.
+    assert!(b["bootstraps"].as_u64().unwrap() > 0);
+    assert_eq!(b["bootstraps"], sched["bootstraps"]);
+    let per_layer: u64 = sched["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["bootstraps"].as_u64().unwrap())
+        .sum();
+    assert_eq!(per_layer, sched["bootstraps"].as_u64().unwrap());
+    for l in sched["layers"].as_array().unwrap() {
+        assert!(
+            l["level_out"].as_u64().unwrap() <= l["level_in"].as_u64().unwrap()
+                || l["bootstraps"].as_u64().unwrap() > 0
+        );
+    }
+    let images = v["images"].as_array().unwrap();
+    assert_eq!(images.len(), 20);
+    let mut agree = 0;
+    for im in images {
+        let f = |k: &str| -> Vec<f64> {
+            im[k]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        };
+        let (dec, ap) = (f("decrypted_logits"), f("approx_logits"));
+        let err = dec
+            .iter()
+            .zip(&ap)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!((err - im["ckks_error"].as_f64().unwrap()).abs() <= 1e-12 * (1.0 + err));
+        let am = |v: &[f64]| (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b });
+        if am(&dec) == am(&ap) {
+            agree += 1;
+        }
+    }
+    assert_eq!(
+        agree, 20,
+        "every encrypted class equals the approximate class"
+    );
+    assert_eq!(v["agree_with_approx"], 20);
+}
