@@ -168,7 +168,8 @@ impl RunSetup {
     }
 
     /// Parameters for `net`: without bootstrapping ([`CkksParams::for_depth`]) when its levels
-    /// fit N = 2^cfg.log_n and `force_bootstrap` is false, else [`RunSetup::bootstrapped`].
+    /// fit N = 2^cfg.log_n and `force_bootstrap` is false, else [`RunSetup::bootstrapped`]
+    /// (when that does not fit N either, the error of [`CkksParams::for_depth`]).
     ///
     /// # Errors
     /// As [`encrypted_levels`], [`CkksParams::for_depth`] and [`RunSetup::bootstrapped`].
@@ -178,20 +179,21 @@ impl RunSetup {
         cfg: &EncryptedConfig,
         force_bootstrap: bool,
     ) -> Result<Self, CkksError> {
-        if !force_bootstrap {
-            let levels = encrypted_levels(net, sign)?;
-            match CkksParams::for_depth(cfg.log_n, levels, 20, cfg.insecure) {
-                Ok(params) => {
-                    return Ok(Self {
-                        params,
-                        bootstrap: None,
-                    })
-                }
-                Err(CkksError::NotEnoughLevels { .. }) => {}
-                Err(e) => return Err(e),
-            }
+        if force_bootstrap {
+            return Self::bootstrapped(cfg.log_n, None, cfg.insecure);
         }
-        Self::bootstrapped(cfg.log_n, None, cfg.insecure)
+        let levels = encrypted_levels(net, sign)?;
+        match CkksParams::for_depth(cfg.log_n, levels, 20, cfg.insecure) {
+            Ok(params) => Ok(Self {
+                params,
+                bootstrap: None,
+            }),
+            // Bootstrapping when it fits N; else the error without it (it names the fix).
+            Err(e @ CkksError::NotEnoughLevels { .. }) => {
+                Self::bootstrapped(cfg.log_n, None, cfg.insecure).map_err(|_| e)
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
