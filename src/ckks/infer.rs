@@ -662,15 +662,7 @@ pub fn run_encrypted_with(
                         }
                         let offs = &schedule.layers[li].pack_offsets;
                         let (packed, r1) = pack(&ev, &xs, offs)?;
-                        let scales: Vec<f64> = (0..plans.len())
-                            .map(|i| {
-                                if r.boot_after(i) {
-                                    1.0 / BOOT_GAIN
-                                } else {
-                                    1.0
-                                }
-                            })
-                            .collect();
+                        let scales = r.component_scales(BOOT_GAIN);
                         let bplans = sign_plans_scaled(sign, &scales)?;
                         let mut outs = Vec::with_capacity(packed.len());
                         for u in &packed {
@@ -1264,15 +1256,7 @@ mod tests {
                 ),
                 (boot_input, boot_before, boot_product, out)
             );
-            let scales: Vec<f64> = (0..depths.len())
-                .map(|i| {
-                    if r.boot_after(i) {
-                        1.0 / BOOT_GAIN
-                    } else {
-                        1.0
-                    }
-                })
-                .collect();
+            let scales = r.component_scales(BOOT_GAIN);
             let plans = sign_plans_scaled(&sign, &scales).unwrap();
             let mut stats = BootStats::default();
             let x = ev.adjust_to(&ct, lin).unwrap();

@@ -72,6 +72,14 @@ impl ReluSchedule {
         usize::from(self.boot_input) + self.boot_before.len() + usize::from(self.boot_product)
     }
 
+    /// The factor of each component's polynomial: 1/`gain` where a bootstrap follows it
+    /// ([`ReluSchedule::boot_after`]), else 1 (for `polyeval::sign_plans_scaled`).
+    pub fn component_scales(&self, gain: f64) -> Vec<f64> {
+        (0..self.component_levels.len())
+            .map(|i| if self.boot_after(i) { 1.0 / gain } else { 1.0 })
+            .collect()
+    }
+
     /// Whether a bootstrap follows component i (its output is divided by [`BOOT_GAIN`]).
     pub fn boot_after(&self, i: usize) -> bool {
         self.boot_before.contains(&(i + 1))
@@ -379,6 +387,7 @@ mod tests {
         assert_eq!(r.bootstraps(), 3);
         assert!(!r.boot_after(0) || r.boot_before.contains(&1));
         assert!(r.boot_after(0) && r.boot_after(1) && r.boot_after(2));
+        assert_eq!(r.component_scales(16.0), vec![0.0625; 3]);
     }
 
     #[test]
