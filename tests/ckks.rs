@@ -339,7 +339,7 @@ fn encrypted_mnist_alpha14_bootstrapped_insecure() {
         .unwrap();
     let keys = log
         .iter()
-        .position(|m| m.starts_with("bootstrapping keys"))
+        .position(|m| m.starts_with("key memory model"))
         .unwrap();
     assert!(sched < keys && keys < first_boot, "{log:?}");
     let bits = b.precision_bits.unwrap();

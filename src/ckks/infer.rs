@@ -456,7 +456,10 @@ pub fn run_encrypted_with(
                 &bs,
                 &exec_key_levels(&layers, &geos, &schedule, w0, spacing),
             );
-            progress(&mem.to_string());
+            progress(&format!(
+                "key memory model (the bootstrapping and the executor keys together), checked \
+                 before key generation:\n{mem}"
+            ));
             let avail = available_memory_bytes().unwrap_or(u64::MAX);
             if mem.total_bytes > avail {
                 return Err(CkksError::KeyMemory {
