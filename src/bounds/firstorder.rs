@@ -76,7 +76,7 @@ use crate::nn::{Network, NodeId, Op, Shape};
 /// its input, as a stride-1 convolution of the zero-upsampled output gradient with the
 /// flipped, channel-swapped kernel W′[ci, co, i, j] = W[co, ci, kh−1−i, kw−1−j].
 #[derive(Debug, Clone)]
-struct ConvT {
+pub(super) struct ConvT {
     /// The transposed kernel (stride 1, the forward dilation and groups).
     k: ConvK<f64>,
     /// Forward output (C_out, H_o, W_o).
@@ -253,7 +253,7 @@ fn unsupported(node: &str, op: &str, reason: impl Into<String>) -> BoundsError {
 }
 
 /// The transposed convolution of a forward convolution (see [`ConvT`]).
-fn conv_transpose(
+pub(super) fn conv_transpose(
     name: &str,
     k: &ConvK<f64>,
     in_chw: (usize, usize, usize),
@@ -349,7 +349,7 @@ fn conv_transpose(
 
 impl ConvT {
     /// gx = Wᵀ·gy for one output gradient.
-    fn apply(&self, gy: &[f64], buf: &mut Vec<f64>) -> Vec<f64> {
+    pub(super) fn apply(&self, gy: &[f64], buf: &mut Vec<f64>) -> Vec<f64> {
         let (co, ho, wo) = self.out_chw;
         let (hu, wu) = self.up_hw;
         let up;
