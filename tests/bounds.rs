@@ -561,6 +561,7 @@ fn shared_models(n_cifar: usize, n_mnist: usize, alphas: &[u32]) {
             evenly: true,
             per_input: true,
             method: polycert::bounds::PerInputMethod::Elementwise,
+            noise_margin: false,
         };
         let rep = bound_report(&cfg, &|_, _, _| {}).unwrap();
         assert_eq!(

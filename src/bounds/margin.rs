@@ -256,9 +256,16 @@ pub(crate) struct Nominal {
 /// One evaluation of the recursion at η.
 #[derive(Debug, Clone)]
 pub(crate) struct Drops {
-    /// K_j(η) per class (0 at c): D_j(η) = η·K_j(η).
+    /// K_j(η) per class (0 at c): the first-order part of D_j(η) is η·K_j(η).
     pub(crate) k: Vec<f64>,
+    /// D_j(η) = η·K_j(η) + E_j(η) per class (0 at c), rounded up: the certified bound of
+    /// the drop of y_c − y_j.
+    pub(crate) d: Vec<f64>,
     /// With `lambda_for = Some(j)`: per site, the midpoints of λ_in for class j.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "read by the tests' adversarial sign pattern")
+    )]
     pub(crate) lambda: BTreeMap<NodeId, Vec<f64>>,
 }
 
@@ -622,7 +629,7 @@ impl MarginCertifier {
         let mut check = |k: i32| -> Result<bool, BoundsError> {
             evals += 1;
             let d = self.drops(nom, eta_of(k), None)?;
-            let ok = self.holds(nom, &d, eta_of(k));
+            let ok = Self::holds(nom, &d);
             if ok {
                 best_d = Some(d);
             }
@@ -699,11 +706,10 @@ impl MarginCertifier {
             return Ok(None);
         };
         let mut best: Option<(usize, f64, f64)> = None;
-        for (j, (&m, &kj)) in nom.margins.iter().zip(&d.k).enumerate() {
+        for (j, (&m, &drop)) in nom.margins.iter().zip(&d.d).enumerate() {
             if j == nom.class {
                 continue;
             }
-            let drop = mul_ru(eta, kj);
             if best.is_none_or(|(_, bm, bd)| m - drop < bm - bd) {
                 best = Some((j, m, drop));
             }
@@ -723,16 +729,16 @@ impl MarginCertifier {
         }))
     }
 
-    /// Whether lower(y_c − y_j) > η·K_j(η) for every j ≠ c.
-    fn holds(&self, nom: &Nominal, d: &Drops, eta: f64) -> bool {
+    /// Whether lower(y_c − y_j) > D_j(η) for every j ≠ c.
+    fn holds(nom: &Nominal, d: &Drops) -> bool {
         nom.margins
             .iter()
-            .zip(&d.k)
+            .zip(&d.d)
             .enumerate()
-            .all(|(j, (&m, &kj))| j == nom.class || mul_ru(eta, kj) < m)
+            .all(|(j, (&m, &dj))| j == nom.class || dj < m)
     }
 
-    /// K_j(η) for every class (see the module docs); with `lambda_for = Some(j)` also the
+    /// K_j(η) and D_j(η) for every class (see the module docs); with `lambda_for = Some(j)` also the
     /// midpoints of λ_in at every site for class j (the adversarial direction).
     ///
     /// # Errors
@@ -755,7 +761,8 @@ impl MarginCertifier {
         let live = |v: usize| self.live.get(v).copied().unwrap_or(false);
         // Forward boxes R (None: Δ = 0) and the slope enclosures S per site.
         let mut rs: Vec<Option<Vec<f64>>> = vec![None; net.values.len()];
-        let mut slopes: Vec<Option<Vec<Interval>>> = vec![None; net.nodes.len()];
+        // Per site: (s_mid, s_rad, w) per entry, S ⊆ [s_mid ± s_rad], |Δ_in + e| ≤ w.
+        let mut slopes: Vec<Option<Vec<(f64, f64, f64)>>> = vec![None; net.nodes.len()];
         let mut buf = Vec::new();
         for (i, (node, prep)) in net.nodes.iter().zip(&self.preps).enumerate() {
             if !live(node.output) {
@@ -789,7 +796,8 @@ impl MarginCertifier {
                         let xi = Interval::try_from((lo, hi)).unwrap_or(Interval::ENTIRE);
                         let si = sign.relu_slope(xi, b, chain, taylor);
                         o.push(mul_ru(mag(si), w));
-                        s.push(si);
+                        let (sm, sr) = mid_rad(si);
+                        s.push((sm, sr, w));
                     }
                     if let Some(slot) = slopes.get_mut(i) {
                         *slot = Some(s);
@@ -872,6 +880,7 @@ impl MarginCertifier {
             *s = Some(init);
         }
         let mut ks = vec![0.0f64; js.len()];
+        let mut es = vec![0.0f64; js.len()];
         let mut lambda = BTreeMap::new();
         let mut buf2 = Vec::new();
         let jpos = lambda_for.and_then(|j| js.iter().position(|&q| q == j));
@@ -892,18 +901,22 @@ impl MarginCertifier {
                     for (ci, (c, r)) in lam.iter().enumerate() {
                         let mut c2 = Vec::with_capacity(c.len());
                         let mut r2 = Vec::with_capacity(c.len());
-                        let mut sum = 0.0f64;
-                        for ((cq, rq), sq) in c.iter().zip(r).zip(s) {
-                            let l = Interval::try_from(((cq - rq).down(), (cq + rq).up()))
-                                .unwrap_or(Interval::ENTIRE);
-                            let p = l * *sq;
-                            sum += mag(p);
-                            let (m, rad) = mid_rad(p);
+                        let (mut sum, mut rem) = (0.0f64, 0.0f64);
+                        for ((cq, rq), &(sm, sr, w)) in c.iter().zip(r).zip(s) {
+                            // λ_in = λ_out·s_mid (rounding u|c'| added to the radius);
+                            // the remainder λ_outᵀ(δS ∘ (Δ_in + e)) ≤ mag(λ_out)·s_rad·w.
+                            let m = cq * sm;
+                            let rad = add_ru(mul_ru(*rq, sm.abs()), mul_ru(U, m.abs()));
+                            sum += add_ru(m.abs(), rad);
+                            rem += mul_ru(mul_ru(add_ru(cq.abs(), *rq), sr), w);
                             c2.push(m);
                             r2.push(rad);
                         }
                         if let Some(kj) = ks.get_mut(ci) {
                             *kj = add_ru(*kj, mul_ru(b, nonneg_up(sum, c.len())));
+                        }
+                        if let Some(ej) = es.get_mut(ci) {
+                            *ej = add_ru(*ej, nonneg_up(rem, c.len()));
                         }
                         if jpos == Some(ci) {
                             lambda.insert(i, c2.clone());
@@ -1026,14 +1039,16 @@ impl MarginCertifier {
             }
             upd(in0, &mut lams, back);
         }
-        // Map the per-j sums back to class positions.
+        // Map the per-j sums back to class positions: D_j = η·K_j + E_j.
+        let mut d = vec![0.0f64; n_out];
         let mut k = vec![0.0f64; n_out];
-        for (&j, kj) in js.iter().zip(ks) {
-            if let Some(s) = k.get_mut(j) {
-                *s = kj;
+        for ((&j, kj), ej) in js.iter().zip(ks).zip(es) {
+            if let (Some(s), Some(t)) = (d.get_mut(j), k.get_mut(j)) {
+                *s = add_ru(mul_ru(eta, kj), ej);
+                *t = kj;
             }
         }
-        Ok(Drops { k, lambda })
+        Ok(Drops { k, d, lambda })
     }
 }
 

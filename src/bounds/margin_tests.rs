@@ -320,7 +320,7 @@ impl Case {
                 )
             })
             .collect();
-        (d.k.iter().map(|k| eta * k).collect(), pat)
+        (d.d.clone(), pat)
     }
 
     /// Measured drop of y_c − y_j per class under `e` (relative to the unperturbed f64 run),

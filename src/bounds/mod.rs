@@ -61,4 +61,4 @@ pub use report::{
     BoundReport, DataStats, TargetAlpha,
 };
 pub use trajectory::{TrajectoryBound, TrajectoryCertifier, TrajectoryNetwork, PRECISIONS};
-pub use trajectory_report::{PerInputMethod, TrajectoryStats};
+pub use trajectory_report::{MarginStats, PerInputMethod, TrajectoryStats};
