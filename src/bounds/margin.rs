@@ -22,32 +22,47 @@
 //! **Forward boxes.** R ← |W|·R through linear ops, R ← mag(S)·(R + η·B) at a site, from
 //! R = 0 at the network input.
 //!
-//! **Back-substitution.** For each class j ≠ c, the change of the margin y_c − y_j is
-//! Δm_j = λ_outᵀ·Δ_out with λ_out = e_c − e_j. Going backward, λ ← Wᵀλ through linear ops
-//! (fan-outs and residual sums add their coefficients), and at a site
-//! λ_outᵀ(S ∘ (Δ_in + e)) = λ_inᵀΔ_in + λ_inᵀe with λ_in = λ_out ∘ S. The true λ (with the
-//! true, unknown S) lies in the interval vector obtained by evaluating the same recursion in
-//! interval arithmetic with the enclosures S, and Δ = 0 at the input, so
+//! **Back-substitution.** Split each slope as S = s_mid + δ, |δ| ≤ s_rad (the midpoint and
+//! radius of its enclosure), so Δ_out = s_mid ∘ (Δ_in + e) + δ ∘ (Δ_in + e) with
+//! |δ ∘ (Δ_in + e)| ≤ s_rad·w, w = R + η·B. For each class j ≠ c the change of the margin
+//! y_c − y_j is Δm_j = λ_outᵀΔ_out with λ_out = e_c − e_j; going backward, λ ← Wᵀλ through
+//! linear ops (fan-outs and residual sums add their coefficients) and at a site
+//! λ_outᵀΔ_out = λ_inᵀΔ_in + λ_inᵀe + λ_outᵀ(δ ∘ (Δ_in + e)) with λ_in = λ_out ∘ s_mid, a
+//! point vector (the linearisation at the trajectory, kept with a rigorous rounding radius).
+//! Δ = 0 at the network input, so
 //!
-//!   |Δm_j| ≤ D_j(η) = η·K_j(η),   K_j(η) = Σ_sites B_a·Σ_i mag(λ_{a,i}).
+//!   |Δm_j| ≤ D_j(η) = η·K_j(η) + E_j(η),
+//!   K_j = Σ_sites B_a·Σ_i mag(λ_{a,in,i}),   E_j = Σ_sites Σ_i mag(λ_{a,out,i})·s_rad,i·w_i.
+//!
+//! η·K_j is the first-order drop (attained, to first order, by e = −η·B·sign(λ_in)); E_j is
+//! the remainder from the variation of r̃_α′ over the boxes. Carrying λ as an interval vector
+//! instead (λ ← λ·S) is also sound but useless on deep networks: any relative width of S
+//! (even the ~10^−8 of the f64 Taylor coefficients) is amplified by the |Wᵀ| products
+//! (~10^20 on ResNet-20), whereas here the widths enter E_j once, at their own site.
 //!
 //! The class stays c for every admissible e when lower(y_c − y_j) > D_j(η) for all j ≠ c,
 //! with lower(y_c − y_j) from the certified output balls of F^α(x).
 //!
+//! **What limits η.** The forward boxes R grow by the |W| products (×3–6 per ReLU layer on
+//! ResNet-20, ~10^13 from the first site to the last), so at η ≈ 2^−40 the last stage's boxes
+//! already span many ripples of r̃_α′ and the slope enclosures explode; the first-order
+//! estimate η₀ = min_j lower_j/K_j(0) is ~2^−11 there. Relational forward boxes
+//! (back-substitution of each stage's input, CROWN-style) are the next step.
+//!
 //! **Search.** η is searched on the grid 2^(k/16), −80 ≤ log₂ η ≤ 0: K(0) gives the estimate
-//! η₀ = min_j lower_j / K_j(0) (K grows with η, so the certified η is at most about η₀), then a
-//! bracket below η₀ and bisection. Each tested η is checked in full, so the reported η is
-//! certified whether or not K is monotone in η.
+//! η₀ (D grows with η, so the certified η is at most about η₀), then a bracket below η₀ and
+//! bisection. Each tested η is checked in full, so the reported η is certified whether or not
+//! D is monotone in η.
 //!
 //! # Arithmetic
 //! binary64 with directed rounding, not multi-precision: the radii of the nominal balls
 //! (~10^−18) and the rounding of the recursion (~10^−16 relative) are far below η·B at any η
-//! of interest, so f64 suffices; every rounding is still accounted for. Interval vectors are
-//! kept as midpoint–radius pairs (c, r): λ ← Wᵀλ gives c ← fl(Wᵀc) and
-//! r ← |W|ᵀ(r + γ_n·|c|) rounded up (Higham's γ_n bound on the signed dot product, and the
-//! non-negative dot product bounded by ŝ/(1 − γ_n) plus underflow allowances, see `round`);
-//! the batch-norm scale s = γ/√(σ² + ε) is computed in f64 with |S − s| ≤ 4u·|s|. Site
-//! products use outward-rounded intervals (`inari`).
+//! of interest, so f64 suffices; every rounding is still accounted for. Vectors λ are kept as
+//! midpoint–radius pairs (c, r): λ ← Wᵀλ gives c ← fl(Wᵀc) and r ← |W|ᵀ(r + γ_n·|c|) rounded
+//! up (Higham's γ_n bound on the signed dot product, and the non-negative dot product bounded
+//! by ŝ/(1 − γ_n) plus underflow allowances, see `round`); the batch-norm scale
+//! s = γ/√(σ² + ε) is computed in f64 with |S − s| ≤ 4u·|s|. Slope enclosures use
+//! outward-rounded intervals (`inari`) around the fixed-point chain of the trajectory.
 //!
 //! Supported: Conv, BatchNormalization, Gemm / MatMul, Relu (the sites), AveragePool,
 //! GlobalAveragePool, Add (residual or constant), Flatten, Reshape, Identity, Slice, Pad.
@@ -413,7 +428,7 @@ impl MarginCertifier {
                     let mut s_up = Vec::new();
                     for (g, v) in b.gamma.iter().zip(&b.var) {
                         let d = f64::from(*v) + f64::from(b.eps);
-                        if !(d > 0.0) || !g.is_finite() {
+                        if d.is_nan() || d <= 0.0 || !g.is_finite() {
                             return Err(margin_err(
                                 &net,
                                 i,
@@ -575,7 +590,7 @@ impl MarginCertifier {
         if margins
             .iter()
             .enumerate()
-            .any(|(j, &m)| j != c && !(m > 0.0))
+            .any(|(j, &m)| j != c && (m.is_nan() || m <= 0.0))
         {
             return Ok(None);
         }

@@ -478,7 +478,7 @@ fn drop_bound_covers_exhaustive_sign_vertices_one_hidden_layer() {
         for eta in [nm.eta, (-24.0f64).exp2()] {
             let (dj, _) = case.adversarial(eta, nm.tightest);
             let eb = eta * case.ranges[&site];
-            let mut worst = vec![f64::NEG_INFINITY; 3];
+            let mut worst = [f64::NEG_INFINITY; 3];
             for v in 0..(1u32 << h) {
                 let e: Vec<f64> = (0..h)
                     .map(|q| if v >> q & 1 == 1 { eb } else { -eb })

@@ -338,8 +338,8 @@ pub(crate) fn trajectory_markdown(rows: &[(String, u32, &TrajectoryStats)]) -> S
         s.push_str(concat!(
             "## Noise margin η (certified, per input)\n\n",
             "The largest η on the grid 2^(k/16) such that perturbing every ReLU input z_i of F^α by any e_i with\n",
-            "|e_i| ≤ η·B provably keeps the certified class (forward perturbation boxes, interval\n",
-            "back-substitution of each margin, slopes of r̃_α enclosed over the boxes). Over the certified-unchanged\n",
+            "|e_i| ≤ η·B provably keeps the certified class (forward perturbation boxes, back-substitution of\n",
+            "each margin at the trajectory's slopes plus the remainder of r̃_α′ over the boxes). Over the certified-unchanged\n",
             "images: how many got an η ≥ 2^−80, and the lower median, 5th percentile and minimum of log₂ η.\n\n",
             "| model | α | certified unchanged | with η | log₂ η median | log₂ η 5th pct. | log₂ η min |\n",
             "|---|---|---|---|---|---|---|\n",
