@@ -304,6 +304,9 @@ pub struct NoiseMargin {
     pub drop_bound: f64,
     /// Evaluations of the recursion spent by the search.
     pub evaluations: usize,
+    /// log₂ η₀, η₀ = min_j lower(y_c − y_j)/K_j(0): the first-order estimate (a
+    /// linearisation, **not** certified; ≥ about what any tighter forward box could certify).
+    pub log2_eta_first_order: f64,
 }
 
 /// The noise-margin certifier of one network for several α (see the module docs).
@@ -741,6 +744,7 @@ impl MarginCertifier {
             margin_lower,
             drop_bound,
             evaluations: evals,
+            log2_eta_first_order: est.log2(),
         }))
     }
 
