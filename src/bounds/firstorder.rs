@@ -394,6 +394,39 @@ impl ConvT {
     }
 }
 
+/// A fully connected layer's weights W `[m × k]` in f64, Wᵀ `[k × m]`, m and k.
+pub(super) fn linear_and_transpose(l: &crate::nn::Linear) -> (Vec<f64>, Vec<f64>, usize, usize) {
+    let m = l.weight.dims.first().copied().unwrap_or(0);
+    let k = l.weight.dims.get(1).copied().unwrap_or(0);
+    let w = f64s(&l.weight.data);
+    let mut wt = vec![0.0; m * k];
+    for r in 0..m {
+        for c in 0..k {
+            if let (Some(d), Some(&v)) = (wt.get_mut(c * m + r), w.get(r * k + c)) {
+                *d = v;
+            }
+        }
+    }
+    (w, wt, m, k)
+}
+
+/// Output position → input flat index of a Slice: slicing the indices themselves (exact:
+/// indices < 2^53).
+pub(super) fn slice_src(s: &crate::nn::Slice, s_in: &Shape, s_out: &Shape) -> Vec<usize> {
+    let idx: Vec<f64> = (0..s_in.numel()).map(|i| i as f64).collect();
+    let src = ops::slice(&idx, s_in, &s.starts, &s.steps, s_out);
+    src.into_iter().map(|v| v as usize).collect()
+}
+
+/// Output position → input flat index of a Pad (`usize::MAX` for a fill cell).
+pub(super) fn pad_src(p: &crate::nn::Pad, s_in: &Shape, s_out: &Shape) -> Vec<usize> {
+    let idx: Vec<f64> = (1..=s_in.numel()).map(|i| i as f64).collect();
+    let src = ops::pad(&idx, s_in, &p.begin, 0.0, s_out);
+    src.into_iter()
+        .map(|v| if v > 0.0 { v as usize - 1 } else { usize::MAX })
+        .collect()
+}
+
 /// (outer, d, inner) of a softmax along `axis`.
 fn softmax_dims(s: &Shape, axis: usize, n: usize) -> (usize, usize, usize) {
     let d = s.0.get(axis).copied().unwrap_or(1).max(1);
@@ -471,17 +504,7 @@ impl FirstOrderNetwork {
                     Prep::Bn { scale, shift }
                 }
                 Op::Gemm(l) | Op::MatMul(l) => {
-                    let m = l.weight.dims.first().copied().unwrap_or(0);
-                    let k = l.weight.dims.get(1).copied().unwrap_or(0);
-                    let w = f64s(&l.weight.data);
-                    let mut wt = vec![0.0; m * k];
-                    for r in 0..m {
-                        for c in 0..k {
-                            if let (Some(d), Some(&v)) = (wt.get_mut(c * m + r), w.get(r * k + c)) {
-                                *d = v;
-                            }
-                        }
-                    }
+                    let (w, wt, m, k) = linear_and_transpose(l);
                     Prep::Linear {
                         w,
                         wt,
@@ -491,24 +514,11 @@ impl FirstOrderNetwork {
                     }
                 }
                 Op::Add { constant: Some(t) } => Prep::AddConst(f64s(&t.data)),
-                Op::Slice(s) => {
-                    // Slicing the indices themselves gives the source of every output (exact:
-                    // indices < 2^53).
-                    let idx: Vec<f64> = (0..s_in.numel()).map(|i| i as f64).collect();
-                    let src = ops::slice(&idx, s_in, &s.starts, &s.steps, s_out);
-                    Prep::Slice(src.into_iter().map(|v| v as usize).collect())
-                }
-                Op::Pad(p) => {
-                    let idx: Vec<f64> = (1..=s_in.numel()).map(|i| i as f64).collect();
-                    let src = ops::pad(&idx, s_in, &p.begin, 0.0, s_out);
-                    Prep::Pad {
-                        src: src
-                            .into_iter()
-                            .map(|v| if v > 0.0 { v as usize - 1 } else { usize::MAX })
-                            .collect(),
-                        value: f64::from(p.value),
-                    }
-                }
+                Op::Slice(s) => Prep::Slice(slice_src(s, s_in, s_out)),
+                Op::Pad(p) => Prep::Pad {
+                    src: pad_src(p, s_in, s_out),
+                    value: f64::from(p.value),
+                },
                 Op::Relu
                 | Op::Clip { .. }
                 | Op::MaxPool(_)

@@ -78,7 +78,7 @@ use inari::{const_interval, Interval};
 use rug::{Integer, Rational};
 use serde::Serialize;
 
-use super::firstorder::{conv_transpose, ConvT};
+use super::firstorder::{conv_transpose, linear_and_transpose, pad_src, slice_src, ConvT};
 use super::fixed::{fixed_bounds, mag, rat_interval, Frac};
 use super::polyerr::PolyErrors;
 use super::round::{add_ru, div_ru, gamma_ru, mul_ru, sum_factor_ru, sum_up, Ulp, ETA, U};
@@ -445,17 +445,7 @@ impl MarginCertifier {
                     MPrep::Bn { s, s_up }
                 }
                 Op::Gemm(l) | Op::MatMul(l) => {
-                    let m = l.weight.dims.first().copied().unwrap_or(0);
-                    let k = l.weight.dims.get(1).copied().unwrap_or(0);
-                    let w = f64s(&l.weight.data);
-                    let mut wt = vec![0.0; m * k];
-                    for r in 0..m {
-                        for c in 0..k {
-                            if let (Some(d), Some(&v)) = (wt.get_mut(c * m + r), w.get(r * k + c)) {
-                                *d = v;
-                            }
-                        }
-                    }
+                    let (w, wt, m, k) = linear_and_transpose(l);
                     MPrep::Linear {
                         w_abs: w.iter().map(|v| v.abs()).collect(),
                         wt_abs: wt.iter().map(|v| v.abs()).collect(),
@@ -464,20 +454,8 @@ impl MarginCertifier {
                         k,
                     }
                 }
-                Op::Slice(s) => {
-                    let idx: Vec<f64> = (0..s_in.numel()).map(|q| q as f64).collect();
-                    let src = ops::slice(&idx, s_in, &s.starts, &s.steps, s_out);
-                    MPrep::Index(src.into_iter().map(|v| v as usize).collect())
-                }
-                Op::Pad(p) => {
-                    let idx: Vec<f64> = (1..=s_in.numel()).map(|q| q as f64).collect();
-                    let src = ops::pad(&idx, s_in, &p.begin, 0.0, s_out);
-                    MPrep::Index(
-                        src.into_iter()
-                            .map(|v| if v > 0.0 { v as usize - 1 } else { usize::MAX })
-                            .collect(),
-                    )
-                }
+                Op::Slice(s) => MPrep::Index(slice_src(s, s_in, s_out)),
+                Op::Pad(p) => MPrep::Index(pad_src(p, s_in, s_out)),
                 Op::AvgPool {
                     pool,
                     count_include_pad,
