@@ -618,7 +618,11 @@ impl MarginCertifier {
     }
 
     /// The η search on the grid 2^(k/16) (see the module docs).
-    fn search(&self, nom: &Nominal, alpha: u32) -> Result<Option<NoiseMargin>, BoundsError> {
+    pub(crate) fn search(
+        &self,
+        nom: &Nominal,
+        alpha: u32,
+    ) -> Result<Option<NoiseMargin>, BoundsError> {
         let spo = STEPS_PER_OCTAVE;
         let kmin = LOG2_ETA_MIN * spo;
         let eta_of = |k: i32| (f64::from(k) / f64::from(spo)).exp2();
