@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use polycert::bounds::{BoundedNetwork, FirstOrderNetwork, Frac, PolyErrors, TrajectoryCertifier};
+use polycert::bounds::{
+    BoundedNetwork, FirstOrderNetwork, Frac, MarginCertifier, PolyErrors, TrajectoryCertifier,
+};
 use polycert::nn::{
     calibrate, import_onnx, ActivationPolicy, Dataset, Engine, Network, RangePolicy, RunStats,
 };
@@ -198,10 +200,50 @@ fn bench_trajectory(c: &mut Criterion) {
     g.finish();
 }
 
+/// The certified noise margin η of one image (ResNet-20, α = 14, the first CIFAR-10 JPEG
+/// test image, B calibrated on the first 2): the recorded trajectory at 128 bits, the
+/// per-site Taylor coefficients and the η search (forward boxes + back-substitution of the
+/// nine margins per tested η). Run with `RAYON_NUM_THREADS=1`. Target: ≤ 10 s per image.
+fn bench_margin(c: &mut Criterion) {
+    let Some(s) = shared() else {
+        eprintln!("skipping margin bench: ../shared is absent");
+        return;
+    };
+    let proofs = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/proofs"));
+    let Ok(pe) = PolyErrors::load(&proofs, 14) else {
+        eprintln!("skipping: cannot load proofs/table1-alpha14.json");
+        return;
+    };
+    let Some((net, _, xs, ranges)) = setup(&s, "resnet20_cifar10", 2) else {
+        return;
+    };
+    let pes = [pe];
+    let (Ok(tc), Ok(mc)) = (
+        TrajectoryCertifier::new(Arc::clone(&net), &pes, ranges.clone(), &[Frac(128)]),
+        MarginCertifier::new(Arc::clone(&net), &pes, ranges),
+    ) else {
+        eprintln!("skipping: certifiers could not be built");
+        return;
+    };
+    let Some((x, tb)) = xs.first().and_then(|x| {
+        let tb = tc.certify(x).ok()?.into_iter().next()?;
+        Some((x, tb))
+    }) else {
+        return;
+    };
+    let mut g = c.benchmark_group("resnet20_noise_margin_per_image");
+    g.sample_size(10);
+    g.bench_function(BenchmarkId::new("margin_alpha14", 1), |b| {
+        b.iter(|| mc.margin(&tc, x, &tb).ok().flatten().map(|m| m.log2_eta));
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     bench_per_input,
     bench_first_order,
-    bench_trajectory
+    bench_trajectory,
+    bench_margin
 );
 criterion_main!(benches);

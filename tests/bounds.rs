@@ -561,6 +561,7 @@ fn shared_models(n_cifar: usize, n_mnist: usize, alphas: &[u32]) {
             evenly: true,
             per_input: true,
             method: polycert::bounds::PerInputMethod::Elementwise,
+            noise_margin: false,
         };
         let rep = bound_report(&cfg, &|_, _, _| {}).unwrap();
         assert_eq!(
@@ -837,4 +838,68 @@ fn cli_bound_trajectory_default_deterministic_and_bad_flags() {
         .unwrap();
     assert_eq!(st.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&st.stderr).contains("fast"));
+}
+
+/// Issue 13 (noise margin): `--noise-margin` adds a certified η per certified-unchanged image
+/// and its summary; it needs the trajectory method.
+#[test]
+fn cli_bound_noise_margin_mnist() {
+    let Some(sh) = util::shared("MNIST model") else {
+        return;
+    };
+    let model = sh.join("models/mnist_cnn_small.onnx");
+    let data = sh.join("data/mnist/t10k-images-idx3-ubyte");
+    let args = [
+        "--quiet",
+        "bound",
+        "--alpha",
+        "14",
+        "--per-input",
+        "--noise-margin",
+        "--limit",
+        "3",
+        "--evenly",
+        "--json",
+        "--proofs",
+    ];
+    let out = util::run_ok(
+        util::polycert()
+            .args(args)
+            .arg(proofs())
+            .arg("--model")
+            .arg(&model)
+            .arg("--data")
+            .arg(&data),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = &v[0]["alphas"][0]["trajectory"];
+    let nm = &t["noise_margin"];
+    assert_eq!(nm["images"], t["certified_unchanged"], "{nm}");
+    assert_eq!(nm["with_margin"], nm["images"], "{nm}");
+    for e in nm["log2_eta"].as_array().unwrap() {
+        let e = e.as_f64().unwrap();
+        // On the grid 2^(k/16) inside the searched range.
+        assert!(
+            (-80.0..=0.0).contains(&e) && (e * 16.0).fract() == 0.0,
+            "{e}"
+        );
+    }
+    assert!(nm["log2_eta_p5"].as_f64().unwrap() <= nm["log2_eta_median"].as_f64().unwrap());
+    // With the elementwise method only there is no trajectory to perturb: a clear error.
+    let st = util::polycert()
+        .args(["--quiet", "bound", "--method", "elementwise"])
+        .args(&args[2..])
+        .arg(proofs())
+        .arg("--model")
+        .arg(&model)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(st.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&st.stderr).contains("--noise-margin"),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
 }

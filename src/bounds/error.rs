@@ -75,6 +75,17 @@ pub enum BoundsError {
         /// The valid range.
         valid: String,
     },
+    /// A node the noise margin ([`super::MarginCertifier`]) does not support, or an
+    /// inconsistency met while computing it.
+    #[error("node {node:?} ({op}): no noise margin: {reason}")]
+    NoiseMargin {
+        /// The ONNX node name.
+        node: String,
+        /// The ONNX op type.
+        op: String,
+        /// What is not supported.
+        reason: String,
+    },
     /// A failure of the network engine or dataset reader.
     #[error(transparent)]
     Nn(#[from] crate::nn::NnError),
@@ -102,6 +113,14 @@ mod tests {
                     reason: "x".into(),
                 },
                 "node \"c7\" (Conv): no first-order limit: x",
+            ),
+            (
+                BoundsError::NoiseMargin {
+                    node: "mp".into(),
+                    op: "MaxPool".into(),
+                    reason: "x".into(),
+                },
+                "node \"mp\" (MaxPool): no noise margin: x",
             ),
             (
                 BoundsError::Certificate {

@@ -76,7 +76,7 @@ use crate::nn::{Network, NodeId, Op, Shape};
 /// its input, as a stride-1 convolution of the zero-upsampled output gradient with the
 /// flipped, channel-swapped kernel W′[ci, co, i, j] = W[co, ci, kh−1−i, kw−1−j].
 #[derive(Debug, Clone)]
-struct ConvT {
+pub(super) struct ConvT {
     /// The transposed kernel (stride 1, the forward dilation and groups).
     k: ConvK<f64>,
     /// Forward output (C_out, H_o, W_o).
@@ -253,7 +253,7 @@ fn unsupported(node: &str, op: &str, reason: impl Into<String>) -> BoundsError {
 }
 
 /// The transposed convolution of a forward convolution (see [`ConvT`]).
-fn conv_transpose(
+pub(super) fn conv_transpose(
     name: &str,
     k: &ConvK<f64>,
     in_chw: (usize, usize, usize),
@@ -349,7 +349,7 @@ fn conv_transpose(
 
 impl ConvT {
     /// gx = Wᵀ·gy for one output gradient.
-    fn apply(&self, gy: &[f64], buf: &mut Vec<f64>) -> Vec<f64> {
+    pub(super) fn apply(&self, gy: &[f64], buf: &mut Vec<f64>) -> Vec<f64> {
         let (co, ho, wo) = self.out_chw;
         let (hu, wu) = self.up_hw;
         let up;
@@ -392,6 +392,39 @@ impl ConvT {
         }
         out
     }
+}
+
+/// A fully connected layer's weights W `[m × k]` in f64, Wᵀ `[k × m]`, m and k.
+pub(super) fn linear_and_transpose(l: &crate::nn::Linear) -> (Vec<f64>, Vec<f64>, usize, usize) {
+    let m = l.weight.dims.first().copied().unwrap_or(0);
+    let k = l.weight.dims.get(1).copied().unwrap_or(0);
+    let w = f64s(&l.weight.data);
+    let mut wt = vec![0.0; m * k];
+    for r in 0..m {
+        for c in 0..k {
+            if let (Some(d), Some(&v)) = (wt.get_mut(c * m + r), w.get(r * k + c)) {
+                *d = v;
+            }
+        }
+    }
+    (w, wt, m, k)
+}
+
+/// Output position → input flat index of a Slice: slicing the indices themselves (exact:
+/// indices < 2^53).
+pub(super) fn slice_src(s: &crate::nn::Slice, s_in: &Shape, s_out: &Shape) -> Vec<usize> {
+    let idx: Vec<f64> = (0..s_in.numel()).map(|i| i as f64).collect();
+    let src = ops::slice(&idx, s_in, &s.starts, &s.steps, s_out);
+    src.into_iter().map(|v| v as usize).collect()
+}
+
+/// Output position → input flat index of a Pad (`usize::MAX` for a fill cell).
+pub(super) fn pad_src(p: &crate::nn::Pad, s_in: &Shape, s_out: &Shape) -> Vec<usize> {
+    let idx: Vec<f64> = (1..=s_in.numel()).map(|i| i as f64).collect();
+    let src = ops::pad(&idx, s_in, &p.begin, 0.0, s_out);
+    src.into_iter()
+        .map(|v| if v > 0.0 { v as usize - 1 } else { usize::MAX })
+        .collect()
 }
 
 /// (outer, d, inner) of a softmax along `axis`.
@@ -471,17 +504,7 @@ impl FirstOrderNetwork {
                     Prep::Bn { scale, shift }
                 }
                 Op::Gemm(l) | Op::MatMul(l) => {
-                    let m = l.weight.dims.first().copied().unwrap_or(0);
-                    let k = l.weight.dims.get(1).copied().unwrap_or(0);
-                    let w = f64s(&l.weight.data);
-                    let mut wt = vec![0.0; m * k];
-                    for r in 0..m {
-                        for c in 0..k {
-                            if let (Some(d), Some(&v)) = (wt.get_mut(c * m + r), w.get(r * k + c)) {
-                                *d = v;
-                            }
-                        }
-                    }
+                    let (w, wt, m, k) = linear_and_transpose(l);
                     Prep::Linear {
                         w,
                         wt,
@@ -491,24 +514,11 @@ impl FirstOrderNetwork {
                     }
                 }
                 Op::Add { constant: Some(t) } => Prep::AddConst(f64s(&t.data)),
-                Op::Slice(s) => {
-                    // Slicing the indices themselves gives the source of every output (exact:
-                    // indices < 2^53).
-                    let idx: Vec<f64> = (0..s_in.numel()).map(|i| i as f64).collect();
-                    let src = ops::slice(&idx, s_in, &s.starts, &s.steps, s_out);
-                    Prep::Slice(src.into_iter().map(|v| v as usize).collect())
-                }
-                Op::Pad(p) => {
-                    let idx: Vec<f64> = (1..=s_in.numel()).map(|i| i as f64).collect();
-                    let src = ops::pad(&idx, s_in, &p.begin, 0.0, s_out);
-                    Prep::Pad {
-                        src: src
-                            .into_iter()
-                            .map(|v| if v > 0.0 { v as usize - 1 } else { usize::MAX })
-                            .collect(),
-                        value: f64::from(p.value),
-                    }
-                }
+                Op::Slice(s) => Prep::Slice(slice_src(s, s_in, s_out)),
+                Op::Pad(p) => Prep::Pad {
+                    src: pad_src(p, s_in, s_out),
+                    value: f64::from(p.value),
+                },
                 Op::Relu
                 | Op::Clip { .. }
                 | Op::MaxPool(_)

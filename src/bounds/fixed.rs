@@ -283,6 +283,19 @@ impl FixedSign {
         }
     }
 
+    /// Enclosures of the exact chain y_0 = y(m), y_i = p_i(y_{i−1}) at the midpoint alone:
+    /// [ŷ_i ± e_i] as outward f64 intervals, i = 0..=k (the noise margin's centred forms).
+    pub(crate) fn chain_points(&self, y: ChainBall) -> Vec<Interval> {
+        let mut b = y;
+        let mut out = Vec::with_capacity(self.comps.len() + 1);
+        out.push(ball_interval(&b.mid, b.e, self.f));
+        for c in &self.comps {
+            b = c.apply(&b, self.f).0;
+            out.push(ball_interval(&b.mid, b.e, self.f));
+        }
+        out
+    }
+
     /// p and p′ on a ball.
     pub(crate) fn apply(&self, y: ChainBall) -> SignBall {
         let mut b = y;

@@ -34,6 +34,9 @@ mod error;
 mod firstorder;
 mod firstorder_report;
 mod fixed;
+mod margin;
+#[cfg(test)]
+mod margin_tests;
 mod network;
 mod polyerr;
 mod report;
@@ -50,6 +53,7 @@ pub use firstorder_report::{
     first_order_markdown, first_order_report, FirstOrderAlpha, FirstOrderReport,
 };
 pub use fixed::Frac;
+pub use margin::{MarginCertifier, NoiseMargin};
 pub use network::{BlockRow, BlockTrace, BoundedNetwork, GlobalBound, PerInputBound};
 pub use polyerr::{PolyErrors, ALPHAS};
 pub use report::{
@@ -57,4 +61,4 @@ pub use report::{
     BoundReport, DataStats, TargetAlpha,
 };
 pub use trajectory::{TrajectoryBound, TrajectoryCertifier, TrajectoryNetwork, PRECISIONS};
-pub use trajectory_report::{PerInputMethod, TrajectoryStats};
+pub use trajectory_report::{MarginStats, PerInputMethod, TrajectoryStats};

@@ -49,6 +49,8 @@ pub struct BoundConfig {
     pub per_input: bool,
     /// Which per-input certificate(s) `per_input` computes.
     pub method: PerInputMethod,
+    /// With the trajectory certificate: also the certified noise margin η per image.
+    pub noise_margin: bool,
 }
 
 /// Measured errors against per-input bounds over the evaluated images for one α.
@@ -308,6 +310,16 @@ pub fn bound_report(
     cfg: &BoundConfig,
     progress: &(dyn Fn(&str, usize, usize) + Sync),
 ) -> Result<BoundReport, BoundsError> {
+    if cfg.noise_margin && !(cfg.per_input && cfg.method.trajectory()) {
+        return Err(BoundsError::Config {
+            what: "--noise-margin".into(),
+            value: format!(
+                "with per-input = {}, method = {:?}",
+                cfg.per_input, cfg.method
+            ),
+            valid: "--per-input with the trajectory method (trajectory or both)".into(),
+        });
+    }
     let net = Arc::new(import_onnx(&cfg.model)?);
     let bn = BoundedNetwork::new(Arc::clone(&net))?;
     let engine: Engine<f64> = Engine::new(Arc::clone(&net));
@@ -359,12 +371,20 @@ pub fn bound_report(
     let ((ranges, layers, calib_images), calib_data) = choose_ranges(cfg, &engine, from_data)?;
     // The trajectory certificate runs every α per image (F is shared across α).
     let mut traj: Vec<Option<TrajectoryStats>> = match (&exact, &data) {
-        (Some(ys), Some((d, _))) if cfg.method.trajectory() => {
-            trajectory_stats(&net, &engine, &pes, &ranges, d, ys, progress, 10)?
-                .into_iter()
-                .map(Some)
-                .collect()
-        }
+        (Some(ys), Some((d, _))) if cfg.method.trajectory() => trajectory_stats(
+            &net,
+            &engine,
+            &pes,
+            &ranges,
+            d,
+            ys,
+            progress,
+            10,
+            cfg.noise_margin,
+        )?
+        .into_iter()
+        .map(Some)
+        .collect(),
         _ => vec![None; pes.len()],
     };
     let mut alphas = Vec::new();

@@ -43,6 +43,37 @@ pub const PRECISIONS: [Frac; 4] = [Frac(128), Frac(256), Frac(512), Frac(1024)];
 /// Relative tightness asked of the enclosure: radius_F + radius_Fα ≤ this × lower bound.
 const TIGHT: f64 = 1e-6;
 
+/// The input balls of the ReLUs of F^α per node (see [`SiteRec`]).
+pub(crate) type SiteBalls = BTreeMap<NodeId, SiteRec>;
+
+/// One ReLU layer of F^α on the certified trajectory: per entry, the input ball ⟨m, ρ⟩ as an
+/// outward f64 interval, and the enclosures of the composite's chain at u = m/B alone
+/// (`FixedSign::chain_points`, `stride` = components + 1 intervals per entry).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SiteRec {
+    pub(crate) x: Vec<Interval>,
+    pub(crate) chain: Vec<Interval>,
+    pub(crate) stride: usize,
+}
+
+impl SiteRec {
+    fn new(sign: &FixedSign, a: &BallT, bd: &(Integer, i32), f: Frac) -> Self {
+        let mut rec = Self::default();
+        for (m, r) in a.mid.iter().zip(&a.rad) {
+            rec.x.push(ball_interval(m, *r, f));
+            let u = ChainBall {
+                mid: div_dyadic_floor(m, bd),
+                rho: f.ulp(),
+                e: f.ulp(),
+            };
+            let ch = sign.chain_points(u);
+            rec.stride = ch.len();
+            rec.chain.extend(ch);
+        }
+        rec
+    }
+}
+
 /// A tensor of balls ⟨mid_i·2^−F, rad_i⟩.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct BallT {
@@ -325,8 +356,19 @@ impl TrajectoryNetwork {
 
     /// Evaluate F (`Mode::Exact`) or F^α on balls from the exact input x; returns the output
     /// balls and the number of activation inputs whose ball leaves [−B, B] (F^α only).
-    #[expect(clippy::too_many_lines, reason = "one arm per op")]
     pub(crate) fn run(&self, x: &[f64], mode: Mode<'_>) -> Result<(BallT, usize), BoundsError> {
+        self.run_recording(x, mode, None)
+    }
+
+    /// [`Self::run`] that also records, when `rec` is given, the input ball of every ReLU of
+    /// F^α as outward f64 intervals (the noise margin's nominal trajectory, `super::margin`).
+    #[expect(clippy::too_many_lines, reason = "one arm per op")]
+    pub(crate) fn run_recording(
+        &self,
+        x: &[f64],
+        mode: Mode<'_>,
+        mut rec: Option<&mut SiteBalls>,
+    ) -> Result<(BallT, usize), BoundsError> {
         let net = &*self.net;
         let f = self.f;
         let ulp = f.ulp();
@@ -427,6 +469,9 @@ impl TrajectoryNetwork {
                     Mode::Approx { sign, ranges, .. } => {
                         let b = range_of(net, ranges, i)?;
                         let bd = dyadic_of_f64(b).ok_or_else(|| range_err(net, i, b))?;
+                        if let Some(r) = rec.as_deref_mut() {
+                            r.insert(i, SiteRec::new(sign, a, &bd, f));
+                        }
                         let mut o = BallT::default();
                         for (m, r) in a.mid.iter().zip(&a.rad) {
                             oor += usize::from(add_ru(fixed_mag(m, f), *r) > b);
@@ -1104,6 +1149,40 @@ impl TrajectoryCertifier {
             }
         }
         Ok(done.into_iter().flatten().collect())
+    }
+
+    /// F^α(x) for the k-th α at `f` fraction bits (one of the prepared precisions) with the
+    /// input balls of its ReLUs (see [`TrajectoryNetwork::run_recording`]).
+    ///
+    /// # Errors
+    /// As [`Self::certify`]; [`BoundsError::Config`] for an unprepared precision or α index.
+    pub(crate) fn approx_sites(
+        &self,
+        x: &[f64],
+        k: usize,
+        f: Frac,
+    ) -> Result<(BallT, SiteBalls), BoundsError> {
+        let lv = self.levels.iter().find(|l| l.tn.frac() == f);
+        let (Some(lv), Some(kernel)) = (lv, self.kernels.get(k)) else {
+            return Err(BoundsError::Config {
+                what: "trajectory level".into(),
+                value: format!("alpha #{k} at {} fraction bits", f.0),
+                valid: "a prepared α and precision".into(),
+            });
+        };
+        let sign = lv.signs.get(k).ok_or_else(|| BoundsError::Config {
+            what: "trajectory level".into(),
+            value: format!("alpha #{k}"),
+            valid: "a prepared α".into(),
+        })?;
+        let mut sites = SiteBalls::new();
+        let mode = Mode::Approx {
+            sign,
+            kernel,
+            ranges: &self.ranges,
+        };
+        let (out, _) = lv.tn.run_recording(x, mode, Some(&mut sites))?;
+        Ok((out, sites))
     }
 
     /// The α values, in order.

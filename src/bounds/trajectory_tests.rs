@@ -17,11 +17,11 @@ use crate::nn::{
     Preprocess, RunStats, Shape, SignKernel, Slice, Tensor, ValueInfo,
 };
 
-fn proofs() -> PathBuf {
+pub(super) fn proofs() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("proofs")
 }
 
-fn shared() -> Option<PathBuf> {
+pub(super) fn shared() -> Option<PathBuf> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared");
     p.is_dir().then_some(p)
 }
@@ -347,9 +347,9 @@ fn oracle<T: Num>(net: &Network, x: &[f64], mode: &OMode<'_>) -> Vec<T> {
 }
 
 /// Deterministic pseudo-random dyadic values k/2^bits, |k| < 2^bits·scale (LCG).
-struct Lcg(u64);
+pub(super) struct Lcg(pub(super) u64);
 impl Lcg {
-    fn next(&mut self, scale: f64, bits: i32) -> f64 {
+    pub(super) fn next(&mut self, scale: f64, bits: i32) -> f64 {
         self.0 = self
             .0
             .wrapping_mul(6_364_136_223_846_793_005)
@@ -357,18 +357,18 @@ impl Lcg {
         let u = ((self.0 >> 11) as f64) / (1u64 << 53) as f64;
         ((2.0 * u - 1.0) * scale * 2f64.powi(bits)).round() / 2f64.powi(bits)
     }
-    fn vec(&mut self, n: usize, scale: f64, bits: i32) -> Vec<f32> {
+    pub(super) fn vec(&mut self, n: usize, scale: f64, bits: i32) -> Vec<f32> {
         (0..n).map(|_| self.next(scale, bits) as f32).collect()
     }
 }
 
-struct NetB {
+pub(super) struct NetB {
     values: Vec<ValueInfo>,
     nodes: Vec<Node>,
 }
 
 impl NetB {
-    fn new(input: &[usize]) -> Self {
+    pub(super) fn new(input: &[usize]) -> Self {
         Self {
             values: vec![ValueInfo {
                 name: "input".into(),
@@ -377,7 +377,7 @@ impl NetB {
             nodes: Vec::new(),
         }
     }
-    fn add(&mut self, op: Op, inputs: &[usize], out: &[usize]) -> usize {
+    pub(super) fn add(&mut self, op: Op, inputs: &[usize], out: &[usize]) -> usize {
         let v = self.values.len();
         self.values.push(ValueInfo {
             name: format!("v{v}"),
@@ -391,7 +391,7 @@ impl NetB {
         });
         v
     }
-    fn build(self, output: usize) -> Network {
+    pub(super) fn build(self, output: usize) -> Network {
         Network {
             name: "test".into(),
             values: self.values,
@@ -660,7 +660,7 @@ fn softmax_is_refused_with_a_clear_error() {
 
 /// k evenly spread images of `data`, preprocessed, and B per activation node calibrated on
 /// them (1.1 × the max |input| of each node, as `polycert bound`).
-fn image(
+pub(super) fn image(
     shared: &std::path::Path,
     model: &str,
     data: &str,

@@ -35,6 +35,11 @@ pub struct BoundArgs {
     /// certified box, under a range check), or `both`.
     #[arg(long, value_parser = ["trajectory", "elementwise", "both"], requires = "per_input")]
     pub method: Option<String>,
+    /// With `--method trajectory` (or `both`): also the certified noise margin η of every
+    /// certified-unchanged image — the largest η such that perturbing every ReLU input by up
+    /// to η·B keeps the class (median and 5th percentile of log₂ η in the report).
+    #[arg(long, requires = "per_input")]
+    pub noise_margin: bool,
     /// Use only K images of the data (the first K, or with `--evenly` K spread over the file);
     /// one for all models, or one per model.
     #[arg(long)]
@@ -201,6 +206,7 @@ pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
                 Some("both") => PerInputMethod::Both,
                 _ => PerInputMethod::Trajectory,
             },
+            noise_margin: a.noise_margin,
         };
         if let Some(e) = a.target_error {
             let (bn, ranges) = ranges_for(&cfg)?;

@@ -174,6 +174,7 @@ fn run_model(
         limit: None,
         per_input: false,
         method: crate::bounds::PerInputMethod::Elementwise,
+        noise_margin: false,
         evenly: false,
     })?;
     let pe = PolyErrors::load_or_certify(&net_cfg.proofs, cfg.alpha)?;

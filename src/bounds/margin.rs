@@ -1,0 +1,1076 @@
+//! The certified noise margin η of one input (issue 13, part 2; beyond the paper): the
+//! largest relative perturbation of the activation inputs of F^α under which its class
+//! provably stays the certified class c.
+//!
+//! # The math object
+//! Let z_a be the input of the a-th ReLU site of F^α (replaced by r̃_α, Eq. 4, with range B_a)
+//! on the exact trajectory of x. CKKS adds noise to every value; we model it as a
+//! perturbation e_a of each site input, |e_{a,i}| ≤ η·B_a, and write Δ_v = (perturbed −
+//! nominal) at every value v of the graph (exact reals). Then, exactly:
+//!
+//! - linear ops (conv, batch norm, Gemm, pooling by averages, slices, pads, sums): Δ_out =
+//!   W·Δ_in (biases cancel);
+//! - a site: Δ_out = r̃_α(z + Δ_in + e) − r̃_α(z) = S ∘ (Δ_in + e) with S_i = r̃_α′(ξ_i) at some
+//!   ξ_i between z_i and z_i + Δ_in,i + e_i (mean-value theorem), so S_i lies in the enclosure
+//!   S_i ⊆ r̃_α′([m_i − ρ_i − R_i − η·B, m_i + ρ_i + R_i + η·B]), where ⟨m_i, ρ_i⟩ is the
+//!   certified trajectory ball of z_i ([`super::TrajectoryCertifier`]) and R_i ≥ |Δ_in,i|;
+//!   r̃_α′(ξ) = (1 + p(u) + u·p′(u))/2 with u = ξ/B, enclosed by interval arithmetic on the
+//!   exact certificate coefficients (chain rule through every component, each component
+//!   enclosed naively and in centred form, intersected). r̃_α is not monotone near 0 and its
+//!   slope reaches ±14 at α = 14: nothing here assumes a Lipschitz constant.
+//!
+//! **Forward boxes.** R ← |W|·R through linear ops, R ← mag(S)·(R + η·B) at a site, from
+//! R = 0 at the network input.
+//!
+//! **Back-substitution.** Split each slope as S = s_mid + δ, |δ| ≤ s_rad (the midpoint and
+//! radius of its enclosure), so Δ_out = s_mid ∘ (Δ_in + e) + δ ∘ (Δ_in + e) with
+//! |δ ∘ (Δ_in + e)| ≤ s_rad·w, w = R + η·B. For each class j ≠ c the change of the margin
+//! y_c − y_j is Δm_j = λ_outᵀΔ_out with λ_out = e_c − e_j; going backward, λ ← Wᵀλ through
+//! linear ops (fan-outs and residual sums add their coefficients) and at a site
+//! λ_outᵀΔ_out = λ_inᵀΔ_in + λ_inᵀe + λ_outᵀ(δ ∘ (Δ_in + e)) with λ_in = λ_out ∘ s_mid, a
+//! point vector (the linearisation at the trajectory, kept with a rigorous rounding radius).
+//! Δ = 0 at the network input, so
+//!
+//!   |Δm_j| ≤ D_j(η) = η·K_j(η) + E_j(η),
+//!   K_j = Σ_sites B_a·Σ_i mag(λ_{a,in,i}),   E_j = Σ_sites Σ_i mag(λ_{a,out,i})·s_rad,i·w_i.
+//!
+//! η·K_j is the first-order drop (attained, to first order, by e = −η·B·sign(λ_in)); E_j is
+//! the remainder from the variation of r̃_α′ over the boxes. Carrying λ as an interval vector
+//! instead (λ ← λ·S) is also sound but useless on deep networks: any relative width of S
+//! (even the ~10^−8 of the f64 Taylor coefficients) is amplified by the |Wᵀ| products
+//! (~10^20 on ResNet-20), whereas here the widths enter E_j once, at their own site.
+//!
+//! The class stays c for every admissible e when lower(y_c − y_j) > D_j(η) for all j ≠ c,
+//! with lower(y_c − y_j) from the certified output balls of F^α(x).
+//!
+//! **What limits η.** The forward boxes R grow by the |W| products (×3–6 per ReLU layer on
+//! ResNet-20, ~10^13 from the first site to the last), so at η ≈ 2^−40 the last stage's boxes
+//! already span many ripples of r̃_α′ and the slope enclosures explode; the first-order
+//! estimate η₀ = min_j lower_j/K_j(0) is ~2^−15 there (certified: ~2^−53). On shallow
+//! networks (MNIST, two sites) the gap is the slope enclosure itself: over boxes of width
+//! η·B ≈ 2^−11·B, r̃_α′ varies across ripples (certified ~2^−12 against η₀ ~ 2^−6.4). Relational forward boxes
+//! (back-substitution of each stage's input, CROWN-style) are the next step.
+//!
+//! **Search.** η is searched on the grid 2^(k/16), −80 ≤ log₂ η ≤ 0: K(0) gives the estimate
+//! η₀ (D grows with η, so the certified η is at most about η₀), then a bracket below η₀ and
+//! bisection. Each tested η is checked in full, so the reported η is certified whether or not
+//! D is monotone in η.
+//!
+//! # Arithmetic
+//! binary64 with directed rounding, not multi-precision: the radii of the nominal balls
+//! (~10^−18) and the rounding of the recursion (~10^−16 relative) are far below η·B at any η
+//! of interest, so f64 suffices; every rounding is still accounted for. Vectors λ are kept as
+//! midpoint–radius pairs (c, r): λ ← Wᵀλ gives c ← fl(Wᵀc) and r ← |W|ᵀ(r + γ_n·|c|) rounded
+//! up (Higham's γ_n bound on the signed dot product, and the non-negative dot product bounded
+//! by ŝ/(1 − γ_n) plus underflow allowances, see `round`); the batch-norm scale
+//! s = γ/√(σ² + ε) is computed in f64 with |S − s| ≤ 4u·|s|. Slope enclosures use
+//! outward-rounded intervals (`inari`) around the fixed-point chain of the trajectory.
+//!
+//! Supported: Conv, BatchNormalization, Gemm / MatMul, Relu (the sites), AveragePool,
+//! GlobalAveragePool, Add (residual or constant), Flatten, Reshape, Identity, Slice, Pad.
+//! MaxPool (M̃_{α,n}), Clip, Mul, Div, Concat and Softmax are refused with an error naming
+//! the node.
+//!
+//! Symbols: `eta` η, `b` B, `r` forward boxes R, `s` slope enclosures S, `lam` λ, `k` K_j.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use inari::{const_interval, Interval};
+use rug::{Integer, Rational};
+use serde::Serialize;
+
+use super::firstorder::{conv_transpose, linear_and_transpose, pad_src, slice_src, ConvT};
+use super::fixed::{fixed_bounds, mag, rat_interval, Frac};
+use super::polyerr::PolyErrors;
+use super::round::{add_ru, div_ru, gamma_ru, mul_ru, sum_factor_ru, sum_up, Ulp, ETA, U};
+use super::trajectory::{BallT, SiteBalls, TrajectoryBound, TrajectoryCertifier};
+use super::BoundsError;
+use crate::nn::ops::{self, ConvK};
+use crate::nn::{Network, NodeId, Op};
+
+/// Grid steps per octave of the η search.
+pub const STEPS_PER_OCTAVE: i32 = 16;
+/// Smallest log₂ η searched.
+pub const LOG2_ETA_MIN: i32 = -80;
+
+/// The components p_i of the composite sign polynomial p = p_k ∘ … ∘ p_1 with interval
+/// coefficients, for enclosures of r̃_α′ over an interval by Taylor expansion at the chain.
+#[derive(Debug, Clone)]
+pub(crate) struct IntervalSign {
+    /// Per component: enclosures of the monomial coefficients a_0, …, a_d (even ones 0).
+    comps: Vec<Vec<Interval>>,
+}
+
+const ONE: Interval = const_interval!(1.0, 1.0);
+const ZERO: Interval = const_interval!(0.0, 0.0);
+
+impl IntervalSign {
+    /// From the exact odd coefficients [c_1, c_3, …] of each component.
+    pub(crate) fn new(components: &[Vec<Rational>]) -> Self {
+        let comps = components
+            .iter()
+            .map(|c| {
+                let mut a = vec![ZERO; 2 * c.len()];
+                for (j, cj) in c.iter().enumerate() {
+                    if let Some(s) = a.get_mut(2 * j + 1) {
+                        *s = rat_interval(cj);
+                    }
+                }
+                a
+            })
+            .collect();
+        Self { comps }
+    }
+
+    /// Taylor coefficients per entry: Σ_i d_i intervals (component i of degree d_i).
+    pub(crate) fn taylor_len(&self) -> usize {
+        self.comps.iter().map(|a| a.len().saturating_sub(1)).sum()
+    }
+
+    /// The Taylor coefficients b_1, …, b_d of every component at its chain point,
+    /// p_i(ŷ + h) = p_i(ŷ) + Σ_{k≥1} b_k·h^k with ŷ ∈ Ŷ_{i−1} = `chain[i]` (repeated
+    /// synthetic division in outward interval arithmetic, so each b_k encloses the exact
+    /// coefficient at the exact chain point), appended to `out`.
+    pub(crate) fn taylor(&self, chain: &[Interval], out: &mut Vec<Interval>) {
+        for (a, &yh) in self.comps.iter().zip(chain) {
+            let mut b = a.clone();
+            let n = b.len().saturating_sub(1);
+            for k in 0..n {
+                for j in (k..n).rev() {
+                    if let (Some(&hi), Some(lo)) = (b.get(j + 1), b.get(j)) {
+                        let v = yh.mul_add(hi, *lo);
+                        if let Some(s) = b.get_mut(j) {
+                            *s = v;
+                        }
+                    }
+                }
+            }
+            out.extend(b.iter().skip(1));
+        }
+    }
+
+    /// Enclosure of r̃_α′(ξ) = (1 + p(u) + u·p′(u))/2 over X, u = ξ/B, given the enclosures
+    /// `chain` of the exact chain ŷ_0 = m/B, ŷ_i = p_i(ŷ_{i−1}) at a point m ∈ X
+    /// ([`super::trajectory::SiteRec`], computed in fixed point) and the Taylor
+    /// coefficients `taylor` of every component at its chain point ([`Self::taylor`]).
+    ///
+    /// Per component, with H = Y_{i−1} − Ŷ_{i−1} ∋ y − ŷ_{i−1}:
+    /// p_i(y) ∈ Ŷ_i + H·Σ_{k≥1} b_k·H^(k−1) and p_i′(y) ∈ D_i = Σ_{k≥1} k·b_k·H^(k−1) (Horner
+    /// in H), and p′(U) ⊆ Π D_i (chain rule). Centred at the chain, the enclosures stay tight:
+    /// a monomial evaluation over Y (inputs of the later components near 2, coefficients of
+    /// alternating sign) would be wider by the sum of the terms' magnitudes, ~10^10 here.
+    pub(crate) fn relu_slope(
+        &self,
+        x: Interval,
+        b: f64,
+        chain: &[Interval],
+        taylor: &[Interval],
+    ) -> Interval {
+        let bi = Interval::try_from((b, b)).unwrap_or(Interval::ENTIRE);
+        let u = x / bi;
+        let (Some(&first), true) = (chain.first(), chain.len() == self.comps.len() + 1) else {
+            return Interval::ENTIRE;
+        };
+        let mut y = u.convex_hull(first);
+        let mut yh = first;
+        let mut d = ONE;
+        let mut off = 0usize;
+        for (a, &next) in self.comps.iter().zip(chain.iter().skip(1)) {
+            let n = a.len().saturating_sub(1);
+            let Some(bs) = taylor.get(off..off + n) else {
+                return Interval::ENTIRE;
+            };
+            off += n;
+            let h = y - yh;
+            let mut q = ZERO;
+            let mut di = ZERO;
+            for (k, bk) in bs.iter().enumerate().rev() {
+                q = q.mul_add(h, *bk);
+                let kk = (k + 1) as f64;
+                let kb = *bk * Interval::try_from((kk, kk)).unwrap_or(Interval::ENTIRE);
+                di = di.mul_add(h, kb);
+            }
+            d *= di;
+            y = next.mul_add_hull(h, q);
+            yh = next;
+        }
+        (ONE + y + u * d) / const_interval!(2.0, 2.0)
+    }
+}
+
+/// Ŷ + H·Q, widened to contain Ŷ.
+trait MulAddHull {
+    fn mul_add_hull(self, h: Interval, q: Interval) -> Interval;
+}
+
+impl MulAddHull for Interval {
+    fn mul_add_hull(self, h: Interval, q: Interval) -> Interval {
+        h.mul_add(q, self).convex_hull(self)
+    }
+}
+
+/// Per-node data of the perturbation recursion.
+#[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per node, built once per network"
+)]
+enum MPrep {
+    Conv {
+        /// |W| as a forward kernel (no bias).
+        abs: ConvK<f64>,
+        /// Wᵀ and |W|ᵀ.
+        t: ConvT,
+        t_abs: ConvT,
+        /// Terms per forward / transposed output.
+        n_fwd: usize,
+        n_bwd: usize,
+    },
+    Bn {
+        /// s = γ/√(σ² + ε) in f64 and an upper bound of |S| (|S − s| ≤ 4u·|s|).
+        s: Vec<f64>,
+        s_up: Vec<f64>,
+    },
+    Linear {
+        w_abs: Vec<f64>,
+        wt: Vec<f64>,
+        wt_abs: Vec<f64>,
+        m: usize,
+        k: usize,
+    },
+    /// Output position → input flat index (`usize::MAX`: a constant fill).
+    Index(Vec<usize>),
+    /// Averages: per output, the input indices and the divisor.
+    Pool(Vec<(Vec<usize>, usize)>),
+    /// Identity on Δ (Flatten, Reshape, Identity, Add of a constant).
+    Pass,
+    /// Residual sum of two values.
+    Add,
+    /// A ReLU site.
+    Site,
+}
+
+/// A midpoint–radius interval vector (c ± r), one per class.
+type Lam = Vec<(Vec<f64>, Vec<f64>)>;
+
+/// The nominal trajectory of one input: the certified output balls' margins and the site
+/// input balls.
+#[derive(Debug, Clone)]
+pub(crate) struct Nominal {
+    /// The k-th α of the certifier.
+    k: usize,
+    /// The certified class c.
+    pub(crate) class: usize,
+    /// Certified lower bound of y_c − y_j per class j (rounded down; 0 at c).
+    pub(crate) margins: Vec<f64>,
+    /// Site input balls of F^α.
+    sites: SiteBalls,
+    /// Per site, the Taylor coefficients of every entry (`IntervalSign::taylor`).
+    taylor: BTreeMap<NodeId, Vec<Interval>>,
+}
+
+/// One evaluation of the recursion at η.
+#[derive(Debug, Clone)]
+pub(crate) struct Drops {
+    /// K_j(η) per class (0 at c): the first-order part of D_j(η) is η·K_j(η).
+    pub(crate) k: Vec<f64>,
+    /// D_j(η) = η·K_j(η) + E_j(η) per class (0 at c), rounded up: the certified bound of
+    /// the drop of y_c − y_j.
+    pub(crate) d: Vec<f64>,
+    /// With `lambda_for = Some(j)`: per site, the midpoints of λ_in for class j.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "read by the tests' adversarial sign pattern")
+    )]
+    pub(crate) lambda: BTreeMap<NodeId, Vec<f64>>,
+}
+
+/// The certified noise margin of one input at one α (see the module docs).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NoiseMargin {
+    /// Precision parameter α.
+    pub alpha: u32,
+    /// The certified class c of F^α(x) (= that of F(x)).
+    pub class: usize,
+    /// The largest certified η on the grid 2^(k/16): every site-input perturbation with
+    /// |e_i| ≤ η·B keeps the class c (certified).
+    pub eta: f64,
+    /// log₂ η (a multiple of 1/16).
+    pub log2_eta: f64,
+    /// The class j with the least slack lower(y_c − y_j) − D_j(η).
+    pub tightest: usize,
+    /// Certified lower bound of y_c − y_j for that class.
+    pub margin_lower: f64,
+    /// D_j(η) for that class: the certified bound of the margin's drop (rounded up).
+    pub drop_bound: f64,
+    /// Evaluations of the recursion spent by the search.
+    pub evaluations: usize,
+    /// log₂ η₀, η₀ = min_j lower(y_c − y_j)/K_j(0): the first-order estimate (a
+    /// linearisation, **not** certified; ≥ about what any tighter forward box could certify).
+    pub log2_eta_first_order: f64,
+}
+
+/// The noise-margin certifier of one network for several α (see the module docs).
+#[derive(Debug, Clone)]
+pub struct MarginCertifier {
+    net: Arc<Network>,
+    preps: Vec<MPrep>,
+    /// Values that depend on a site's output (Δ ≠ 0 possible).
+    live: Vec<bool>,
+    signs: Vec<IntervalSign>,
+    alphas: Vec<u32>,
+    ranges: BTreeMap<NodeId, f64>,
+}
+
+fn margin_err(net: &Network, id: NodeId, reason: impl Into<String>) -> BoundsError {
+    let node = net.nodes.get(id);
+    BoundsError::NoiseMargin {
+        node: node.map(|n| n.name.clone()).unwrap_or_default(),
+        op: node.map_or("?", |n| n.op.op_type()).to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn f64s(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| f64::from(x)).collect()
+}
+
+/// Upper bound of an exact non-negative sum of `n` terms from its binary64 value.
+fn nonneg_up(s: f64, n: usize) -> f64 {
+    sum_up(s, sum_factor_ru(n + 1), n + 1)
+}
+
+/// Midpoint–radius form of an interval (radius rounded up; +∞ when unbounded).
+fn mid_rad(i: Interval) -> (f64, f64) {
+    let (a, b) = (i.inf(), i.sup());
+    if !(a.is_finite() && b.is_finite()) {
+        return (0.0, f64::INFINITY);
+    }
+    let m = 0.5 * a + 0.5 * b;
+    (m, (b - m).up().max((m - a).up()))
+}
+
+/// slot += (c ± r), outward: |fl(c₁ + c₂) − (c₁ + c₂)| ≤ u·|fl(c₁ + c₂)|·(1 + u).
+fn acc_into(slot: &mut Option<Lam>, add: Lam) {
+    match slot {
+        None => *slot = Some(add),
+        Some(acc) => {
+            for ((c, r), (c2, r2)) in acc.iter_mut().zip(add) {
+                for (((ci, ri), cj), rj) in c.iter_mut().zip(r.iter_mut()).zip(c2).zip(r2) {
+                    *ci += cj;
+                    *ri = add_ru(add_ru(*ri, rj), mul_ru(2.0 * U, ci.abs()));
+                }
+            }
+        }
+    }
+}
+
+/// (c, r) ↦ (Wᵀc, |W|ᵀ(r + γ_n|c|)) with the given signed and absolute operators.
+fn lin_back(
+    c: &[f64],
+    r: &[f64],
+    n: usize,
+    mut signed: impl FnMut(&[f64]) -> Vec<f64>,
+    mut abs: impl FnMut(&[f64]) -> Vec<f64>,
+) -> (Vec<f64>, Vec<f64>) {
+    let g = gamma_ru(n);
+    let v: Vec<f64> = c
+        .iter()
+        .zip(r)
+        .map(|(ci, ri)| add_ru(*ri, mul_ru(g, ci.abs())))
+        .collect();
+    let c2 = signed(c);
+    // The signed sum's underflow allowances are added by counting its terms twice.
+    let r2 = abs(&v).into_iter().map(|s| nonneg_up(s, 2 * n)).collect();
+    (c2, r2)
+}
+
+impl MarginCertifier {
+    /// Prepare `net` for the certified polynomials `pes` (one per α) and B per ReLU node.
+    ///
+    /// # Errors
+    /// [`BoundsError::NoiseMargin`] naming the first unsupported node; a convolution with
+    /// inconsistent shapes as [`BoundsError::FirstOrder`].
+    #[expect(clippy::too_many_lines, reason = "one arm per op")]
+    pub fn new(
+        net: Arc<Network>,
+        pes: &[PolyErrors],
+        ranges: BTreeMap<NodeId, f64>,
+    ) -> Result<Self, BoundsError> {
+        let mut preps = Vec::with_capacity(net.nodes.len());
+        for (i, node) in net.nodes.iter().enumerate() {
+            let in0 = node.inputs.first().copied().unwrap_or(usize::MAX);
+            let s_in = net.shape(in0);
+            let s_out = net.shape(node.output);
+            let p = match &node.op {
+                Op::Conv(c) => {
+                    let (Some(ic), Some(oc)) = (s_in.chw(), s_out.chw()) else {
+                        return Err(margin_err(
+                            &net,
+                            i,
+                            format!("input {s_in} / output {s_out} are not [C, H, W]"),
+                        ));
+                    };
+                    let w = f64s(&c.weight.data);
+                    let wa: Vec<f64> = w.iter().map(|v| v.abs()).collect();
+                    let k = ConvK::from_conv(c, w, None);
+                    let abs = ConvK::from_conv(c, wa, None);
+                    let t = conv_transpose(&node.name, &k, ic, oc)?;
+                    let t_abs = conv_transpose(&node.name, &abs, ic, oc)?;
+                    let g = k.groups.max(1);
+                    let taps = k.kh * k.kw;
+                    MPrep::Conv {
+                        abs,
+                        t,
+                        t_abs,
+                        n_fwd: k.cin / g * taps,
+                        n_bwd: k.cout / g * taps,
+                    }
+                }
+                Op::BatchNorm(b) => {
+                    let mut s = Vec::new();
+                    let mut s_up = Vec::new();
+                    for (g, v) in b.gamma.iter().zip(&b.var) {
+                        let d = f64::from(*v) + f64::from(b.eps);
+                        if d.is_nan() || d <= 0.0 || !g.is_finite() {
+                            return Err(margin_err(
+                                &net,
+                                i,
+                                format!("var + eps = {d}, gamma = {g}: not a finite scale"),
+                            ));
+                        }
+                        let si = f64::from(*g) / d.sqrt();
+                        s.push(si);
+                        s_up.push(mul_ru(si.abs(), (1.0 + 4.0 * U).up()));
+                    }
+                    MPrep::Bn { s, s_up }
+                }
+                Op::Gemm(l) | Op::MatMul(l) => {
+                    let (w, wt, m, k) = linear_and_transpose(l);
+                    MPrep::Linear {
+                        w_abs: w.iter().map(|v| v.abs()).collect(),
+                        wt_abs: wt.iter().map(|v| v.abs()).collect(),
+                        wt,
+                        m,
+                        k,
+                    }
+                }
+                Op::Slice(s) => MPrep::Index(slice_src(s, s_in, s_out)),
+                Op::Pad(p) => MPrep::Index(pad_src(p, s_in, s_out)),
+                Op::AvgPool {
+                    pool,
+                    count_include_pad,
+                } => {
+                    let chw = s_in.chw().unwrap_or((0, 0, 0));
+                    let out_hw = s_out.chw().map_or((0, 0), |(_, h, w)| (h, w));
+                    let full = pool.kernel[0] * pool.kernel[1];
+                    let mut wins = Vec::new();
+                    ops::for_pool_windows(chw, pool, out_hw, |_, w| {
+                        let n = if *count_include_pad { full } else { w.len() };
+                        wins.push((w.to_vec(), n.max(1)));
+                    });
+                    MPrep::Pool(wins)
+                }
+                Op::GlobalAvgPool => {
+                    let (c, h, w) = s_in.chw().unwrap_or((0, 0, 0));
+                    let plane = h * w;
+                    MPrep::Pool(
+                        (0..c)
+                            .map(|ci| ((ci * plane..(ci + 1) * plane).collect(), plane.max(1)))
+                            .collect(),
+                    )
+                }
+                Op::Add { constant: None } => MPrep::Add,
+                Op::Add { constant: Some(_) } | Op::Flatten | Op::Reshape | Op::Identity => {
+                    MPrep::Pass
+                }
+                Op::Relu => {
+                    match ranges.get(&i) {
+                        Some(&b) if b.is_finite() && b > 0.0 => {}
+                        other => {
+                            return Err(BoundsError::Range {
+                                node: node.name.clone(),
+                                index: i,
+                                value: format!("{other:?}"),
+                            })
+                        }
+                    }
+                    MPrep::Site
+                }
+                op => {
+                    return Err(margin_err(
+                        &net,
+                        i,
+                        format!("{} is not supported by the noise margin yet", op.op_type()),
+                    ))
+                }
+            };
+            preps.push(p);
+        }
+        let mut live = vec![false; net.values.len()];
+        for (node, p) in net.nodes.iter().zip(&preps) {
+            let l = matches!(p, MPrep::Site)
+                || node
+                    .inputs
+                    .iter()
+                    .any(|&v| live.get(v).copied().unwrap_or(false));
+            if let Some(s) = live.get_mut(node.output) {
+                *s = l;
+            }
+        }
+        Ok(Self {
+            signs: pes
+                .iter()
+                .map(|pe| IntervalSign::new(pe.components()))
+                .collect(),
+            alphas: pes.iter().map(PolyErrors::alpha).collect(),
+            net,
+            preps,
+            live,
+            ranges,
+        })
+    }
+
+    /// The α values, in order.
+    pub fn alphas(&self) -> &[u32] {
+        &self.alphas
+    }
+
+    /// The nominal trajectory of `x` for the certificate `tb` (one of `tc`'s results for
+    /// `x`): `None` unless the class is certified unchanged.
+    ///
+    /// # Errors
+    /// As [`TrajectoryCertifier::certify`]; [`BoundsError::Config`] for an α this certifier
+    /// was not built for.
+    pub(crate) fn nominal(
+        &self,
+        tc: &TrajectoryCertifier,
+        x: &[f64],
+        tb: &TrajectoryBound,
+    ) -> Result<Option<Nominal>, BoundsError> {
+        let (Some(c), true) = (tb.class_approx, tb.unchanged) else {
+            return Ok(None);
+        };
+        let alpha_err = || BoundsError::Config {
+            what: "noise margin alpha".into(),
+            value: tb.alpha.to_string(),
+            valid: format!("one of {:?}", self.alphas),
+        };
+        let k = self
+            .alphas
+            .iter()
+            .position(|&a| a == tb.alpha)
+            .ok_or_else(alpha_err)?;
+        let kt = tc
+            .alphas()
+            .iter()
+            .position(|&a| a == tb.alpha)
+            .ok_or_else(alpha_err)?;
+        let f = Frac(tb.frac_bits);
+        let (out, sites) = tc.approx_sites(x, kt, f)?;
+        let margins = output_margins(&out, c, f);
+        if margins
+            .iter()
+            .enumerate()
+            .any(|(j, &m)| j != c && (m.is_nan() || m <= 0.0))
+        {
+            return Ok(None);
+        }
+        let sign = self
+            .signs
+            .get(k)
+            .ok_or_else(|| margin_err(&self.net, 0, "no polynomial for this α"))?;
+        let taylor = sites
+            .iter()
+            .map(|(&i, rec)| {
+                let mut t = Vec::with_capacity(rec.x.len() * sign.taylor_len());
+                for chain in rec.chain.chunks(rec.stride.max(1)) {
+                    sign.taylor(chain, &mut t);
+                }
+                (i, t)
+            })
+            .collect();
+        Ok(Some(Nominal {
+            k,
+            class: c,
+            margins,
+            sites,
+            taylor,
+        }))
+    }
+
+    /// The certified noise margin of `x` at the α of `tb` (see the module docs): `None` when
+    /// the class is not certified unchanged or no η ≥ 2^−80 is certified.
+    ///
+    /// # Errors
+    /// As [`Self::nominal`].
+    pub fn margin(
+        &self,
+        tc: &TrajectoryCertifier,
+        x: &[f64],
+        tb: &TrajectoryBound,
+    ) -> Result<Option<NoiseMargin>, BoundsError> {
+        let Some(nom) = self.nominal(tc, x, tb)? else {
+            return Ok(None);
+        };
+        self.search(&nom, tb.alpha)
+    }
+
+    /// The η search on the grid 2^(k/16) (see the module docs).
+    pub(crate) fn search(
+        &self,
+        nom: &Nominal,
+        alpha: u32,
+    ) -> Result<Option<NoiseMargin>, BoundsError> {
+        let spo = STEPS_PER_OCTAVE;
+        let kmin = LOG2_ETA_MIN * spo;
+        let eta_of = |k: i32| (f64::from(k) / f64::from(spo)).exp2();
+        let mut evals = 1usize;
+        let mut best_d: Option<Drops> = None;
+        let mut check = |k: i32| -> Result<bool, BoundsError> {
+            evals += 1;
+            let d = self.drops(nom, eta_of(k), None)?;
+            let ok = Self::holds(nom, &d);
+            if ok {
+                best_d = Some(d);
+            }
+            Ok(ok)
+        };
+        // Estimate from K(0): η₀ = min_j lower_j / K_j(0).
+        let d0 = self.drops(nom, 0.0, None)?;
+        let mut est = f64::INFINITY;
+        for (j, (&m, &kj)) in nom.margins.iter().zip(&d0.k).enumerate() {
+            if j != nom.class {
+                est = est.min(m / kj);
+            }
+        }
+        let khi0 = if est.is_nan() {
+            kmin
+        } else if est >= 1.0 {
+            0
+        } else {
+            // The grid point at or below η₀ (clamped to the searched range).
+            let l = (est.log2() * f64::from(spo)).floor();
+            if l < f64::from(kmin) {
+                kmin
+            } else {
+                l as i32
+            }
+        };
+        // Bracket [lo, hi): lo certified, hi not (None: lo is the top of the range).
+        let mut lo;
+        let mut hi = None;
+        if check(khi0)? {
+            lo = khi0;
+            // η₀ is an estimate, not a bound: look above it in growing steps.
+            let mut step = 1;
+            while lo < 0 {
+                let next = (lo + step).min(0);
+                if check(next)? {
+                    lo = next;
+                    step *= 2;
+                } else {
+                    hi = Some(next);
+                    break;
+                }
+            }
+        } else {
+            hi = Some(khi0);
+            let mut step = spo;
+            let mut k = khi0;
+            loop {
+                if k == kmin {
+                    return Ok(None);
+                }
+                let next = (k - step).max(kmin);
+                if check(next)? {
+                    lo = next;
+                    break;
+                }
+                hi = Some(next);
+                k = next;
+                step *= 2;
+            }
+        }
+        if let Some(mut h) = hi {
+            while h - lo > 1 {
+                let mid = lo + (h - lo) / 2;
+                if check(mid)? {
+                    lo = mid;
+                } else {
+                    h = mid;
+                }
+            }
+        }
+        let eta = eta_of(lo);
+        let Some(d) = best_d else {
+            return Ok(None);
+        };
+        let mut best: Option<(usize, f64, f64)> = None;
+        for (j, (&m, &drop)) in nom.margins.iter().zip(&d.d).enumerate() {
+            if j == nom.class {
+                continue;
+            }
+            if best.is_none_or(|(_, bm, bd)| m - drop < bm - bd) {
+                best = Some((j, m, drop));
+            }
+        }
+        let Some((tightest, margin_lower, drop_bound)) = best else {
+            return Ok(None);
+        };
+        Ok(Some(NoiseMargin {
+            alpha,
+            class: nom.class,
+            eta,
+            log2_eta: f64::from(lo) / f64::from(spo),
+            tightest,
+            margin_lower,
+            drop_bound,
+            evaluations: evals,
+            log2_eta_first_order: est.log2(),
+        }))
+    }
+
+    /// Whether lower(y_c − y_j) > D_j(η) for every j ≠ c.
+    fn holds(nom: &Nominal, d: &Drops) -> bool {
+        nom.margins
+            .iter()
+            .zip(&d.d)
+            .enumerate()
+            .all(|(j, (&m, &dj))| j == nom.class || dj < m)
+    }
+
+    /// K_j(η) and D_j(η) for every class (see the module docs); with `lambda_for = Some(j)` also the
+    /// midpoints of λ_in at every site for class j (the adversarial direction).
+    ///
+    /// # Errors
+    /// [`BoundsError::NoiseMargin`] when a site ball or an input value is missing.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one arm per op, forward and backward"
+    )]
+    pub(crate) fn drops(
+        &self,
+        nom: &Nominal,
+        eta: f64,
+        lambda_for: Option<usize>,
+    ) -> Result<Drops, BoundsError> {
+        let net = &*self.net;
+        let sign = self
+            .signs
+            .get(nom.k)
+            .ok_or_else(|| margin_err(net, 0, "no polynomial for this α"))?;
+        let live = |v: usize| self.live.get(v).copied().unwrap_or(false);
+        // Forward boxes R (None: Δ = 0) and the slope enclosures S per site.
+        let mut rs: Vec<Option<Vec<f64>>> = vec![None; net.values.len()];
+        // Per site: (s_mid, s_rad, w) per entry, S ⊆ [s_mid ± s_rad], |Δ_in + e| ≤ w.
+        let mut slopes: Vec<Option<Vec<(f64, f64, f64)>>> = vec![None; net.nodes.len()];
+        let mut buf = Vec::new();
+        for (i, (node, prep)) in net.nodes.iter().zip(&self.preps).enumerate() {
+            if !live(node.output) {
+                continue;
+            }
+            let in0 = node.inputs.first().copied().unwrap_or(usize::MAX);
+            let a = rs.get(in0).and_then(Option::as_ref);
+            let s_in = net.shape(in0);
+            let chw = s_in.chw().unwrap_or((0, 0, 0));
+            let out_hw = net
+                .shape(node.output)
+                .chw()
+                .map_or((0, 0), |(_, h, w)| (h, w));
+            let out: Option<Vec<f64>> = match prep {
+                MPrep::Site => {
+                    let b = self.ranges.get(&i).copied().unwrap_or(f64::NAN);
+                    let rec = nom
+                        .sites
+                        .get(&i)
+                        .ok_or_else(|| margin_err(net, i, "no trajectory ball for this site"))?;
+                    let eb = mul_ru(eta, b);
+                    let mut s = Vec::with_capacity(rec.x.len());
+                    let mut o = Vec::with_capacity(rec.x.len());
+                    let st = rec.stride.max(1);
+                    let tl = sign.taylor_len().max(1);
+                    let tay = nom.taylor.get(&i).map_or(&[][..], Vec::as_slice);
+                    let entries = rec.x.iter().zip(rec.chain.chunks(st)).zip(tay.chunks(tl));
+                    for (q, ((x, chain), taylor)) in entries.enumerate() {
+                        let w = add_ru(a.and_then(|a| a.get(q)).copied().unwrap_or(0.0), eb);
+                        let (lo, hi) = ((x.inf() - w).down(), (x.sup() + w).up());
+                        let xi = Interval::try_from((lo, hi)).unwrap_or(Interval::ENTIRE);
+                        let si = sign.relu_slope(xi, b, chain, taylor);
+                        o.push(mul_ru(mag(si), w));
+                        let (sm, sr) = mid_rad(si);
+                        s.push((sm, sr, w));
+                    }
+                    if let Some(slot) = slopes.get_mut(i) {
+                        *slot = Some(s);
+                    }
+                    Some(o)
+                }
+                _ if a.is_none() && !matches!(prep, MPrep::Add) => None,
+                MPrep::Conv { abs, n_fwd, .. } => a.map(|a| {
+                    ops::conv(a, chw, abs, out_hw, &mut buf, false)
+                        .0
+                        .into_iter()
+                        .map(|s| nonneg_up(s, *n_fwd))
+                        .collect()
+                }),
+                MPrep::Bn { s_up, .. } => a.map(|a| {
+                    let plane = (a.len() / s_up.len().max(1)).max(1);
+                    a.iter()
+                        .enumerate()
+                        .map(|(q, r)| mul_ru(s_up.get(q / plane).copied().unwrap_or(f64::NAN), *r))
+                        .collect()
+                }),
+                MPrep::Linear { w_abs, m, k, .. } => a.map(|a| {
+                    ops::linear(a, w_abs, *m, *k, None)
+                        .into_iter()
+                        .map(|s| nonneg_up(s, *k))
+                        .collect()
+                }),
+                MPrep::Index(src) => a.map(|a| {
+                    src.iter()
+                        .map(|&q| a.get(q).copied().unwrap_or(0.0))
+                        .collect()
+                }),
+                MPrep::Pool(wins) => a.map(|a| {
+                    wins.iter()
+                        .map(|(w, n)| {
+                            let s: f64 = w.iter().map(|&q| a.get(q).copied().unwrap_or(0.0)).sum();
+                            div_ru(nonneg_up(s, w.len()), *n as f64)
+                        })
+                        .collect()
+                }),
+                MPrep::Pass => a.cloned(),
+                MPrep::Add => {
+                    let b = node
+                        .inputs
+                        .get(1)
+                        .and_then(|&v| rs.get(v))
+                        .and_then(Option::as_ref);
+                    match (a, b) {
+                        (Some(a), Some(b)) => {
+                            Some(a.iter().zip(b).map(|(p, q)| add_ru(*p, *q)).collect())
+                        }
+                        (Some(x), None) | (None, Some(x)) => Some(x.clone()),
+                        (None, None) => None,
+                    }
+                }
+            };
+            if let Some(slot) = rs.get_mut(node.output) {
+                *slot = out;
+            }
+        }
+        drop(rs);
+        // Back-substitution of y_c − y_j for every j ≠ c at once.
+        let n_out = net.output_shape().numel();
+        let js: Vec<usize> = (0..n_out).filter(|&j| j != nom.class).collect();
+        let mut lams: Vec<Option<Lam>> = vec![None; net.values.len()];
+        let init: Lam = js
+            .iter()
+            .map(|&j| {
+                let mut c = vec![0.0; n_out];
+                if let Some(v) = c.get_mut(nom.class) {
+                    *v = 1.0;
+                }
+                if let Some(v) = c.get_mut(j) {
+                    *v = -1.0;
+                }
+                (c, vec![0.0; n_out])
+            })
+            .collect();
+        if let Some(s) = lams.get_mut(net.output) {
+            *s = Some(init);
+        }
+        let mut ks = vec![0.0f64; js.len()];
+        let mut es = vec![0.0f64; js.len()];
+        let mut lambda = BTreeMap::new();
+        let mut buf2 = Vec::new();
+        let jpos = lambda_for.and_then(|j| js.iter().position(|&q| q == j));
+        for (i, (node, prep)) in net.nodes.iter().zip(&self.preps).enumerate().rev() {
+            let Some(lam) = lams.get_mut(node.output).and_then(Option::take) else {
+                continue;
+            };
+            let in0 = node.inputs.first().copied().unwrap_or(usize::MAX);
+            let n_in = net.shape(in0).numel();
+            let back: Lam = match prep {
+                MPrep::Site => {
+                    let b = self.ranges.get(&i).copied().unwrap_or(f64::NAN);
+                    let s = slopes
+                        .get(i)
+                        .and_then(Option::as_ref)
+                        .ok_or_else(|| margin_err(net, i, "site slopes not computed"))?;
+                    let mut out = Vec::with_capacity(lam.len());
+                    for (ci, (c, r)) in lam.iter().enumerate() {
+                        let mut c2 = Vec::with_capacity(c.len());
+                        let mut r2 = Vec::with_capacity(c.len());
+                        let (mut sum, mut rem) = (0.0f64, 0.0f64);
+                        for ((cq, rq), &(sm, sr, w)) in c.iter().zip(r).zip(s) {
+                            // λ_in = λ_out·s_mid (rounding u|c'| added to the radius);
+                            // the remainder λ_outᵀ(δS ∘ (Δ_in + e)) ≤ mag(λ_out)·s_rad·w.
+                            let m = cq * sm;
+                            let rad = add_ru(mul_ru(*rq, sm.abs()), mul_ru(U, m.abs()));
+                            sum += add_ru(m.abs(), rad);
+                            rem += mul_ru(mul_ru(add_ru(cq.abs(), *rq), sr), w);
+                            c2.push(m);
+                            r2.push(rad);
+                        }
+                        if let Some(kj) = ks.get_mut(ci) {
+                            *kj = add_ru(*kj, mul_ru(b, nonneg_up(sum, c.len())));
+                        }
+                        if let Some(ej) = es.get_mut(ci) {
+                            *ej = add_ru(*ej, nonneg_up(rem, c.len()));
+                        }
+                        if jpos == Some(ci) {
+                            lambda.insert(i, c2.clone());
+                        }
+                        out.push((c2, r2));
+                    }
+                    out
+                }
+                MPrep::Conv {
+                    t, t_abs, n_bwd, ..
+                } => lam
+                    .iter()
+                    .map(|(c, r)| {
+                        lin_back(
+                            c,
+                            r,
+                            *n_bwd,
+                            |v| t.apply(v, &mut buf),
+                            |v| t_abs.apply(v, &mut buf2),
+                        )
+                    })
+                    .collect(),
+                MPrep::Bn { s, s_up } => {
+                    let plane = (n_in / s.len().max(1)).max(1);
+                    lam.iter()
+                        .map(|(c, r)| {
+                            let mut c2 = Vec::with_capacity(c.len());
+                            let mut r2 = Vec::with_capacity(c.len());
+                            for (q, (cq, rq)) in c.iter().zip(r).enumerate() {
+                                let sc = s.get(q / plane).copied().unwrap_or(f64::NAN);
+                                let su = s_up.get(q / plane).copied().unwrap_or(f64::NAN);
+                                let v = sc * cq;
+                                // |S·λ − fl(s·c)| ≤ |S|·r + 4u|s||c| + u|s·c|.
+                                let e = add_ru(mul_ru(mul_ru(5.0 * U, sc.abs()), cq.abs()), ETA);
+                                c2.push(v);
+                                r2.push(add_ru(mul_ru(su, *rq), e));
+                            }
+                            (c2, r2)
+                        })
+                        .collect()
+                }
+                MPrep::Linear {
+                    wt, wt_abs, m, k, ..
+                } => lam
+                    .iter()
+                    .map(|(c, r)| {
+                        lin_back(
+                            c,
+                            r,
+                            *m,
+                            |v| ops::linear(v, wt, *k, *m, None),
+                            |v| ops::linear(v, wt_abs, *k, *m, None),
+                        )
+                    })
+                    .collect(),
+                MPrep::Index(src) => lam
+                    .iter()
+                    .map(|(c, r)| {
+                        // Slice and Pad are injective: each input gets one output's λ (or 0).
+                        let (mut c2, mut r2) = (vec![0.0; n_in], vec![0.0; n_in]);
+                        for ((&q, co), ro) in src.iter().zip(c).zip(r) {
+                            if let (Some(x), Some(y)) = (c2.get_mut(q), r2.get_mut(q)) {
+                                *x += co;
+                                *y = add_ru(add_ru(*y, *ro), mul_ru(2.0 * U, x.abs()));
+                            }
+                        }
+                        (c2, r2)
+                    })
+                    .collect(),
+                MPrep::Pool(wins) => lam
+                    .iter()
+                    .map(|(c, r)| {
+                        // Each input gets Σ_{windows ∋ q} λ_o/n: with m windows per input the
+                        // computed midpoint is within 2γ_{m+2}·Σ|c_o|/n of the exact one.
+                        let mut c2 = vec![0.0; n_in];
+                        let mut a2 = vec![0.0; n_in];
+                        let mut m2 = vec![0.0; n_in];
+                        let mut cnt = vec![0usize; n_in];
+                        for ((w, n), (co, ro)) in wins.iter().zip(c.iter().zip(r)) {
+                            let nf = *n as f64;
+                            for &q in w {
+                                if let (Some(x), Some(y), Some(z), Some(k)) =
+                                    (c2.get_mut(q), a2.get_mut(q), m2.get_mut(q), cnt.get_mut(q))
+                                {
+                                    *x += co / nf;
+                                    *y += div_ru(*ro, nf);
+                                    *z += co.abs() / nf;
+                                    *k += 1;
+                                }
+                            }
+                        }
+                        // r₂ = Σ r_o/n + 2γ_{k+2}·Σ|c_o|/n: both sums bounded from their
+                        // computed values (the RN quotients |c_o|/n lose at most u each,
+                        // covered by counting 2k + 2 terms).
+                        let r2 = a2
+                            .iter()
+                            .zip(&m2)
+                            .zip(&cnt)
+                            .map(|((a, m), &k)| {
+                                let g = mul_ru(2.0, gamma_ru(k + 2));
+                                add_ru(nonneg_up(*a, k), mul_ru(g, nonneg_up(*m, 2 * k + 2)))
+                            })
+                            .collect();
+                        (c2, r2)
+                    })
+                    .collect(),
+                MPrep::Pass | MPrep::Add => lam,
+            };
+            let upd = |v: usize, lams: &mut Vec<Option<Lam>>, l: Lam| {
+                if live(v) {
+                    if let Some(slot) = lams.get_mut(v) {
+                        acc_into(slot, l);
+                    }
+                }
+            };
+            if matches!(prep, MPrep::Add) {
+                if let Some(&in1) = node.inputs.get(1) {
+                    upd(in1, &mut lams, back.clone());
+                }
+            }
+            upd(in0, &mut lams, back);
+        }
+        // Map the per-j sums back to class positions: D_j = η·K_j + E_j.
+        let mut d = vec![0.0f64; n_out];
+        let mut k = vec![0.0f64; n_out];
+        for ((&j, kj), ej) in js.iter().zip(ks).zip(es) {
+            if let (Some(s), Some(t)) = (d.get_mut(j), k.get_mut(j)) {
+                *s = add_ru(mul_ru(eta, kj), ej);
+                *t = kj;
+            }
+        }
+        Ok(Drops { k, d, lambda })
+    }
+}
+
+/// Certified lower bounds of y_c − y_j from the output balls (rounded down; 0 at c).
+fn output_margins(out: &BallT, c: usize, f: Frac) -> Vec<f64> {
+    let (Some(mc), Some(&rc)) = (out.mid.get(c), out.rad.get(c)) else {
+        return Vec::new();
+    };
+    out.mid
+        .iter()
+        .zip(&out.rad)
+        .enumerate()
+        .map(|(j, (mj, rj))| {
+            if j == c {
+                return 0.0;
+            }
+            let d = Integer::from(mc - mj);
+            let (lo, _) = fixed_bounds(&d, f);
+            (lo - add_ru(rc, *rj)).down()
+        })
+        .collect()
+}
