@@ -24,16 +24,19 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use inari::Interval;
-use rug::{Assign as _, Float, Integer, Rational};
+use rug::{Float, Integer, Rational};
 use serde::Serialize;
 
 use super::fixed::{
-    ball_interval, div_dyadic_floor, dyadic_of_f64, f64_to_fixed, fixed_bounds, fixed_mag,
-    fixed_mig, mag, mul_dyadic_floor, rat_to_fixed, ChainBall, FixedSign, Frac,
+    div_dyadic_floor, dyadic_of_f64, f64_to_fixed, fixed_bounds, fixed_mag, fixed_mig,
+    mul_dyadic_floor, rat_to_fixed, FixedSign, Frac,
 };
 use super::polyerr::PolyErrors;
-use super::round::{add_ru, div_ru, mul_ru, sum_factor_ru, sum_up, Ulp};
+use super::round::{add_ru, div_ru, mul_ru, Ulp};
+pub(crate) use super::trajectory_ops::BallT;
+use super::trajectory_ops::{
+    conv, dot_up, linear, max_tree, relu_ball, ConvGeom, IntWeights, PolyWide,
+};
 use super::BoundsError;
 use crate::nn::{Network, NodeId, Op, SignKernel};
 
@@ -43,13 +46,6 @@ pub const PRECISIONS: [Frac; 4] = [Frac(128), Frac(256), Frac(512), Frac(1024)];
 /// Relative tightness asked of the enclosure: radius_F + radius_Fα ≤ this × lower bound.
 const TIGHT: f64 = 1e-6;
 
-/// A tensor of balls ⟨mid_i·2^−F, rad_i⟩.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct BallT {
-    pub(crate) mid: Vec<Integer>,
-    pub(crate) rad: Vec<f64>,
-}
-
 /// Which network is evaluated.
 #[derive(Clone, Copy)]
 pub(crate) enum Mode<'a> {
@@ -58,6 +54,8 @@ pub(crate) enum Mode<'a> {
     /// F^α: r̃_α and M̃_{α,n} with B per node.
     Approx {
         sign: &'a FixedSign,
+        /// The same polynomial for the fixed-width fast path (when its coefficients fit).
+        wide: Option<&'a FixedSign<PolyWide>>,
         kernel: &'a SignKernel,
         ranges: &'a BTreeMap<NodeId, f64>,
     },
@@ -67,21 +65,11 @@ pub(crate) enum Mode<'a> {
 #[derive(Debug, Clone)]
 enum TPrep {
     Conv {
-        w: Vec<Integer>,
-        wabs: Vec<f64>,
-        g: u32,
-        bias: Option<Vec<Integer>>,
-        dims: [usize; 4],
-        strides: [usize; 2],
-        pads: [usize; 4],
-        dil: [usize; 2],
-        groups: usize,
+        wt: IntWeights,
+        geo: ConvGeom,
     },
     Linear {
-        w: Vec<Integer>,
-        wabs: Vec<f64>,
-        g: u32,
-        bias: Option<Vec<Integer>>,
+        wt: IntWeights,
         m: usize,
         k: usize,
     },
@@ -108,45 +96,6 @@ enum TPrep {
     Other,
 }
 
-/// Weights as exact integers W·2^G with one G for the tensor, their |W| in binary64 and the
-/// bias at F + G fraction bits (its floor adds < 2^−F·2^−G, counted as one more ulp).
-fn int_weights(
-    data: &[f32],
-    bias: Option<&[f32]>,
-    f: Frac,
-) -> (Vec<Integer>, Vec<f64>, u32, Option<Vec<Integer>>) {
-    let dy: Vec<(Integer, i32)> = data
-        .iter()
-        .map(|&w| dyadic_of_f64(f64::from(w)).unwrap_or((Integer::new(), 0)))
-        .collect();
-    let g = dy
-        .iter()
-        .filter(|(m, _)| !m.is_zero())
-        .map(|(_, e)| -e)
-        .max()
-        .unwrap_or(0)
-        .max(0)
-        .unsigned_abs();
-    let w = dy
-        .into_iter()
-        .map(|(m, e)| {
-            let sh = i64::from(g) + i64::from(e);
-            m << u32::try_from(sh.max(0)).unwrap_or(0)
-        })
-        .collect();
-    let wabs = data.iter().map(|&w| f64::from(w).abs()).collect();
-    let bias = bias.map(|b| {
-        b.iter()
-            .map(|&v| {
-                f64_to_fixed(f64::from(v), Frac(f.0 + g))
-                    .map(|x| x.0)
-                    .unwrap_or_default()
-            })
-            .collect()
-    });
-    (w, wabs, g, bias)
-}
-
 use super::block::node_unsupported as node_err;
 
 fn constant_fixed(vals: impl Iterator<Item = f64>, f: Frac) -> (Vec<Integer>, f64) {
@@ -164,36 +113,28 @@ fn constant_fixed(vals: impl Iterator<Item = f64>, f: Frac) -> (Vec<Integer>, f6
 fn prepare(net: &Network, id: NodeId, op: &Op, f: Frac) -> Result<TPrep, BoundsError> {
     Ok(match op {
         Op::Conv(c) => {
-            let (w, wabs, g, bias) = int_weights(&c.weight.data, c.bias.as_deref(), f);
             let d = &c.weight.dims;
             TPrep::Conv {
-                w,
-                wabs,
-                g,
-                bias,
-                dims: [
-                    d.first().copied().unwrap_or(0),
-                    d.get(1).copied().unwrap_or(0),
-                    d.get(2).copied().unwrap_or(1),
-                    d.get(3).copied().unwrap_or(1),
-                ],
-                strides: c.strides,
-                pads: c.pads,
-                dil: c.dilations,
-                groups: c.groups.max(1),
+                wt: IntWeights::new(&c.weight.data, c.bias.as_deref(), f),
+                geo: ConvGeom {
+                    dims: [
+                        d.first().copied().unwrap_or(0),
+                        d.get(1).copied().unwrap_or(0),
+                        d.get(2).copied().unwrap_or(1),
+                        d.get(3).copied().unwrap_or(1),
+                    ],
+                    strides: c.strides,
+                    pads: c.pads,
+                    dil: c.dilations,
+                    groups: c.groups.max(1),
+                },
             }
         }
-        Op::Gemm(l) | Op::MatMul(l) => {
-            let (w, wabs, g, bias) = int_weights(&l.weight.data, l.bias.as_deref(), f);
-            TPrep::Linear {
-                w,
-                wabs,
-                g,
-                bias,
-                m: l.weight.dims.first().copied().unwrap_or(0),
-                k: l.weight.dims.get(1).copied().unwrap_or(0),
-            }
-        }
+        Op::Gemm(l) | Op::MatMul(l) => TPrep::Linear {
+            wt: IntWeights::new(&l.weight.data, l.bias.as_deref(), f),
+            m: l.weight.dims.first().copied().unwrap_or(0),
+            k: l.weight.dims.get(1).copied().unwrap_or(0),
+        },
         Op::BatchNorm(b) => {
             // S = γ/√(σ² + ε) and T = β − μ·S at P = F + 80 bits (round to nearest): the
             // relative error of S is ≤ 2^−(P−2) (σ² + ε exact as a rational, then one
@@ -278,11 +219,8 @@ pub struct TrajectoryNetwork {
     f: Frac,
     preps: Vec<TPrep>,
     last_use: Vec<Option<NodeId>>,
-}
-
-/// Upper bound of the exact non-negative dot product from its binary64 value over n terms.
-fn dot_up(s: f64, n: usize) -> f64 {
-    sum_up(s, sum_factor_ru(n + 1), n + 1)
+    /// Whether the fixed-width fast path of the dot products is tried (same results).
+    fast: bool,
 }
 
 impl TrajectoryNetwork {
@@ -310,7 +248,16 @@ impl TrajectoryNetwork {
             f,
             preps,
             last_use,
+            fast: true,
         })
+    }
+
+    /// The same network with the fixed-width fast path of the dot products on or off (the
+    /// results are bit-identical either way; off is the GMP reference path).
+    #[cfg(test)]
+    pub(crate) fn with_fast(mut self, fast: bool) -> Self {
+        self.fast = fast;
+        self
     }
 
     /// The fraction bits F.
@@ -366,18 +313,12 @@ impl TrajectoryNetwork {
             let chw = s_in.chw().unwrap_or((0, 0, 0));
             let out_hw = s_out.chw().map_or((0, 0), |(_, h, w)| (h, w));
             let out = match (&node.op, prep) {
-                (Op::Conv(_), TPrep::Conv { .. }) => conv(a, chw, prep, out_hw, ulp),
-                (
-                    Op::Gemm(_) | Op::MatMul(_),
-                    TPrep::Linear {
-                        w,
-                        wabs,
-                        g,
-                        bias,
-                        m,
-                        k,
-                    },
-                ) => linear(a, w, wabs, *g, bias.as_deref(), *m, *k, ulp),
+                (Op::Conv(_), TPrep::Conv { wt, geo }) => {
+                    conv(a, chw, wt, geo, out_hw, ulp, self.fast)
+                }
+                (Op::Gemm(_) | Op::MatMul(_), TPrep::Linear { wt, m, k }) => {
+                    linear(a, wt, *m, *k, ulp, self.fast)
+                }
                 (
                     Op::BatchNorm(_),
                     TPrep::Bn {
@@ -424,13 +365,15 @@ impl TrajectoryNetwork {
                         }
                         o
                     }
-                    Mode::Approx { sign, ranges, .. } => {
+                    Mode::Approx {
+                        sign, wide, ranges, ..
+                    } => {
                         let b = range_of(net, ranges, i)?;
                         let bd = dyadic_of_f64(b).ok_or_else(|| range_err(net, i, b))?;
                         let mut o = BallT::default();
                         for (m, r) in a.mid.iter().zip(&a.rad) {
                             oor += usize::from(add_ru(fixed_mag(m, f), *r) > b);
-                            let (y, rad) = relu_approx(sign, m, *r, b, &bd, f);
+                            let (y, rad) = relu_ball(sign, wide, m, *r, b, &bd, f);
                             o.mid.push(y);
                             o.rad.push(rad);
                         }
@@ -462,6 +405,7 @@ impl TrajectoryNetwork {
                             sign,
                             kernel,
                             ranges,
+                            ..
                         } => {
                             let b = range_of(net, ranges, i)?;
                             for w in &wins {
@@ -685,230 +629,6 @@ fn mean_of(a: &BallT, idx: impl Iterator<Item = usize>, n: usize, ulp: f64) -> (
     (q, rad)
 }
 
-/// Direct convolution on balls (ONNX semantics: groups, pads, strides, dilations).
-#[expect(
-    clippy::indexing_slicing,
-    reason = "hot loop; indices from validated shapes"
-)]
-fn conv(
-    a: &BallT,
-    chw: (usize, usize, usize),
-    prep: &TPrep,
-    out_hw: (usize, usize),
-    ulp: f64,
-) -> BallT {
-    let TPrep::Conv {
-        w,
-        wabs,
-        g,
-        bias,
-        dims,
-        strides,
-        pads,
-        dil,
-        groups,
-    } = prep
-    else {
-        return BallT::default();
-    };
-    let (_, h, wd) = chw;
-    let (ho, wo) = out_hw;
-    let [cout, cig, kh, kw] = *dims;
-    let cog = cout / groups;
-    let n = cig * kh * kw;
-    let mut o = BallT {
-        mid: Vec::with_capacity(cout * ho * wo),
-        rad: Vec::with_capacity(cout * ho * wo),
-    };
-    if a.mid.len() < chw.0 * h * wd || w.len() < cout * n {
-        return o;
-    }
-    let mut acc = Integer::new();
-    for co in 0..cout {
-        let gi = co / cog.max(1);
-        let wrow = co * n;
-        for oy in 0..ho {
-            for ox in 0..wo {
-                match bias {
-                    Some(b) => acc.assign(&b[co]),
-                    None => acc.assign(0),
-                }
-                let mut r = 0.0f64;
-                for cl in 0..cig {
-                    let ci = gi * cig + cl;
-                    for i in 0..kh {
-                        let iy = oy * strides[0] + i * dil[0];
-                        if iy < pads[0] || iy - pads[0] >= h {
-                            continue;
-                        }
-                        let row = (ci * h + iy - pads[0]) * wd;
-                        let wbase = wrow + (cl * kh + i) * kw;
-                        for j in 0..kw {
-                            let ix = ox * strides[1] + j * dil[1];
-                            if ix < pads[1] || ix - pads[1] >= wd {
-                                continue;
-                            }
-                            let xi = row + ix - pads[1];
-                            let m = &a.mid[xi];
-                            if !m.is_zero() {
-                                acc += &w[wbase + j] * m;
-                            }
-                            r += wabs[wbase + j] * a.rad[xi];
-                        }
-                    }
-                }
-                let mut y = acc.clone();
-                y >>= *g;
-                o.mid.push(y);
-                // Floor of the sum (< ulp) and of the bias at F + G bits (< ulp).
-                o.rad.push(add_ru(dot_up(r, n), 2.0 * ulp));
-            }
-        }
-    }
-    o
-}
-
-/// y = W·x + b on balls.
-#[expect(clippy::too_many_arguments, reason = "the layer's parts")]
-#[expect(
-    clippy::indexing_slicing,
-    reason = "hot loop; indices from validated shapes"
-)]
-fn linear(
-    a: &BallT,
-    w: &[Integer],
-    wabs: &[f64],
-    g: u32,
-    bias: Option<&[Integer]>,
-    m: usize,
-    k: usize,
-    ulp: f64,
-) -> BallT {
-    let mut o = BallT::default();
-    if a.mid.len() < k || w.len() < m * k {
-        return o;
-    }
-    let mut acc = Integer::new();
-    for r in 0..m {
-        match bias.and_then(|b| b.get(r)) {
-            Some(b) => acc.assign(b),
-            None => acc.assign(0),
-        }
-        let mut rad = 0.0f64;
-        for c in 0..k {
-            let x = &a.mid[c];
-            if !x.is_zero() {
-                acc += &w[r * k + c] * x;
-            }
-            rad += wabs[r * k + c] * a.rad[c];
-        }
-        let mut y = acc.clone();
-        y >>= g;
-        o.mid.push(y);
-        o.rad.push(add_ru(dot_up(rad, k), 2.0 * ulp));
-    }
-    o
-}
-
-/// Interval with both ends equal to v.
-fn pt(v: f64) -> Interval {
-    Interval::try_from((v, v)).unwrap_or(Interval::ENTIRE)
-}
-
-/// r̃_α(x) = x·(1 + p(x/B))/2 on the ball ⟨m, ρ⟩ (centred form):
-/// - û = ⌊m/B⌋ (error < ulp), the chain of components gives p̂ with the point error e
-///   (of p(m/B)) and the ball radius over X/B, and the enclosure dp of p′ over X/B;
-/// - r̂ = ⌊(m + ⌊m·p̂⌋)/2⌋, |r̂ − r̃(m)| ≤ (|m|·e + ulp)/2 + ulp =: E;
-/// - r̃′(ξ) = (1 + p(u) + u·p′(u))/2 with u = ξ/B, enclosed over X; radius sup|r̃′|·ρ + E.
-///
-/// Inputs with |ξ/B| > 2 possible get the trivial ball ⟨0, +∞⟩ (no certificate there).
-pub(crate) fn relu_approx(
-    sign: &FixedSign,
-    m: &Integer,
-    rho: f64,
-    b: f64,
-    bd: &(Integer, i32),
-    f: Frac,
-) -> (Integer, f64) {
-    let ulp = f.ulp();
-    let x = ball_interval(m, rho, f);
-    let u = x / pt(b);
-    if mag(u).is_nan() || mag(u) > 2.0 {
-        return (Integer::new(), f64::INFINITY);
-    }
-    let uh = div_dyadic_floor(m, bd);
-    let ch = ChainBall {
-        mid: uh,
-        rho: add_ru(div_ru(rho, b), ulp),
-        e: ulp,
-    };
-    let sb = sign.apply(ch);
-    let p_iv = ball_interval(&sb.p.mid, sb.p.rho, f);
-    let d = (pt(1.0) + p_iv + u * sb.dp) / pt(2.0);
-    let mut t = Integer::from(m * &sb.p.mid);
-    t >>= f.0;
-    t += m;
-    t >>= 1;
-    let e = add_ru(
-        div_ru(add_ru(mul_ru(fixed_mag(m, f), sb.p.e), ulp), 2.0),
-        ulp,
-    );
-    (t, add_ru(mul_ru(mag(d), rho), e))
-}
-
-/// m_α(a, b) = ((a + b) + d·p(d))/2, d = a − b, on balls (centred form in both arguments):
-/// ∂m/∂a = (1 + g′(d))/2, ∂m/∂b = (1 − g′(d))/2 with g′(d) = p(d) + d·p′(d) enclosed over
-/// D = [d̂ ± (ρ_a + ρ_b)]; radius sup|∂m/∂a|·ρ_a + sup|∂m/∂b|·ρ_b + (|d̂|·e + ulp)/2 + ulp.
-pub(crate) fn max2_approx(
-    sign: &FixedSign,
-    a: &(Integer, f64),
-    b: &(Integer, f64),
-    f: Frac,
-) -> (Integer, f64) {
-    let ulp = f.ulp();
-    let d = Integer::from(&a.0 - &b.0);
-    let rd = add_ru(a.1, b.1);
-    let di = ball_interval(&d, rd, f);
-    if mag(di).is_nan() || mag(di) > 2.0 {
-        return (Integer::new(), f64::INFINITY);
-    }
-    let sb = sign.apply(ChainBall {
-        mid: d.clone(),
-        rho: rd,
-        e: 0.0,
-    });
-    let p_iv = ball_interval(&sb.p.mid, sb.p.rho, f);
-    let g = p_iv + di * sb.dp;
-    let da = (pt(1.0) + g) / pt(2.0);
-    let db = (pt(1.0) - g) / pt(2.0);
-    let mut t = Integer::from(&d * &sb.p.mid);
-    t >>= f.0;
-    t += &a.0;
-    t += &b.0;
-    t >>= 1;
-    let e = add_ru(
-        div_ru(add_ru(mul_ru(fixed_mag(&d, f), sb.p.e), ulp), 2.0),
-        ulp,
-    );
-    let rad = add_ru(add_ru(mul_ru(mag(da), a.1), mul_ru(mag(db), b.1)), e);
-    (t, rad)
-}
-
-/// M_{α,n} of Eq. 6 on balls (n = 2k: halves; n = 2k + 1: k and k + 1), as the engine.
-fn max_tree(sign: &FixedSign, xs: &[(Integer, f64)], f: Frac) -> (Integer, f64) {
-    match xs {
-        [] => (Integer::new(), f64::INFINITY),
-        [x] => x.clone(),
-        _ => {
-            let k = xs.len() / 2;
-            let (l, r) = xs.split_at(k);
-            let a = max_tree(sign, l, f);
-            let b = max_tree(sign, r, f);
-            max2_approx(sign, &a, &b, f)
-        }
-    }
-}
-
 /// The trajectory certificate of one input at one α (see the module docs). Certified:
 /// outward-rounded enclosures of the exact F(x) and F^α(x).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -1007,6 +727,8 @@ pub(crate) fn combine(alpha: u32, f: Frac, ex: &BallT, ap: &BallT, oor: usize) -
 struct Level {
     tn: TrajectoryNetwork,
     signs: Vec<FixedSign>,
+    /// The same polynomials for the fixed-width fast path (`None` where one does not fit).
+    wide: Vec<Option<FixedSign<PolyWide>>>,
 }
 
 /// The trajectory certifier of one network for several α (see the module docs): it picks
@@ -1042,12 +764,14 @@ impl TrajectoryCertifier {
         let levels = precisions
             .iter()
             .map(|&f| {
+                let signs: Vec<FixedSign> = pes
+                    .iter()
+                    .map(|pe| FixedSign::new(pe.components(), f))
+                    .collect();
                 Ok(Level {
                     tn: TrajectoryNetwork::new(Arc::clone(&net), f)?,
-                    signs: pes
-                        .iter()
-                        .map(|pe| FixedSign::new(pe.components(), f))
-                        .collect(),
+                    wide: signs.iter().map(FixedSign::to_wide).collect(),
+                    signs,
                 })
             })
             .collect::<Result<Vec<_>, BoundsError>>()?;
@@ -1091,6 +815,7 @@ impl TrajectoryCertifier {
                     x,
                     Mode::Approx {
                         sign,
+                        wide: lv.wide.get(k).and_then(Option::as_ref),
                         kernel,
                         ranges: &self.ranges,
                     },

@@ -539,15 +539,20 @@ fn assert_inside(what: &str, oracle: &[Rational], balls: &BallT, f: Frac, tight:
     }
 }
 
-fn run_both(
+/// F and F^α on balls, with the fixed-width fast path on or off.
+fn run_mode(
     net: &Network,
     x: &[f64],
     pe: &PolyErrors,
     ranges: &BTreeMap<NodeId, f64>,
     f: Frac,
+    fast: bool,
 ) -> (BallT, BallT, usize) {
-    let tn = TrajectoryNetwork::new(Arc::new(net.clone()), f).unwrap();
+    let tn = TrajectoryNetwork::new(Arc::new(net.clone()), f)
+        .unwrap()
+        .with_fast(fast);
     let sign = FixedSign::new(pe.components(), f);
+    let wide = sign.to_wide();
     let kernel = pe.sign_kernel().unwrap();
     let (ex, _) = tn.run(x, Mode::Exact).unwrap();
     let (ap, oor) = tn
@@ -555,12 +560,36 @@ fn run_both(
             x,
             Mode::Approx {
                 sign: &sign,
+                wide: wide.as_ref().filter(|_| fast),
                 kernel: &kernel,
                 ranges,
             },
         )
         .unwrap();
     (ex, ap, oor)
+}
+
+/// Both balls bit-identical (midpoints and radii).
+fn assert_identical(what: &str, p: &BallT, q: &BallT) {
+    assert_eq!(p.mid, q.mid, "{what}: midpoints");
+    let bits = |b: &BallT| b.rad.iter().map(|r| r.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(p), bits(q), "{what}: radii");
+}
+
+/// F and F^α on balls through the fast path, checked bit-identical to the GMP path.
+fn run_both(
+    net: &Network,
+    x: &[f64],
+    pe: &PolyErrors,
+    ranges: &BTreeMap<NodeId, f64>,
+    f: Frac,
+) -> (BallT, BallT, usize) {
+    let fast = run_mode(net, x, pe, ranges, f, true);
+    let gmp = run_mode(net, x, pe, ranges, f, false);
+    assert_identical("F", &fast.0, &gmp.0);
+    assert_identical("F^alpha", &fast.1, &gmp.1);
+    assert_eq!(fast.2, gmp.2);
+    fast
 }
 
 #[test]
