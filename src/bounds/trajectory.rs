@@ -18,8 +18,14 @@
 //! enclosure, chain rule through every component) times the input radius, plus the tracked
 //! rounding error of the midpoint evaluation.
 //!
-//! The precision F is chosen per input: 128 bits first, doubled (up to 1024) while the sum
-//! of the two output radii exceeds 10^−6 of the certified lower bound of the difference.
+//! The precision F is chosen per input among [`PRECISIONS`]: 128 bits first, then 192,
+//! 256, 512 and 1024 while the sum of the two output radii exceeds 10^−6 of the certified
+//! lower bound of the difference.
+//!
+//! Speed: convolutions, fully connected layers and r̃_α run on a fixed-width fast path
+//! (`trajectory_ops`: limb dot products in i128 accumulators under a per-layer overflow
+//! guard, 256-bit polynomial midpoints) that gives bit-identical balls and falls back to
+//! GMP per layer / per activation whenever a value does not fit.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -41,7 +47,9 @@ use super::BoundsError;
 use crate::nn::{Network, NodeId, Op, SignKernel};
 
 /// Fraction bits tried in turn until the certificate is tight (see the module docs).
-pub const PRECISIONS: [Frac; 4] = [Frac(128), Frac(256), Frac(512), Frac(1024)];
+/// 128 and 192 run on the fixed-width fast path (values below 2^(255 − F) in the
+/// polynomials, dot products up to 4 limbs), 256 and up on GMP.
+pub const PRECISIONS: [Frac; 5] = [Frac(128), Frac(192), Frac(256), Frac(512), Frac(1024)];
 
 /// Relative tightness asked of the enclosure: radius_F + radius_Fα ≤ this × lower bound.
 const TIGHT: f64 = 1e-6;

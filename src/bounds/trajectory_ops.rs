@@ -330,15 +330,7 @@ struct ConvJob<'a> {
 
 impl LayerLoop for ConvJob<'_> {
     fn run<A: DotAcc>(&self, acc: &mut A) -> Option<BallT> {
-        conv_with(
-            self.a,
-            self.chw,
-            self.wt,
-            self.geo,
-            self.out_hw,
-            self.ulp,
-            acc,
-        )
+        conv_with(self, acc)
     }
 }
 
@@ -412,15 +404,15 @@ fn valid_range(
     clippy::indexing_slicing,
     reason = "hot loop; indices from validated shapes"
 )]
-fn conv_with<A: DotAcc>(
-    a: &BallT,
-    chw: (usize, usize, usize),
-    wt: &IntWeights,
-    geo: &ConvGeom,
-    out_hw: (usize, usize),
-    ulp: f64,
-    acc: &mut A,
-) -> Option<BallT> {
+fn conv_with<A: DotAcc>(job: &ConvJob<'_>, acc: &mut A) -> Option<BallT> {
+    let ConvJob {
+        a,
+        chw,
+        wt,
+        geo,
+        out_hw,
+        ulp,
+    } = *job;
     let ConvGeom {
         dims,
         strides,
