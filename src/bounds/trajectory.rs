@@ -44,7 +44,7 @@ use super::trajectory_ops::{
     conv, dot_up, linear, max_tree, relu_ball, ConvGeom, IntWeights, PolyWide,
 };
 use super::BoundsError;
-use crate::nn::{Network, NodeId, Op, SignKernel};
+use crate::nn::{clip_upper_key, Network, NodeId, Op, SignKernel};
 
 /// Fraction bits tried in turn until the certificate is tight (see the module docs).
 /// 128 and 192 run on the fixed-width fast path (values below 2^(255 − F) in the
@@ -96,10 +96,17 @@ enum TPrep {
         c: Vec<Integer>,
         err: f64,
     },
+    /// ⌊min·2^F⌋ and ⌊max·2^F⌋ (`None` for an infinite bound), with their error bound.
     Clip {
-        lo: Integer,
-        hi: Integer,
+        lo: Option<Integer>,
+        hi: Option<Integer>,
         err: f64,
+    },
+    /// Elementwise x·c (`div` false) or x/c (`div` true) by exact dyadic constants c.
+    Scale {
+        c: Vec<(Integer, i32)>,
+        cabs: Vec<f64>,
+        div: bool,
     },
     Other,
 }
@@ -201,12 +208,40 @@ fn prepare(net: &Network, id: NodeId, op: &Op, f: Frac) -> Result<TPrep, BoundsE
             TPrep::Constant { c, err }
         }
         Op::Clip { min, max } => {
-            let (c, err) = constant_fixed([f64::from(*min), f64::from(*max)].into_iter(), f);
-            let mut it = c.into_iter();
+            let bound = |v: f32| {
+                v.is_finite()
+                    .then(|| f64_to_fixed(f64::from(v), f))
+                    .flatten()
+            };
+            let (lo, hi) = (bound(*min), bound(*max));
+            let exact = [&lo, &hi].iter().all(|b| b.as_ref().is_none_or(|x| x.1));
             TPrep::Clip {
-                lo: it.next().unwrap_or_default(),
-                hi: it.next().unwrap_or_default(),
-                err,
+                lo: lo.map(|x| x.0),
+                hi: hi.map(|x| x.0),
+                err: if exact { 0.0 } else { f.ulp() },
+            }
+        }
+        Op::Mul { constant } | Op::Div { constant } => {
+            let div = matches!(op, Op::Div { .. });
+            let c = constant
+                .data
+                .iter()
+                .map(|&v| {
+                    dyadic_of_f64(f64::from(v))
+                        .filter(|d| !(div && d.0.is_zero()))
+                        .ok_or_else(|| {
+                            node_err(
+                                net,
+                                id,
+                                format!("constant {v} is not a finite (non-zero) factor"),
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            TPrep::Scale {
+                c,
+                cabs: constant.data.iter().map(|&v| f64::from(v).abs()).collect(),
+                div,
             }
         }
         Op::Softmax { .. } => {
@@ -498,22 +533,73 @@ impl TrajectoryNetwork {
                         .collect(),
                     rad: a.rad.iter().map(|r| add_ru(*r, *err)).collect(),
                 },
-                (Op::Clip { .. }, TPrep::Clip { lo, hi, err }) => BallT {
-                    mid: a
-                        .mid
-                        .iter()
-                        .map(|m| {
-                            if m < lo {
-                                lo.clone()
-                            } else if m > hi {
-                                hi.clone()
-                            } else {
-                                m.clone()
+                (Op::Clip { min, max }, TPrep::Clip { lo, hi, err }) => {
+                    let approx = match mode {
+                        Mode::Exact => None,
+                        Mode::Approx {
+                            sign, wide, ranges, ..
+                        } => clip_ranges(net, i, (*min, *max), ranges)?.map(|s| (sign, wide, s)),
+                    };
+                    match approx {
+                        None => clip_exact(a, lo.as_ref(), hi.as_ref(), *err),
+                        Some((sign, wide, (b_lo, b_hi))) => {
+                            let sides = [(lo.as_ref(), b_lo), (hi.as_ref(), b_hi)];
+                            let mut ds = Vec::with_capacity(2);
+                            for (c, b) in sides {
+                                ds.push(match (c, b) {
+                                    (Some(c), Some(b)) => Some((
+                                        c,
+                                        b,
+                                        dyadic_of_f64(b).ok_or_else(|| range_err(net, i, b))?,
+                                    )),
+                                    _ => None,
+                                });
                             }
-                        })
-                        .collect(),
-                    rad: a.rad.iter().map(|r| add_ru(*r, *err)).collect(),
-                },
+                            let mut o = BallT::default();
+                            for (m, r) in a.mid.iter().zip(&a.rad) {
+                                // min + r̃_{B_lo}(x − min) − r̃_{B_hi}(x − max), as the engine
+                                // (an absent side: x, resp. 0); radii add (triangle inequality).
+                                let (mut y, mut rad) = (m.clone(), *r);
+                                for (k, d) in ds.iter().enumerate() {
+                                    let Some((c, b, bd)) = d else { continue };
+                                    let u = Integer::from(m - *c);
+                                    let ru = add_ru(*r, *err);
+                                    oor += usize::from(add_ru(fixed_mag(&u, f), ru) > *b);
+                                    let (t, rt) = relu_ball(sign, wide, &u, ru, *b, bd, f);
+                                    if k == 0 {
+                                        y = t + *c;
+                                        rad = add_ru(rt, *err);
+                                    } else {
+                                        y -= t;
+                                        rad = add_ru(rad, rt);
+                                    }
+                                }
+                                o.mid.push(y);
+                                o.rad.push(rad);
+                            }
+                            o
+                        }
+                    }
+                }
+                (Op::Mul { .. } | Op::Div { .. }, TPrep::Scale { c, cabs, div }) => {
+                    let mut o = BallT::default();
+                    for ((m, r), (cd, ca)) in a.mid.iter().zip(&a.rad).zip(c.iter().zip(cabs)) {
+                        // ⌊M·c⌋ or ⌊M/c⌋ (error < ulp); radius |c|·ρ or ρ/|c|, rounded up.
+                        if *div {
+                            let q = if cd.0.is_negative() {
+                                div_dyadic_floor(&Integer::from(-m), &(Integer::from(-&cd.0), cd.1))
+                            } else {
+                                div_dyadic_floor(m, cd)
+                            };
+                            o.mid.push(q);
+                            o.rad.push(add_ru(div_ru(*r, *ca), ulp));
+                        } else {
+                            o.mid.push(mul_dyadic_floor(m, cd));
+                            o.rad.push(add_ru(mul_ru(*r, *ca), ulp));
+                        }
+                    }
+                    o
+                }
                 (Op::Flatten | Op::Reshape | Op::Identity, _) => a.clone(),
                 (Op::Slice(s), _) => {
                     let idx = index_map(a.mid.len(), |v| {
@@ -591,6 +677,57 @@ fn range_err(net: &Network, id: NodeId, b: f64) -> BoundsError {
             .unwrap_or_default(),
         index: id,
         value: b.to_string(),
+    }
+}
+
+/// The ranges B of a Clip node's two shifted ReLUs in F^α, as the engine: `None` when
+/// `ranges` holds none of its keys (the Clip stays exact), else B_lo (key `id`, finite min)
+/// and B_hi (key [`clip_upper_key`], finite max).
+///
+/// # Errors
+/// [`BoundsError::Range`] when only some keys are present or a B is not finite and > 0.
+#[expect(clippy::type_complexity, reason = "the two optional sides")]
+fn clip_ranges(
+    net: &Network,
+    id: NodeId,
+    (min, max): (f32, f32),
+    ranges: &BTreeMap<NodeId, f64>,
+) -> Result<Option<(Option<f64>, Option<f64>)>, BoundsError> {
+    let want = [(min, id), (max, clip_upper_key(id))];
+    let got: Vec<Option<f64>> = want
+        .iter()
+        .map(|(v, k)| v.is_finite().then(|| ranges.get(k).copied()).flatten())
+        .collect();
+    let needed = want.iter().filter(|(v, _)| v.is_finite()).count();
+    let present = got.iter().flatten().count();
+    if present == 0 {
+        return Ok(None);
+    }
+    if present < needed {
+        return Err(range_err(net, id, f64::NAN));
+    }
+    for b in got.iter().flatten() {
+        range_of(net, &BTreeMap::from([(id, *b)]), id)?;
+    }
+    Ok(Some((
+        got.first().copied().flatten(),
+        got.get(1).copied().flatten(),
+    )))
+}
+
+/// Exact clip of the midpoints to [lo, hi] (1-Lipschitz: radius ρ + the bounds' error).
+fn clip_exact(a: &BallT, lo: Option<&Integer>, hi: Option<&Integer>, err: f64) -> BallT {
+    BallT {
+        mid: a
+            .mid
+            .iter()
+            .map(|m| match (lo, hi) {
+                (Some(l), _) if m < l => l.clone(),
+                (_, Some(h)) if m > h => h.clone(),
+                _ => m.clone(),
+            })
+            .collect(),
+        rad: a.rad.iter().map(|r| add_ru(*r, err)).collect(),
     }
 }
 

@@ -339,6 +339,49 @@ fn oracle<T: Num>(net: &Network, x: &[f64], mode: &OMode<'_>) -> Vec<T> {
                 }
                 o
             }
+            Op::Add { constant: Some(c) } => a
+                .iter()
+                .zip(&c.data)
+                .map(|(v, &k)| v.add(&T::of_f64(f64::from(k))))
+                .collect(),
+            Op::Mul { constant: c } => a
+                .iter()
+                .zip(&c.data)
+                .map(|(v, &k)| v.mul(&T::of_f64(f64::from(k))))
+                .collect(),
+            Op::Div { constant: c } => a
+                .iter()
+                .zip(&c.data)
+                .map(|(v, &k)| v.div(&T::of_f64(f64::from(k))))
+                .collect(),
+            Op::Clip { min, max } => {
+                let (lo, hi) = (T::of_f64(f64::from(*min)), T::of_f64(f64::from(*max)));
+                match mode {
+                    OMode::Exact => a
+                        .iter()
+                        .map(|v| {
+                            if lo.gt(v) {
+                                lo.clone()
+                            } else if v.gt(&hi) {
+                                hi.clone()
+                            } else {
+                                v.clone()
+                            }
+                        })
+                        .collect(),
+                    // min + r̃_{B_lo}(x − min) − r̃_{B_hi}(x − max), r̃_B(t) = t(1 + p(t/B))/2.
+                    OMode::Approx { comps, ranges, .. } => {
+                        let r = |t: &T, b: f64| {
+                            let p = sign_of(comps, &t.div(&T::of_f64(b)));
+                            t.add(&t.mul(&p)).mul(&half)
+                        };
+                        let (bl, bh) = (ranges[&i], ranges[&crate::nn::clip_upper_key(i)]);
+                        a.iter()
+                            .map(|v| lo.add(&r(&v.sub(&lo), bl)).sub(&r(&v.sub(&hi), bh)))
+                            .collect()
+                    }
+                }
+            }
             op => panic!("oracle: {op:?} not supported"),
         };
         vals[node.output] = Some(out);
@@ -510,6 +553,68 @@ fn maxpool_net(seed: u64) -> Network {
     b.build(out)
 }
 
+/// Div and Sub by constants (input normalisation, 0.229 is not dyadic) → depthwise conv →
+/// Clip(0, 6) (ReLU6: two shifted r̃_α in F^α) → Mul by constants → Flatten → Gemm, the
+/// EfficientNet-Lite ops.
+fn clip_net(seed: u64) -> Network {
+    let mut r = Lcg(seed);
+    let mut b = NetB::new(&[2, 3, 3]);
+    let t = |data: Vec<f32>| Tensor {
+        dims: vec![2, 3, 3],
+        data,
+    };
+    let div = b.add(
+        Op::Div {
+            constant: t([0.229f32; 18].to_vec()),
+        },
+        &[0],
+        &[2, 3, 3],
+    );
+    let sub = b.add(
+        Op::Add {
+            constant: Some(t(r.vec(18, 0.5, 12))),
+        },
+        &[div],
+        &[2, 3, 3],
+    );
+    let dw = b.add(
+        Op::Conv(Conv {
+            weight: Tensor {
+                dims: vec![2, 1, 3, 3],
+                data: r.vec(18, 2.0, 20),
+            },
+            bias: Some(r.vec(2, 1.0, 20)),
+            strides: [1, 1],
+            pads: [1, 1, 1, 1],
+            dilations: [1, 1],
+            groups: 2,
+        }),
+        &[sub],
+        &[2, 3, 3],
+    );
+    let clip = b.add(Op::Clip { min: 0.0, max: 6.0 }, &[dw], &[2, 3, 3]);
+    let mul = b.add(
+        Op::Mul {
+            constant: t(r.vec(18, 1.0, 16)),
+        },
+        &[clip],
+        &[2, 3, 3],
+    );
+    let fl = b.add(Op::Flatten, &[mul], &[18]);
+    let out = b.add(
+        Op::Gemm(Linear {
+            weight: Tensor {
+                dims: vec![3, 18],
+                data: r.vec(54, 1.0, 20),
+            },
+            bias: None,
+        }),
+        &[fl],
+        &[3],
+    );
+    b.build(out)
+}
+
 fn ranges_of(net: &Network, b: f64) -> BTreeMap<NodeId, f64> {
     net.activation_nodes().into_iter().map(|i| (i, b)).collect()
 }
@@ -622,6 +727,53 @@ fn exact_rational_f_and_f_alpha_lie_in_the_balls_residual_net() {
         // F and F^α really differ (the test is not vacuous).
         assert!(oe.iter().zip(&oa).any(|(p, q)| p != q));
     }
+}
+
+#[test]
+fn exact_rational_clip_div_mul_lie_in_the_balls() {
+    // Golden: the exact-rational interpreter; Clip(0, 6) is two shifted r̃_α in F^α (as the
+    // engine), with B = 16 for ReLU(x) and B = 20 for ReLU(x − 6).
+    let net = clip_net(21);
+    let clip = net
+        .nodes
+        .iter()
+        .position(|n| matches!(n.op, Op::Clip { .. }))
+        .unwrap();
+    let ranges = BTreeMap::from([(clip, 16.0), (crate::nn::clip_upper_key(clip), 20.0)]);
+    let pe = PolyErrors::load(&proofs(), 10).unwrap();
+    let kernel = pe.sign_kernel().unwrap();
+    let x: Vec<f64> = Lcg(22).vec(18, 1.0, 10).into_iter().map(f64::from).collect();
+    let f = Frac(128);
+    let (ex, ap, _) = run_both(&net, &x, &pe, &ranges, f);
+    let oe: Vec<Rational> = oracle(&net, &x, &OMode::Exact);
+    assert_inside("F", &oe, &ex, f, 1e-20);
+    let oa: Vec<Rational> = oracle(
+        &net,
+        &x,
+        &OMode::Approx {
+            comps: pe.components(),
+            kernel: &kernel,
+            ranges: &ranges,
+        },
+    );
+    assert_inside("F^alpha (clip)", &oa, &ap, f, 1e-20);
+    assert!(oe.iter().zip(&oa).any(|(p, q)| p != q));
+    // Only one of the Clip's two ranges: a clear error naming the node.
+    let partial = BTreeMap::from([(clip, 4.0)]);
+    let tn = TrajectoryNetwork::new(Arc::new(net.clone()), f).unwrap();
+    let sign = FixedSign::new(pe.components(), f);
+    let err = tn
+        .run(
+            &x,
+            Mode::Approx {
+                sign: &sign,
+                wide: None,
+                kernel: &kernel,
+                ranges: &partial,
+            },
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("n3"), "{err}");
 }
 
 #[test]
