@@ -742,7 +742,11 @@ fn exact_rational_clip_div_mul_lie_in_the_balls() {
     let ranges = BTreeMap::from([(clip, 16.0), (crate::nn::clip_upper_key(clip), 20.0)]);
     let pe = PolyErrors::load(&proofs(), 10).unwrap();
     let kernel = pe.sign_kernel().unwrap();
-    let x: Vec<f64> = Lcg(22).vec(18, 1.0, 10).into_iter().map(f64::from).collect();
+    let x: Vec<f64> = Lcg(22)
+        .vec(18, 1.0, 10)
+        .into_iter()
+        .map(f64::from)
+        .collect();
     let f = Frac(128);
     let (ex, ap, _) = run_both(&net, &x, &pe, &ranges, f);
     let oe: Vec<Rational> = oracle(&net, &x, &OMode::Exact);
