@@ -447,26 +447,39 @@ impl NetB {
     }
 }
 
+/// A 3×3 convolution (pads 1) with random weights (scale `sc.0`) and bias (scale `sc.1`);
+/// `io` = [C_out, C_in / groups].
+fn conv3x3(r: &mut Lcg, io: [usize; 2], groups: usize, stride: usize, sc: (f64, f64)) -> Op {
+    Op::Conv(Conv {
+        weight: Tensor {
+            dims: vec![io[0], io[1], 3, 3],
+            data: r.vec(io[0] * io[1] * 9, sc.0, 20),
+        },
+        bias: Some(r.vec(io[0], sc.1, 20)),
+        strides: [stride, stride],
+        pads: [1, 1, 1, 1],
+        dilations: [1, 1],
+        groups,
+    })
+}
+
+/// A fully connected layer m×k with random weights (and bias, scale 0.5).
+fn gemm(r: &mut Lcg, m: usize, k: usize, bias: bool) -> Op {
+    Op::Gemm(Linear {
+        weight: Tensor {
+            dims: vec![m, k],
+            data: r.vec(m * k, 1.0, 20),
+        },
+        bias: bias.then(|| r.vec(m, 0.5, 20)),
+    })
+}
+
 /// Conv (groups 2, pads, stride 2) → BN → + option-A shortcut (Slice + Pad) → ReLU →
 /// AvgPool → Flatten → Gemm; one activation layer so exact rationals stay small.
 fn residual_net(seed: u64) -> Network {
     let mut r = Lcg(seed);
     let mut b = NetB::new(&[2, 6, 6]);
-    let conv = b.add(
-        Op::Conv(Conv {
-            weight: Tensor {
-                dims: vec![4, 1, 3, 3],
-                data: r.vec(36, 1.0, 20),
-            },
-            bias: Some(r.vec(4, 0.5, 20)),
-            strides: [2, 2],
-            pads: [1, 1, 1, 1],
-            dilations: [1, 1],
-            groups: 2,
-        }),
-        &[0],
-        &[4, 3, 3],
-    );
+    let conv = b.add(conv3x3(&mut r, [4, 1], 2, 2, (1.0, 0.5)), &[0], &[4, 3, 3]);
     let bn = b.add(
         Op::BatchNorm(BatchNorm {
             gamma: r.vec(4, 0.5, 12),
@@ -511,17 +524,7 @@ fn residual_net(seed: u64) -> Network {
         &[4, 2, 2],
     );
     let fl = b.add(Op::Flatten, &[ap], &[16]);
-    let out = b.add(
-        Op::Gemm(Linear {
-            weight: Tensor {
-                dims: vec![3, 16],
-                data: r.vec(48, 1.0, 20),
-            },
-            bias: Some(r.vec(3, 0.5, 20)),
-        }),
-        &[fl],
-        &[3],
-    );
+    let out = b.add(gemm(&mut r, 3, 16, true), &[fl], &[3]);
     b.build(out)
 }
 
@@ -539,17 +542,7 @@ fn maxpool_net(seed: u64) -> Network {
         &[1, 2, 2],
     );
     let fl = b.add(Op::Flatten, &[mp], &[4]);
-    let out = b.add(
-        Op::Gemm(Linear {
-            weight: Tensor {
-                dims: vec![2, 4],
-                data: r.vec(8, 1.0, 20),
-            },
-            bias: None,
-        }),
-        &[fl],
-        &[2],
-    );
+    let out = b.add(gemm(&mut r, 2, 4, false), &[fl], &[2]);
     b.build(out)
 }
 
@@ -578,17 +571,7 @@ fn clip_net(seed: u64) -> Network {
         &[2, 3, 3],
     );
     let dw = b.add(
-        Op::Conv(Conv {
-            weight: Tensor {
-                dims: vec![2, 1, 3, 3],
-                data: r.vec(18, 2.0, 20),
-            },
-            bias: Some(r.vec(2, 1.0, 20)),
-            strides: [1, 1],
-            pads: [1, 1, 1, 1],
-            dilations: [1, 1],
-            groups: 2,
-        }),
+        conv3x3(&mut r, [2, 1], 2, 1, (2.0, 1.0)),
         &[sub],
         &[2, 3, 3],
     );
@@ -601,17 +584,7 @@ fn clip_net(seed: u64) -> Network {
         &[2, 3, 3],
     );
     let fl = b.add(Op::Flatten, &[mul], &[18]);
-    let out = b.add(
-        Op::Gemm(Linear {
-            weight: Tensor {
-                dims: vec![3, 18],
-                data: r.vec(54, 1.0, 20),
-            },
-            bias: None,
-        }),
-        &[fl],
-        &[3],
-    );
+    let out = b.add(gemm(&mut r, 3, 18, false), &[fl], &[3]);
     b.build(out)
 }
 
@@ -697,6 +670,34 @@ fn run_both(
     fast
 }
 
+/// F and F^α at 128 bits (fast path, checked against GMP) against the exact-rational
+/// oracle: both lie in the balls, which are tight; returns the oracle values and the count
+/// of activation inputs leaving [−B, B].
+fn rational_check(
+    net: &Network,
+    x: &[f64],
+    pe: &PolyErrors,
+    ranges: &BTreeMap<NodeId, f64>,
+    what: &str,
+) -> (Vec<Rational>, Vec<Rational>, usize) {
+    let f = Frac(128);
+    let kernel = pe.sign_kernel().unwrap();
+    let (ex, ap, oor) = run_both(net, x, pe, ranges, f);
+    let oe: Vec<Rational> = oracle(net, x, &OMode::Exact);
+    assert_inside(&format!("F, {what}"), &oe, &ex, f, 1e-20);
+    let oa: Vec<Rational> = oracle(
+        net,
+        x,
+        &OMode::Approx {
+            comps: pe.components(),
+            kernel: &kernel,
+            ranges,
+        },
+    );
+    assert_inside(&format!("F^alpha, {what}"), &oa, &ap, f, 1e-20);
+    (oe, oa, oor)
+}
+
 #[test]
 fn exact_rational_f_and_f_alpha_lie_in_the_balls_residual_net() {
     // Golden: an independent exact-rational interpreter (rug Rational), F and F^α.
@@ -705,25 +706,11 @@ fn exact_rational_f_and_f_alpha_lie_in_the_balls_residual_net() {
     for (seed, alpha, b, outside) in [(1u64, 10u32, 3.0, true), (7, 14, 4.0, false)] {
         let net = residual_net(seed);
         let pe = PolyErrors::load(&proofs(), alpha).unwrap();
-        let kernel = pe.sign_kernel().unwrap();
         let ranges = ranges_of(&net, b);
         let mut r = Lcg(seed + 100);
         let x: Vec<f64> = r.vec(72, 1.5, 8).into_iter().map(f64::from).collect();
-        let f = Frac(128);
-        let (ex, ap, oor) = run_both(&net, &x, &pe, &ranges, f);
+        let (oe, oa, oor) = rational_check(&net, &x, &pe, &ranges, &format!("alpha {alpha}"));
         assert_eq!(oor > 0, outside, "inputs leaving [-B, B]: {oor}");
-        let oe: Vec<Rational> = oracle(&net, &x, &OMode::Exact);
-        assert_inside("F", &oe, &ex, f, 1e-20);
-        let oa: Vec<Rational> = oracle(
-            &net,
-            &x,
-            &OMode::Approx {
-                comps: pe.components(),
-                kernel: &kernel,
-                ranges: &ranges,
-            },
-        );
-        assert_inside(&format!("F^alpha, alpha {alpha}"), &oa, &ap, f, 1e-20);
         // F and F^α really differ (the test is not vacuous).
         assert!(oe.iter().zip(&oa).any(|(p, q)| p != q));
     }
@@ -748,19 +735,7 @@ fn exact_rational_clip_div_mul_lie_in_the_balls() {
         .map(f64::from)
         .collect();
     let f = Frac(128);
-    let (ex, ap, _) = run_both(&net, &x, &pe, &ranges, f);
-    let oe: Vec<Rational> = oracle(&net, &x, &OMode::Exact);
-    assert_inside("F", &oe, &ex, f, 1e-20);
-    let oa: Vec<Rational> = oracle(
-        &net,
-        &x,
-        &OMode::Approx {
-            comps: pe.components(),
-            kernel: &kernel,
-            ranges: &ranges,
-        },
-    );
-    assert_inside("F^alpha (clip)", &oa, &ap, f, 1e-20);
+    let (oe, oa, _) = rational_check(&net, &x, &pe, &ranges, "clip");
     assert!(oe.iter().zip(&oa).any(|(p, q)| p != q));
     // Only one of the Clip's two ranges: a clear error naming the node.
     let partial = BTreeMap::from([(clip, 4.0)]);
