@@ -21,6 +21,7 @@ use inari::Interval;
 use rug::{Integer, Rational};
 
 use super::round::{add_ru, mul_ru, Ulp};
+use super::wide::Wide;
 
 /// Number of fraction bits F of the fixed-point midpoints (value = integer·2^−F).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -75,10 +76,14 @@ pub(crate) fn f64_to_fixed(x: f64, f: Frac) -> Option<(Integer, bool)> {
 
 /// Enclosure [lo, hi] ⊇ {M·2^−F} in binary64 (outward: `to_f64` truncates, one ulp each way).
 pub(crate) fn fixed_bounds(m: &Integer, f: Frac) -> (f64, f64) {
-    if m.is_zero() {
+    bounds_of_trunc(m.to_f64(), f)
+}
+
+/// [`fixed_bounds`] from v, the mantissa M rounded toward zero to binary64 (v = 0 iff M = 0).
+fn bounds_of_trunc(v: f64, f: Frac) -> (f64, f64) {
+    if v == 0.0 {
         return (0.0, 0.0);
     }
-    let v = m.to_f64();
     let s = pow2(-i32::try_from(f.0).unwrap_or(1022).min(1022));
     let rest = i32::try_from(f.0).unwrap_or(i32::MAX).saturating_sub(1022);
     // Scaling by powers of two is exact away from the subnormal range; F > 1022 scales
@@ -94,8 +99,7 @@ pub(crate) fn fixed_bounds(m: &Integer, f: Frac) -> (f64, f64) {
 
 /// Upper bound of |M·2^−F|.
 pub(crate) fn fixed_mag(m: &Integer, f: Frac) -> f64 {
-    let (lo, hi) = fixed_bounds(m, f);
-    hi.max(-lo)
+    m.mag(f)
 }
 
 /// Lower bound of |M·2^−F|.
@@ -142,9 +146,75 @@ pub(crate) fn mul_dyadic_floor(m: &Integer, c: &(Integer, i32)) -> Integer {
     p
 }
 
+/// A fixed-point midpoint mantissa M (value M·2^−F): a GMP [`Integer`] (any size) or a
+/// fixed-width [`Wide`] (the fast path). Every operation is exact; the fixed-width type
+/// returns `None` instead of overflowing, and its binary64 view rounds toward zero as GMP's,
+/// so both types give bit-identical midpoints and radii wherever the fast one succeeds.
+pub(crate) trait FixedMid: Clone + Sized {
+    /// Zero.
+    fn zero() -> Self;
+    /// ⌊a·b·2^−F⌋ ([`mul_fixed`]).
+    fn mul_fixed(&self, b: &Self, f: Frac) -> Option<Self>;
+    /// a + b.
+    fn add(&self, b: &Self) -> Option<Self>;
+    /// ⌊a·2^−k⌋.
+    fn shr_floor(&self, k: u32) -> Self;
+    /// ⌊a/c⌋ for an exact dyadic c > 0 ([`div_dyadic_floor`]).
+    fn div_dyadic(&self, c: &(Integer, i32)) -> Option<Self>;
+    /// The enclosure of M·2^−F of [`fixed_bounds`].
+    fn bounds(&self, f: Frac) -> (f64, f64);
+    /// Upper bound of |M·2^−F| ([`fixed_mag`]).
+    fn mag(&self, f: Frac) -> f64 {
+        let (lo, hi) = self.bounds(f);
+        hi.max(-lo)
+    }
+}
+
+impl FixedMid for Integer {
+    fn zero() -> Self {
+        Integer::new()
+    }
+    fn mul_fixed(&self, b: &Self, f: Frac) -> Option<Self> {
+        Some(mul_fixed(self, b, f))
+    }
+    fn add(&self, b: &Self) -> Option<Self> {
+        Some(Integer::from(self + b))
+    }
+    fn shr_floor(&self, k: u32) -> Self {
+        Integer::from(self >> k)
+    }
+    fn div_dyadic(&self, c: &(Integer, i32)) -> Option<Self> {
+        Some(div_dyadic_floor(self, c))
+    }
+    fn bounds(&self, f: Frac) -> (f64, f64) {
+        fixed_bounds(self, f)
+    }
+}
+
+impl<const N: usize> FixedMid for Wide<N> {
+    fn zero() -> Self {
+        Self::ZERO
+    }
+    fn mul_fixed(&self, b: &Self, f: Frac) -> Option<Self> {
+        self.mul_shr_floor(b, f)
+    }
+    fn add(&self, b: &Self) -> Option<Self> {
+        self.checked_add(b)
+    }
+    fn shr_floor(&self, k: u32) -> Self {
+        Wide::shr_floor(self, k)
+    }
+    fn div_dyadic(&self, c: &(Integer, i32)) -> Option<Self> {
+        self.div_dyadic_floor(c)
+    }
+    fn bounds(&self, f: Frac) -> (f64, f64) {
+        bounds_of_trunc(self.to_f64_trunc(), f)
+    }
+}
+
 /// The interval [lo − ρ, hi + ρ] around a midpoint (outward), ENTIRE when not finite.
-pub(crate) fn ball_interval(m: &Integer, rho: f64, f: Frac) -> Interval {
-    let (lo, hi) = fixed_bounds(m, f);
+pub(crate) fn ball_interval<M: FixedMid>(m: &M, rho: f64, f: Frac) -> Interval {
+    let (lo, hi) = m.bounds(f);
     let (a, b) = ((lo - rho).down(), (hi + rho).up());
     if a.is_finite() && b.is_finite() && a <= b {
         Interval::try_from((a, b)).unwrap_or(Interval::ENTIRE)
@@ -175,9 +245,9 @@ pub(crate) fn mag(i: Interval) -> f64 {
 
 /// One odd component p(y) = Σ_j c_j·y^(2j+1) prepared at F fraction bits.
 #[derive(Debug, Clone)]
-pub(crate) struct FixedOdd {
+pub(crate) struct FixedOdd<M = Integer> {
     /// ⌊c_j·2^F⌋.
-    coeffs: Vec<Integer>,
+    coeffs: Vec<M>,
     /// Bound of |c_j − coeffs[j]·2^−F| (0 when every coefficient is exact at F bits).
     coef_err: f64,
     /// Enclosures of (2j + 1)·c_j, the coefficients of p′(y) = Σ_j (2j+1)c_j·y^(2j).
@@ -187,13 +257,26 @@ pub(crate) struct FixedOdd {
 /// A ball during a polynomial chain: midpoint ŷ, radius ρ of the image of the whole input
 /// ball, and e, the bound of |ŷ − y(m)| for the input's midpoint m alone (e ≤ ρ).
 #[derive(Debug, Clone)]
-pub(crate) struct ChainBall {
-    pub(crate) mid: Integer,
+pub(crate) struct ChainBall<M = Integer> {
+    pub(crate) mid: M,
     pub(crate) rho: f64,
     pub(crate) e: f64,
 }
 
 impl FixedOdd {
+    /// The same component with fixed-width coefficients, `None` when one does not fit.
+    fn to_wide<const N: usize>(&self) -> Option<FixedOdd<Wide<N>>> {
+        Some(FixedOdd {
+            coeffs: self
+                .coeffs
+                .iter()
+                .map(Wide::from_integer)
+                .collect::<Option<_>>()?,
+            coef_err: self.coef_err,
+            dcoef: self.dcoef.clone(),
+        })
+    }
+
     /// Prepare the exact odd coefficients [c_1, c_3, …] at F fraction bits.
     pub(crate) fn new(odd: &[Rational], f: Frac) -> Self {
         let mut coeffs = Vec::with_capacity(odd.len());
@@ -212,15 +295,18 @@ impl FixedOdd {
             dcoef,
         }
     }
+}
 
+impl<M: FixedMid> FixedOdd<M> {
     /// p applied to a chain ball; also returns the enclosure of p′ over the input ball
-    /// (p′ over [ŷ ± ρ], by Horner in y² with outward rounding).
+    /// (p′ over [ŷ ± ρ], by Horner in y² with outward rounding); `None` only when a
+    /// fixed-width midpoint overflows.
     ///
     /// Midpoint: s ← c_d; s ← ⌊s·ŷ²⌋ + c_j; p̂ = ⌊s·ŷ⌋, with ŷ² = ⌊ŷ·ŷ⌋ (error δ < ulp).
     /// With E the running bound of |ŝ − s(ŷ)|: E ← E·(|ŷ²| + δ) + |ŝ|·δ + ulp + coef_err,
     /// and finally |p̂ − p(ŷ)| ≤ |ŷ|·E + ulp =: E_p. By the mean-value theorem, for y in the
     /// ball, |p(y) − p̂| ≤ sup|p′|·ρ + E_p (and the same with e for the midpoint's point).
-    pub(crate) fn apply(&self, y: &ChainBall, f: Frac) -> (ChainBall, Interval) {
+    pub(crate) fn apply(&self, y: &ChainBall<M>, f: Frac) -> Option<(ChainBall<M>, Interval)> {
         let ulp = f.ulp();
         let yi = ball_interval(&y.mid, y.rho, f);
         let y2i = yi.sqr();
@@ -228,9 +314,9 @@ impl FixedOdd {
         for c in self.dcoef.iter().rev() {
             d = d.mul_add(y2i, *c);
         }
-        let y2 = mul_fixed(&y.mid, &y.mid, f);
-        let y2_mag = add_ru(fixed_mag(&y2, f), ulp);
-        let mut s = Integer::new();
+        let y2 = y.mid.mul_fixed(&y.mid, f)?;
+        let y2_mag = add_ru(y2.mag(f), ulp);
+        let mut s = M::zero();
         let mut e = 0.0f64;
         let mut first = true;
         for c in self.coeffs.iter().rev() {
@@ -240,37 +326,37 @@ impl FixedOdd {
                 first = false;
                 continue;
             }
-            let s_mag = fixed_mag(&s, f);
-            s = mul_fixed(&s, &y2, f);
-            s += c;
+            let s_mag = s.mag(f);
+            s = s.mul_fixed(&y2, f)?.add(c)?;
             e = add_ru(
                 add_ru(mul_ru(e, y2_mag), mul_ru(s_mag, ulp)),
                 add_ru(ulp, self.coef_err),
             );
         }
-        let p = mul_fixed(&s, &y.mid, f);
-        let ep = add_ru(mul_ru(fixed_mag(&y.mid, f), e), ulp);
+        let p = s.mul_fixed(&y.mid, f)?;
+        let ep = add_ru(mul_ru(y.mid.mag(f), e), ulp);
         let dm = mag(d);
         let out = ChainBall {
             mid: p,
             rho: add_ru(mul_ru(dm, y.rho), ep),
             e: add_ru(mul_ru(dm, y.e), ep),
         };
-        (out, d)
+        Some((out, d))
     }
 }
 
-/// The composite sign polynomial p = p_k ∘ … ∘ p_1 at F fraction bits.
+/// The composite sign polynomial p = p_k ∘ … ∘ p_1 at F fraction bits, with midpoints of
+/// type M (GMP integers, or fixed-width for the fast path).
 #[derive(Debug, Clone)]
-pub(crate) struct FixedSign {
-    comps: Vec<FixedOdd>,
+pub(crate) struct FixedSign<M = Integer> {
+    comps: Vec<FixedOdd<M>>,
     f: Frac,
 }
 
 /// Result of the composite on a ball: the chain ball of p and the enclosure of p′ over the
 /// input ball (product of the components' derivative enclosures, chain rule).
-pub(crate) struct SignBall {
-    pub(crate) p: ChainBall,
+pub(crate) struct SignBall<M = Integer> {
+    pub(crate) p: ChainBall<M>,
     pub(crate) dp: Interval,
 }
 
@@ -290,22 +376,41 @@ impl FixedSign {
         let mut out = Vec::with_capacity(self.comps.len() + 1);
         out.push(ball_interval(&b.mid, b.e, self.f));
         for c in &self.comps {
-            b = c.apply(&b, self.f).0;
+            // The GMP midpoint path never overflows; `None` cannot occur here.
+            let Some((next, _)) = c.apply(&b, self.f) else {
+                break;
+            };
+            b = next;
             out.push(ball_interval(&b.mid, b.e, self.f));
         }
         out
     }
 
-    /// p and p′ on a ball.
-    pub(crate) fn apply(&self, y: ChainBall) -> SignBall {
+    /// The same polynomial with N-limb fixed-width coefficients (the fast path), `None`
+    /// when a coefficient does not fit.
+    pub(crate) fn to_wide<const N: usize>(&self) -> Option<FixedSign<Wide<N>>> {
+        Some(FixedSign {
+            comps: self
+                .comps
+                .iter()
+                .map(FixedOdd::to_wide)
+                .collect::<Option<_>>()?,
+            f: self.f,
+        })
+    }
+}
+
+impl<M: FixedMid> FixedSign<M> {
+    /// p and p′ on a ball; `None` only when a fixed-width midpoint overflows.
+    pub(crate) fn apply(&self, y: ChainBall<M>) -> Option<SignBall<M>> {
         let mut b = y;
         let mut dp = Interval::try_from((1.0, 1.0)).unwrap_or(Interval::ENTIRE);
         for c in &self.comps {
-            let (nb, d) = c.apply(&b, self.f);
+            let (nb, d) = c.apply(&b, self.f)?;
             b = nb;
             dp *= d;
         }
-        SignBall { p: b, dp }
+        Some(SignBall { p: b, dp })
     }
 }
 
@@ -368,7 +473,7 @@ mod tests {
                 rho,
                 e: 0.0,
             };
-            let (out, d) = p.apply(&ball, f);
+            let (out, d) = p.apply(&ball, f).unwrap();
             for t in [-1.0, -0.5, 0.0, 0.3, 1.0] {
                 let y = val(&mid, f) + q(t * rho);
                 let y2 = Rational::from(&y * &y);

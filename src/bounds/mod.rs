@@ -42,9 +42,11 @@ mod polyerr;
 mod report;
 mod round;
 mod trajectory;
+mod trajectory_ops;
 mod trajectory_report;
 #[cfg(test)]
 mod trajectory_tests;
+mod wide;
 
 pub use block::{decompose, Block, Shortcut};
 pub use error::BoundsError;

@@ -18,27 +18,39 @@
 //! enclosure, chain rule through every component) times the input radius, plus the tracked
 //! rounding error of the midpoint evaluation.
 //!
-//! The precision F is chosen per input: 128 bits first, doubled (up to 1024) while the sum
-//! of the two output radii exceeds 10^−6 of the certified lower bound of the difference.
+//! The precision F is chosen per input among [`PRECISIONS`]: 128 bits first, then 192,
+//! 256, 512 and 1024 while the sum of the two output radii exceeds 10^−6 of the certified
+//! lower bound of the difference.
+//!
+//! Speed: convolutions, fully connected layers and r̃_α run on a fixed-width fast path
+//! (`trajectory_ops`: limb dot products in i128 accumulators under a per-layer overflow
+//! guard, 256-bit polynomial midpoints) that gives bit-identical balls and falls back to
+//! GMP per layer / per activation whenever a value does not fit.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use inari::Interval;
-use rug::{Assign as _, Float, Integer, Rational};
+use rug::{Float, Integer, Rational};
 use serde::Serialize;
 
 use super::fixed::{
-    ball_interval, div_dyadic_floor, dyadic_of_f64, f64_to_fixed, fixed_bounds, fixed_mag,
-    fixed_mig, mag, mul_dyadic_floor, rat_to_fixed, ChainBall, FixedSign, Frac,
+    ball_interval, div_dyadic_floor, dyadic_of_f64, f64_to_fixed, fixed_bounds, fixed_mag, fixed_mig,
+    mul_dyadic_floor, rat_to_fixed, ChainBall, FixedSign, Frac,
 };
 use super::polyerr::PolyErrors;
-use super::round::{add_ru, div_ru, mul_ru, sum_factor_ru, sum_up, Ulp};
+use super::round::{add_ru, div_ru, mul_ru, Ulp};
+pub(crate) use super::trajectory_ops::BallT;
+use super::trajectory_ops::{
+    conv, dot_up, linear, max_tree, relu_ball, ConvGeom, IntWeights, PolyWide,
+};
 use super::BoundsError;
-use crate::nn::{Network, NodeId, Op, SignKernel};
+use crate::nn::{clip_upper_key, Network, NodeId, Op, SignKernel};
 
 /// Fraction bits tried in turn until the certificate is tight (see the module docs).
-pub const PRECISIONS: [Frac; 4] = [Frac(128), Frac(256), Frac(512), Frac(1024)];
+/// 128 and 192 run on the fixed-width fast path (values below 2^(255 − F) in the
+/// polynomials, dot products up to 4 limbs), 256 and up on GMP.
+pub const PRECISIONS: [Frac; 5] = [Frac(128), Frac(192), Frac(256), Frac(512), Frac(1024)];
 
 /// Relative tightness asked of the enclosure: radius_F + radius_Fα ≤ this × lower bound.
 const TIGHT: f64 = 1e-6;
@@ -74,13 +86,6 @@ impl SiteRec {
     }
 }
 
-/// A tensor of balls ⟨mid_i·2^−F, rad_i⟩.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct BallT {
-    pub(crate) mid: Vec<Integer>,
-    pub(crate) rad: Vec<f64>,
-}
-
 /// Which network is evaluated.
 #[derive(Clone, Copy)]
 pub(crate) enum Mode<'a> {
@@ -89,6 +94,8 @@ pub(crate) enum Mode<'a> {
     /// F^α: r̃_α and M̃_{α,n} with B per node.
     Approx {
         sign: &'a FixedSign,
+        /// The same polynomial for the fixed-width fast path (when its coefficients fit).
+        wide: Option<&'a FixedSign<PolyWide>>,
         kernel: &'a SignKernel,
         ranges: &'a BTreeMap<NodeId, f64>,
     },
@@ -98,21 +105,11 @@ pub(crate) enum Mode<'a> {
 #[derive(Debug, Clone)]
 enum TPrep {
     Conv {
-        w: Vec<Integer>,
-        wabs: Vec<f64>,
-        g: u32,
-        bias: Option<Vec<Integer>>,
-        dims: [usize; 4],
-        strides: [usize; 2],
-        pads: [usize; 4],
-        dil: [usize; 2],
-        groups: usize,
+        wt: IntWeights,
+        geo: ConvGeom,
     },
     Linear {
-        w: Vec<Integer>,
-        wabs: Vec<f64>,
-        g: u32,
-        bias: Option<Vec<Integer>>,
+        wt: IntWeights,
         m: usize,
         k: usize,
     },
@@ -131,51 +128,19 @@ enum TPrep {
         c: Vec<Integer>,
         err: f64,
     },
+    /// ⌊min·2^F⌋ and ⌊max·2^F⌋ (`None` for an infinite bound), with their error bound.
     Clip {
-        lo: Integer,
-        hi: Integer,
+        lo: Option<Integer>,
+        hi: Option<Integer>,
         err: f64,
     },
+    /// Elementwise x·c (`div` false) or x/c (`div` true) by exact dyadic constants c.
+    Scale {
+        c: Vec<(Integer, i32)>,
+        cabs: Vec<f64>,
+        div: bool,
+    },
     Other,
-}
-
-/// Weights as exact integers W·2^G with one G for the tensor, their |W| in binary64 and the
-/// bias at F + G fraction bits (its floor adds < 2^−F·2^−G, counted as one more ulp).
-fn int_weights(
-    data: &[f32],
-    bias: Option<&[f32]>,
-    f: Frac,
-) -> (Vec<Integer>, Vec<f64>, u32, Option<Vec<Integer>>) {
-    let dy: Vec<(Integer, i32)> = data
-        .iter()
-        .map(|&w| dyadic_of_f64(f64::from(w)).unwrap_or((Integer::new(), 0)))
-        .collect();
-    let g = dy
-        .iter()
-        .filter(|(m, _)| !m.is_zero())
-        .map(|(_, e)| -e)
-        .max()
-        .unwrap_or(0)
-        .max(0)
-        .unsigned_abs();
-    let w = dy
-        .into_iter()
-        .map(|(m, e)| {
-            let sh = i64::from(g) + i64::from(e);
-            m << u32::try_from(sh.max(0)).unwrap_or(0)
-        })
-        .collect();
-    let wabs = data.iter().map(|&w| f64::from(w).abs()).collect();
-    let bias = bias.map(|b| {
-        b.iter()
-            .map(|&v| {
-                f64_to_fixed(f64::from(v), Frac(f.0 + g))
-                    .map(|x| x.0)
-                    .unwrap_or_default()
-            })
-            .collect()
-    });
-    (w, wabs, g, bias)
 }
 
 use super::block::node_unsupported as node_err;
@@ -195,36 +160,28 @@ fn constant_fixed(vals: impl Iterator<Item = f64>, f: Frac) -> (Vec<Integer>, f6
 fn prepare(net: &Network, id: NodeId, op: &Op, f: Frac) -> Result<TPrep, BoundsError> {
     Ok(match op {
         Op::Conv(c) => {
-            let (w, wabs, g, bias) = int_weights(&c.weight.data, c.bias.as_deref(), f);
             let d = &c.weight.dims;
             TPrep::Conv {
-                w,
-                wabs,
-                g,
-                bias,
-                dims: [
-                    d.first().copied().unwrap_or(0),
-                    d.get(1).copied().unwrap_or(0),
-                    d.get(2).copied().unwrap_or(1),
-                    d.get(3).copied().unwrap_or(1),
-                ],
-                strides: c.strides,
-                pads: c.pads,
-                dil: c.dilations,
-                groups: c.groups.max(1),
+                wt: IntWeights::new(&c.weight.data, c.bias.as_deref(), f),
+                geo: ConvGeom {
+                    dims: [
+                        d.first().copied().unwrap_or(0),
+                        d.get(1).copied().unwrap_or(0),
+                        d.get(2).copied().unwrap_or(1),
+                        d.get(3).copied().unwrap_or(1),
+                    ],
+                    strides: c.strides,
+                    pads: c.pads,
+                    dil: c.dilations,
+                    groups: c.groups.max(1),
+                },
             }
         }
-        Op::Gemm(l) | Op::MatMul(l) => {
-            let (w, wabs, g, bias) = int_weights(&l.weight.data, l.bias.as_deref(), f);
-            TPrep::Linear {
-                w,
-                wabs,
-                g,
-                bias,
-                m: l.weight.dims.first().copied().unwrap_or(0),
-                k: l.weight.dims.get(1).copied().unwrap_or(0),
-            }
-        }
+        Op::Gemm(l) | Op::MatMul(l) => TPrep::Linear {
+            wt: IntWeights::new(&l.weight.data, l.bias.as_deref(), f),
+            m: l.weight.dims.first().copied().unwrap_or(0),
+            k: l.weight.dims.get(1).copied().unwrap_or(0),
+        },
         Op::BatchNorm(b) => {
             // S = γ/√(σ² + ε) and T = β − μ·S at P = F + 80 bits (round to nearest): the
             // relative error of S is ≤ 2^−(P−2) (σ² + ε exact as a rational, then one
@@ -283,12 +240,40 @@ fn prepare(net: &Network, id: NodeId, op: &Op, f: Frac) -> Result<TPrep, BoundsE
             TPrep::Constant { c, err }
         }
         Op::Clip { min, max } => {
-            let (c, err) = constant_fixed([f64::from(*min), f64::from(*max)].into_iter(), f);
-            let mut it = c.into_iter();
+            let bound = |v: f32| {
+                v.is_finite()
+                    .then(|| f64_to_fixed(f64::from(v), f))
+                    .flatten()
+            };
+            let (lo, hi) = (bound(*min), bound(*max));
+            let exact = [&lo, &hi].iter().all(|b| b.as_ref().is_none_or(|x| x.1));
             TPrep::Clip {
-                lo: it.next().unwrap_or_default(),
-                hi: it.next().unwrap_or_default(),
-                err,
+                lo: lo.map(|x| x.0),
+                hi: hi.map(|x| x.0),
+                err: if exact { 0.0 } else { f.ulp() },
+            }
+        }
+        Op::Mul { constant } | Op::Div { constant } => {
+            let div = matches!(op, Op::Div { .. });
+            let c = constant
+                .data
+                .iter()
+                .map(|&v| {
+                    dyadic_of_f64(f64::from(v))
+                        .filter(|d| !(div && d.0.is_zero()))
+                        .ok_or_else(|| {
+                            node_err(
+                                net,
+                                id,
+                                format!("constant {v} is not a finite (non-zero) factor"),
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            TPrep::Scale {
+                c,
+                cabs: constant.data.iter().map(|&v| f64::from(v).abs()).collect(),
+                div,
             }
         }
         Op::Softmax { .. } => {
@@ -309,11 +294,8 @@ pub struct TrajectoryNetwork {
     f: Frac,
     preps: Vec<TPrep>,
     last_use: Vec<Option<NodeId>>,
-}
-
-/// Upper bound of the exact non-negative dot product from its binary64 value over n terms.
-fn dot_up(s: f64, n: usize) -> f64 {
-    sum_up(s, sum_factor_ru(n + 1), n + 1)
+    /// Whether the fixed-width fast path of the dot products is tried (same results).
+    fast: bool,
 }
 
 impl TrajectoryNetwork {
@@ -341,7 +323,16 @@ impl TrajectoryNetwork {
             f,
             preps,
             last_use,
+            fast: true,
         })
+    }
+
+    /// The same network with the fixed-width fast path of the dot products on or off (the
+    /// results are bit-identical either way; off is the GMP reference path).
+    #[cfg(test)]
+    pub(crate) fn with_fast(mut self, fast: bool) -> Self {
+        self.fast = fast;
+        self
     }
 
     /// The fraction bits F.
@@ -408,18 +399,12 @@ impl TrajectoryNetwork {
             let chw = s_in.chw().unwrap_or((0, 0, 0));
             let out_hw = s_out.chw().map_or((0, 0), |(_, h, w)| (h, w));
             let out = match (&node.op, prep) {
-                (Op::Conv(_), TPrep::Conv { .. }) => conv(a, chw, prep, out_hw, ulp),
-                (
-                    Op::Gemm(_) | Op::MatMul(_),
-                    TPrep::Linear {
-                        w,
-                        wabs,
-                        g,
-                        bias,
-                        m,
-                        k,
-                    },
-                ) => linear(a, w, wabs, *g, bias.as_deref(), *m, *k, ulp),
+                (Op::Conv(_), TPrep::Conv { wt, geo }) => {
+                    conv(a, chw, wt, geo, out_hw, ulp, self.fast)
+                }
+                (Op::Gemm(_) | Op::MatMul(_), TPrep::Linear { wt, m, k }) => {
+                    linear(a, wt, *m, *k, ulp, self.fast)
+                }
                 (
                     Op::BatchNorm(_),
                     TPrep::Bn {
@@ -466,7 +451,9 @@ impl TrajectoryNetwork {
                         }
                         o
                     }
-                    Mode::Approx { sign, ranges, .. } => {
+                    Mode::Approx {
+                        sign, wide, ranges, ..
+                    } => {
                         let b = range_of(net, ranges, i)?;
                         let bd = dyadic_of_f64(b).ok_or_else(|| range_err(net, i, b))?;
                         if let Some(r) = rec.as_deref_mut() {
@@ -475,7 +462,7 @@ impl TrajectoryNetwork {
                         let mut o = BallT::default();
                         for (m, r) in a.mid.iter().zip(&a.rad) {
                             oor += usize::from(add_ru(fixed_mag(m, f), *r) > b);
-                            let (y, rad) = relu_approx(sign, m, *r, b, &bd, f);
+                            let (y, rad) = relu_ball(sign, wide, m, *r, b, &bd, f);
                             o.mid.push(y);
                             o.rad.push(rad);
                         }
@@ -507,6 +494,7 @@ impl TrajectoryNetwork {
                             sign,
                             kernel,
                             ranges,
+                            ..
                         } => {
                             let b = range_of(net, ranges, i)?;
                             for w in &wins {
@@ -591,22 +579,73 @@ impl TrajectoryNetwork {
                         .collect(),
                     rad: a.rad.iter().map(|r| add_ru(*r, *err)).collect(),
                 },
-                (Op::Clip { .. }, TPrep::Clip { lo, hi, err }) => BallT {
-                    mid: a
-                        .mid
-                        .iter()
-                        .map(|m| {
-                            if m < lo {
-                                lo.clone()
-                            } else if m > hi {
-                                hi.clone()
-                            } else {
-                                m.clone()
+                (Op::Clip { min, max }, TPrep::Clip { lo, hi, err }) => {
+                    let approx = match mode {
+                        Mode::Exact => None,
+                        Mode::Approx {
+                            sign, wide, ranges, ..
+                        } => clip_ranges(net, i, (*min, *max), ranges)?.map(|s| (sign, wide, s)),
+                    };
+                    match approx {
+                        None => clip_exact(a, lo.as_ref(), hi.as_ref(), *err),
+                        Some((sign, wide, (b_lo, b_hi))) => {
+                            let sides = [(lo.as_ref(), b_lo), (hi.as_ref(), b_hi)];
+                            let mut ds = Vec::with_capacity(2);
+                            for (c, b) in sides {
+                                ds.push(match (c, b) {
+                                    (Some(c), Some(b)) => Some((
+                                        c,
+                                        b,
+                                        dyadic_of_f64(b).ok_or_else(|| range_err(net, i, b))?,
+                                    )),
+                                    _ => None,
+                                });
                             }
-                        })
-                        .collect(),
-                    rad: a.rad.iter().map(|r| add_ru(*r, *err)).collect(),
-                },
+                            let mut o = BallT::default();
+                            for (m, r) in a.mid.iter().zip(&a.rad) {
+                                // min + r̃_{B_lo}(x − min) − r̃_{B_hi}(x − max), as the engine
+                                // (an absent side: x, resp. 0); radii add (triangle inequality).
+                                let (mut y, mut rad) = (m.clone(), *r);
+                                for (k, d) in ds.iter().enumerate() {
+                                    let Some((c, b, bd)) = d else { continue };
+                                    let u = Integer::from(m - *c);
+                                    let ru = add_ru(*r, *err);
+                                    oor += usize::from(add_ru(fixed_mag(&u, f), ru) > *b);
+                                    let (t, rt) = relu_ball(sign, wide, &u, ru, *b, bd, f);
+                                    if k == 0 {
+                                        y = t + *c;
+                                        rad = add_ru(rt, *err);
+                                    } else {
+                                        y -= t;
+                                        rad = add_ru(rad, rt);
+                                    }
+                                }
+                                o.mid.push(y);
+                                o.rad.push(rad);
+                            }
+                            o
+                        }
+                    }
+                }
+                (Op::Mul { .. } | Op::Div { .. }, TPrep::Scale { c, cabs, div }) => {
+                    let mut o = BallT::default();
+                    for ((m, r), (cd, ca)) in a.mid.iter().zip(&a.rad).zip(c.iter().zip(cabs)) {
+                        // ⌊M·c⌋ or ⌊M/c⌋ (error < ulp); radius |c|·ρ or ρ/|c|, rounded up.
+                        if *div {
+                            let q = if cd.0.is_negative() {
+                                div_dyadic_floor(&Integer::from(-m), &(Integer::from(-&cd.0), cd.1))
+                            } else {
+                                div_dyadic_floor(m, cd)
+                            };
+                            o.mid.push(q);
+                            o.rad.push(add_ru(div_ru(*r, *ca), ulp));
+                        } else {
+                            o.mid.push(mul_dyadic_floor(m, cd));
+                            o.rad.push(add_ru(mul_ru(*r, *ca), ulp));
+                        }
+                    }
+                    o
+                }
                 (Op::Flatten | Op::Reshape | Op::Identity, _) => a.clone(),
                 (Op::Slice(s), _) => {
                     let idx = index_map(a.mid.len(), |v| {
@@ -687,6 +726,57 @@ fn range_err(net: &Network, id: NodeId, b: f64) -> BoundsError {
     }
 }
 
+/// The ranges B of a Clip node's two shifted ReLUs in F^α, as the engine: `None` when
+/// `ranges` holds none of its keys (the Clip stays exact), else B_lo (key `id`, finite min)
+/// and B_hi (key [`clip_upper_key`], finite max).
+///
+/// # Errors
+/// [`BoundsError::Range`] when only some keys are present or a B is not finite and > 0.
+#[expect(clippy::type_complexity, reason = "the two optional sides")]
+fn clip_ranges(
+    net: &Network,
+    id: NodeId,
+    (min, max): (f32, f32),
+    ranges: &BTreeMap<NodeId, f64>,
+) -> Result<Option<(Option<f64>, Option<f64>)>, BoundsError> {
+    let want = [(min, id), (max, clip_upper_key(id))];
+    let got: Vec<Option<f64>> = want
+        .iter()
+        .map(|(v, k)| v.is_finite().then(|| ranges.get(k).copied()).flatten())
+        .collect();
+    let needed = want.iter().filter(|(v, _)| v.is_finite()).count();
+    let present = got.iter().flatten().count();
+    if present == 0 {
+        return Ok(None);
+    }
+    if present < needed {
+        return Err(range_err(net, id, f64::NAN));
+    }
+    for b in got.iter().flatten() {
+        range_of(net, &BTreeMap::from([(id, *b)]), id)?;
+    }
+    Ok(Some((
+        got.first().copied().flatten(),
+        got.get(1).copied().flatten(),
+    )))
+}
+
+/// Exact clip of the midpoints to [lo, hi] (1-Lipschitz: radius ρ + the bounds' error).
+fn clip_exact(a: &BallT, lo: Option<&Integer>, hi: Option<&Integer>, err: f64) -> BallT {
+    BallT {
+        mid: a
+            .mid
+            .iter()
+            .map(|m| match (lo, hi) {
+                (Some(l), _) if m < l => l.clone(),
+                (_, Some(h)) if m > h => h.clone(),
+                _ => m.clone(),
+            })
+            .collect(),
+        rad: a.rad.iter().map(|r| add_ru(*r, err)).collect(),
+    }
+}
+
 /// Source index per output position, from an index-moving op applied to 0, 1, 2, … as f64
 /// (exact below 2^53); negative entries mark fill values.
 fn index_map(n: usize, f: impl FnOnce(&[f64]) -> Vec<f64>) -> Vec<f64> {
@@ -728,230 +818,6 @@ fn mean_of(a: &BallT, idx: impl Iterator<Item = usize>, n: usize, ulp: f64) -> (
     let q = s.div_rem_floor(Integer::from(n)).0;
     let rad = add_ru(div_ru(dot_up(r, cnt), n as f64), ulp);
     (q, rad)
-}
-
-/// Direct convolution on balls (ONNX semantics: groups, pads, strides, dilations).
-#[expect(
-    clippy::indexing_slicing,
-    reason = "hot loop; indices from validated shapes"
-)]
-fn conv(
-    a: &BallT,
-    chw: (usize, usize, usize),
-    prep: &TPrep,
-    out_hw: (usize, usize),
-    ulp: f64,
-) -> BallT {
-    let TPrep::Conv {
-        w,
-        wabs,
-        g,
-        bias,
-        dims,
-        strides,
-        pads,
-        dil,
-        groups,
-    } = prep
-    else {
-        return BallT::default();
-    };
-    let (_, h, wd) = chw;
-    let (ho, wo) = out_hw;
-    let [cout, cig, kh, kw] = *dims;
-    let cog = cout / groups;
-    let n = cig * kh * kw;
-    let mut o = BallT {
-        mid: Vec::with_capacity(cout * ho * wo),
-        rad: Vec::with_capacity(cout * ho * wo),
-    };
-    if a.mid.len() < chw.0 * h * wd || w.len() < cout * n {
-        return o;
-    }
-    let mut acc = Integer::new();
-    for co in 0..cout {
-        let gi = co / cog.max(1);
-        let wrow = co * n;
-        for oy in 0..ho {
-            for ox in 0..wo {
-                match bias {
-                    Some(b) => acc.assign(&b[co]),
-                    None => acc.assign(0),
-                }
-                let mut r = 0.0f64;
-                for cl in 0..cig {
-                    let ci = gi * cig + cl;
-                    for i in 0..kh {
-                        let iy = oy * strides[0] + i * dil[0];
-                        if iy < pads[0] || iy - pads[0] >= h {
-                            continue;
-                        }
-                        let row = (ci * h + iy - pads[0]) * wd;
-                        let wbase = wrow + (cl * kh + i) * kw;
-                        for j in 0..kw {
-                            let ix = ox * strides[1] + j * dil[1];
-                            if ix < pads[1] || ix - pads[1] >= wd {
-                                continue;
-                            }
-                            let xi = row + ix - pads[1];
-                            let m = &a.mid[xi];
-                            if !m.is_zero() {
-                                acc += &w[wbase + j] * m;
-                            }
-                            r += wabs[wbase + j] * a.rad[xi];
-                        }
-                    }
-                }
-                let mut y = acc.clone();
-                y >>= *g;
-                o.mid.push(y);
-                // Floor of the sum (< ulp) and of the bias at F + G bits (< ulp).
-                o.rad.push(add_ru(dot_up(r, n), 2.0 * ulp));
-            }
-        }
-    }
-    o
-}
-
-/// y = W·x + b on balls.
-#[expect(clippy::too_many_arguments, reason = "the layer's parts")]
-#[expect(
-    clippy::indexing_slicing,
-    reason = "hot loop; indices from validated shapes"
-)]
-fn linear(
-    a: &BallT,
-    w: &[Integer],
-    wabs: &[f64],
-    g: u32,
-    bias: Option<&[Integer]>,
-    m: usize,
-    k: usize,
-    ulp: f64,
-) -> BallT {
-    let mut o = BallT::default();
-    if a.mid.len() < k || w.len() < m * k {
-        return o;
-    }
-    let mut acc = Integer::new();
-    for r in 0..m {
-        match bias.and_then(|b| b.get(r)) {
-            Some(b) => acc.assign(b),
-            None => acc.assign(0),
-        }
-        let mut rad = 0.0f64;
-        for c in 0..k {
-            let x = &a.mid[c];
-            if !x.is_zero() {
-                acc += &w[r * k + c] * x;
-            }
-            rad += wabs[r * k + c] * a.rad[c];
-        }
-        let mut y = acc.clone();
-        y >>= g;
-        o.mid.push(y);
-        o.rad.push(add_ru(dot_up(rad, k), 2.0 * ulp));
-    }
-    o
-}
-
-/// Interval with both ends equal to v.
-fn pt(v: f64) -> Interval {
-    Interval::try_from((v, v)).unwrap_or(Interval::ENTIRE)
-}
-
-/// r̃_α(x) = x·(1 + p(x/B))/2 on the ball ⟨m, ρ⟩ (centred form):
-/// - û = ⌊m/B⌋ (error < ulp), the chain of components gives p̂ with the point error e
-///   (of p(m/B)) and the ball radius over X/B, and the enclosure dp of p′ over X/B;
-/// - r̂ = ⌊(m + ⌊m·p̂⌋)/2⌋, |r̂ − r̃(m)| ≤ (|m|·e + ulp)/2 + ulp =: E;
-/// - r̃′(ξ) = (1 + p(u) + u·p′(u))/2 with u = ξ/B, enclosed over X; radius sup|r̃′|·ρ + E.
-///
-/// Inputs with |ξ/B| > 2 possible get the trivial ball ⟨0, +∞⟩ (no certificate there).
-pub(crate) fn relu_approx(
-    sign: &FixedSign,
-    m: &Integer,
-    rho: f64,
-    b: f64,
-    bd: &(Integer, i32),
-    f: Frac,
-) -> (Integer, f64) {
-    let ulp = f.ulp();
-    let x = ball_interval(m, rho, f);
-    let u = x / pt(b);
-    if mag(u).is_nan() || mag(u) > 2.0 {
-        return (Integer::new(), f64::INFINITY);
-    }
-    let uh = div_dyadic_floor(m, bd);
-    let ch = ChainBall {
-        mid: uh,
-        rho: add_ru(div_ru(rho, b), ulp),
-        e: ulp,
-    };
-    let sb = sign.apply(ch);
-    let p_iv = ball_interval(&sb.p.mid, sb.p.rho, f);
-    let d = (pt(1.0) + p_iv + u * sb.dp) / pt(2.0);
-    let mut t = Integer::from(m * &sb.p.mid);
-    t >>= f.0;
-    t += m;
-    t >>= 1;
-    let e = add_ru(
-        div_ru(add_ru(mul_ru(fixed_mag(m, f), sb.p.e), ulp), 2.0),
-        ulp,
-    );
-    (t, add_ru(mul_ru(mag(d), rho), e))
-}
-
-/// m_α(a, b) = ((a + b) + d·p(d))/2, d = a − b, on balls (centred form in both arguments):
-/// ∂m/∂a = (1 + g′(d))/2, ∂m/∂b = (1 − g′(d))/2 with g′(d) = p(d) + d·p′(d) enclosed over
-/// D = [d̂ ± (ρ_a + ρ_b)]; radius sup|∂m/∂a|·ρ_a + sup|∂m/∂b|·ρ_b + (|d̂|·e + ulp)/2 + ulp.
-pub(crate) fn max2_approx(
-    sign: &FixedSign,
-    a: &(Integer, f64),
-    b: &(Integer, f64),
-    f: Frac,
-) -> (Integer, f64) {
-    let ulp = f.ulp();
-    let d = Integer::from(&a.0 - &b.0);
-    let rd = add_ru(a.1, b.1);
-    let di = ball_interval(&d, rd, f);
-    if mag(di).is_nan() || mag(di) > 2.0 {
-        return (Integer::new(), f64::INFINITY);
-    }
-    let sb = sign.apply(ChainBall {
-        mid: d.clone(),
-        rho: rd,
-        e: 0.0,
-    });
-    let p_iv = ball_interval(&sb.p.mid, sb.p.rho, f);
-    let g = p_iv + di * sb.dp;
-    let da = (pt(1.0) + g) / pt(2.0);
-    let db = (pt(1.0) - g) / pt(2.0);
-    let mut t = Integer::from(&d * &sb.p.mid);
-    t >>= f.0;
-    t += &a.0;
-    t += &b.0;
-    t >>= 1;
-    let e = add_ru(
-        div_ru(add_ru(mul_ru(fixed_mag(&d, f), sb.p.e), ulp), 2.0),
-        ulp,
-    );
-    let rad = add_ru(add_ru(mul_ru(mag(da), a.1), mul_ru(mag(db), b.1)), e);
-    (t, rad)
-}
-
-/// M_{α,n} of Eq. 6 on balls (n = 2k: halves; n = 2k + 1: k and k + 1), as the engine.
-fn max_tree(sign: &FixedSign, xs: &[(Integer, f64)], f: Frac) -> (Integer, f64) {
-    match xs {
-        [] => (Integer::new(), f64::INFINITY),
-        [x] => x.clone(),
-        _ => {
-            let k = xs.len() / 2;
-            let (l, r) = xs.split_at(k);
-            let a = max_tree(sign, l, f);
-            let b = max_tree(sign, r, f);
-            max2_approx(sign, &a, &b, f)
-        }
-    }
 }
 
 /// The trajectory certificate of one input at one α (see the module docs). Certified:
@@ -1052,6 +918,8 @@ pub(crate) fn combine(alpha: u32, f: Frac, ex: &BallT, ap: &BallT, oor: usize) -
 struct Level {
     tn: TrajectoryNetwork,
     signs: Vec<FixedSign>,
+    /// The same polynomials for the fixed-width fast path (`None` where one does not fit).
+    wide: Vec<Option<FixedSign<PolyWide>>>,
 }
 
 /// The trajectory certifier of one network for several α (see the module docs): it picks
@@ -1087,12 +955,14 @@ impl TrajectoryCertifier {
         let levels = precisions
             .iter()
             .map(|&f| {
+                let signs: Vec<FixedSign> = pes
+                    .iter()
+                    .map(|pe| FixedSign::new(pe.components(), f))
+                    .collect();
                 Ok(Level {
                     tn: TrajectoryNetwork::new(Arc::clone(&net), f)?,
-                    signs: pes
-                        .iter()
-                        .map(|pe| FixedSign::new(pe.components(), f))
-                        .collect(),
+                    wide: signs.iter().map(FixedSign::to_wide).collect(),
+                    signs,
                 })
             })
             .collect::<Result<Vec<_>, BoundsError>>()?;
@@ -1136,6 +1006,7 @@ impl TrajectoryCertifier {
                     x,
                     Mode::Approx {
                         sign,
+                        wide: lv.wide.get(k).and_then(Option::as_ref),
                         kernel,
                         ranges: &self.ranges,
                     },
@@ -1178,6 +1049,7 @@ impl TrajectoryCertifier {
         let mut sites = SiteBalls::new();
         let mode = Mode::Approx {
             sign,
+            wide: lv.wide.get(k).and_then(Option::as_ref),
             kernel,
             ranges: &self.ranges,
         };

@@ -339,6 +339,49 @@ fn oracle<T: Num>(net: &Network, x: &[f64], mode: &OMode<'_>) -> Vec<T> {
                 }
                 o
             }
+            Op::Add { constant: Some(c) } => a
+                .iter()
+                .zip(&c.data)
+                .map(|(v, &k)| v.add(&T::of_f64(f64::from(k))))
+                .collect(),
+            Op::Mul { constant: c } => a
+                .iter()
+                .zip(&c.data)
+                .map(|(v, &k)| v.mul(&T::of_f64(f64::from(k))))
+                .collect(),
+            Op::Div { constant: c } => a
+                .iter()
+                .zip(&c.data)
+                .map(|(v, &k)| v.div(&T::of_f64(f64::from(k))))
+                .collect(),
+            Op::Clip { min, max } => {
+                let (lo, hi) = (T::of_f64(f64::from(*min)), T::of_f64(f64::from(*max)));
+                match mode {
+                    OMode::Exact => a
+                        .iter()
+                        .map(|v| {
+                            if lo.gt(v) {
+                                lo.clone()
+                            } else if v.gt(&hi) {
+                                hi.clone()
+                            } else {
+                                v.clone()
+                            }
+                        })
+                        .collect(),
+                    // min + r̃_{B_lo}(x − min) − r̃_{B_hi}(x − max), r̃_B(t) = t(1 + p(t/B))/2.
+                    OMode::Approx { comps, ranges, .. } => {
+                        let r = |t: &T, b: f64| {
+                            let p = sign_of(comps, &t.div(&T::of_f64(b)));
+                            t.add(&t.mul(&p)).mul(&half)
+                        };
+                        let (bl, bh) = (ranges[&i], ranges[&crate::nn::clip_upper_key(i)]);
+                        a.iter()
+                            .map(|v| lo.add(&r(&v.sub(&lo), bl)).sub(&r(&v.sub(&hi), bh)))
+                            .collect()
+                    }
+                }
+            }
             op => panic!("oracle: {op:?} not supported"),
         };
         vals[node.output] = Some(out);
@@ -404,26 +447,39 @@ impl NetB {
     }
 }
 
+/// A 3×3 convolution (pads 1) with random weights (scale `sc.0`) and bias (scale `sc.1`);
+/// `io` = [C_out, C_in / groups].
+fn conv3x3(r: &mut Lcg, io: [usize; 2], groups: usize, stride: usize, sc: (f64, f64)) -> Op {
+    Op::Conv(Conv {
+        weight: Tensor {
+            dims: vec![io[0], io[1], 3, 3],
+            data: r.vec(io[0] * io[1] * 9, sc.0, 20),
+        },
+        bias: Some(r.vec(io[0], sc.1, 20)),
+        strides: [stride, stride],
+        pads: [1, 1, 1, 1],
+        dilations: [1, 1],
+        groups,
+    })
+}
+
+/// A fully connected layer m×k with random weights (and bias, scale 0.5).
+fn gemm(r: &mut Lcg, m: usize, k: usize, bias: bool) -> Op {
+    Op::Gemm(Linear {
+        weight: Tensor {
+            dims: vec![m, k],
+            data: r.vec(m * k, 1.0, 20),
+        },
+        bias: bias.then(|| r.vec(m, 0.5, 20)),
+    })
+}
+
 /// Conv (groups 2, pads, stride 2) → BN → + option-A shortcut (Slice + Pad) → ReLU →
 /// AvgPool → Flatten → Gemm; one activation layer so exact rationals stay small.
 fn residual_net(seed: u64) -> Network {
     let mut r = Lcg(seed);
     let mut b = NetB::new(&[2, 6, 6]);
-    let conv = b.add(
-        Op::Conv(Conv {
-            weight: Tensor {
-                dims: vec![4, 1, 3, 3],
-                data: r.vec(36, 1.0, 20),
-            },
-            bias: Some(r.vec(4, 0.5, 20)),
-            strides: [2, 2],
-            pads: [1, 1, 1, 1],
-            dilations: [1, 1],
-            groups: 2,
-        }),
-        &[0],
-        &[4, 3, 3],
-    );
+    let conv = b.add(conv3x3(&mut r, [4, 1], 2, 2, (1.0, 0.5)), &[0], &[4, 3, 3]);
     let bn = b.add(
         Op::BatchNorm(BatchNorm {
             gamma: r.vec(4, 0.5, 12),
@@ -468,17 +524,7 @@ fn residual_net(seed: u64) -> Network {
         &[4, 2, 2],
     );
     let fl = b.add(Op::Flatten, &[ap], &[16]);
-    let out = b.add(
-        Op::Gemm(Linear {
-            weight: Tensor {
-                dims: vec![3, 16],
-                data: r.vec(48, 1.0, 20),
-            },
-            bias: Some(r.vec(3, 0.5, 20)),
-        }),
-        &[fl],
-        &[3],
-    );
+    let out = b.add(gemm(&mut r, 3, 16, true), &[fl], &[3]);
     b.build(out)
 }
 
@@ -496,17 +542,49 @@ fn maxpool_net(seed: u64) -> Network {
         &[1, 2, 2],
     );
     let fl = b.add(Op::Flatten, &[mp], &[4]);
-    let out = b.add(
-        Op::Gemm(Linear {
-            weight: Tensor {
-                dims: vec![2, 4],
-                data: r.vec(8, 1.0, 20),
-            },
-            bias: None,
-        }),
-        &[fl],
-        &[2],
+    let out = b.add(gemm(&mut r, 2, 4, false), &[fl], &[2]);
+    b.build(out)
+}
+
+/// Div and Sub by constants (input normalisation, 0.229 is not dyadic) → depthwise conv →
+/// Clip(0, 6) (ReLU6: two shifted r̃_α in F^α) → Mul by constants → Flatten → Gemm, the
+/// EfficientNet-Lite ops.
+fn clip_net(seed: u64) -> Network {
+    let mut r = Lcg(seed);
+    let mut b = NetB::new(&[2, 3, 3]);
+    let t = |data: Vec<f32>| Tensor {
+        dims: vec![2, 3, 3],
+        data,
+    };
+    let div = b.add(
+        Op::Div {
+            constant: t([0.229f32; 18].to_vec()),
+        },
+        &[0],
+        &[2, 3, 3],
     );
+    let sub = b.add(
+        Op::Add {
+            constant: Some(t(r.vec(18, 0.5, 12))),
+        },
+        &[div],
+        &[2, 3, 3],
+    );
+    let dw = b.add(
+        conv3x3(&mut r, [2, 1], 2, 1, (2.0, 1.0)),
+        &[sub],
+        &[2, 3, 3],
+    );
+    let clip = b.add(Op::Clip { min: 0.0, max: 6.0 }, &[dw], &[2, 3, 3]);
+    let mul = b.add(
+        Op::Mul {
+            constant: t(r.vec(18, 1.0, 16)),
+        },
+        &[clip],
+        &[2, 3, 3],
+    );
+    let fl = b.add(Op::Flatten, &[mul], &[18]);
+    let out = b.add(gemm(&mut r, 3, 18, false), &[fl], &[3]);
     b.build(out)
 }
 
@@ -539,15 +617,20 @@ fn assert_inside(what: &str, oracle: &[Rational], balls: &BallT, f: Frac, tight:
     }
 }
 
-fn run_both(
+/// F and F^α on balls, with the fixed-width fast path on or off.
+fn run_mode(
     net: &Network,
     x: &[f64],
     pe: &PolyErrors,
     ranges: &BTreeMap<NodeId, f64>,
     f: Frac,
+    fast: bool,
 ) -> (BallT, BallT, usize) {
-    let tn = TrajectoryNetwork::new(Arc::new(net.clone()), f).unwrap();
+    let tn = TrajectoryNetwork::new(Arc::new(net.clone()), f)
+        .unwrap()
+        .with_fast(fast);
     let sign = FixedSign::new(pe.components(), f);
+    let wide = sign.to_wide();
     let kernel = pe.sign_kernel().unwrap();
     let (ex, _) = tn.run(x, Mode::Exact).unwrap();
     let (ap, oor) = tn
@@ -555,12 +638,64 @@ fn run_both(
             x,
             Mode::Approx {
                 sign: &sign,
+                wide: wide.as_ref().filter(|_| fast),
                 kernel: &kernel,
                 ranges,
             },
         )
         .unwrap();
     (ex, ap, oor)
+}
+
+/// Both balls bit-identical (midpoints and radii).
+fn assert_identical(what: &str, p: &BallT, q: &BallT) {
+    assert_eq!(p.mid, q.mid, "{what}: midpoints");
+    let bits = |b: &BallT| b.rad.iter().map(|r| r.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(p), bits(q), "{what}: radii");
+}
+
+/// F and F^α on balls through the fast path, checked bit-identical to the GMP path.
+fn run_both(
+    net: &Network,
+    x: &[f64],
+    pe: &PolyErrors,
+    ranges: &BTreeMap<NodeId, f64>,
+    f: Frac,
+) -> (BallT, BallT, usize) {
+    let fast = run_mode(net, x, pe, ranges, f, true);
+    let gmp = run_mode(net, x, pe, ranges, f, false);
+    assert_identical("F", &fast.0, &gmp.0);
+    assert_identical("F^alpha", &fast.1, &gmp.1);
+    assert_eq!(fast.2, gmp.2);
+    fast
+}
+
+/// F and F^α at 128 bits (fast path, checked against GMP) against the exact-rational
+/// oracle: both lie in the balls, which are tight; returns the oracle values and the count
+/// of activation inputs leaving [−B, B].
+fn rational_check(
+    net: &Network,
+    x: &[f64],
+    pe: &PolyErrors,
+    ranges: &BTreeMap<NodeId, f64>,
+    what: &str,
+) -> (Vec<Rational>, Vec<Rational>, usize) {
+    let f = Frac(128);
+    let kernel = pe.sign_kernel().unwrap();
+    let (ex, ap, oor) = run_both(net, x, pe, ranges, f);
+    let oe: Vec<Rational> = oracle(net, x, &OMode::Exact);
+    assert_inside(&format!("F, {what}"), &oe, &ex, f, 1e-20);
+    let oa: Vec<Rational> = oracle(
+        net,
+        x,
+        &OMode::Approx {
+            comps: pe.components(),
+            kernel: &kernel,
+            ranges,
+        },
+    );
+    assert_inside(&format!("F^alpha, {what}"), &oa, &ap, f, 1e-20);
+    (oe, oa, oor)
 }
 
 #[test]
@@ -571,28 +706,53 @@ fn exact_rational_f_and_f_alpha_lie_in_the_balls_residual_net() {
     for (seed, alpha, b, outside) in [(1u64, 10u32, 3.0, true), (7, 14, 4.0, false)] {
         let net = residual_net(seed);
         let pe = PolyErrors::load(&proofs(), alpha).unwrap();
-        let kernel = pe.sign_kernel().unwrap();
         let ranges = ranges_of(&net, b);
         let mut r = Lcg(seed + 100);
         let x: Vec<f64> = r.vec(72, 1.5, 8).into_iter().map(f64::from).collect();
-        let f = Frac(128);
-        let (ex, ap, oor) = run_both(&net, &x, &pe, &ranges, f);
+        let (oe, oa, oor) = rational_check(&net, &x, &pe, &ranges, &format!("alpha {alpha}"));
         assert_eq!(oor > 0, outside, "inputs leaving [-B, B]: {oor}");
-        let oe: Vec<Rational> = oracle(&net, &x, &OMode::Exact);
-        assert_inside("F", &oe, &ex, f, 1e-20);
-        let oa: Vec<Rational> = oracle(
-            &net,
-            &x,
-            &OMode::Approx {
-                comps: pe.components(),
-                kernel: &kernel,
-                ranges: &ranges,
-            },
-        );
-        assert_inside(&format!("F^alpha, alpha {alpha}"), &oa, &ap, f, 1e-20);
         // F and F^α really differ (the test is not vacuous).
         assert!(oe.iter().zip(&oa).any(|(p, q)| p != q));
     }
+}
+
+#[test]
+fn exact_rational_clip_div_mul_lie_in_the_balls() {
+    // Golden: the exact-rational interpreter; Clip(0, 6) is two shifted r̃_α in F^α (as the
+    // engine), with B = 16 for ReLU(x) and B = 20 for ReLU(x − 6).
+    let net = clip_net(21);
+    let clip = net
+        .nodes
+        .iter()
+        .position(|n| matches!(n.op, Op::Clip { .. }))
+        .unwrap();
+    let ranges = BTreeMap::from([(clip, 16.0), (crate::nn::clip_upper_key(clip), 20.0)]);
+    let pe = PolyErrors::load(&proofs(), 10).unwrap();
+    let kernel = pe.sign_kernel().unwrap();
+    let x: Vec<f64> = Lcg(22)
+        .vec(18, 1.0, 10)
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    let f = Frac(128);
+    let (oe, oa, _) = rational_check(&net, &x, &pe, &ranges, "clip");
+    assert!(oe.iter().zip(&oa).any(|(p, q)| p != q));
+    // Only one of the Clip's two ranges: a clear error naming the node.
+    let partial = BTreeMap::from([(clip, 4.0)]);
+    let tn = TrajectoryNetwork::new(Arc::new(net.clone()), f).unwrap();
+    let sign = FixedSign::new(pe.components(), f);
+    let err = tn
+        .run(
+            &x,
+            Mode::Approx {
+                sign: &sign,
+                wide: None,
+                kernel: &kernel,
+                ranges: &partial,
+            },
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("n3"), "{err}");
 }
 
 #[test]
