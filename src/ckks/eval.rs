@@ -57,6 +57,26 @@ impl CkksContext {
         &self.encoder
     }
 
+    /// The factor S = q_ℓ·Δ_{ℓ−1}/s by which a level-ℓ ciphertext of scale s is multiplied so
+    /// that rescaling lands exactly on Δ_{ℓ−1} (module docs of `ckks`).
+    pub(super) fn rescale_factor(
+        &self,
+        level: usize,
+        scale: f64,
+        op: &str,
+    ) -> Result<f64, CkksError> {
+        if level == 0 {
+            return Err(CkksError::Level {
+                op: op.into(),
+                got: 0,
+                expected: "≥ 1 (a level to rescale by)".into(),
+            });
+        }
+        self.check_level(op, level)?;
+        let q = self.ring.moduli[level].val() as f64;
+        Ok(q * self.params.scale(level - 1) / scale)
+    }
+
     fn check_level(&self, op: &str, level: usize) -> Result<(), CkksError> {
         if level > self.params.max_level() {
             return Err(CkksError::Level {
@@ -489,15 +509,7 @@ impl Evaluator {
     /// The factor S = q_ℓ·Δ_{ℓ−1}/s by which a level-ℓ ciphertext of scale s is multiplied so
     /// that rescaling lands exactly on Δ_{ℓ−1}.
     pub(super) fn next_factor(&self, a: &Ciphertext, op: &str) -> Result<f64, CkksError> {
-        if a.level == 0 {
-            return Err(CkksError::Level {
-                op: op.into(),
-                got: 0,
-                expected: "≥ 1 (a level to rescale by)".into(),
-            });
-        }
-        let q = self.ring().moduli[a.level].val() as f64;
-        Ok(q * self.ctx.params.scale(a.level - 1) / a.scale)
+        self.ctx.rescale_factor(a.level, a.scale, op)
     }
 
     /// a·c without rescaling: multiplies by the integer round(c·S), S as in the module docs,
@@ -560,6 +572,38 @@ impl Evaluator {
         }
         out.scale = a.scale * pt.scale;
         Ok(out)
+    }
+
+    /// acc += a ⊙ pt without rescaling (acc at scale s_a·Δ_pt and a's level; the fused
+    /// form of [`Evaluator::mul_plain_lazy`] then [`Evaluator::add_assign`], same result).
+    ///
+    /// # Errors
+    /// As [`Evaluator::mul_plain_lazy`] and [`Evaluator::add_assign`].
+    pub fn mul_plain_add_assign(
+        &self,
+        acc: &mut Ciphertext,
+        a: &Ciphertext,
+        pt: &Plaintext,
+    ) -> Result<(), CkksError> {
+        self.check(acc)?;
+        self.check(a)?;
+        self.ctx.check_params("plaintext", pt.params_id)?;
+        if acc.level != a.level || pt.level != a.level {
+            return Err(CkksError::Level {
+                op: "mul_plain_add".into(),
+                got: a.level,
+                expected: format!("{} (the accumulator's and the plaintext's)", acc.level),
+            });
+        }
+        check_scale("mul_plain_add", a.scale * pt.scale, acc.scale)?;
+        let q = self.ring().q_idx(a.level);
+        while acc.c.len() < a.c.len() {
+            acc.c.push(vec![vec![0u64; self.ring().n]; q.len()]);
+        }
+        for (s, x) in acc.c.iter_mut().zip(&a.c) {
+            self.ring().mul_add_assign(s, x, &pt.limbs, &q);
+        }
+        Ok(())
     }
 
     /// a ⊙ v (real vector), rescaled: one level, result scale Δ_{ℓ−1}.

@@ -82,7 +82,7 @@ pub use infer::{
     encrypted_levels, run_encrypted, run_encrypted_with, EncryptedConfig, RunSetup, BOOT_SCALE_BITS,
 };
 pub use keys::{GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
-pub use lintrans::LinearTransform;
+pub use lintrans::{EncodedTransform, LinearTransform};
 pub use params::{CkksParams, CkksParamsBuilder, SecurityLevel, HE_STANDARD_128};
 pub use polyeval::{eval_plan, eval_sign, max2_scaled, relu_scaled, sign_plans, PlanTrace};
 pub use report::{
