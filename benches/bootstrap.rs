@@ -53,9 +53,12 @@ fn bench(c: &mut Criterion) {
         config.eval_mod.double_angles
     );
     let ctx = CkksContext::new(params).unwrap();
+    let t_new = std::time::Instant::now();
     let b = Bootstrapper::new(&ctx, config).unwrap();
+    let new_s = t_new.elapsed().as_secs_f64();
     let mem = b.key_memory(&ctx);
     eprintln!("{mem}");
+    eprintln!("bootstrapper construction (encodes the DFT diagonals once): {new_s:.2} s");
     let avail = available_memory_bytes().unwrap_or(u64::MAX);
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let sk = SecretKey::generate(&ctx, &mut rng);
