@@ -579,3 +579,24 @@ fn encoded_transform_checks_level_and_scale_insecure() {
     assert!(matches!(e, CkksError::Scale { .. }), "{e}");
     assert!(k.ctx.encode_transform(&lt, 0, 1.0).is_err());
 }
+
+/// The Fermat inverse used by basis conversion, rescaling and ModDown equals fhe-math's
+/// (primality-testing) inverse, and a·a^{−1} ≡ 1, on every prime of a chain.
+#[test]
+fn fermat_inverse_equals_fhe_math_inverse() {
+    let k = keys(insecure_params(10, 3, 2), 34);
+    let ring = k.ctx.ring();
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    for m in &ring.moduli {
+        assert_eq!(super::ring::inv_mod(m, 0), 0);
+        for _ in 0..50 {
+            let a = rng.random_range(1..m.val());
+            let i = super::ring::inv_mod(m, a);
+            assert_eq!(Some(i), m.inv(a));
+            assert_eq!(m.mul(a, i), 1);
+        }
+        // Unreduced input (a prime of the chain) as in the callers.
+        let big = u64::MAX - 5;
+        assert_eq!(m.mul(m.reduce(big), super::ring::inv_mod(m, big)), 1);
+    }
+}

@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use super::encoding::{Complex, Encoder};
 use super::keys::{GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
 use super::params::CkksParams;
-use super::ring::{sample_gaussian, sample_ternary, Limbs, ModVal, Ring};
+use super::ring::{inv_mod, sample_gaussian, sample_ternary, Limbs, ModVal, Ring};
 use super::CkksError;
 
 /// Relative tolerance of scale comparisons (f64 rounding of the scale bookkeeping).
@@ -653,7 +653,7 @@ impl Evaluator {
                                 })
                                 .collect();
                             ring.ntt[i].forward(&mut t);
-                            let inv = m.inv(ql_mod).unwrap_or(0);
+                            let inv = inv_mod(m, ql_mod);
                             let mut x = poly[i].clone();
                             m.sub_vec(&mut x, &t);
                             m.scalar_mul_vec(&mut x, inv);
@@ -875,13 +875,12 @@ impl Evaluator {
                 .zip(q.par_iter())
                 .for_each(|((x, c), &i)| {
                     let m = &ring.moduli[i];
-                    let pinv = m
-                        .inv(
-                            ring.moduli[nq..nq + np]
-                                .iter()
-                                .fold(1u64, |a, p| m.mul(a, m.reduce(p.val()))),
-                        )
-                        .unwrap_or(0);
+                    let pinv = inv_mod(
+                        m,
+                        ring.moduli[nq..nq + np]
+                            .iter()
+                            .fold(1u64, |a, p| m.mul(a, m.reduce(p.val()))),
+                    );
                     m.sub_vec(x, c);
                     m.scalar_mul_vec(x, pinv);
                 });
