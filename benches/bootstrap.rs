@@ -81,8 +81,9 @@ fn bench(c: &mut Criterion) {
     let ct = ctx.encrypt(&pk, &pt, &mut rng).unwrap();
     let ct0 = ev.adjust_to(&ct, 0).unwrap();
     let t_boot = std::time::Instant::now();
-    let out = b.bootstrap(&ev, &ct0).unwrap();
+    let (out, phases) = b.bootstrap_timed(&ev, &ct0).unwrap();
     let boot_s = t_boot.elapsed().as_secs_f64();
+    eprintln!("first bootstrap by step: {phases}");
     let got = ctx.decrypt_decode(&sk, &out).unwrap();
     let err = got
         .iter()

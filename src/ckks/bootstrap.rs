@@ -144,6 +144,46 @@ impl std::fmt::Display for KeyMemory {
     }
 }
 
+/// Wall-clock seconds of the steps of one bootstrap ([`Bootstrapper::bootstrap_timed`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct BootstrapTimes {
+    /// Bringing the input to level 0, ModRaise and SubSum.
+    pub mod_raise_s: f64,
+    /// CoeffToSlot (all stages).
+    pub coeff_to_slot_s: f64,
+    /// Conjugation (real parts) and EvalMod.
+    pub eval_mod_s: f64,
+    /// SlotToCoeff (all stages).
+    pub slot_to_coeff_s: f64,
+}
+
+impl BootstrapTimes {
+    /// The sum of the steps.
+    pub fn total_s(&self) -> f64 {
+        self.mod_raise_s + self.coeff_to_slot_s + self.eval_mod_s + self.slot_to_coeff_s
+    }
+}
+
+impl std::fmt::Display for BootstrapTimes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tot = self.total_s().max(f64::MIN_POSITIVE);
+        let pc = |x: f64| 100.0 * x / tot;
+        write!(
+            f,
+            "ModRaise {:.2} s ({:.0} %), CoeffToSlot {:.2} s ({:.0} %), EvalMod {:.2} s ({:.0} %), \
+             SlotToCoeff {:.2} s ({:.0} %)",
+            self.mod_raise_s,
+            pc(self.mod_raise_s),
+            self.coeff_to_slot_s,
+            pc(self.coeff_to_slot_s),
+            self.eval_mod_s,
+            pc(self.eval_mod_s),
+            self.slot_to_coeff_s,
+            pc(self.slot_to_coeff_s)
+        )
+    }
+}
+
 /// The bootstrapping procedure for one parameter set (module docs): the CoeffToSlot and
 /// SlotToCoeff matrices with their constants folded in, the EvalMod plan, the levels.
 #[derive(Debug, Clone)]
@@ -418,6 +458,26 @@ impl Bootstrapper {
     /// [`CkksError::MissingGaloisKey`] without the keys of [`Bootstrapper::generate_keys`];
     /// as the evaluator's operations.
     pub fn bootstrap(&self, ev: &Evaluator, ct: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        Ok(self.bootstrap_timed(ev, ct)?.0)
+    }
+
+    /// [`Bootstrapper::bootstrap`] with the wall-clock time of each step (the same ciphertext;
+    /// the times are measured, not part of any deterministic output).
+    ///
+    /// # Errors
+    /// As [`Bootstrapper::bootstrap`].
+    pub fn bootstrap_timed(
+        &self,
+        ev: &Evaluator,
+        ct: &Ciphertext,
+    ) -> Result<(Ciphertext, BootstrapTimes), CkksError> {
+        let mut times = BootstrapTimes::default();
+        let mut t = std::time::Instant::now();
+        let mut lap = |slot: &mut f64| {
+            let now = std::time::Instant::now();
+            *slot += now.duration_since(t).as_secs_f64();
+            t = now;
+        };
         let ct0 = if ct.level() > 0 {
             ev.adjust_to(ct, 0)?
         } else {
@@ -435,7 +495,9 @@ impl Bootstrapper {
             let y = ev.rotate(&x, r)?;
             ev.add_assign(&mut x, &y)?;
         }
+        lap(&mut times.mod_raise_s);
         x = apply_stages(ev, x, &self.cts, &self.cts_enc)?;
+        lap(&mut times.coeff_to_slot_s);
         let xc = ev.conjugate(&x)?;
         let z = if self.period == 2 * self.config.slots {
             let y = ev.add(&x, &xc)?;
@@ -447,7 +509,10 @@ impl Bootstrapper {
             let zi = eval_plan(ev, &self.plan, &im)?.0;
             ev.add(&zr, &ev.mul_i_pow(&zi, 1)?)?
         };
-        apply_stages(ev, z, &self.stc, &self.stc_enc)
+        lap(&mut times.eval_mod_s);
+        let out = apply_stages(ev, z, &self.stc, &self.stc_enc)?;
+        lap(&mut times.slot_to_coeff_s);
+        Ok((out, times))
     }
 
     /// [`Bootstrapper::bootstrap`] with the CoeffToSlot/SlotToCoeff diagonals encoded on the

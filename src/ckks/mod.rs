@@ -71,7 +71,8 @@ mod ring;
 mod schedule;
 
 pub use bootstrap::{
-    available_memory_bytes, bootstrap_params, BootstrapConfig, Bootstrapper, KeyMemory, KeyNeed,
+    available_memory_bytes, bootstrap_params, BootstrapConfig, BootstrapTimes, Bootstrapper,
+    KeyMemory, KeyNeed,
 };
 pub use dft::{bit_reverse_index, coeff_to_slot_stages, slot_to_coeff_stages};
 pub use encoding::{Complex, Encoder};
