@@ -836,32 +836,35 @@ impl Evaluator {
         let q = ring.q_idx(level);
         let qp = ring.qp_idx(level);
         let n = ring.n;
-        let mut acc0: Limbs = vec![vec![0u64; n]; qp.len()];
-        let mut acc1: Limbs = vec![vec![0u64; n]; qp.len()];
-        for (e, (kb, ka)) in ext.iter().zip(&key.digits) {
-            acc0.par_iter_mut()
-                .zip(acc1.par_iter_mut())
-                .zip(e.par_iter().zip(qp.par_iter()))
-                .for_each(|((s0, s1), (e, &i))| {
-                    let m = &ring.moduli[i];
-                    let (b, a) = (&kb[key.pos(i)], &ka[key.pos(i)]);
-                    match perm {
-                        Some(perm) => {
-                            for k in 0..n {
-                                let x = e[perm[k]];
-                                s0[k] = m.add(s0[k], m.mul(x, b[k]));
-                                s1[k] = m.add(s1[k], m.mul(x, a[k]));
-                            }
+        // Σ_j ext_j·key_j per residue, accumulated in u128 and reduced once: each product is
+        // < 2^124 (primes < 2^62): 15 of them plus a reduced residue stay below 2^128.
+        let digits: Vec<(&Limbs, &(Limbs, Limbs))> = ext.iter().zip(&key.digits).collect();
+        let (acc0, acc1): (Limbs, Limbs) = qp
+            .par_iter()
+            .enumerate()
+            .map(|(li, &i)| {
+                let m = &ring.moduli[i];
+                let pos = key.pos(i);
+                let mut s0 = vec![0u64; n];
+                let mut s1 = vec![0u64; n];
+                for chunk in digits.chunks(15) {
+                    for k in 0..n {
+                        let (mut a0, mut a1) = (u128::from(s0[k]), u128::from(s1[k]));
+                        for (e, (kb, ka)) in chunk {
+                            let x = u128::from(match perm {
+                                Some(perm) => e[li][perm[k]],
+                                None => e[li][k],
+                            });
+                            a0 += x * u128::from(kb[pos][k]);
+                            a1 += x * u128::from(ka[pos][k]);
                         }
-                        None => {
-                            for k in 0..n {
-                                s0[k] = m.add(s0[k], m.mul(e[k], b[k]));
-                                s1[k] = m.add(s1[k], m.mul(e[k], a[k]));
-                            }
-                        }
+                        s0[k] = m.reduce_u128(a0);
+                        s1[k] = m.reduce_u128(a1);
                     }
-                });
-        }
+                }
+                (s0, s1)
+            })
+            .unzip();
         let pidx: Vec<usize> = (nq..nq + ring.np).collect();
         let np = pidx.len();
         let down = |acc: Limbs| -> Limbs {
