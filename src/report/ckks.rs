@@ -258,8 +258,9 @@ fn run_model(
         // never bootstrapped (e.g. max pooling) may not fit.
         Err(crate::Error::Ckks(e @ CkksError::NotEnoughLevels { .. })) if bootstrapped => {
             return Ok(Err(format!(
-                "does not fit the bootstrapped parameters at α = {}: {e}",
-                cfg.alpha
+                "needs more levels at α = {} than the bootstrapped parameters at N = 2^{} \
+                 give: {e}",
+                cfg.alpha, cfg.log_n
             )))
         }
         Err(e) => return Err(e),
