@@ -53,9 +53,12 @@ fn bench(c: &mut Criterion) {
         config.eval_mod.double_angles
     );
     let ctx = CkksContext::new(params).unwrap();
+    let t_new = std::time::Instant::now();
     let b = Bootstrapper::new(&ctx, config).unwrap();
+    let new_s = t_new.elapsed().as_secs_f64();
     let mem = b.key_memory(&ctx);
     eprintln!("{mem}");
+    eprintln!("bootstrapper construction (encodes the DFT diagonals once): {new_s:.2} s");
     let avail = available_memory_bytes().unwrap_or(u64::MAX);
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let sk = SecretKey::generate(&ctx, &mut rng);
@@ -78,8 +81,9 @@ fn bench(c: &mut Criterion) {
     let ct = ctx.encrypt(&pk, &pt, &mut rng).unwrap();
     let ct0 = ev.adjust_to(&ct, 0).unwrap();
     let t_boot = std::time::Instant::now();
-    let out = b.bootstrap(&ev, &ct0).unwrap();
+    let (out, phases) = b.bootstrap_timed(&ev, &ct0).unwrap();
     let boot_s = t_boot.elapsed().as_secs_f64();
+    eprintln!("first bootstrap by step: {phases}");
     let got = ctx.decrypt_decode(&sk, &out).unwrap();
     let err = got
         .iter()

@@ -51,7 +51,7 @@ use super::encoding::Complex;
 use super::eval::{Ciphertext, CkksContext, Evaluator};
 use super::evalmod::EvalModConfig;
 use super::keys::{GaloisKeys, KeySwitchKey, SecretKey};
-use super::lintrans::LinearTransform;
+use super::lintrans::{EncodedTransform, LinearTransform};
 use super::polyeval::eval_plan;
 use super::CkksError;
 
@@ -109,8 +109,9 @@ pub struct KeyMemory {
     pub relin_bytes: u64,
     /// Total bytes of the keys.
     pub total_bytes: u64,
-    /// Bytes of the CoeffToSlot/SlotToCoeff diagonals the [`Bootstrapper`] holds (complex
-    /// f64; encoded into plaintexts on the fly at each use, not stored as such).
+    /// Bytes of the CoeffToSlot/SlotToCoeff diagonals the [`Bootstrapper`] holds, encoded
+    /// once at construction (NTT-form plaintexts at the level where each stage is used; not
+    /// in `total_bytes`, which the key generation checks: they exist before it).
     pub matrix_bytes: u64,
 }
 
@@ -137,8 +138,48 @@ impl std::fmt::Display for KeyMemory {
         writeln!(f, "  relinearisation: {:.1} MiB", mib(self.relin_bytes))?;
         write!(
             f,
-            "  (plus {:.1} MiB of DFT diagonals held by the bootstrapper)",
+            "  (plus {:.1} MiB of encoded DFT diagonals held by the bootstrapper)",
             mib(self.matrix_bytes)
+        )
+    }
+}
+
+/// Wall-clock seconds of the steps of one bootstrap ([`Bootstrapper::bootstrap_timed`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct BootstrapTimes {
+    /// Bringing the input to level 0, ModRaise and SubSum.
+    pub mod_raise_s: f64,
+    /// CoeffToSlot (all stages).
+    pub coeff_to_slot_s: f64,
+    /// Conjugation (real parts) and EvalMod.
+    pub eval_mod_s: f64,
+    /// SlotToCoeff (all stages).
+    pub slot_to_coeff_s: f64,
+}
+
+impl BootstrapTimes {
+    /// The sum of the steps.
+    pub fn total_s(&self) -> f64 {
+        self.mod_raise_s + self.coeff_to_slot_s + self.eval_mod_s + self.slot_to_coeff_s
+    }
+}
+
+impl std::fmt::Display for BootstrapTimes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tot = self.total_s().max(f64::MIN_POSITIVE);
+        let pc = |x: f64| 100.0 * x / tot;
+        write!(
+            f,
+            "ModRaise {:.2} s ({:.0} %), CoeffToSlot {:.2} s ({:.0} %), EvalMod {:.2} s ({:.0} %), \
+             SlotToCoeff {:.2} s ({:.0} %)",
+            self.mod_raise_s,
+            pc(self.mod_raise_s),
+            self.coeff_to_slot_s,
+            pc(self.coeff_to_slot_s),
+            self.eval_mod_s,
+            pc(self.eval_mod_s),
+            self.slot_to_coeff_s,
+            pc(self.slot_to_coeff_s)
         )
     }
 }
@@ -152,6 +193,8 @@ pub struct Bootstrapper {
     subsum: Vec<i64>,
     cts: Vec<LinearTransform>,
     stc: Vec<LinearTransform>,
+    cts_enc: Vec<EncodedTransform>,
+    stc_enc: Vec<EncodedTransform>,
     plan: EvalPlan,
     top: usize,
     eval_mod_depth: usize,
@@ -270,12 +313,16 @@ impl Bootstrapper {
             }
         }
         let key_plan = need_at.into_iter().map(|(g, (s, l))| (g, s, l)).collect();
+        let cts_enc = encode_stages(ctx, &cts, top)?;
+        let stc_enc = encode_stages(ctx, &stc, stc_top)?;
         Ok(Self {
             config,
             period,
             subsum,
             cts,
             stc,
+            cts_enc,
+            stc_enc,
             plan,
             top,
             eval_mod_depth,
@@ -287,13 +334,17 @@ impl Bootstrapper {
     /// The same bootstrapper with its output multiplied by `gain` (a constant of the first
     /// SlotToCoeff stage, no level): bootstrapping x/gain returns x. Used to keep the
     /// message's coefficients small against q_0 (the sine's cubic bias (2π·m/q_0)²/6) at the
-    /// price of a gain-fold larger additive error (`schedule` module docs).
-    #[must_use]
-    pub fn with_output_gain(mut self, gain: f64) -> Self {
-        if let Some(first) = self.stc.first_mut() {
+    /// price of a gain-fold larger additive error (`schedule` module docs). The first
+    /// SlotToCoeff stage is re-encoded.
+    ///
+    /// # Errors
+    /// As [`CkksContext::encode_transform`] (`ctx` must be the context of [`Bootstrapper::new`]).
+    pub fn with_output_gain(mut self, ctx: &CkksContext, gain: f64) -> Result<Self, CkksError> {
+        if let (Some(first), Some(enc)) = (self.stc.first_mut(), self.stc_enc.first_mut()) {
             *first = first.scaled(Complex::new(gain, 0.0));
+            *enc = ctx.encode_transform(first, enc.level(), enc.input_scale())?;
         }
-        self
+        Ok(self)
     }
 
     /// The configuration.
@@ -347,10 +398,10 @@ impl Bootstrapper {
         let relin_bytes = KeySwitchKey::model_bytes(params, params.max_level());
         let total_bytes = keys.iter().map(|k| k.bytes).sum::<u64>() + relin_bytes;
         let matrix_bytes = self
-            .cts
+            .cts_enc
             .iter()
-            .chain(&self.stc)
-            .map(|lt| (lt.diagonal_indices().len() * lt.period() * 16) as u64)
+            .chain(&self.stc_enc)
+            .map(EncodedTransform::size_bytes)
             .sum();
         KeyMemory {
             keys,
@@ -407,6 +458,26 @@ impl Bootstrapper {
     /// [`CkksError::MissingGaloisKey`] without the keys of [`Bootstrapper::generate_keys`];
     /// as the evaluator's operations.
     pub fn bootstrap(&self, ev: &Evaluator, ct: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        Ok(self.bootstrap_timed(ev, ct)?.0)
+    }
+
+    /// [`Bootstrapper::bootstrap`] with the wall-clock time of each step (the same ciphertext;
+    /// the times are measured, not part of any deterministic output).
+    ///
+    /// # Errors
+    /// As [`Bootstrapper::bootstrap`].
+    pub fn bootstrap_timed(
+        &self,
+        ev: &Evaluator,
+        ct: &Ciphertext,
+    ) -> Result<(Ciphertext, BootstrapTimes), CkksError> {
+        let mut times = BootstrapTimes::default();
+        let mut t = std::time::Instant::now();
+        let mut lap = |slot: &mut f64| {
+            let now = std::time::Instant::now();
+            *slot += now.duration_since(t).as_secs_f64();
+            t = now;
+        };
         let ct0 = if ct.level() > 0 {
             ev.adjust_to(ct, 0)?
         } else {
@@ -424,9 +495,9 @@ impl Bootstrapper {
             let y = ev.rotate(&x, r)?;
             ev.add_assign(&mut x, &y)?;
         }
-        for lt in &self.cts {
-            x = ev.linear_transform(&x, lt)?;
-        }
+        lap(&mut times.mod_raise_s);
+        x = apply_stages(ev, x, &self.cts, &self.cts_enc)?;
+        lap(&mut times.coeff_to_slot_s);
         let xc = ev.conjugate(&x)?;
         let z = if self.period == 2 * self.config.slots {
             let y = ev.add(&x, &xc)?;
@@ -438,12 +509,64 @@ impl Bootstrapper {
             let zi = eval_plan(ev, &self.plan, &im)?.0;
             ev.add(&zr, &ev.mul_i_pow(&zi, 1)?)?
         };
-        let mut z = z;
-        for lt in &self.stc {
-            z = ev.linear_transform(&z, lt)?;
-        }
-        Ok(z)
+        lap(&mut times.eval_mod_s);
+        let out = apply_stages(ev, z, &self.stc, &self.stc_enc)?;
+        lap(&mut times.slot_to_coeff_s);
+        Ok((out, times))
     }
+
+    /// [`Bootstrapper::bootstrap`] with the CoeffToSlot/SlotToCoeff diagonals encoded on the
+    /// fly ([`Evaluator::linear_transform`]) instead of the ones encoded at construction: the
+    /// reference the cached path is tested against (bit for bit).
+    #[cfg(test)]
+    pub(crate) fn bootstrap_uncached(
+        &self,
+        ev: &Evaluator,
+        ct: &Ciphertext,
+    ) -> Result<Ciphertext, CkksError> {
+        let uncached = Self {
+            cts_enc: Vec::new(),
+            stc_enc: Vec::new(),
+            ..self.clone()
+        };
+        uncached.bootstrap(ev, ct)
+    }
+}
+
+/// The stages `lts`, the first applied to inputs at `level` and Δ_level, each next one level
+/// lower, encoded ([`CkksContext::encode_transform`]).
+fn encode_stages(
+    ctx: &CkksContext,
+    lts: &[LinearTransform],
+    level: usize,
+) -> Result<Vec<EncodedTransform>, CkksError> {
+    lts.iter()
+        .enumerate()
+        .map(|(i, lt)| {
+            let l = level - i;
+            ctx.encode_transform(lt, l, ctx.params().scale(l))
+        })
+        .collect()
+}
+
+/// x through the stages `lts`, with their encoded diagonals `enc` (or, where `enc` is empty,
+/// encoding them on the fly: the uncached reference of the tests).
+fn apply_stages(
+    ev: &Evaluator,
+    mut x: Ciphertext,
+    lts: &[LinearTransform],
+    enc: &[EncodedTransform],
+) -> Result<Ciphertext, CkksError> {
+    if enc.is_empty() {
+        for lt in lts {
+            x = ev.linear_transform(&x, lt)?;
+        }
+    } else {
+        for lt in enc {
+            x = ev.linear_transform_encoded(&x, lt)?;
+        }
+    }
+    Ok(x)
 }
 
 /// MemAvailable of /proc/meminfo in bytes (None where it cannot be read).

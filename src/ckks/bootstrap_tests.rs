@@ -491,3 +491,112 @@ fn bootstrap_params_fit_the_128_bit_table() {
     let e = bootstrap_params(15, d15, 50, None, 4, false).unwrap_err();
     assert!(matches!(e, CkksError::NotEnoughLevels { .. }), "{e}");
 }
+
+/// The diagonals encoded once at construction give the ciphertexts of the path that encodes
+/// them on every call, bit for bit: full slots (with an output gain, which re-encodes the first
+/// SlotToCoeff stage) and 32 sparse slots; the memory model counts exactly the encoded bytes.
+#[test]
+fn bootstrap_cached_diagonals_equal_uncached_insecure() {
+    let n = 1024;
+    let em = EvalModConfig::for_ring(n).unwrap();
+    for (slots, cts, stc, gain, seed) in [(512, 2, 2, Some(16.0), 31), (32, 2, 1, None, 32)] {
+        let mut k = keys(
+            insecure_params_scale(10, 2, cts + em.depth() + stc, 50),
+            seed,
+        );
+        let config = BootstrapConfig {
+            slots,
+            cts_levels: cts,
+            stc_levels: stc,
+            eval_mod: em,
+        };
+        let mut b = Bootstrapper::new(&k.ctx, config).unwrap();
+        if let Some(g) = gain {
+            b = b.with_output_gain(&k.ctx, g).unwrap();
+        }
+        // Memory model: one plaintext of ℓ + 1 limbs per diagonal, ℓ the stage's level.
+        let top = k.ctx.params().max_level();
+        let stc_top = b.output_level() + stc;
+        let mut want = 0u64;
+        for (i, lt) in b.coeff_to_slot().iter().enumerate() {
+            want += EncodedTransform::model_bytes(lt.diagonal_indices().len(), top - i, n);
+        }
+        for (i, lt) in b.slot_to_coeff().iter().enumerate() {
+            want += EncodedTransform::model_bytes(lt.diagonal_indices().len(), stc_top - i, n);
+        }
+        assert_eq!(b.key_memory(&k.ctx).matrix_bytes, want);
+        let gk = b
+            .generate_keys(&k.ctx, &k.sk, u64::MAX, &mut k.rng)
+            .unwrap();
+        let rk = RelinKey::generate(&k.ctx, &k.sk, &mut k.rng);
+        let ev = Evaluator::new(Arc::clone(&k.ctx), Some(rk), gk).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(seed + 100);
+        let v: Vec<f64> = (0..slots).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let full: Vec<f64> = (0..n / 2).map(|j| v[j % slots] / 16.0).collect();
+        let pt = k.ctx.encode(&full, 0, k.ctx.params().scale(0)).unwrap();
+        let ct0 = k.ctx.encrypt(&k.pk, &pt, &mut k.rng).unwrap();
+        let cached = b.bootstrap(&ev, &ct0).unwrap();
+        let uncached = b.bootstrap_uncached(&ev, &ct0).unwrap();
+        assert_eq!(cached.level(), uncached.level());
+        assert_eq!(cached.scale().to_bits(), uncached.scale().to_bits());
+        assert!(cached.c == uncached.c, "{slots} slots: ciphertexts differ");
+        // And it still bootstraps (the gain undoes the 1/16 of the input).
+        let got = k.ctx.decrypt_decode(&k.sk, &cached).unwrap();
+        let g = gain.unwrap_or(1.0) / 16.0;
+        let err = got
+            .iter()
+            .enumerate()
+            .map(|(j, x)| (x - g * v[j % slots]).abs())
+            .fold(0.0, f64::max);
+        assert!(err < 1e-4, "{slots} slots: error {err:e}");
+    }
+}
+
+/// An encoded transform applies only at the level and scale it was encoded for (a clear error
+/// otherwise), and equals the transform encoded on the fly there.
+#[test]
+fn encoded_transform_checks_level_and_scale_insecure() {
+    let mut k = keys(insecure_params(10, 3, 0), 33);
+    let mut rng = ChaCha20Rng::seed_from_u64(6);
+    let mut diags = std::collections::BTreeMap::new();
+    for d in [0usize, 1, 5, 9, 300] {
+        diags.insert(d, random_complex(&mut rng, 512));
+    }
+    let lt = LinearTransform::new(512, diags).unwrap();
+    let ev = k.evaluator(&lt.rotation_steps(), false);
+    let ct = k.enc_complex(&random_complex(&mut rng, 512));
+    let top = k.ctx.params().max_level();
+    let enc = k.ctx.encode_transform(&lt, top, ct.scale()).unwrap();
+    assert_eq!(enc.diagonals(), 5);
+    let a = ev.linear_transform_encoded(&ct, &enc).unwrap();
+    let b = ev.linear_transform(&ct, &lt).unwrap();
+    assert!(a.c == b.c && a.level() == b.level());
+    let low = ev.mod_drop(&ct, top - 1).unwrap();
+    let e = ev.linear_transform_encoded(&low, &enc).unwrap_err();
+    assert!(matches!(e, CkksError::Level { .. }), "{e}");
+    let other = k.ctx.encode_transform(&lt, top, ct.scale() * 2.0).unwrap();
+    let e = ev.linear_transform_encoded(&ct, &other).unwrap_err();
+    assert!(matches!(e, CkksError::Scale { .. }), "{e}");
+    assert!(k.ctx.encode_transform(&lt, 0, 1.0).is_err());
+}
+
+/// The Fermat inverse used by basis conversion, rescaling and ModDown equals fhe-math's
+/// (primality-testing) inverse, and a·a^{−1} ≡ 1, on every prime of a chain.
+#[test]
+fn fermat_inverse_equals_fhe_math_inverse() {
+    let k = keys(insecure_params(10, 3, 2), 34);
+    let ring = k.ctx.ring();
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    for m in &ring.moduli {
+        assert_eq!(super::ring::inv_mod(m, 0), 0);
+        for _ in 0..50 {
+            let a = rng.random_range(1..m.val());
+            let i = super::ring::inv_mod(m, a);
+            assert_eq!(Some(i), m.inv(a));
+            assert_eq!(m.mul(a, i), 1);
+        }
+        // Unreduced input (a prime of the chain) as in the callers.
+        let big = u64::MAX - 5;
+        assert_eq!(m.mul(m.reduce(big), super::ring::inv_mod(m, big)), 1);
+    }
+}

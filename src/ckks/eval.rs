@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use super::encoding::{Complex, Encoder};
 use super::keys::{GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
 use super::params::CkksParams;
-use super::ring::{sample_gaussian, sample_ternary, Limbs, ModVal, Ring};
+use super::ring::{inv_mod, sample_gaussian, sample_ternary, Limbs, ModVal, Ring};
 use super::CkksError;
 
 /// Relative tolerance of scale comparisons (f64 rounding of the scale bookkeeping).
@@ -55,6 +55,26 @@ impl CkksContext {
     /// The canonical-embedding encoder.
     pub fn encoder(&self) -> &Encoder {
         &self.encoder
+    }
+
+    /// The factor S = q_ℓ·Δ_{ℓ−1}/s by which a level-ℓ ciphertext of scale s is multiplied so
+    /// that rescaling lands exactly on Δ_{ℓ−1} (module docs of `ckks`).
+    pub(super) fn rescale_factor(
+        &self,
+        level: usize,
+        scale: f64,
+        op: &str,
+    ) -> Result<f64, CkksError> {
+        if level == 0 {
+            return Err(CkksError::Level {
+                op: op.into(),
+                got: 0,
+                expected: "≥ 1 (a level to rescale by)".into(),
+            });
+        }
+        self.check_level(op, level)?;
+        let q = self.ring.moduli[level].val() as f64;
+        Ok(q * self.params.scale(level - 1) / scale)
     }
 
     fn check_level(&self, op: &str, level: usize) -> Result<(), CkksError> {
@@ -489,15 +509,7 @@ impl Evaluator {
     /// The factor S = q_ℓ·Δ_{ℓ−1}/s by which a level-ℓ ciphertext of scale s is multiplied so
     /// that rescaling lands exactly on Δ_{ℓ−1}.
     pub(super) fn next_factor(&self, a: &Ciphertext, op: &str) -> Result<f64, CkksError> {
-        if a.level == 0 {
-            return Err(CkksError::Level {
-                op: op.into(),
-                got: 0,
-                expected: "≥ 1 (a level to rescale by)".into(),
-            });
-        }
-        let q = self.ring().moduli[a.level].val() as f64;
-        Ok(q * self.ctx.params.scale(a.level - 1) / a.scale)
+        self.ctx.rescale_factor(a.level, a.scale, op)
     }
 
     /// a·c without rescaling: multiplies by the integer round(c·S), S as in the module docs,
@@ -562,6 +574,38 @@ impl Evaluator {
         Ok(out)
     }
 
+    /// acc += a ⊙ pt without rescaling (acc at scale s_a·Δ_pt and a's level; the fused
+    /// form of [`Evaluator::mul_plain_lazy`] then [`Evaluator::add_assign`], same result).
+    ///
+    /// # Errors
+    /// As [`Evaluator::mul_plain_lazy`] and [`Evaluator::add_assign`].
+    pub fn mul_plain_add_assign(
+        &self,
+        acc: &mut Ciphertext,
+        a: &Ciphertext,
+        pt: &Plaintext,
+    ) -> Result<(), CkksError> {
+        self.check(acc)?;
+        self.check(a)?;
+        self.ctx.check_params("plaintext", pt.params_id)?;
+        if acc.level != a.level || pt.level != a.level {
+            return Err(CkksError::Level {
+                op: "mul_plain_add".into(),
+                got: a.level,
+                expected: format!("{} (the accumulator's and the plaintext's)", acc.level),
+            });
+        }
+        check_scale("mul_plain_add", a.scale * pt.scale, acc.scale)?;
+        let q = self.ring().q_idx(a.level);
+        while acc.c.len() < a.c.len() {
+            acc.c.push(vec![vec![0u64; self.ring().n]; q.len()]);
+        }
+        for (s, x) in acc.c.iter_mut().zip(&a.c) {
+            self.ring().mul_add_assign(s, x, &pt.limbs, &q);
+        }
+        Ok(())
+    }
+
     /// a ⊙ v (real vector), rescaled: one level, result scale Δ_{ℓ−1}.
     ///
     /// # Errors
@@ -609,7 +653,7 @@ impl Evaluator {
                                 })
                                 .collect();
                             ring.ntt[i].forward(&mut t);
-                            let inv = m.inv(ql_mod).unwrap_or(0);
+                            let inv = inv_mod(m, ql_mod);
                             let mut x = poly[i].clone();
                             m.sub_vec(&mut x, &t);
                             m.scalar_mul_vec(&mut x, inv);
@@ -792,32 +836,35 @@ impl Evaluator {
         let q = ring.q_idx(level);
         let qp = ring.qp_idx(level);
         let n = ring.n;
-        let mut acc0: Limbs = vec![vec![0u64; n]; qp.len()];
-        let mut acc1: Limbs = vec![vec![0u64; n]; qp.len()];
-        for (e, (kb, ka)) in ext.iter().zip(&key.digits) {
-            acc0.par_iter_mut()
-                .zip(acc1.par_iter_mut())
-                .zip(e.par_iter().zip(qp.par_iter()))
-                .for_each(|((s0, s1), (e, &i))| {
-                    let m = &ring.moduli[i];
-                    let (b, a) = (&kb[key.pos(i)], &ka[key.pos(i)]);
-                    match perm {
-                        Some(perm) => {
-                            for k in 0..n {
-                                let x = e[perm[k]];
-                                s0[k] = m.add(s0[k], m.mul(x, b[k]));
-                                s1[k] = m.add(s1[k], m.mul(x, a[k]));
-                            }
+        // Σ_j ext_j·key_j per residue, accumulated in u128 and reduced once: each product is
+        // < 2^124 (primes < 2^62): 15 of them plus a reduced residue stay below 2^128.
+        let digits: Vec<(&Limbs, &(Limbs, Limbs))> = ext.iter().zip(&key.digits).collect();
+        let (acc0, acc1): (Limbs, Limbs) = qp
+            .par_iter()
+            .enumerate()
+            .map(|(li, &i)| {
+                let m = &ring.moduli[i];
+                let pos = key.pos(i);
+                let mut s0 = vec![0u64; n];
+                let mut s1 = vec![0u64; n];
+                for chunk in digits.chunks(15) {
+                    for k in 0..n {
+                        let (mut a0, mut a1) = (u128::from(s0[k]), u128::from(s1[k]));
+                        for (e, (kb, ka)) in chunk {
+                            let x = u128::from(match perm {
+                                Some(perm) => e[li][perm[k]],
+                                None => e[li][k],
+                            });
+                            a0 += x * u128::from(kb[pos][k]);
+                            a1 += x * u128::from(ka[pos][k]);
                         }
-                        None => {
-                            for k in 0..n {
-                                s0[k] = m.add(s0[k], m.mul(e[k], b[k]));
-                                s1[k] = m.add(s1[k], m.mul(e[k], a[k]));
-                            }
-                        }
+                        s0[k] = m.reduce_u128(a0);
+                        s1[k] = m.reduce_u128(a1);
                     }
-                });
-        }
+                }
+                (s0, s1)
+            })
+            .unzip();
         let pidx: Vec<usize> = (nq..nq + ring.np).collect();
         let np = pidx.len();
         let down = |acc: Limbs| -> Limbs {
@@ -831,13 +878,12 @@ impl Evaluator {
                 .zip(q.par_iter())
                 .for_each(|((x, c), &i)| {
                     let m = &ring.moduli[i];
-                    let pinv = m
-                        .inv(
-                            ring.moduli[nq..nq + np]
-                                .iter()
-                                .fold(1u64, |a, p| m.mul(a, m.reduce(p.val()))),
-                        )
-                        .unwrap_or(0);
+                    let pinv = inv_mod(
+                        m,
+                        ring.moduli[nq..nq + np]
+                            .iter()
+                            .fold(1u64, |a, p| m.mul(a, m.reduce(p.val()))),
+                    );
                     m.sub_vec(x, c);
                     m.scalar_mul_vec(x, pinv);
                 });

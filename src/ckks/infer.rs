@@ -450,7 +450,7 @@ pub fn run_encrypted_with(
             (sk, pk, ev, key_bytes, None)
         }
         Some(bc) => {
-            let bs = Bootstrapper::new(&ctx, *bc)?.with_output_gain(BOOT_GAIN);
+            let bs = Bootstrapper::new(&ctx, *bc)?.with_output_gain(&ctx, BOOT_GAIN)?;
             let mem = key_memory(
                 &ctx,
                 &bs,
@@ -1222,7 +1222,8 @@ mod tests {
         let ctx = CkksContext::new(setup.params).unwrap();
         let bs = Bootstrapper::new(&ctx, setup.bootstrap.unwrap())
             .unwrap()
-            .with_output_gain(BOOT_GAIN);
+            .with_output_gain(&ctx, BOOT_GAIN)
+            .unwrap();
         assert_eq!(bs.output_level(), 3);
         let mut rng = ChaCha20Rng::seed_from_u64(7);
         let sk = SecretKey::generate(&ctx, &mut rng);

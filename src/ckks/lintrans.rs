@@ -25,11 +25,14 @@
     reason = "diagonal indices are reduced mod the period, which is every diagonal's length"
 )]
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::{Add, Mul};
 
+use rayon::prelude::*;
+
 use super::encoding::Complex;
-use super::eval::{Ciphertext, Evaluator};
+use super::eval::{Ciphertext, CkksContext, Evaluator, Plaintext};
 use super::CkksError;
 
 /// A complex matrix on P-periodic slot vectors, by its non-zero generalised diagonals (module
@@ -215,9 +218,140 @@ impl LinearTransform {
     }
 }
 
+/// A [`LinearTransform`] with its baby-step giant-step plaintexts encoded once, for inputs at
+/// one level ℓ and one scale s: the diagonal D_k becomes the NTT-form plaintext of
+/// rot(D_k, −g) at level ℓ and scale S = q_ℓ·Δ_{ℓ−1}/s (module docs). Applying it
+/// ([`Evaluator::linear_transform_encoded`]) gives the ciphertext of
+/// [`Evaluator::linear_transform`] bit for bit, without re-encoding (one special FFT and ℓ + 1
+/// NTTs per diagonal saved on every call).
+#[derive(Clone)]
+pub struct EncodedTransform {
+    level: usize,
+    input_scale: f64,
+    period: usize,
+    n1: usize,
+    babies: Vec<usize>,
+    /// Giant step g → (diagonal index k, plaintext of rot(D_k, −g)).
+    groups: BTreeMap<usize, Vec<(usize, Plaintext)>>,
+}
+
+impl std::fmt::Debug for EncodedTransform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncodedTransform")
+            .field("level", &self.level)
+            .field("input_scale", &self.input_scale)
+            .field("period", &self.period)
+            .field("n1", &self.n1)
+            .field("diagonals", &self.diagonals())
+            .field("size_bytes", &self.size_bytes())
+            .finish()
+    }
+}
+
+impl EncodedTransform {
+    /// The level ℓ of the inputs it applies to.
+    pub fn level(&self) -> usize {
+        self.level
+    }
+
+    /// The scale s of the inputs it applies to.
+    pub fn input_scale(&self) -> f64 {
+        self.input_scale
+    }
+
+    /// Number of encoded diagonals.
+    pub fn diagonals(&self) -> usize {
+        self.groups.values().map(Vec::len).sum()
+    }
+
+    /// Bytes of the encoded plaintexts: diagonals × (ℓ + 1) limbs × N × 8.
+    pub fn size_bytes(&self) -> u64 {
+        self.groups
+            .values()
+            .flatten()
+            .map(|(_, pt)| pt.limbs.iter().map(|l| 8 * l.len() as u64).sum::<u64>())
+            .sum()
+    }
+
+    /// The model of [`EncodedTransform::size_bytes`] before encoding: `diagonals` plaintexts of
+    /// ℓ + 1 limbs of N residues (8 bytes each).
+    pub fn model_bytes(diagonals: usize, level: usize, n: usize) -> u64 {
+        (diagonals * (level + 1) * n * 8) as u64
+    }
+}
+
+impl CkksContext {
+    /// Encode the BSGS plaintexts of `m` for inputs at `level` and scale `input_scale`
+    /// ([`EncodedTransform`]; the same plaintexts [`Evaluator::linear_transform`] encodes on
+    /// each call).
+    ///
+    /// # Errors
+    /// [`CkksError::BadParam`] when the period does not divide N/2; [`CkksError::Level`] at
+    /// level 0 or above L; [`CkksError::Encode`].
+    pub fn encode_transform(
+        &self,
+        m: &LinearTransform,
+        level: usize,
+        input_scale: f64,
+    ) -> Result<EncodedTransform, CkksError> {
+        self.check_period(m)?;
+        let s = self.rescale_factor(level, input_scale, "encode_transform")?;
+        let n1 = m.baby_step();
+        let (babies, _) = m.split(n1);
+        let items: Vec<(usize, usize)> = m.diags.keys().map(|&k| (k - k % n1, k)).collect();
+        let pts = items
+            .par_iter()
+            .map(|&(g, k)| Ok((g, k, self.encode_diagonal(m, k, g, level, s)?)))
+            .collect::<Result<Vec<_>, CkksError>>()?;
+        let mut groups: BTreeMap<usize, Vec<(usize, Plaintext)>> = BTreeMap::new();
+        for (g, k, pt) in pts {
+            groups.entry(g).or_default().push((k, pt));
+        }
+        Ok(EncodedTransform {
+            level,
+            input_scale,
+            period: m.period,
+            n1,
+            babies,
+            groups,
+        })
+    }
+
+    /// The plaintext of rot(D_k, −g) at `level` and scale `s`.
+    fn encode_diagonal(
+        &self,
+        m: &LinearTransform,
+        k: usize,
+        g: usize,
+        level: usize,
+        s: f64,
+    ) -> Result<Plaintext, CkksError> {
+        let p = m.period;
+        let d = &m.diags[&k];
+        // rot(D_k, −g)[r] = D_k[(r − g) mod P].
+        let shifted: Vec<Complex> = (0..p).map(|r| d[(r + p - g) % p]).collect();
+        self.encode_complex(&shifted, level, s)
+    }
+
+    /// [`CkksError::BadParam`] unless the period of `m` divides N/2.
+    fn check_period(&self, m: &LinearTransform) -> Result<(), CkksError> {
+        let slots = self.params().slots();
+        let p = m.period;
+        if p > slots || !slots.is_multiple_of(p) {
+            return Err(CkksError::BadParam {
+                what: "linear transform period".into(),
+                value: p.to_string(),
+                valid: format!("a power of two dividing N/2 = {slots}"),
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Evaluator {
     /// M·x on the slots of `a` (module docs: BSGS, hoisted baby steps, one rescaling). The
-    /// output is at level ℓ − 1 and scale Δ_{ℓ−1}.
+    /// output is at level ℓ − 1 and scale Δ_{ℓ−1}. Encodes the diagonals on every call; see
+    /// [`Evaluator::linear_transform_encoded`] for the same result from encoded ones.
     ///
     /// # Errors
     /// [`CkksError::BadParam`] when the period does not divide N/2; [`CkksError::Level`] at
@@ -227,18 +361,72 @@ impl Evaluator {
         a: &Ciphertext,
         m: &LinearTransform,
     ) -> Result<Ciphertext, CkksError> {
-        let slots = self.context().params().slots();
-        let p = m.period;
-        if p > slots || !slots.is_multiple_of(p) {
-            return Err(CkksError::BadParam {
-                what: "linear transform period".into(),
-                value: p.to_string(),
-                valid: format!("a power of two dividing N/2 = {slots}"),
-            });
-        }
+        let ctx = self.context();
+        ctx.check_period(m)?;
         let s = self.next_factor(a, "linear_transform")?;
         let n1 = m.baby_step();
         let (babies, _) = m.split(n1);
+        let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for &k in m.diags.keys() {
+            groups.entry(k - k % n1).or_default().push(k);
+        }
+        let groups = groups.into_iter().map(|(g, ks)| {
+            let pts = ks
+                .into_iter()
+                .map(move |k| Ok((k, Cow::Owned(ctx.encode_diagonal(m, k, g, a.level(), s)?))));
+            (g, pts)
+        });
+        self.bsgs(a, n1, &babies, groups)
+    }
+
+    /// M·x with the plaintexts of an [`EncodedTransform`]: bit for bit the ciphertext of
+    /// [`Evaluator::linear_transform`] with the same matrix.
+    ///
+    /// # Errors
+    /// [`CkksError::Level`] or [`CkksError::Scale`] when `a` is not at the level and scale the
+    /// transform was encoded for; as [`Evaluator::linear_transform`].
+    pub fn linear_transform_encoded(
+        &self,
+        a: &Ciphertext,
+        m: &EncodedTransform,
+    ) -> Result<Ciphertext, CkksError> {
+        self.check(a)?;
+        if a.level() != m.level {
+            return Err(CkksError::Level {
+                op: "linear_transform_encoded".into(),
+                got: a.level(),
+                expected: format!("{} (the level the diagonals were encoded for)", m.level),
+            });
+        }
+        if a.scale().to_bits() != m.input_scale.to_bits() {
+            return Err(CkksError::Scale {
+                op: "linear_transform_encoded".into(),
+                got: a.scale().log2(),
+                expected: m.input_scale.log2(),
+            });
+        }
+        let groups = m.groups.iter().map(|(&g, pts)| {
+            let pts = pts
+                .iter()
+                .map(|(k, pt)| Ok::<_, CkksError>((*k, Cow::Borrowed(pt))));
+            (g, pts)
+        });
+        self.bsgs(a, m.n1, &m.babies, groups)
+    }
+
+    /// The BSGS sum Σ_g rot(Σ_b pt_{g+b} ⊙ rot(a, b), g), rescaled once (module docs); the
+    /// plaintexts come per giant step g as (diagonal index k, rot(D_k, −g) encoded).
+    fn bsgs<'p, G, P>(
+        &self,
+        a: &Ciphertext,
+        n1: usize,
+        babies: &[usize],
+        groups: G,
+    ) -> Result<Ciphertext, CkksError>
+    where
+        G: Iterator<Item = (usize, P)>,
+        P: Iterator<Item = Result<(usize, Cow<'p, Plaintext>), CkksError>>,
+    {
         let mut steps = vec![0i64];
         steps.extend(babies.iter().map(|&b| b as i64));
         let rotated = self.rotate_hoisted(a, &steps)?;
@@ -246,24 +434,15 @@ impl Evaluator {
             .chain(babies.iter().copied())
             .zip(rotated.iter())
             .collect();
-        let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-        for &k in m.diags.keys() {
-            groups.entry(k - k % n1).or_default().push(k);
-        }
-        let ctx = self.context();
         let mut acc: Option<Ciphertext> = None;
-        for (g, ks) in groups {
+        for (g, pts) in groups {
             let mut inner: Option<Ciphertext> = None;
-            for k in ks {
-                let d = &m.diags[&k];
-                // rot(D_k, −g)[r] = D_k[(r − g) mod P].
-                let shifted: Vec<Complex> = (0..p).map(|r| d[(r + p - g) % p]).collect();
-                let pt = ctx.encode_complex(&shifted, a.level(), s)?;
+            for item in pts {
+                let (k, pt) = item?;
                 let x = baby.get(&(k % n1)).ok_or(CkksError::BadPlan { op: k })?;
-                let t = self.mul_plain_lazy(x, &pt)?;
                 match &mut inner {
-                    Some(i) => self.add_assign(i, &t)?,
-                    None => inner = Some(t),
+                    Some(i) => self.mul_plain_add_assign(i, x, &pt)?,
+                    None => inner = Some(self.mul_plain_lazy(x, &pt)?),
                 }
             }
             let Some(mut inner) = inner else { continue };

@@ -71,7 +71,8 @@ mod ring;
 mod schedule;
 
 pub use bootstrap::{
-    available_memory_bytes, bootstrap_params, BootstrapConfig, Bootstrapper, KeyMemory, KeyNeed,
+    available_memory_bytes, bootstrap_params, BootstrapConfig, BootstrapTimes, Bootstrapper,
+    KeyMemory, KeyNeed,
 };
 pub use dft::{bit_reverse_index, coeff_to_slot_stages, slot_to_coeff_stages};
 pub use encoding::{Complex, Encoder};
@@ -82,7 +83,7 @@ pub use infer::{
     encrypted_levels, run_encrypted, run_encrypted_with, EncryptedConfig, RunSetup, BOOT_SCALE_BITS,
 };
 pub use keys::{GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
-pub use lintrans::LinearTransform;
+pub use lintrans::{EncodedTransform, LinearTransform};
 pub use params::{CkksParams, CkksParamsBuilder, SecurityLevel, HE_STANDARD_128};
 pub use polyeval::{eval_plan, eval_sign, max2_scaled, relu_scaled, sign_plans, PlanTrace};
 pub use report::{

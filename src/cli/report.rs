@@ -51,8 +51,8 @@ pub struct ReportArgs {
     /// N = 2^16 batch, a few minutes per model whatever K ≤ 32; 0 skips the section).
     #[arg(long, default_value_t = DEFAULT_CKKS_IMAGES)]
     pub ckks_images: usize,
-    /// CKKS section: α of Table 1 (4..=14; models too deep for 128-bit parameters at this α
-    /// are listed as skipped).
+    /// CKKS section: α of Table 1 (4..=14; bootstrapped from 14 on or when the levels do not
+    /// fit; models that fit neither are listed as skipped).
     #[arg(long, default_value_t = DEFAULT_CKKS_ALPHA)]
     pub ckks_alpha: u32,
     /// CKKS section: seed of the ChaCha20 CSPRNG (keys and encryption noise).

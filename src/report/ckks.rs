@@ -10,11 +10,13 @@
 //! through the triangle inequality ‖dec − F‖∞ ≤ ‖F^α − F‖∞ + ‖dec − F^α‖∞: the certified
 //! bound plus the measured CKKS noise.
 //!
-//! Parameters are chosen by [`CkksParams::for_depth`] for the network's depth at
-//! N = 2^[`CkksReportConfig::log_n`] and must pass the HomomorphicEncryption.org 128-bit check
-//! (only tests set [`CkksReportConfig::insecure`]; the section then says so in bold). A model
-//! the encrypted executor does not support, or one too deep for 128-bit parameters at this α,
-//! is listed with the reason and skipped before any key is generated.
+//! Parameters are chosen by [`choose_setup`]: [`crate::ckks::CkksParams::for_depth`] for the
+//! network's depth at N = 2^[`CkksReportConfig::log_n`], with bootstrapping
+//! ([`RunSetup::bootstrapped`]) from α = [`BOOTSTRAP_FROM_ALPHA`] on or when the levels do not
+//! fit; they must pass the HomomorphicEncryption.org 128-bit check (only tests set
+//! [`CkksReportConfig::insecure`]; the section then says so in bold). A model the encrypted
+//! executor does not support, or one that fits neither, is listed with the reason and skipped
+//! before any key is generated.
 //!
 //! Deterministic: keys and encryption randomness come from a ChaCha20 CSPRNG seeded with
 //! [`CkksReportConfig::seed`]; timings and memory are left out of the section (the caller
@@ -28,7 +30,7 @@ use super::network::file_name;
 use super::{Evidence, LegendPos, LinePlot, MdTable, NetworkReportConfig, Section, Series};
 use crate::bounds::{BoundConfig, PolyErrors, ALPHAS};
 use crate::ckks::{
-    encrypted_levels, run_encrypted, CkksError, CkksParams, EncryptedConfig, EncryptedReport,
+    encrypted_levels, run_encrypted_with, CkksError, EncryptedConfig, EncryptedReport, RunSetup,
     Timings,
 };
 use crate::nn::{import_onnx, Dataset, NnError, SignKernel};
@@ -69,6 +71,25 @@ impl Default for CkksReportConfig {
             insecure: false,
         }
     }
+}
+
+/// The smallest α whose encrypted run bootstraps even when its levels fit without: at α = 14
+/// the 35 levels fit N = 2^16 but only at a 2^40 scale, whose noise the stages {15, 27, 29}
+/// amplify to garbage (README, "Encrypted inference"); bootstraps give the scale room.
+pub const BOOTSTRAP_FROM_ALPHA: u32 = 14;
+
+/// The parameters of one model's encrypted run: [`RunSetup::choose`] with bootstrapping forced
+/// from α = [`BOOTSTRAP_FROM_ALPHA`] on, and below it whenever the levels do not fit N
+/// (choose's own fallback).
+///
+/// # Errors
+/// As [`RunSetup::choose`] ([`CkksError::NotEnoughLevels`] when neither fits).
+pub fn choose_setup(
+    net: &crate::nn::Network,
+    sign: &crate::remez::CompositeSign,
+    cfg: &EncryptedConfig,
+) -> Result<RunSetup, CkksError> {
+    RunSetup::choose(net, sign, cfg, cfg.alpha >= BOOTSTRAP_FROM_ALPHA)
 }
 
 /// Timings and memory of one model's encrypted run (measured on this machine, not
@@ -145,17 +166,25 @@ fn run_model(
         }
         Err(e) => return Err(e.into()),
     };
-    let params = match CkksParams::for_depth(cfg.log_n, levels, 20, cfg.insecure) {
-        Ok(p) => p,
+    let enc_cfg = EncryptedConfig {
+        alpha: cfg.alpha,
+        log_n: cfg.log_n,
+        insecure: cfg.insecure,
+        seed: cfg.seed,
+    };
+    let setup = match choose_setup(&net, &sign, &enc_cfg) {
+        Ok(s) => s,
         Err(CkksError::NotEnoughLevels { available, .. }) => {
             return Ok(Err(format!(
                 "needs {levels} levels at α = {}; parameters at N = 2^{} within the 128-bit \
-                 HomomorphicEncryption.org bound hold at most {available} (no bootstrapping)",
+                 HomomorphicEncryption.org bound hold at most {available}, and bootstrapping \
+                 does not fit them either",
                 cfg.alpha, cfg.log_n
             )))
         }
         Err(e) => return Err(e.into()),
     };
+    let bootstrapped = setup.bootstrap.is_some();
     progress(&format!("CKKS, {name}: choosing B"));
     let data_rel = md
         .data
@@ -212,13 +241,7 @@ fn run_model(
         "CKKS, {name}: encrypted run of {} images, α = {}, N = 2^{}",
         cfg.images, cfg.alpha, cfg.log_n
     ));
-    let enc_cfg = EncryptedConfig {
-        alpha: cfg.alpha,
-        log_n: cfg.log_n,
-        insecure: cfg.insecure,
-        seed: cfg.seed,
-    };
-    let mut rep: EncryptedReport = run_encrypted(
+    let run = run_encrypted_with(
         &net,
         &xs,
         &labels,
@@ -226,9 +249,23 @@ fn run_model(
         &ranges,
         &sign,
         &enc_cfg,
-        Some(params),
+        setup,
         Some(global.bound),
-    )?;
+        progress,
+    );
+    let mut rep: EncryptedReport = match run {
+        Ok(r) => r,
+        // The level schedule with bootstraps is planned before any key: a layer whose input is
+        // never bootstrapped (e.g. max pooling) may not fit.
+        Err(crate::Error::Ckks(e @ CkksError::NotEnoughLevels { .. })) if bootstrapped => {
+            return Ok(Err(format!(
+                "needs more levels at α = {} than the bootstrapped parameters at N = 2^{} \
+                 give: {e}",
+                cfg.alpha, cfg.log_n
+            )))
+        }
+        Err(e) => return Err(e),
+    };
     let timing = rep.timings.take().map(|timings| CkksTiming {
         model: name.clone(),
         timings,
@@ -560,6 +597,41 @@ mod tests {
             .into_iter(),
         );
         assert_eq!(pts, vec![(0.0, 1e-3), (4.0, 2.0)]);
+    }
+
+    /// α = 13 runs the small MNIST CNN without bootstrapping (its 33 levels fit N = 2^16,
+    /// `reports/ckks_mnist.md`); α = 14 bootstraps with the parameter set of
+    /// `reports/ckks_mnist_alpha14.md` (L = 24, Δ_0 = 2^57, 128-bit) although its 35 levels
+    /// fit; the max-pooling model at α = 13 (beyond N = 2^16 without bootstrapping, README)
+    /// falls back to bootstrapping. Only the choice, no encrypted run.
+    #[test]
+    fn ckks_section_bootstraps_from_alpha_14() {
+        let models = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/models");
+        if !models.is_dir() {
+            eprintln!("skipping: {} is absent", models.display());
+            return;
+        }
+        let setup = |model: &str, alpha: u32| {
+            let net = import_onnx(&models.join(model)).unwrap();
+            let cfg = EncryptedConfig {
+                alpha,
+                log_n: 16,
+                insecure: false,
+                seed: 1,
+            };
+            choose_setup(&net, &table1_sign(alpha).unwrap(), &cfg).unwrap()
+        };
+        let s13 = setup("mnist_cnn_small.onnx", 13);
+        assert!(s13.bootstrap.is_none());
+        let s14 = setup("mnist_cnn_small.onnx", 14);
+        let b = s14.bootstrap.expect("α = 14 bootstraps");
+        assert_eq!(b.slots, 1 << 15);
+        assert_eq!(s14.params.max_level(), 24);
+        assert_eq!(s14.params.scale(0), 2f64.powi(57));
+        assert!(s14.params.log_qp() <= 1772.0);
+        let pool = setup("mnist_cnn_small_maxpool.onnx", 13);
+        assert!(pool.bootstrap.is_some());
+        assert_eq!(BOOTSTRAP_FROM_ALPHA, 14);
     }
 
     #[test]
