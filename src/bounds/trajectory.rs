@@ -35,8 +35,8 @@ use rug::{Float, Integer, Rational};
 use serde::Serialize;
 
 use super::fixed::{
-    ball_interval, div_dyadic_floor, dyadic_of_f64, f64_to_fixed, fixed_bounds, fixed_mag, fixed_mig,
-    mul_dyadic_floor, rat_to_fixed, ChainBall, FixedSign, Frac,
+    ball_interval, div_dyadic_floor, dyadic_of_f64, f64_to_fixed, fixed_bounds, fixed_mag,
+    fixed_mig, mul_dyadic_floor, rat_to_fixed, ChainBall, FixedSign, Frac,
 };
 use super::polyerr::PolyErrors;
 use super::round::{add_ru, div_ru, mul_ru, Ulp};
