@@ -83,7 +83,7 @@ use serde::Serialize;
 use super::firstorder::{conv_transpose, linear_and_transpose, pad_src, slice_src, ConvT};
 use super::fixed::{fixed_bounds, mag, rat_interval, Frac};
 use super::polyerr::PolyErrors;
-use super::round::{add_ru, div_ru, gamma_ru, mul_ru, sum_factor_ru, sum_up, Ulp, ETA, U};
+use super::round::{add_ru, div_ru, dot_up, gamma_ru, mul_ru, Ulp, ETA, U};
 use super::trajectory::{BallT, SiteBalls, TrajectoryBound, TrajectoryCertifier};
 use super::BoundsError;
 use crate::nn::ops::{self, ConvK};
@@ -336,11 +336,6 @@ fn f64s(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| f64::from(x)).collect()
 }
 
-/// Upper bound of an exact non-negative sum of `n` terms from its binary64 value.
-fn nonneg_up(s: f64, n: usize) -> f64 {
-    sum_up(s, sum_factor_ru(n + 1), n + 1)
-}
-
 /// Midpoint–radius form of an interval (radius rounded up; +∞ when unbounded).
 fn mid_rad(i: Interval) -> (f64, f64) {
     let (a, b) = (i.inf(), i.sup());
@@ -382,7 +377,7 @@ fn lin_back(
         .collect();
     let c2 = signed(c);
     // The signed sum's underflow allowances are added by counting its terms twice.
-    let r2 = abs(&v).into_iter().map(|s| nonneg_up(s, 2 * n)).collect();
+    let r2 = abs(&v).into_iter().map(|s| dot_up(s, 2 * n)).collect();
     (c2, r2)
 }
 
@@ -812,7 +807,7 @@ impl MarginCertifier {
                     ops::conv(a, chw, abs, out_hw, &mut buf, false)
                         .0
                         .into_iter()
-                        .map(|s| nonneg_up(s, *n_fwd))
+                        .map(|s| dot_up(s, *n_fwd))
                         .collect()
                 }),
                 MPrep::Bn { s_up, .. } => a.map(|a| {
@@ -825,7 +820,7 @@ impl MarginCertifier {
                 MPrep::Linear { w_abs, m, k, .. } => a.map(|a| {
                     ops::linear(a, w_abs, *m, *k, None)
                         .into_iter()
-                        .map(|s| nonneg_up(s, *k))
+                        .map(|s| dot_up(s, *k))
                         .collect()
                 }),
                 MPrep::Index(src) => a.map(|a| {
@@ -837,7 +832,7 @@ impl MarginCertifier {
                     wins.iter()
                         .map(|(w, n)| {
                             let s: f64 = w.iter().map(|&q| a.get(q).copied().unwrap_or(0.0)).sum();
-                            div_ru(nonneg_up(s, w.len()), *n as f64)
+                            div_ru(dot_up(s, w.len()), *n as f64)
                         })
                         .collect()
                 }),
@@ -916,10 +911,10 @@ impl MarginCertifier {
                             r2.push(rad);
                         }
                         if let Some(kj) = ks.get_mut(ci) {
-                            *kj = add_ru(*kj, mul_ru(b, nonneg_up(sum, c.len())));
+                            *kj = add_ru(*kj, mul_ru(b, dot_up(sum, c.len())));
                         }
                         if let Some(ej) = es.get_mut(ci) {
-                            *ej = add_ru(*ej, nonneg_up(rem, c.len()));
+                            *ej = add_ru(*ej, dot_up(rem, c.len()));
                         }
                         if jpos == Some(ci) {
                             lambda.insert(i, c2.clone());
@@ -1020,7 +1015,7 @@ impl MarginCertifier {
                             .zip(&cnt)
                             .map(|((a, m), &k)| {
                                 let g = mul_ru(2.0, gamma_ru(k + 2));
-                                add_ru(nonneg_up(*a, k), mul_ru(g, nonneg_up(*m, 2 * k + 2)))
+                                add_ru(dot_up(*a, k), mul_ru(g, dot_up(*m, 2 * k + 2)))
                             })
                             .collect();
                         (c2, r2)

@@ -89,6 +89,12 @@ pub(crate) fn sum_up(s: f64, factor: f64, n: usize) -> f64 {
     add_ru(mul_ru(s, factor), tiny)
 }
 
+/// Upper bound of the exact non-negative sum / dot product of `n` terms from its binary64
+/// value `s` (the γ_{n+1} form of [`sum_up`]; one extra term for a bias).
+pub(crate) fn dot_up(s: f64, n: usize) -> f64 {
+    sum_up(s, sum_factor_ru(n + 1), n + 1)
+}
+
 /// Σ|w_i| rounded up (each partial sum stepped up).
 pub(crate) fn abs_sum_ru(w: impl IntoIterator<Item = f64>) -> f64 {
     w.into_iter().fold(0.0, |acc, v| add_ru(acc, v.abs()))

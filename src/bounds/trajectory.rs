@@ -39,11 +39,9 @@ use super::fixed::{
     fixed_mig, mul_dyadic_floor, rat_to_fixed, ChainBall, FixedSign, Frac,
 };
 use super::polyerr::PolyErrors;
-use super::round::{add_ru, div_ru, mul_ru, Ulp};
+use super::round::{add_ru, div_ru, dot_up, mul_ru, Ulp};
 pub(crate) use super::trajectory_ops::BallT;
-use super::trajectory_ops::{
-    conv, dot_up, linear, max_tree, relu_ball, ConvGeom, IntWeights, PolyWide,
-};
+use super::trajectory_ops::{conv, linear, max_tree, relu_ball, ConvGeom, IntWeights, PolyWide};
 use super::BoundsError;
 use crate::nn::{clip_upper_key, Network, NodeId, Op, SignKernel};
 

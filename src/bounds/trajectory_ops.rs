@@ -22,7 +22,7 @@ use rug::Integer;
 use super::fixed::{
     ball_interval, dyadic_of_f64, f64_to_fixed, mag, ChainBall, FixedMid, FixedSign, Frac,
 };
-use super::round::{add_ru, div_ru, mul_ru, sum_factor_ru, sum_up};
+use super::round::{add_ru, div_ru, dot_up, mul_ru};
 use super::wide::Wide;
 
 /// Midpoints of the fast path of the polynomials: 256-bit (values below 2^(255 − F)).
@@ -125,11 +125,6 @@ pub(crate) struct ConvGeom {
     pub(crate) pads: [usize; 4],
     pub(crate) dil: [usize; 2],
     pub(crate) groups: usize,
-}
-
-/// Upper bound of the exact non-negative dot product from its binary64 value over n terms.
-pub(crate) fn dot_up(s: f64, n: usize) -> f64 {
-    sum_up(s, sum_factor_ru(n + 1), n + 1)
 }
 
 /// Exact accumulation of the dot products Σ_i W_i·M_i + bias of one layer's midpoints, for
