@@ -129,6 +129,11 @@ pub fn encrypted_levels(net: &Network, sign: &CompositeSign) -> Result<usize, Ck
     Ok(layers.iter().map(|l| layer_levels(l, sign_depth + 1)).sum())
 }
 
+/// The smallest α whose encrypted run bootstraps even when its levels fit without: at α = 14
+/// the 35 levels fit N = 2^16 but only at a 2^40 scale, whose noise the stages {15, 27, 29}
+/// amplify to garbage (README, "Encrypted inference"); bootstraps give the scale room.
+pub const BOOTSTRAP_FROM_ALPHA: u32 = 14;
+
 /// Parameters of an encrypted run and, when the network's levels do not fit them, the
 /// bootstrapping that restores levels (`schedule` module docs).
 #[derive(Debug, Clone)]
@@ -168,8 +173,9 @@ impl RunSetup {
     }
 
     /// Parameters for `net`: without bootstrapping ([`CkksParams::for_depth`]) when its levels
-    /// fit N = 2^cfg.log_n and `force_bootstrap` is false, else [`RunSetup::bootstrapped`]
-    /// (when that does not fit N either, the error of [`CkksParams::for_depth`]).
+    /// fit N = 2^cfg.log_n, `force_bootstrap` is false and α < [`BOOTSTRAP_FROM_ALPHA`], else
+    /// [`RunSetup::bootstrapped`] (when that does not fit N either, the error of
+    /// [`CkksParams::for_depth`]).
     ///
     /// # Errors
     /// As [`encrypted_levels`], [`CkksParams::for_depth`] and [`RunSetup::bootstrapped`].
@@ -179,7 +185,7 @@ impl RunSetup {
         cfg: &EncryptedConfig,
         force_bootstrap: bool,
     ) -> Result<Self, CkksError> {
-        if force_bootstrap {
+        if force_bootstrap || cfg.alpha >= BOOTSTRAP_FROM_ALPHA {
             return Self::bootstrapped(cfg.log_n, None, cfg.insecure);
         }
         let levels = encrypted_levels(net, sign)?;

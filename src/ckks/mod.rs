@@ -80,7 +80,8 @@ pub use error::CkksError;
 pub use eval::{Ciphertext, CkksContext, Evaluator, Plaintext};
 pub use evalmod::EvalModConfig;
 pub use infer::{
-    encrypted_levels, run_encrypted, run_encrypted_with, EncryptedConfig, RunSetup, BOOT_SCALE_BITS,
+    encrypted_levels, run_encrypted, run_encrypted_with, EncryptedConfig, RunSetup,
+    BOOTSTRAP_FROM_ALPHA, BOOT_SCALE_BITS,
 };
 pub use keys::{GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
 pub use lintrans::{EncodedTransform, LinearTransform};

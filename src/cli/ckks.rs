@@ -58,8 +58,8 @@ pub struct CkksArgs {
     #[arg(long, default_value = "proofs")]
     pub proofs: PathBuf,
     /// Bootstrap (N = 2^16 bootstrapping parameter set: 128-bit, Δ_0 = 2^57) even when the
-    /// levels would fit without; bootstrapping is automatic when they do not. α = 14 needs it
-    /// (its stages amplify the noise of the small scale 35 levels leave).
+    /// levels would fit without; bootstrapping is automatic when they do not, and from α = 14
+    /// on (its stages amplify the noise of the small scale 35 levels leave).
     #[arg(long)]
     pub bootstrap: bool,
     /// Omit timings and memory (byte-identical JSON for a fixed seed).

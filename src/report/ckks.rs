@@ -10,10 +10,10 @@
 //! through the triangle inequality ‖dec − F‖∞ ≤ ‖F^α − F‖∞ + ‖dec − F^α‖∞: the certified
 //! bound plus the measured CKKS noise.
 //!
-//! Parameters are chosen by [`choose_setup`]: [`crate::ckks::CkksParams::for_depth`] for the
-//! network's depth at N = 2^[`CkksReportConfig::log_n`], with bootstrapping
-//! ([`RunSetup::bootstrapped`]) from α = [`BOOTSTRAP_FROM_ALPHA`] on or when the levels do not
-//! fit; they must pass the HomomorphicEncryption.org 128-bit check (only tests set
+//! Parameters are chosen by [`RunSetup::choose`]: [`crate::ckks::CkksParams::for_depth`] for
+//! the network's depth at N = 2^[`CkksReportConfig::log_n`], with bootstrapping
+//! ([`RunSetup::bootstrapped`]) from α = [`crate::ckks::BOOTSTRAP_FROM_ALPHA`] on or when the
+//! levels do not fit; they must pass the HomomorphicEncryption.org 128-bit check (only tests set
 //! [`CkksReportConfig::insecure`]; the section then says so in bold). A model the encrypted
 //! executor does not support, or one that fits neither, is listed with the reason and skipped
 //! before any key is generated.
@@ -71,25 +71,6 @@ impl Default for CkksReportConfig {
             insecure: false,
         }
     }
-}
-
-/// The smallest α whose encrypted run bootstraps even when its levels fit without: at α = 14
-/// the 35 levels fit N = 2^16 but only at a 2^40 scale, whose noise the stages {15, 27, 29}
-/// amplify to garbage (README, "Encrypted inference"); bootstraps give the scale room.
-pub const BOOTSTRAP_FROM_ALPHA: u32 = 14;
-
-/// The parameters of one model's encrypted run: [`RunSetup::choose`] with bootstrapping forced
-/// from α = [`BOOTSTRAP_FROM_ALPHA`] on, and below it whenever the levels do not fit N
-/// (choose's own fallback).
-///
-/// # Errors
-/// As [`RunSetup::choose`] ([`CkksError::NotEnoughLevels`] when neither fits).
-pub fn choose_setup(
-    net: &crate::nn::Network,
-    sign: &crate::remez::CompositeSign,
-    cfg: &EncryptedConfig,
-) -> Result<RunSetup, CkksError> {
-    RunSetup::choose(net, sign, cfg, cfg.alpha >= BOOTSTRAP_FROM_ALPHA)
 }
 
 /// Timings and memory of one model's encrypted run (measured on this machine, not
@@ -172,7 +153,7 @@ fn run_model(
         insecure: cfg.insecure,
         seed: cfg.seed,
     };
-    let setup = match choose_setup(&net, &sign, &enc_cfg) {
+    let setup = match RunSetup::choose(&net, &sign, &enc_cfg, false) {
         Ok(s) => s,
         Err(CkksError::NotEnoughLevels { available, .. }) => {
             return Ok(Err(format!(
@@ -619,7 +600,7 @@ mod tests {
                 insecure: false,
                 seed: 1,
             };
-            choose_setup(&net, &table1_sign(alpha).unwrap(), &cfg).unwrap()
+            RunSetup::choose(&net, &table1_sign(alpha).unwrap(), &cfg, false).unwrap()
         };
         let s13 = setup("mnist_cnn_small.onnx", 13);
         assert!(s13.bootstrap.is_none());
@@ -631,7 +612,7 @@ mod tests {
         assert!(s14.params.log_qp() <= 1772.0);
         let pool = setup("mnist_cnn_small_maxpool.onnx", 13);
         assert!(pool.bootstrap.is_some());
-        assert_eq!(BOOTSTRAP_FROM_ALPHA, 14);
+        assert_eq!(crate::ckks::BOOTSTRAP_FROM_ALPHA, 14);
     }
 
     #[test]
