@@ -65,7 +65,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::network::argmax;
+use super::network::{argmax, f64s};
 use super::polyerr::{LocalRelu, PolyErrors};
 use super::round::mul_ru;
 use super::BoundsError;
@@ -238,10 +238,6 @@ pub struct FirstOrderNetwork {
     preps: Vec<Prep>,
     /// For each value, the last node reading it (frees forward buffers early).
     last_use: Vec<Option<NodeId>>,
-}
-
-fn f64s(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&x| f64::from(x)).collect()
 }
 
 fn unsupported(node: &str, op: &str, reason: impl Into<String>) -> BoundsError {

@@ -82,6 +82,7 @@ use serde::Serialize;
 
 use super::firstorder::{conv_transpose, linear_and_transpose, pad_src, slice_src, ConvT};
 use super::fixed::{fixed_bounds, mag, rat_interval, Frac};
+use super::network::f64s;
 use super::polyerr::PolyErrors;
 use super::round::{add_ru, div_ru, dot_up, gamma_ru, mul_ru, Ulp, ETA, U};
 use super::trajectory::{BallT, SiteBalls, TrajectoryBound, TrajectoryCertifier};
@@ -330,10 +331,6 @@ fn margin_err(net: &Network, id: NodeId, reason: impl Into<String>) -> BoundsErr
         op: node.map_or("?", |n| n.op.op_type()).to_string(),
         reason: reason.into(),
     }
-}
-
-fn f64s(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&x| f64::from(x)).collect()
 }
 
 /// Midpoint–radius form of an interval (radius rounded up; +∞ when unbounded).

@@ -99,7 +99,8 @@ enum Prep {
     Other,
 }
 
-fn f64s(v: &[f32]) -> Vec<f64> {
+/// The f32 tensor widened to binary64 (exact).
+pub(super) fn f64s(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| f64::from(x)).collect()
 }
 
