@@ -98,7 +98,7 @@ pub(super) struct RelChain {
     /// Σ₁ per site channel in binary64 and an upper bound of |Σ₁| (1 without batch norm).
     sigma: Vec<f64>,
     sigma_up: Vec<f64>,
-    /// W₁ [C_mid][C_in][k₁] and W₂ [C_out][C_mid][k₂] (exact: widened binary32).
+    /// W₁ [C_mid][k₁][C_in] and W₂ [C_out][C_mid][k₂] (exact: widened binary32).
     w1: Vec<f64>,
     w2: Vec<f64>,
     geo: Geo,
@@ -181,6 +181,9 @@ impl RelChain {
         let u = net.nodes.get(conv2)?.inputs.first().copied()?;
         let (cmid, hs, ws) = net.shape(u).chw()?;
         let (cout, ho, wo) = net.shape(net.nodes.get(conv2)?.output).chw()?;
+        if [cin, h, w, cmid, hs, ws, cout, ho, wo].contains(&0) {
+            return None;
+        }
         let d1 = &c1.weight.dims;
         let d2 = &c2.weight.dims;
         if d1.len() != 4 || d2.len() != 4 || d1.first() != Some(&cmid) || d1.get(1) != Some(&cin) {
@@ -232,7 +235,7 @@ impl RelChain {
             conv2,
             sigma,
             sigma_up,
-            w1: c1.weight.data.iter().map(|&v| f64::from(v)).collect(),
+            w1: transpose_w1(&c1.weight.data, cmid, cin, k1[0] * k1[1]),
             w2: c2.weight.data.iter().map(|&v| f64::from(v)).collect(),
             geo,
             g: gamma_ru(n + 16),
@@ -250,7 +253,7 @@ impl RelChain {
     }
 
     /// |M̂| for the point slopes `s` of the site (one per site entry), entries rounded up to
-    /// binary32: `[C_out][H_o][W_o][C_in][nd₀][nd₁]`. Empty when `s` has the wrong length.
+    /// binary32: `[C_out][H_o][W_o][nd₀][nd₁][C_in]`. Empty when `s` has the wrong length.
     #[expect(
         clippy::indexing_slicing,
         reason = "hot loop; indices from the shapes validated in `build`"
@@ -297,14 +300,17 @@ impl RelChain {
                                     }
                                     let dy0 = ty * g.d2[0] * g.s1[0];
                                     let dx0 = tx * g.d2[1] * g.s1[1];
-                                    for ci in 0..g.cin {
-                                        let wb = ((k * g.cin + ci) * k1[0]) * k1[1];
-                                        let ab = ci * g.nd[0] * g.nd[1];
-                                        for uy in 0..k1[0] {
-                                            let row = ab + (dy0 + uy * g.d1[0]) * g.nd[1] + dx0;
-                                            for ux in 0..k1[1] {
-                                                acc[row + ux * g.d1[1]] +=
-                                                    a * self.w1[wb + uy * k1[1] + ux];
+                                    for uy in 0..k1[0] {
+                                        for ux in 0..k1[1] {
+                                            let dst = ((dy0 + uy * g.d1[0]) * g.nd[1]
+                                                + dx0
+                                                + ux * g.d1[1])
+                                                * g.cin;
+                                            let src = ((k * k1[0] + uy) * k1[1] + ux) * g.cin;
+                                            let wr = &self.w1[src..src + g.cin];
+                                            for (d, wv) in acc[dst..dst + g.cin].iter_mut().zip(wr)
+                                            {
+                                                *d += a * wv;
                                             }
                                         }
                                     }
@@ -332,6 +338,12 @@ impl RelChain {
         if m.len() != g.cout * g.ho * g.wo * per || rx.len() != g.cin * g.h * g.w {
             return None;
         }
+        // R_x channel-innermost, like the kernel.
+        let plane = g.h * g.w;
+        let mut rt = vec![0.0; rx.len()];
+        for (q, &v) in rx.iter().enumerate() {
+            rt[(q % plane) * g.cin + q / plane] = v;
+        }
         let mut out = vec![0.0; g.cout * g.ho * g.wo];
         for (q, o) in out.iter_mut().enumerate() {
             let (py, px) = ((q / g.wo) % g.ho, q % g.wo);
@@ -339,22 +351,24 @@ impl RelChain {
             let mk = &m[q * per..][..per];
             let mut s = 0.0f64;
             let mut n = 0usize;
-            for ci in 0..g.cin {
-                for dy in 0..g.nd[0] {
-                    let y = by + dy as isize;
-                    if y < 0 || y >= g.h as isize {
+            for dy in 0..g.nd[0] {
+                let y = by + dy as isize;
+                if y < 0 || y >= g.h as isize {
+                    continue;
+                }
+                for dx in 0..g.nd[1] {
+                    let x = bx + dx as isize;
+                    if x < 0 || x >= g.w as isize {
                         continue;
                     }
-                    let mrow = &mk[(ci * g.nd[0] + dy) * g.nd[1]..][..g.nd[1]];
-                    let rrow = (ci * g.h + y as usize) * g.w;
-                    for (dx, &mv) in mrow.iter().enumerate() {
-                        let x = bx + dx as isize;
-                        if x < 0 || x >= g.w as isize {
-                            continue;
-                        }
-                        s += f64::from(mv) * rx[rrow + x as usize];
-                        n += 1;
-                    }
+                    let mrow = &mk[(dy * g.nd[1] + dx) * g.cin..][..g.cin];
+                    let rrow = &rt[(y as usize * g.w + x as usize) * g.cin..][..g.cin];
+                    s += mrow
+                        .iter()
+                        .zip(rrow)
+                        .map(|(mv, r)| f64::from(*mv) * r)
+                        .sum::<f64>();
+                    n += g.cin;
                 }
             }
             *o = dot_up(s, n);
@@ -395,6 +409,18 @@ impl RelChain {
             })
             .collect()
     }
+}
+
+/// W₁ from OIHW ([k][c][taps]) to [k][taps][c] (channel-innermost for the kernel's loop).
+fn transpose_w1(w: &[f32], cmid: usize, cin: usize, taps: usize) -> Vec<f64> {
+    let mut out = vec![0.0; cmid * cin * taps];
+    for (q, &v) in w.iter().enumerate() {
+        let (k, c, t) = (q / (cin * taps), (q / taps) % cin, q % taps);
+        if let Some(o) = out.get_mut((k * taps + t) * cin + c) {
+            *o = f64::from(v);
+        }
+    }
+    out
 }
 
 /// The least binary32 ≥ v (v ≥ 0; +∞ for v beyond the binary32 range or NaN).
