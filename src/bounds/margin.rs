@@ -81,6 +81,7 @@
 //!
 //! Symbols: `eta` η, `b` B, `r` forward boxes R, `s` slope enclosures S, `lam` λ, `k` K_j.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -260,6 +261,15 @@ pub(super) enum MPrep {
     /// A ReLU site.
     Site,
 }
+
+/// Per node: for a site, (s_mid, s_rad, w) per entry (S ⊆ [s_mid ± s_rad], |Δ_in + e| ≤ w).
+pub(crate) type SiteSlope = Option<Vec<(f64, f64, f64)>>;
+
+/// Forward boxes R per value (`None`: Δ = 0).
+pub(crate) type Boxes = Vec<Option<Vec<f64>>>;
+
+/// [`SiteSlope`] per node.
+pub(crate) type SiteSlopes = Vec<SiteSlope>;
 
 /// A midpoint–radius interval vector (c ± r), one per class.
 type Lam = Vec<(Vec<f64>, Vec<f64>)>;
@@ -632,7 +642,7 @@ impl MarginCertifier {
                 rel.push(Vec::new());
                 continue;
             }
-            if !slin.contains_key(&ch.site) {
+            if let Entry::Vacant(slot) = slin.entry(ch.site) {
                 let (Some(rec), Some(tay), Some(&b)) = (
                     sites.get(&ch.site),
                     taylor.get(&ch.site),
@@ -652,7 +662,7 @@ impl MarginCertifier {
                         RelChain::point_slope(mid_rad(sign.relu_slope(*x, b, chain, t)).0)
                     })
                     .collect();
-                slin.insert(ch.site, s);
+                slot.insert(s);
             }
             rel.push(slin.get(&ch.site).map_or_else(Vec::new, |s| ch.kernel(s)));
         }
@@ -997,12 +1007,11 @@ impl MarginCertifier {
     ///
     /// # Errors
     /// [`BoundsError::NoiseMargin`] when a site ball is missing.
-    #[expect(clippy::type_complexity, reason = "boxes per value, slopes per node")]
     pub(crate) fn forward(
         &self,
         nom: &Nominal,
         eta: f64,
-    ) -> Result<(Vec<Option<Vec<f64>>>, Vec<Option<Vec<(f64, f64, f64)>>>), BoundsError> {
+    ) -> Result<(Boxes, SiteSlopes), BoundsError> {
         let net = &*self.net;
         let sign = self
             .signs
@@ -1012,7 +1021,7 @@ impl MarginCertifier {
         // Forward boxes R (None: Δ = 0) and the slope enclosures S per site.
         let mut rs: Vec<Option<Vec<f64>>> = vec![None; net.values.len()];
         // Per site: (s_mid, s_rad, w) per entry, S ⊆ [s_mid ± s_rad], |Δ_in + e| ≤ w.
-        let mut slopes: Vec<Option<Vec<(f64, f64, f64)>>> = vec![None; net.nodes.len()];
+        let mut slopes: SiteSlopes = vec![None; net.nodes.len()];
         let mut buf = Vec::new();
         for (i, (node, prep)) in net.nodes.iter().zip(&self.preps).enumerate() {
             if !live(node.output) {
@@ -1078,7 +1087,7 @@ impl MarginCertifier {
         nom: &Nominal,
         eta: f64,
         rs: &[Option<Vec<f64>>],
-        slopes: &[Option<Vec<(f64, f64, f64)>>],
+        slopes: &[SiteSlope],
         buf: &mut Vec<f64>,
     ) -> Option<Vec<f64>> {
         let ch = self.chains.get(ci)?;
@@ -1110,10 +1119,6 @@ impl MarginCertifier {
     ///
     /// # Errors
     /// [`BoundsError::NoiseMargin`] when a site ball or an input value is missing.
-    #[expect(
-        clippy::too_many_lines,
-        reason = "one arm per op, forward and backward"
-    )]
     pub(crate) fn drops(
         &self,
         nom: &Nominal,

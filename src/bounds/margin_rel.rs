@@ -79,8 +79,18 @@ impl Geo {
 
     /// x position of offset 0 of output position `p` along axis `a` (may be negative).
     fn base(&self, p: usize, a: usize) -> isize {
-        let (s1, s2) = (self.s1[a] as isize, self.s2[a] as isize);
-        (p as isize) * s2 * s1 - (self.p2[a] as isize) * s1 - self.p1[a] as isize
+        let (s1, s2) = (ax(self.s1, a) as isize, ax(self.s2, a) as isize);
+        (p as isize) * s2 * s1 - (ax(self.p2, a) as isize) * s1 - ax(self.p1, a) as isize
+    }
+}
+
+/// Component `a` (0: rows, else columns) of a per-axis pair.
+fn ax(v: [usize; 2], a: usize) -> usize {
+    let [y, x] = v;
+    if a == 0 {
+        y
+    } else {
+        x
     }
 }
 
@@ -195,14 +205,17 @@ impl RelChain {
         let k1 = [*d1.get(2)?, *d1.get(3)?];
         let k2 = [*d2.get(2)?, *d2.get(3)?];
         let (sigma, sigma_up) = sigma.unwrap_or_else(|| (vec![1.0; cmid], vec![1.0; cmid]));
-        if sigma.len() != cmid || c1.weight.data.len() != cmid * cin * k1[0] * k1[1] {
+        if sigma.len() != cmid || c1.weight.data.len() != cmid * cin * k1.iter().product::<usize>()
+        {
             return None;
         }
-        if c2.weight.data.len() != cout * cmid * k2[0] * k2[1] {
+        if c2.weight.data.len() != cout * cmid * k2.iter().product::<usize>() {
             return None;
         }
         let ext = |a: usize| {
-            c1.strides[a] * (k2[a] - 1) * c2.dilations[a] + (k1[a] - 1) * c1.dilations[a] + 1
+            ax(c1.strides, a) * (ax(k2, a) - 1) * ax(c2.dilations, a)
+                + (ax(k1, a) - 1) * ax(c1.dilations, a)
+                + 1
         };
         let geo = Geo {
             cin,
@@ -227,7 +240,7 @@ impl RelChain {
         if k1.contains(&0) || k2.contains(&0) || geo.s1.contains(&0) || geo.s2.contains(&0) {
             return None;
         }
-        let n = cmid * k2[0] * k2[1] * k1[0] * k1[1];
+        let n = cmid * k2.iter().product::<usize>() * k1.iter().product::<usize>();
         Some(Self {
             x,
             conv1,
@@ -235,7 +248,7 @@ impl RelChain {
             conv2,
             sigma,
             sigma_up,
-            w1: transpose_w1(&c1.weight.data, cmid, cin, k1[0] * k1[1]),
+            w1: transpose_w1(&c1.weight.data, cmid, cin, k1.iter().product()),
             w2: c2.weight.data.iter().map(|&v| f64::from(v)).collect(),
             geo,
             g: gamma_ru(n + 16),
