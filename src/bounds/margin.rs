@@ -308,6 +308,13 @@ pub(crate) struct Drops {
         expect(dead_code, reason = "read by the tests' adversarial sign pattern")
     )]
     pub(crate) lambda: BTreeMap<NodeId, Vec<f64>>,
+    /// With `lambda_for = Some(j)`: per site, its share of E_j(η) (the slope-variation
+    /// remainder, rounded up).
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "read by the tests' diagnostics of what limits η")
+    )]
+    pub(crate) remainder: BTreeMap<NodeId, f64>,
 }
 
 /// The certified noise margin of one input at one α (see the module docs).
@@ -1153,6 +1160,7 @@ impl MarginCertifier {
         let mut ks = vec![0.0f64; js.len()];
         let mut es = vec![0.0f64; js.len()];
         let mut lambda = BTreeMap::new();
+        let mut remainder = BTreeMap::new();
         let mut buf2 = Vec::new();
         let jpos = lambda_for.and_then(|j| js.iter().position(|&q| q == j));
         for (i, (node, prep)) in net.nodes.iter().zip(&self.preps).enumerate().rev() {
@@ -1190,6 +1198,7 @@ impl MarginCertifier {
                         }
                         if jpos == Some(ci) {
                             lambda.insert(i, c2.clone());
+                            remainder.insert(i, dot_up(rem, c.len()));
                         }
                         out.push((c2, r2));
                     }
@@ -1220,7 +1229,12 @@ impl MarginCertifier {
                 *t = kj;
             }
         }
-        Ok(Drops { k, d, lambda })
+        Ok(Drops {
+            k,
+            d,
+            lambda,
+            remainder,
+        })
     }
 }
 

@@ -150,6 +150,21 @@ fn margins_of(y: &[f64], c: usize) -> Vec<f64> {
     y.iter().map(|v| y[c] - v).collect()
 }
 
+/// The classifier head of the test nets: Gemm 4 → 3 classes on value `fl`.
+fn gemm_head(b: &mut NetB, r: &mut Lcg, fl: usize) -> usize {
+    b.add(
+        Op::Gemm(Linear {
+            weight: Tensor {
+                dims: vec![3, 4],
+                data: r.vec(12, 2.0, 20),
+            },
+            bias: Some(r.vec(3, 0.2, 20)),
+        }),
+        &[fl],
+        &[3],
+    )
+}
+
 /// Input → Conv 3×3 (4 ch) → BN → ReLU → Conv 3×3 (4 ch) → + skip → ReLU → GlobalAvgPool →
 /// Flatten → Gemm (3 classes): two sites, a residual sum and a fan-out.
 fn two_site_net(seed: u64) -> Network {
@@ -186,17 +201,7 @@ fn two_site_net(seed: u64) -> Network {
     let r2 = b.add(Op::Relu, &[add], &[4, 5, 5]);
     let gap = b.add(Op::GlobalAvgPool, &[r2], &[4, 1, 1]);
     let fl = b.add(Op::Flatten, &[gap], &[4]);
-    let out = b.add(
-        Op::Gemm(Linear {
-            weight: Tensor {
-                dims: vec![3, 4],
-                data: r.vec(12, 2.0, 20),
-            },
-            bias: Some(r.vec(3, 0.2, 20)),
-        }),
-        &[fl],
-        &[3],
-    );
+    let out = gemm_head(&mut b, &mut r, fl);
     b.build(out)
 }
 
@@ -461,6 +466,16 @@ fn adversarial_and_random_patterns_stay_within_the_margin_two_site_net() {
     );
 }
 
+/// The worst vertex drop of class j stays below D_j(η) (printed with their ratio).
+fn vertex_within(seed: u64, eta: f64, j: usize, worst: f64, dj: f64) {
+    assert!(worst <= dj, "class {j}: vertex drop {worst} > D_j {dj}");
+    println!(
+        "seed {seed} log2 η = {:.4}: class {j}: worst vertex drop / D_j = {:.4}",
+        eta.log2(),
+        worst / dj
+    );
+}
+
 #[test]
 fn drop_bound_covers_exhaustive_sign_vertices_one_hidden_layer() {
     // (iv): with one hidden layer of 10 ReLUs, enumerate all 2^10 sign vertices
@@ -496,17 +511,7 @@ fn drop_bound_covers_exhaustive_sign_vertices_one_hidden_layer() {
                 }
             }
             for j in (0..3).filter(|&j| j != c) {
-                assert!(
-                    worst[j] <= dj[j],
-                    "class {j}: vertex drop {} > D_j {}",
-                    worst[j],
-                    dj[j]
-                );
-                println!(
-                    "seed {seed} log2 η = {:.4}: class {j}: worst vertex drop / D_j = {:.4}",
-                    eta.log2(),
-                    worst[j] / dj[j]
-                );
+                vertex_within(seed, eta, j, worst[j], dj[j]);
                 if eta < nm.eta {
                     assert!(
                         worst[j] >= 0.9 * dj[j],
@@ -699,17 +704,7 @@ fn tiny_residual_net(seed: u64) -> Network {
     let add = b.add(Op::Add { constant: None }, &[c2, r0], &sh);
     let r2 = b.add(Op::Relu, &[add], &sh);
     let fl = b.add(Op::Flatten, &[r2], &[4]);
-    let out = b.add(
-        Op::Gemm(Linear {
-            weight: Tensor {
-                dims: vec![3, 4],
-                data: r.vec(12, 2.0, 20),
-            },
-            bias: Some(r.vec(3, 0.2, 20)),
-        }),
-        &[fl],
-        &[3],
-    );
+    let out = gemm_head(&mut b, &mut r, fl);
     b.build(out)
 }
 
@@ -777,17 +772,7 @@ fn tiny_residual_net_against_exhaustive_sign_vertices() {
                 }
             }
             for j in (0..3).filter(|&j| j != c) {
-                assert!(
-                    worst[j] <= dj[j],
-                    "class {j}: vertex drop {} > D_j {}",
-                    worst[j],
-                    dj[j]
-                );
-                println!(
-                    "seed {seed} log2 η = {:.4}: class {j}: worst vertex drop / D_j = {:.4}",
-                    eta.log2(),
-                    worst[j] / dj[j]
-                );
+                vertex_within(seed, eta, j, worst[j], dj[j]);
             }
             for row in check_boxes(&case, eta, &pats, 1e-12) {
                 println!(
@@ -834,6 +819,19 @@ fn resnet20_relational_boxes_are_sound_and_tighter() {
             "image {k}: log2 η relational {} ({} evaluations, {t_rel:.1} s), |W| boxes {} ({} evaluations, {t_w:.1} s), first order {:.2}",
             nm.log2_eta, nm.evaluations, nw.log2_eta, nw.evaluations, nm.log2_eta_first_order
         );
+        // What limits η: each site's share of the remainder E_j of the tightest class.
+        let nom = case.nom.as_ref().unwrap();
+        let d = case.mc.drops(nom, nm.eta, Some(nm.tightest)).unwrap();
+        let e_total: f64 = d.remainder.values().sum();
+        println!(
+            "image {k}: D_j = {:.3e} (margin {:.3e}), η·K_j = {:.3e}, E_j = {e_total:.3e}",
+            nm.drop_bound,
+            nm.margin_lower,
+            nm.eta * d.k[nm.tightest]
+        );
+        for (a, e) in &d.remainder {
+            println!("image {k}: site {a:>3}: E_j share {:.3e}", e / e_total);
+        }
         for eta in [nm.eta, (-24.0f64).exp2()] {
             let mut pats = sign_patterns(&case, eta, 2, 5 + k as u64);
             pats.push(case.adversarial(eta, nm.tightest).1);
