@@ -205,7 +205,8 @@ fn bench_trajectory(c: &mut Criterion) {
 /// The certified noise margin η of one image (ResNet-20, α = 14, the first CIFAR-10 JPEG
 /// test image, B calibrated on the first 2): the recorded trajectory at 128 bits, the
 /// per-site Taylor coefficients and the η search (forward boxes + back-substitution of the
-/// nine margins per tested η). Run with `RAYON_NUM_THREADS=1`. Target: ≤ 10 s per image.
+/// nine margins per tested η; the relational boxes' kernels |M̂| once per image), and the
+/// same with the |W| boxes alone. Run with `RAYON_NUM_THREADS=1`. Target: ≤ 10 s per image.
 fn bench_margin(c: &mut Criterion) {
     let Some(s) = shared() else {
         eprintln!("skipping margin bench: ../shared is absent");
@@ -237,6 +238,11 @@ fn bench_margin(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function(BenchmarkId::new("margin_alpha14", 1), |b| {
         b.iter(|| mc.margin(&tc, x, &tb).ok().flatten().map(|m| m.log2_eta));
+    });
+    // The same search with the |W| boxes alone (no relational boxes), side by side.
+    let mc_w = mc.clone().with_relational(false);
+    g.bench_function(BenchmarkId::new("margin_alpha14_w_boxes", 1), |b| {
+        b.iter(|| mc_w.margin(&tc, x, &tb).ok().flatten().map(|m| m.log2_eta));
     });
     g.finish();
 }

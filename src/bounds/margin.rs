@@ -20,7 +20,11 @@
 //!   slope reaches ±14 at α = 14: nothing here assumes a Lipschitz constant.
 //!
 //! **Forward boxes.** R ← |W|·R through linear ops, R ← mag(S)·(R + η·B) at a site, from
-//! R = 0 at the network input.
+//! R = 0 at the network input. At the output y of every conv–[BN]–site–conv chain (the main
+//! branch of a residual block) R_y is the smaller of that |W| box and the relational box of
+//! `margin_rel`: |M̂|·R_x + |W₂|·v with M = W₂·diag(s·Σ₁)·W₁ the chain's linearisation at the
+//! trajectory's point slopes s, back-substituted to the chain's input x (the slope variation
+//! and the noise in v, module docs there).
 //!
 //! **Back-substitution.** Split each slope as S = s_mid + δ, |δ| ≤ s_rad (the midpoint and
 //! radius of its enclosure), so Δ_out = s_mid ∘ (Δ_in + e) + δ ∘ (Δ_in + e) with
@@ -43,13 +47,21 @@
 //! The class stays c for every admissible e when lower(y_c − y_j) > D_j(η) for all j ≠ c,
 //! with lower(y_c − y_j) from the certified output balls of F^α(x).
 //!
-//! **What limits η.** The forward boxes R grow by the |W| products (×3–6 per ReLU layer on
-//! ResNet-20, ~10^13 from the first site to the last), so at η ≈ 2^−40 the last stage's boxes
-//! already span many ripples of r̃_α′ and the slope enclosures explode; the first-order
-//! estimate η₀ = min_j lower_j/K_j(0) is ~2^−15 there (certified: ~2^−53). On shallow
-//! networks (MNIST, two sites) the gap is the slope enclosure itself: over boxes of width
-//! η·B ≈ 2^−11·B, r̃_α′ varies across ripples (certified ~2^−12 against η₀ ~ 2^−6.4). Relational forward boxes
-//! (back-substitution of each stage's input, CROWN-style) are the next step.
+//! **What limits η.** With |W| boxes alone, R grows by the |W| products (×3–6 per ReLU
+//! layer on ResNet-20, ~10^13 from the first site to the last), so the last stage's slope
+//! enclosures explode beyond η ≈ 2^−53. The relational boxes of the residual blocks' main
+//! branches cut the growth to ×5–9 per block (median relational / |W| box: 0.45 after the
+//! first block, 10^−5 at stage 3), which moves the certified η on ResNet-20 (α = 14) from
+//! ≈ 2^−53.7 to ≈ 2^−38.9. They still compose box to box across blocks: at that η the last
+//! site's box is ~10^6× the largest deviation of sampled sign patterns, whose growth is
+//! ×1.5–2 per block; the first-order estimate η₀ = min_j lower_j/K_j(0) is ~2^−11 there.
+//! At the certified η, D_j is almost all remainder (η·K_j ≈ 7·10^−8 against E_j ≈ 12) and
+//! 99.8 % of E_j comes from the last site, whose box (~2·10^−2) spans r̃_α′'s transition for
+//! the neurons near 0. E_j grows like (box)², so the certified η scales like 1 / (box growth):
+//! back-substitution across several blocks (to each stage's input, at least for the last
+//! stage) is the next step. On
+//! shallow networks (MNIST, two sites) the gap is the slope enclosure itself: over boxes of
+//! width η·B ≈ 2^−11·B, r̃_α′ varies across ripples (certified ~2^−12 against η₀ ~ 2^−6.4).
 //!
 //! **Search.** η is searched on the grid 2^(k/16), −80 ≤ log₂ η ≤ 0: K(0) gives the estimate
 //! η₀ (D grows with η, so the certified η is at most about η₀), then a bracket below η₀ and
@@ -73,6 +85,7 @@
 //!
 //! Symbols: `eta` η, `b` B, `r` forward boxes R, `s` slope enclosures S, `lam` λ, `k` K_j.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -82,6 +95,7 @@ use serde::Serialize;
 
 use super::firstorder::{conv_transpose, linear_and_transpose, pad_src, slice_src, ConvT};
 use super::fixed::{fixed_bounds, mag, rat_interval, Frac};
+use super::margin_rel::RelChain;
 use super::network::f64s;
 use super::polyerr::PolyErrors;
 use super::round::{add_ru, div_ru, dot_up, gamma_ru, mul_ru, Ulp, ETA, U};
@@ -217,7 +231,7 @@ impl MulAddHull for Interval {
     clippy::large_enum_variant,
     reason = "one value per node, built once per network"
 )]
-enum MPrep {
+pub(super) enum MPrep {
     Conv {
         /// |W| as a forward kernel (no bias).
         abs: ConvK<f64>,
@@ -252,6 +266,15 @@ enum MPrep {
     Site,
 }
 
+/// Per node: for a site, (s_mid, s_rad, w) per entry (S ⊆ [s_mid ± s_rad], |Δ_in + e| ≤ w).
+pub(crate) type SiteSlope = Option<Vec<(f64, f64, f64)>>;
+
+/// Forward boxes R per value (`None`: Δ = 0).
+pub(crate) type Boxes = Vec<Option<Vec<f64>>>;
+
+/// [`SiteSlope`] per node.
+pub(crate) type SiteSlopes = Vec<SiteSlope>;
+
 /// A midpoint–radius interval vector (c ± r), one per class.
 type Lam = Vec<(Vec<f64>, Vec<f64>)>;
 
@@ -269,6 +292,10 @@ pub(crate) struct Nominal {
     sites: SiteBalls,
     /// Per site, the Taylor coefficients of every entry (`IntervalSign::taylor`).
     taylor: BTreeMap<NodeId, Vec<Interval>>,
+    /// Per site of a chain, the point slopes s of the relational boxes (`margin_rel`).
+    slin: BTreeMap<NodeId, Vec<f64>>,
+    /// Per chain, |M̂| (`RelChain::kernel`; empty when not used).
+    rel: Vec<Vec<f32>>,
 }
 
 /// One evaluation of the recursion at η.
@@ -285,6 +312,13 @@ pub(crate) struct Drops {
         expect(dead_code, reason = "read by the tests' adversarial sign pattern")
     )]
     pub(crate) lambda: BTreeMap<NodeId, Vec<f64>>,
+    /// With `lambda_for = Some(j)`: per site, its share of E_j(η) (the slope-variation
+    /// remainder, rounded up).
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "read by the tests' diagnostics of what limits η")
+    )]
+    pub(crate) remainder: BTreeMap<NodeId, f64>,
 }
 
 /// The certified noise margin of one input at one α (see the module docs).
@@ -322,6 +356,12 @@ pub struct MarginCertifier {
     signs: Vec<IntervalSign>,
     alphas: Vec<u32>,
     ranges: BTreeMap<NodeId, f64>,
+    /// The conv–site–conv chains with relational boxes (`margin_rel`).
+    chains: Vec<RelChain>,
+    /// Per node: the chain whose second convolution it is.
+    chain_at: Vec<Option<usize>>,
+    /// Whether the relational boxes are used (else the |W| boxes alone).
+    relational: bool,
 }
 
 fn margin_err(net: &Network, id: NodeId, reason: impl Into<String>) -> BoundsError {
@@ -511,7 +551,17 @@ impl MarginCertifier {
                 *s = l;
             }
         }
+        let chains = RelChain::detect(&net, &preps);
+        let mut chain_at = vec![None; net.nodes.len()];
+        for (ci, ch) in chains.iter().enumerate() {
+            if let Some(s) = chain_at.get_mut(ch.conv2) {
+                *s = Some(ci);
+            }
+        }
         Ok(Self {
+            chains,
+            chain_at,
+            relational: true,
             signs: pes
                 .iter()
                 .map(|pe| IntervalSign::new(pe.components()))
@@ -527,6 +577,19 @@ impl MarginCertifier {
     /// The α values, in order.
     pub fn alphas(&self) -> &[u32] {
         &self.alphas
+    }
+
+    /// The same certifier with the relational boxes of conv–site–conv chains switched on or
+    /// off (on by default; off gives the |W| boxes alone, for comparison).
+    #[must_use]
+    pub fn with_relational(mut self, on: bool) -> Self {
+        self.relational = on;
+        self
+    }
+
+    /// Number of conv–site–conv chains that get relational boxes.
+    pub fn relational_chains(&self) -> usize {
+        self.chains.len()
     }
 
     /// The nominal trajectory of `x` for the certificate `tb` (one of `tc`'s results for
@@ -573,7 +636,7 @@ impl MarginCertifier {
             .signs
             .get(k)
             .ok_or_else(|| margin_err(&self.net, 0, "no polynomial for this α"))?;
-        let taylor = sites
+        let taylor: BTreeMap<NodeId, Vec<Interval>> = sites
             .iter()
             .map(|(&i, rec)| {
                 let mut t = Vec::with_capacity(rec.x.len() * sign.taylor_len());
@@ -583,12 +646,45 @@ impl MarginCertifier {
                 (i, t)
             })
             .collect();
+        let mut slin = BTreeMap::new();
+        let mut rel = Vec::with_capacity(self.chains.len());
+        for ch in &self.chains {
+            if !self.relational {
+                rel.push(Vec::new());
+                continue;
+            }
+            if let Entry::Vacant(slot) = slin.entry(ch.site) {
+                let (Some(rec), Some(tay), Some(&b)) = (
+                    sites.get(&ch.site),
+                    taylor.get(&ch.site),
+                    self.ranges.get(&ch.site),
+                ) else {
+                    rel.push(Vec::new());
+                    continue;
+                };
+                let st = rec.stride.max(1);
+                let tl = sign.taylor_len().max(1);
+                let s: Vec<f64> = rec
+                    .x
+                    .iter()
+                    .zip(rec.chain.chunks(st))
+                    .zip(tay.chunks(tl))
+                    .map(|((x, chain), t)| {
+                        RelChain::point_slope(mid_rad(sign.relu_slope(*x, b, chain, t)).0)
+                    })
+                    .collect();
+                slot.insert(s);
+            }
+            rel.push(slin.get(&ch.site).map_or_else(Vec::new, |s| ch.kernel(s)));
+        }
         Ok(Some(Nominal {
             k,
             class: c,
             margins,
             sites,
             taylor,
+            slin,
+            rel,
         }))
     }
 
@@ -724,6 +820,188 @@ impl MarginCertifier {
         }))
     }
 
+    /// The box R of a non-site node's output from its inputs' boxes (`None`: Δ = 0): |W|·R
+    /// rounded up for linear ops, R_a + R_b for a residual sum.
+    pub(super) fn fwd_lin(
+        &self,
+        i: NodeId,
+        rs: &[Option<Vec<f64>>],
+        buf: &mut Vec<f64>,
+    ) -> Option<Vec<f64>> {
+        let net = &*self.net;
+        let (node, prep) = (net.nodes.get(i)?, self.preps.get(i)?);
+        let in0 = node.inputs.first().copied().unwrap_or(usize::MAX);
+        let a = rs.get(in0).and_then(Option::as_ref);
+        let s_in = net.shape(in0);
+        let chw = s_in.chw().unwrap_or((0, 0, 0));
+        let out_hw = net
+            .shape(node.output)
+            .chw()
+            .map_or((0, 0), |(_, h, w)| (h, w));
+        match prep {
+            MPrep::Site => None,
+            _ if a.is_none() && !matches!(prep, MPrep::Add) => None,
+            MPrep::Conv { abs, n_fwd, .. } => a.map(|a| {
+                ops::conv(a, chw, abs, out_hw, buf, false)
+                    .0
+                    .into_iter()
+                    .map(|s| dot_up(s, *n_fwd))
+                    .collect()
+            }),
+            MPrep::Bn { s_up, .. } => a.map(|a| {
+                let plane = (a.len() / s_up.len().max(1)).max(1);
+                a.iter()
+                    .enumerate()
+                    .map(|(q, r)| mul_ru(s_up.get(q / plane).copied().unwrap_or(f64::NAN), *r))
+                    .collect()
+            }),
+            MPrep::Linear { w_abs, m, k, .. } => a.map(|a| {
+                ops::linear(a, w_abs, *m, *k, None)
+                    .into_iter()
+                    .map(|s| dot_up(s, *k))
+                    .collect()
+            }),
+            MPrep::Index(src) => a.map(|a| {
+                src.iter()
+                    .map(|&q| a.get(q).copied().unwrap_or(0.0))
+                    .collect()
+            }),
+            MPrep::Pool(wins) => a.map(|a| {
+                wins.iter()
+                    .map(|(w, n)| {
+                        let s: f64 = w.iter().map(|&q| a.get(q).copied().unwrap_or(0.0)).sum();
+                        div_ru(dot_up(s, w.len()), *n as f64)
+                    })
+                    .collect()
+            }),
+            MPrep::Pass => a.cloned(),
+            MPrep::Add => {
+                let b = node
+                    .inputs
+                    .get(1)
+                    .and_then(|&v| rs.get(v))
+                    .and_then(Option::as_ref);
+                match (a, b) {
+                    (Some(a), Some(b)) => {
+                        Some(a.iter().zip(b).map(|(p, q)| add_ru(*p, *q)).collect())
+                    }
+                    (Some(x), None) | (None, Some(x)) => Some(x.clone()),
+                    (None, None) => None,
+                }
+            }
+        }
+    }
+
+    /// λ_in = Wᵀλ_out of a non-site node (midpoint–radius, rounded outward; a residual sum
+    /// passes λ to both inputs).
+    pub(super) fn back_lin(
+        &self,
+        i: NodeId,
+        lam: Lam,
+        buf: &mut Vec<f64>,
+        buf2: &mut Vec<f64>,
+    ) -> Lam {
+        let net = &*self.net;
+        let (Some(node), Some(prep)) = (net.nodes.get(i), self.preps.get(i)) else {
+            return lam;
+        };
+        let in0 = node.inputs.first().copied().unwrap_or(usize::MAX);
+        let n_in = net.shape(in0).numel();
+        match prep {
+            MPrep::Site => lam,
+            MPrep::Conv {
+                t, t_abs, n_bwd, ..
+            } => lam
+                .iter()
+                .map(|(c, r)| lin_back(c, r, *n_bwd, |v| t.apply(v, buf), |v| t_abs.apply(v, buf2)))
+                .collect(),
+            MPrep::Bn { s, s_up } => {
+                let plane = (n_in / s.len().max(1)).max(1);
+                lam.iter()
+                    .map(|(c, r)| {
+                        let mut c2 = Vec::with_capacity(c.len());
+                        let mut r2 = Vec::with_capacity(c.len());
+                        for (q, (cq, rq)) in c.iter().zip(r).enumerate() {
+                            let sc = s.get(q / plane).copied().unwrap_or(f64::NAN);
+                            let su = s_up.get(q / plane).copied().unwrap_or(f64::NAN);
+                            let v = sc * cq;
+                            // |S·λ − fl(s·c)| ≤ |S|·r + 4u|s||c| + u|s·c|.
+                            let e = add_ru(mul_ru(mul_ru(5.0 * U, sc.abs()), cq.abs()), ETA);
+                            c2.push(v);
+                            r2.push(add_ru(mul_ru(su, *rq), e));
+                        }
+                        (c2, r2)
+                    })
+                    .collect()
+            }
+            MPrep::Linear {
+                wt, wt_abs, m, k, ..
+            } => lam
+                .iter()
+                .map(|(c, r)| {
+                    lin_back(
+                        c,
+                        r,
+                        *m,
+                        |v| ops::linear(v, wt, *k, *m, None),
+                        |v| ops::linear(v, wt_abs, *k, *m, None),
+                    )
+                })
+                .collect(),
+            MPrep::Index(src) => lam
+                .iter()
+                .map(|(c, r)| {
+                    // Slice and Pad are injective: each input gets one output's λ (or 0).
+                    let (mut c2, mut r2) = (vec![0.0; n_in], vec![0.0; n_in]);
+                    for ((&q, co), ro) in src.iter().zip(c).zip(r) {
+                        if let (Some(x), Some(y)) = (c2.get_mut(q), r2.get_mut(q)) {
+                            *x += co;
+                            *y = add_ru(add_ru(*y, *ro), mul_ru(2.0 * U, x.abs()));
+                        }
+                    }
+                    (c2, r2)
+                })
+                .collect(),
+            MPrep::Pool(wins) => lam
+                .iter()
+                .map(|(c, r)| {
+                    // Each input gets Σ_{windows ∋ q} λ_o/n: with m windows per input the
+                    // computed midpoint is within 2γ_{m+2}·Σ|c_o|/n of the exact one.
+                    let mut c2 = vec![0.0; n_in];
+                    let mut a2 = vec![0.0; n_in];
+                    let mut m2 = vec![0.0; n_in];
+                    let mut cnt = vec![0usize; n_in];
+                    for ((w, n), (co, ro)) in wins.iter().zip(c.iter().zip(r)) {
+                        let nf = *n as f64;
+                        for &q in w {
+                            if let (Some(x), Some(y), Some(z), Some(k)) =
+                                (c2.get_mut(q), a2.get_mut(q), m2.get_mut(q), cnt.get_mut(q))
+                            {
+                                *x += co / nf;
+                                *y += div_ru(*ro, nf);
+                                *z += co.abs() / nf;
+                                *k += 1;
+                            }
+                        }
+                    }
+                    // r₂ = Σ r_o/n + 2γ_{k+2}·Σ|c_o|/n: both sums bounded from their
+                    // computed values (the RN quotients |c_o|/n lose at most u each,
+                    // covered by counting 2k + 2 terms).
+                    let r2 = a2
+                        .iter()
+                        .zip(&m2)
+                        .zip(&cnt)
+                        .map(|((a, m), &k)| {
+                            let g = mul_ru(2.0, gamma_ru(k + 2));
+                            add_ru(dot_up(*a, k), mul_ru(g, dot_up(*m, 2 * k + 2)))
+                        })
+                        .collect();
+                    (c2, r2)
+                })
+                .collect(),
+            MPrep::Pass | MPrep::Add => lam,
+        }
+    }
     /// Whether lower(y_c − y_j) > D_j(η) for every j ≠ c.
     fn holds(nom: &Nominal, d: &Drops) -> bool {
         nom.margins
@@ -733,21 +1011,18 @@ impl MarginCertifier {
             .all(|(j, (&m, &dj))| j == nom.class || dj < m)
     }
 
-    /// K_j(η) and D_j(η) for every class (see the module docs); with `lambda_for = Some(j)` also the
-    /// midpoints of λ_in at every site for class j (the adversarial direction).
+    /// The forward boxes R per value (`None`: Δ = 0) and, per site, (s_mid, s_rad, w) per
+    /// entry with S ⊆ [s_mid ± s_rad] and |Δ_in + e| ≤ w, at η (see the module docs; the
+    /// outputs of conv–site–conv chains get the smaller of the |W| box and the relational box
+    /// of `margin_rel`).
     ///
     /// # Errors
-    /// [`BoundsError::NoiseMargin`] when a site ball or an input value is missing.
-    #[expect(
-        clippy::too_many_lines,
-        reason = "one arm per op, forward and backward"
-    )]
-    pub(crate) fn drops(
+    /// [`BoundsError::NoiseMargin`] when a site ball is missing.
+    pub(crate) fn forward(
         &self,
         nom: &Nominal,
         eta: f64,
-        lambda_for: Option<usize>,
-    ) -> Result<Drops, BoundsError> {
+    ) -> Result<(Boxes, SiteSlopes), BoundsError> {
         let net = &*self.net;
         let sign = self
             .signs
@@ -757,7 +1032,7 @@ impl MarginCertifier {
         // Forward boxes R (None: Δ = 0) and the slope enclosures S per site.
         let mut rs: Vec<Option<Vec<f64>>> = vec![None; net.values.len()];
         // Per site: (s_mid, s_rad, w) per entry, S ⊆ [s_mid ± s_rad], |Δ_in + e| ≤ w.
-        let mut slopes: Vec<Option<Vec<(f64, f64, f64)>>> = vec![None; net.nodes.len()];
+        let mut slopes: SiteSlopes = vec![None; net.nodes.len()];
         let mut buf = Vec::new();
         for (i, (node, prep)) in net.nodes.iter().zip(&self.preps).enumerate() {
             if !live(node.output) {
@@ -765,12 +1040,6 @@ impl MarginCertifier {
             }
             let in0 = node.inputs.first().copied().unwrap_or(usize::MAX);
             let a = rs.get(in0).and_then(Option::as_ref);
-            let s_in = net.shape(in0);
-            let chw = s_in.chw().unwrap_or((0, 0, 0));
-            let out_hw = net
-                .shape(node.output)
-                .chw()
-                .map_or((0, 0), |(_, h, w)| (h, w));
             let out: Option<Vec<f64>> = match prep {
                 MPrep::Site => {
                     let b = self.ranges.get(&i).copied().unwrap_or(f64::NAN);
@@ -799,53 +1068,19 @@ impl MarginCertifier {
                     }
                     Some(o)
                 }
-                _ if a.is_none() && !matches!(prep, MPrep::Add) => None,
-                MPrep::Conv { abs, n_fwd, .. } => a.map(|a| {
-                    ops::conv(a, chw, abs, out_hw, &mut buf, false)
-                        .0
-                        .into_iter()
-                        .map(|s| dot_up(s, *n_fwd))
-                        .collect()
-                }),
-                MPrep::Bn { s_up, .. } => a.map(|a| {
-                    let plane = (a.len() / s_up.len().max(1)).max(1);
-                    a.iter()
-                        .enumerate()
-                        .map(|(q, r)| mul_ru(s_up.get(q / plane).copied().unwrap_or(f64::NAN), *r))
-                        .collect()
-                }),
-                MPrep::Linear { w_abs, m, k, .. } => a.map(|a| {
-                    ops::linear(a, w_abs, *m, *k, None)
-                        .into_iter()
-                        .map(|s| dot_up(s, *k))
-                        .collect()
-                }),
-                MPrep::Index(src) => a.map(|a| {
-                    src.iter()
-                        .map(|&q| a.get(q).copied().unwrap_or(0.0))
-                        .collect()
-                }),
-                MPrep::Pool(wins) => a.map(|a| {
-                    wins.iter()
-                        .map(|(w, n)| {
-                            let s: f64 = w.iter().map(|&q| a.get(q).copied().unwrap_or(0.0)).sum();
-                            div_ru(dot_up(s, w.len()), *n as f64)
-                        })
-                        .collect()
-                }),
-                MPrep::Pass => a.cloned(),
-                MPrep::Add => {
-                    let b = node
-                        .inputs
-                        .get(1)
-                        .and_then(|&v| rs.get(v))
-                        .and_then(Option::as_ref);
-                    match (a, b) {
-                        (Some(a), Some(b)) => {
-                            Some(a.iter().zip(b).map(|(p, q)| add_ru(*p, *q)).collect())
+                _ => {
+                    let w = self.fwd_lin(i, &rs, &mut buf);
+                    match self.chain_at.get(i).copied().flatten() {
+                        Some(ci) if self.relational => {
+                            let rel = self.relational_box(ci, nom, eta, &rs, &slopes, &mut buf);
+                            match (w, rel) {
+                                (Some(w), Some(r)) => {
+                                    Some(w.iter().zip(&r).map(|(p, q)| p.min(*q)).collect())
+                                }
+                                (w, _) => w,
+                            }
                         }
-                        (Some(x), None) | (None, Some(x)) => Some(x.clone()),
-                        (None, None) => None,
+                        _ => w,
                     }
                 }
             };
@@ -853,6 +1088,58 @@ impl MarginCertifier {
                 *slot = out;
             }
         }
+        Ok((rs, slopes))
+    }
+
+    /// The relational box of the output of chain `ci` at η (`margin_rel`): |M̂|·R_x + |W₂|·v.
+    fn relational_box(
+        &self,
+        ci: usize,
+        nom: &Nominal,
+        eta: f64,
+        rs: &[Option<Vec<f64>>],
+        slopes: &[SiteSlope],
+        buf: &mut Vec<f64>,
+    ) -> Option<Vec<f64>> {
+        let ch = self.chains.get(ci)?;
+        let m = nom.rel.get(ci).filter(|m| !m.is_empty())?;
+        let s = nom.slin.get(&ch.site)?;
+        let sl = slopes.get(ch.site)?.as_ref()?;
+        let b = self.ranges.get(&ch.site).copied()?;
+        let rx = rs.get(ch.x).and_then(Option::as_ref);
+        let t1 = match rx {
+            Some(_) => Some(self.fwd_lin(ch.conv1, rs, buf)?),
+            None => None,
+        };
+        let v = ch.site_term(t1.as_deref(), s, sl, mul_ru(eta, b));
+        let u = self.net.nodes.get(ch.conv2)?.inputs.first().copied()?;
+        let mut tmp: Vec<Option<Vec<f64>>> = vec![None; self.net.values.len()];
+        *tmp.get_mut(u)? = Some(v);
+        let w2v = self.fwd_lin(ch.conv2, &tmp, buf)?;
+        match rx {
+            Some(rx) => {
+                let mr = ch.apply(m, rx)?;
+                Some(w2v.iter().zip(&mr).map(|(p, q)| add_ru(*p, *q)).collect())
+            }
+            None => Some(w2v),
+        }
+    }
+
+    /// K_j(η) and D_j(η) for every class (see the module docs); with `lambda_for = Some(j)` also the
+    /// midpoints of λ_in at every site for class j (the adversarial direction).
+    ///
+    /// # Errors
+    /// [`BoundsError::NoiseMargin`] when a site ball or an input value is missing.
+    pub(crate) fn drops(
+        &self,
+        nom: &Nominal,
+        eta: f64,
+        lambda_for: Option<usize>,
+    ) -> Result<Drops, BoundsError> {
+        let net = &*self.net;
+        let live = |v: usize| self.live.get(v).copied().unwrap_or(false);
+        let (rs, slopes) = self.forward(nom, eta)?;
+        let mut buf = Vec::new();
         drop(rs);
         // Back-substitution of y_c − y_j for every j ≠ c at once.
         let n_out = net.output_shape().numel();
@@ -877,6 +1164,7 @@ impl MarginCertifier {
         let mut ks = vec![0.0f64; js.len()];
         let mut es = vec![0.0f64; js.len()];
         let mut lambda = BTreeMap::new();
+        let mut remainder = BTreeMap::new();
         let mut buf2 = Vec::new();
         let jpos = lambda_for.and_then(|j| js.iter().position(|&q| q == j));
         for (i, (node, prep)) in net.nodes.iter().zip(&self.preps).enumerate().rev() {
@@ -884,7 +1172,6 @@ impl MarginCertifier {
                 continue;
             };
             let in0 = node.inputs.first().copied().unwrap_or(usize::MAX);
-            let n_in = net.shape(in0).numel();
             let back: Lam = match prep {
                 MPrep::Site => {
                     let b = self.ranges.get(&i).copied().unwrap_or(f64::NAN);
@@ -915,110 +1202,13 @@ impl MarginCertifier {
                         }
                         if jpos == Some(ci) {
                             lambda.insert(i, c2.clone());
+                            remainder.insert(i, dot_up(rem, c.len()));
                         }
                         out.push((c2, r2));
                     }
                     out
                 }
-                MPrep::Conv {
-                    t, t_abs, n_bwd, ..
-                } => lam
-                    .iter()
-                    .map(|(c, r)| {
-                        lin_back(
-                            c,
-                            r,
-                            *n_bwd,
-                            |v| t.apply(v, &mut buf),
-                            |v| t_abs.apply(v, &mut buf2),
-                        )
-                    })
-                    .collect(),
-                MPrep::Bn { s, s_up } => {
-                    let plane = (n_in / s.len().max(1)).max(1);
-                    lam.iter()
-                        .map(|(c, r)| {
-                            let mut c2 = Vec::with_capacity(c.len());
-                            let mut r2 = Vec::with_capacity(c.len());
-                            for (q, (cq, rq)) in c.iter().zip(r).enumerate() {
-                                let sc = s.get(q / plane).copied().unwrap_or(f64::NAN);
-                                let su = s_up.get(q / plane).copied().unwrap_or(f64::NAN);
-                                let v = sc * cq;
-                                // |S·λ − fl(s·c)| ≤ |S|·r + 4u|s||c| + u|s·c|.
-                                let e = add_ru(mul_ru(mul_ru(5.0 * U, sc.abs()), cq.abs()), ETA);
-                                c2.push(v);
-                                r2.push(add_ru(mul_ru(su, *rq), e));
-                            }
-                            (c2, r2)
-                        })
-                        .collect()
-                }
-                MPrep::Linear {
-                    wt, wt_abs, m, k, ..
-                } => lam
-                    .iter()
-                    .map(|(c, r)| {
-                        lin_back(
-                            c,
-                            r,
-                            *m,
-                            |v| ops::linear(v, wt, *k, *m, None),
-                            |v| ops::linear(v, wt_abs, *k, *m, None),
-                        )
-                    })
-                    .collect(),
-                MPrep::Index(src) => lam
-                    .iter()
-                    .map(|(c, r)| {
-                        // Slice and Pad are injective: each input gets one output's λ (or 0).
-                        let (mut c2, mut r2) = (vec![0.0; n_in], vec![0.0; n_in]);
-                        for ((&q, co), ro) in src.iter().zip(c).zip(r) {
-                            if let (Some(x), Some(y)) = (c2.get_mut(q), r2.get_mut(q)) {
-                                *x += co;
-                                *y = add_ru(add_ru(*y, *ro), mul_ru(2.0 * U, x.abs()));
-                            }
-                        }
-                        (c2, r2)
-                    })
-                    .collect(),
-                MPrep::Pool(wins) => lam
-                    .iter()
-                    .map(|(c, r)| {
-                        // Each input gets Σ_{windows ∋ q} λ_o/n: with m windows per input the
-                        // computed midpoint is within 2γ_{m+2}·Σ|c_o|/n of the exact one.
-                        let mut c2 = vec![0.0; n_in];
-                        let mut a2 = vec![0.0; n_in];
-                        let mut m2 = vec![0.0; n_in];
-                        let mut cnt = vec![0usize; n_in];
-                        for ((w, n), (co, ro)) in wins.iter().zip(c.iter().zip(r)) {
-                            let nf = *n as f64;
-                            for &q in w {
-                                if let (Some(x), Some(y), Some(z), Some(k)) =
-                                    (c2.get_mut(q), a2.get_mut(q), m2.get_mut(q), cnt.get_mut(q))
-                                {
-                                    *x += co / nf;
-                                    *y += div_ru(*ro, nf);
-                                    *z += co.abs() / nf;
-                                    *k += 1;
-                                }
-                            }
-                        }
-                        // r₂ = Σ r_o/n + 2γ_{k+2}·Σ|c_o|/n: both sums bounded from their
-                        // computed values (the RN quotients |c_o|/n lose at most u each,
-                        // covered by counting 2k + 2 terms).
-                        let r2 = a2
-                            .iter()
-                            .zip(&m2)
-                            .zip(&cnt)
-                            .map(|((a, m), &k)| {
-                                let g = mul_ru(2.0, gamma_ru(k + 2));
-                                add_ru(dot_up(*a, k), mul_ru(g, dot_up(*m, 2 * k + 2)))
-                            })
-                            .collect();
-                        (c2, r2)
-                    })
-                    .collect(),
-                MPrep::Pass | MPrep::Add => lam,
+                _ => self.back_lin(i, lam, &mut buf, &mut buf2),
             };
             let upd = |v: usize, lams: &mut Vec<Option<Lam>>, l: Lam| {
                 if live(v) {
@@ -1043,7 +1233,12 @@ impl MarginCertifier {
                 *t = kj;
             }
         }
-        Ok(Drops { k, d, lambda })
+        Ok(Drops {
+            k,
+            d,
+            lambda,
+            remainder,
+        })
     }
 }
 

@@ -150,6 +150,21 @@ fn margins_of(y: &[f64], c: usize) -> Vec<f64> {
     y.iter().map(|v| y[c] - v).collect()
 }
 
+/// The classifier head of the test nets: Gemm 4 → 3 classes on value `fl`.
+fn gemm_head(b: &mut NetB, r: &mut Lcg, fl: usize) -> usize {
+    b.add(
+        Op::Gemm(Linear {
+            weight: Tensor {
+                dims: vec![3, 4],
+                data: r.vec(12, 2.0, 20),
+            },
+            bias: Some(r.vec(3, 0.2, 20)),
+        }),
+        &[fl],
+        &[3],
+    )
+}
+
 /// Input → Conv 3×3 (4 ch) → BN → ReLU → Conv 3×3 (4 ch) → + skip → ReLU → GlobalAvgPool →
 /// Flatten → Gemm (3 classes): two sites, a residual sum and a fan-out.
 fn two_site_net(seed: u64) -> Network {
@@ -186,17 +201,7 @@ fn two_site_net(seed: u64) -> Network {
     let r2 = b.add(Op::Relu, &[add], &[4, 5, 5]);
     let gap = b.add(Op::GlobalAvgPool, &[r2], &[4, 1, 1]);
     let fl = b.add(Op::Flatten, &[gap], &[4]);
-    let out = b.add(
-        Op::Gemm(Linear {
-            weight: Tensor {
-                dims: vec![3, 4],
-                data: r.vec(12, 2.0, 20),
-            },
-            bias: Some(r.vec(3, 0.2, 20)),
-        }),
-        &[fl],
-        &[3],
-    );
+    let out = gemm_head(&mut b, &mut r, fl);
     b.build(out)
 }
 
@@ -461,6 +466,16 @@ fn adversarial_and_random_patterns_stay_within_the_margin_two_site_net() {
     );
 }
 
+/// The worst vertex drop of class j stays below D_j(η) (printed with their ratio).
+fn vertex_within(seed: u64, eta: f64, j: usize, worst: f64, dj: f64) {
+    assert!(worst <= dj, "class {j}: vertex drop {worst} > D_j {dj}");
+    println!(
+        "seed {seed} log2 η = {:.4}: class {j}: worst vertex drop / D_j = {:.4}",
+        eta.log2(),
+        worst / dj
+    );
+}
+
 #[test]
 fn drop_bound_covers_exhaustive_sign_vertices_one_hidden_layer() {
     // (iv): with one hidden layer of 10 ReLUs, enumerate all 2^10 sign vertices
@@ -496,17 +511,7 @@ fn drop_bound_covers_exhaustive_sign_vertices_one_hidden_layer() {
                 }
             }
             for j in (0..3).filter(|&j| j != c) {
-                assert!(
-                    worst[j] <= dj[j],
-                    "class {j}: vertex drop {} > D_j {}",
-                    worst[j],
-                    dj[j]
-                );
-                println!(
-                    "seed {seed} log2 η = {:.4}: class {j}: worst vertex drop / D_j = {:.4}",
-                    eta.log2(),
-                    worst[j] / dj[j]
-                );
+                vertex_within(seed, eta, j, worst[j], dj[j]);
                 if eta < nm.eta {
                     assert!(
                         worst[j] >= 0.9 * dj[j],
@@ -563,4 +568,280 @@ fn resnet20_margin_holds_for_adversarial_and_random_patterns() {
         nm.log2_eta, nm.drop_bound, nm.margin_lower, frac[0], flip[0], frac[1], flip[1], nm.evaluations
     );
     let _ = Frac(128);
+}
+
+/// The site inputs of F^α(x) under `e` (before e is added) and the output, r̃_α as in
+/// [`Case::run`] (the independent oracle of the forward boxes).
+fn site_inputs(case: &Case, e: &Pattern) -> (BTreeMap<NodeId, Vec<f64>>, Vec<f64>) {
+    let mut rec = BTreeMap::new();
+    let y = forward(&case.net, &case.x, &mut |i, y| {
+        rec.insert(i, y.clone());
+        if let Some(d) = e.get(&i) {
+            for (v, dv) in y.iter_mut().zip(d) {
+                *v += dv;
+            }
+        }
+        let b = case.ranges[&i];
+        match &case.comps {
+            Some(c) => y.iter_mut().for_each(|v| *v = relu_mpfr(c, *v, b)),
+            None => {
+                case.kernel.relu_in_place(y, b);
+            }
+        }
+    });
+    (rec, y)
+}
+
+/// `n` random sign patterns e = ±η·B at every site.
+fn sign_patterns(case: &Case, eta: f64, n: usize, seed: u64) -> Vec<Pattern> {
+    let mut r = Lcg(seed);
+    (0..n)
+        .map(|_| {
+            case.net
+                .activation_nodes()
+                .iter()
+                .map(|&a| {
+                    let len = case.net.shape(case.net.nodes[a].inputs[0]).numel();
+                    let eb = eta * case.ranges[&a];
+                    (a, (0..len).map(|_| eb * r.next(1.0, 40).signum()).collect())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Per site: max |W| box, max relational box, median relational / |W| box, max sampled
+/// deviation, max sampled deviation / relational box.
+type BoxRow = (NodeId, f64, f64, f64, f64, f64);
+
+/// At η: the relational boxes are never larger than the |W| boxes and every site-input
+/// deviation of the sampled patterns lies inside them (up to `allowance`, the f64 rounding
+/// of the oracle's linear layers).
+fn check_boxes(case: &Case, eta: f64, patterns: &[Pattern], allowance: f64) -> Vec<BoxRow> {
+    let nom = case.nom.as_ref().unwrap();
+    let (rs, _) = case.mc.forward(nom, eta).unwrap();
+    let mc_w = case.mc.clone().with_relational(false);
+    let nom_w = mc_w.nominal(&case.tc, &case.x, &case.tb).unwrap().unwrap();
+    let (rw, _) = mc_w.forward(&nom_w, eta).unwrap();
+    let (base, _) = site_inputs(case, &Pattern::new());
+    let devs: Vec<_> = patterns.iter().map(|p| site_inputs(case, p).0).collect();
+    let mut rows = Vec::new();
+    for (&a, z0) in &base {
+        let v = case.net.nodes[a].inputs[0];
+        let zero = vec![0.0; z0.len()];
+        let r = rs[v].as_deref().unwrap_or(&zero);
+        let w = rw[v].as_deref().unwrap_or(&zero);
+        let mut row: BoxRow = (a, 0.0, 0.0, 0.0, 0.0, 0.0);
+        let mut ratios = Vec::new();
+        for q in 0..z0.len() {
+            assert!(
+                r[q] <= w[q],
+                "site {a} entry {q}: relational box {} > |W| box {}",
+                r[q],
+                w[q]
+            );
+            row.1 = row.1.max(w[q]);
+            row.2 = row.2.max(r[q]);
+            if w[q] > 0.0 {
+                ratios.push(r[q] / w[q]);
+            }
+            for d in &devs {
+                let dev = (d[&a][q] - z0[q]).abs();
+                assert!(
+                    dev <= r[q] + allowance,
+                    "site {a} entry {q}: sampled deviation {dev} > box {}",
+                    r[q]
+                );
+                row.4 = row.4.max(dev);
+                if r[q] > 0.0 {
+                    row.5 = row.5.max(dev / r[q]);
+                }
+            }
+        }
+        ratios.sort_by(f64::total_cmp);
+        row.3 = ratios.get(ratios.len() / 2).copied().unwrap_or(1.0);
+        rows.push(row);
+    }
+    rows
+}
+
+/// Input [1, 2, 2] → Conv 3×3 → ReLU → Conv 3×3 → BN → ReLU → Conv 3×3 → + (first ReLU) →
+/// ReLU → Flatten → Gemm (3 classes), one channel throughout: 12 site entries, two
+/// conv–site–conv chains, the second with a perturbed input (the relational term |M̂|·R_x).
+fn tiny_residual_net(seed: u64) -> Network {
+    let mut r = Lcg(seed);
+    let mut b = NetB::new(&[1, 2, 2]);
+    let conv = |r: &mut Lcg| {
+        Op::Conv(Conv {
+            weight: Tensor {
+                dims: vec![1, 1, 3, 3],
+                data: r.vec(9, 0.8, 20),
+            },
+            bias: Some(r.vec(1, 0.3, 20)),
+            strides: [1, 1],
+            pads: [1, 1, 1, 1],
+            dilations: [1, 1],
+            groups: 1,
+        })
+    };
+    let sh = [1, 2, 2];
+    let c0 = b.add(conv(&mut r), &[0], &sh);
+    let r0 = b.add(Op::Relu, &[c0], &sh);
+    let c1 = b.add(conv(&mut r), &[r0], &sh);
+    let bn = b.add(
+        Op::BatchNorm(BatchNorm {
+            gamma: r.vec(1, 1.5, 12),
+            beta: r.vec(1, 0.5, 12),
+            mean: r.vec(1, 0.5, 12),
+            var: vec![0.7],
+            eps: 1e-3,
+        }),
+        &[c1],
+        &sh,
+    );
+    let r1 = b.add(Op::Relu, &[bn], &sh);
+    let c2 = b.add(conv(&mut r), &[r1], &sh);
+    let add = b.add(Op::Add { constant: None }, &[c2, r0], &sh);
+    let r2 = b.add(Op::Relu, &[add], &sh);
+    let fl = b.add(Op::Flatten, &[r2], &[4]);
+    let out = gemm_head(&mut b, &mut r, fl);
+    b.build(out)
+}
+
+#[test]
+fn tiny_residual_net_against_exhaustive_sign_vertices() {
+    // (iv) with a residual sum and a conv–site–conv chain (relational boxes): all 2^12 sign
+    // vertices e ∈ {±ηB}^12 in the perturbed F^α (r̃_α in 192-bit MPFR) keep the class, stay
+    // below D_j(η), and their site-input deviations stay inside the forward boxes.
+    let mut certified = 0;
+    for seed in 1..=6u64 {
+        let net = Arc::new(tiny_residual_net(seed));
+        let xs = inputs(300 + seed, 1, 4);
+        let ranges = ranges_for(&net, &xs);
+        let case = Case::new(Arc::clone(&net), xs[0].clone(), ranges, 14, true);
+        assert_eq!(case.mc.relational_chains(), 2);
+        let Some(nm) = case.margin() else {
+            println!("seed {seed}: not certified unchanged, skipped");
+            continue;
+        };
+        certified += 1;
+        let sites = net.activation_nodes();
+        let lens: Vec<usize> = sites
+            .iter()
+            .map(|&a| net.shape(net.nodes[a].inputs[0]).numel())
+            .collect();
+        let n: usize = lens.iter().sum();
+        assert_eq!(n, 12);
+        let c = nm.class;
+        let m0 = margins_of(&case.run(&Pattern::new()), c);
+        for eta in [nm.eta, nm.eta.min((-24.0f64).exp2())] {
+            let (dj, _) = case.adversarial(eta, nm.tightest);
+            let pats: Vec<Pattern> = (0..1u32 << n)
+                .map(|v| {
+                    let mut bit = 0;
+                    sites
+                        .iter()
+                        .zip(&lens)
+                        .map(|(&a, &len)| {
+                            let eb = eta * case.ranges[&a];
+                            let e = (0..len)
+                                .map(|_| {
+                                    bit += 1;
+                                    if v >> (bit - 1) & 1 == 1 {
+                                        eb
+                                    } else {
+                                        -eb
+                                    }
+                                })
+                                .collect();
+                            (a, e)
+                        })
+                        .collect()
+                })
+                .collect();
+            let mut worst = [f64::NEG_INFINITY; 3];
+            for p in &pats {
+                let (_, y) = site_inputs(&case, p);
+                let m = margins_of(&y, c);
+                assert!(
+                    (0..3).all(|j| j == c || y[c] > y[j]),
+                    "a vertex changed the class"
+                );
+                for j in 0..3 {
+                    worst[j] = worst[j].max(m0[j] - m[j]);
+                }
+            }
+            for j in (0..3).filter(|&j| j != c) {
+                vertex_within(seed, eta, j, worst[j], dj[j]);
+            }
+            for row in check_boxes(&case, eta, &pats, 1e-12) {
+                println!(
+                    "seed {seed} log2 η = {:.4}: site {}: max |W| box {:.3e}, max relational {:.3e} (median ratio {:.3}), max vertex deviation {:.3e} ({:.3} of the box)",
+                    eta.log2(), row.0, row.1, row.2, row.3, row.4, row.5
+                );
+            }
+        }
+    }
+    assert!(
+        certified >= 3,
+        "only {certified} inputs certified unchanged"
+    );
+}
+
+#[test]
+#[ignore = "slow: ResNet-20 noise margin with and without relational boxes, boxes against sampled MPFR runs (~2 min)"]
+fn resnet20_relational_boxes_are_sound_and_tighter() {
+    let Some(sh) = shared() else {
+        println!("skipped (ResNet-20 model and CIFAR images): ../shared is absent");
+        return;
+    };
+    let (net, xs, ranges) = image(&sh, "resnet20_cifar10.onnx", "cifar10/test_first20.bin", 2);
+    let mut done = 0;
+    for (k, x) in xs.into_iter().enumerate().take(1) {
+        let case = Case::new(Arc::clone(&net), x, ranges.clone(), 14, true);
+        if !case.tb.unchanged {
+            continue;
+        }
+        done += 1;
+        assert!(case.mc.relational_chains() >= 9);
+        let t = std::time::Instant::now();
+        let nm = case.margin().expect("a certified margin");
+        let t_rel = t.elapsed().as_secs_f64();
+        let mc_w = case.mc.clone().with_relational(false);
+        let nom_w = mc_w.nominal(&case.tc, &case.x, &case.tb).unwrap().unwrap();
+        let t = std::time::Instant::now();
+        let nw = mc_w
+            .search(&nom_w, 14)
+            .unwrap()
+            .expect("a certified margin");
+        let t_w = t.elapsed().as_secs_f64();
+        println!(
+            "image {k}: log2 η relational {} ({} evaluations, {t_rel:.1} s), |W| boxes {} ({} evaluations, {t_w:.1} s), first order {:.2}",
+            nm.log2_eta, nm.evaluations, nw.log2_eta, nw.evaluations, nm.log2_eta_first_order
+        );
+        // What limits η: each site's share of the remainder E_j of the tightest class.
+        let nom = case.nom.as_ref().unwrap();
+        let d = case.mc.drops(nom, nm.eta, Some(nm.tightest)).unwrap();
+        let e_total: f64 = d.remainder.values().sum();
+        println!(
+            "image {k}: D_j = {:.3e} (margin {:.3e}), η·K_j = {:.3e}, E_j = {e_total:.3e}",
+            nm.drop_bound,
+            nm.margin_lower,
+            nm.eta * d.k[nm.tightest]
+        );
+        for (a, e) in &d.remainder {
+            println!("image {k}: site {a:>3}: E_j share {:.3e}", e / e_total);
+        }
+        for eta in [nm.eta, (-24.0f64).exp2()] {
+            let mut pats = sign_patterns(&case, eta, 2, 5 + k as u64);
+            pats.push(case.adversarial(eta, nm.tightest).1);
+            for row in check_boxes(&case, eta, &pats, 1e-9) {
+                println!(
+                    "image {k} log2 η = {:.3}: site {:>3}: max |W| box {:.3e}, max relational {:.3e} (median ratio {:.3e}), max sampled deviation {:.3e} ({:.3e} of the box)",
+                    eta.log2(), row.0, row.1, row.2, row.3, row.4, row.5
+                );
+            }
+        }
+    }
+    assert!(done >= 1);
 }
