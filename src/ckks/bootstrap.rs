@@ -8,7 +8,10 @@
 //! 1. **ModRaise**: lift the centred c_0, c_1 from q_0 to Q_L. Over Q_L the ciphertext now
 //!    decrypts to t = c_0 + c_1·s = m + q_0·I exactly, with |I| < K (`evalmod` derives K
 //!    from the dense ternary secret). Its scale label is set to Δ_L (the value τ(t)/Δ_L is
-//!    what its slots hold; constants below undo the label).
+//!    what its slots hold; constants below undo the label). With sparse-secret encapsulation
+//!    ([`BootstrapConfig::sparse_secret`], `encapsulation`) the level-0 ciphertext is first
+//!    switched to an ephemeral secret s' of weight h = 32, raised under s' (|I| < K = 12
+//!    instead of 482 at N = 2^16), and switched back to s at level L.
 //! 2. **SubSum** (p < N/2 only): t ↦ Σ_{k<N/(2p)} σ_{5^{pk}}(t) by log₂(N/(2p)) rotations by
 //!    p, 2p, 4p, …: the trace onto Z[Y], which multiplies the Y-part of t by N/(2p) and kills
 //!    the rest (σ over the subgroup fixing Y sums the other monomials to 0).
@@ -47,6 +50,7 @@ use rand::{CryptoRng, RngCore};
 use crate::poly::EvalPlan;
 
 use super::dft::{coeff_to_slot_stages, slot_to_coeff_stages};
+use super::encapsulation::EncapsulationKeys;
 use super::encoding::Complex;
 use super::eval::{Ciphertext, CkksContext, Evaluator};
 use super::evalmod::EvalModConfig;
@@ -66,6 +70,11 @@ pub struct BootstrapConfig {
     pub stc_levels: usize,
     /// EvalMod (K, degree, double angles).
     pub eval_mod: EvalModConfig,
+    /// Sparse-secret encapsulation: the Hamming weight h of the ephemeral secret s' that
+    /// ModRaise runs under (`encapsulation` module docs), or None for ModRaise under the
+    /// dense secret. `eval_mod.k` must cover the chosen secret
+    /// ([`EvalModConfig::for_sparse_secret`] / [`EvalModConfig::for_ring`]).
+    pub sparse_secret: Option<usize>,
 }
 
 impl BootstrapConfig {
@@ -83,7 +92,31 @@ impl BootstrapConfig {
             cts_levels: budget,
             stc_levels: budget,
             eval_mod: EvalModConfig::for_ring(n)?,
+            sparse_secret: None,
         })
+    }
+
+    /// As [`BootstrapConfig::full`] with sparse-secret encapsulation: an ephemeral secret of
+    /// weight [`super::EPHEMERAL_WEIGHT`] = 32 and EvalMod for it
+    /// ([`EvalModConfig::for_sparse_secret`]: K = 12, 2 double angles, degree 47, depth 8
+    /// instead of 13 at N = 2^16). Needs the encapsulation keys
+    /// ([`Bootstrapper::generate_keys`] makes them).
+    ///
+    /// # Errors
+    /// As [`EvalModConfig::for_sparse_secret`].
+    pub fn encapsulated(n: usize) -> Result<Self, CkksError> {
+        let h = super::EPHEMERAL_WEIGHT;
+        Ok(Self {
+            eval_mod: EvalModConfig::for_sparse_secret(h)?,
+            sparse_secret: Some(h),
+            ..Self::full(n)?
+        })
+    }
+
+    /// Levels consumed by a bootstrap of this configuration: CoeffToSlot + EvalMod +
+    /// SlotToCoeff (what [`bootstrap_params`] needs as `boot_depth`).
+    pub fn depth(&self) -> usize {
+        self.cts_levels + self.eval_mod.depth() + self.stc_levels
     }
 }
 
@@ -136,6 +169,16 @@ impl std::fmt::Display for KeyMemory {
             writeln!(f, "  level {l:>3}: {n:>3} keys, {:.1} MiB", mib(*b))?;
         }
         writeln!(f, "  relinearisation: {:.1} MiB", mib(self.relin_bytes))?;
+        let encaps = self
+            .total_bytes
+            .saturating_sub(self.relin_bytes + self.keys.iter().map(|k| k.bytes).sum::<u64>());
+        if encaps > 0 {
+            writeln!(
+                f,
+                "  sparse-secret encapsulation (s → s' at q_0·p_0, s' → s at level L): {:.1} MiB",
+                mib(encaps)
+            )?;
+        }
         write!(
             f,
             "  (plus {:.1} MiB of encoded DFT diagonals held by the bootstrapper)",
@@ -147,7 +190,8 @@ impl std::fmt::Display for KeyMemory {
 /// Wall-clock seconds of the steps of one bootstrap ([`Bootstrapper::bootstrap_timed`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct BootstrapTimes {
-    /// Bringing the input to level 0, ModRaise and SubSum.
+    /// Bringing the input to level 0, ModRaise (with the two key switches of sparse-secret
+    /// encapsulation) and SubSum.
     pub mod_raise_s: f64,
     /// CoeffToSlot (all stages).
     pub coeff_to_slot_s: f64,
@@ -396,7 +440,12 @@ impl Bootstrapper {
             })
             .collect();
         let relin_bytes = KeySwitchKey::model_bytes(params, params.max_level());
-        let total_bytes = keys.iter().map(|k| k.bytes).sum::<u64>() + relin_bytes;
+        let encaps_bytes = if self.config.sparse_secret.is_some() {
+            EncapsulationKeys::model_bytes(params)
+        } else {
+            0
+        };
+        let total_bytes = keys.iter().map(|k| k.bytes).sum::<u64>() + relin_bytes + encaps_bytes;
         let matrix_bytes = self
             .cts_enc
             .iter()
@@ -411,11 +460,14 @@ impl Bootstrapper {
         }
     }
 
-    /// Generate the Galois keys of [`Bootstrapper::key_plan`], each at its level, after
-    /// checking the memory model against `available_bytes` (e.g. [`available_memory_bytes`]).
+    /// Generate the Galois keys of [`Bootstrapper::key_plan`], each at its level, and with
+    /// [`BootstrapConfig::sparse_secret`] the encapsulation keys
+    /// ([`Bootstrapper::add_encapsulation_keys`]), after checking the memory model against
+    /// `available_bytes` (e.g. [`available_memory_bytes`]).
     ///
     /// # Errors
-    /// [`CkksError::KeyMemory`] when the keys would exceed `available_bytes`.
+    /// [`CkksError::KeyMemory`] when the keys would exceed `available_bytes`; as
+    /// [`EncapsulationKeys::generate`].
     pub fn generate_keys<R: RngCore + CryptoRng>(
         &self,
         ctx: &CkksContext,
@@ -437,7 +489,27 @@ impl Bootstrapper {
         let mut gk = GaloisKeys::default();
         let els: Vec<(usize, usize)> = self.key_plan.iter().map(|&(g, _, l)| (g, l)).collect();
         gk.generate_elements(ctx, sk, &els, rng);
+        self.add_encapsulation_keys(ctx, sk, &mut gk, rng)?;
         Ok(gk)
+    }
+
+    /// With [`BootstrapConfig::sparse_secret`], draw the ephemeral sparse secret and add its
+    /// two switching keys to `gk` (for callers that generate the Galois keys themselves, e.g.
+    /// from a merged key plan); nothing for the dense configuration.
+    ///
+    /// # Errors
+    /// As [`EncapsulationKeys::generate`].
+    pub fn add_encapsulation_keys<R: RngCore + CryptoRng>(
+        &self,
+        ctx: &CkksContext,
+        sk: &SecretKey,
+        gk: &mut GaloisKeys,
+        rng: &mut R,
+    ) -> Result<(), CkksError> {
+        if let Some(h) = self.config.sparse_secret {
+            gk.set_encapsulation(EncapsulationKeys::generate(ctx, sk, h, rng)?);
+        }
+        Ok(())
     }
 
     /// ModRaise (step 1): a level-0 ciphertext lifted to level L, labelled with scale Δ_L.
@@ -490,7 +562,17 @@ impl Bootstrapper {
                 expected: self.scale0.log2(),
             });
         }
-        let mut x = ev.mod_raise(&ct0)?;
+        let mut x = match self.config.sparse_secret {
+            None => ev.mod_raise(&ct0)?,
+            Some(_) => {
+                let keys = ev
+                    .galois_keys()
+                    .encapsulation()
+                    .ok_or(CkksError::MissingEncapsulationKeys)?;
+                let sparse = ev.switch_to_sparse(&ct0, keys)?;
+                ev.switch_to_dense(&ev.mod_raise(&sparse)?, keys)?
+            }
+        };
         for &r in &self.subsum {
             let y = ev.rotate(&x, r)?;
             ev.add_assign(&mut x, &y)?;

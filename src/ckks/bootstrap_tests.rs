@@ -18,7 +18,12 @@ fn insecure_params(log_n: u32, user: usize, boot: usize) -> CkksParams {
 }
 
 /// As [`insecure_params`] with Δ_0 = 2^scale_bits and user primes of that size.
-fn insecure_params_scale(log_n: u32, user: usize, boot: usize, scale_bits: u32) -> CkksParams {
+pub(super) fn insecure_params_scale(
+    log_n: u32,
+    user: usize,
+    boot: usize,
+    scale_bits: u32,
+) -> CkksParams {
     let mut q = vec![60u32];
     q.extend(std::iter::repeat_n(scale_bits, user));
     q.extend(std::iter::repeat_n(60, boot));
@@ -32,14 +37,14 @@ fn insecure_params_scale(log_n: u32, user: usize, boot: usize, scale_bits: u32) 
         .unwrap()
 }
 
-struct Keys {
-    ctx: Arc<CkksContext>,
-    sk: SecretKey,
-    pk: PublicKey,
-    rng: ChaCha20Rng,
+pub(super) struct Keys {
+    pub(super) ctx: Arc<CkksContext>,
+    pub(super) sk: SecretKey,
+    pub(super) pk: PublicKey,
+    pub(super) rng: ChaCha20Rng,
 }
 
-fn keys(params: CkksParams, seed: u64) -> Keys {
+pub(super) fn keys(params: CkksParams, seed: u64) -> Keys {
     assert_eq!(params.security(), SecurityLevel::Insecure);
     let ctx = CkksContext::new(params).unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
@@ -49,7 +54,7 @@ fn keys(params: CkksParams, seed: u64) -> Keys {
 }
 
 impl Keys {
-    fn evaluator(&mut self, steps: &[i64], conj: bool) -> Evaluator {
+    pub(super) fn evaluator(&mut self, steps: &[i64], conj: bool) -> Evaluator {
         let rk = RelinKey::generate(&self.ctx, &self.sk, &mut self.rng);
         let mut gk = GaloisKeys::generate(&self.ctx, &self.sk, steps, &mut self.rng);
         if conj {
@@ -59,7 +64,7 @@ impl Keys {
         }
         Evaluator::new(Arc::clone(&self.ctx), Some(rk), gk).unwrap()
     }
-    fn enc_complex(&mut self, z: &[Complex]) -> Ciphertext {
+    pub(super) fn enc_complex(&mut self, z: &[Complex]) -> Ciphertext {
         let top = self.ctx.params().max_level();
         let pt = self
             .ctx
@@ -73,7 +78,7 @@ impl Keys {
     }
 }
 
-fn random_complex(rng: &mut ChaCha20Rng, n: usize) -> Vec<Complex> {
+pub(super) fn random_complex(rng: &mut ChaCha20Rng, n: usize) -> Vec<Complex> {
     (0..n)
         .map(|_| Complex::new(rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0)))
         .collect()
@@ -293,7 +298,7 @@ fn evalmod_plan_approximates_scaled_sine() {
 }
 
 /// CRT of limbs 0 and 1 of a decrypted plaintext (coefficient form), centred mod q_0·q_1.
-fn crt01(k: &Keys, pt: &Plaintext) -> Vec<i128> {
+pub(super) fn crt01(k: &Keys, pt: &Plaintext) -> Vec<i128> {
     let ring = k.ctx.ring();
     let mut l: Vec<Vec<u64>> = pt.limbs[..2].to_vec();
     ring.to_coeffs(&mut l, &[0, 1]);
@@ -347,15 +352,19 @@ fn mod_raise_overflow_is_within_k_insecure() {
 
 /// Bootstrap a message in [−1, 1] from level 0; returns (output level, precision in bits =
 /// −log₂ max |error|).
-fn bootstrap_run(
+pub(super) fn bootstrap_run(
     slots: usize,
     cts: usize,
     stc: usize,
     scale_bits: u32,
     seed: u64,
+    sparse_secret: Option<usize>,
 ) -> (Bootstrapper, usize, f64) {
     let n = 1024;
-    let em = EvalModConfig::for_ring(n).unwrap();
+    let em = match sparse_secret {
+        None => EvalModConfig::for_ring(n).unwrap(),
+        Some(h) => EvalModConfig::for_sparse_secret(h).unwrap(),
+    };
     let boot = cts + em.depth() + stc;
     let mut k = keys(insecure_params_scale(10, 2, boot, scale_bits), seed);
     let config = BootstrapConfig {
@@ -363,6 +372,7 @@ fn bootstrap_run(
         cts_levels: cts,
         stc_levels: stc,
         eval_mod: em,
+        sparse_secret,
     };
     let b = Bootstrapper::new(&k.ctx, config).unwrap();
     assert_eq!(b.output_level(), 2);
@@ -409,7 +419,7 @@ fn bootstrap_run(
 
 /// Bootstrap and assert the stated level and precision.
 fn check_bootstrap(slots: usize, cts: usize, stc: usize, seed: u64, min_bits: f64) {
-    let (b, level, bits) = bootstrap_run(slots, cts, stc, 50, seed);
+    let (b, level, bits) = bootstrap_run(slots, cts, stc, 50, seed, None);
     eprintln!(
         "{slots} slots, N = 2^10 INSECURE: depth {} (EvalMod {}), output level {level}, \
          precision {bits:.1} bits",
@@ -509,6 +519,7 @@ fn bootstrap_cached_diagonals_equal_uncached_insecure() {
             cts_levels: cts,
             stc_levels: stc,
             eval_mod: em,
+            sparse_secret: None,
         };
         let mut b = Bootstrapper::new(&k.ctx, config).unwrap();
         if let Some(g) = gain {
