@@ -21,7 +21,9 @@
 //!    p … 2p − 1 (a 2p-periodic transform) and one conjugation gives
 //!    y = v + v̄ = [Re w, Im w]/(q_0 K): one ciphertext; for p = N/2 there is no room, so
 //!    Re w = w + w̄ and Im w = −i·(w − w̄) are two ciphertexts.
-//! 4. **EvalMod** (`evalmod`): y ↦ sin(2πK·y) = sin(2π·t/q_0) ≈ 2π·m/q_0, slot-wise.
+//! 4. **EvalMod** (`evalmod`): y ↦ sin(2πK·y) = sin(2π·t/q_0) ≈ 2π·m/q_0, slot-wise, its plan
+//!    replayed with lazy rescaling (`polyeval::eval_plan_lazy`: one rescale per Chebyshev
+//!    leaf sum instead of one per constant product; same levels).
 //! 5. **SlotToCoeff** (`dft`): U·R in `stc_levels` stages, the first scaled by
 //!    q_0/(2π·Δ_0) and, for p < N/2, preceded by [a, b] ↦ a + i·b (two diagonals), so that
 //!    the slots become U·(m_i + i·m_{i+p})/Δ_0: the original message, at scale Δ_ℓ of the
@@ -56,7 +58,7 @@ use super::eval::{Ciphertext, CkksContext, Evaluator};
 use super::evalmod::EvalModConfig;
 use super::keys::{GaloisKeys, KeySwitchKey, SecretKey};
 use super::lintrans::{EncodedTransform, LinearTransform};
-use super::polyeval::eval_plan;
+use super::polyeval::{eval_plan, eval_plan_lazy};
 use super::CkksError;
 
 /// Configuration of a [`Bootstrapper`].
@@ -244,6 +246,9 @@ pub struct Bootstrapper {
     eval_mod_depth: usize,
     scale0: f64,
     key_plan: Vec<(usize, Option<i64>, usize)>,
+    /// EvalMod with lazy rescaling ([`eval_plan_lazy`]); false only in the tests' eager
+    /// reference.
+    lazy: bool,
 }
 
 impl Bootstrapper {
@@ -372,6 +377,7 @@ impl Bootstrapper {
             eval_mod_depth,
             scale0,
             key_plan,
+            lazy: true,
         })
     }
 
@@ -581,14 +587,21 @@ impl Bootstrapper {
         x = apply_stages(ev, x, &self.cts, &self.cts_enc)?;
         lap(&mut times.coeff_to_slot_s);
         let xc = ev.conjugate(&x)?;
+        let eval_mod = |y: &Ciphertext| -> Result<Ciphertext, CkksError> {
+            Ok(if self.lazy {
+                eval_plan_lazy(ev, &self.plan, y)?.0
+            } else {
+                eval_plan(ev, &self.plan, y)?.0
+            })
+        };
         let z = if self.period == 2 * self.config.slots {
             let y = ev.add(&x, &xc)?;
-            eval_plan(ev, &self.plan, &y)?.0
+            eval_mod(&y)?
         } else {
             let re = ev.add(&x, &xc)?;
             let im = ev.mul_i_pow(&ev.sub(&x, &xc)?, 3)?;
-            let zr = eval_plan(ev, &self.plan, &re)?.0;
-            let zi = eval_plan(ev, &self.plan, &im)?.0;
+            let zr = eval_mod(&re)?;
+            let zi = eval_mod(&im)?;
             ev.add(&zr, &ev.mul_i_pow(&zi, 1)?)?
         };
         lap(&mut times.eval_mod_s);
@@ -612,6 +625,21 @@ impl Bootstrapper {
             ..self.clone()
         };
         uncached.bootstrap(ev, ct)
+    }
+
+    /// [`Bootstrapper::bootstrap`] with EvalMod replayed eagerly ([`eval_plan`]: a rescale
+    /// after every constant product): the reference of the lazy path's tests.
+    #[cfg(test)]
+    pub(crate) fn bootstrap_eager(
+        &self,
+        ev: &Evaluator,
+        ct: &Ciphertext,
+    ) -> Result<Ciphertext, CkksError> {
+        let eager = Self {
+            lazy: false,
+            ..self.clone()
+        };
+        eager.bootstrap(ev, ct)
     }
 }
 

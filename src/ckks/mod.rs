@@ -92,7 +92,9 @@ pub use infer::{
 pub use keys::{GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
 pub use lintrans::{EncodedTransform, LinearTransform};
 pub use params::{CkksParams, CkksParamsBuilder, SecurityLevel, HE_STANDARD_128};
-pub use polyeval::{eval_plan, eval_sign, max2_scaled, relu_scaled, sign_plans, PlanTrace};
+pub use polyeval::{
+    eval_plan, eval_plan_lazy, eval_sign, max2_scaled, relu_scaled, sign_plans, PlanTrace,
+};
 pub use report::{
     BootstrapSummary, EncryptedImage, EncryptedReport, LayerTiming, Packing, ParamsSummary, Timings,
 };
