@@ -39,6 +39,20 @@
 //! Δ_0 = 2^50 ([`bootstrap_params`]: q_0 of 60 bits, user primes of the scale's size, 60-bit
 //! bootstrapping primes).
 //!
+//! With sparse-secret encapsulation (K = 12, EvalMod depth 8 instead of 13) the additive error
+//! is far smaller, and the optimum moves: measured (INSECURE, full slots, q_0 ≈ 2^60, 60-bit
+//! bootstrapping primes, one seed): N = 2^12: Δ_0 = 2^49 24.3 bits, 2^51 25.6, 2^53 22.2,
+//! 2^55 18.0, 2^57 14.1 (the dense secret at 2^57: 14.0); N = 2^13: 2^50 24.1, 2^52 24.8,
+//! 2^54 21.1, 2^56 17.1; N = 2^14: 2^51 23.3, 2^53 23.9, 2^55 20.1. Above the optimum the
+//! sine's cubic bias dominates (2 bits per bit of Δ_0, +1 bit per doubling of N as the
+//! coefficients of a random message shrink by √2); below it the additive error (≈ −1 bit per
+//! doubling of N). Smaller CoeffToSlot/SlotToCoeff primes cost precision fast (N = 2^12,
+//! Δ_0 = 2^51: 55-bit primes 21.2 bits, 52-bit 15.9, 50-bit 12.7), so they stay at 60 bits.
+//! The bench takes Δ_0 = 2^54 at N = 2^16 (the optimum moves up ≈ 0.5 bit per doubling):
+//! 11 user levels of 54 bits within the 1772-bit bound (depth 14: q_0 60 + 14·60 + 4·61 +
+//! 11·54 ≤ 1772), against 5 with the dense secret; measured there (one run, 32768 slots):
+//! 22.9 bits (dense secret at 2^57: 17.5).
+//!
 //! # Keys
 //! Rotation keys exist only for the steps used (SubSum, the baby and giant steps of each
 //! stage, conjugation), each made for the highest level it is used at

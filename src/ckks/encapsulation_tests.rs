@@ -173,3 +173,20 @@ fn bootstrap_without_encapsulation_keys_is_refused_insecure() {
     let e = b.bootstrap(&ev, &ct0).unwrap_err();
     assert_eq!(e, CkksError::MissingEncapsulationKeys);
 }
+
+/// The 128-bit parameter set of the encapsulated bench at N = 2^16: depth 3 + 8 + 3 = 14,
+/// Δ_0 = 2^54, q_0 of 60 bits and four 61-bit special primes leave
+/// ⌊(1772 − 1 − 60 − 14·60 − 4·61)/54⌋ = ⌊627/54⌋ = 11 user levels (5 with the dense secret at
+/// Δ_0 = 2^57: depth 19).
+#[test]
+fn encapsulated_params_leave_eleven_levels() {
+    let cfg = BootstrapConfig::encapsulated(1 << 16).unwrap();
+    assert_eq!(cfg.depth(), 14);
+    let p = bootstrap_params(16, cfg.depth(), 54, None, 4, false).unwrap();
+    assert_eq!(p.security(), SecurityLevel::Bits128);
+    assert!(p.log_qp() <= 1772.0);
+    assert_eq!(p.max_level(), 11 + 14);
+    let dense = BootstrapConfig::full(1 << 16).unwrap();
+    let pd = bootstrap_params(16, dense.depth(), 57, None, 4, false).unwrap();
+    assert_eq!(pd.max_level() - dense.depth(), 5);
+}
