@@ -66,7 +66,7 @@ use rand::{CryptoRng, RngCore};
 use crate::poly::EvalPlan;
 
 use super::dft::{coeff_to_slot_stages, slot_to_coeff_stages};
-use super::encapsulation::EncapsulationKeys;
+use super::encapsulation::{centred, EncapsulationKeys};
 use super::encoding::Complex;
 use super::eval::{Ciphertext, CkksContext, Evaluator};
 use super::evalmod::EvalModConfig;
@@ -702,6 +702,27 @@ pub fn available_memory_bytes() -> Option<u64> {
 }
 
 impl Evaluator {
+    /// Checks of ModRaise and of the switch to the sparse secret: `ct` of these parameters,
+    /// at level 0, with two components.
+    pub(super) fn check_level0_pair(&self, ct: &Ciphertext, op: &str) -> Result<(), CkksError> {
+        self.check(ct)?;
+        if ct.level != 0 {
+            return Err(CkksError::Level {
+                op: op.into(),
+                got: ct.level,
+                expected: "0".into(),
+            });
+        }
+        if ct.c.len() != 2 {
+            return Err(CkksError::Size {
+                op: op.into(),
+                got: ct.c.len(),
+                expected: 2,
+            });
+        }
+        Ok(())
+    }
+
     /// ModRaise: the level-0 ciphertext (c_0, c_1) with c_i centred mod q_0 and reduced mod
     /// every q_j of Q_L. Over Q_L it decrypts to t = m + q_0·I (bootstrapping module docs);
     /// the scale label is set to Δ_L.
@@ -710,21 +731,7 @@ impl Evaluator {
     /// [`CkksError::Level`] unless `ct` is at level 0; [`CkksError::Size`] for three
     /// components; [`CkksError::ParamsMismatch`].
     pub fn mod_raise(&self, ct: &Ciphertext) -> Result<Ciphertext, CkksError> {
-        self.check(ct)?;
-        if ct.level != 0 {
-            return Err(CkksError::Level {
-                op: "mod_raise".into(),
-                got: ct.level,
-                expected: "0".into(),
-            });
-        }
-        if ct.c.len() != 2 {
-            return Err(CkksError::Size {
-                op: "mod_raise".into(),
-                got: ct.c.len(),
-                expected: 2,
-            });
-        }
+        self.check_level0_pair(ct, "mod_raise")?;
         let ring = self.ring();
         let top = self.context().params().max_level();
         let q0 = self.context().params().q().first().copied().unwrap_or(1);
@@ -734,20 +741,7 @@ impl Evaluator {
                 .map(|poly| {
                     let mut l0: Vec<Vec<u64>> = poly.iter().take(1).cloned().collect();
                     ring.to_coeffs(&mut l0, &[0]);
-                    let centred: Vec<i64> = l0
-                        .first()
-                        .map(|v| {
-                            v.iter()
-                                .map(|&x| {
-                                    if x > q0 / 2 {
-                                        x as i64 - q0 as i64
-                                    } else {
-                                        x as i64
-                                    }
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                    let centred = l0.first().map(|v| centred(v, q0)).unwrap_or_default();
                     ring.signed_to_ntt(&centred, &q)
                 })
                 .collect();

@@ -612,13 +612,7 @@ fn fermat_inverse_equals_fhe_math_inverse() {
     }
 }
 
-/// Max |a_i − b_i| over the real parts of two decryptions.
-fn max_diff(a: &[f64], b: &[f64]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
-}
+use super::tests::max_err as max_diff;
 
 /// Lazy rescaling of the constant sums ([`eval_plan_lazy`]) gives the eager replay's levels
 /// and, within the CKKS noise, its values: the EvalMod plans of the dense (N = 2^10) and the

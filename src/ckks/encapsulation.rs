@@ -170,21 +170,7 @@ impl Evaluator {
         ct: &Ciphertext,
         keys: &EncapsulationKeys,
     ) -> Result<Ciphertext, CkksError> {
-        self.check(ct)?;
-        if ct.level != 0 {
-            return Err(CkksError::Level {
-                op: "switch_to_sparse".into(),
-                got: ct.level,
-                expected: "0".into(),
-            });
-        }
-        if ct.c.len() != 2 {
-            return Err(CkksError::Size {
-                op: "switch_to_sparse".into(),
-                got: ct.c.len(),
-                expected: 2,
-            });
-        }
+        self.check_level0_pair(ct, "switch_to_sparse")?;
         let ring = self.ring();
         let p0 = ring.nq;
         let small = [0, p0];
@@ -259,7 +245,7 @@ impl Evaluator {
 }
 
 /// Residues mod p as centred signed integers (|x| ≤ p/2 < 2^62).
-fn centred(v: &[u64], p: u64) -> Vec<i64> {
+pub(super) fn centred(v: &[u64], p: u64) -> Vec<i64> {
     v.iter()
         .map(|&x| {
             if x > p / 2 {
