@@ -1,12 +1,16 @@
 //! CKKS bootstrapping bench (issue 14): one full-slot bootstrap (level 0 → the output level)
-//! with a dense uniform ternary secret. Default: N = 2^16, 128-bit (HomomorphicEncryption.org),
-//! Δ_0 = 2^57, q_0 ≈ 2^60, `BootstrapConfig::full` (level budget 3/3 at N = 2^16, EvalMod
-//! K = 482 with 6 double angles, degree 95),
+//! with a dense uniform ternary secret and sparse-secret encapsulation (h = 32). Default:
+//! N = 2^16, 128-bit (HomomorphicEncryption.org), Δ_0 = 2^54 (dense: 2^57), q_0 ≈ 2^60,
+//! `BootstrapConfig::encapsulated` (level budget 3/3 at N = 2^16, EvalMod K = 12 with 2 double
+//! angles, degree 47); `POLYCERT_BOOT_BENCH_DENSE=1` runs `BootstrapConfig::full` instead
+//! (ModRaise under the dense secret, K = 482 with 6 double angles, degree 95),
 //! four 61-bit special primes; the other primes are user levels filling the 128-bit bound.
 //! Before key generation it prints the key memory model and refuses (skips, with the reason)
 //! when it exceeds MemAvailable; before timing it prints the measured precision and levels.
 //!
-//! `POLYCERT_BOOT_BENCH_SCALE=55` sets log₂ Δ_0 (default 57 at N = 2^16, 50 for the toy).
+//! `POLYCERT_BOOT_BENCH_SCALE=55` sets log₂ Δ_0 (default at N = 2^16: 54 encapsulated, 11 user
+//! levels of 54 bits; 57 dense, 5 user levels; 50 for the toy; see the `bootstrap` module docs
+//! for the measured precision against Δ_0).
 //! `POLYCERT_BOOT_BENCH_SPECIAL=6` uses six special primes (fewer digits: smaller keys, fewer
 //! levels left). `POLYCERT_BOOT_BENCH_LOGN=10` runs a toy INSECURE N = 2^10 instead (smoke runs):
 //! `POLYCERT_BOOT_BENCH_LOGN=10 cargo bench --bench bootstrap -- --test`.
@@ -29,8 +33,13 @@ fn bench(c: &mut Criterion) {
         .unwrap_or(16);
     let n = 1usize << log_n;
     let insecure = log_n < 15;
-    let config = BootstrapConfig::full(n).unwrap();
-    let depth = config.cts_levels + config.eval_mod.depth() + config.stc_levels;
+    let dense = std::env::var("POLYCERT_BOOT_BENCH_DENSE").is_ok_and(|v| v == "1");
+    let config = if dense {
+        BootstrapConfig::full(n).unwrap()
+    } else {
+        BootstrapConfig::encapsulated(n).unwrap()
+    };
+    let depth = config.depth();
     let user = if insecure { Some(2) } else { None };
     let special: usize = std::env::var("POLYCERT_BOOT_BENCH_SPECIAL")
         .ok()
@@ -39,15 +48,24 @@ fn bench(c: &mut Criterion) {
     let scale_bits: u32 = std::env::var("POLYCERT_BOOT_BENCH_SCALE")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(if insecure { 50 } else { 57 });
+        .unwrap_or(match (insecure, dense) {
+            (true, _) => 50,
+            (false, true) => 57,
+            (false, false) => 54,
+        });
     let params = bootstrap_params(log_n, depth, scale_bits, user, special, insecure).unwrap();
     eprintln!(
-        "N = 2^{log_n}, {} slots, L = {}, log2 QP = {:.1}, {}; EvalMod K = {}, degree {}, {} \
-         double angles",
+        "N = 2^{log_n}, {} slots, L = {}, log2 QP = {:.1}, {}; secret: {}; EvalMod K = {}, \
+         degree {}, {} double angles",
         config.slots,
         params.max_level(),
         params.log_qp(),
         params.security(),
+        config
+            .sparse_secret
+            .map_or("dense ternary".to_string(), |h| format!(
+                "dense ternary, ModRaise under an ephemeral sparse secret of weight {h}"
+            )),
         config.eval_mod.k,
         config.eval_mod.degree,
         config.eval_mod.double_angles
@@ -102,7 +120,14 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("bootstrap");
     g.sample_size(10);
     g.bench_function(
-        BenchmarkId::new("full_slots", format!("N=2^{log_n}")),
+        BenchmarkId::new(
+            if dense {
+                "full_slots_dense"
+            } else {
+                "full_slots"
+            },
+            format!("N=2^{log_n}"),
+        ),
         |bch| bch.iter(|| b.bootstrap(&ev, &ct0).unwrap()),
     );
     g.finish();

@@ -8,7 +8,10 @@
 //! 1. **ModRaise**: lift the centred c_0, c_1 from q_0 to Q_L. Over Q_L the ciphertext now
 //!    decrypts to t = c_0 + c_1·s = m + q_0·I exactly, with |I| < K (`evalmod` derives K
 //!    from the dense ternary secret). Its scale label is set to Δ_L (the value τ(t)/Δ_L is
-//!    what its slots hold; constants below undo the label).
+//!    what its slots hold; constants below undo the label). With sparse-secret encapsulation
+//!    ([`BootstrapConfig::sparse_secret`], `encapsulation`) the level-0 ciphertext is first
+//!    switched to an ephemeral secret s' of weight h = 32, raised under s' (|I| < K = 12
+//!    instead of 482 at N = 2^16), and switched back to s at level L.
 //! 2. **SubSum** (p < N/2 only): t ↦ Σ_{k<N/(2p)} σ_{5^{pk}}(t) by log₂(N/(2p)) rotations by
 //!    p, 2p, 4p, …: the trace onto Z[Y], which multiplies the Y-part of t by N/(2p) and kills
 //!    the rest (σ over the subgroup fixing Y sums the other monomials to 0).
@@ -18,7 +21,9 @@
 //!    p … 2p − 1 (a 2p-periodic transform) and one conjugation gives
 //!    y = v + v̄ = [Re w, Im w]/(q_0 K): one ciphertext; for p = N/2 there is no room, so
 //!    Re w = w + w̄ and Im w = −i·(w − w̄) are two ciphertexts.
-//! 4. **EvalMod** (`evalmod`): y ↦ sin(2πK·y) = sin(2π·t/q_0) ≈ 2π·m/q_0, slot-wise.
+//! 4. **EvalMod** (`evalmod`): y ↦ sin(2πK·y) = sin(2π·t/q_0) ≈ 2π·m/q_0, slot-wise, its plan
+//!    replayed with lazy rescaling (`polyeval::eval_plan_lazy`: one rescale per Chebyshev
+//!    leaf sum instead of one per constant product; same levels).
 //! 5. **SlotToCoeff** (`dft`): U·R in `stc_levels` stages, the first scaled by
 //!    q_0/(2π·Δ_0) and, for p < N/2, preceded by [a, b] ↦ a + i·b (two diagonals), so that
 //!    the slots become U·(m_i + i·m_{i+p})/Δ_0: the original message, at scale Δ_ℓ of the
@@ -34,6 +39,20 @@
 //! Δ_0 = 2^50 ([`bootstrap_params`]: q_0 of 60 bits, user primes of the scale's size, 60-bit
 //! bootstrapping primes).
 //!
+//! With sparse-secret encapsulation (K = 12, EvalMod depth 8 instead of 13) the additive error
+//! is far smaller, and the optimum moves: measured (INSECURE, full slots, q_0 ≈ 2^60, 60-bit
+//! bootstrapping primes, one seed): N = 2^12: Δ_0 = 2^49 24.3 bits, 2^51 25.6, 2^53 22.2,
+//! 2^55 18.0, 2^57 14.1 (the dense secret at 2^57: 14.0); N = 2^13: 2^50 24.1, 2^52 24.8,
+//! 2^54 21.1, 2^56 17.1; N = 2^14: 2^51 23.3, 2^53 23.9, 2^55 20.1. Above the optimum the
+//! sine's cubic bias dominates (2 bits per bit of Δ_0, +1 bit per doubling of N as the
+//! coefficients of a random message shrink by √2); below it the additive error (≈ −1 bit per
+//! doubling of N). Smaller CoeffToSlot/SlotToCoeff primes cost precision fast (N = 2^12,
+//! Δ_0 = 2^51: 55-bit primes 21.2 bits, 52-bit 15.9, 50-bit 12.7), so they stay at 60 bits.
+//! The bench takes Δ_0 = 2^54 at N = 2^16 (the optimum moves up ≈ 0.5 bit per doubling):
+//! 11 user levels of 54 bits within the 1772-bit bound (depth 14: q_0 60 + 14·60 + 4·61 +
+//! 11·54 ≤ 1772), against 5 with the dense secret; measured there (one run, 32768 slots):
+//! 22.9 bits (dense secret at 2^57: 17.5).
+//!
 //! # Keys
 //! Rotation keys exist only for the steps used (SubSum, the baby and giant steps of each
 //! stage, conjugation), each made for the highest level it is used at
@@ -47,12 +66,13 @@ use rand::{CryptoRng, RngCore};
 use crate::poly::EvalPlan;
 
 use super::dft::{coeff_to_slot_stages, slot_to_coeff_stages};
+use super::encapsulation::{centred, EncapsulationKeys};
 use super::encoding::Complex;
 use super::eval::{Ciphertext, CkksContext, Evaluator};
 use super::evalmod::EvalModConfig;
 use super::keys::{GaloisKeys, KeySwitchKey, SecretKey};
 use super::lintrans::{EncodedTransform, LinearTransform};
-use super::polyeval::eval_plan;
+use super::polyeval::{eval_plan, eval_plan_lazy};
 use super::CkksError;
 
 /// Configuration of a [`Bootstrapper`].
@@ -66,6 +86,11 @@ pub struct BootstrapConfig {
     pub stc_levels: usize,
     /// EvalMod (K, degree, double angles).
     pub eval_mod: EvalModConfig,
+    /// Sparse-secret encapsulation: the Hamming weight h of the ephemeral secret s' that
+    /// ModRaise runs under (`encapsulation` module docs), or None for ModRaise under the
+    /// dense secret. `eval_mod.k` must cover the chosen secret
+    /// ([`EvalModConfig::for_sparse_secret`] / [`EvalModConfig::for_ring`]).
+    pub sparse_secret: Option<usize>,
 }
 
 impl BootstrapConfig {
@@ -83,7 +108,31 @@ impl BootstrapConfig {
             cts_levels: budget,
             stc_levels: budget,
             eval_mod: EvalModConfig::for_ring(n)?,
+            sparse_secret: None,
         })
+    }
+
+    /// As [`BootstrapConfig::full`] with sparse-secret encapsulation: an ephemeral secret of
+    /// weight [`super::EPHEMERAL_WEIGHT`] = 32 and EvalMod for it
+    /// ([`EvalModConfig::for_sparse_secret`]: K = 12, 2 double angles, degree 47, depth 8
+    /// instead of 13 at N = 2^16). Needs the encapsulation keys
+    /// ([`Bootstrapper::generate_keys`] makes them).
+    ///
+    /// # Errors
+    /// As [`EvalModConfig::for_sparse_secret`].
+    pub fn encapsulated(n: usize) -> Result<Self, CkksError> {
+        let h = super::EPHEMERAL_WEIGHT;
+        Ok(Self {
+            eval_mod: EvalModConfig::for_sparse_secret(h)?,
+            sparse_secret: Some(h),
+            ..Self::full(n)?
+        })
+    }
+
+    /// Levels consumed by a bootstrap of this configuration: CoeffToSlot + EvalMod +
+    /// SlotToCoeff (what [`bootstrap_params`] needs as `boot_depth`).
+    pub fn depth(&self) -> usize {
+        self.cts_levels + self.eval_mod.depth() + self.stc_levels
     }
 }
 
@@ -136,6 +185,16 @@ impl std::fmt::Display for KeyMemory {
             writeln!(f, "  level {l:>3}: {n:>3} keys, {:.1} MiB", mib(*b))?;
         }
         writeln!(f, "  relinearisation: {:.1} MiB", mib(self.relin_bytes))?;
+        let encaps = self
+            .total_bytes
+            .saturating_sub(self.relin_bytes + self.keys.iter().map(|k| k.bytes).sum::<u64>());
+        if encaps > 0 {
+            writeln!(
+                f,
+                "  sparse-secret encapsulation (s → s' at q_0·p_0, s' → s at level L): {:.1} MiB",
+                mib(encaps)
+            )?;
+        }
         write!(
             f,
             "  (plus {:.1} MiB of encoded DFT diagonals held by the bootstrapper)",
@@ -147,7 +206,8 @@ impl std::fmt::Display for KeyMemory {
 /// Wall-clock seconds of the steps of one bootstrap ([`Bootstrapper::bootstrap_timed`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct BootstrapTimes {
-    /// Bringing the input to level 0, ModRaise and SubSum.
+    /// Bringing the input to level 0, ModRaise (with the two key switches of sparse-secret
+    /// encapsulation) and SubSum.
     pub mod_raise_s: f64,
     /// CoeffToSlot (all stages).
     pub coeff_to_slot_s: f64,
@@ -200,6 +260,9 @@ pub struct Bootstrapper {
     eval_mod_depth: usize,
     scale0: f64,
     key_plan: Vec<(usize, Option<i64>, usize)>,
+    /// EvalMod with lazy rescaling ([`eval_plan_lazy`]); false only in the tests' eager
+    /// reference.
+    lazy: bool,
 }
 
 impl Bootstrapper {
@@ -328,6 +391,7 @@ impl Bootstrapper {
             eval_mod_depth,
             scale0,
             key_plan,
+            lazy: true,
         })
     }
 
@@ -396,7 +460,12 @@ impl Bootstrapper {
             })
             .collect();
         let relin_bytes = KeySwitchKey::model_bytes(params, params.max_level());
-        let total_bytes = keys.iter().map(|k| k.bytes).sum::<u64>() + relin_bytes;
+        let encaps_bytes = if self.config.sparse_secret.is_some() {
+            EncapsulationKeys::model_bytes(params)
+        } else {
+            0
+        };
+        let total_bytes = keys.iter().map(|k| k.bytes).sum::<u64>() + relin_bytes + encaps_bytes;
         let matrix_bytes = self
             .cts_enc
             .iter()
@@ -411,11 +480,14 @@ impl Bootstrapper {
         }
     }
 
-    /// Generate the Galois keys of [`Bootstrapper::key_plan`], each at its level, after
-    /// checking the memory model against `available_bytes` (e.g. [`available_memory_bytes`]).
+    /// Generate the Galois keys of [`Bootstrapper::key_plan`], each at its level, and with
+    /// [`BootstrapConfig::sparse_secret`] the encapsulation keys
+    /// ([`Bootstrapper::add_encapsulation_keys`]), after checking the memory model against
+    /// `available_bytes` (e.g. [`available_memory_bytes`]).
     ///
     /// # Errors
-    /// [`CkksError::KeyMemory`] when the keys would exceed `available_bytes`.
+    /// [`CkksError::KeyMemory`] when the keys would exceed `available_bytes`; as
+    /// [`EncapsulationKeys::generate`].
     pub fn generate_keys<R: RngCore + CryptoRng>(
         &self,
         ctx: &CkksContext,
@@ -437,7 +509,27 @@ impl Bootstrapper {
         let mut gk = GaloisKeys::default();
         let els: Vec<(usize, usize)> = self.key_plan.iter().map(|&(g, _, l)| (g, l)).collect();
         gk.generate_elements(ctx, sk, &els, rng);
+        self.add_encapsulation_keys(ctx, sk, &mut gk, rng)?;
         Ok(gk)
+    }
+
+    /// With [`BootstrapConfig::sparse_secret`], draw the ephemeral sparse secret and add its
+    /// two switching keys to `gk` (for callers that generate the Galois keys themselves, e.g.
+    /// from a merged key plan); nothing for the dense configuration.
+    ///
+    /// # Errors
+    /// As [`EncapsulationKeys::generate`].
+    pub fn add_encapsulation_keys<R: RngCore + CryptoRng>(
+        &self,
+        ctx: &CkksContext,
+        sk: &SecretKey,
+        gk: &mut GaloisKeys,
+        rng: &mut R,
+    ) -> Result<(), CkksError> {
+        if let Some(h) = self.config.sparse_secret {
+            gk.set_encapsulation(EncapsulationKeys::generate(ctx, sk, h, rng)?);
+        }
+        Ok(())
     }
 
     /// ModRaise (step 1): a level-0 ciphertext lifted to level L, labelled with scale Δ_L.
@@ -490,7 +582,17 @@ impl Bootstrapper {
                 expected: self.scale0.log2(),
             });
         }
-        let mut x = ev.mod_raise(&ct0)?;
+        let mut x = match self.config.sparse_secret {
+            None => ev.mod_raise(&ct0)?,
+            Some(_) => {
+                let keys = ev
+                    .galois_keys()
+                    .encapsulation()
+                    .ok_or(CkksError::MissingEncapsulationKeys)?;
+                let sparse = ev.switch_to_sparse(&ct0, keys)?;
+                ev.switch_to_dense(&ev.mod_raise(&sparse)?, keys)?
+            }
+        };
         for &r in &self.subsum {
             let y = ev.rotate(&x, r)?;
             ev.add_assign(&mut x, &y)?;
@@ -499,14 +601,21 @@ impl Bootstrapper {
         x = apply_stages(ev, x, &self.cts, &self.cts_enc)?;
         lap(&mut times.coeff_to_slot_s);
         let xc = ev.conjugate(&x)?;
+        let eval_mod = |y: &Ciphertext| -> Result<Ciphertext, CkksError> {
+            Ok(if self.lazy {
+                eval_plan_lazy(ev, &self.plan, y)?.0
+            } else {
+                eval_plan(ev, &self.plan, y)?.0
+            })
+        };
         let z = if self.period == 2 * self.config.slots {
             let y = ev.add(&x, &xc)?;
-            eval_plan(ev, &self.plan, &y)?.0
+            eval_mod(&y)?
         } else {
             let re = ev.add(&x, &xc)?;
             let im = ev.mul_i_pow(&ev.sub(&x, &xc)?, 3)?;
-            let zr = eval_plan(ev, &self.plan, &re)?.0;
-            let zi = eval_plan(ev, &self.plan, &im)?.0;
+            let zr = eval_mod(&re)?;
+            let zi = eval_mod(&im)?;
             ev.add(&zr, &ev.mul_i_pow(&zi, 1)?)?
         };
         lap(&mut times.eval_mod_s);
@@ -530,6 +639,21 @@ impl Bootstrapper {
             ..self.clone()
         };
         uncached.bootstrap(ev, ct)
+    }
+
+    /// [`Bootstrapper::bootstrap`] with EvalMod replayed eagerly ([`eval_plan`]: a rescale
+    /// after every constant product): the reference of the lazy path's tests.
+    #[cfg(test)]
+    pub(crate) fn bootstrap_eager(
+        &self,
+        ev: &Evaluator,
+        ct: &Ciphertext,
+    ) -> Result<Ciphertext, CkksError> {
+        let eager = Self {
+            lazy: false,
+            ..self.clone()
+        };
+        eager.bootstrap(ev, ct)
     }
 }
 
@@ -578,6 +702,27 @@ pub fn available_memory_bytes() -> Option<u64> {
 }
 
 impl Evaluator {
+    /// Checks of ModRaise and of the switch to the sparse secret: `ct` of these parameters,
+    /// at level 0, with two components.
+    pub(super) fn check_level0_pair(&self, ct: &Ciphertext, op: &str) -> Result<(), CkksError> {
+        self.check(ct)?;
+        if ct.level != 0 {
+            return Err(CkksError::Level {
+                op: op.into(),
+                got: ct.level,
+                expected: "0".into(),
+            });
+        }
+        if ct.c.len() != 2 {
+            return Err(CkksError::Size {
+                op: op.into(),
+                got: ct.c.len(),
+                expected: 2,
+            });
+        }
+        Ok(())
+    }
+
     /// ModRaise: the level-0 ciphertext (c_0, c_1) with c_i centred mod q_0 and reduced mod
     /// every q_j of Q_L. Over Q_L it decrypts to t = m + q_0·I (bootstrapping module docs);
     /// the scale label is set to Δ_L.
@@ -586,21 +731,7 @@ impl Evaluator {
     /// [`CkksError::Level`] unless `ct` is at level 0; [`CkksError::Size`] for three
     /// components; [`CkksError::ParamsMismatch`].
     pub fn mod_raise(&self, ct: &Ciphertext) -> Result<Ciphertext, CkksError> {
-        self.check(ct)?;
-        if ct.level != 0 {
-            return Err(CkksError::Level {
-                op: "mod_raise".into(),
-                got: ct.level,
-                expected: "0".into(),
-            });
-        }
-        if ct.c.len() != 2 {
-            return Err(CkksError::Size {
-                op: "mod_raise".into(),
-                got: ct.c.len(),
-                expected: 2,
-            });
-        }
+        self.check_level0_pair(ct, "mod_raise")?;
         let ring = self.ring();
         let top = self.context().params().max_level();
         let q0 = self.context().params().q().first().copied().unwrap_or(1);
@@ -610,20 +741,7 @@ impl Evaluator {
                 .map(|poly| {
                     let mut l0: Vec<Vec<u64>> = poly.iter().take(1).cloned().collect();
                     ring.to_coeffs(&mut l0, &[0]);
-                    let centred: Vec<i64> = l0
-                        .first()
-                        .map(|v| {
-                            v.iter()
-                                .map(|&x| {
-                                    if x > q0 / 2 {
-                                        x as i64 - q0 as i64
-                                    } else {
-                                        x as i64
-                                    }
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                    let centred = l0.first().map(|v| centred(v, q0)).unwrap_or_default();
                     ring.signed_to_ntt(&centred, &q)
                 })
                 .collect();

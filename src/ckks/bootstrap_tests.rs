@@ -18,7 +18,12 @@ fn insecure_params(log_n: u32, user: usize, boot: usize) -> CkksParams {
 }
 
 /// As [`insecure_params`] with Δ_0 = 2^scale_bits and user primes of that size.
-fn insecure_params_scale(log_n: u32, user: usize, boot: usize, scale_bits: u32) -> CkksParams {
+pub(super) fn insecure_params_scale(
+    log_n: u32,
+    user: usize,
+    boot: usize,
+    scale_bits: u32,
+) -> CkksParams {
     let mut q = vec![60u32];
     q.extend(std::iter::repeat_n(scale_bits, user));
     q.extend(std::iter::repeat_n(60, boot));
@@ -32,14 +37,14 @@ fn insecure_params_scale(log_n: u32, user: usize, boot: usize, scale_bits: u32) 
         .unwrap()
 }
 
-struct Keys {
-    ctx: Arc<CkksContext>,
-    sk: SecretKey,
-    pk: PublicKey,
-    rng: ChaCha20Rng,
+pub(super) struct Keys {
+    pub(super) ctx: Arc<CkksContext>,
+    pub(super) sk: SecretKey,
+    pub(super) pk: PublicKey,
+    pub(super) rng: ChaCha20Rng,
 }
 
-fn keys(params: CkksParams, seed: u64) -> Keys {
+pub(super) fn keys(params: CkksParams, seed: u64) -> Keys {
     assert_eq!(params.security(), SecurityLevel::Insecure);
     let ctx = CkksContext::new(params).unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
@@ -49,7 +54,7 @@ fn keys(params: CkksParams, seed: u64) -> Keys {
 }
 
 impl Keys {
-    fn evaluator(&mut self, steps: &[i64], conj: bool) -> Evaluator {
+    pub(super) fn evaluator(&mut self, steps: &[i64], conj: bool) -> Evaluator {
         let rk = RelinKey::generate(&self.ctx, &self.sk, &mut self.rng);
         let mut gk = GaloisKeys::generate(&self.ctx, &self.sk, steps, &mut self.rng);
         if conj {
@@ -59,7 +64,7 @@ impl Keys {
         }
         Evaluator::new(Arc::clone(&self.ctx), Some(rk), gk).unwrap()
     }
-    fn enc_complex(&mut self, z: &[Complex]) -> Ciphertext {
+    pub(super) fn enc_complex(&mut self, z: &[Complex]) -> Ciphertext {
         let top = self.ctx.params().max_level();
         let pt = self
             .ctx
@@ -73,7 +78,7 @@ impl Keys {
     }
 }
 
-fn random_complex(rng: &mut ChaCha20Rng, n: usize) -> Vec<Complex> {
+pub(super) fn random_complex(rng: &mut ChaCha20Rng, n: usize) -> Vec<Complex> {
     (0..n)
         .map(|_| Complex::new(rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0)))
         .collect()
@@ -293,7 +298,7 @@ fn evalmod_plan_approximates_scaled_sine() {
 }
 
 /// CRT of limbs 0 and 1 of a decrypted plaintext (coefficient form), centred mod q_0·q_1.
-fn crt01(k: &Keys, pt: &Plaintext) -> Vec<i128> {
+pub(super) fn crt01(k: &Keys, pt: &Plaintext) -> Vec<i128> {
     let ring = k.ctx.ring();
     let mut l: Vec<Vec<u64>> = pt.limbs[..2].to_vec();
     ring.to_coeffs(&mut l, &[0, 1]);
@@ -347,15 +352,19 @@ fn mod_raise_overflow_is_within_k_insecure() {
 
 /// Bootstrap a message in [−1, 1] from level 0; returns (output level, precision in bits =
 /// −log₂ max |error|).
-fn bootstrap_run(
+pub(super) fn bootstrap_run(
     slots: usize,
     cts: usize,
     stc: usize,
     scale_bits: u32,
     seed: u64,
+    sparse_secret: Option<usize>,
 ) -> (Bootstrapper, usize, f64) {
     let n = 1024;
-    let em = EvalModConfig::for_ring(n).unwrap();
+    let em = match sparse_secret {
+        None => EvalModConfig::for_ring(n).unwrap(),
+        Some(h) => EvalModConfig::for_sparse_secret(h).unwrap(),
+    };
     let boot = cts + em.depth() + stc;
     let mut k = keys(insecure_params_scale(10, 2, boot, scale_bits), seed);
     let config = BootstrapConfig {
@@ -363,6 +372,7 @@ fn bootstrap_run(
         cts_levels: cts,
         stc_levels: stc,
         eval_mod: em,
+        sparse_secret,
     };
     let b = Bootstrapper::new(&k.ctx, config).unwrap();
     assert_eq!(b.output_level(), 2);
@@ -409,7 +419,7 @@ fn bootstrap_run(
 
 /// Bootstrap and assert the stated level and precision.
 fn check_bootstrap(slots: usize, cts: usize, stc: usize, seed: u64, min_bits: f64) {
-    let (b, level, bits) = bootstrap_run(slots, cts, stc, 50, seed);
+    let (b, level, bits) = bootstrap_run(slots, cts, stc, 50, seed, None);
     eprintln!(
         "{slots} slots, N = 2^10 INSECURE: depth {} (EvalMod {}), output level {level}, \
          precision {bits:.1} bits",
@@ -509,6 +519,7 @@ fn bootstrap_cached_diagonals_equal_uncached_insecure() {
             cts_levels: cts,
             stc_levels: stc,
             eval_mod: em,
+            sparse_secret: None,
         };
         let mut b = Bootstrapper::new(&k.ctx, config).unwrap();
         if let Some(g) = gain {
@@ -598,5 +609,120 @@ fn fermat_inverse_equals_fhe_math_inverse() {
         // Unreduced input (a prime of the chain) as in the callers.
         let big = u64::MAX - 5;
         assert_eq!(m.mul(m.reduce(big), super::ring::inv_mod(m, big)), 1);
+    }
+}
+
+use super::tests::max_err as max_diff;
+
+/// Lazy rescaling of the constant sums ([`eval_plan_lazy`]) gives the eager replay's levels
+/// and, within the CKKS noise, its values: the EvalMod plans of the dense (N = 2^10) and the
+/// sparse (h = 32) secret, and a hand-made plan whose lazy group mixes inputs of two levels,
+/// a `Sub` and constants (c_1·x − c_2·x² + c_0 − c_3); all against the plan evaluated in f64.
+#[test]
+fn lazy_rescale_equals_eager_insecure() {
+    use crate::poly::{EvalPlan, Op};
+    let mixed = EvalPlan {
+        ops: vec![
+            Op::Input,
+            Op::Mul(0, 0),
+            Op::MulConst(0, 0),
+            Op::MulConst(1, 1),
+            Op::Sub(2, 3),
+            Op::AddConst(4, 2),
+            Op::AddConst(5, 3),
+        ],
+        coeffs: [0.75, -0.4, 0.3, 0.125]
+            .iter()
+            .map(|&c| rug::Float::with_val(64, c))
+            .collect(),
+        output: 6,
+    };
+    // One group: ops 2–6 (two products, the difference, two constants) rooted at the output.
+    let g = super::polyeval::lazy_groups(&mixed);
+    assert_eq!(g, [None, None, Some(6), Some(6), Some(6), Some(6), Some(6)]);
+    // The sparse EvalMod plan: 42 constant products, one rescale per leaf sum instead.
+    let em = EvalModConfig::for_sparse_secret(32).unwrap().plan();
+    let roots = super::polyeval::lazy_groups(&em)
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| **r == Some(*i))
+        .count();
+    eprintln!(
+        "sparse EvalMod: {} constant products, {roots} rescaled sums",
+        em.scalar_mults()
+    );
+    assert!(roots > 0 && 4 * roots <= em.scalar_mults() as usize);
+    let plans = [
+        (
+            "dense EvalMod",
+            EvalModConfig::for_ring(1024).unwrap().plan(),
+        ),
+        (
+            "sparse EvalMod",
+            EvalModConfig::for_sparse_secret(32).unwrap().plan(),
+        ),
+        ("mixed", mixed),
+    ];
+    let mut k = keys(insecure_params_scale(10, 0, 16, 50), 61);
+    let ev = k.evaluator(&[], false);
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let u: Vec<f64> = (0..512).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let top = k.ctx.params().max_level();
+    let pt = k.ctx.encode(&u, top, k.ctx.params().scale(top)).unwrap();
+    let ct = k.ctx.encrypt(&k.pk, &pt, &mut k.rng).unwrap();
+    for (name, plan) in &plans {
+        let want: Vec<f64> = u.iter().map(|x| plan.eval(x)).collect();
+        let (e, te) = eval_plan(&ev, plan, &ct).unwrap();
+        let (l, tl) = eval_plan_lazy(&ev, plan, &ct).unwrap();
+        assert_eq!(te, tl, "{name}: same levels and multiplications");
+        // Decoded at level 0 (Δ_0 = 2^50 below q_0; the upper scales approach 2^60).
+        let de = k
+            .ctx
+            .decrypt_decode(&k.sk, &ev.adjust_to(&e, 0).unwrap())
+            .unwrap();
+        let dl = k
+            .ctx
+            .decrypt_decode(&k.sk, &ev.adjust_to(&l, 0).unwrap())
+            .unwrap();
+        let (err_e, err_l) = (max_diff(&de, &want), max_diff(&dl, &want));
+        eprintln!(
+            "{name}: eager error {err_e:.2e}, lazy error {err_l:.2e}, |lazy − eager| {:.2e}",
+            max_diff(&de, &dl)
+        );
+        assert!(err_e < 1e-7 && err_l < 1e-7, "{name}: {err_e:e} {err_l:e}");
+        assert!(max_diff(&de, &dl) < 1e-7);
+    }
+}
+
+/// A bootstrap with lazy EvalMod and one with the eager replay: same level, both at the
+/// stated precision, equal within the noise (dense and encapsulated, full slots).
+#[test]
+fn bootstrap_lazy_evalmod_equals_eager_insecure() {
+    for sparse in [None, Some(32)] {
+        let config = match sparse {
+            None => BootstrapConfig::full(1024).unwrap(),
+            Some(_) => BootstrapConfig::encapsulated(1024).unwrap(),
+        };
+        let mut k = keys(insecure_params_scale(10, 1, config.depth(), 50), 62);
+        let b = Bootstrapper::new(&k.ctx, config).unwrap();
+        let gk = b
+            .generate_keys(&k.ctx, &k.sk, u64::MAX, &mut k.rng)
+            .unwrap();
+        let rk = RelinKey::generate(&k.ctx, &k.sk, &mut k.rng);
+        let ev = Evaluator::new(Arc::clone(&k.ctx), Some(rk), gk).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(8);
+        let v: Vec<f64> = (0..512).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let pt = k.ctx.encode(&v, 0, k.ctx.params().scale(0)).unwrap();
+        let ct0 = k.ctx.encrypt(&k.pk, &pt, &mut k.rng).unwrap();
+        let lazy = b.bootstrap(&ev, &ct0).unwrap();
+        let eager = b.bootstrap_eager(&ev, &ct0).unwrap();
+        assert_eq!(lazy.level(), eager.level());
+        assert_eq!(lazy.level(), b.output_level());
+        let dl = k.ctx.decrypt_decode(&k.sk, &lazy).unwrap();
+        let de = k.ctx.decrypt_decode(&k.sk, &eager).unwrap();
+        let (bl, be) = (-max_diff(&dl, &v).log2(), -max_diff(&de, &v).log2());
+        eprintln!("secret {sparse:?}: lazy {bl:.1} bits, eager {be:.1} bits");
+        assert!(bl >= 22.0 && be >= 22.0, "{bl} {be}");
+        assert!(max_diff(&dl, &de) < 2f64.powi(-21));
     }
 }

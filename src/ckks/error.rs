@@ -91,6 +91,13 @@ pub enum CkksError {
     /// Relinearisation without a relinearisation key.
     #[error("ciphertext multiplication needs a relinearisation key; none was given")]
     MissingRelinKey,
+    /// Bootstrapping with sparse-secret encapsulation without its switching keys.
+    #[error(
+        "bootstrapping with sparse-secret encapsulation needs the s → s' and s' → s switching \
+         keys; none were given (generate them with Bootstrapper::generate_keys or \
+         Bootstrapper::add_encapsulation_keys)"
+    )]
+    MissingEncapsulationKeys,
     /// A ciphertext of unexpected size (number of components).
     #[error("{op}: ciphertext has {got} components, expected {expected}")]
     Size {

@@ -362,7 +362,13 @@ impl Evaluator {
         let keys = relin
             .iter()
             .map(|r| ("relinearisation key", &r.0))
-            .chain(galois.keys.values().map(|k| ("Galois key", k)));
+            .chain(galois.keys.values().map(|k| ("Galois key", k)))
+            .chain(
+                galois
+                    .encapsulation
+                    .iter()
+                    .map(|e| ("encapsulation key", e.to_dense_key())),
+            );
         for (what, k) in keys {
             ctx.check_params(what, k.params_id)?;
             match key_id {

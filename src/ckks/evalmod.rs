@@ -25,7 +25,10 @@
 //! 1/2 + |Σ_j ±c_{1,j}|/q_0, a sum of h uniform variables on [−1/2, 1/2): standard deviation
 //! √(h/12) ≤ √(N/12). [`EvalModConfig::for_ring`] takes K = ⌈1 + z·√(N/12)⌉ with z = 6.5
 //! (a coefficient exceeds it with probability 2·Φ(−6.5) ≈ 8·10^−11; N·8·10^−11 per
-//! bootstrap, 5·10^−6 at N = 2^16): a dense secret, no sparsity assumption.
+//! bootstrap, 5·10^−6 at N = 2^16): a dense secret, no sparsity assumption. With sparse-secret
+//! encapsulation (`encapsulation`) ModRaise runs under a weight-h secret and
+//! [`EvalModConfig::for_sparse_secret`] takes K from the exact Irwin–Hall tail of h uniforms
+//! (K = 12 for h = 32, failure 2^−47.2 per coefficient, 2^−31.2 per bootstrap at N = 2^16).
 
 #![expect(
     clippy::indexing_slicing,
@@ -71,6 +74,42 @@ impl EvalModConfig {
             r += 1;
         }
         Self::with_k(k, r)
+    }
+
+    /// EvalMod after sparse-secret encapsulation with an ephemeral secret of weight h
+    /// (`encapsulation` module docs): K of [`super::sparse_k`] (12 for h = 32, failure
+    /// probability 2^−47.2 per coefficient), and among 0 ..= 6 double angles the configuration
+    /// of [`EvalModConfig::with_k`] of least depth, ties broken by fewer non-scalar
+    /// multiplications. h = 32: r = 2, degree 47, depth 8, 16 non-scalar and 42 scalar
+    /// multiplications (r = 0: degree 127, also depth 8, but 24 and 120; the dense secret at
+    /// N = 2^16: degree 95, r = 6, depth 13, 28 and 90).
+    ///
+    /// # Errors
+    /// [`CkksError::BadParam`] for h = 0.
+    pub fn for_sparse_secret(h: usize) -> Result<Self, CkksError> {
+        let h32 = u32::try_from(h).unwrap_or(u32::MAX);
+        if h32 == 0 || h32 == u32::MAX {
+            return Err(CkksError::BadParam {
+                what: "sparse-secret weight".into(),
+                value: h.to_string(),
+                valid: "1..2^32".into(),
+            });
+        }
+        let (k, _) = super::sparse_k(h32);
+        let mut best: Option<((usize, u32), Self)> = None;
+        for r in 0..=6 {
+            if let Ok(c) = Self::with_k(k, r) {
+                let cost = (c.depth(), c.plan().nonscalar_mults());
+                if best.as_ref().is_none_or(|(b, _)| cost < *b) {
+                    best = Some((cost, c));
+                }
+            }
+        }
+        best.map(|(_, c)| c).ok_or_else(|| CkksError::BadParam {
+            what: "EvalMod for a sparse secret".into(),
+            value: format!("h = {h}, K = {k}"),
+            valid: "a weight whose K has an interpolant of degree ≤ 2047".into(),
+        })
     }
 
     /// K and r given; the smallest degree d ∈ {2^j − 1, 3·2^{j−1} − 1} whose interpolant is

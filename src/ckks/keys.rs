@@ -10,10 +10,12 @@
 )]
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rand::{CryptoRng, RngCore};
 use zeroize::Zeroize;
 
+use super::encapsulation::EncapsulationKeys;
 use super::eval::CkksContext;
 use super::params::CkksParams;
 use super::ring::{sample_gaussian, sample_ternary, Limbs, ModVal};
@@ -232,6 +234,8 @@ impl RelinKey {
 pub struct GaloisKeys {
     pub(crate) keys: BTreeMap<usize, KeySwitchKey>,
     pub(crate) steps: Vec<i64>,
+    /// The switching keys of sparse-secret encapsulation (bootstrapping), when made.
+    pub(crate) encapsulation: Option<Arc<EncapsulationKeys>>,
 }
 
 impl GaloisKeys {
@@ -306,8 +310,23 @@ impl GaloisKeys {
         &self.steps
     }
 
-    /// Bytes held by all keys.
+    /// Bytes held by all keys (the encapsulation keys included).
     pub fn size_bytes(&self) -> usize {
-        self.keys.values().map(KeySwitchKey::size_bytes).sum()
+        self.keys
+            .values()
+            .map(KeySwitchKey::size_bytes)
+            .sum::<usize>()
+            + self.encapsulation.as_ref().map_or(0, |k| k.size_bytes())
+    }
+
+    /// Add the switching keys of sparse-secret encapsulation (bootstrapping with
+    /// [`crate::ckks::BootstrapConfig::sparse_secret`]); replaces any present.
+    pub fn set_encapsulation(&mut self, keys: EncapsulationKeys) {
+        self.encapsulation = Some(Arc::new(keys));
+    }
+
+    /// The encapsulation keys, when present.
+    pub fn encapsulation(&self) -> Option<&EncapsulationKeys> {
+        self.encapsulation.as_deref()
     }
 }

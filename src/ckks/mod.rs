@@ -27,6 +27,8 @@
 //!   grouped under a level budget: CoeffToSlot and SlotToCoeff.
 //! - `evalmod`: [`EvalModConfig`], the scaled sine sin(2πK·u) by a Chebyshev interpolant of
 //!   a cosine and double angles, K from the dense ternary secret.
+//! - `encapsulation`: sparse-secret encapsulation of ModRaise ([`EncapsulationKeys`]: s → s'
+//!   at q_0·p_0, s' → s at Q_L·P; the security argument), K from the exact Irwin–Hall tail.
 //! - `bootstrap`: ModRaise, SubSum, [`Bootstrapper`] (levels, key plan and memory model,
 //!   keys only for the steps used, each at the level where it is used) and
 //!   [`bootstrap_params`].
@@ -55,6 +57,7 @@
 
 mod bootstrap;
 mod dft;
+mod encapsulation;
 mod encoding;
 mod error;
 mod eval;
@@ -75,6 +78,9 @@ pub use bootstrap::{
     KeyMemory, KeyNeed,
 };
 pub use dft::{bit_reverse_index, coeff_to_slot_stages, slot_to_coeff_stages};
+pub use encapsulation::{
+    irwin_hall_two_sided_tail, sparse_k, EncapsulationKeys, EPHEMERAL_WEIGHT, LOG2_FAIL_PER_COEFF,
+};
 pub use encoding::{Complex, Encoder};
 pub use error::CkksError;
 pub use eval::{Ciphertext, CkksContext, Evaluator, Plaintext};
@@ -86,7 +92,9 @@ pub use infer::{
 pub use keys::{GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
 pub use lintrans::{EncodedTransform, LinearTransform};
 pub use params::{CkksParams, CkksParamsBuilder, SecurityLevel, HE_STANDARD_128};
-pub use polyeval::{eval_plan, eval_sign, max2_scaled, relu_scaled, sign_plans, PlanTrace};
+pub use polyeval::{
+    eval_plan, eval_plan_lazy, eval_sign, max2_scaled, relu_scaled, sign_plans, PlanTrace,
+};
 pub use report::{
     BootstrapSummary, EncryptedImage, EncryptedReport, LayerTiming, Packing, ParamsSummary, Timings,
 };
@@ -94,5 +102,7 @@ pub use schedule::{pack_offsets, plan_relu, LayerSchedule, ReluSchedule, Schedul
 
 #[cfg(test)]
 mod bootstrap_tests;
+#[cfg(test)]
+mod encapsulation_tests;
 #[cfg(test)]
 mod tests;

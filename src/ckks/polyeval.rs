@@ -114,6 +114,143 @@ pub fn eval_plan(
     plan: &EvalPlan,
     x: &Ciphertext,
 ) -> Result<(Ciphertext, PlanTrace), CkksError> {
+    replay(ev, plan, x, false)
+}
+
+/// [`eval_plan`] with lazy rescaling of linear combinations: every maximal tree of `Add`,
+/// `Sub` and `AddConst` over `MulConst` leaves (each value read once), such as a Chebyshev
+/// leaf Σ c_j·T_j + c_0, is evaluated as one sum of integer products
+/// ([`Evaluator::mul_const_lazy`] of each T_j, first dropped to the sum's level + 1: all
+/// products then share the scale q_{ℓ+1}·Δ_ℓ exactly), the constants added after a single
+/// rescale. The eager replay rescales every product and brings the higher ones down with
+/// another multiplication and rescale; this one saves those NTTs, lands on the same level as
+/// the plan's model (asserted at every materialised value) and differs from the eager result
+/// by rounding only (each constant is quantised to 1/S, S ≈ q_{ℓ+1}·Δ_ℓ/Δ_in, instead of
+/// once per rescale).
+///
+/// # Errors
+/// As [`eval_plan`].
+pub fn eval_plan_lazy(
+    ev: &Evaluator,
+    plan: &EvalPlan,
+    x: &Ciphertext,
+) -> Result<(Ciphertext, PlanTrace), CkksError> {
+    replay(ev, plan, x, true)
+}
+
+/// The lazy groups of [`eval_plan_lazy`]: for each op, Some(root) when it belongs to the group
+/// of `root` (roots map to themselves), None outside any group.
+pub(super) fn lazy_groups(plan: &EvalPlan) -> Vec<Option<usize>> {
+    let n = plan.ops.len();
+    let mut uses = vec![0usize; n];
+    let mut reader = vec![usize::MAX; n];
+    for (i, op) in plan.ops.iter().enumerate() {
+        let mut read = |v: usize| {
+            if let (Some(u), Some(r)) = (uses.get_mut(v), reader.get_mut(v)) {
+                *u += 1;
+                *r = i;
+            }
+        };
+        match *op {
+            Op::Mul(a, b) | Op::Add(a, b) | Op::Sub(a, b) => {
+                read(a);
+                read(b);
+            }
+            Op::MulConst(a, _) | Op::MulInt(a, _) | Op::AddConst(a, _) => read(a),
+            Op::Input => {}
+        }
+    }
+    if let Some(u) = uses.get_mut(plan.output) {
+        *u += 1;
+    }
+    let single = |v: usize| uses.get(v) == Some(&1);
+    let mut lazy = vec![false; n];
+    for (i, op) in plan.ops.iter().enumerate() {
+        let ok = |v: usize| v < i && lazy.get(v) == Some(&true) && single(v);
+        let l = match *op {
+            Op::MulConst(..) => true,
+            Op::AddConst(a, _) => ok(a),
+            Op::Add(a, b) | Op::Sub(a, b) => a != b && ok(a) && ok(b),
+            _ => false,
+        };
+        if let Some(slot) = lazy.get_mut(i) {
+            *slot = l;
+        }
+    }
+    // Roots: lazy values not read once by a lazy op. Walk down from the end so that every
+    // member's root is known from its (later) reader.
+    let mut root = vec![None; n];
+    for i in (0..n).rev() {
+        if lazy.get(i) != Some(&true) {
+            continue;
+        }
+        let r = reader.get(i).copied().unwrap_or(usize::MAX);
+        let member = single(i) && i != plan.output && lazy.get(r) == Some(&true);
+        let g = if member {
+            root.get(r).copied().flatten()
+        } else {
+            Some(i)
+        };
+        if let Some(slot) = root.get_mut(i) {
+            *slot = g;
+        }
+    }
+    root
+}
+
+/// A lazy group's value before its rescale: the sum of the integer products at level
+/// `target + 1` and the constants to add after the rescale.
+fn eval_group(
+    ev: &Evaluator,
+    plan: &EvalPlan,
+    vals: &[Option<Ciphertext>],
+    i: usize,
+    target: usize,
+) -> Result<(Ciphertext, f64), CkksError> {
+    let coeff = |k: usize| {
+        plan.coeffs
+            .get(k)
+            .map(rug::Float::to_f64)
+            .ok_or(CkksError::BadPlan { op: i })
+    };
+    match plan.ops.get(i) {
+        Some(&Op::MulConst(a, k)) => {
+            let v = vals
+                .get(a)
+                .and_then(Option::as_ref)
+                .ok_or(CkksError::BadPlan { op: i })?;
+            let d = if v.level() > target + 1 {
+                ev.mod_drop(v, target + 1)?
+            } else {
+                v.clone()
+            };
+            Ok((ev.mul_const_lazy(&d, coeff(k)?)?, 0.0))
+        }
+        Some(&Op::AddConst(a, k)) => {
+            let (c, s) = eval_group(ev, plan, vals, a, target)?;
+            Ok((c, s + coeff(k)?))
+        }
+        Some(&Op::Add(a, b)) => {
+            let (mut c, s) = eval_group(ev, plan, vals, a, target)?;
+            let (d, t) = eval_group(ev, plan, vals, b, target)?;
+            ev.add_assign(&mut c, &d)?;
+            Ok((c, s + t))
+        }
+        Some(&Op::Sub(a, b)) => {
+            let (c, s) = eval_group(ev, plan, vals, a, target)?;
+            let (d, t) = eval_group(ev, plan, vals, b, target)?;
+            Ok((ev.sub(&c, &d)?, s - t))
+        }
+        _ => Err(CkksError::BadPlan { op: i }),
+    }
+}
+
+fn replay(
+    ev: &Evaluator,
+    plan: &EvalPlan,
+    x: &Ciphertext,
+    lazy: bool,
+) -> Result<(Ciphertext, PlanTrace), CkksError> {
     let model = plan.levels();
     let depth = plan.depth();
     let lin = x.level();
@@ -124,20 +261,27 @@ pub fn eval_plan(
             available: lin,
         });
     }
-    // Last reader of every value (the output is read at the end).
+    let groups = if lazy {
+        lazy_groups(plan)
+    } else {
+        vec![None; plan.ops.len()]
+    };
+    // Last reader of every value (the output is read at the end); a read inside a lazy group
+    // happens when its root is evaluated.
     let mut last = vec![0usize; plan.ops.len()];
     for (i, op) in plan.ops.iter().enumerate() {
+        let at = groups.get(i).copied().flatten().unwrap_or(i);
         match *op {
             Op::Mul(a, b) | Op::Add(a, b) | Op::Sub(a, b) => {
                 for v in [a, b] {
                     if let Some(s) = last.get_mut(v) {
-                        *s = i;
+                        *s = (*s).max(at);
                     }
                 }
             }
             Op::MulConst(a, _) | Op::MulInt(a, _) | Op::AddConst(a, _) => {
                 if let Some(s) = last.get_mut(a) {
-                    *s = i;
+                    *s = (*s).max(at);
                 }
             }
             Op::Input => {}
@@ -149,37 +293,52 @@ pub fn eval_plan(
     let mut vals: Vec<Option<Ciphertext>> = vec![None; plan.ops.len()];
     let mut mults = 0u32;
     for (i, op) in plan.ops.iter().enumerate() {
-        let get = |k: usize| {
-            vals.get(k)
-                .and_then(Option::as_ref)
-                .ok_or(CkksError::BadPlan { op: i })
-        };
-        let coeff = |k: usize| {
-            plan.coeffs
-                .get(k)
-                .map(rug::Float::to_f64)
-                .ok_or(CkksError::BadPlan { op: i })
-        };
-        let r = match *op {
-            Op::Input => x.clone(),
-            Op::Mul(a, b) => {
-                mults += 1;
-                let (p, q) = align(ev, get(a)?, get(b)?)?;
-                ev.mul(&p, &q)?
-            }
-            Op::Add(a, b) => {
-                let (p, q) = align(ev, get(a)?, get(b)?)?;
-                ev.add(&p, &q)?
-            }
-            Op::Sub(a, b) => {
-                let (p, q) = align(ev, get(a)?, get(b)?)?;
-                ev.sub(&p, &q)?
-            }
-            Op::MulConst(a, k) => ev.mul_const(get(a)?, coeff(k)?)?,
-            Op::MulInt(a, n) => ev.mul_int(get(a)?, n)?,
-            Op::AddConst(a, k) => ev.add_const(get(a)?, coeff(k)?)?,
-        };
         let expected = lin - model.get(i).copied().unwrap_or(0) as usize;
+        let r = match groups.get(i).copied().flatten() {
+            // A member of a later root's group: evaluated with its root.
+            Some(root) if root != i => continue,
+            Some(_) => {
+                let (c, k) = eval_group(ev, plan, &vals, i, expected)?;
+                let c = ev.rescale(&c)?;
+                if k != 0.0 {
+                    ev.add_const(&c, k)?
+                } else {
+                    c
+                }
+            }
+            None => {
+                let get = |k: usize| {
+                    vals.get(k)
+                        .and_then(Option::as_ref)
+                        .ok_or(CkksError::BadPlan { op: i })
+                };
+                let coeff = |k: usize| {
+                    plan.coeffs
+                        .get(k)
+                        .map(rug::Float::to_f64)
+                        .ok_or(CkksError::BadPlan { op: i })
+                };
+                match *op {
+                    Op::Input => x.clone(),
+                    Op::Mul(a, b) => {
+                        mults += 1;
+                        let (p, q) = align(ev, get(a)?, get(b)?)?;
+                        ev.mul(&p, &q)?
+                    }
+                    Op::Add(a, b) => {
+                        let (p, q) = align(ev, get(a)?, get(b)?)?;
+                        ev.add(&p, &q)?
+                    }
+                    Op::Sub(a, b) => {
+                        let (p, q) = align(ev, get(a)?, get(b)?)?;
+                        ev.sub(&p, &q)?
+                    }
+                    Op::MulConst(a, k) => ev.mul_const(get(a)?, coeff(k)?)?,
+                    Op::MulInt(a, n) => ev.mul_int(get(a)?, n)?,
+                    Op::AddConst(a, k) => ev.add_const(get(a)?, coeff(k)?)?,
+                }
+            }
+        };
         if r.level() != expected {
             return Err(CkksError::LevelModel {
                 op: i,

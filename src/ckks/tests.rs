@@ -64,7 +64,7 @@ impl Fixture {
     }
 }
 
-fn max_err(a: &[f64], b: &[f64]) -> f64 {
+pub(super) fn max_err(a: &[f64], b: &[f64]) -> f64 {
     a.iter()
         .zip(b)
         .map(|(x, y)| (x - y).abs())
