@@ -536,7 +536,9 @@ pub(crate) fn dw_block<T: super::Real, const R: usize, const V: usize>(
     {
         return false;
     }
-    let out = &mut out[..R * p];
+    let Some(out) = out.get_mut(..R * p) else {
+        return false;
+    };
     out.fill(T::ZERO);
     for (&t, &wv) in taps.iter().zip(wt) {
         for (r, acc) in out.chunks_exact_mut(p).enumerate() {
