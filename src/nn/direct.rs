@@ -4,19 +4,20 @@
 //!
 //! - **depthwise** (groups = C_in = C_out): per channel c and output row oy,
 //!   y_c[oy, ·] = b_c + Σ_{i,j} w_{c,i,j}·x̂_c[oy·s_h + i·d_h, · ·s_w + j·d_w] over the zero-padded
-//!   input x̂, one fused multiply-add per tap over the whole row, so the inner loop runs over
-//!   contiguous pixels and vectorises (each padded input row is first split into its s_w
+//!   input x̂, one fused multiply-add per tap and vector of contiguous output pixels, in
+//!   register blocks of several rows (each padded input row is first split into its s_w
 //!   phases x̂[·, p + s_w·q], which makes the strided taps contiguous too);
-//! - **1×1, stride 1, no padding**: per group g, Y_g = W_g·X_g + b, a plain matrix product
-//!   (`matrixmultiply`, cache-blocked) of the [C_out/g × C_in/g] weights with the
-//!   [C_in/g × H·W] input planes.
+//! - **1×1, stride 1, no padding**: per group g, Y_g = W_g·X_g + b, a plain matrix product of
+//!   the [C_out/g × C_in/g] weights with the [C_in/g × H·W] input planes: in f32 on 6 × 16
+//!   register blocks (weights packed into panels when the engine is built, X read in place,
+//!   the epilogue per column chunk), in f64 by `matrixmultiply`.
 //!
 //! Both apply the same [`Epilogue`] as the tile kernel (bias first, then the activation on
 //! every value, with the same statistics), so the values differ from the tile kernel's only
 //! by the summation order of the dot products.
 
 use super::engine::Real;
-use super::gemm::{PW_MR, PW_NR};
+use super::gemm::{PW_MR, PW_NR, PW_NR_TAIL};
 use super::ops::{relu_max, ConvK, EpiStats, Epilogue};
 
 /// Output pixels per register block of the depthwise kernel (4 AVX2 vectors of f32).
@@ -316,7 +317,8 @@ const PW_CHUNK_VALUES: usize = 16384;
 /// into chunks of a multiple of 48 pixels (about [`PW_CHUNK_VALUES`] input values each); for
 /// each chunk and panel of 6 channels the sums are written with + bias, then the epilogue
 /// runs on those 6 row segments while they are in cache. The last < 16 columns of a chunk are
-/// copied once, zero-padded, into a `[C_in/g][16]` block. Every value is one fused
+/// copied once, zero-padded, into a `[C_in/g][8]` block (≤ 8 of them, run on the 8-column
+/// kernel) or a `[C_in/g][16]` one. Every value is one fused
 /// multiply-add chain over the input channels in order from 0, then + bias: the same bits
 /// whatever the chunking and thread count. The caller has checked the sizes.
 #[expect(
@@ -341,17 +343,24 @@ fn pointwise_packed<T: Real>(
     let nc = hw.div_ceil(hw.div_ceil(target)).next_multiple_of(48);
     let mut tail = Vec::new();
     let mut acc = [[T::ZERO; PW_NR]; PW_MR];
+    let mut acc8 = [[T::ZERO; PW_NR_TAIL]; PW_MR];
     for gi in 0..g {
         let xg = &x[gi * cig * hw..(gi + 1) * cig * hw];
         let mut j0 = 0;
         while j0 < hw {
             let j1 = (j0 + nc).min(hw);
             let full_end = j0 + (j1 - j0) / PW_NR * PW_NR;
+            // The last < 16 columns, zero-padded to a block of 8 (≤ 8 of them) or 16.
+            let tw = if j1 - full_end <= PW_NR_TAIL {
+                PW_NR_TAIL
+            } else {
+                PW_NR
+            };
             if full_end < j1 {
                 tail.clear();
-                tail.resize(cig * PW_NR, T::ZERO);
+                tail.resize(cig * tw, T::ZERO);
                 for ci in 0..cig {
-                    tail[ci * PW_NR..ci * PW_NR + (j1 - full_end)]
+                    tail[ci * tw..ci * tw + (j1 - full_end)]
                         .copy_from_slice(&xg[ci * hw + full_end..ci * hw + j1]);
                 }
             }
@@ -364,11 +373,18 @@ fn pointwise_packed<T: Real>(
                     let ncol = PW_NR.min(j1 - j);
                     let ok = if ncol == PW_NR {
                         T::pw_tile(panel, &xg[j..], hw, cig, &mut acc)
+                    } else if tw == PW_NR_TAIL {
+                        T::pw_tile8(panel, &tail, tw, cig, &mut acc8)
                     } else {
-                        T::pw_tile(panel, &tail, PW_NR, cig, &mut acc)
+                        T::pw_tile(panel, &tail, tw, cig, &mut acc)
                     };
                     if ok {
-                        for (r, a) in acc.iter().take(nr).enumerate() {
+                        for r in 0..nr {
+                            let a: &[T] = if ncol < PW_NR && tw == PW_NR_TAIL {
+                                &acc8[r]
+                            } else {
+                                &acc[r]
+                            };
                             let row = &mut out[(r0 + r) * hw + j..][..ncol];
                             match &k.bias {
                                 Some(b) => {
@@ -571,6 +587,10 @@ mod tests {
             prop_assert!(crate::nn::gemm::pw_tile_f32(&a, &b, ldb, k, &mut x));
             prop_assert!(crate::nn::gemm::pw_tile(&a, &b, ldb, k, &mut y));
             prop_assert_eq!(x.map(|r| r.map(f32::to_bits)), y.map(|r| r.map(f32::to_bits)));
+            let (mut x8, mut y8) = ([[7.0f32; PW_NR_TAIL]; PW_MR], [[7.0f32; PW_NR_TAIL]; PW_MR]);
+            prop_assert!(crate::nn::gemm::pw_tile_f32(&a, &b, ldb, k, &mut x8));
+            prop_assert!(crate::nn::gemm::pw_tile(&a, &b, ldb, k, &mut y8));
+            prop_assert_eq!(x8.map(|r| r.map(f32::to_bits)), y8.map(|r| r.map(f32::to_bits)));
             if k > 0 {
                 let mut z = [[7.0f32; PW_NR]; PW_MR];
                 prop_assert!(!crate::nn::gemm::pw_tile_f32(&a, &b[..(k - 1) * ldb + PW_NR - 1], ldb, k, &mut z));

@@ -93,6 +93,17 @@ pub trait Real:
     ) -> bool {
         super::gemm::pw_tile(a, b, ldb, k, acc)
     }
+    /// The 8-column block of [`Real::pw_tile`] (a row's last ≤ 8 pixels).
+    #[doc(hidden)]
+    fn pw_tile8(
+        a: &[Self],
+        b: &[Self],
+        ldb: usize,
+        k: usize,
+        acc: &mut [[Self; super::gemm::PW_NR_TAIL]; super::gemm::PW_MR],
+    ) -> bool {
+        super::gemm::pw_tile(a, b, ldb, k, acc)
+    }
     /// One register block of the depthwise kernel (see `gemm::dw_block`); `false` when a
     /// slice is short.
     #[doc(hidden)]
@@ -179,6 +190,15 @@ impl Real for f32 {
         ldb: usize,
         k: usize,
         acc: &mut [[Self; super::gemm::PW_NR]; super::gemm::PW_MR],
+    ) -> bool {
+        super::gemm::pw_tile_f32(a, b, ldb, k, acc)
+    }
+    fn pw_tile8(
+        a: &[Self],
+        b: &[Self],
+        ldb: usize,
+        k: usize,
+        acc: &mut [[Self; super::gemm::PW_NR_TAIL]; super::gemm::PW_MR],
     ) -> bool {
         super::gemm::pw_tile_f32(a, b, ldb, k, acc)
     }

@@ -1,6 +1,8 @@
 //! The one place in `nn` with `unsafe`: safe wrappers over `matrixmultiply`'s raw-pointer
-//! sgemm/dgemm, and the direct-convolution tile kernel (AVX2 + FMA for f32, a portable
-//! version otherwise). Every call checks the slice lengths first.
+//! sgemm/dgemm, and the register-block kernels (AVX2 + FMA for f32, a portable version
+//! otherwise, the same bits): the direct-convolution tile, the 1×1-convolution block
+//! [`pw_tile`], the depthwise block [`dw_block`], the exact Clip and the r̃_α evaluation.
+//! Every call checks the slice lengths first.
 #![allow(unsafe_code)]
 
 /// C[m×n] = A[m×k] · B[k×n] (+ C when `accumulate`), all row-major and contiguous.
@@ -383,29 +385,32 @@ pub(crate) fn scatter_tile_f32(
 pub const PW_MR: usize = 6;
 /// Output pixels (columns) per register block of [`pw_tile`] (two 8-lane vectors of f32).
 pub const PW_NR: usize = 16;
+/// Columns of the narrow register block for a row's last ≤ 8 pixels (one vector of f32;
+/// EfficientNet's 7×7 planes end in one such block: 49 = 3·16 + 1).
+pub const PW_NR_TAIL: usize = 8;
 
 /// One register block of a 1×1 convolution as a matrix product Y = W·X on the CHW planes:
 /// `acc[r][j] = Σ_k a[k·6 + r] · b[k·ldb + j]` for 6 rows r of the packed weight panel `a`
-/// (`[k][6]`, see `ConvK::pack`) and 16 columns j of `b` (k rows of the input planes, row
+/// (`[k][6]`, see `ConvK::pack`) and N columns j (16 or 8) of `b` (k rows of the input planes, row
 /// stride `ldb`, read in place: no packing of X). Every sum is one fused multiply-add chain in
 /// k order starting from 0, so a value depends neither on the block nor on its neighbours.
 ///
 /// Returns `false` (and leaves `acc` alone) when `a` or `b` is too short.
-pub(crate) fn pw_tile<T: super::Real>(
+pub(crate) fn pw_tile<T: super::Real, const N: usize>(
     a: &[T],
     b: &[T],
     ldb: usize,
     k: usize,
-    acc: &mut [[T; PW_NR]; PW_MR],
+    acc: &mut [[T; N]; PW_MR],
 ) -> bool {
-    if a.len() < k * PW_MR || (k > 0 && b.len() < (k - 1) * ldb + PW_NR) {
+    if a.len() < k * PW_MR || (k > 0 && b.len() < (k - 1) * ldb + N) {
         return false;
     }
-    let mut s = [[T::ZERO; PW_NR]; PW_MR];
+    let mut s = [[T::ZERO; N]; PW_MR];
     for kk in 0..k {
         let (Some(av), Some(bv)) = (
             a.get(kk * PW_MR..(kk + 1) * PW_MR),
-            b.get(kk * ldb..kk * ldb + PW_NR),
+            b.get(kk * ldb..kk * ldb + N),
         ) else {
             return false;
         };
@@ -419,83 +424,63 @@ pub(crate) fn pw_tile<T: super::Real>(
     true
 }
 
-/// [`pw_tile`] for f32 with AVX2 + FMA: 12 accumulator registers (6 rows × 2 vectors of 8
-/// pixels), per k two loads of X and six broadcasts of W. Same fused multiply-add chain as the
-/// portable version, hence the same bits.
+/// [`pw_tile`] for f32 with AVX2 + FMA, N = 16 (12 accumulator registers: 6 rows × 2
+/// vectors of 8 pixels) or N = 8 (6 registers, for a row's last ≤ 8 pixels): per k one or
+/// two loads of X and six broadcasts of W, the register arrays fully unrolled. Same fused
+/// multiply-add chain as the portable version, hence the same bits (any other N runs the
+/// portable version).
 #[cfg(all(
     target_arch = "x86_64",
     target_feature = "avx2",
     target_feature = "fma"
 ))]
-pub(crate) fn pw_tile_f32(
+pub(crate) fn pw_tile_f32<const N: usize>(
     a: &[f32],
     b: &[f32],
     ldb: usize,
     k: usize,
-    acc: &mut [[f32; PW_NR]; PW_MR],
+    acc: &mut [[f32; N]; PW_MR],
 ) -> bool {
     use std::arch::x86_64::{
         _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
     };
-    if a.len() < k * PW_MR || (k > 0 && b.len() < (k - 1) * ldb + PW_NR) {
+    let nv = N / 8;
+    if N % 8 != 0 || !(1..=2).contains(&nv) {
+        return pw_tile(a, b, ldb, k, acc);
+    }
+    if a.len() < k * PW_MR || (k > 0 && b.len() < (k - 1) * ldb + N) {
         return false;
     }
     let (ap, bp) = (a.as_ptr(), b.as_ptr());
     // SAFETY: for every kk < k, the broadcasts read `a[kk·6 + r]`, r < 6, below
-    // k·6 ≤ a.len() (checked above), and the loads read `b[kk·ldb .. kk·ldb + 16]`, below
-    // (k − 1)·ldb + 16 ≤ b.len() (checked above). All loads are unaligned loads of in-bounds
-    // f32 values; the stores write 8 lanes at offsets 0 and 8 of each `[f32; 16]` row of
-    // `acc`. AVX2 and FMA are enabled at compile time (cfg above).
+    // k·6 ≤ a.len(), and the loads read `b[kk·ldb + 8v .. + 8]` for v < nv = N/8, below
+    // (k − 1)·ldb + N ≤ b.len() (both checked above; the second vector is loaded only when
+    // N = 16). All loads are unaligned loads of in-bounds f32 values; the stores write lanes
+    // 8v .. 8v + 8, v < nv, of each `[f32; N]` row of `acc`. AVX2 and FMA are enabled at
+    // compile time (cfg above).
     unsafe {
-        let mut c00 = _mm256_setzero_ps();
-        let mut c01 = _mm256_setzero_ps();
-        let mut c10 = _mm256_setzero_ps();
-        let mut c11 = _mm256_setzero_ps();
-        let mut c20 = _mm256_setzero_ps();
-        let mut c21 = _mm256_setzero_ps();
-        let mut c30 = _mm256_setzero_ps();
-        let mut c31 = _mm256_setzero_ps();
-        let mut c40 = _mm256_setzero_ps();
-        let mut c41 = _mm256_setzero_ps();
-        let mut c50 = _mm256_setzero_ps();
-        let mut c51 = _mm256_setzero_ps();
+        let mut c = [[_mm256_setzero_ps(); 2]; PW_MR];
         for kk in 0..k {
             let br = bp.add(kk * ldb);
             let b0 = _mm256_loadu_ps(br);
-            let b1 = _mm256_loadu_ps(br.add(8));
+            let b1 = if nv > 1 {
+                _mm256_loadu_ps(br.add(8))
+            } else {
+                b0
+            };
             let ar = ap.add(kk * PW_MR);
-            let v = _mm256_broadcast_ss(&*ar);
-            c00 = _mm256_fmadd_ps(v, b0, c00);
-            c01 = _mm256_fmadd_ps(v, b1, c01);
-            let v = _mm256_broadcast_ss(&*ar.add(1));
-            c10 = _mm256_fmadd_ps(v, b0, c10);
-            c11 = _mm256_fmadd_ps(v, b1, c11);
-            let v = _mm256_broadcast_ss(&*ar.add(2));
-            c20 = _mm256_fmadd_ps(v, b0, c20);
-            c21 = _mm256_fmadd_ps(v, b1, c21);
-            let v = _mm256_broadcast_ss(&*ar.add(3));
-            c30 = _mm256_fmadd_ps(v, b0, c30);
-            c31 = _mm256_fmadd_ps(v, b1, c31);
-            let v = _mm256_broadcast_ss(&*ar.add(4));
-            c40 = _mm256_fmadd_ps(v, b0, c40);
-            c41 = _mm256_fmadd_ps(v, b1, c41);
-            let v = _mm256_broadcast_ss(&*ar.add(5));
-            c50 = _mm256_fmadd_ps(v, b0, c50);
-            c51 = _mm256_fmadd_ps(v, b1, c51);
+            for (r, c) in c.iter_mut().enumerate() {
+                let w = _mm256_broadcast_ss(&*ar.add(r));
+                for (c, bv) in c.iter_mut().zip([b0, b1]).take(nv) {
+                    *c = _mm256_fmadd_ps(w, bv, *c);
+                }
+            }
         }
-        let [a0, a1, a2, a3, a4, a5] = acc;
-        _mm256_storeu_ps(a0.as_mut_ptr(), c00);
-        _mm256_storeu_ps(a0.as_mut_ptr().add(8), c01);
-        _mm256_storeu_ps(a1.as_mut_ptr(), c10);
-        _mm256_storeu_ps(a1.as_mut_ptr().add(8), c11);
-        _mm256_storeu_ps(a2.as_mut_ptr(), c20);
-        _mm256_storeu_ps(a2.as_mut_ptr().add(8), c21);
-        _mm256_storeu_ps(a3.as_mut_ptr(), c30);
-        _mm256_storeu_ps(a3.as_mut_ptr().add(8), c31);
-        _mm256_storeu_ps(a4.as_mut_ptr(), c40);
-        _mm256_storeu_ps(a4.as_mut_ptr().add(8), c41);
-        _mm256_storeu_ps(a5.as_mut_ptr(), c50);
-        _mm256_storeu_ps(a5.as_mut_ptr().add(8), c51);
+        for (row, c) in acc.iter_mut().zip(c) {
+            for (v, c) in c.iter().enumerate().take(nv) {
+                _mm256_storeu_ps(row.as_mut_ptr().add(8 * v), *c);
+            }
+        }
     }
     true
 }
@@ -506,12 +491,12 @@ pub(crate) fn pw_tile_f32(
     target_feature = "avx2",
     target_feature = "fma"
 )))]
-pub(crate) fn pw_tile_f32(
+pub(crate) fn pw_tile_f32<const N: usize>(
     a: &[f32],
     b: &[f32],
     ldb: usize,
     k: usize,
-    acc: &mut [[f32; PW_NR]; PW_MR],
+    acc: &mut [[f32; N]; PW_MR],
 ) -> bool {
     pw_tile(a, b, ldb, k, acc)
 }
