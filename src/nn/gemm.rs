@@ -445,7 +445,7 @@ pub(crate) fn pw_tile_f32<const N: usize>(
         _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
     };
     let nv = N / 8;
-    if N % 8 != 0 || !(1..=2).contains(&nv) {
+    if !N.is_multiple_of(8) || !(1..=2).contains(&nv) {
         return pw_tile(a, b, ldb, k, acc);
     }
     if a.len() < k * PW_MR || (k > 0 && b.len() < (k - 1) * ldb + N) {
