@@ -4,56 +4,101 @@
 //!
 //! - **depthwise** (groups = C_in = C_out): per channel c and output row oy,
 //!   y_c[oy, ·] = b_c + Σ_{i,j} w_{c,i,j}·x̂_c[oy·s_h + i·d_h, · ·s_w + j·d_w] over the zero-padded
-//!   input x̂, one fused multiply-add per tap over the whole row, so the inner loop runs over
-//!   contiguous pixels and vectorises (each padded input row is first split into its s_w
+//!   input x̂, one fused multiply-add per tap and vector of contiguous output pixels, in
+//!   register blocks of several rows (each padded input row is first split into its s_w
 //!   phases x̂[·, p + s_w·q], which makes the strided taps contiguous too);
-//! - **1×1, stride 1, no padding**: per group g, Y_g = W_g·X_g + b, a plain matrix product
-//!   (`matrixmultiply`, cache-blocked) of the [C_out/g × C_in/g] weights with the
-//!   [C_in/g × H·W] input planes.
+//! - **1×1, stride 1, no padding**: per group g, Y_g = W_g·X_g + b, a plain matrix product of
+//!   the [C_out/g × C_in/g] weights with the [C_in/g × H·W] input planes: in f32 on 6 × 16
+//!   register blocks (weights packed into panels when the engine is built, X read in place,
+//!   the epilogue per column chunk), in f64 by `matrixmultiply`.
 //!
 //! Both apply the same [`Epilogue`] as the tile kernel (bias first, then the activation on
 //! every value, with the same statistics), so the values differ from the tile kernel's only
 //! by the summation order of the dot products.
 
 use super::engine::Real;
-use super::ops::{clip_minmax, relu_max, ConvK, EpiStats, Epilogue};
+use super::gemm::{PW_MR, PW_NR, PW_NR_TAIL};
+use super::ops::{relu_max, ConvK, EpiStats, Epilogue};
 
 /// Output pixels per register block of the depthwise kernel (4 AVX2 vectors of f32).
 const PXB: usize = 32;
 
 /// Output pixels per block of the row's last partial blocks (EfficientNet's widths 7, 14, 28
-/// are below [`PXB`]).
+/// are below [`PXB`]); one vector of f32.
 const PXB_TAIL: usize = 8;
 
-/// One block of P output pixels of a depthwise row: `out[k] = bias + Σ_taps w·buf[start + t +
-/// k]` for k < out.len() ≤ P, reading P cells per tap (the caller guarantees they exist).
-/// Returns out.len().
+/// One block of R output rows × 8·V output pixels of a depthwise plane (the sums by
+/// [`Real::dw_block`]): for rows r < R and pixels k < n ≤ 8V,
+/// `plane[o + r·wo + k] = Σ_taps w·buf[start + r·rstep + t + k] + bias`, reading 8V cells per
+/// tap and row (the caller guarantees they exist); `rstep` is the distance in `buf` between
+/// the windows of consecutive output rows.
 #[expect(
     clippy::indexing_slicing,
-    reason = "the caller sizes `buf` with PXB ≥ P spare cells past every window it reads"
+    clippy::too_many_arguments,
+    reason = "`plane` holds R rows of wo ≥ n pixels from o (the caller's geometry)"
 )]
 #[inline(always)]
-fn block<T: Real, const P: usize>(
+fn block<T: Real, const R: usize, const V: usize>(
     buf: &[T],
-    start: usize,
+    at: (usize, usize),
     taps: &[usize],
     wt: &[T],
     bias: T,
-    out: &mut [T],
-) -> usize {
-    let mut acc = [T::ZERO; P];
-    for (&t, &wv) in taps.iter().zip(wt) {
-        let src = &buf[start + t..start + t + P];
-        if let Ok(src) = <&[T; P]>::try_from(src) {
-            for (a, &s) in acc.iter_mut().zip(src) {
-                *a = s.mul_add(wv, *a);
+    plane: &mut [T],
+    (o, wo): (usize, usize),
+    n: usize,
+) {
+    let mut acc = [T::ZERO; 64];
+    let p = 8 * V;
+    if R * p <= acc.len() && T::dw_block::<R, V>(buf, at, taps, wt, &mut acc) {
+        for (r, a) in acc.chunks_exact(p).take(R).enumerate() {
+            for (d, a) in plane[o + r * wo..o + r * wo + n].iter_mut().zip(a) {
+                *d = *a + bias;
             }
         }
     }
-    for (o, a) in out.iter_mut().zip(acc) {
-        *o = a + bias;
+}
+
+/// The output rows `0..ho` of one column segment (pixels `ox .. ox + n`, n ≤ P) of a depthwise
+/// plane, P = [`PXB`] or [`PXB_TAIL`], in register blocks of eight 8-pixel vectors of sums
+/// (2 rows × 32 pixels, or 8 rows × 8 pixels, then 4, 2, 1 rows for the rest): enough
+/// independent fused multiply-add chains to cover the FMA latency on two pipes (one 8-pixel
+/// row alone would wait on its single chain at every tap).
+#[expect(clippy::too_many_arguments, reason = "the kernel's geometry")]
+#[inline(always)]
+fn segment<T: Real, const P: usize>(
+    buf: &[T],
+    rstep: usize,
+    taps: &[usize],
+    wt: &[T],
+    bias: T,
+    plane: &mut [T],
+    (ho, wo): (usize, usize),
+    (ox, n): (usize, usize),
+) {
+    let mut oy = 0;
+    while oy < ho {
+        let left = ho - oy;
+        let at = (oy * rstep + ox, rstep);
+        let o = (oy * wo + ox, wo);
+        let r = match (P, left) {
+            (PXB, 2..) => 2,
+            (PXB, _) => 1,
+            (_, 8..) => 8,
+            (_, 4..) => 4,
+            (_, 2..) => 2,
+            _ => 1,
+        };
+        match (P, r) {
+            (PXB, 2) => block::<T, 2, { PXB / 8 }>(buf, at, taps, wt, bias, plane, o, n),
+            (PXB, _) => block::<T, 1, { PXB / 8 }>(buf, at, taps, wt, bias, plane, o, n),
+            (_, 8) => block::<T, 8, 1>(buf, at, taps, wt, bias, plane, o, n),
+            (_, 4) => block::<T, 4, 1>(buf, at, taps, wt, bias, plane, o, n),
+            (_, 2) => block::<T, 2, 1>(buf, at, taps, wt, bias, plane, o, n),
+            _ => block::<T, 1, 1>(buf, at, taps, wt, bias, plane, o, n),
+        }
+        oy += r;
     }
-    out.len()
 }
 
 /// Whether `k` on `c` input channels is depthwise with multiplier 1 (groups = C_in = C_out).
@@ -78,7 +123,7 @@ pub(crate) fn epilogue_slice<T: Real>(v: &mut [T], epi: Epilogue<'_>, st: &mut E
             st.max_abs = st.max_abs.max(m);
         }
         Epilogue::Clip { lo, hi } => {
-            st.add_range(clip_minmax(v, T::from_f64(lo), T::from_f64(hi)));
+            st.add_range(T::clip_minmax(v, T::from_f64(lo), T::from_f64(hi)));
         }
         Epilogue::ClipPoly { sign, lower, upper } => {
             st.add_clip(sign.clip_in_place_stats(v, lower, upper));
@@ -142,6 +187,29 @@ pub(crate) fn depthwise<T: Real>(
             let row = (y + pt) * sw;
             if sw == 1 {
                 buf[row * pw + pl..row * pw + pl + w].copy_from_slice(src);
+            } else if sw == 2 {
+                // Padded column xp = xi + p_l goes to phase xp mod 2 at position ⌊xp / 2⌋:
+                // after an odd first column, consecutive pairs fill both phases side by side
+                // (a loop the compiler vectorises, unlike a strided gather).
+                let (lo, hi) = buf.split_at_mut((row + 1) * pw);
+                let (ph0, ph1) = (&mut lo[row * pw..], &mut hi[..pw]);
+                let (mut src, mut xp) = (src, pl);
+                if xp % 2 == 1 {
+                    if let Some((&v, rest)) = src.split_first() {
+                        ph1[xp / 2] = v;
+                        (src, xp) = (rest, xp + 1);
+                    }
+                }
+                let q0 = xp / 2;
+                let mut pairs = src.chunks_exact(2);
+                for ((a, b), pr) in ph0[q0..].iter_mut().zip(&mut ph1[q0..]).zip(&mut pairs) {
+                    if let [u, v] = pr {
+                        (*a, *b) = (*u, *v);
+                    }
+                }
+                if let [v] = pairs.remainder() {
+                    ph0[q0 + src.len() / 2] = *v;
+                }
             } else {
                 // Phase ph holds the padded columns xp = ph + q·s_w, i.e. the input columns
                 // xi = xp − p_l from the first one ≥ 0 with xp ≡ ph (mod s_w), every s_w-th
@@ -165,23 +233,24 @@ pub(crate) fn depthwise<T: Real>(
         let wt = &k.weight[ch * kh * kw..(ch + 1) * kh * kw];
         let bias = k.bias.as_ref().map_or(T::ZERO, |b| b[ch]);
         let plane = &mut out[ch * ho * wo..(ch + 1) * ho * wo];
-        for (oy, orow) in plane.chunks_exact_mut(wo).enumerate() {
-            let base = oy * sh * sw * pw;
-            // Blocks of PXB pixels, then of PXB_TAIL: the sums stay in registers over all taps
-            // (one load and one fused multiply-add per pixel and tap). Σ from 0 over the taps
-            // in (i, j) order, then + bias, as the tile kernel. A block always reads its full
-            // width (`buf` has PXB spare cells at the end), and only its first n sums are
-            // kept, so the last partial block runs the same fixed-width loop.
-            let mut ox = 0;
-            while ox < wo {
-                let n = if wo - ox >= PXB {
-                    block::<T, PXB>(buf, base + ox, &taps, wt, bias, &mut orow[ox..ox + PXB])
-                } else {
-                    let n = PXB_TAIL.min(wo - ox);
-                    block::<T, PXB_TAIL>(buf, base + ox, &taps, wt, bias, &mut orow[ox..ox + n])
-                };
-                ox += n;
-            }
+        // Column segments of PXB pixels, then of PXB_TAIL, each over all rows in register
+        // blocks of several rows (see `segment`): the sums stay in registers over all taps
+        // (one load and one fused multiply-add per pixel and tap). Σ from 0 over the taps in
+        // (i, j) order, then + bias, as the tile kernel. A block always reads its full width
+        // (`buf` has PXB spare cells at the end), and only its first n sums are kept, so the
+        // last partial segment runs the same fixed-width loop.
+        let rstep = sh * sw * pw;
+        let mut ox = 0;
+        while ox < wo {
+            let n = if wo - ox >= PXB {
+                segment::<T, PXB>(buf, rstep, &taps, wt, bias, plane, (ho, wo), (ox, PXB));
+                PXB
+            } else {
+                let n = PXB_TAIL.min(wo - ox);
+                segment::<T, PXB_TAIL>(buf, rstep, &taps, wt, bias, plane, (ho, wo), (ox, n));
+                n
+            };
+            ox += n;
         }
         epilogue_slice(plane, epi, &mut st);
     }
@@ -189,19 +258,32 @@ pub(crate) fn depthwise<T: Real>(
 }
 
 /// 1×1 convolution with stride 1 and no padding as one matrix product per group (see the
-/// module docs). Inconsistent sizes give zeros, never a panic.
+/// module docs): on the packed-panel kernel for f32 ([`pointwise_packed`]), by
+/// `matrixmultiply` otherwise. Inconsistent sizes (also an output size other than the input's)
+/// give zeros, never a panic.
 pub(crate) fn pointwise<T: Real>(
     x: &[T],
     (c, h, w): (usize, usize, usize),
     k: &ConvK<T>,
+    out_hw: (usize, usize),
     epi: Epilogue<'_>,
 ) -> (Vec<T>, EpiStats) {
     let hw = h * w;
     let g = k.groups.max(1);
     let (cig, cog) = (k.cin / g, k.cout / g);
-    let mut out = vec![T::ZERO; k.cout * hw];
+    let mut out = vec![T::ZERO; k.cout * out_hw.0 * out_hw.1];
     let mut st = EpiStats::default();
-    if x.len() < c * hw || c != k.cin || k.weight.len() < k.cout * cig || hw == 0 {
+    if x.len() < c * hw
+        || c != k.cin
+        || k.weight.len() < k.cout * cig
+        || hw == 0
+        || out_hw != (h, w)
+        || k.bias.as_ref().is_some_and(|b| b.len() < k.cout)
+    {
+        return (out, st);
+    }
+    if T::PACKED_POINTWISE {
+        pointwise_packed(x, hw, k, epi, &mut out, &mut st);
         return (out, st);
     }
     for gi in 0..g {
@@ -223,6 +305,107 @@ pub(crate) fn pointwise<T: Real>(
     }
     epilogue_slice(&mut out, epi, &mut st);
     (out, st)
+}
+
+/// Input values (C_in/g × columns) a column chunk of [`pointwise_packed`] aims to keep in
+/// L2 while every weight panel streams over it (64 KiB of f32).
+const PW_CHUNK_VALUES: usize = 16384;
+
+/// Y_g = W_g·X_g + b per group on [`Real::pw_tile`] register blocks of 6 output channels ×
+/// 16 pixels, reading the input planes in place and the weights from the panels `k.packed`
+/// (packed once when the engine is built, so nothing is packed per call). The columns are cut
+/// into chunks of a multiple of 48 pixels (about [`PW_CHUNK_VALUES`] input values each); for
+/// each chunk and panel of 6 channels the sums are written with + bias, then the epilogue
+/// runs on those 6 row segments while they are in cache. The last < 16 columns of a chunk are
+/// copied once, zero-padded, into a `[C_in/g][8]` block (≤ 8 of them, run on the 8-column
+/// kernel) or a `[C_in/g][16]` one. Every value is one fused
+/// multiply-add chain over the input channels in order from 0, then + bias: the same bits
+/// whatever the chunking and thread count. The caller has checked the sizes.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "hot loop; every range is within the sizes the caller checked"
+)]
+fn pointwise_packed<T: Real>(
+    x: &[T],
+    hw: usize,
+    k: &ConvK<T>,
+    epi: Epilogue<'_>,
+    out: &mut [T],
+    st: &mut EpiStats,
+) {
+    let g = k.groups.max(1);
+    let (cig, cog) = (k.cin / g, k.cout / g);
+    let npan = cog.div_ceil(PW_MR);
+    if k.packed.len() < g * npan * cig * PW_MR || out.len() < k.cout * hw {
+        return;
+    }
+    let target = (PW_CHUNK_VALUES / cig.max(1)).max(48);
+    let nc = hw.div_ceil(hw.div_ceil(target)).next_multiple_of(48);
+    let mut tail = Vec::new();
+    let mut acc = [[T::ZERO; PW_NR]; PW_MR];
+    let mut acc8 = [[T::ZERO; PW_NR_TAIL]; PW_MR];
+    for gi in 0..g {
+        let xg = &x[gi * cig * hw..(gi + 1) * cig * hw];
+        let mut j0 = 0;
+        while j0 < hw {
+            let j1 = (j0 + nc).min(hw);
+            let full_end = j0 + (j1 - j0) / PW_NR * PW_NR;
+            // The last < 16 columns, zero-padded to a block of 8 (≤ 8 of them) or 16.
+            let tw = if j1 - full_end <= PW_NR_TAIL {
+                PW_NR_TAIL
+            } else {
+                PW_NR
+            };
+            if full_end < j1 {
+                tail.clear();
+                tail.resize(cig * tw, T::ZERO);
+                for ci in 0..cig {
+                    tail[ci * tw..ci * tw + (j1 - full_end)]
+                        .copy_from_slice(&xg[ci * hw + full_end..ci * hw + j1]);
+                }
+            }
+            for p in 0..npan {
+                let panel = &k.packed[(gi * npan + p) * cig * PW_MR..][..cig * PW_MR];
+                let r0 = gi * cog + p * PW_MR;
+                let nr = PW_MR.min(cog - p * PW_MR);
+                let mut j = j0;
+                while j < j1 {
+                    let ncol = PW_NR.min(j1 - j);
+                    let ok = if ncol == PW_NR {
+                        T::pw_tile(panel, &xg[j..], hw, cig, &mut acc)
+                    } else if tw == PW_NR_TAIL {
+                        T::pw_tile8(panel, &tail, tw, cig, &mut acc8)
+                    } else {
+                        T::pw_tile(panel, &tail, tw, cig, &mut acc)
+                    };
+                    if ok {
+                        for r in 0..nr {
+                            let a: &[T] = if ncol < PW_NR && tw == PW_NR_TAIL {
+                                &acc8[r]
+                            } else {
+                                &acc[r]
+                            };
+                            let row = &mut out[(r0 + r) * hw + j..][..ncol];
+                            match &k.bias {
+                                Some(b) => {
+                                    let bv = b[r0 + r];
+                                    for (o, &v) in row.iter_mut().zip(a) {
+                                        *o = v + bv;
+                                    }
+                                }
+                                None => row.copy_from_slice(&a[..ncol]),
+                            }
+                        }
+                    }
+                    j += ncol;
+                }
+                for r in 0..nr {
+                    epilogue_slice(&mut out[(r0 + r) * hw + j0..(r0 + r) * hw + j1], epi, st);
+                }
+            }
+            j0 = j1;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -336,6 +519,116 @@ mod tests {
         }
     }
 
+    /// f32 values uniform in [−1, 1) (LCG, test fixtures only).
+    fn f32s(seed: u64, n: usize) -> Vec<f32> {
+        let mut r = rnd(seed);
+        (0..n).map(|_| r() as f32).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn packed_pointwise_f32_matches_naive_and_fuses_bit_for_bit(
+            g in 1usize..3, cig in 1usize..48, cog in 1usize..20, h in 1usize..40,
+            w in 1usize..48, bias in any::<bool>(), seed in any::<u64>(),
+        ) {
+            // The f32 packed-panel path (several column chunks when C_in/g·H·W is large,
+            // partial 16-pixel blocks and 6-channel panels) against the naive loop on the
+            // same f32-rounded values in f64: within the γ_{k+1} bound of an f32 dot product
+            // of length k = C_in/g (plus bias), (k + 1)·2^−24·Σ|terms| (and a 1.01 slack
+            // for the reference's own f64 rounding).
+            let (c, cout) = (g * cig, g * cog);
+            let wf = f32s(seed, cout * cig);
+            let bf = bias.then(|| f32s(seed ^ 1, cout));
+            let xf = f32s(seed ^ 2, c * h * w);
+            let mut kf = ConvK {
+                weight: wf.clone(), bias: bf.clone(), cout, cin: c, kh: 1, kw: 1,
+                strides: [1, 1], pads: [0; 4], dilations: [1, 1], groups: g, packed: Vec::new(),
+            };
+            kf.pack();
+            let mut buf = Vec::new();
+            let (got, _) = super::super::ops::conv_epi(&xf, (c, h, w), &kf, (h, w), &mut buf, Epilogue::Linear);
+            prop_assert_eq!(got.len(), cout * h * w);
+            let hw = h * w;
+            for co in 0..cout {
+                let gi = co / cog;
+                for p in 0..hw {
+                    let b0 = bf.as_ref().map_or(0.0, |b| f64::from(b[co]));
+                    let (mut s, mut mag) = (b0, b0.abs());
+                    for ci in 0..cig {
+                        let t = f64::from(wf[co * cig + ci]) * f64::from(xf[(gi * cig + ci) * hw + p]);
+                        s += t;
+                        mag += t.abs();
+                    }
+                    let tol = 1.01 * (cig as f64 + 1.0) * 2f64.powi(-24) * mag;
+                    let v = f64::from(got[co * hw + p]);
+                    prop_assert!((v - s).abs() <= tol, "co {} p {}: {} vs {} (tol {})", co, p, v, s, tol);
+                }
+            }
+            // Every epilogue in the chunked output pass: the same bits and statistics as the
+            // activation run on the whole linear output.
+            let sign = super::super::ops::tests::test_sign();
+            super::super::ops::tests::check_fused(&xf, (c, h, w), &kf, (h, w), &sign, 1.5)?;
+        }
+
+        #[test]
+        fn f32_block_kernels_match_portable_bit_for_bit(
+            k in 0usize..40, ldb in 16usize..40, nb in 0usize..400, seed in any::<u64>(),
+            ntaps in 0usize..26, rstep in 0usize..50, start in 0usize..20, nan_at in 0usize..2000,
+        ) {
+            // The AVX2 + FMA pointwise and depthwise blocks (where enabled) against the
+            // portable ones on random panels, strides and tap offsets (a NaN somewhere).
+            let a = f32s(seed, k * PW_MR);
+            let mut b = f32s(seed ^ 3, k.saturating_sub(1) * ldb + PW_NR + nb % 8);
+            if let Some(v) = b.get_mut(nan_at) {
+                *v = f32::NAN;
+            }
+            let (mut x, mut y) = ([[7.0f32; PW_NR]; PW_MR], [[7.0f32; PW_NR]; PW_MR]);
+            prop_assert!(crate::nn::gemm::pw_tile_f32(&a, &b, ldb, k, &mut x));
+            prop_assert!(crate::nn::gemm::pw_tile(&a, &b, ldb, k, &mut y));
+            prop_assert_eq!(x.map(|r| r.map(f32::to_bits)), y.map(|r| r.map(f32::to_bits)));
+            let (mut x8, mut y8) = ([[7.0f32; PW_NR_TAIL]; PW_MR], [[7.0f32; PW_NR_TAIL]; PW_MR]);
+            prop_assert!(crate::nn::gemm::pw_tile_f32(&a, &b, ldb, k, &mut x8));
+            prop_assert!(crate::nn::gemm::pw_tile(&a, &b, ldb, k, &mut y8));
+            prop_assert_eq!(x8.map(|r| r.map(f32::to_bits)), y8.map(|r| r.map(f32::to_bits)));
+            if k > 0 {
+                let mut z = [[7.0f32; PW_NR]; PW_MR];
+                prop_assert!(!crate::nn::gemm::pw_tile_f32(&a, &b[..(k - 1) * ldb + PW_NR - 1], ldb, k, &mut z));
+                prop_assert!(!crate::nn::gemm::pw_tile_f32(&a[1..], &b, ldb, k, &mut z));
+                prop_assert_eq!(z, [[7.0f32; PW_NR]; PW_MR]);
+            }
+            let mut r = rnd(seed ^ 4);
+            let taps: Vec<usize> = (0..ntaps).map(|_| ((r() + 1.0) * 30.0) as usize).collect();
+            let wt = f32s(seed ^ 5, ntaps);
+            let mut buf = f32s(seed ^ 6, start + 7 * rstep + 60 + 32);
+            if let Some(v) = buf.get_mut(nan_at) {
+                *v = f32::NAN;
+            }
+            fn both<const R: usize, const V: usize>(buf: &[f32], at: (usize, usize), taps: &[usize], wt: &[f32]) -> Result<(), TestCaseError> {
+                let (mut x, mut y) = ([7.0f32; 64], [7.0f32; 64]);
+                let ok = crate::nn::gemm::dw_block_f32::<R, V>(buf, at, taps, wt, &mut x);
+                prop_assert_eq!(ok, crate::nn::gemm::dw_block::<f32, R, V>(buf, at, taps, wt, &mut y));
+                prop_assert_eq!(x.map(f32::to_bits), y.map(f32::to_bits));
+                Ok(())
+            }
+            let at = (start, rstep);
+            both::<8, 1>(&buf, at, &taps, &wt)?;
+            both::<4, 1>(&buf, at, &taps, &wt)?;
+            both::<2, 1>(&buf, at, &taps, &wt)?;
+            both::<1, 1>(&buf, at, &taps, &wt)?;
+            both::<2, 4>(&buf, at, &taps, &wt)?;
+            both::<1, 4>(&buf, at, &taps, &wt)?;
+            // A buffer one cell short of the furthest window: refused.
+            let tmax = taps.iter().copied().max().unwrap_or(0);
+            if !taps.is_empty() {
+                let short = &buf[..start + 7 * rstep + tmax + 8 - 1];
+                let mut z = [7.0f32; 64];
+                prop_assert!(!crate::nn::gemm::dw_block_f32::<8, 1>(short, at, &taps, &wt, &mut z));
+                prop_assert_eq!(z, [7.0f32; 64]);
+            }
+        }
+    }
+
     #[test]
     fn inconsistent_sizes_give_zeros_not_a_panic() {
         let k = kernel(3, 3, 3, (3, 3), [1, 1], [1; 4], [1, 1], true, 1);
@@ -353,7 +646,7 @@ mod tests {
         );
         assert!(y.iter().all(|&v| v == 0.0));
         let kp = kernel(4, 2, 2, (1, 1), [1, 1], [0; 4], [1, 1], false, 2);
-        let (y, _) = pointwise(&[1.0; 3], (4, 2, 2), &kp, Epilogue::Linear);
+        let (y, _) = pointwise(&[1.0; 3], (4, 2, 2), &kp, (2, 2), Epilogue::Linear);
         assert!(y.iter().all(|&v| v == 0.0) && y.len() == 8);
     }
 }

@@ -77,6 +77,50 @@ pub trait Real:
     ) -> bool {
         super::gemm::scatter_tile(acc, out, base, hw, np, nco)
     }
+    /// Whether 1×1 convolutions run on the packed-panel kernel [`Real::pw_tile`] (f32)
+    /// instead of `matrixmultiply` (f64, whose values the bounds and CKKS tests pin).
+    #[doc(hidden)]
+    const PACKED_POINTWISE: bool = false;
+    /// One register block of a 1×1 convolution (see `gemm::pw_tile`); `false` when a slice
+    /// is short.
+    #[doc(hidden)]
+    fn pw_tile(
+        a: &[Self],
+        b: &[Self],
+        ldb: usize,
+        k: usize,
+        acc: &mut [[Self; super::gemm::PW_NR]; super::gemm::PW_MR],
+    ) -> bool {
+        super::gemm::pw_tile(a, b, ldb, k, acc)
+    }
+    /// The 8-column block of [`Real::pw_tile`] (a row's last ≤ 8 pixels).
+    #[doc(hidden)]
+    fn pw_tile8(
+        a: &[Self],
+        b: &[Self],
+        ldb: usize,
+        k: usize,
+        acc: &mut [[Self; super::gemm::PW_NR_TAIL]; super::gemm::PW_MR],
+    ) -> bool {
+        super::gemm::pw_tile(a, b, ldb, k, acc)
+    }
+    /// One register block of the depthwise kernel (see `gemm::dw_block`); `false` when a
+    /// slice is short.
+    #[doc(hidden)]
+    fn dw_block<const R: usize, const V: usize>(
+        buf: &[Self],
+        at: (usize, usize),
+        taps: &[usize],
+        wt: &[Self],
+        out: &mut [Self],
+    ) -> bool {
+        super::gemm::dw_block::<Self, R, V>(buf, at, taps, wt, out)
+    }
+    /// Exact Clip in place with the extremes of the inputs (see `ops::clip_minmax`).
+    #[doc(hidden)]
+    fn clip_minmax(x: &mut [Self], lo: Self, hi: Self) -> (f64, f64) {
+        super::ops::clip_minmax(x, lo, hi)
+    }
     /// r̃_α in place with statistics (see `SignKernel::relu_in_place_stats`).
     #[doc(hidden)]
     fn relu_poly(sign: &super::SignKernel, x: &mut [Self], b: f64) -> (u64, f64) {
@@ -124,6 +168,39 @@ impl Real for f32 {
         acc: &mut [[Self; super::gemm::CO_TILE]; super::gemm::PX_TILE],
     ) -> bool {
         super::gemm::conv_tile_f32(x, pix, taps, w, acc)
+    }
+    #[inline(always)]
+    fn dw_block<const R: usize, const V: usize>(
+        buf: &[Self],
+        at: (usize, usize),
+        taps: &[usize],
+        wt: &[Self],
+        out: &mut [Self],
+    ) -> bool {
+        super::gemm::dw_block_f32::<R, V>(buf, at, taps, wt, out)
+    }
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    fn clip_minmax(x: &mut [Self], lo: Self, hi: Self) -> (f64, f64) {
+        super::gemm::clip_minmax_f32(x, lo, hi)
+    }
+    const PACKED_POINTWISE: bool = true;
+    fn pw_tile(
+        a: &[Self],
+        b: &[Self],
+        ldb: usize,
+        k: usize,
+        acc: &mut [[Self; super::gemm::PW_NR]; super::gemm::PW_MR],
+    ) -> bool {
+        super::gemm::pw_tile_f32(a, b, ldb, k, acc)
+    }
+    fn pw_tile8(
+        a: &[Self],
+        b: &[Self],
+        ldb: usize,
+        k: usize,
+        acc: &mut [[Self; super::gemm::PW_NR_TAIL]; super::gemm::PW_MR],
+    ) -> bool {
+        super::gemm::pw_tile_f32(a, b, ldb, k, acc)
     }
     fn scatter_tile(
         acc: &[[Self; super::gemm::CO_TILE]; super::gemm::PX_TILE],

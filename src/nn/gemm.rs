@@ -1,6 +1,8 @@
 //! The one place in `nn` with `unsafe`: safe wrappers over `matrixmultiply`'s raw-pointer
-//! sgemm/dgemm, and the direct-convolution tile kernel (AVX2 + FMA for f32, a portable
-//! version otherwise). Every call checks the slice lengths first.
+//! sgemm/dgemm, and the register-block kernels (AVX2 + FMA for f32, a portable version
+//! otherwise, the same bits): the direct-convolution tile, the 1×1-convolution block
+//! [`pw_tile`], the depthwise block [`dw_block`], the exact Clip and the r̃_α evaluation.
+//! Every call checks the slice lengths first.
 #![allow(unsafe_code)]
 
 /// C[m×n] = A[m×k] · B[k×n] (+ C when `accumulate`), all row-major and contiguous.
@@ -376,6 +378,301 @@ pub(crate) fn scatter_tile_f32(
     nco: usize,
 ) -> bool {
     scatter_tile(acc, out, base, hw, np, nco)
+}
+
+/// Output channels (rows of the weight matrix) per register block of the 1×1-convolution
+/// kernel [`pw_tile`].
+pub const PW_MR: usize = 6;
+/// Output pixels (columns) per register block of [`pw_tile`] (two 8-lane vectors of f32).
+pub const PW_NR: usize = 16;
+/// Columns of the narrow register block for a row's last ≤ 8 pixels (one vector of f32;
+/// EfficientNet's 7×7 planes end in one such block: 49 = 3·16 + 1).
+pub const PW_NR_TAIL: usize = 8;
+
+/// One register block of a 1×1 convolution as a matrix product Y = W·X on the CHW planes:
+/// `acc[r][j] = Σ_k a[k·6 + r] · b[k·ldb + j]` for 6 rows r of the packed weight panel `a`
+/// (`[k][6]`, see `ConvK::pack`) and N columns j (16 or 8) of `b` (k rows of the input planes, row
+/// stride `ldb`, read in place: no packing of X). Every sum is one fused multiply-add chain in
+/// k order starting from 0, so a value depends neither on the block nor on its neighbours.
+///
+/// Returns `false` (and leaves `acc` alone) when `a` or `b` is too short.
+pub(crate) fn pw_tile<T: super::Real, const N: usize>(
+    a: &[T],
+    b: &[T],
+    ldb: usize,
+    k: usize,
+    acc: &mut [[T; N]; PW_MR],
+) -> bool {
+    if a.len() < k * PW_MR || (k > 0 && b.len() < (k - 1) * ldb + N) {
+        return false;
+    }
+    let mut s = [[T::ZERO; N]; PW_MR];
+    for kk in 0..k {
+        let (Some(av), Some(bv)) = (
+            a.get(kk * PW_MR..(kk + 1) * PW_MR),
+            b.get(kk * ldb..kk * ldb + N),
+        ) else {
+            return false;
+        };
+        for (s, &ar) in s.iter_mut().zip(av) {
+            for (s, &bj) in s.iter_mut().zip(bv) {
+                *s = ar.mul_add(bj, *s);
+            }
+        }
+    }
+    *acc = s;
+    true
+}
+
+/// [`pw_tile`] for f32 with AVX2 + FMA, N = 16 (12 accumulator registers: 6 rows × 2
+/// vectors of 8 pixels) or N = 8 (6 registers, for a row's last ≤ 8 pixels): per k one or
+/// two loads of X and six broadcasts of W, the register arrays fully unrolled. Same fused
+/// multiply-add chain as the portable version, hence the same bits (any other N runs the
+/// portable version).
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+pub(crate) fn pw_tile_f32<const N: usize>(
+    a: &[f32],
+    b: &[f32],
+    ldb: usize,
+    k: usize,
+    acc: &mut [[f32; N]; PW_MR],
+) -> bool {
+    use std::arch::x86_64::{
+        _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+    };
+    let nv = N / 8;
+    if !N.is_multiple_of(8) || !(1..=2).contains(&nv) {
+        return pw_tile(a, b, ldb, k, acc);
+    }
+    if a.len() < k * PW_MR || (k > 0 && b.len() < (k - 1) * ldb + N) {
+        return false;
+    }
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+    // SAFETY: for every kk < k, the broadcasts read `a[kk·6 + r]`, r < 6, below
+    // k·6 ≤ a.len(), and the loads read `b[kk·ldb + 8v .. + 8]` for v < nv = N/8, below
+    // (k − 1)·ldb + N ≤ b.len() (both checked above; the second vector is loaded only when
+    // N = 16). All loads are unaligned loads of in-bounds f32 values; the stores write lanes
+    // 8v .. 8v + 8, v < nv, of each `[f32; N]` row of `acc`. AVX2 and FMA are enabled at
+    // compile time (cfg above).
+    unsafe {
+        let mut c = [[_mm256_setzero_ps(); 2]; PW_MR];
+        for kk in 0..k {
+            let br = bp.add(kk * ldb);
+            let b0 = _mm256_loadu_ps(br);
+            let b1 = if nv > 1 {
+                _mm256_loadu_ps(br.add(8))
+            } else {
+                b0
+            };
+            let ar = ap.add(kk * PW_MR);
+            for (r, c) in c.iter_mut().enumerate() {
+                let w = _mm256_broadcast_ss(&*ar.add(r));
+                for (c, bv) in c.iter_mut().zip([b0, b1]).take(nv) {
+                    *c = _mm256_fmadd_ps(w, bv, *c);
+                }
+            }
+        }
+        for (row, c) in acc.iter_mut().zip(c) {
+            for (v, c) in c.iter().enumerate().take(nv) {
+                _mm256_storeu_ps(row.as_mut_ptr().add(8 * v), *c);
+            }
+        }
+    }
+    true
+}
+
+/// Portable [`pw_tile_f32`] where AVX2 + FMA are not enabled at compile time.
+#[cfg(not(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+)))]
+pub(crate) fn pw_tile_f32<const N: usize>(
+    a: &[f32],
+    b: &[f32],
+    ldb: usize,
+    k: usize,
+    acc: &mut [[f32; N]; PW_MR],
+) -> bool {
+    pw_tile(a, b, ldb, k, acc)
+}
+
+/// One register block of the depthwise kernel: R output rows × 8·V pixels of one channel,
+/// `out[r·8V + j] = Σ_taps w·buf[start + r·rstep + t + j]` (j < 8V), every sum one fused
+/// multiply-add chain (input × weight + sum) in tap order starting from 0. Portable version.
+///
+/// Returns `false` (and leaves `out` alone) when `buf` or `out` is too short or R·V is 0.
+pub(crate) fn dw_block<T: super::Real, const R: usize, const V: usize>(
+    buf: &[T],
+    (start, rstep): (usize, usize),
+    taps: &[usize],
+    wt: &[T],
+    out: &mut [T],
+) -> bool {
+    let p = 8 * V;
+    let tmax = taps.iter().copied().max().unwrap_or(0);
+    if R * V == 0
+        || out.len() < R * p
+        || (!taps.is_empty() && buf.len() < start + (R - 1) * rstep + tmax + p)
+    {
+        return false;
+    }
+    let Some(out) = out.get_mut(..R * p) else {
+        return false;
+    };
+    out.fill(T::ZERO);
+    for (&t, &wv) in taps.iter().zip(wt) {
+        for (r, acc) in out.chunks_exact_mut(p).enumerate() {
+            let s0 = start + r * rstep + t;
+            if let Some(src) = buf.get(s0..s0 + p) {
+                for (a, &s) in acc.iter_mut().zip(src) {
+                    *a = s.mul_add(wv, *a);
+                }
+            }
+        }
+    }
+    true
+}
+
+/// [`dw_block`] for f32 with AVX2 + FMA: the R·V sums (R·V ≤ 8 in the engine's use) stay in
+/// vector registers over all taps, one broadcast per tap and one load and fused multiply-add
+/// per vector. Same chain as the portable version, hence the same bits.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+#[inline(always)]
+pub(crate) fn dw_block_f32<const R: usize, const V: usize>(
+    buf: &[f32],
+    (start, rstep): (usize, usize),
+    taps: &[usize],
+    wt: &[f32],
+    out: &mut [f32],
+) -> bool {
+    use std::arch::x86_64::{
+        _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+    };
+    let p = 8 * V;
+    let tmax = taps.iter().copied().max().unwrap_or(0);
+    if R * V == 0
+        || out.len() < R * p
+        || (!taps.is_empty() && buf.len() < start + (R - 1) * rstep + tmax + p)
+    {
+        return false;
+    }
+    let (bp, op) = (buf.as_ptr(), out.as_mut_ptr());
+    // SAFETY: for every tap t (≤ tmax) and row r < R the loads read
+    // `buf[start + r·rstep + t + 8v .. + 8]`, v < V, below start + (R − 1)·rstep + tmax + 8V
+    // ≤ buf.len() (checked above, taps non-empty whenever the loop runs); the stores write
+    // `out[r·8V + 8v .. + 8]`, below R·8V ≤ out.len() (checked above). Unaligned loads and
+    // stores of in-bounds f32 values. AVX2 and FMA are enabled at compile time (cfg above).
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); V]; R];
+        for (&t, &w) in taps.iter().zip(wt) {
+            let wv = _mm256_set1_ps(w);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let src = bp.add(start + r * rstep + t);
+                for (v, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_fmadd_ps(_mm256_loadu_ps(src.add(8 * v)), wv, *a);
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (v, a) in acc.iter().enumerate() {
+                _mm256_storeu_ps(op.add(r * p + 8 * v), *a);
+            }
+        }
+    }
+    true
+}
+
+/// Portable [`dw_block_f32`] where AVX2 + FMA are not enabled at compile time.
+#[cfg(not(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+)))]
+pub(crate) fn dw_block_f32<const R: usize, const V: usize>(
+    buf: &[f32],
+    at: (usize, usize),
+    taps: &[usize],
+    wt: &[f32],
+    out: &mut [f32],
+) -> bool {
+    dw_block::<f32, R, V>(buf, at, taps, wt, out)
+}
+
+/// `ops::clip_minmax` for f32 with AVX2: Clip(x) = min(max(x, lo), hi) in place (x < lo →
+/// lo, else x > hi → hi, else x; NaN kept), returning the smallest and largest input (NaN
+/// ignored; +∞ and −∞ for no input). Per 8 lanes: `min_ps(v, m)` is v < m ? v : m (the
+/// portable select), `max_ps(v, m)` is v > m ? v : m, `min_ps(hi, v)` is hi < v ? hi : v
+/// (x > hi → hi, NaN and ±0 kept), then a blend to lo where x < lo. The same values and bits
+/// as the portable loop; the tail (< 8 values) runs the scalar select.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+pub(crate) fn clip_minmax_f32(x: &mut [f32], lo: f32, hi: f32) -> (f64, f64) {
+    use std::arch::x86_64::{
+        _mm256_blendv_ps, _mm256_cmp_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_min_ps,
+        _mm256_set1_ps, _mm256_storeu_ps, _CMP_LT_OQ,
+    };
+    let mut mn = [f32::INFINITY; 8];
+    let mut mx = [f32::NEG_INFINITY; 8];
+    let mut chunks = x.chunks_exact_mut(8);
+    // SAFETY: every chunk has exactly 8 f32 values, loaded and stored with unaligned 8-lane
+    // operations; `mn` and `mx` are `[f32; 8]`. AVX2 is enabled at compile time (cfg above).
+    unsafe {
+        let (lov, hiv) = (_mm256_set1_ps(lo), _mm256_set1_ps(hi));
+        let mut vmn = _mm256_set1_ps(f32::INFINITY);
+        let mut vmx = _mm256_set1_ps(f32::NEG_INFINITY);
+        for c in &mut chunks {
+            let v = _mm256_loadu_ps(c.as_ptr());
+            vmn = _mm256_min_ps(v, vmn);
+            vmx = _mm256_max_ps(v, vmx);
+            let t = _mm256_min_ps(hiv, v);
+            let r = _mm256_blendv_ps(t, lov, _mm256_cmp_ps::<_CMP_LT_OQ>(v, lov));
+            _mm256_storeu_ps(c.as_mut_ptr(), r);
+        }
+        _mm256_storeu_ps(mn.as_mut_ptr(), vmn);
+        _mm256_storeu_ps(mx.as_mut_ptr(), vmx);
+    }
+    for ((v, a), b) in chunks
+        .into_remainder()
+        .iter_mut()
+        .zip(mn.iter_mut())
+        .zip(mx.iter_mut())
+    {
+        *a = if *v < *a { *v } else { *a };
+        *b = if *v > *b { *v } else { *b };
+        *v = if *v < lo {
+            lo
+        } else if *v > hi {
+            hi
+        } else {
+            *v
+        };
+    }
+    (
+        mn.iter().fold(f64::INFINITY, |a, &v| {
+            let v = f64::from(v);
+            if v < a {
+                v
+            } else {
+                a
+            }
+        }),
+        mx.iter().fold(f64::NEG_INFINITY, |a, &v| {
+            let v = f64::from(v);
+            if v > a {
+                v
+            } else {
+                a
+            }
+        }),
+    )
 }
 
 /// Values per chunk of the batched composite-polynomial evaluation.

@@ -12,7 +12,8 @@
 //! - [`Engine`] runs a network in f32 or f64 (direct convolution by a 16-channel × 6-pixel
 //!   FMA tile kernel without im2col, batch norms folded into the convolutions, the ReLU after
 //!   a convolution — exact or r̃_α — run on each tile in its output pass; `matrixmultiply`
-//!   for fully connected layers; depthwise and 1×1 convolutions by the kernels of `direct`;
+//!   for f64 fully connected layers, an unpacked 16-lane product for f32 ones; depthwise and
+//!   1×1 convolutions by the kernels of `direct`;
 //!   rayon across images) with an [`ActivationPolicy`]: exact, or the approximate ReLU
 //!   r̃_α(x) = B·r_α(x/B) (§3, "Approximation range"), the approximate max-pooling
 //!   M̃_{α,n} of Eq. (7) built from the tree of m_α of Eq. (6), and the approximate

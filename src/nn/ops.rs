@@ -6,7 +6,7 @@
 use super::activation::{ClipRelu, SignKernel};
 use super::direct;
 use super::engine::Real;
-use super::gemm::{Taps, CO_TILE, PX_TILE};
+use super::gemm::{Taps, CO_TILE, PW_MR, PX_TILE};
 use super::ir::{Conv, Pool, Shape};
 
 /// Convolution parameters in the engine's precision: OIHW weights, and the same weights
@@ -24,7 +24,10 @@ pub(crate) struct ConvK<T> {
     pub dilations: [usize; 2],
     pub groups: usize,
     /// Per group g and block b of 16 output channels, a `[kk][16]` panel (kk = cin/g·kh·kw,
-    /// tap-major) of the weights; channels past the group's last are zero.
+    /// tap-major) of the weights; channels past the group's last are zero. For a 1×1
+    /// convolution with stride 1 and no padding (`direct::is_pointwise`), instead per group
+    /// and block of [`PW_MR`] output channels a `[cin/g][PW_MR]` panel for `gemm::pw_tile`
+    /// (rows past the group's last are zero).
     pub packed: Vec<T>,
 }
 
@@ -55,16 +58,21 @@ impl<T: Real> ConvK<T> {
         let g = self.groups.max(1);
         let (cig, cog) = (self.cin / g, self.cout / g);
         let kk = cig * self.kh * self.kw;
-        let nb = cog.div_ceil(CO_TILE);
-        let mut packed = vec![T::ZERO; g * nb * kk * CO_TILE];
+        let tile = if direct::is_pointwise(self) {
+            PW_MR
+        } else {
+            CO_TILE
+        };
+        let nb = cog.div_ceil(tile);
+        let mut packed = vec![T::ZERO; g * nb * kk * tile];
         for gi in 0..g {
             for co in 0..cog {
-                let (b, c) = (co / CO_TILE, co % CO_TILE);
-                let panel = (gi * nb + b) * kk * CO_TILE;
+                let (b, c) = (co / tile, co % tile);
+                let panel = (gi * nb + b) * kk * tile;
                 let src = (gi * cog + co) * kk;
                 for t in 0..kk {
                     if let (Some(d), Some(&v)) = (
-                        packed.get_mut(panel + t * CO_TILE + c),
+                        packed.get_mut(panel + t * tile + c),
                         self.weight.get(src + t),
                     ) {
                         *d = v;
@@ -184,8 +192,8 @@ pub(crate) fn conv_epi<T: Real>(
     if direct::is_depthwise(k, c) {
         return direct::depthwise(x, chw, k, out_hw, pad_buf, epi);
     }
-    if direct::is_pointwise(k) && (ho, wo) == (h, w) {
-        return direct::pointwise(x, chw, k, epi);
+    if direct::is_pointwise(k) {
+        return direct::pointwise(x, chw, k, out_hw, epi);
     }
     let hw = ho * wo;
     let g = k.groups.max(1);
@@ -318,7 +326,7 @@ fn tile_out<T: Real>(
             let (lo, hi) = (T::from_f64(lo), T::from_f64(hi));
             for a in acc.iter_mut().take(np) {
                 let row = a.get_mut(..nco).unwrap_or_default();
-                st.add_range(clip_minmax(row, lo, hi));
+                st.add_range(T::clip_minmax(row, lo, hi));
             }
         }
         Epilogue::ClipPoly { sign, lower, upper } => {
@@ -535,8 +543,37 @@ pub(crate) fn linear<T: Real>(x: &[T], w: &[T], m: usize, k: usize, bias: Option
         Some(b) => b.to_vec(),
         None => vec![T::ZERO; m],
     };
-    T::gemm(m, k, 1, w, x, &mut out, true);
+    if T::PACKED_POINTWISE {
+        gemv(x, w, k, &mut out);
+    } else {
+        T::gemm(m, k, 1, w, x, &mut out, true);
+    }
     out
+}
+
+/// y_i += Σ_j W[i, j]·x_j for every row i of the row-major W (k columns) and i < y.len(),
+/// without packing W (`matrixmultiply` would pack the whole matrix for a single column): per
+/// row, 16 lanes of fused multiply-add chains over the columns j ≡ lane (mod 16) in order,
+/// then the lanes summed in lane order and added to y_i. A fixed order, so the same bits on
+/// every call. Rows or inputs too short give zeros for the missing terms, never a panic.
+fn gemv<T: Real>(x: &[T], w: &[T], k: usize, y: &mut [T]) {
+    const L: usize = 16;
+    let x = x.get(..k).unwrap_or(x);
+    for (yi, row) in y.iter_mut().zip(w.chunks(k.max(1))) {
+        let mut acc = [T::ZERO; L];
+        let mut wc = row.chunks_exact(L);
+        let mut xc = x.chunks_exact(L);
+        for (wv, xv) in (&mut wc).zip(&mut xc) {
+            for ((a, &wj), &xj) in acc.iter_mut().zip(wv).zip(xv) {
+                *a = wj.mul_add(xj, *a);
+            }
+        }
+        for ((a, &wj), &xj) in acc.iter_mut().zip(wc.remainder()).zip(xc.remainder()) {
+            *a = wj.mul_add(xj, *a);
+        }
+        let s = acc.iter().fold(T::ZERO, |s, &a| s + a);
+        *yi += s;
+    }
 }
 
 /// Iterate over every multi-index of `dims` in row-major order.
@@ -754,7 +791,7 @@ pub(super) mod tests {
 
     /// A composite sign polynomial with awkward coefficients (three components, odd degrees
     /// 3, 9, 5), so that the Horner chains are long enough to differ if reordered.
-    fn test_sign() -> SignKernel {
+    pub(in crate::nn) fn test_sign() -> SignKernel {
         use crate::poly::{CompositePoly, OddPoly};
         use rug::Float;
         let odd = |c: &[f64]| {
@@ -777,7 +814,7 @@ pub(super) mod tests {
 
     /// Fused output pass (r̃_α and exact ReLU) against the linear convolution followed by the
     /// portable activation loops: same bits and statistics.
-    fn check_fused<T: Real>(
+    pub(in crate::nn) fn check_fused<T: Real>(
         x: &[T],
         chw: (usize, usize, usize),
         k: &ConvK<T>,
@@ -1014,6 +1051,25 @@ pub(super) mod tests {
                 if *v > mx { mx = *v; }
                 if *v < lo { *v = lo; } else if *v > hi { *v = hi; }
             }
+            // f32 (AVX2 where enabled) on the same values rounded, with −0.0 and +0.0 inputs
+            // and bounds (the clamp keeps the input's zero).
+            let mut xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            xf.extend([-0.0, 0.0, lo as f32, hi as f32]);
+            for (lf, hf) in [(lo as f32, hi as f32), (-0.0, 0.0), (0.0, 0.0)] {
+                let mut got = xf.clone();
+                let mut want = xf.clone();
+                let (mut mn, mut mx) = (f64::INFINITY, f64::NEG_INFINITY);
+                for v in &mut want {
+                    if f64::from(*v) < mn { mn = f64::from(*v); }
+                    if f64::from(*v) > mx { mx = f64::from(*v); }
+                    if *v < lf { *v = lf; } else if *v > hf { *v = hf; }
+                }
+                // The extremes by value (which of two tied zeros a lane fold keeps is not
+                // specified), the clipped values bit for bit.
+                let (gmn, gmx) = <f32 as Real>::clip_minmax(&mut got, lf, hf);
+                prop_assert!(gmn == mn && gmx == mx, "{} {} vs {} {}", gmn, gmx, mn, mx);
+                prop_assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+            }
             let (gmn, gmx) = clip_minmax(&mut x, lo, hi);
             prop_assert_eq!((gmn.to_bits(), gmx.to_bits()), (mn.to_bits(), mx.to_bits()));
             prop_assert_eq!(x.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
@@ -1048,6 +1104,27 @@ pub(super) mod tests {
             for i in 0..3 {
                 let want: f64 = b[i] + (0..7).map(|j| w[i * 7 + j] * x[j]).sum::<f64>();
                 prop_assert!((y[i] - want).abs() < 1e-12);
+            }
+        }
+
+        #[test]
+        fn f32_linear_matches_dot(m in 1usize..6, k in 1usize..70, seed in any::<u64>(), bias in any::<bool>()) {
+            // The f32 path (unpacked 16-lane products) against an f64 sum of the same
+            // f32 values: within the γ_{k+1} bound (k + 1)·2^−24·Σ|terms| (1.01 slack for the
+            // reference's own rounding).
+            let mut r = lcg(seed);
+            let x: Vec<f32> = (0..k).map(|_| r() as f32).collect();
+            let w: Vec<f32> = (0..m * k).map(|_| r() as f32).collect();
+            let b: Vec<f32> = (0..m).map(|_| r() as f32).collect();
+            let y = linear(&x, &w, m, k, bias.then_some(&b[..]));
+            prop_assert_eq!(y.len(), m);
+            for i in 0..m {
+                let b0 = if bias { f64::from(b[i]) } else { 0.0 };
+                let t: Vec<f64> = (0..k).map(|j| f64::from(w[i * k + j]) * f64::from(x[j])).collect();
+                let want = b0 + t.iter().sum::<f64>();
+                let mag = b0.abs() + t.iter().map(|v| v.abs()).sum::<f64>();
+                let tol = 1.01 * (k as f64 + 1.0) * 2f64.powi(-24) * mag;
+                prop_assert!((f64::from(y[i]) - want).abs() <= tol, "{} vs {}", y[i], want);
             }
         }
 
