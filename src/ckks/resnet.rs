@@ -118,7 +118,7 @@ impl std::fmt::Display for RunPlan {
             self.rotation_keys.len()
         )?;
         match &self.key_memory {
-            Some(m) => write!(f, "key memory model (bootstrapping and executor keys):\n{m}")?,
+            Some(m) => writeln!(f, "key memory model (bootstrapping and executor keys):\n{m}")?,
             None => writeln!(f, "key memory model: not computed (no bootstrapper built)")?,
         }
         let c = &self.cost;

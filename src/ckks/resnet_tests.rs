@@ -461,7 +461,8 @@ fn resnet20_one_cifar_image_bootstrapped_insecure() {
     let Some(model) = shared_model("resnet20_cifar10.onnx") else {
         return;
     };
-    let data = model.join("../../data/cifar10/test_first20.bin");
+    let data =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cifar10/test_first20.bin");
     if !data.exists() {
         eprintln!("skipped: {} is absent", data.display());
         return;
