@@ -25,7 +25,9 @@
 //!   every off-grid slot of the output (the stride-2 subsampling comes free). The 8 rotations of
 //!   an input are hoisted (one key-switching decomposition). **2 levels.**
 //! - **Relu**: r̃_α (paper Eq. 4) as `u·(1 + p_α(u))` with u = x/B, bootstrapped inside the
-//!   composite sign where the levels run out (`schedule::plan_relu`), channels sharing
+//!   composite sign where the levels run out (`schedule::plan_relu`; u is bootstrapped as well
+//!   when its level would leave the output below O − 1, O the bootstraps' output level, so
+//!   that the next convolution fits), channels sharing
 //!   ciphertexts for the bootstraps (`schedule::pack_offsets`: a 16×16 grid of stride 2 in a
 //!   1024-slot block has 4 disjoint copies, an 8×8 grid of stride 4 has 16) and unpacked by
 //!   masks (1 level).
@@ -55,7 +57,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::nn::{Network, NodeId, Op, ValueId};
 
 use super::layers::{grid, logit_spacing, unsupported, Geo};
-use super::schedule::{pack_offsets, plan_relu, LayerSchedule, Schedule};
+use super::schedule::{pack_offsets, plan_relu, plan_relu_with, LayerSchedule, Schedule};
 use super::CkksError;
 
 /// An operation of the compiled graph.
@@ -583,7 +585,17 @@ pub(crate) fn plan_graph(
                 let b = range_of(ranges, *id, &n.node)?;
                 let scaled = !same_kappa(kappa[x], 1.0 / b);
                 let lu = if scaled { need(1, lin)? } else { lin };
-                let r = plan_relu(lu, depths, boot_out)?;
+                let mut r = plan_relu(lu, depths, boot_out)?;
+                // A bootstrapped ReLU keeps u at its level for the product; when u is low the
+                // output would be too, leaving the next convolution no room: bootstrap u too.
+                if let Some(o) = boot_out {
+                    if r.bootstraps() > 0 && r.level_out + 1 < o {
+                        let forced = plan_relu_with(lu, depths, boot_out, true)?;
+                        if forced.level_out > r.level_out {
+                            r = forced;
+                        }
+                    }
+                }
                 let mut lout = r.level_out;
                 cts = gin.c;
                 if r.bootstraps() > 0 {

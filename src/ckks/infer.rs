@@ -167,11 +167,17 @@ pub struct RunSetup {
 /// full-slot bootstrap precision measured at N = 2^16, README "Bootstrapping").
 pub const BOOT_SCALE_BITS: u32 = 57;
 
+/// User levels of [`RunSetup::bootstrapped`] at INSECURE N < 2^15 when none are given: 5, the
+/// fewest that leave a convolution (2 levels) and the next ReLU's input scaling (1) room after
+/// a bootstrapped ReLU and its unpacking (`graph` module docs).
+pub const INSECURE_USER_LEVELS: usize = 5;
+
 impl RunSetup {
     /// The bootstrapping parameter set of `benches/bootstrap.rs` at N = 2^log_n: full slots
     /// ([`BootstrapConfig::full`]), q_0 of 60 bits, as many user levels of
     /// [`BOOT_SCALE_BITS`] bits (50 below N = 2^15) as the 128-bit bound leaves (`user` when
-    /// given), the bootstrapping primes, four special primes.
+    /// given; [`INSECURE_USER_LEVELS`] for `insecure` parameters below N = 2^15, where the
+    /// bound leaves none), the bootstrapping primes, four special primes.
     ///
     /// # Errors
     /// As [`BootstrapConfig::full`] and [`bootstrap_params`] (e.g. N = 2^15 cannot hold a
@@ -184,6 +190,7 @@ impl RunSetup {
         let config = BootstrapConfig::full(1usize << log_n)?;
         let depth = config.cts_levels + config.eval_mod.depth() + config.stc_levels;
         let scale = if log_n >= 15 { BOOT_SCALE_BITS } else { 50 };
+        let user = user.or((insecure && log_n < 15).then_some(INSECURE_USER_LEVELS));
         let params = bootstrap_params(log_n, depth, scale, user, 4, insecure)?;
         Ok(Self {
             params,

@@ -88,7 +88,7 @@ pub use eval::{Ciphertext, CkksContext, Evaluator, Plaintext};
 pub use evalmod::EvalModConfig;
 pub use infer::{
     encrypted_levels, run_encrypted, run_encrypted_with, EncryptedConfig, RunSetup,
-    BOOTSTRAP_FROM_ALPHA, BOOT_SCALE_BITS,
+    BOOTSTRAP_FROM_ALPHA, BOOT_SCALE_BITS, INSECURE_USER_LEVELS,
 };
 pub use keys::{GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
 pub use lintrans::{EncodedTransform, LinearTransform};
