@@ -480,7 +480,15 @@ fn cli_plan_only_resnet20_insecure() {
         .arg(sh.join("models/resnet20_cifar10.onnx"))
         .arg("--data")
         .arg(sh.join("data/cifar10/test_first20.bin"))
-        .args(["--alpha", "13", "--n", "12", "--insecure", "--plan-only", "--bootstrap"])
+        .args([
+            "--alpha",
+            "13",
+            "--n",
+            "12",
+            "--insecure",
+            "--plan-only",
+            "--bootstrap",
+        ])
         .args(["--calib-limit", "2", "--json"])
         .output()
         .unwrap();
@@ -495,12 +503,22 @@ fn cli_plan_only_resnet20_insecure() {
     // 19 convolutions and 19 ReLUs, 9 residual additions, 2 shortcuts (Slice + Pad), 1 Gemm.
     let count = |op: &str| layers.iter().filter(|l| l["op"] == op).count();
     assert_eq!(
-        (count("Conv"), count("Relu"), count("Add"), count("Slice"), count("Pad"), count("Gemm")),
+        (
+            count("Conv"),
+            count("Relu"),
+            count("Add"),
+            count("Slice"),
+            count("Pad"),
+            count("Gemm")
+        ),
         (19, 19, 9, 2, 2, 1)
     );
     let mut total = 0;
     for l in layers {
-        let (lin, lout) = (l["level_in"].as_u64().unwrap(), l["level_out"].as_u64().unwrap());
+        let (lin, lout) = (
+            l["level_in"].as_u64().unwrap(),
+            l["level_out"].as_u64().unwrap(),
+        );
         if l["op"] == "Conv" {
             assert!(lin >= 2 && lout == lin - 2, "{l}");
         }

@@ -82,7 +82,11 @@ pub(crate) enum GOp {
     /// Residual sum of two values.
     Add,
     /// (GlobalAveragePool →) Flatten → Gemm: `w` [out][c·h·w] over the input grid.
-    Dense { w: Vec<f64>, b: Vec<f64>, out: usize },
+    Dense {
+        w: Vec<f64>,
+        b: Vec<f64>,
+        out: usize,
+    },
 }
 
 /// One node: its op, the values it reads (0 the graph input, i + 1 the output of node i) and
@@ -181,7 +185,9 @@ pub(crate) fn compile_graph(net: &Network) -> Result<Graph, CkksError> {
         let map_in = |k: usize| -> Result<usize, CkksError> {
             match n.inputs.get(k).and_then(|v| val.get(v)) {
                 Some(GVal::Map(g)) => Ok(*g),
-                Some(GVal::Pooled(_)) => Err(bad("its input is a pooled vector, not a feature map")),
+                Some(GVal::Pooled(_)) => {
+                    Err(bad("its input is a pooled vector, not a feature map"))
+                }
                 None => Err(bad("its input is not produced by a supported node")),
             }
         };
@@ -190,7 +196,10 @@ pub(crate) fn compile_graph(net: &Network) -> Result<Graph, CkksError> {
             _ => 1,
         };
         if n.inputs.len() != arity {
-            return Err(bad(&format!("expected {arity} input(s), got {}", n.inputs.len())));
+            return Err(bad(&format!(
+                "expected {arity} input(s), got {}",
+                n.inputs.len()
+            )));
         }
         let out_chw = net.shape(n.output).chw();
         match &n.op {
@@ -256,9 +265,13 @@ pub(crate) fn compile_graph(net: &Network) -> Result<Graph, CkksError> {
                 let sole = n.inputs.first().and_then(|v| readers.get(v)) == Some(&1);
                 let last = nodes.len();
                 let conv = match (x.checked_sub(1).map(|i| &mut nodes[i]), sole) {
-                    (Some(GNode { op: GOp::Conv { w, b, cout, .. }, .. }), true) if x == last => {
-                        Some((w, b, *cout))
-                    }
+                    (
+                        Some(GNode {
+                            op: GOp::Conv { w, b, cout, .. },
+                            ..
+                        }),
+                        true,
+                    ) if x == last => Some((w, b, *cout)),
                     _ => None,
                 };
                 let Some((w, b, cout)) = conv else {
@@ -268,7 +281,10 @@ pub(crate) fn compile_graph(net: &Network) -> Result<Graph, CkksError> {
                 };
                 let (scale, shift) = bn_affine(bn);
                 if scale.len() != cout {
-                    return Err(bad(&format!("{} channels, the convolution has {cout}", scale.len())));
+                    return Err(bad(&format!(
+                        "{} channels, the convolution has {cout}",
+                        scale.len()
+                    )));
                 }
                 let per = w.len() / cout.max(1);
                 for (o, (sc, sh)) in scale.iter().zip(&shift).enumerate() {
@@ -389,7 +405,10 @@ pub(crate) fn compile_graph(net: &Network) -> Result<Graph, CkksError> {
                     GVal::Pooled(x) => {
                         let g = geo_of(&nodes, x);
                         if nin != g.c {
-                            return Err(bad(&format!("weight [{out}, {nin}] after pooling {} channels", g.c)));
+                            return Err(bad(&format!(
+                                "weight [{out}, {nin}] after pooling {} channels",
+                                g.c
+                            )));
                         }
                         let hw = g.h * g.w;
                         let inv = 1.0 / hw as f64;
@@ -448,8 +467,13 @@ pub(crate) fn compile_graph(net: &Network) -> Result<Graph, CkksError> {
         .filter(|n| matches!(n.op, GOp::Dense { .. }))
         .count();
     match (val.get(&net.output), nodes.last()) {
-        (Some(GVal::Map(v)), Some(GNode { op: GOp::Dense { .. }, .. }))
-            if *v == nodes.len() && dense == 1 => {}
+        (
+            Some(GVal::Map(v)),
+            Some(GNode {
+                op: GOp::Dense { .. },
+                ..
+            }),
+        ) if *v == nodes.len() && dense == 1 => {}
         _ => {
             return Err(unsupported(
                 "output",
@@ -625,11 +649,13 @@ pub(crate) fn plan_graph(
                     let c = usize::from(!same_kappa(kappa[v], t));
                     cost = cost.max(c);
                     add_depth = add_depth.max(depth[v] + c);
-                    let l = level[v].checked_sub(c).ok_or_else(|| CkksError::NotEnoughLevels {
-                        what: format!("Add node {:?} (rescaling an operand)", n.node),
-                        needed: c,
-                        available: level[v],
-                    })?;
+                    let l = level[v]
+                        .checked_sub(c)
+                        .ok_or_else(|| CkksError::NotEnoughLevels {
+                            what: format!("Add node {:?} (rescaling an operand)", n.node),
+                            needed: c,
+                            available: level[v],
+                        })?;
                     lout = lout.min(l);
                 }
                 (lout, cost, t)

@@ -139,10 +139,12 @@ fn graph_or(net: &Network, chain_err: CkksError) -> Result<(), CkksError> {
     match super::graph::compile_graph(net) {
         Ok(_) => Ok(()),
         Err(e) => {
-            let pools = net
-                .nodes
-                .iter()
-                .any(|n| matches!(n.op, crate::nn::Op::AvgPool { .. } | crate::nn::Op::MaxPool(_)));
+            let pools = net.nodes.iter().any(|n| {
+                matches!(
+                    n.op,
+                    crate::nn::Op::AvgPool { .. } | crate::nn::Op::MaxPool(_)
+                )
+            });
             Err(if pools { chain_err } else { e })
         }
     }
@@ -862,6 +864,9 @@ pub fn run_encrypted_with(
     }))
 }
 
+/// The logits of one image.
+pub(super) type Logits = Vec<f64>;
+
 /// Everything [`assemble_report`] puts together.
 pub(super) struct ReportParts<'a> {
     pub net: &'a Network,
@@ -874,7 +879,7 @@ pub(super) struct ReportParts<'a> {
     pub level_plan: Vec<(String, String, usize)>,
     pub packing: Packing,
     /// Decrypted, exact and approximate logits per image.
-    pub outputs: (&'a [Vec<f64>], &'a [Vec<f64>], &'a [Vec<f64>]),
+    pub outputs: (&'a [Logits], &'a [Logits], &'a [Logits]),
     pub labels: &'a [u16],
     pub indices: &'a [usize],
     pub certified_bound: Option<f64>,
@@ -904,9 +909,7 @@ pub(super) fn assemble_report(r: ReportParts<'_>) -> EncryptedReport {
             ckks_error,
             error_vs_exact,
             approx_vs_exact: max_abs_diff(ap, ex),
-            within_bound: r
-                .certified_bound
-                .map(|b| error_vs_exact <= b + ckks_error),
+            within_bound: r.certified_bound.map(|b| error_vs_exact <= b + ckks_error),
         });
     }
     let max_ckks_error = out_images.iter().map(|i| i.ckks_error).fold(0.0, f64::max);
@@ -967,7 +970,7 @@ pub(super) fn references(
     alpha: u32,
     sign: &CompositeSign,
     ranges: &BTreeMap<NodeId, f64>,
-) -> crate::Result<(Vec<Vec<f64>>, Vec<Vec<f64>>)> {
+) -> crate::Result<(Vec<Logits>, Vec<Logits>)> {
     let approx_policy = ActivationPolicy::Approx {
         sign: SignKernel::new(alpha, sign.poly()),
         ranges: ranges.clone(),

@@ -118,7 +118,10 @@ impl std::fmt::Display for RunPlan {
             self.rotation_keys.len()
         )?;
         match &self.key_memory {
-            Some(m) => writeln!(f, "key memory model (bootstrapping and executor keys):\n{m}")?,
+            Some(m) => writeln!(
+                f,
+                "key memory model (bootstrapping and executor keys):\n{m}"
+            )?,
             None => writeln!(f, "key memory model: not computed (no bootstrapper built)")?,
         }
         let c = &self.cost;
@@ -266,7 +269,11 @@ fn present(xs: &Chans, node: &str, op: &str) -> Result<Vec<Ciphertext>, CkksErro
 }
 
 fn level_of(xs: &Chans) -> usize {
-    xs.iter().flatten().map(Ciphertext::level).next().unwrap_or(0)
+    xs.iter()
+        .flatten()
+        .map(Ciphertext::level)
+        .next()
+        .unwrap_or(0)
 }
 
 /// The 0/1 mask of the grid `g` (row `w0`) in every image block of a batch.
@@ -364,19 +371,17 @@ impl Exec<'_> {
                 .zip(masks.par_iter())
                 .map(|(r, m)| ev.rescale(&ev.mul_plain_lazy(r, m)?))
                 .collect::<Result<_, CkksError>>()?;
-            accs.par_iter_mut()
-                .enumerate()
-                .try_for_each(|(co, acc)| {
-                    for (t, r) in masked.iter().enumerate() {
-                        let wt = w[(co * cin + ci) * k * k + t] * kout / kin;
-                        let m = ev.mul_const_lazy(r, wt)?;
-                        match acc {
-                            None => *acc = Some(m),
-                            Some(a) => ev.add_assign(a, &m)?,
-                        }
+            accs.par_iter_mut().enumerate().try_for_each(|(co, acc)| {
+                for (t, r) in masked.iter().enumerate() {
+                    let wt = w[(co * cin + ci) * k * k + t] * kout / kin;
+                    let m = ev.mul_const_lazy(r, wt)?;
+                    match acc {
+                        None => *acc = Some(m),
+                        Some(a) => ev.add_assign(a, &m)?,
                     }
-                    Ok::<(), CkksError>(())
-                })?;
+                }
+                Ok::<(), CkksError>(())
+            })?;
         }
         let gmask = grid_mask(gout, self.w0, self.block, images, self.slots);
         let out = accs
@@ -690,7 +695,9 @@ pub(super) fn run_graph_encrypted(
         .nodes
         .iter()
         .filter_map(|n| match n.op {
-            GOp::Relu { id } => Some((n.node.clone(), ranges.get(&id).copied().unwrap_or(f64::NAN))),
+            GOp::Relu { id } => {
+                Some((n.node.clone(), ranges.get(&id).copied().unwrap_or(f64::NAN)))
+            }
             _ => None,
         })
         .collect();

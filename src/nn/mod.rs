@@ -42,8 +42,8 @@ mod table2;
 
 pub use activation::{ActivationPolicy, ClipRelu, RangePolicy, SignKernel};
 pub use data::{DataFormat, Dataset, Preprocess};
-pub use engine::{Engine, Real, RunStats};
 pub(crate) use engine::bn_affine;
+pub use engine::{Engine, Real, RunStats};
 pub use error::NnError;
 pub use eval::{calibrate, evaluate, AlphaResult, Calibration, EvalConfig, EvalReport, LayerRange};
 pub use import::{import_onnx, import_onnx_bytes};
