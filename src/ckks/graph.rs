@@ -150,6 +150,24 @@ fn bn_affine(b: &crate::nn::BatchNorm) -> (Vec<f64>, Vec<f64>) {
     crate::nn::bn_affine(b)
 }
 
+/// Append node `n` compiled to `op` and map its output to the new graph value.
+fn push_node(
+    nodes: &mut Vec<GNode>,
+    val: &mut HashMap<ValueId, GVal>,
+    n: &crate::nn::Node,
+    op: GOp,
+    inputs: Vec<usize>,
+    geo: Geo,
+) {
+    nodes.push(GNode {
+        node: n.name.clone(),
+        op,
+        inputs,
+        geo,
+    });
+    val.insert(n.output, GVal::Map(nodes.len()));
+}
+
 /// Compile `net` into a [`Graph`] (module docs: the supported nodes).
 ///
 /// # Errors
@@ -298,13 +316,7 @@ pub(crate) fn compile_graph(net: &Network) -> Result<Graph, CkksError> {
             Op::Relu => {
                 let x = map_in(0)?;
                 let geo = geo_of(&nodes, x);
-                nodes.push(GNode {
-                    node: n.name.clone(),
-                    op: GOp::Relu { id },
-                    inputs: vec![x],
-                    geo,
-                });
-                val.insert(n.output, GVal::Map(nodes.len()));
+                push_node(&mut nodes, &mut val, n, GOp::Relu { id }, vec![x], geo);
             }
             Op::Slice(s) => {
                 let x = map_in(0)?;
@@ -325,13 +337,7 @@ pub(crate) fn compile_graph(net: &Network) -> Result<Graph, CkksError> {
                         "only the option-A subsampling (starts 0, steps 1, 2, 2 of an even map)",
                     ));
                 }
-                nodes.push(GNode {
-                    node: n.name.clone(),
-                    op: GOp::Subsample,
-                    inputs: vec![x],
-                    geo,
-                });
-                val.insert(n.output, GVal::Map(nodes.len()));
+                push_node(&mut nodes, &mut val, n, GOp::Subsample, vec![x], geo);
             }
             Op::Pad(p) => {
                 let x = map_in(0)?;
@@ -351,13 +357,14 @@ pub(crate) fn compile_graph(net: &Network) -> Result<Graph, CkksError> {
                     c: g.c + before + after,
                     ..g
                 };
-                nodes.push(GNode {
-                    node: n.name.clone(),
-                    op: GOp::ChannelPad { before },
-                    inputs: vec![x],
+                push_node(
+                    &mut nodes,
+                    &mut val,
+                    n,
+                    GOp::ChannelPad { before },
+                    vec![x],
                     geo,
-                });
-                val.insert(n.output, GVal::Map(nodes.len()));
+                );
             }
             Op::Add { constant: None } => {
                 let (a, b) = (map_in(0)?, map_in(1)?);
@@ -368,13 +375,7 @@ pub(crate) fn compile_graph(net: &Network) -> Result<Graph, CkksError> {
                         ga.c, ga.h, ga.w, ga.st, gb.c, gb.h, gb.w, gb.st
                     )));
                 }
-                nodes.push(GNode {
-                    node: n.name.clone(),
-                    op: GOp::Add,
-                    inputs: vec![a, b],
-                    geo: ga,
-                });
-                val.insert(n.output, GVal::Map(nodes.len()));
+                push_node(&mut nodes, &mut val, n, GOp::Add, vec![a, b], ga);
             }
             Op::GlobalAvgPool => {
                 let x = map_in(0)?;

@@ -849,17 +849,14 @@ pub fn run_encrypted_with(
         boot: boot.as_ref(),
         bstats: &bstats,
         schedule: &schedule,
-        timings: Timings {
-            bootstrap_s: boot.as_ref().map(|_| bstats.seconds),
+        layers: timings,
+        clock: Clock {
             keygen_s,
             encrypt_s,
-            layers: timings,
-            decrypt_s,
             eval_s,
-            per_batch_s: eval_s / batches.max(1) as f64,
-            per_image_s: eval_s / images.len().max(1) as f64,
+            decrypt_s,
+            batches,
             key_bytes,
-            peak_rss_mib: peak_rss_mib(),
         },
     }))
 }
@@ -886,7 +883,18 @@ pub(super) struct ReportParts<'a> {
     pub boot: Option<&'a (Bootstrapper, KeyMemory)>,
     pub bstats: &'a BootStats,
     pub schedule: &'a Schedule,
-    pub timings: Timings,
+    pub layers: Vec<LayerTiming>,
+    pub clock: Clock,
+}
+
+/// Wall-clock totals of a run (seconds) and the keys' bytes.
+pub(super) struct Clock {
+    pub keygen_s: f64,
+    pub encrypt_s: f64,
+    pub eval_s: f64,
+    pub decrypt_s: f64,
+    pub batches: usize,
+    pub key_bytes: usize,
 }
 
 /// The report of a run: per image the decrypted logits cross-checked against the plaintext
@@ -958,7 +966,18 @@ pub(super) fn assemble_report(r: ReportParts<'_>) -> EncryptedReport {
             galois_keys: mem.keys.len(),
             schedule: r.schedule.clone(),
         }),
-        timings: Some(r.timings),
+        timings: Some(Timings {
+            bootstrap_s: r.boot.map(|_| r.bstats.seconds),
+            keygen_s: r.clock.keygen_s,
+            encrypt_s: r.clock.encrypt_s,
+            layers: r.layers,
+            decrypt_s: r.clock.decrypt_s,
+            eval_s: r.clock.eval_s,
+            per_batch_s: r.clock.eval_s / r.clock.batches.max(1) as f64,
+            per_image_s: r.clock.eval_s / decrypted.len().max(1) as f64,
+            key_bytes: r.clock.key_bytes,
+            peak_rss_mib: peak_rss_mib(),
+        }),
     }
 }
 

@@ -29,12 +29,12 @@ use super::bootstrap::{Bootstrapper, KeyMemory};
 use super::eval::{Ciphertext, CkksContext, Evaluator};
 use super::graph::{compile_graph, conv_steps, plan_graph, same_kappa, GOp, Graph, GraphPlan};
 use super::infer::{
-    assemble_report, encrypt_batch, key_memory, make_keys, pack, peak_rss_mib, references,
-    relu_bootstrapped, unpack, BootStats, Dense, EncryptedConfig, ReportParts, RunKeys, RunSetup,
+    assemble_report, encrypt_batch, key_memory, make_keys, pack, references, relu_bootstrapped,
+    unpack, BootStats, Clock, Dense, EncryptedConfig, ReportParts, RunKeys, RunSetup,
 };
 use super::layers::{grid, unsupported, Geo};
 use super::polyeval::{relu_scaled, sign_plans, sign_plans_scaled};
-use super::report::{EncryptedReport, LayerTiming, Packing, Timings};
+use super::report::{EncryptedReport, LayerTiming, Packing};
 use super::schedule::{Schedule, BOOT_GAIN};
 use super::CkksError;
 
@@ -724,17 +724,14 @@ pub(super) fn run_graph_encrypted(
         boot: boot.as_ref(),
         bstats: &bstats,
         schedule: &plan.schedule,
-        timings: Timings {
-            bootstrap_s: boot.as_ref().map(|_| bstats.seconds),
+        layers: timings,
+        clock: Clock {
             keygen_s,
             encrypt_s,
-            layers: timings,
-            decrypt_s,
             eval_s,
-            per_batch_s: eval_s / batches.max(1) as f64,
-            per_image_s: eval_s / images.len().max(1) as f64,
+            decrypt_s,
+            batches,
             key_bytes,
-            peak_rss_mib: peak_rss_mib(),
         },
     }))
 }
