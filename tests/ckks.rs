@@ -177,9 +177,10 @@ fn cli_refuses_insecure_and_unsupported_models() {
         err.contains("--insecure") && err.contains("128-bit"),
         "{err}"
     );
+    // ResNets run since issue 14; VGG (BatchNormalization after the ReLU, max pooling) does not.
     let out = polycert()
         .args(["--quiet", "ckks", "--model"])
-        .arg(sh.join("models/resnet20_cifar10.onnx"))
+        .arg(sh.join("models/vgg_small_cifar10.onnx"))
         .arg("--data")
         .arg(sh.join("data/cifar10/test_first20.bin"))
         .args([
@@ -192,12 +193,17 @@ fn cli_refuses_insecure_and_unsupported_models() {
             "--insecure",
             "--calib-limit",
             "2",
+            "--certified-bound",
+            "1",
         ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("node") && err.contains("(Conv)"), "{err}");
+    assert!(
+        err.contains("node") && err.contains("(BatchNormalization)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -459,4 +465,67 @@ fn check_images(images: &[serde_json::Value]) -> (usize, f64) {
         }
     }
     (agree, max_err)
+}
+
+/// Issue 14: `polycert ckks --plan-only --bootstrap` on ResNet-20 (INSECURE N = 2^12, no key;
+/// without `--bootstrap` insecure parameters fit any depth): the level plan of every node,
+/// bootstraps where the ReLUs' levels run out, the key memory model, the cost estimate.
+#[test]
+fn cli_plan_only_resnet20_insecure() {
+    let Some(sh) = shared("ResNet-20 and CIFAR-10") else {
+        return;
+    };
+    let out = polycert()
+        .args(["--quiet", "ckks", "--model"])
+        .arg(sh.join("models/resnet20_cifar10.onnx"))
+        .arg("--data")
+        .arg(sh.join("data/cifar10/test_first20.bin"))
+        .args([
+            "--alpha",
+            "13",
+            "--n",
+            "12",
+            "--insecure",
+            "--plan-only",
+            "--bootstrap",
+        ])
+        .args(["--calib-limit", "2", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let layers = v["schedule"]["layers"].as_array().unwrap();
+    // 19 convolutions and 19 ReLUs, 9 residual additions, 2 shortcuts (Slice + Pad), 1 Gemm.
+    let count = |op: &str| layers.iter().filter(|l| l["op"] == op).count();
+    assert_eq!(
+        (
+            count("Conv"),
+            count("Relu"),
+            count("Add"),
+            count("Slice"),
+            count("Pad"),
+            count("Gemm")
+        ),
+        (19, 19, 9, 2, 2, 1)
+    );
+    let mut total = 0;
+    for l in layers {
+        let (lin, lout) = (
+            l["level_in"].as_u64().unwrap(),
+            l["level_out"].as_u64().unwrap(),
+        );
+        if l["op"] == "Conv" {
+            assert!(lin >= 2 && lout == lin - 2, "{l}");
+        }
+        total += l["bootstraps"].as_u64().unwrap();
+    }
+    assert!(total > 0);
+    assert_eq!(v["schedule"]["bootstraps"].as_u64(), Some(total));
+    assert!(v["cost"]["bootstrap_s"].as_f64().unwrap() > 0.0);
+    assert!(v["key_memory"]["total_bytes"].as_u64().unwrap() > 0);
 }

@@ -91,7 +91,7 @@ fn b_prime(alpha: u32, n: usize, b: f64) -> Result<f64, CkksError> {
     })
 }
 
-fn peak_rss_mib() -> Option<f64> {
+pub(super) fn peak_rss_mib() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -124,9 +124,30 @@ fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
 /// [`CkksError::Unsupported`] for a network outside the supported chain (Conv → Relu →
 /// pooling … → Flatten → Gemm).
 pub fn encrypted_levels(net: &Network, sign: &CompositeSign) -> Result<usize, CkksError> {
-    let (layers, _) = compile(net)?;
+    let (layers, _) = match compile(net) {
+        Ok(c) => c,
+        Err(e) => return graph_or(net, e).and_then(|()| super::resnet::graph_levels(net, sign)),
+    };
     let sign_depth: usize = sign_plans(sign).iter().map(|p| p.depth() as usize).sum();
     Ok(layers.iter().map(|l| layer_levels(l, sign_depth + 1)).sum())
+}
+
+/// Ok when the graph executor (`resnet`) runs `net`, which the chain compiler refused with
+/// `chain_err`; else the error naming the offending node: the graph compiler's, unless the
+/// network has pooling layers (which only the chain executor runs).
+fn graph_or(net: &Network, chain_err: CkksError) -> Result<(), CkksError> {
+    match super::graph::compile_graph(net) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let pools = net.nodes.iter().any(|n| {
+                matches!(
+                    n.op,
+                    crate::nn::Op::AvgPool { .. } | crate::nn::Op::MaxPool(_)
+                )
+            });
+            Err(if pools { chain_err } else { e })
+        }
+    }
 }
 
 /// The smallest α whose encrypted run bootstraps even when its levels fit without: at α = 14
@@ -148,11 +169,17 @@ pub struct RunSetup {
 /// full-slot bootstrap precision measured at N = 2^16, README "Bootstrapping").
 pub const BOOT_SCALE_BITS: u32 = 57;
 
+/// User levels of [`RunSetup::bootstrapped`] at INSECURE N < 2^15 when none are given: 5, the
+/// fewest that leave a convolution (2 levels) and the next ReLU's input scaling (1) room after
+/// a bootstrapped ReLU and its unpacking (`graph` module docs).
+pub const INSECURE_USER_LEVELS: usize = 5;
+
 impl RunSetup {
     /// The bootstrapping parameter set of `benches/bootstrap.rs` at N = 2^log_n: full slots
     /// ([`BootstrapConfig::full`]), q_0 of 60 bits, as many user levels of
     /// [`BOOT_SCALE_BITS`] bits (50 below N = 2^15) as the 128-bit bound leaves (`user` when
-    /// given), the bootstrapping primes, four special primes.
+    /// given; [`INSECURE_USER_LEVELS`] for `insecure` parameters below N = 2^15, where the
+    /// bound leaves none), the bootstrapping primes, four special primes.
     ///
     /// # Errors
     /// As [`BootstrapConfig::full`] and [`bootstrap_params`] (e.g. N = 2^15 cannot hold a
@@ -165,6 +192,7 @@ impl RunSetup {
         let config = BootstrapConfig::full(1usize << log_n)?;
         let depth = config.cts_levels + config.eval_mod.depth() + config.stc_levels;
         let scale = if log_n >= 15 { BOOT_SCALE_BITS } else { 50 };
+        let user = user.or((insecure && log_n < 15).then_some(INSECURE_USER_LEVELS));
         let params = bootstrap_params(log_n, depth, scale, user, 4, insecure)?;
         Ok(Self {
             params,
@@ -281,7 +309,24 @@ pub fn run_encrypted_with(
     certified_bound: Option<f64>,
     progress: &mut dyn FnMut(&str),
 ) -> crate::Result<EncryptedReport> {
-    let (layers, (c0, h0, w0)) = compile(net)?;
+    let (layers, (c0, h0, w0)) = match compile(net) {
+        Ok(c) => c,
+        Err(e) => {
+            graph_or(net, e)?;
+            return super::resnet::run_graph_encrypted(
+                net,
+                images,
+                labels,
+                indices,
+                ranges,
+                sign,
+                cfg,
+                setup,
+                certified_bound,
+                progress,
+            );
+        }
+    };
     let plans: Vec<EvalPlan> = sign_plans(sign);
     let sign_depth: usize = plans.iter().map(|p| p.depth() as usize).sum();
     let relu_depth = sign_depth + 1;
@@ -415,20 +460,7 @@ pub fn run_encrypted_with(
     steps.sort_unstable();
     steps.dedup();
 
-    // Plaintext references (same p_α, same B).
-    let kernel = SignKernel::new(cfg.alpha, sign.poly());
-    let approx_policy = ActivationPolicy::Approx {
-        sign: kernel,
-        ranges: ranges.clone(),
-    };
-    let engine: Engine<f64> = Engine::new(Arc::clone(net));
-    let mut exact = Vec::with_capacity(images.len());
-    let mut approx = Vec::with_capacity(images.len());
-    for x in images {
-        let mut st = RunStats::default();
-        exact.push(engine.run(x, &ActivationPolicy::Exact, &mut st)?);
-        approx.push(engine.run(x, &approx_policy, &mut st)?);
-    }
+    let (exact, approx) = references(net, images, cfg.alpha, sign, ranges)?;
 
     // The level schedule, before any key.
     let top_level = params.max_level();
@@ -445,47 +477,22 @@ pub fn run_encrypted_with(
     let t0 = Instant::now();
     let ctx = CkksContext::new(params)?;
     let mut rng = ChaCha20Rng::seed_from_u64(cfg.seed);
-    let (sk, pk, ev, key_bytes, boot) = match &boot_config {
-        None => {
-            let sk = SecretKey::generate(&ctx, &mut rng);
-            let pk = PublicKey::generate(&ctx, &sk, &mut rng);
-            let rk = RelinKey::generate(&ctx, &sk, &mut rng);
-            let gk = GaloisKeys::generate(&ctx, &sk, &steps, &mut rng);
-            let key_bytes = rk.0.size_bytes() + gk.size_bytes();
-            let ev = Evaluator::new(Arc::clone(&ctx), Some(rk), gk)?;
-            (sk, pk, ev, key_bytes, None)
-        }
-        Some(bc) => {
-            let bs = Bootstrapper::new(&ctx, *bc)?.with_output_gain(&ctx, BOOT_GAIN)?;
-            let mem = key_memory(
-                &ctx,
-                &bs,
-                &exec_key_levels(&layers, &geos, &schedule, w0, spacing),
-            );
-            progress(&format!(
-                "key memory model (the bootstrapping and the executor keys together), checked \
-                 before key generation:\n{mem}"
-            ));
-            let avail = available_memory_bytes().unwrap_or(u64::MAX);
-            if mem.total_bytes > avail {
-                return Err(CkksError::KeyMemory {
-                    what: format!("encrypted run of {:?} with bootstrapping", net.name),
-                    needed_mib: mem.total_bytes >> 20,
-                    available_mib: avail >> 20,
-                }
-                .into());
-            }
-            let sk = SecretKey::generate(&ctx, &mut rng);
-            let pk = PublicKey::generate(&ctx, &sk, &mut rng);
-            let rk = RelinKey::generate(&ctx, &sk, &mut rng);
-            let mut gk = GaloisKeys::default();
-            let els: Vec<(usize, usize)> = mem.keys.iter().map(|k| (k.element, k.level)).collect();
-            gk.generate_elements(&ctx, &sk, &els, &mut rng);
-            let key_bytes = rk.0.size_bytes() + gk.size_bytes();
-            let ev = Evaluator::new(Arc::clone(&ctx), Some(rk), gk)?;
-            (sk, pk, ev, key_bytes, Some((bs, mem)))
-        }
-    };
+    let exec = exec_key_levels(&layers, &geos, &schedule, w0, spacing);
+    let RunKeys {
+        sk,
+        pk,
+        ev,
+        key_bytes,
+        boot,
+    } = make_keys(
+        &ctx,
+        boot_config.as_ref(),
+        &steps,
+        &exec,
+        &net.name,
+        &mut rng,
+        progress,
+    )?;
     let keygen_s = t0.elapsed().as_secs_f64();
     let mut bstats = BootStats::default();
     let boot_total = schedule.bootstraps * images.len().div_ceil(per_ct);
@@ -506,24 +513,11 @@ pub fn run_encrypted_with(
         .collect();
     let mut decrypted: Vec<Vec<f64>> = Vec::with_capacity(images.len());
     let (mut encrypt_s, mut eval_s, mut decrypt_s) = (0.0, 0.0, 0.0);
-    let top = ctx.params().max_level();
     let mut batches = 0usize;
     for batch in images.chunks(per_ct) {
         batches += 1;
         let t = Instant::now();
-        let mut xs = Vec::with_capacity(c0);
-        for c in 0..c0 {
-            let mut v = vec![0.0; slots];
-            for (b, img) in batch.iter().enumerate() {
-                for y in 0..h0 {
-                    for x in 0..w0 {
-                        v[b * block + y * w0 + x] = img[c * h0 * w0 + y * w0 + x];
-                    }
-                }
-            }
-            let pt = ctx.encode(&v, top, ctx.params().scale(top))?;
-            xs.push(ctx.encrypt(&pk, &pt, &mut rng)?);
-        }
+        let mut xs = encrypt_batch(&ctx, &pk, batch, (c0, h0, w0), block, &mut rng)?;
         encrypt_s += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let mut g = Geo {
@@ -773,65 +767,17 @@ pub fn run_encrypted_with(
                     offset *= 4.0;
                 }
                 Layer::Dense { w, b, out, .. } => {
-                    let nin = g.c * g.h * g.w;
-                    let gpos = grid(g, w0);
-                    let zs: Vec<Ciphertext> = (0..*out)
-                        .into_par_iter()
-                        .map(|o| {
-                            let mut acc: Option<Ciphertext> = None;
-                            for (c, x) in xs.iter().enumerate() {
-                                let mut m = vec![0.0; slots];
-                                for bidx in 0..batch.len() {
-                                    for (j, &p) in gpos.iter().enumerate() {
-                                        m[bidx * block + p] =
-                                            w[o * nin + c * g.h * g.w + j] / kappa;
-                                    }
-                                }
-                                let t = ev.mul_vec_lazy(x, &m)?;
-                                match &mut acc {
-                                    None => acc = Some(t),
-                                    Some(a) => ev.add_assign(a, &t)?,
-                                }
-                            }
-                            let a = acc
-                                .ok_or_else(|| unsupported("gemm", "Gemm", "no input channels"))?;
-                            ev.rescale(&a)
-                        })
-                        .collect::<Result<_, CkksError>>()?;
-                    // Interleave: z = z_0 + rot(z_1 + rot(… , −d), −d).
-                    let mut z: Option<Ciphertext> = None;
-                    for zk in zs.iter().rev() {
-                        z = Some(match z {
-                            None => zk.clone(),
-                            Some(acc) => {
-                                rot += 1;
-                                ev.add(zk, &ev.rotate(&acc, -(spacing as i64))?)?
-                            }
-                        });
-                    }
-                    let mut z = z.ok_or_else(|| unsupported("gemm", "Gemm", "no outputs"))?;
-                    let mut s = 1;
-                    while s < g.w {
-                        rot += 1;
-                        z = ev.add(&z, &ev.rotate(&z, (g.st * s) as i64)?)?;
-                        s *= 2;
-                    }
-                    let mut s = 1;
-                    while s < g.h {
-                        rot += 1;
-                        z = ev.add(&z, &ev.rotate(&z, (g.st * w0 * s) as i64)?)?;
-                        s *= 2;
-                    }
-                    let mut bv = vec![0.0; slots];
-                    for bidx in 0..batch.len() {
-                        for (o, &bo) in b.iter().enumerate() {
-                            let corr: f64 =
-                                (0..nin).map(|j| w[o * nin + j]).sum::<f64>() * offset / kappa;
-                            bv[bidx * block + o * spacing] = bo - corr;
-                        }
-                    }
-                    let pt = ctx.encode(&bv, z.level(), z.scale())?;
-                    logits_ct = Some(ev.add_plain(&z, &pt)?);
+                    let dense = Dense {
+                        w,
+                        b,
+                        out: *out,
+                        kappa,
+                        offset,
+                        spacing,
+                    };
+                    let (z, r) = dense.apply(&ev, &xs, g, w0, block, batch.len())?;
+                    rot += r;
+                    logits_ct = Some(z);
                     xs = Vec::new();
                 }
             }
@@ -871,42 +817,22 @@ pub fn run_encrypted_with(
         decrypt_s += t.elapsed().as_secs_f64();
     }
 
-    let mut out_images = Vec::with_capacity(images.len());
-    for (i, ((dec, ex), ap)) in decrypted.iter().zip(&exact).zip(&approx).enumerate() {
-        let ckks_error = max_abs_diff(dec, ap);
-        let error_vs_exact = max_abs_diff(dec, ex);
-        out_images.push(EncryptedImage {
-            index: indices[i],
-            label: labels[i],
-            exact_logits: ex.clone(),
-            approx_logits: ap.clone(),
-            decrypted_logits: dec.clone(),
-            exact_class: argmax(ex),
-            approx_class: argmax(ap),
-            decrypted_class: argmax(dec),
-            ckks_error,
-            error_vs_exact,
-            approx_vs_exact: max_abs_diff(ap, ex),
-            within_bound: certified_bound.map(|b| error_vs_exact <= b + ckks_error),
-        });
-    }
-    let max_ckks_error = out_images.iter().map(|i| i.ckks_error).fold(0.0, f64::max);
-    let p = ctx.params();
-    Ok(EncryptedReport {
-        model: net.name.clone(),
-        alpha: cfg.alpha,
-        degrees: sign.degrees().iter().map(|d| d.0).collect(),
-        relu_depth: relu_depth as u32,
-        ranges: layers
-            .iter()
-            .filter_map(|l| match l {
-                Layer::Relu { node, id } | Layer::MaxPool { node, id } => {
-                    Some((node.clone(), ranges.get(id).copied().unwrap_or(f64::NAN)))
-                }
-                _ => None,
-            })
-            .collect(),
-        params: ParamsSummary::of(p),
+    let ranges_used = layers
+        .iter()
+        .filter_map(|l| match l {
+            Layer::Relu { node, id } | Layer::MaxPool { node, id } => {
+                Some((node.clone(), ranges.get(id).copied().unwrap_or(f64::NAN)))
+            }
+            _ => None,
+        })
+        .collect();
+    Ok(assemble_report(ReportParts {
+        net,
+        cfg,
+        sign,
+        relu_depth,
+        ranges: ranges_used,
+        params: ctx.params(),
         levels_needed,
         level_plan,
         packing: Packing {
@@ -916,7 +842,97 @@ pub fn run_encrypted_with(
             logit_spacing: spacing,
             rotation_steps: steps,
         },
-        seed: cfg.seed,
+        outputs: (&decrypted, &exact, &approx),
+        labels,
+        indices,
+        certified_bound,
+        boot: boot.as_ref(),
+        bstats: &bstats,
+        schedule: &schedule,
+        layers: timings,
+        clock: Clock {
+            keygen_s,
+            encrypt_s,
+            eval_s,
+            decrypt_s,
+            batches,
+            key_bytes,
+        },
+    }))
+}
+
+/// The logits of one image.
+pub(super) type Logits = Vec<f64>;
+
+/// Everything [`assemble_report`] puts together.
+pub(super) struct ReportParts<'a> {
+    pub net: &'a Network,
+    pub cfg: &'a EncryptedConfig,
+    pub sign: &'a CompositeSign,
+    pub relu_depth: usize,
+    pub ranges: Vec<(String, f64)>,
+    pub params: &'a CkksParams,
+    pub levels_needed: usize,
+    pub level_plan: Vec<(String, String, usize)>,
+    pub packing: Packing,
+    /// Decrypted, exact and approximate logits per image.
+    pub outputs: (&'a [Logits], &'a [Logits], &'a [Logits]),
+    pub labels: &'a [u16],
+    pub indices: &'a [usize],
+    pub certified_bound: Option<f64>,
+    pub boot: Option<&'a (Bootstrapper, KeyMemory)>,
+    pub bstats: &'a BootStats,
+    pub schedule: &'a Schedule,
+    pub layers: Vec<LayerTiming>,
+    pub clock: Clock,
+}
+
+/// Wall-clock totals of a run (seconds) and the keys' bytes.
+pub(super) struct Clock {
+    pub keygen_s: f64,
+    pub encrypt_s: f64,
+    pub eval_s: f64,
+    pub decrypt_s: f64,
+    pub batches: usize,
+    pub key_bytes: usize,
+}
+
+/// The report of a run: per image the decrypted logits cross-checked against the plaintext
+/// exact and approximate ones and the certified bound, the summaries.
+pub(super) fn assemble_report(r: ReportParts<'_>) -> EncryptedReport {
+    let (decrypted, exact, approx) = r.outputs;
+    let mut out_images = Vec::with_capacity(decrypted.len());
+    for (i, ((dec, ex), ap)) in decrypted.iter().zip(exact).zip(approx).enumerate() {
+        let ckks_error = max_abs_diff(dec, ap);
+        let error_vs_exact = max_abs_diff(dec, ex);
+        out_images.push(EncryptedImage {
+            index: r.indices.get(i).copied().unwrap_or(i),
+            label: r.labels.get(i).copied().unwrap_or(0),
+            exact_logits: ex.clone(),
+            approx_logits: ap.clone(),
+            decrypted_logits: dec.clone(),
+            exact_class: argmax(ex),
+            approx_class: argmax(ap),
+            decrypted_class: argmax(dec),
+            ckks_error,
+            error_vs_exact,
+            approx_vs_exact: max_abs_diff(ap, ex),
+            within_bound: r.certified_bound.map(|b| error_vs_exact <= b + ckks_error),
+        });
+    }
+    let max_ckks_error = out_images.iter().map(|i| i.ckks_error).fold(0.0, f64::max);
+    let certified_bound = r.certified_bound;
+    EncryptedReport {
+        model: r.net.name.clone(),
+        alpha: r.cfg.alpha,
+        degrees: r.sign.degrees().iter().map(|d| d.0).collect(),
+        relu_depth: r.relu_depth as u32,
+        ranges: r.ranges,
+        params: ParamsSummary::of(r.params),
+        levels_needed: r.levels_needed,
+        level_plan: r.level_plan,
+        packing: r.packing,
+        seed: r.cfg.seed,
         agree_with_approx: out_images
             .iter()
             .filter(|i| i.decrypted_class == i.approx_class)
@@ -939,30 +955,252 @@ pub fn run_encrypted_with(
         within_bound: certified_bound
             .map(|_| out_images.iter().all(|i| i.within_bound == Some(true))),
         images: out_images,
-        bootstrap: boot.as_ref().map(|(bs, mem)| BootstrapSummary {
+        bootstrap: r.boot.map(|(bs, mem)| BootstrapSummary {
             config: *bs.config(),
             depth: bs.depth(),
             output_level: bs.output_level(),
             gain: BOOT_GAIN,
-            bootstraps: bstats.count,
-            precision_bits: bstats.min_bits,
+            bootstraps: r.bstats.count,
+            precision_bits: r.bstats.min_bits,
             key_model_mib: mem.total_bytes as f64 / f64::from(1u32 << 20),
             galois_keys: mem.keys.len(),
-            schedule: schedule.clone(),
+            schedule: r.schedule.clone(),
         }),
         timings: Some(Timings {
-            bootstrap_s: boot.as_ref().map(|_| bstats.seconds),
-            keygen_s,
-            encrypt_s,
-            layers: timings,
-            decrypt_s,
-            eval_s,
-            per_batch_s: eval_s / batches.max(1) as f64,
-            per_image_s: eval_s / images.len().max(1) as f64,
-            key_bytes,
+            bootstrap_s: r.boot.map(|_| r.bstats.seconds),
+            keygen_s: r.clock.keygen_s,
+            encrypt_s: r.clock.encrypt_s,
+            layers: r.layers,
+            decrypt_s: r.clock.decrypt_s,
+            eval_s: r.clock.eval_s,
+            per_batch_s: r.clock.eval_s / r.clock.batches.max(1) as f64,
+            per_image_s: r.clock.eval_s / decrypted.len().max(1) as f64,
+            key_bytes: r.clock.key_bytes,
             peak_rss_mib: peak_rss_mib(),
         }),
+    }
+}
+
+/// Plaintext references of `images`: the exact network F and the approximate F^α (the same
+/// p_α and ranges B as the encrypted run).
+pub(super) fn references(
+    net: &Arc<Network>,
+    images: &[Vec<f64>],
+    alpha: u32,
+    sign: &CompositeSign,
+    ranges: &BTreeMap<NodeId, f64>,
+) -> crate::Result<(Vec<Logits>, Vec<Logits>)> {
+    let approx_policy = ActivationPolicy::Approx {
+        sign: SignKernel::new(alpha, sign.poly()),
+        ranges: ranges.clone(),
+    };
+    let engine: Engine<f64> = Engine::new(Arc::clone(net));
+    let mut exact = Vec::with_capacity(images.len());
+    let mut approx = Vec::with_capacity(images.len());
+    for x in images {
+        let mut st = RunStats::default();
+        exact.push(engine.run(x, &ActivationPolicy::Exact, &mut st)?);
+        approx.push(engine.run(x, &approx_policy, &mut st)?);
+    }
+    Ok((exact, approx))
+}
+
+/// The keys of a run and, with bootstrapping, the bootstrapper and the keys' memory model.
+pub(super) struct RunKeys {
+    pub sk: SecretKey,
+    pub pk: PublicKey,
+    pub ev: Evaluator,
+    pub key_bytes: usize,
+    pub boot: Option<(Bootstrapper, KeyMemory)>,
+}
+
+/// Generate the keys: without bootstrapping the rotation keys of `steps` at the top level;
+/// with it the bootstrapper's and the executor's `exec` (step, level), their memory model
+/// printed and checked against MemAvailable first.
+///
+/// # Errors
+/// [`CkksError::KeyMemory`] when the model exceeds the available memory; as
+/// [`Bootstrapper::new`] and [`Evaluator::new`].
+pub(super) fn make_keys(
+    ctx: &Arc<CkksContext>,
+    boot_config: Option<&BootstrapConfig>,
+    steps: &[i64],
+    exec: &[(i64, usize)],
+    name: &str,
+    rng: &mut ChaCha20Rng,
+    progress: &mut dyn FnMut(&str),
+) -> Result<RunKeys, CkksError> {
+    let Some(bc) = boot_config else {
+        let sk = SecretKey::generate(ctx, rng);
+        let pk = PublicKey::generate(ctx, &sk, rng);
+        let rk = RelinKey::generate(ctx, &sk, rng);
+        let gk = GaloisKeys::generate(ctx, &sk, steps, rng);
+        let key_bytes = rk.0.size_bytes() + gk.size_bytes();
+        let ev = Evaluator::new(Arc::clone(ctx), Some(rk), gk)?;
+        return Ok(RunKeys {
+            sk,
+            pk,
+            ev,
+            key_bytes,
+            boot: None,
+        });
+    };
+    let bs = Bootstrapper::new(ctx, *bc)?.with_output_gain(ctx, BOOT_GAIN)?;
+    let mem = key_memory(ctx, &bs, exec);
+    progress(&format!(
+        "key memory model (the bootstrapping and the executor keys together), checked \
+         before key generation:\n{mem}"
+    ));
+    let avail = available_memory_bytes().unwrap_or(u64::MAX);
+    if mem.total_bytes > avail {
+        return Err(CkksError::KeyMemory {
+            what: format!("encrypted run of {name:?} with bootstrapping"),
+            needed_mib: mem.total_bytes >> 20,
+            available_mib: avail >> 20,
+        });
+    }
+    let sk = SecretKey::generate(ctx, rng);
+    let pk = PublicKey::generate(ctx, &sk, rng);
+    let rk = RelinKey::generate(ctx, &sk, rng);
+    let mut gk = GaloisKeys::default();
+    let els: Vec<(usize, usize)> = mem.keys.iter().map(|k| (k.element, k.level)).collect();
+    gk.generate_elements(ctx, &sk, &els, rng);
+    let key_bytes = rk.0.size_bytes() + gk.size_bytes();
+    let ev = Evaluator::new(Arc::clone(ctx), Some(rk), gk)?;
+    Ok(RunKeys {
+        sk,
+        pk,
+        ev,
+        key_bytes,
+        boot: Some((bs, mem)),
     })
+}
+
+/// Encrypt a batch of images (module docs: image b in block b·`block`, pixel (y, x) at
+/// y·W + x, one ciphertext per channel) at the top level.
+///
+/// # Errors
+/// As [`CkksContext::encode`] and [`CkksContext::encrypt`].
+pub(super) fn encrypt_batch(
+    ctx: &CkksContext,
+    pk: &PublicKey,
+    batch: &[Vec<f64>],
+    (c0, h0, w0): (usize, usize, usize),
+    block: usize,
+    rng: &mut ChaCha20Rng,
+) -> Result<Vec<Ciphertext>, CkksError> {
+    let slots = ctx.params().slots();
+    let top = ctx.params().max_level();
+    let mut xs = Vec::with_capacity(c0);
+    for c in 0..c0 {
+        let mut v = vec![0.0; slots];
+        for (b, img) in batch.iter().enumerate() {
+            for y in 0..h0 {
+                for x in 0..w0 {
+                    v[b * block + y * w0 + x] = img[c * h0 * w0 + y * w0 + x];
+                }
+            }
+        }
+        let pt = ctx.encode(&v, top, ctx.params().scale(top))?;
+        xs.push(ctx.encrypt(pk, &pt, rng)?);
+    }
+    Ok(xs)
+}
+
+/// The dense layer (module docs): logits y = W·(x/κ − offset) + b of a [C, H, W] map on its
+/// grid, logit k of image b at slot b·blk + k·spacing.
+pub(super) struct Dense<'a> {
+    /// [out][c·h·w].
+    pub w: &'a [f64],
+    /// Bias.
+    pub b: &'a [f64],
+    /// Logits.
+    pub out: usize,
+    /// κ of the input.
+    pub kappa: f64,
+    /// Offset of the input (κ·x + offset is held).
+    pub offset: f64,
+    /// Logit spacing.
+    pub spacing: usize,
+}
+
+impl Dense<'_> {
+    /// Apply to the channels `xs` of a map of geometry `g` (row `w0`, image block `block`,
+    /// `images` images): the logits ciphertext and the rotations performed. 1 level.
+    ///
+    /// # Errors
+    /// As the evaluator's operations.
+    pub(super) fn apply(
+        &self,
+        ev: &Evaluator,
+        xs: &[Ciphertext],
+        g: Geo,
+        w0: usize,
+        block: usize,
+        images: usize,
+    ) -> Result<(Ciphertext, usize), CkksError> {
+        let ctx = ev.context();
+        let slots = ctx.params().slots();
+        let (w, b, kappa, offset, spacing) =
+            (self.w, self.b, self.kappa, self.offset, self.spacing);
+        let mut rot = 0;
+        let nin = g.c * g.h * g.w;
+        let gpos = grid(g, w0);
+        let zs: Vec<Ciphertext> = (0..self.out)
+            .into_par_iter()
+            .map(|o| {
+                let mut acc: Option<Ciphertext> = None;
+                for (c, x) in xs.iter().enumerate() {
+                    let mut m = vec![0.0; slots];
+                    for bidx in 0..images {
+                        for (j, &p) in gpos.iter().enumerate() {
+                            m[bidx * block + p] = w[o * nin + c * g.h * g.w + j] / kappa;
+                        }
+                    }
+                    let t = ev.mul_vec_lazy(x, &m)?;
+                    match &mut acc {
+                        None => acc = Some(t),
+                        Some(a) => ev.add_assign(a, &t)?,
+                    }
+                }
+                let a = acc.ok_or_else(|| unsupported("gemm", "Gemm", "no input channels"))?;
+                ev.rescale(&a)
+            })
+            .collect::<Result<_, CkksError>>()?;
+        // Interleave: z = z_0 + rot(z_1 + rot(… , −d), −d).
+        let mut z: Option<Ciphertext> = None;
+        for zk in zs.iter().rev() {
+            z = Some(match z {
+                None => zk.clone(),
+                Some(acc) => {
+                    rot += 1;
+                    ev.add(zk, &ev.rotate(&acc, -(spacing as i64))?)?
+                }
+            });
+        }
+        let mut z = z.ok_or_else(|| unsupported("gemm", "Gemm", "no outputs"))?;
+        let mut s = 1;
+        while s < g.w {
+            rot += 1;
+            z = ev.add(&z, &ev.rotate(&z, (g.st * s) as i64)?)?;
+            s *= 2;
+        }
+        let mut s = 1;
+        while s < g.h {
+            rot += 1;
+            z = ev.add(&z, &ev.rotate(&z, (g.st * w0 * s) as i64)?)?;
+            s *= 2;
+        }
+        let mut bv = vec![0.0; slots];
+        for bidx in 0..images {
+            for (o, &bo) in b.iter().enumerate() {
+                let corr: f64 = (0..nin).map(|j| w[o * nin + j]).sum::<f64>() * offset / kappa;
+                bv[bidx * block + o * spacing] = bo - corr;
+            }
+        }
+        let pt = ctx.encode(&bv, z.level(), z.scale())?;
+        Ok((ev.add_plain(&z, &pt)?, rot))
+    }
 }
 
 /// Rotation keys (step, level) the executor uses with bootstrapping: each at the level of
@@ -1018,7 +1256,7 @@ fn exec_key_levels(
 /// The memory model of all keys of a bootstrapped run: the bootstrapper's Galois keys merged
 /// with the executor's `(step, level)` (one key per Galois element, at the highest level it is
 /// used at) and the relinearisation key.
-fn key_memory(ctx: &CkksContext, bs: &Bootstrapper, exec: &[(i64, usize)]) -> KeyMemory {
+pub(super) fn key_memory(ctx: &CkksContext, bs: &Bootstrapper, exec: &[(i64, usize)]) -> KeyMemory {
     let base = bs.key_memory(ctx);
     let enc = ctx.encoder();
     let mut need: BTreeMap<usize, (Option<i64>, usize)> = base
@@ -1054,10 +1292,10 @@ fn key_memory(ctx: &CkksContext, bs: &Bootstrapper, exec: &[(i64, usize)]) -> Ke
 
 /// Count, time and measured precision of the bootstraps of a run.
 #[derive(Debug, Default)]
-struct BootStats {
-    count: usize,
-    seconds: f64,
-    min_bits: Option<f64>,
+pub(super) struct BootStats {
+    pub count: usize,
+    pub seconds: f64,
+    pub min_bits: Option<f64>,
 }
 
 impl BootStats {
@@ -1067,7 +1305,7 @@ impl BootStats {
         clippy::too_many_arguments,
         reason = "the run's context, passed through"
     )]
-    fn bootstrap(
+    pub(super) fn bootstrap(
         &mut self,
         ctx: &CkksContext,
         sk: &SecretKey,
@@ -1106,7 +1344,7 @@ impl BootStats {
 /// r̃_α(x)·2/B = u·(1 + p_α(u)) with the bootstraps of `r` (`schedule` module docs); `plans`
 /// are the components, each already divided by the bootstrap gain where a bootstrap follows
 /// it; `boot` bootstraps (restoring the gain).
-fn relu_bootstrapped(
+pub(super) fn relu_bootstrapped(
     ev: &Evaluator,
     plans: &[EvalPlan],
     r: &ReluSchedule,
@@ -1137,7 +1375,7 @@ fn relu_bootstrapped(
 /// Channels sharing ciphertexts (`schedule` module docs): channel c (masked to its grid) moved
 /// to offset offs[c mod k] of ciphertext ⌊c / k⌋, k = offs.len(). Returns the ciphertexts and
 /// the rotations performed.
-fn pack(
+pub(super) fn pack(
     ev: &Evaluator,
     xs: &[Ciphertext],
     offs: &[usize],
@@ -1172,7 +1410,7 @@ fn pack(
 
 /// The inverse of [`pack`]: channel c cut out of its ciphertext by the 0/1 mask of its grid
 /// copy (1 level) and rotated back to offset 0.
-fn unpack(
+pub(super) fn unpack(
     ev: &Evaluator,
     packed: &[Ciphertext],
     offs: &[usize],

@@ -37,6 +37,11 @@
 //!   ciphertext), planned before any key.
 //! - `infer`: the encrypted executor of small CNNs (packing, convolution by rotations,
 //!   pooling, dense layer) and the per-image report cross-checked against plaintext runs.
+//! - `graph`: residual networks (CIFAR ResNets, option-A shortcuts) compiled to a dataflow
+//!   graph (padded and strided convolutions with BatchNorm folded, subsampling, channel
+//!   padding, residual additions, global pooling + dense layer) and its level plan.
+//! - `resnet`: the encrypted executor of that graph and [`plan_encrypted`] (levels,
+//!   bootstraps, keys, memory and cost, before any key).
 //!
 //! # Scale management (exact)
 //! Each level ℓ has a nominal scale Δ_ℓ with Δ_0 = 2^scale_bits and Δ_ℓ = √(Δ_{ℓ−1}·q_ℓ),
@@ -62,6 +67,7 @@ mod encoding;
 mod error;
 mod eval;
 mod evalmod;
+mod graph;
 mod hoist;
 mod infer;
 pub mod keys;
@@ -70,6 +76,7 @@ mod lintrans;
 pub mod params;
 mod polyeval;
 mod report;
+mod resnet;
 mod ring;
 mod schedule;
 
@@ -87,7 +94,7 @@ pub use eval::{Ciphertext, CkksContext, Evaluator, Plaintext};
 pub use evalmod::EvalModConfig;
 pub use infer::{
     encrypted_levels, run_encrypted, run_encrypted_with, EncryptedConfig, RunSetup,
-    BOOTSTRAP_FROM_ALPHA, BOOT_SCALE_BITS,
+    BOOTSTRAP_FROM_ALPHA, BOOT_SCALE_BITS, INSECURE_USER_LEVELS,
 };
 pub use keys::{GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
 pub use lintrans::{EncodedTransform, LinearTransform};
@@ -98,11 +105,17 @@ pub use polyeval::{
 pub use report::{
     BootstrapSummary, EncryptedImage, EncryptedReport, LayerTiming, Packing, ParamsSummary, Timings,
 };
+pub use resnet::{
+    plan_encrypted, CostEstimate, RunPlan, EST_BOOTSTRAP_S_2_16, EST_CONST_MULT_NS,
+    EST_KEY_SWITCH_S_PER_PRIME_2_16,
+};
 pub use schedule::{pack_offsets, plan_relu, LayerSchedule, ReluSchedule, Schedule, BOOT_GAIN};
 
 #[cfg(test)]
 mod bootstrap_tests;
 #[cfg(test)]
 mod encapsulation_tests;
+#[cfg(test)]
+mod resnet_tests;
 #[cfg(test)]
 mod tests;

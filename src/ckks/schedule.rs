@@ -99,6 +99,21 @@ pub fn plan_relu(
     depths: &[usize],
     boot_out: Option<usize>,
 ) -> Result<ReluSchedule, CkksError> {
+    plan_relu_with(level_in, depths, boot_out, false)
+}
+
+/// [`plan_relu`], with u bootstrapped first whenever `force_input` (with bootstrapping): the
+/// output then leaves at O − 1 instead of below u's level, worth a bootstrap when u is low
+/// (`graph::plan_graph`).
+///
+/// # Errors
+/// As [`plan_relu`].
+pub(crate) fn plan_relu_with(
+    level_in: usize,
+    depths: &[usize],
+    boot_out: Option<usize>,
+    force_input: bool,
+) -> Result<ReluSchedule, CkksError> {
     let total: usize = depths.iter().sum::<usize>() + 1;
     let short = |what: String, needed: usize, available: usize| CkksError::NotEnoughLevels {
         what,
@@ -143,7 +158,7 @@ pub fn plan_relu(
     let mut lu = level_in;
     let mut l = level_in;
     let mut boot_input = false;
-    if depths.first().is_some_and(|&d| l < d) {
+    if force_input || depths.first().is_some_and(|&d| l < d) {
         if level_in < 1 {
             return Err(short(
                 "scaling u into the EvalMod range before its bootstrap".into(),

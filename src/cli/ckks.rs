@@ -8,7 +8,9 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 
 use polycert::bounds::{BoundedNetwork, PolyErrors};
-use polycert::ckks::{run_encrypted_with, EncryptedConfig, RunSetup};
+use polycert::ckks::{
+    available_memory_bytes, plan_encrypted, run_encrypted_with, EncryptedConfig, RunSetup,
+};
 use polycert::nn::{calibrate, import_onnx, Dataset, Engine, RangePolicy};
 use polycert::remez::table1_sign;
 use polycert::report::write_atomic;
@@ -18,7 +20,8 @@ use super::Outcome;
 /// Arguments of `polycert ckks`.
 #[derive(Debug, Args)]
 pub struct CkksArgs {
-    /// ONNX model (a Conv → Relu → AveragePool … → Gemm chain, e.g. mnist_cnn_small.onnx).
+    /// ONNX model: a Conv → Relu → AveragePool … → Gemm chain (e.g. mnist_cnn_small.onnx) or a
+    /// CIFAR ResNet with option-A shortcuts (e.g. resnet20_cifar10.onnx).
     #[arg(long)]
     pub model: PathBuf,
     /// MNIST IDX images (labels file next to it) or another dataset file.
@@ -62,6 +65,12 @@ pub struct CkksArgs {
     /// on (its stages amplify the noise of the small scale 35 levels leave).
     #[arg(long)]
     pub bootstrap: bool,
+    /// Print the plan of a residual network's run (levels per node, bootstraps, rotation keys,
+    /// the key memory model against the available memory, a cost estimate) and stop: no key
+    /// is generated (at N = 2^16 the bootstrapper's DFT diagonals, 2.5 GiB, are encoded for
+    /// the key model).
+    #[arg(long)]
+    pub plan_only: bool,
     /// Omit timings and memory (byte-identical JSON for a fixed seed).
     #[arg(long)]
     pub no_timings: bool,
@@ -103,6 +112,35 @@ pub fn run(a: &CkksArgs, quiet: bool) -> anyhow::Result<Outcome> {
     }
     let mut cal = calibrate(&engine, &data, a.calib_limit)?;
     let ranges = cal.choose(RangePolicy::PerLayer { margin: a.margin })?;
+    let cfg = EncryptedConfig {
+        alpha: a.alpha,
+        log_n: a.n,
+        insecure: a.insecure,
+        seed: a.seed,
+    };
+    if a.plan_only {
+        let setup = RunSetup::choose(&net, &sign, &cfg, a.bootstrap)?;
+        let plan = plan_encrypted(&net, &ranges, &sign, &setup, true)?;
+        if a.json {
+            out!("{}", serde_json::to_string_pretty(&plan)? + "\n")?;
+        } else {
+            out!("{plan}")?;
+            if let (Some(m), Some(avail)) = (&plan.key_memory, available_memory_bytes()) {
+                let need = m.total_bytes + m.matrix_bytes;
+                out!(
+                    "keys + DFT diagonals {} MiB against {} MiB available: {}\n",
+                    need >> 20,
+                    avail >> 20,
+                    if need <= avail {
+                        "fits"
+                    } else {
+                        "does not fit (the run refuses)"
+                    }
+                )?;
+            }
+        }
+        return Ok(Outcome::Ok);
+    }
     let certified_bound = match a.certified_bound {
         Some(b) => b,
         None => {
@@ -125,12 +163,6 @@ pub fn run(a: &CkksArgs, quiet: bool) -> anyhow::Result<Outcome> {
         images.push(x);
         labels.push(data.label(i).unwrap_or(0));
     }
-    let cfg = EncryptedConfig {
-        alpha: a.alpha,
-        log_n: a.n,
-        insecure: a.insecure,
-        seed: a.seed,
-    };
     if !quiet {
         eprintln!(
             "encrypted run: {} images, α = {}, N = 2^{}…",

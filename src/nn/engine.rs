@@ -330,7 +330,7 @@ fn conv_t<T: Real>(v: &[f32]) -> Vec<T> {
 }
 
 /// Batch norm as a per-channel affine map in f64: scale = γ/√(σ² + ε), shift = β − μ·scale.
-fn bn_affine(b: &super::ir::BatchNorm) -> (Vec<f64>, Vec<f64>) {
+pub(crate) fn bn_affine(b: &super::ir::BatchNorm) -> (Vec<f64>, Vec<f64>) {
     let mut scale = Vec::new();
     let mut shift = Vec::new();
     for (((g, be), m), v) in b.gamma.iter().zip(&b.beta).zip(&b.mean).zip(&b.var) {

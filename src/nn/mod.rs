@@ -43,6 +43,7 @@ mod table2;
 
 pub use activation::{ActivationPolicy, ClipRelu, RangePolicy, SignKernel};
 pub use data::{DataFormat, Dataset, Preprocess};
+pub(crate) use engine::bn_affine;
 pub use engine::{Engine, Real, RunStats};
 pub use error::NnError;
 pub use eval::{calibrate, evaluate, AlphaResult, Calibration, EvalConfig, EvalReport, LayerRange};
