@@ -165,9 +165,10 @@ pub struct RunSetup {
     pub bootstrap: Option<BootstrapConfig>,
 }
 
-/// log₂ Δ_0 of [`RunSetup::bootstrapped`] at N ≥ 2^15: 2^57 below a 60-bit q_0 (the best
-/// full-slot bootstrap precision measured at N = 2^16, README "Bootstrapping").
-pub const BOOT_SCALE_BITS: u32 = 57;
+/// log₂ Δ_0 of [`RunSetup::bootstrapped`] at N ≥ 2^15: 2^54 below a 60-bit q_0 (the best
+/// full-slot precision of the sparse-secret-encapsulated bootstrap measured at N = 2^16,
+/// 22.9 bits; README "Sparse-secret encapsulation and lazy EvalMod").
+pub const BOOT_SCALE_BITS: u32 = 54;
 
 /// User levels of [`RunSetup::bootstrapped`] at INSECURE N < 2^15 when none are given: 5, the
 /// fewest that leave a convolution (2 levels) and the next ReLU's input scaling (1) room after
@@ -176,21 +177,22 @@ pub const INSECURE_USER_LEVELS: usize = 5;
 
 impl RunSetup {
     /// The bootstrapping parameter set of `benches/bootstrap.rs` at N = 2^log_n: full slots
-    /// ([`BootstrapConfig::full`]), q_0 of 60 bits, as many user levels of
+    /// with sparse-secret encapsulation ([`BootstrapConfig::encapsulated`]: 14 levels per
+    /// bootstrap at N = 2^16 instead of the dense secret's 19), q_0 of 60 bits, as many user levels of
     /// [`BOOT_SCALE_BITS`] bits (50 below N = 2^15) as the 128-bit bound leaves (`user` when
     /// given; [`INSECURE_USER_LEVELS`] for `insecure` parameters below N = 2^15, where the
     /// bound leaves none), the bootstrapping primes, four special primes.
     ///
     /// # Errors
-    /// As [`BootstrapConfig::full`] and [`bootstrap_params`] (e.g. N = 2^15 cannot hold a
+    /// As [`BootstrapConfig::encapsulated`] and [`bootstrap_params`] (e.g. N = 2^15 cannot hold a
     /// full-slot bootstrap within the 128-bit bound).
     pub fn bootstrapped(
         log_n: u32,
         user: Option<usize>,
         insecure: bool,
     ) -> Result<Self, CkksError> {
-        let config = BootstrapConfig::full(1usize << log_n)?;
-        let depth = config.cts_levels + config.eval_mod.depth() + config.stc_levels;
+        let config = BootstrapConfig::encapsulated(1usize << log_n)?;
+        let depth = config.depth();
         let scale = if log_n >= 15 { BOOT_SCALE_BITS } else { 50 };
         let user = user.or((insecure && log_n < 15).then_some(INSECURE_USER_LEVELS));
         let params = bootstrap_params(log_n, depth, scale, user, 4, insecure)?;
@@ -1065,6 +1067,7 @@ pub(super) fn make_keys(
     let mut gk = GaloisKeys::default();
     let els: Vec<(usize, usize)> = mem.keys.iter().map(|k| (k.element, k.level)).collect();
     gk.generate_elements(ctx, &sk, &els, rng);
+    bs.add_encapsulation_keys(ctx, &sk, &mut gk, rng)?;
     let key_bytes = rk.0.size_bytes() + gk.size_bytes();
     let ev = Evaluator::new(Arc::clone(ctx), Some(rk), gk)?;
     Ok(RunKeys {
@@ -1281,7 +1284,12 @@ pub(super) fn key_memory(ctx: &CkksContext, bs: &Bootstrapper, exec: &[(i64, usi
             bytes: KeySwitchKey::model_bytes(ctx.params(), level),
         })
         .collect();
-    let total_bytes = keys.iter().map(|k| k.bytes).sum::<u64>() + base.relin_bytes;
+    // What the bootstrapper's model holds besides its Galois and relinearisation keys (the
+    // sparse-secret encapsulation keys).
+    let extra = base
+        .total_bytes
+        .saturating_sub(base.keys.iter().map(|k| k.bytes).sum::<u64>() + base.relin_bytes);
+    let total_bytes = keys.iter().map(|k| k.bytes).sum::<u64>() + base.relin_bytes + extra;
     KeyMemory {
         keys,
         relin_bytes: base.relin_bytes,

@@ -38,9 +38,11 @@ use super::report::{EncryptedReport, LayerTiming, Packing};
 use super::schedule::{Schedule, BOOT_GAIN};
 use super::CkksError;
 
-/// Seconds of one bootstrap at N = 2^16 (full slots, 128-bit, 2 threads, quiet machine;
-/// measured by `benches/bootstrap.rs`, README "Bootstrapping"), the unit of the cost estimate.
-pub const EST_BOOTSTRAP_S_2_16: f64 = 38.4;
+/// Seconds of one bootstrap at N = 2^16 (full slots, sparse-secret encapsulation, 128-bit,
+/// 2 threads, quiet machine; measured by `cargo bench --bench bootstrap -- --test` on
+/// 2026-12-06, README "Sparse-secret encapsulation and lazy EvalMod"), the unit of the cost
+/// estimate.
+pub const EST_BOOTSTRAP_S_2_16: f64 = 25.6;
 
 /// Assumed seconds of one key switch (rotation or relinearisation) per RNS prime of the
 /// ciphertext at N = 2^16, 2 threads: 0.2 s at 25 primes (OpenFHE's multiplication with

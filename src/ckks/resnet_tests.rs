@@ -395,13 +395,16 @@ fn shared_model(name: &str) -> Option<PathBuf> {
     }
 }
 
-/// (c) The plan of ResNet-20 at N = 2^16 (128-bit bootstrapping parameters, α = 13), no key:
-/// levels never below 0, a bootstrap wherever a ReLU's levels run out, channel sharing 1/4/16
-/// per stage. Expected counts derived by hand (bootstraps restore level 5; α = 13 has depths
-/// 4, 4, 5): the stem ReLU fits (24 → 22 → 8); the first inner ReLU (u at level 6) bootstraps
-/// before p_2, before p_3 and before the product (3); every later ReLU also bootstraps u
-/// (4). Ciphertexts per ReLU: 16 (32×32, one copy per 1024-slot block), 8 (16×16 stride 2,
-/// 4 copies), 4 (8×8 stride 4, 16 copies): 3·16 + 5·4·16 + 6·4·8 + 6·4·4 = 656 per batch.
+/// (c) The plan of ResNet-20 at N = 2^16 (128-bit bootstrapping parameters with sparse-secret
+/// encapsulation, α = 13), no key: levels never below 0, a bootstrap wherever a ReLU's levels
+/// run out, channel sharing 1/4/16 per stage. Expected counts derived by hand (L = 25,
+/// bootstraps restore level 11; α = 13 has depths 4, 4, 5; product 1; convolution 2): the stem
+/// ReLU fits (25 → 23 → 19 → 15 → 10 → 9). Every later ReLU needs exactly 2 bootstraps: from 11
+/// the three components need 13 levels, so one split is needed besides the one that restores
+/// u; u reaches a ReLU at level 7 (first block) or 2 (after a convolution at 4) and the
+/// output must leave the next convolution its 2 levels. Ciphertexts per ReLU: 16 (32×32), 8
+/// (16×16 stride 2, 4 copies), 4 (8×8 stride 4, 16 copies): 2·(6·16 + 6·8 + 6·4) = 336 per
+/// batch.
 #[test]
 fn resnet20_plan_at_2_16_without_keys() {
     let Some(model) = shared_model("resnet20_cifar10.onnx") else {
@@ -417,21 +420,20 @@ fn resnet20_plan_at_2_16_without_keys() {
         .map(|i| (i, 16.0))
         .collect();
     let setup = RunSetup::bootstrapped(16, None, false).unwrap();
-    assert_eq!(setup.params.max_level(), 24);
+    assert_eq!(setup.params.max_level(), 25);
     let plan = plan_encrypted(&net, &ranges, &sign, &setup, false).unwrap();
     eprintln!("{plan}");
     let s = &plan.schedule;
-    assert_eq!(s.boot_output_level, Some(5));
+    assert_eq!(s.boot_output_level, Some(11));
     let relus: Vec<_> = s.layers.iter().filter(|l| l.op == "Relu").collect();
     assert_eq!(relus.len(), 19);
     assert_eq!(relus[0].bootstraps, 0);
-    assert_eq!(relus[1].relu.as_ref().unwrap().bootstraps(), 3);
-    for r in &relus[2..] {
-        assert_eq!(r.relu.as_ref().unwrap().bootstraps(), 4, "{}", r.node);
+    for r in &relus[1..] {
+        assert_eq!(r.relu.as_ref().unwrap().bootstraps(), 2, "{}", r.node);
     }
     let copies: Vec<usize> = relus[1..].iter().map(|r| r.pack_offsets.len()).collect();
     assert_eq!(copies, [vec![1; 6], vec![4; 6], vec![16; 6]].concat());
-    assert_eq!(s.bootstraps, 656);
+    assert_eq!(s.bootstraps, 336);
     for l in &s.layers {
         // Levels only fall outside ReLUs; a convolution's input has its 2 levels.
         if l.op != "Relu" {
