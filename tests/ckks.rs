@@ -294,7 +294,13 @@ fn encrypted_mnist_alpha14_bootstrapped_insecure() {
         insecure: true,
         seed: 5,
     };
-    let setup = RunSetup::bootstrapped(11, Some(8), true).unwrap();
+    // The dense-secret bootstrap (15 levels at N = 2^11), whose levels the derivation above
+    // uses; the encapsulated one (the default, 12 levels) is run on the toy ResNet.
+    let config = polycert::ckks::BootstrapConfig::full(1 << 11).unwrap();
+    let setup = RunSetup {
+        params: polycert::ckks::bootstrap_params(11, config.depth(), 50, Some(8), 4, true).unwrap(),
+        bootstrap: Some(config),
+    };
     let out_level = setup.params.max_level() - 15;
     assert_eq!(out_level, 8);
     let mut log = Vec::new();
@@ -371,7 +377,8 @@ fn cli_bootstrap_refuses_n15_before_keys() {
     let Some(sh) = shared("MNIST model and data") else {
         return;
     };
-    // A full-slot bootstrap (19 levels of 60 bits) does not fit N = 2^15's 881 bits.
+    // A full-slot bootstrap with sparse-secret encapsulation (CtS 3 + EvalMod 8 + StC 3 = 14
+    // levels of 60 bits, 1144 bits with q_0 and the special primes) does not fit N = 2^15's 881.
     let out = polycert()
         .args(["--quiet", "ckks", "--model"])
         .arg(sh.join("models/mnist_cnn_small.onnx"))
@@ -384,7 +391,7 @@ fn cli_bootstrap_refuses_n15_before_keys() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("bootstrapping of depth 19 at N = 2^15") && err.contains("881"),
+        err.contains("bootstrapping of depth 14 at N = 2^15") && err.contains("881"),
         "{err}"
     );
 }

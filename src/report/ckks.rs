@@ -607,8 +607,11 @@ mod tests {
         let s14 = setup("mnist_cnn_small.onnx", 14);
         let b = s14.bootstrap.expect("α = 14 bootstraps");
         assert_eq!(b.slots, 1 << 15);
-        assert_eq!(s14.params.max_level(), 24);
-        assert_eq!(s14.params.scale(0), 2f64.powi(57));
+        // Sparse-secret encapsulation: 14 bootstrap levels (CtS 3, EvalMod 8, StC 3) of 60 bits,
+        // q_0 60, four 61-bit special primes: ⌊(1772 − 1 − 60 − 14·60 − 4·61)/54⌋ = 11 user
+        // levels of Δ_0 = 2^54, so L = 11 + 14 = 25.
+        assert_eq!(s14.params.max_level(), 25);
+        assert_eq!(s14.params.scale(0), 2f64.powi(54));
         assert!(s14.params.log_qp() <= 1772.0);
         let pool = setup("mnist_cnn_small_maxpool.onnx", 13);
         assert!(pool.bootstrap.is_some());
