@@ -179,7 +179,8 @@ fn ckks_section_toy_parameters_structure_labels_bounds_and_determinism() {
     let s = &v["sections"]["ckks"];
     assert_eq!(s["evidence"], "mixed");
     assert_eq!(s["data"]["alpha"], 4);
-    // The ResNet is not a chain the encrypted executor runs: skipped with the reason.
+    // The ResNet runs only on the graph executor, hours per batch at 128-bit: skipped with the
+    // reason.
     let skipped = s["data"]["skipped"].as_array().unwrap();
     assert_eq!(skipped.len(), 1);
     assert_eq!(skipped[0]["model"], "resnet20_cifar10.onnx");
@@ -187,7 +188,7 @@ fn ckks_section_toy_parameters_structure_labels_bounds_and_determinism() {
         skipped[0]["reason"]
             .as_str()
             .unwrap()
-            .contains("not supported"),
+            .contains("residual network"),
         "{}",
         skipped[0]
     );
@@ -252,7 +253,7 @@ fn ckks_section_toy_parameters_structure_labels_bounds_and_determinism() {
     }
     let md = std::fs::read_to_string(dir.path().join("index.md")).unwrap();
     assert!(md.contains("plots/ckks_error_mnist_cnn_small.png"));
-    assert!(md.contains("resnet20_cifar10.onnx: not supported"));
+    assert!(md.contains("resnet20_cifar10.onnx: a residual network"));
     assert!(md.contains("**INSECURE"));
     // Same seed, same inputs: byte-identical JSON (no timings in it).
     let first = std::fs::read(dir.path().join("report.json")).unwrap();

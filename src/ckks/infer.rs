@@ -132,6 +132,12 @@ pub fn encrypted_levels(net: &Network, sign: &CompositeSign) -> Result<usize, Ck
     Ok(layers.iter().map(|l| layer_levels(l, sign_depth + 1)).sum())
 }
 
+/// Whether `net` is a chain the MNIST-family executor runs (true), as opposed to a network
+/// only the graph executor of `resnet` runs (residual networks) or none runs.
+pub fn is_chain(net: &Network) -> bool {
+    compile(net).is_ok()
+}
+
 /// Ok when the graph executor (`resnet`) runs `net`, which the chain compiler refused with
 /// `chain_err`; else the error naming the offending node: the graph compiler's, unless the
 /// network has pooling layers (which only the chain executor runs).

@@ -93,7 +93,7 @@ pub use error::CkksError;
 pub use eval::{Ciphertext, CkksContext, Evaluator, Plaintext};
 pub use evalmod::EvalModConfig;
 pub use infer::{
-    encrypted_levels, run_encrypted, run_encrypted_with, EncryptedConfig, RunSetup,
+    encrypted_levels, is_chain, run_encrypted, run_encrypted_with, EncryptedConfig, RunSetup,
     BOOTSTRAP_FROM_ALPHA, BOOT_SCALE_BITS, INSECURE_USER_LEVELS,
 };
 pub use keys::{GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
