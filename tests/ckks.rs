@@ -297,10 +297,7 @@ fn encrypted_mnist_alpha14_bootstrapped_insecure() {
     // The dense-secret bootstrap (15 levels at N = 2^11), whose levels the derivation above
     // uses; the encapsulated one (the default, 12 levels) is run on the toy ResNet.
     let config = polycert::ckks::BootstrapConfig::full(1 << 11).unwrap();
-    let setup = RunSetup {
-        params: polycert::ckks::bootstrap_params(11, config.depth(), 50, Some(8), 4, true).unwrap(),
-        bootstrap: Some(config),
-    };
+    let setup = RunSetup::bootstrapped_with(config, 11, Some(8), true).unwrap();
     let out_level = setup.params.max_level() - 15;
     assert_eq!(out_level, 8);
     let mut log = Vec::new();

@@ -198,6 +198,21 @@ impl RunSetup {
         insecure: bool,
     ) -> Result<Self, CkksError> {
         let config = BootstrapConfig::encapsulated(1usize << log_n)?;
+        Self::bootstrapped_with(config, log_n, user, insecure)
+    }
+
+    /// As [`RunSetup::bootstrapped`] with a given bootstrap configuration (e.g. the dense
+    /// secret's [`BootstrapConfig::full`]); its levels are `config.depth()`. The scale rule is
+    /// the same (Δ_0 = 2^[`BOOT_SCALE_BITS`], the encapsulated optimum, from N = 2^15 on).
+    ///
+    /// # Errors
+    /// As [`bootstrap_params`].
+    pub fn bootstrapped_with(
+        config: BootstrapConfig,
+        log_n: u32,
+        user: Option<usize>,
+        insecure: bool,
+    ) -> Result<Self, CkksError> {
         let depth = config.depth();
         let scale = if log_n >= 15 { BOOT_SCALE_BITS } else { 50 };
         let user = user.or((insecure && log_n < 15).then_some(INSECURE_USER_LEVELS));

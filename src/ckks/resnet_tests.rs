@@ -356,10 +356,7 @@ fn toy_resnet_bootstrapped_equals_plaintext_approx_insecure() {
     // top level 17 would leave the last convolution 1 level: the planner does not bootstrap a
     // convolution's input).
     let config = crate::ckks::BootstrapConfig::full(1 << 10).unwrap();
-    let setup = RunSetup {
-        params: crate::ckks::bootstrap_params(10, config.depth(), 50, Some(5), 4, true).unwrap(),
-        bootstrap: Some(config),
-    };
+    let setup = RunSetup::bootstrapped_with(config, 10, Some(5), true).unwrap();
     assert_eq!(setup.params.max_level(), 19);
     // Measured 1.4e-7.
     let rep = check_against_engine(&net, &xs, 6, setup, 1e-3);
