@@ -29,6 +29,9 @@
 //!   a cosine and double angles, K from the dense ternary secret.
 //! - `encapsulation`: sparse-secret encapsulation of ModRaise ([`EncapsulationKeys`]: s → s'
 //!   at q_0·p_0, s' → s at Q_L·P; the security argument), K from the exact Irwin–Hall tail.
+//! - [`security`]: estimated LWE bit security (primal uSVP calibrated on the
+//!   HomomorphicEncryption.org table; drop-and-solve and MITM hybrids for sparse secrets), the
+//!   check behind the encapsulation's security argument.
 //! - `bootstrap`: ModRaise, SubSum, [`Bootstrapper`] (levels, key plan and memory model,
 //!   keys only for the steps used, each at the level where it is used) and
 //!   [`bootstrap_params`].
@@ -79,6 +82,7 @@ mod report;
 mod resnet;
 mod ring;
 mod schedule;
+pub mod security;
 
 pub use bootstrap::{
     available_memory_bytes, bootstrap_params, BootstrapConfig, BootstrapTimes, Bootstrapper,
