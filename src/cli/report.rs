@@ -8,9 +8,9 @@ use anyhow::bail;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use polycert::report::{
-    accuracy_section, bounds_section, build_default_report, ckks_section, evaluate_models,
-    table3_section, CkksReportConfig, NetworkReportConfig, ReportConfig, DEFAULT_CKKS_ALPHA,
-    DEFAULT_CKKS_IMAGES, DEFAULT_CKKS_SEED,
+    accuracy_section, bounds_section, build_default_report, ckks_section, encrypted_runs_section,
+    evaluate_models, table3_section, CkksReportConfig, NetworkReportConfig, ReportConfig,
+    DEFAULT_CKKS_ALPHA, DEFAULT_CKKS_IMAGES, DEFAULT_CKKS_SEED,
 };
 
 use super::{parse_alphas, Outcome};
@@ -154,6 +154,10 @@ pub fn run(args: &ReportArgs, quiet: bool) -> anyhow::Result<Outcome> {
         if let Some(obj) = report.inputs.as_object_mut() {
             obj.insert("network".into(), net_inputs);
         }
+    }
+    // Committed encrypted runs of residual networks (`polycert ckks --out`), when present.
+    if let Some(section) = encrypted_runs_section(&args.out)? {
+        report.push(section);
     }
     bar.set_message("writing");
     let files = report.write(&args.out)?;

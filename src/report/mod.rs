@@ -8,6 +8,7 @@
 mod builder;
 mod ckks;
 mod default;
+mod encrypted_runs;
 mod io;
 mod markdown;
 mod network;
@@ -21,6 +22,7 @@ pub use ckks::{
     DEFAULT_CKKS_SEED,
 };
 pub use default::{build_default_report, ReportConfig};
+pub use encrypted_runs::encrypted_runs_section;
 pub use io::{to_json_bytes, write_atomic, write_json_atomic};
 pub use markdown::MdTable;
 pub use network::{
@@ -83,6 +85,15 @@ pub enum ReportError {
         /// The plot's file stem.
         id: String,
         /// What went wrong.
+        message: String,
+    },
+    /// A committed run file (e.g. `reports/ckks_resnet20.json`) could not be read or lacks a
+    /// field the report needs.
+    #[error("cannot use the committed run {path}: {message}")]
+    Committed {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong (I/O error, JSON error, or the missing field).
         message: String,
     },
     /// A plot was given data it cannot show (e.g. a non-positive value on a log axis).
