@@ -275,6 +275,59 @@ fn cli_json_is_deterministic_without_timings() {
     assert_eq!(v["agree_with_approx"], 2);
 }
 
+/// `--per-input --noise-margin`: every encrypted image carries the trajectory certificate
+/// of the bounds module at the run's α and B; the certified enclosure contains the f64
+/// engine's measured ‖F^α − F‖∞ (up to the engine's own rounding), the decrypted result is
+/// within it plus the measured CKKS error, and certified-unchanged images get a margin η.
+#[test]
+fn cli_per_input_certificates_cross_check_the_encrypted_run() {
+    let Some(sh) = shared("MNIST model and data") else {
+        return;
+    };
+    let out = polycert()
+        .args(["--quiet", "ckks", "--model"])
+        .arg(sh.join("models/mnist_cnn_small.onnx"))
+        .arg("--data")
+        .arg(sh.join("data/mnist/t10k-images-idx3-ubyte"))
+        .args(["--alpha", "6", "--images", "3", "--n", "12", "--insecure"])
+        .args(["--calib-limit", "200", "--no-timings", "--json"])
+        .args(["--per-input", "--noise-margin"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let images = v["images"].as_array().unwrap();
+    let checks = v["per_input"].as_array().unwrap();
+    assert_eq!(checks.len(), 3);
+    for (img, c) in images.iter().zip(checks) {
+        assert_eq!(img["index"], c["index"]);
+        let measured = img["approx_vs_exact"].as_f64().unwrap();
+        let (lo, hi) = (
+            c["certified_lo"].as_f64().unwrap(),
+            c["certified_hi"].as_f64().unwrap(),
+        );
+        assert!(lo <= hi && measured > 0.0, "{c}");
+        // The f64 engine rounds; its error is far below 1e-9 relative at these magnitudes.
+        assert!(
+            lo <= measured * (1.0 + 1e-9) && measured <= hi * (1.0 + 1e-9),
+            "{c} vs {measured}"
+        );
+        assert_eq!(c["within"], true, "{c}");
+        if c["certified_unchanged"] == true {
+            let eta = c["log2_eta"].as_f64().unwrap();
+            assert!(eta < 0.0 && eta > -60.0, "{c}");
+        } else {
+            assert!(c["log2_eta"].is_null());
+        }
+    }
+    assert!(checks.iter().any(|c| c["certified_unchanged"] == true));
+}
+
 /// INSECURE N = 2^11 (1024 slots: one MNIST image per ciphertext), α = 14 (depths 4, 5, 5)
 /// with bootstrapping: 8 user levels of 50 bits above q_0 plus 15 bootstrapping primes (top
 /// level 23, bootstraps restore level 8). The first ReLU runs without bootstraps (21 → 6); the

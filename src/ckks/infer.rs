@@ -1001,6 +1001,7 @@ pub(super) fn assemble_report(r: ReportParts<'_>) -> EncryptedReport {
             key_bytes: r.clock.key_bytes,
             peak_rss_mib: peak_rss_mib(),
         }),
+        per_input: None,
     }
 }
 

@@ -107,7 +107,8 @@ pub use polyeval::{
     eval_plan, eval_plan_lazy, eval_sign, max2_scaled, relu_scaled, sign_plans, PlanTrace,
 };
 pub use report::{
-    BootstrapSummary, EncryptedImage, EncryptedReport, LayerTiming, Packing, ParamsSummary, Timings,
+    BootstrapSummary, EncryptedImage, EncryptedReport, LayerTiming, Packing, ParamsSummary,
+    PerInputCheck, Timings,
 };
 pub use resnet::{
     plan_encrypted, CostEstimate, RunPlan, EST_BOOTSTRAP_S_2_16, EST_CONST_MULT_NS,

@@ -140,6 +140,28 @@ pub struct EncryptedReport {
     pub bootstrap: Option<BootstrapSummary>,
     /// Timings and memory (excluded from deterministic output by the CLI's --no-timings).
     pub timings: Option<Timings>,
+    /// Per-input certificates of the encrypted images (`polycert ckks --per-input`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_input: Option<Vec<PerInputCheck>>,
+}
+
+/// The per-input certificates of one encrypted image (bounds module, same α and B as the
+/// run), cross-checked with the decrypted result.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PerInputCheck {
+    /// Index in the dataset.
+    pub index: usize,
+    /// Certified lower bound of ‖F^α(x) − F(x)‖∞ (trajectory certificate).
+    pub certified_lo: f64,
+    /// Certified upper bound of ‖F^α(x) − F(x)‖∞ (trajectory certificate).
+    pub certified_hi: f64,
+    /// The classes of F(x) and F^α(x) are both certified and equal.
+    pub certified_unchanged: bool,
+    /// ‖dec − F(x)‖∞ ≤ certified upper bound + measured CKKS error (triangle inequality).
+    pub within: bool,
+    /// log₂ of the certified noise margin η (every ReLU input perturbed by ≤ η·B keeps the
+    /// class), when the image is certified unchanged and the margin was computed.
+    pub log2_eta: Option<f64>,
 }
 
 /// The bootstrapping of a run: configuration, levels, the schedule, count and measured
@@ -259,6 +281,42 @@ impl EncryptedReport {
             self.certified_network_bound.map_or("not supplied (bounds module)".to_string(), |b| format!("{b:.4e}")),
             self.within_bound.map_or("–".to_string(), |b| b.to_string())
         );
+        if let Some(pi) = &self.per_input {
+            let _ = writeln!(
+                s,
+                "## Per-input certificates (certified) against the encrypted run (measured)\n\n\
+                 Trajectory certificate of each image at the same α and B (`polycert bound --per-input`): \
+                 a certified enclosure [lo, hi] of ‖F^α(x) − F(x)‖∞ and whether both classes are certified \
+                 equal; *within*: ‖dec − F‖∞ ≤ hi + the measured CKKS error. η: the certified noise margin \
+                 (every ReLU input perturbed by at most η·B keeps the class), to be read against the \
+                 measured per-activation CKKS noise (bootstrap precision above: 2^−bits of the bootstrap's \
+                 input range): the margin covers the run only where η·B exceeds that noise.\n"
+            );
+            let _ = writeln!(
+                s,
+                "| image | certified ‖F^α − F‖∞ ∈ | certified unchanged | ‖dec − F‖∞ | within | log₂ η |"
+            );
+            let _ = writeln!(s, "|---|---|---|---|---|---|");
+            for c in pi {
+                let dec = self
+                    .images
+                    .iter()
+                    .find(|i| i.index == c.index)
+                    .map_or("–".to_string(), |i| format!("{:.3e}", i.error_vs_exact));
+                let _ = writeln!(
+                    s,
+                    "| {} | [{:.4e}, {:.4e}] | {} | {} | {} | {} |",
+                    c.index,
+                    c.certified_lo,
+                    c.certified_hi,
+                    c.certified_unchanged,
+                    dec,
+                    c.within,
+                    c.log2_eta.map_or("–".to_string(), |e| format!("{e:.2}"))
+                );
+            }
+            let _ = writeln!(s);
+        }
         if let Some(b) = &self.bootstrap {
             let c = &b.config;
             let _ = writeln!(
