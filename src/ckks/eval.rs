@@ -45,6 +45,17 @@ impl CkksContext {
             encoder,
         }))
     }
+    /// The context with fhe-math's native NTT only (the test oracle of the ring's NTT).
+    #[cfg(test)]
+    pub(crate) fn new_native(params: CkksParams) -> Result<Arc<Self>, CkksError> {
+        let ring = Ring::new_native(&params)?;
+        let encoder = Encoder::new(params.n());
+        Ok(Arc::new(Self {
+            params,
+            ring,
+            encoder,
+        }))
+    }
     /// The parameters.
     pub fn params(&self) -> &CkksParams {
         &self.params
