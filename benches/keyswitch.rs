@@ -48,7 +48,7 @@ fn bench(c: &mut Criterion) {
     );
 
     // One NTT of one prime: fhe-math native against tfhe-ntt.
-    let p = params.q()[params.max_level()];
+    let p = *params.q().last().unwrap();
     let m = Modulus::new(p).unwrap();
     let native = NttOperator::new(&m, n).unwrap();
     let plan = tfhe_ntt::prime64::Plan::try_new(n, p).unwrap();
