@@ -38,12 +38,21 @@ impl CkksContext {
     /// [`CkksError::BadParam`] if a prime does not support the NTT.
     pub fn new(params: CkksParams) -> Result<Arc<Self>, CkksError> {
         let ring = Ring::new(&params)?;
+        Ok(Self::with_ring(params, ring))
+    }
+    /// The context with fhe-math's native NTT only (the test oracle of the ring's NTT).
+    #[cfg(test)]
+    pub(crate) fn new_native(params: CkksParams) -> Result<Arc<Self>, CkksError> {
+        let ring = Ring::new_native(&params)?;
+        Ok(Self::with_ring(params, ring))
+    }
+    fn with_ring(params: CkksParams, ring: Ring) -> Arc<Self> {
         let encoder = Encoder::new(params.n());
-        Ok(Arc::new(Self {
+        Arc::new(Self {
             params,
             ring,
             encoder,
-        }))
+        })
     }
     /// The parameters.
     pub fn params(&self) -> &CkksParams {
