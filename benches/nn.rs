@@ -8,7 +8,7 @@
 mod common;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use polycert::nn::{ActivationPolicy, SignKernel};
+use polycert::nn::{ActivationPolicy, ClipRelu, SignKernel};
 
 fn bench_resnet20(c: &mut Criterion) {
     let n = 100;
@@ -53,6 +53,24 @@ fn bench_relu_kernel(c: &mut Criterion) {
         b.iter(|| {
             buf.copy_from_slice(&src);
             k.relu_in_place_stats(&mut buf, 4.5)
+        });
+    });
+    g.finish();
+    // ReLU6 = Clip(0, 6) on the same values: two r̃_α per value (B = 4.5 for x, 10.5 for
+    // x − 6), one fused pass on AVX-512F machines; compare per value with twice the above.
+    let (lower, upper) = (
+        Some(ClipRelu { shift: 0.0, b: 4.5 }),
+        Some(ClipRelu {
+            shift: 6.0,
+            b: 10.5,
+        }),
+    );
+    let mut g = c.benchmark_group("relu6_alpha14_f32");
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function(BenchmarkId::from_parameter(n), |b| {
+        b.iter(|| {
+            buf.copy_from_slice(&src);
+            k.clip_in_place_stats(&mut buf, lower, upper)
         });
     });
     g.finish();

@@ -1,6 +1,33 @@
 //! Batched evaluation of r̃_α(x) = x·(1 + p(x/B))/2 over slices: chunks of 32 values, the
 //! coefficient loop outside and the lane loop inside (auto-vectorised `mul_add`), f64 inside
 //! even for f32 slices.
+//!
+//! # Floating-point contract (why every component runs in f64)
+//!
+//! Each component p(y) = y·q(y²), q(s) = Σ_{i≤m} c_i s^i (degree d = 2m + 1), is evaluated as
+//! s = fl(y·y), Horner in s with fused multiply-adds (a ← fl(a·s + c_j)), then fl(y·a). In
+//! a format with unit roundoff u, the term c_i y^{2i+1} collects at most i + 1 Horner
+//! roundings, i from s, one from the last product and one from rounding c_i to the format:
+//! 2m + 3 relative perturbations in all, so (standard forward analysis, no underflow or
+//! overflow; Higham, *Accuracy and Stability*, §5.1)
+//!
+//! |fl(p(y)) − p(y)| ≤ γ_{2m+3}·Σ_i |c_i|·|y|^{2i+1},  γ_k = k·u/(1 − k·u)
+//!
+//! ([`odd_horner_error_bound`]). Errors entering a later component are amplified by its slope.
+//! For Table 1's α = 14 composite ({15, 27, 29}) the stages' inputs reach |y| ≈ 1.97 (the
+//! output of p_1) and ≈ 1.57 (of p_2), where Σ|c_i||y|^{2i+1} is 2.9e5 (p_1 at 1), 6.6e9
+//! (p_2 at 1.97) and 3.6e7 (p_3 at 1.57). In binary32 (u = 2^−24) the bounds are 0.29, 1.1e4
+//! and 66, and the error itself is not small either: the last component alone in f32 on f64
+//! inputs is off by more than 100·2^−14 (0.67 at u = x/B ≈ 0.647 in a numpy
+//! re-computation), and p_2 in f32 sends p_3 to overflow (test
+//! `f32_last_component_breaks_the_alpha14_promise`), against a budget of 2^−14 ≈ 6.1e−5 of
+//! which the certified approximation error 2^−14.016 already uses 99%. In binary64 the same
+//! global bounds are 5.5e−10, 2.1e−5 and 1.2e−7, too coarse to prove the promise alone; the
+//! rounding-aware certificate per box (`polycert certify --alpha 14 --arith f64`, README
+//! "Floating-point evaluation") proves the evaluated r_α within 2^−14. So every component is
+//! evaluated in f64: a cheaper f32 α = 14 pass would need a better-conditioned representation
+//! (a Chebyshev basis on [−1.97, 1.97] by Clenshaw costs two operations per degree where
+//! Horner in y² costs half of one, which cancels the gain of twice the lanes).
 
 use super::ApproxError;
 use crate::poly::CompositePoly;
@@ -107,6 +134,36 @@ impl ReluKernel {
     }
 }
 
+/// γ_k = k·u/(1 − k·u) (Higham §3.1), rounded up; +∞ once k·u ≥ 1.
+fn gamma(k: usize, u: f64) -> f64 {
+    #[expect(clippy::cast_precision_loss, reason = "small k")]
+    let ku = k as f64 * u;
+    if ku >= 1.0 {
+        f64::INFINITY
+    } else {
+        // One ulp up per operation covers the rounding of this f64 computation.
+        (ku / (1.0 - ku)).next_up().next_up()
+    }
+}
+
+/// An a-priori bound on |fl(p(y)) − p(y)| for the odd polynomial p(y) = Σ_i c_i y^{2i+1}
+/// (`coeffs` = [c_1, c_3, …]) evaluated in a format of unit roundoff `u` by the crate's
+/// scheme (see the module docs: coefficients rounded to the format, s = fl(y²), Horner in s
+/// with fused multiply-adds, a final product by y), at an input y exact in that format:
+/// γ_{2m+3}·Σ|c_i||y|^{2i+1} with m + 1 coefficients (no underflow or overflow assumed).
+/// An upper bound computed in f64 (each term rounded up by a relative 2^−50 margin).
+pub fn odd_horner_error_bound(coeffs: &[f64], y: f64, u: f64) -> f64 {
+    let s = y * y;
+    let mut pw = y.abs();
+    let mut sum = 0.0;
+    for c in coeffs {
+        sum += c.abs() * pw;
+        pw *= s;
+    }
+    let m1 = coeffs.len();
+    gamma(2 * m1 + 1, u) * sum * (1.0 + 2f64.powi(-50))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +200,88 @@ mod tests {
             assert!((y - x.max(0.0)).abs() <= 40.0 * 2f64.powi(-13) + 1e-9);
         }
         assert!(ReluKernel::new(s.poly(), f64::NAN).is_err());
+    }
+
+    /// The crate's odd Horner scheme in binary32 (coefficients rounded to f32, FMA).
+    fn odd_horner_f32(c: &[f64], y: f32) -> f32 {
+        let s = y * y;
+        let cf: Vec<f32> = c.iter().map(|v| *v as f32).collect();
+        let (&last, rest) = cf.split_last().unwrap();
+        y * rest.iter().rev().fold(last, |a, &cj| a.mul_add(s, cj))
+    }
+
+    #[test]
+    fn odd_horner_bound_holds_for_f32_against_exact_evaluation() {
+        // Every component of α = 12..14 at f32 inputs over its reachable range, near 0 and
+        // near ±1: |f32 result − p(y)| ≤ the a-priori bound, p(y) from a 300-bit evaluation
+        // (rug) of the same f64 coefficients (the exact values the bound refers to).
+        for alpha in [12, 13, 14] {
+            let s = table1_sign(alpha).unwrap();
+            for comp in s.poly().components() {
+                let c = comp.odd_coeffs_f64();
+                let pts = (0..=4000)
+                    .map(|i| -2.0 + f64::from(i) * 1e-3)
+                    .chain((0..200).map(|i| 1.0 + (f64::from(i) - 100.0) * 1e-6))
+                    .chain((0..200).map(|i| (f64::from(i) - 100.0) * 1e-7));
+                for y in pts {
+                    let y32 = y as f32;
+                    let yf = rug::Float::with_val(300, y32);
+                    let s2 = rug::Float::with_val(300, &yf * &yf);
+                    let mut acc = rug::Float::with_val(300, 0);
+                    for ci in c.iter().rev() {
+                        acc = rug::Float::with_val(300, &acc * &s2) + *ci;
+                    }
+                    let exact = rug::Float::with_val(300, &acc * &yf).to_f64();
+                    let got = f64::from(odd_horner_f32(&c, y32));
+                    let bound = odd_horner_error_bound(&c, f64::from(y32), 2f64.powi(-24));
+                    assert!(
+                        (got - exact).abs() <= bound,
+                        "α = {alpha}, degree {}, y = {y32}: |{got} − {exact}| > {bound}",
+                        2 * c.len() - 1
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn f32_last_component_breaks_the_alpha14_promise() {
+        // Witness for the module docs' contract: p_1, p_2 of α = 14 in f64, p_3 in f32 (the
+        // cheapest mixed scheme) is off by far more than 2^−14 somewhere on [0, 1], and the
+        // a-priori f32 bound of p_3 at its largest input exceeds 2^−14 as well; the all-f64
+        // evaluation stays within 1e−9 of a 300-bit one there.
+        let s = table1_sign(14).unwrap();
+        let comps: Vec<Vec<f64>> = s
+            .poly()
+            .components()
+            .iter()
+            .map(|c| c.odd_coeffs_f64())
+            .collect();
+        let [c1, c2, c3] = &comps[..] else {
+            panic!("α = 14 has three components")
+        };
+        let h64 = |c: &[f64], y: f64| {
+            let t = y * y;
+            let (&last, rest) = c.split_last().unwrap();
+            y * rest.iter().rev().fold(last, |a, &cj| a.mul_add(t, cj))
+        };
+        let (mut worst, mut at, mut y2max) = (0.0f64, 0.0, 0.0f64);
+        for i in 0..=100_000 {
+            let u = f64::from(i) * 1e-5;
+            let y2 = h64(c2, h64(c1, u));
+            y2max = y2max.max(y2.abs());
+            let e = (f64::from(odd_horner_f32(c3, y2 as f32)) - h64(c3, y2)).abs();
+            if e > worst {
+                (worst, at) = (e, u);
+            }
+        }
+        assert!(
+            worst > 100.0 * 2f64.powi(-14),
+            "max f32 error {worst} at u = {at}"
+        );
+        assert!(odd_horner_error_bound(c3, y2max, 2f64.powi(-24)) > 2f64.powi(-14));
+        let uf = rug::Float::with_val(300, at);
+        let exact = s.poly().eval_float(&uf, 300).to_f64();
+        assert!((s.poly().eval_f64(at) - exact).abs() <= 1e-9);
     }
 }

@@ -11,7 +11,7 @@
 
 mod kernel;
 
-pub use kernel::ReluKernel;
+pub use kernel::{odd_horner_error_bound, ReluKernel};
 
 use rug::Float;
 

@@ -126,6 +126,17 @@ pub trait Real:
     fn relu_poly(sign: &super::SignKernel, x: &mut [Self], b: f64) -> (u64, f64) {
         sign.relu_poly_portable(x, b)
     }
+    /// Both ReLUs of an approximate Clip in one pass, where a fused kernel exists (see
+    /// `SignKernel::clip_in_place_stats`, whose bits it must give); `None` otherwise.
+    #[doc(hidden)]
+    fn clip_poly(
+        _sign: &super::SignKernel,
+        _x: &mut [Self],
+        _lower: super::ClipRelu,
+        _upper: super::ClipRelu,
+    ) -> Option<[(u64, f64); 2]> {
+        None
+    }
     /// Name for reports.
     const NAME: &'static str;
 }
@@ -219,6 +230,24 @@ impl Real for f32 {
     ))]
     fn relu_poly(sign: &super::SignKernel, x: &mut [Self], b: f64) -> (u64, f64) {
         super::gemm::relu_poly_f32(x, b, sign.components())
+    }
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    fn clip_poly(
+        sign: &super::SignKernel,
+        x: &mut [Self],
+        lower: super::ClipRelu,
+        upper: super::ClipRelu,
+    ) -> Option<[(u64, f64); 2]> {
+        super::gemm::clip_poly_f32(
+            x,
+            (lower.shift, lower.b),
+            (upper.shift, upper.b),
+            sign.components(),
+        )
     }
 }
 

@@ -1015,6 +1015,179 @@ fn relu_poly_f32_avx2(x: &mut [f32], b: f64, comps: &[Vec<f64>]) -> (u64, f64) {
     (count.iter().sum(), maxv.iter().fold(0.0, |a, &v| a.max(v)))
 }
 
+/// Both ReLUs of an approximate Clip, x ← a + r̃_α(x − a; B_lo) − r̃_α(x − b; B_hi) (ReLU6 with
+/// a = 0, b = 6), in one pass over f32 values: the same operations per value as
+/// `SignKernel::clip_in_place_stats`'s two-pass loop (shifted values t = x − a and x − b
+/// formed in f32, r̃_α in f64 as in [`relu_poly_f32`], rounded to f32, then (a + r_lo) − r_hi
+/// in f32), so the same bits, without its two staging buffers. `lower` and `upper` are
+/// (shift, B). Returns per side (count of |t| > B, max |t|, NaN ignored), or `None` where the
+/// CPU lacks AVX-512F (the caller then runs the two-pass loop).
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+pub(crate) fn clip_poly_f32(
+    x: &mut [f32],
+    lower: (f64, f64),
+    upper: (f64, f64),
+    comps: &[Vec<f64>],
+) -> Option<[(u64, f64); 2]> {
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports AVX-512F (checked on the line above), the only feature
+        // `clip_poly_f32_avx512` enables beyond the compile-time ones.
+        Some(unsafe { clip_poly_f32_avx512(x, [lower, upper], comps) })
+    } else {
+        None
+    }
+}
+
+/// 8-lane f64 vectors per side and chunk of [`clip_poly_f32_avx512`]: three per side, so six
+/// Horner chains in flight, as in [`relu_poly_f32_avx512`].
+const CLIP_GROUPS: usize = AVX512_GROUPS / 2;
+
+/// AVX-512F body of [`clip_poly_f32`]: chunks of 24 values, each giving three 8-lane f64
+/// vectors per side. Statistics as in [`relu_poly_f32_avx512`], per side. A partial chunk is
+/// padded with copies of its first value, which change neither the maximum nor (the count
+/// being redone value by value over the real values only) the count.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+#[target_feature(enable = "avx512f")]
+fn clip_poly_f32_avx512(
+    x: &mut [f32],
+    sides: [(f64, f64); 2],
+    comps: &[Vec<f64>],
+) -> [(u64, f64); 2] {
+    use std::arch::x86_64::{
+        _mm256_add_ps, _mm256_andnot_ps, _mm256_cmp_ps, _mm256_cvtss_f32, _mm256_loadu_ps,
+        _mm256_max_ps, _mm256_movemask_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+        _mm256_sub_ps, _mm512_cvtpd_ps, _mm512_cvtps_pd, _mm512_fmadd_pd, _mm512_mul_pd,
+        _mm512_set1_pd, _mm512_setzero_pd, _CMP_GT_OQ,
+    };
+    const G: usize = CLIP_GROUPS;
+    const C: usize = 8 * G;
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "the shift rounded to f32 as the engine's from_f64 does"
+    )]
+    let shift32 = sides.map(|(s, _)| s as f32);
+    let shv = shift32.map(|s| _mm256_set1_ps(s));
+    let bv = sides.map(|(_, b)| _mm256_set1_ps(f32_at_most(b)));
+    let invv = sides.map(|(_, b)| _mm512_set1_pd(1.0 / b));
+    let half = _mm512_set1_pd(0.5);
+    let sign = _mm256_set1_ps(-0.0);
+    let mut count = [0u64; 2];
+    let mut m = [_mm256_setzero_ps(); 2];
+    let mut pad = [0.0f32; C];
+    for chunk in x.chunks_mut(C) {
+        let len = chunk.len();
+        let full = len == C;
+        let vals: &mut [f32] = if full {
+            chunk
+        } else {
+            pad = [chunk.first().copied().unwrap_or(0.0); C];
+            if let Some(p) = pad.get_mut(..len) {
+                p.copy_from_slice(chunk);
+            }
+            &mut pad
+        };
+        // The shifted values t = x − shift per side (f32 subtraction, then widened exactly).
+        let mut xf = [_mm256_setzero_ps(); G];
+        // SAFETY: `vals` has C = 8·G f32 values, read in groups `8g .. 8g + 8`, g < G.
+        unsafe {
+            for (g, v) in xf.iter_mut().enumerate() {
+                *v = _mm256_loadu_ps(vals.as_ptr().add(8 * g));
+            }
+        }
+        let mut td = [[_mm512_setzero_pd(); G]; 2];
+        for ((((td, &sh), &bs), ms), (cnt, &(_, b))) in td
+            .iter_mut()
+            .zip(&shv)
+            .zip(&bv)
+            .zip(m.iter_mut())
+            .zip(count.iter_mut().zip(&sides))
+        {
+            let mut cm = _mm256_setzero_ps();
+            for (d, &v) in td.iter_mut().zip(&xf) {
+                let t = _mm256_sub_ps(v, sh);
+                // max(|t|, cm) = |t| > cm ? |t| : cm, so a NaN leaves cm unchanged.
+                cm = _mm256_max_ps(_mm256_andnot_ps(sign, t), cm);
+                *d = _mm512_cvtps_pd(t);
+            }
+            if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(cm, bs)) != 0 {
+                let sh32 = _mm256_cvtss_f32(sh);
+                *cnt += vals
+                    .iter()
+                    .take(len)
+                    .map(|&v| u64::from(f64::from(v - sh32).abs() > b))
+                    .sum::<u64>();
+            }
+            *ms = _mm256_max_ps(cm, *ms);
+        }
+        // The 2·G Horner chains of p_α(t/B), side by side.
+        let mut y = [[_mm512_setzero_pd(); G]; 2];
+        for ((y, t), &inv) in y.iter_mut().zip(&td).zip(&invv) {
+            for (y, &t) in y.iter_mut().zip(t) {
+                *y = _mm512_mul_pd(t, inv);
+            }
+        }
+        let y = y.as_flattened_mut();
+        for c in comps {
+            let Some((&last, rest)) = c.split_last() else {
+                continue;
+            };
+            let mut t = [_mm512_setzero_pd(); 2 * G];
+            for (t, &v) in t.iter_mut().zip(y.iter()) {
+                *t = _mm512_mul_pd(v, v);
+            }
+            let mut a = [_mm512_set1_pd(last); 2 * G];
+            for &cj in rest.iter().rev() {
+                let cv = _mm512_set1_pd(cj);
+                for (a, t) in a.iter_mut().zip(&t) {
+                    *a = _mm512_fmadd_pd(*a, *t, cv);
+                }
+            }
+            for (y, a) in y.iter_mut().zip(&a) {
+                *y = _mm512_mul_pd(*y, *a);
+            }
+        }
+        // r = (t + t·p)/2 rounded to f32, per side; then x ← (a + r_lo) − r_hi in f32.
+        let mut r = [[_mm256_setzero_ps(); G]; 2];
+        for (r, (&t, &p)) in r
+            .as_flattened_mut()
+            .iter_mut()
+            .zip(td.as_flattened().iter().zip(y.iter()))
+        {
+            *r = _mm512_cvtpd_ps(_mm512_mul_pd(half, _mm512_fmadd_pd(t, p, t)));
+        }
+        let [r_lo, r_hi] = r;
+        let [sh_lo, _] = shv;
+        // SAFETY: as above (groups `8g .. 8g + 8`, g < G, of `vals`), now written.
+        unsafe {
+            for (g, (&l, &h)) in r_lo.iter().zip(&r_hi).enumerate() {
+                let v = _mm256_sub_ps(_mm256_add_ps(sh_lo, l), h);
+                _mm256_storeu_ps(vals.as_mut_ptr().add(8 * g), v);
+            }
+        }
+        if !full {
+            if let Some(p) = pad.get(..len) {
+                chunk.copy_from_slice(p);
+            }
+        }
+    }
+    let mut out = [(0u64, 0.0f64); 2];
+    for ((o, &c), &mv) in out.iter_mut().zip(&count).zip(&m) {
+        let mut lanes = [0.0f32; 8];
+        // SAFETY: `lanes` holds 8 f32 values.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), mv) };
+        *o = (c, lanes.iter().fold(0.0, |a: f64, &v| a.max(f64::from(v))));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
