@@ -449,7 +449,7 @@ fn resnet20_plan_at_2_16_without_keys() {
         .collect();
     let setup = RunSetup::bootstrapped(16, None, false).unwrap();
     assert_eq!(setup.params.max_level(), 25);
-    let plan = plan_encrypted(&net, &ranges, &sign, &setup, false).unwrap();
+    let plan = plan_encrypted(&net, &ranges, &sign, &setup, 32, false).unwrap();
     eprintln!("{plan}");
     let s = &plan.schedule;
     assert_eq!(s.boot_output_level, Some(11));
@@ -477,7 +477,7 @@ fn resnet20_plan_at_2_16_without_keys() {
         params: setup.params,
         bootstrap: None,
     };
-    let e = plan_encrypted(&net, &ranges, &sign, &setup, false).unwrap_err();
+    let e = plan_encrypted(&net, &ranges, &sign, &setup, 32, false).unwrap_err();
     assert!(e.to_string().contains("r̃_α without bootstrapping"), "{e}");
 }
 

@@ -120,7 +120,7 @@ pub fn run(a: &CkksArgs, quiet: bool) -> anyhow::Result<Outcome> {
     };
     if a.plan_only {
         let setup = RunSetup::choose(&net, &sign, &cfg, a.bootstrap)?;
-        let plan = plan_encrypted(&net, &ranges, &sign, &setup, true)?;
+        let plan = plan_encrypted(&net, &ranges, &sign, &setup, a.images, true)?;
         if a.json {
             out!("{}", serde_json::to_string_pretty(&plan)? + "\n")?;
         } else {
