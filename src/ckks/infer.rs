@@ -1637,7 +1637,10 @@ mod tests {
         for (images, groups, cts) in [(2usize, 3usize, 2usize), (1, 5, 1)] {
             let m = crate::ckks::block_groups(slots, block, images);
             assert_eq!(m, 8 / images);
-            assert_eq!(crate::ckks::group_packing(geo.c, offs.len(), m), (groups, cts));
+            assert_eq!(
+                crate::ckks::group_packing(geo.c, offs.len(), m),
+                (groups, cts)
+            );
             let stride = images * block;
             let mut steps: Vec<i64> = vec![-(stride as i64), stride as i64];
             for &o in &offs[1..] {
@@ -1694,7 +1697,11 @@ mod tests {
             for (ct, w) in packed.iter().zip(&want) {
                 assert_eq!(ct.level(), top);
                 let got = ctx.decrypt_decode(&sk, ct).unwrap();
-                let err = got.iter().zip(w).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+                let err = got
+                    .iter()
+                    .zip(w)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f64::max);
                 assert!(err < 1e-3, "B = {images}: packed layout off by {err:e}");
             }
             let (un, r2) = unpack(&ev, &packed, &ls, geo.c, &g, images, block).unwrap();
@@ -1703,7 +1710,11 @@ mod tests {
             for (c, (y, v)) in un.iter().zip(&vals).enumerate() {
                 assert_eq!(y.level(), top - 1);
                 let got = ctx.decrypt_decode(&sk, y).unwrap();
-                let err = got.iter().zip(v).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+                let err = got
+                    .iter()
+                    .zip(v)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f64::max);
                 // A wrong group, offset or mask moves values of size ~1; measured ≈ 1e-5.
                 assert!(err < 1e-3, "B = {images}, channel {c}: max error {err:e}");
             }

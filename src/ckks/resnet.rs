@@ -162,7 +162,19 @@ pub(super) fn graph_levels(net: &Network, sign: &CompositeSign) -> Result<usize,
         })
         .collect();
     let (block, w0) = layout(&g);
-    Ok(plan_graph(&g, &ranges, &depths, 0, usize::MAX / 2, None, block, w0, 1, block)?.levels_needed)
+    Ok(plan_graph(
+        &g,
+        &ranges,
+        &depths,
+        0,
+        usize::MAX / 2,
+        None,
+        block,
+        w0,
+        1,
+        block,
+    )?
+    .levels_needed)
 }
 
 fn layout(g: &Graph) -> (usize, usize) {
@@ -592,15 +604,8 @@ pub(super) fn run_graph_encrypted(
                                 };
                                 outs.push(relu_bootstrapped(&ev, &bplans, r, u, &mut bootf)?);
                             }
-                            let (un, r2) = unpack(
-                                &ev,
-                                &outs,
-                                ls,
-                                gin.c,
-                                &grid(gin, w0),
-                                batch.len(),
-                                block,
-                            )?;
+                            let (un, r2) =
+                                unpack(&ev, &outs, ls, gin.c, &grid(gin, w0), batch.len(), block)?;
                             rot += r1 + r2;
                             un.into_iter().map(Some).collect()
                         }

@@ -527,7 +527,12 @@ fn resnet20_plan_at_2_16_without_keys() {
         assert_eq!(p.schedule.bootstraps, total, "B = {images}");
         assert_eq!(p.cost.images_per_batch, images);
         assert_eq!(p.cost.bootstraps, total);
-        let rs: Vec<_> = p.schedule.layers.iter().filter(|l| l.op == "Relu").collect();
+        let rs: Vec<_> = p
+            .schedule
+            .layers
+            .iter()
+            .filter(|l| l.op == "Relu")
+            .collect();
         let stage = |i: usize| (i - 1) / 6;
         for (i, r) in rs.iter().enumerate().skip(1) {
             assert_eq!(r.block_groups, groups[stage(i)], "B = {images}, {}", r.node);
@@ -537,7 +542,12 @@ fn resnet20_plan_at_2_16_without_keys() {
         }
         // The levels are those of the full batch: only the packing differs.
         for (a, b) in p.schedule.layers.iter().zip(&s.layers) {
-            assert_eq!((a.level_in, a.level_out), (b.level_in, b.level_out), "{}", a.node);
+            assert_eq!(
+                (a.level_in, a.level_out),
+                (b.level_in, b.level_out),
+                "{}",
+                a.node
+            );
         }
         assert_eq!(p.rotation_keys.len(), plan.rotation_keys.len() + 2);
         let stride = (images * 1024) as i64;
