@@ -29,8 +29,14 @@
 //!   when its level would leave the output below O − 1, O the bootstraps' output level, so
 //!   that the next convolution fits), channels sharing
 //!   ciphertexts for the bootstraps (`schedule::pack_offsets`: a 16×16 grid of stride 2 in a
-//!   1024-slot block has 4 disjoint copies, an 8×8 grid of stride 4 has 16) and unpacked by
-//!   masks (1 level).
+//!   1024-slot block has 4 disjoint copies, an 8×8 grid of stride 4 has 16) and, when the
+//!   batch has B < slots/blk images, across the m = ⌊slots/(B·blk)⌋ block groups of the batch
+//!   (`schedule` module docs: block groups; Horner chains of rotations by ∓B·blk, two keys),
+//!   and unpacked by masks (1 level). Packing across block groups needs the blocks B … of
+//!   every value (noise-)zero: the input is encrypted with zeros there and every node keeps
+//!   them so (the convolutions' masks, the bias, the subsampling's and the unpacking's masks
+//!   cover the B blocks only; a ReLU without bootstrap maps 0 to 0; a residual Add sums two
+//!   such values), so no extra mask is needed.
 //! - **Slice** (starts 0, steps 1, 2, 2; option A's subsampling): the grid reinterpreted at
 //!   stride 2·st, the other slots masked to 0 (1 level).
 //! - **Pad** of channels only (option A's zero channels): free, channel c becomes
@@ -57,7 +63,9 @@ use std::collections::{BTreeMap, HashMap};
 use crate::nn::{Network, NodeId, Op, ValueId};
 
 use super::layers::{grid, logit_spacing, unsupported, Geo};
-use super::schedule::{pack_offsets, plan_relu, plan_relu_with, LayerSchedule, Schedule};
+use super::schedule::{
+    block_groups, group_packing, pack_offsets, plan_relu, plan_relu_with, LayerSchedule, Schedule,
+};
 use super::CkksError;
 
 /// An operation of the compiled graph.
@@ -545,7 +553,8 @@ fn relu_target(g: &Graph, v: usize, ranges: &BTreeMap<NodeId, f64>) -> Option<f6
 /// Plan levels, bootstraps, scalings and keys of `g` (module docs) from the top level `top`,
 /// the composite sign's component depths `depths` (and their non-scalar multiplications
 /// `mults`), the bootstraps' output level `boot_out` (None: no bootstrapping), the image
-/// block `block` and row `w0`.
+/// block `block`, row `w0`, the images of a batch `images` and the slots `slots` (the
+/// bootstraps pack channels across the block groups of the batch: `schedule` module docs).
 ///
 /// # Errors
 /// [`CkksError::NotEnoughLevels`] naming the node that does not fit;
@@ -561,7 +570,10 @@ pub(crate) fn plan_graph(
     boot_out: Option<usize>,
     block: usize,
     w0: usize,
+    images: usize,
+    slots: usize,
 ) -> Result<GraphPlan, CkksError> {
+    let m = block_groups(slots, block, images);
     let relu_depth = depths.iter().sum::<usize>() + 1;
     let mut level = vec![top; g.nodes.len() + 1];
     let mut depth = vec![0usize; g.nodes.len() + 1];
@@ -586,6 +598,7 @@ pub(crate) fn plan_graph(
         let (lin, gin) = (level[x], g.geo(x));
         let mut relu = None;
         let mut offsets = Vec::new();
+        let (mut groups, mut stride) = (1, 0);
         let mut cts = n.geo.c;
         let mut boots = 0;
         let mut add_depth = 0;
@@ -625,16 +638,26 @@ pub(crate) fn plan_graph(
                 cts = gin.c;
                 if r.bootstraps() > 0 {
                     offsets = pack_offsets(&grid(gin, w0), block);
-                    cts = gin.c.div_ceil(offsets.len().max(1));
+                    let k = offsets.len().max(1);
+                    (groups, cts) = group_packing(gin.c, k, m);
                     boots = cts * r.bootstraps();
                     lout = need(1, lout)?;
-                    let moved = offsets.iter().filter(|&&o| o != 0).count();
+                    let moved = (0..gin.c).filter(|c| offsets[c % k] != 0).count();
                     for &o in offsets.iter().filter(|&&o| o != 0) {
                         keys.push((-(o as i64), lu));
                         keys.push((o as i64, lout));
                     }
-                    *ks.entry(lu).or_insert(0) += moved * cts;
-                    *ks.entry(lout).or_insert(0) += moved * cts;
+                    // The Horner chains over the block groups: ⌈C/k⌉ − cts rotations each way,
+                    // by −B·block at u's level (pack) and +B·block before the mask (unpack).
+                    let chained = gin.c.div_ceil(k) - cts;
+                    if groups > 1 {
+                        stride = images.max(1) * block;
+                        keys.push((-(stride as i64), lu));
+                        keys.push((stride as i64, r.level_out));
+                    }
+                    *ks.entry(lu).or_insert(0) += moved + chained;
+                    *ks.entry(r.level_out).or_insert(0) += chained;
+                    *ks.entry(lout).or_insert(0) += moved;
                 }
                 *ks.entry(r.level_out).or_insert(0) += (mults + 1) * cts;
                 relu = Some(r);
@@ -713,14 +736,23 @@ pub(crate) fn plan_graph(
             ciphertexts: cts,
             relu,
             pack_offsets: offsets,
+            block_groups: groups,
+            group_stride: stride,
             bootstraps: boots,
         });
     }
-    keys.retain(|&(s, _)| s != 0);
+    // One key per rotation (mod the slots): a step s and s ± slots are the same Galois
+    // element (−slots/2 and slots/2 when two block groups fill the slots), written in
+    // (−slots/2, slots/2].
+    let sl = slots.max(1) as i64;
     let mut uniq: BTreeMap<i64, usize> = BTreeMap::new();
     for (s, l) in keys {
-        let e = uniq.entry(s).or_insert(l);
-        *e = (*e).max(l);
+        let s = s.rem_euclid(sl);
+        let s = if 2 * s > sl { s - sl } else { s };
+        if s != 0 {
+            let e = uniq.entry(s).or_insert(l);
+            *e = (*e).max(l);
+        }
     }
     Ok(GraphPlan {
         schedule: Schedule {

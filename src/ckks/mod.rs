@@ -114,7 +114,10 @@ pub use resnet::{
     plan_encrypted, CostEstimate, RunPlan, EST_BOOTSTRAP_S_2_16, EST_CONST_MULT_NS,
     EST_KEY_SWITCH_S_PER_PRIME_2_16,
 };
-pub use schedule::{pack_offsets, plan_relu, LayerSchedule, ReluSchedule, Schedule, BOOT_GAIN};
+pub use schedule::{
+    block_groups, group_packing, pack_offsets, plan_relu, LayerSchedule, ReluSchedule, Schedule,
+    BOOT_GAIN,
+};
 
 #[cfg(test)]
 mod bootstrap_tests;

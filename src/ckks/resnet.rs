@@ -131,7 +131,7 @@ impl std::fmt::Display for RunPlan {
             f,
             "cost estimate per batch (not measured: {} bootstraps × {:.1} s scaled to N, {} key \
              switches, {} constant products at assumed unit costs): {:.0} s bootstraps + {:.0} s \
-             other = {:.0} s, {:.0} s per image for a full batch",
+             other = {:.0} s, {:.0} s per image at {} images per batch",
             c.bootstraps,
             EST_BOOTSTRAP_S_2_16,
             c.key_switches,
@@ -139,7 +139,8 @@ impl std::fmt::Display for RunPlan {
             c.bootstrap_s,
             c.other_s,
             c.batch_s(),
-            c.batch_s() / c.images_per_batch.max(1) as f64
+            c.batch_s() / c.images_per_batch.max(1) as f64,
+            c.images_per_batch
         )
     }
 }
@@ -161,19 +162,37 @@ pub(super) fn graph_levels(net: &Network, sign: &CompositeSign) -> Result<usize,
         })
         .collect();
     let (block, w0) = layout(&g);
-    Ok(plan_graph(&g, &ranges, &depths, 0, usize::MAX / 2, None, block, w0)?.levels_needed)
+    Ok(plan_graph(
+        &g,
+        &ranges,
+        &depths,
+        0,
+        usize::MAX / 2,
+        None,
+        block,
+        w0,
+        1,
+        block,
+    )?
+    .levels_needed)
 }
 
 fn layout(g: &Graph) -> (usize, usize) {
     ((g.input.h * g.input.w).next_power_of_two(), g.input.w)
 }
 
-/// Everything the plan needs from the parameters.
+/// The images of a batch of a run on `images` images: all of them, at most slots/block.
+fn batch_images(setup: &RunSetup, block: usize, images: usize) -> usize {
+    images.clamp(1, (setup.params.slots() / block.max(1)).max(1))
+}
+
+/// Everything the plan needs from the parameters, for batches of `images` images.
 fn plan_for(
     g: &Graph,
     ranges: &BTreeMap<NodeId, f64>,
     plans: &[EvalPlan],
     setup: &RunSetup,
+    images: usize,
 ) -> Result<GraphPlan, CkksError> {
     let depths: Vec<usize> = plans.iter().map(|p| p.depth() as usize).collect();
     let mults: usize = plans.iter().map(|p| p.nonscalar_mults() as usize).sum();
@@ -190,7 +209,19 @@ fn plan_for(
             valid: format!("H·W ≤ N/2 = {}", setup.params.slots()),
         });
     }
-    plan_graph(g, ranges, &depths, mults, top, boot_out, block, w0)
+    let slots = setup.params.slots();
+    plan_graph(
+        g,
+        ranges,
+        &depths,
+        mults,
+        top,
+        boot_out,
+        block,
+        w0,
+        batch_images(setup, block, images),
+        slots,
+    )
 }
 
 fn estimate(plan: &GraphPlan, setup: &RunSetup, per_ct: usize) -> CostEstimate {
@@ -219,8 +250,10 @@ fn estimate(plan: &GraphPlan, setup: &RunSetup, per_ct: usize) -> CostEstimate {
     }
 }
 
-/// The plan of an encrypted run of the residual network `net` with `setup` (levels per node,
-/// bootstraps, rotation keys, cost estimate), without any key. With `key_model` and
+/// The plan of an encrypted run of the residual network `net` with `setup` on `images` images
+/// (batches of min(`images`, slots/block) images: a smaller batch packs more channels per
+/// bootstrap, `schedule` module docs) (levels per node, bootstraps, rotation keys, cost
+/// estimate), without any key. With `key_model` and
 /// bootstrapping, the bootstrapper is built (its DFT diagonals are encoded: 2.5 GiB and a few
 /// seconds at N = 2^16, no key) to add the memory model of all keys.
 ///
@@ -232,13 +265,14 @@ pub fn plan_encrypted(
     ranges: &BTreeMap<NodeId, f64>,
     sign: &CompositeSign,
     setup: &RunSetup,
+    images: usize,
     key_model: bool,
 ) -> Result<RunPlan, CkksError> {
     let g = compile_graph(net)?;
     let plans = sign_plans(sign);
-    let plan = plan_for(&g, ranges, &plans, setup)?;
+    let plan = plan_for(&g, ranges, &plans, setup, images)?;
     let (block, _) = layout(&g);
-    let per_ct = setup.params.slots() / block;
+    let per_ct = batch_images(setup, block, images);
     let key_memory = match (&setup.bootstrap, key_model) {
         (Some(bc), true) => {
             let ctx = CkksContext::new(setup.params.clone())?;
@@ -434,15 +468,16 @@ pub(super) fn run_graph_encrypted(
         }
         .into());
     }
-    let plan = plan_for(&g, ranges, &plans, &setup)?;
+    let plan = plan_for(&g, ranges, &plans, &setup, images.len())?;
     let (block, w0) = layout(&g);
     let slots = setup.params.slots();
     let per_ct = slots / block;
+    let batch_size = batch_images(&setup, block, images.len());
     let (exact, approx) = references(net, images, cfg.alpha, sign, ranges)?;
     progress(&plan.schedule.to_string());
     progress(&format!(
-        "cost estimate (not measured, see `plan_encrypted`): {:.0} s per batch",
-        estimate(&plan, &setup, per_ct).batch_s()
+        "cost estimate (not measured, see `plan_encrypted`): {:.0} s per batch of {batch_size}",
+        estimate(&plan, &setup, batch_size).batch_s()
     ));
 
     let t0 = Instant::now();
@@ -560,7 +595,7 @@ pub(super) fn run_graph_encrypted(
                     let booted = ls.relu.as_ref().filter(|r| r.bootstraps() > 0);
                     match (booted, boot.as_ref()) {
                         (Some(r), Some((bs, _))) => {
-                            let (packed, r1) = pack(&ev, &us, &ls.pack_offsets)?;
+                            let (packed, r1) = pack(&ev, &us, ls)?;
                             let bplans = sign_plans_scaled(sign, &r.component_scales(BOOT_GAIN))?;
                             let mut outs = Vec::with_capacity(packed.len());
                             for u in &packed {
@@ -569,15 +604,8 @@ pub(super) fn run_graph_encrypted(
                                 };
                                 outs.push(relu_bootstrapped(&ev, &bplans, r, u, &mut bootf)?);
                             }
-                            let (un, r2) = unpack(
-                                &ev,
-                                &outs,
-                                &ls.pack_offsets,
-                                gin.c,
-                                &grid(gin, w0),
-                                batch.len(),
-                                block,
-                            )?;
+                            let (un, r2) =
+                                unpack(&ev, &outs, ls, gin.c, &grid(gin, w0), batch.len(), block)?;
                             rot += r1 + r2;
                             un.into_iter().map(Some).collect()
                         }

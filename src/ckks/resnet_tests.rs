@@ -151,15 +151,21 @@ impl Net {
 /// Conv + BN; option-A shortcut Slice + Pad) → Add → Relu → GlobalAveragePool → Flatten →
 /// Gemm 4 → 2 (two logits: more do not fit beside the 4×4 grid of stride 2 in a 64-slot block).
 fn toy_resnet() -> Arc<Network> {
+    toy_resnet_with(4)
+}
+
+/// [`toy_resnet`] with `cm` (even, ≥ 4) channels in the stride-2 block (the shortcut padded by
+/// (cm − 2)/2 zero channels on each side).
+fn toy_resnet_with(cm: usize) -> Arc<Network> {
     let mut n = Net::new(&[2, 8, 8]);
     let c = n.conv(0, 2, 2, 8, 1, 1, false);
     let b = n.bn(c, 2, 8);
     let r = n.push(Op::Relu, vec![b], &[2, 8, 8]);
-    let c1 = n.conv(r, 2, 4, 8, 1, 2, false);
-    let b1 = n.bn(c1, 4, 4);
-    let r1 = n.push(Op::Relu, vec![b1], &[4, 4, 4]);
-    let c2 = n.conv(r1, 4, 4, 4, 1, 1, false);
-    let b2 = n.bn(c2, 4, 4);
+    let c1 = n.conv(r, 2, cm, 8, 1, 2, false);
+    let b1 = n.bn(c1, cm, 4);
+    let r1 = n.push(Op::Relu, vec![b1], &[cm, 4, 4]);
+    let c2 = n.conv(r1, cm, cm, 4, 1, 1, false);
+    let b2 = n.bn(c2, cm, 4);
     let s = n.push(
         Op::Slice(Slice {
             starts: vec![0, 0, 0],
@@ -170,18 +176,18 @@ fn toy_resnet() -> Arc<Network> {
     );
     let p = n.push(
         Op::Pad(Pad {
-            begin: vec![1, 0, 0],
-            end: vec![1, 0, 0],
+            begin: vec![(cm - 2) / 2, 0, 0],
+            end: vec![(cm - 2) / 2, 0, 0],
             value: 0.0,
         }),
         vec![s],
-        &[4, 4, 4],
+        &[cm, 4, 4],
     );
-    let a = n.push(Op::Add { constant: None }, vec![b2, p], &[4, 4, 4]);
-    let r2 = n.push(Op::Relu, vec![a], &[4, 4, 4]);
-    let g = n.push(Op::GlobalAvgPool, vec![r2], &[4, 1, 1]);
-    let f = n.push(Op::Flatten, vec![g], &[4]);
-    let o = n.gemm(f, 4, 2);
+    let a = n.push(Op::Add { constant: None }, vec![b2, p], &[cm, 4, 4]);
+    let r2 = n.push(Op::Relu, vec![a], &[cm, 4, 4]);
+    let g = n.push(Op::GlobalAvgPool, vec![r2], &[cm, 1, 1]);
+    let f = n.push(Op::Flatten, vec![g], &[cm]);
+    let o = n.gemm(f, cm, 2);
     n.finish(o)
 }
 
@@ -372,6 +378,40 @@ fn toy_resnet_bootstrapped_equals_plaintext_approx_insecure() {
     );
 }
 
+/// (a) Bootstraps packing channels across block groups: the toy network with 8 channels in
+/// its stride-2 block, on batches of B = 2 and B = 1 images (INSECURE N = 2^10, 512 slots,
+/// 64-slot blocks: m = 4 and 8 block groups), with the dense-secret bootstrap and 5 user
+/// levels as [`toy_resnet_bootstrapped_equals_plaintext_approx_insecure`] (same levels: only the
+/// last ReLU bootstraps u and p_α(u)). Its 8 channels make 2 packs of k = 4 (offsets 0, 1, 8,
+/// 9), which now share one ciphertext in 2 block groups: 2 bootstraps instead of 4. The
+/// residual Add (shortcut with zero-padded channels), the convolutions' masks and the
+/// unpacking must leave the blocks B … empty for this to be right; the decrypted logits equal
+/// the plaintext approximate engine's within the CKKS noise.
+#[test]
+fn toy_resnet_block_groups_equal_plaintext_approx_insecure() {
+    let net = toy_resnet_with(8);
+    for nb in [2, 1] {
+        let xs = images(&net, nb);
+        let config = crate::ckks::BootstrapConfig::full(1 << 10).unwrap();
+        let setup = RunSetup::bootstrapped_with(config, 10, Some(5), true).unwrap();
+        assert_eq!(setup.params.max_level(), 19);
+        // A wrong group stride or mask moves values of size ~1; measured ≈ 1e-7.
+        let rep = check_against_engine(&net, &xs, 6, setup, 1e-3);
+        let b = rep.bootstrap.unwrap();
+        let last = b.schedule.layers.iter().rfind(|l| l.op == "Relu").unwrap();
+        assert_eq!(last.pack_offsets, vec![0, 1, 8, 9]);
+        assert_eq!((last.block_groups, last.ciphertexts), (2, 1), "B = {nb}");
+        assert_eq!(last.group_stride, nb * 64);
+        assert_eq!((last.level_in, last.level_out), (1, 3));
+        assert_eq!(b.bootstraps, 2);
+        eprintln!(
+            "toy ResNet, B = {nb}, 2 block groups: max error {:.2e}, bootstrap precision ≥ {:.1} bits",
+            rep.max_ckks_error,
+            b.precision_bits.unwrap()
+        );
+    }
+}
+
 /// Unsupported nodes are refused with an error naming the node.
 #[test]
 fn unsupported_nodes_are_named() {
@@ -432,7 +472,7 @@ fn shared_model(name: &str) -> Option<PathBuf> {
 /// u; u reaches a ReLU at level 7 (first block) or 2 (after a convolution at 4) and the
 /// output must leave the next convolution its 2 levels. Ciphertexts per ReLU: 16 (32×32), 8
 /// (16×16 stride 2, 4 copies), 4 (8×8 stride 4, 16 copies): 2·(6·16 + 6·8 + 6·4) = 336 per
-/// batch.
+/// batch of 32; smaller batches use the block groups (counts in the body).
 #[test]
 fn resnet20_plan_at_2_16_without_keys() {
     let Some(model) = shared_model("resnet20_cifar10.onnx") else {
@@ -449,7 +489,7 @@ fn resnet20_plan_at_2_16_without_keys() {
         .collect();
     let setup = RunSetup::bootstrapped(16, None, false).unwrap();
     assert_eq!(setup.params.max_level(), 25);
-    let plan = plan_encrypted(&net, &ranges, &sign, &setup, false).unwrap();
+    let plan = plan_encrypted(&net, &ranges, &sign, &setup, 32, false).unwrap();
     eprintln!("{plan}");
     let s = &plan.schedule;
     assert_eq!(s.boot_output_level, Some(11));
@@ -472,12 +512,56 @@ fn resnet20_plan_at_2_16_without_keys() {
         }
     }
     assert_eq!(plan.cost.images_per_batch, 32);
+    // Smaller batches pack channels across the m = 32/B block groups (`schedule` module docs):
+    // per ReLU the ⌈C/k⌉ k-channel packs (16, 8, 4 per stage) go to ⌈⌈C/k⌉/m⌉ ciphertexts.
+    // B = 4 (m = 8): 2, 1, 1 ciphertexts of 8, 8, 4 groups, 2·6·(2 + 1 + 1) = 48 bootstraps;
+    // B = 2 (m = 16) and B = 1 (m = 32): 1, 1, 1 ciphertexts, 2·6·3 = 36. Two more rotation
+    // keys, ∓B·1024 (no other step is a multiple of 1024).
+    for (images, groups, cts, total) in [
+        (4, [8, 8, 4], [2, 1, 1], 48),
+        (2, [16, 8, 4], [1, 1, 1], 36),
+        (1, [16, 8, 4], [1, 1, 1], 36),
+    ] {
+        let p = plan_encrypted(&net, &ranges, &sign, &setup, images, false).unwrap();
+        eprintln!("{p}");
+        assert_eq!(p.schedule.bootstraps, total, "B = {images}");
+        assert_eq!(p.cost.images_per_batch, images);
+        assert_eq!(p.cost.bootstraps, total);
+        let rs: Vec<_> = p
+            .schedule
+            .layers
+            .iter()
+            .filter(|l| l.op == "Relu")
+            .collect();
+        let stage = |i: usize| (i - 1) / 6;
+        for (i, r) in rs.iter().enumerate().skip(1) {
+            assert_eq!(r.block_groups, groups[stage(i)], "B = {images}, {}", r.node);
+            assert_eq!(r.ciphertexts, cts[stage(i)], "B = {images}, {}", r.node);
+            assert_eq!(r.group_stride, images * 1024);
+            assert_eq!(r.bootstraps, 2 * cts[stage(i)]);
+        }
+        // The levels are those of the full batch: only the packing differs.
+        for (a, b) in p.schedule.layers.iter().zip(&s.layers) {
+            assert_eq!(
+                (a.level_in, a.level_out),
+                (b.level_in, b.level_out),
+                "{}",
+                a.node
+            );
+        }
+        assert_eq!(p.rotation_keys.len(), plan.rotation_keys.len() + 2);
+        let stride = (images * 1024) as i64;
+        for step in [-stride, stride] {
+            assert!(p.rotation_keys.iter().any(|&(s, _)| s == step), "{step}");
+        }
+        assert!(p.cost.batch_s() < plan.cost.batch_s());
+    }
     // Without bootstrapping ResNet-20 does not fit: refused naming the node.
     let setup = RunSetup {
         params: setup.params,
         bootstrap: None,
     };
-    let e = plan_encrypted(&net, &ranges, &sign, &setup, false).unwrap_err();
+    let e = plan_encrypted(&net, &ranges, &sign, &setup, 32, false).unwrap_err();
     assert!(e.to_string().contains("r̃_α without bootstrapping"), "{e}");
 }
 

@@ -36,6 +36,20 @@
 //! level (the convolution already masked everything off its grid to 0). The ReLU then runs on
 //! ⌈C / copies⌉ ciphertexts; afterwards each channel is cut out by a 0/1 mask (1 level) and
 //! rotated back.
+//!
+//! # Block groups ([`block_groups`], [`group_packing`])
+//! A batch of B images fills the blocks 0 … B − 1 of a ciphertext; the slots of the blocks
+//! B … slots/block − 1 hold (noise-)zero after every node (the convolutions' masks, the
+//! subsampling's mask and the unpacking's mask cover the B blocks only; the input is encrypted
+//! with zeros there; a residual Add sums two such values). So the slots split into
+//! m = ⌊slots / (B·block)⌋ block groups of B·block slots, and the bootstraps of a ReLU pack
+//! k (in-block offsets) × g ≤ m (block groups) channels into one ciphertext: the k-channel
+//! packs x_0 … x_{g−1} are combined by a Horner chain acc ← rot(acc, −B·block) + x_j (x_j moved
+//! by j·B·block; g − 1 rotations, one key, no level), and unpacked by the chain
+//! z_j = rot(z_{j−1}, B·block) (one key) before the existing mask of the grid copy in the B
+//! blocks (still 1 level). The ReLU then runs on ⌈⌈C/k⌉ / m⌉ ciphertexts: for a batch of
+//! 4 CIFAR images (m = 8) ResNet-20's stages need 2, 1 and 1 ciphertexts per ReLU instead of
+//! 16, 8 and 4.
 
 use serde::Serialize;
 
@@ -218,6 +232,21 @@ pub fn pack_offsets(grid: &[usize], block: usize) -> Vec<usize> {
     out
 }
 
+/// The block groups m = ⌊`slots` / (`images`·`block`)⌋ of a batch of `images` images in
+/// blocks of `block` slots (module docs; at least 1).
+pub fn block_groups(slots: usize, block: usize, images: usize) -> usize {
+    (slots / (images.max(1) * block.max(1))).max(1)
+}
+
+/// The packing of `channels` channels with `k` channels per block and at most `m` block
+/// groups (module docs): (g, ciphertexts), the ⌈channels/k⌉ k-channel packs spread evenly
+/// over ⌈⌈channels/k⌉ / m⌉ ciphertexts of g ≤ m block groups each (the last may hold fewer).
+pub fn group_packing(channels: usize, k: usize, m: usize) -> (usize, usize) {
+    let packs = channels.div_ceil(k.max(1));
+    let cts = packs.div_ceil(m.max(1));
+    (packs.div_ceil(cts.max(1)).max(1), cts)
+}
+
 /// One layer in the schedule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LayerSchedule {
@@ -234,8 +263,14 @@ pub struct LayerSchedule {
     /// For a ReLU: its bootstraps.
     pub relu: Option<ReluSchedule>,
     /// For a ReLU with bootstraps: the slot offsets of the channels sharing a ciphertext
-    /// (channel c in ciphertext c / offsets.len() at offset offsets[c % offsets.len()]).
+    /// inside an image block (k = offsets.len() channels per block).
     pub pack_offsets: Vec<usize>,
+    /// For a ReLU with bootstraps: the block groups a packed ciphertext holds (module docs:
+    /// block groups; 1 when none are used). Channel c is in ciphertext c / (k·g), block group
+    /// j = (c mod k·g) / k, at offset offsets[c mod k].
+    pub block_groups: usize,
+    /// Slots between two block groups (B·block, B the images of a batch; 0 without groups).
+    pub group_stride: usize,
     /// Bootstraps per batch in this layer.
     pub bootstraps: usize,
 }
@@ -273,7 +308,7 @@ impl std::fmt::Display for Schedule {
                 if r.bootstraps() > 0 {
                     write!(
                         f,
-                        "; components end at levels {:?}; bootstrap{}{}{} ({} per ciphertext, {} in all); {} channels per ciphertext",
+                        "; components end at levels {:?}; bootstrap{}{}{} ({} per ciphertext, {} in all); {} channels per ciphertext ({} per block × {} block group{})",
                         r.component_levels,
                         if r.boot_input { " u," } else { "" },
                         r.boot_before
@@ -283,7 +318,10 @@ impl std::fmt::Display for Schedule {
                         if r.boot_product { " p_α(u) before the product" } else { "" },
                         r.bootstraps(),
                         l.bootstraps,
-                        l.pack_offsets.len()
+                        l.pack_offsets.len() * l.block_groups.max(1),
+                        l.pack_offsets.len(),
+                        l.block_groups.max(1),
+                        if l.block_groups > 1 { "s" } else { "" }
                     )?;
                 }
             }
@@ -373,6 +411,8 @@ pub(crate) fn plan_schedule(
             ciphertexts: cts,
             relu,
             pack_offsets: offsets,
+            block_groups: 1,
+            group_stride: 0,
             bootstraps: boots,
         });
     }

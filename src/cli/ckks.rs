@@ -34,7 +34,9 @@ pub struct CkksArgs {
     /// Precision parameter α of Table 1 (4..=14).
     #[arg(long, default_value_t = 14)]
     pub alpha: u32,
-    /// Number of test images (from --start).
+    /// Number of test images (from --start). Residual networks run them in batches of
+    /// min(images, slots/block); a smaller batch packs more channels per bootstrap (the free
+    /// blocks), and --plan-only plans for that batch size.
     #[arg(long, default_value_t = 20)]
     pub images: usize,
     /// First image index.
@@ -134,7 +136,7 @@ pub fn run(a: &CkksArgs, quiet: bool) -> anyhow::Result<Outcome> {
     };
     if a.plan_only {
         let setup = RunSetup::choose(&net, &sign, &cfg, a.bootstrap)?;
-        let plan = plan_encrypted(&net, &ranges, &sign, &setup, true)?;
+        let plan = plan_encrypted(&net, &ranges, &sign, &setup, a.images, true)?;
         if a.json {
             out!("{}", serde_json::to_string_pretty(&plan)? + "\n")?;
         } else {
