@@ -586,3 +586,60 @@ fn cli_plan_only_resnet20_insecure() {
     assert!(v["cost"]["bootstrap_s"].as_f64().unwrap() > 0.0);
     assert!(v["key_memory"]["total_bytes"].as_u64().unwrap() > 0);
 }
+
+/// The committed 128-bit encrypted ResNet-20 runs (`reports/ckks_resnet20.json`, α = 13, and
+/// `reports/ckks_resnet20_alpha14.json` when present): 128-bit parameters, one batch whose
+/// bootstrap count is the schedule's, every encrypted class equal to the plaintext
+/// approximate class (recomputed from the logits), the per-input certificates present and
+/// the decrypted result within them plus the measured CKKS error, peak memory ≤ 20 GiB.
+#[test]
+fn committed_resnet20_reports_are_consistent() {
+    let p13 = repo().join("reports/ckks_resnet20.json");
+    assert!(
+        p13.exists(),
+        "{} is missing: regenerate it with the command at the top of the .md (README)",
+        p13.display()
+    );
+    let p14 = repo().join("reports/ckks_resnet20_alpha14.json");
+    for (p, alpha, min_images) in [(p13, 13, 4), (p14, 14, 1)] {
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            eprintln!("skipping {}: not committed", p.display());
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["alpha"], alpha);
+        assert_eq!(v["params"]["log_n"], 16);
+        assert!(v["params"]["log_qp"].as_f64().unwrap() <= 1772.0);
+        assert!(v["params"]["security"]
+            .as_str()
+            .unwrap()
+            .starts_with("128-bit"));
+        let b = &v["bootstrap"];
+        assert!(b["bootstraps"].as_u64().unwrap() > 0);
+        assert_eq!(b["bootstraps"], b["schedule"]["bootstraps"], "one batch");
+        let images = v["images"].as_array().unwrap();
+        assert!(images.len() >= min_images);
+        let (agree, max_err) = check_images(images);
+        assert_eq!(agree, images.len(), "{}", p.display());
+        assert_eq!(v["agree_with_approx"].as_u64().unwrap() as usize, agree);
+        assert!((v["max_ckks_error"].as_f64().unwrap() - max_err).abs() <= 1e-12 * (1.0 + max_err));
+        let checks = v["per_input"].as_array().unwrap();
+        assert_eq!(checks.len(), images.len());
+        for (im, c) in images.iter().zip(checks) {
+            assert_eq!(im["index"], c["index"]);
+            let measured = im["approx_vs_exact"].as_f64().unwrap();
+            assert!(measured <= c["certified_hi"].as_f64().unwrap() * (1.0 + 1e-9));
+            let dec_exact = im["error_vs_exact"].as_f64().unwrap();
+            let within = dec_exact
+                <= c["certified_hi"].as_f64().unwrap() + im["ckks_error"].as_f64().unwrap();
+            assert_eq!(c["within"], within);
+            assert!(within, "{}: {c}", p.display());
+        }
+        let peak = v["timings"]["peak_rss_mib"].as_f64().unwrap();
+        assert!(
+            peak <= 20.0 * 1024.0,
+            "{}: peak RSS {peak} MiB",
+            p.display()
+        );
+    }
+}
