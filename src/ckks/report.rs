@@ -289,7 +289,7 @@ impl EncryptedReport {
                  a certified enclosure [lo, hi] of ‖F^α(x) − F(x)‖∞ and whether both classes are certified \
                  equal; *within*: ‖dec − F‖∞ ≤ hi + the measured CKKS error. η: the certified noise margin \
                  (every ReLU input perturbed by at most η·B keeps the class), to be read against the \
-                 measured per-activation CKKS noise (bootstrap precision above: 2^−bits of the bootstrap's \
+                 measured per-activation CKKS noise (bootstrap precision in the Bootstrapping section below: 2^−bits of the bootstrap's \
                  input range): the margin covers the run only where η·B exceeds that noise.\n"
             );
             let _ = writeln!(
