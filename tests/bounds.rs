@@ -903,3 +903,109 @@ fn cli_bound_noise_margin_mnist() {
         String::from_utf8_lossy(&st.stderr)
     );
 }
+
+/// Every committed `reports/bounds*.json` reads back ([`polycert::bounds::read_bound_reports`])
+/// and serialises to the same bytes: nothing is lost or reformatted, NaN (`null`) included.
+#[test]
+fn committed_bounds_reports_round_trip_byte_for_byte() {
+    let dir = util::repo().join("reports");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.starts_with("bounds") && n.ends_with(".json")
+        })
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 5,
+        "expected the committed bounds reports, got {files:?}"
+    );
+    for f in files {
+        let rs = polycert::bounds::read_bound_reports(&f).unwrap();
+        let back = serde_json::to_string_pretty(&rs).unwrap() + "\n";
+        let orig = std::fs::read_to_string(&f).unwrap();
+        assert!(
+            back == orig,
+            "{}: the round trip changed the bytes",
+            f.display()
+        );
+    }
+}
+
+/// `polycert bound --merge` concatenates the models of its inputs in order (compared with a
+/// JSON-level concatenation of the files), writes the combined Markdown, refuses a model given
+/// twice and names the file and the JSON position of a malformed input.
+#[test]
+fn bound_merge_concatenates_and_refuses_bad_input() {
+    let reports = util::repo().join("reports");
+    let a = reports.join("bounds_trajectory_mnist_full.json");
+    let b = reports.join("bounds_trajectory_resnet32_1000.json");
+    let tmp = std::env::temp_dir().join(format!("polycert-merge-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let (oj, om) = (tmp.join("m.json"), tmp.join("m.md"));
+    util::run_ok(
+        util::polycert()
+            .args(["--quiet", "bound", "--merge"])
+            .arg(&a)
+            .arg("--merge")
+            .arg(&b)
+            .arg("--out-json")
+            .arg(&oj)
+            .arg("--out-md")
+            .arg(&om),
+    );
+    let val = |p: &PathBuf| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let mut want = val(&a).as_array().unwrap().clone();
+    want.extend(val(&b).as_array().unwrap().iter().cloned());
+    assert_eq!(want.len(), 3);
+    assert!(
+        val(&oj) == serde_json::Value::Array(want),
+        "the merged JSON is not the concatenation of the inputs"
+    );
+    let md = std::fs::read_to_string(&om).unwrap();
+    for m in [
+        "mnist_cnn_small.onnx",
+        "mnist_cnn_small_maxpool.onnx",
+        "resnet32_cifar10.onnx",
+    ] {
+        assert!(
+            md.contains(&format!("| {m} | 14 |")),
+            "{m} missing from the merged tables"
+        );
+    }
+    // The same model twice.
+    let out = util::polycert()
+        .args(["--quiet", "bound", "--merge"])
+        .arg(&b)
+        .arg("--merge")
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("resnet32_cifar10.onnx is already in")
+            && err.contains("bounds_trajectory_resnet32_1000.json"),
+        "{err}"
+    );
+    // A truncated file.
+    let bad = tmp.join("bad.json");
+    let text = std::fs::read_to_string(&b).unwrap();
+    std::fs::write(&bad, &text[..text.len() / 2]).unwrap();
+    let out = util::polycert()
+        .args(["--quiet", "bound", "--merge"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bounds report") && err.contains("bad.json") && err.contains("line"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+}

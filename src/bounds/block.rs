@@ -4,13 +4,13 @@
 //! y = ReLU(S(x) + G(x)) (a non-basic block) whose shortcut S is the identity, the option-A
 //! subsample-and-pad (Slice with steps 2, 2 then channel Pad) or a 1×1 convolution.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::BoundsError;
 use crate::nn::{Network, NodeId, Op, ValueId};
 
 /// The shortcut S of a residual block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Shortcut {
     /// S(x) = x.

@@ -86,6 +86,14 @@ pub enum BoundsError {
         /// What is not supported.
         reason: String,
     },
+    /// A committed bounds report (JSON) that cannot be read back.
+    #[error("bounds report {file}: {reason}")]
+    ReportFile {
+        /// The file.
+        file: String,
+        /// What is wrong (I/O error, or the JSON error with its line and column).
+        reason: String,
+    },
     /// A failure of the network engine or dataset reader.
     #[error(transparent)]
     Nn(#[from] crate::nn::NnError),
@@ -161,6 +169,13 @@ mod tests {
                     valid: "a finite E > 0".into(),
                 },
                 "target error = -1 is invalid; expected a finite E > 0",
+            ),
+            (
+                BoundsError::ReportFile {
+                    file: "r/b.json".into(),
+                    reason: "missing field `alphas` at line 3 column 1".into(),
+                },
+                "bounds report r/b.json: missing field `alphas` at line 3 column 1",
             ),
         ];
         for (e, want) in cases {

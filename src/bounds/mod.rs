@@ -60,8 +60,15 @@ pub use margin::{MarginCertifier, NoiseMargin};
 pub use network::{BlockRow, BlockTrace, BoundedNetwork, GlobalBound, PerInputBound};
 pub use polyerr::{PolyErrors, ALPHAS};
 pub use report::{
-    bound_report, bounds_markdown, ranges_for, smallest_alpha, AlphaBound, BlockDiag, BoundConfig,
-    BoundReport, DataStats, TargetAlpha,
+    bound_report, bounds_markdown, merge_bound_reports, ranges_for, read_bound_reports,
+    smallest_alpha, AlphaBound, BlockDiag, BoundConfig, BoundReport, DataStats, TargetAlpha,
 };
 pub use trajectory::{TrajectoryBound, TrajectoryCertifier, TrajectoryNetwork, PRECISIONS};
 pub use trajectory_report::{MarginStats, PerInputMethod, TrajectoryStats};
+
+/// Deserialises an `f64` that serde_json wrote as `null` (NaN and ±∞ have no JSON form) back
+/// as NaN, so that the reports read by [`read_bound_reports`] serialise to the same bytes.
+fn nan_f64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    use serde::Deserialize as _;
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}

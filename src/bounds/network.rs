@@ -42,7 +42,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use inari::Interval;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::block::{decompose, Block, Shortcut};
 use super::polyerr::{LocalRelu, PolyErrors};
@@ -214,7 +214,7 @@ fn prepare(net: &Network, id: NodeId, op: &Op) -> Result<Prep, BoundsError> {
 
 /// One row of the per-block table: the block's propagation function is the affine map
 /// E(e) = gain·e + added (Lemma 1; for a residual block E(e) = E_ReLU(E_S(e) + E_G(e))).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockRow {
     /// Position in the decomposition (0-based).
     pub index: usize,
@@ -225,30 +225,37 @@ pub struct BlockRow {
     /// Shortcut kind of a residual block.
     pub shortcut: Option<Shortcut>,
     /// Gain of E (‖A‖∞ for a linear block, 1 for ReLU / max-pool, ½ for softmax), rounded up.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub gain: f64,
     /// Error added by the block when its input is exact (B·s for ReLU), rounded up.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub added: f64,
     /// Upper bound of ‖F^α − F‖∞ after this block (Theorem 3 composition), rounded up.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub cumulative: f64,
 }
 
 /// The Theorem 3/4 bound for one α: ‖F^α(x) − F(x)‖∞ ≤ `bound` = C·2^−α for every input
 /// whose activation inputs under F^α stay in [−B, B] (certified: outward rounded, built from
 /// checked certificates).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GlobalBound {
     /// Precision parameter α.
     pub alpha: u32,
     /// Certified s = sup |r_α − ReLU| on [−1, 1] used for every ReLU.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub relu_sup: f64,
     /// The per-block table.
     pub blocks: Vec<BlockRow>,
     /// The bound on ‖F^α(x) − F(x)‖∞, rounded up.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub bound: f64,
     /// Product of the block gains: for an input error ‖δ‖∞ ≤ e (F^α at x + δ, F at x) the
     /// bound is E(e) = gain·e + bound.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub gain: f64,
     /// C = bound·2^α (Theorem 4), rounded up.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub c: f64,
 }
 

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::network::{BoundedNetwork, GlobalBound, PerInputBound};
 use super::polyerr::{PolyErrors, ALPHAS};
@@ -54,7 +54,7 @@ pub struct BoundConfig {
 }
 
 /// Measured errors against per-input bounds over the evaluated images for one α.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataStats {
     /// Number of images evaluated.
     pub images: usize,
@@ -63,18 +63,25 @@ pub struct DataStats {
     /// Images failing the range check (no certificate; counted, not dropped).
     pub out_of_range: usize,
     /// Max over images of the measured ‖F^α(x) − F(x)‖∞ (f64 engine).
+    #[serde(deserialize_with = "super::nan_f64")]
     pub measured_max: f64,
     /// Mean over images of the measured error.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub measured_mean: f64,
     /// Max over in-range images of the per-input bound.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub per_input_max: f64,
     /// Mean over in-range images of the per-input bound.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub per_input_mean: f64,
     /// Mean over in-range images of measured / per-input bound.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub ratio_mean: f64,
     /// Max over in-range images of measured / per-input bound (≤ 1 when the bound holds).
+    #[serde(deserialize_with = "super::nan_f64")]
     pub ratio_max: f64,
     /// Max over in-range images of per-input bound / global bound (≤ 1 expected).
+    #[serde(deserialize_with = "super::nan_f64")]
     pub per_input_over_global_max: f64,
     /// In-range images with measured > per-input bound (a refutation; expected 0).
     pub measured_above_bound: usize,
@@ -83,6 +90,7 @@ pub struct DataStats {
     /// Images with a certified-unchanged top-1 prediction.
     pub unchanged: usize,
     /// `unchanged / images`.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub unchanged_fraction: f64,
     /// Images where F and the f64 F^α disagree on the top-1 class (measured).
     pub top1_changed: usize,
@@ -101,7 +109,7 @@ pub struct DataStats {
 /// Per-block diagnostic over the images of one α (see [`super::BlockTrace`]). Medians are
 /// lower medians; NaN (JSON `null`) when no image qualifies. Every number is computed from
 /// certified (outward-rounded) per-input quantities; none is measured.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockDiag {
     /// Block index.
     pub block: usize,
@@ -114,25 +122,32 @@ pub struct BlockDiag {
     pub failed: usize,
     /// Median over the images passing this block (and every earlier one) of max_i e_i, the
     /// certified per-input bound |F^α − F| at the block's output.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub e_median: f64,
     /// Max over the same images of max_i e_i.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub e_max: f64,
     /// Median over the same images of r, the certified enclosure of the f64 forward pass.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub r_median: f64,
     /// Median over the `reached` images of the range slack min_i (B − |ŷ_i| − r − e_i) of
     /// the block's activations (negative: fails).
+    #[serde(deserialize_with = "super::nan_f64")]
     pub slack_median: f64,
     /// Min over the `reached` images of the range slack.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub slack_min: f64,
     /// Median over the `reached` images of the excess max_i (r + e_i)/(B − |ŷ_i|) (> 1:
     /// fails; the factor by which the bound would have to shrink).
+    #[serde(deserialize_with = "super::nan_f64")]
     pub excess_median: f64,
     /// Max over the `reached` images of the excess.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub excess_max: f64,
 }
 
 /// Results for one α.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlphaBound {
     /// Precision parameter α.
     pub alpha: u32,
@@ -144,12 +159,14 @@ pub struct AlphaBound {
     /// and the method includes it.
     pub data: Option<DataStats>,
     /// The trajectory certificate over the data, when data was given with `per_input` and
-    /// the method includes it.
+    /// the method includes it (absent from the JSON otherwise, as in reports written before
+    /// the trajectory certificate existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trajectory: Option<TrajectoryStats>,
 }
 
 /// The bounds of one model over several α.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BoundReport {
     /// Model file.
     pub model: String,
@@ -760,6 +777,52 @@ fn diagnostic_markdown(alpha: u32, d: &DataStats) -> String {
         );
     }
     s
+}
+
+/// Read back the reports that `polycert bound --out-json` wrote: a JSON array of
+/// [`BoundReport`]. Non-finite numbers, which JSON writes as `null`, come back as NaN, so
+/// writing the result again gives the same bytes.
+///
+/// # Errors
+/// [`BoundsError::ReportFile`] naming the file, with the I/O error or the JSON error and its
+/// line and column.
+pub fn read_bound_reports(path: &std::path::Path) -> Result<Vec<BoundReport>, BoundsError> {
+    let err = |reason: String| BoundsError::ReportFile {
+        file: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| err(e.to_string()))
+}
+
+/// Several `polycert bound --out-json` files as one report (`polycert bound --merge`): the
+/// models in the order of the files, each exactly as its own run certified it. A model file
+/// that appears in two inputs is refused (the merged tables would show it twice).
+///
+/// # Errors
+/// [`BoundsError::ReportFile`] for an unreadable file, an empty one, or a repeated model.
+pub fn merge_bound_reports(paths: &[std::path::PathBuf]) -> Result<Vec<BoundReport>, BoundsError> {
+    // Each model with the file it came from.
+    let mut out: Vec<(BoundReport, String)> = Vec::new();
+    for p in paths {
+        let rs = read_bound_reports(p)?;
+        if rs.is_empty() {
+            return Err(BoundsError::ReportFile {
+                file: p.display().to_string(),
+                reason: "holds no model".into(),
+            });
+        }
+        for r in rs {
+            if let Some((_, first)) = out.iter().find(|(o, _)| o.model == r.model) {
+                return Err(BoundsError::ReportFile {
+                    file: p.display().to_string(),
+                    reason: format!("model {} is already in {first}", r.model),
+                });
+            }
+            out.push((r, p.display().to_string()));
+        }
+    }
+    Ok(out.into_iter().map(|(r, _)| r).collect())
 }
 
 /// The Markdown report for several models: an explanation, a summary, then each model's

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::margin::{MarginCertifier, NoiseMargin};
 use super::polyerr::PolyErrors;
@@ -18,7 +18,7 @@ use super::BoundsError;
 use crate::nn::{ActivationPolicy, Dataset, Engine, Network, NodeId, RunStats};
 
 /// Which per-input certificate `--per-input` computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum PerInputMethod {
     /// The trajectory certificate ([`TrajectoryCertifier`]): enclosures of F(x) and F^α(x).
@@ -43,69 +43,84 @@ impl PerInputMethod {
 
 /// The trajectory certificate of one model at one α over the images. Everything called
 /// certified comes from [`TrajectoryBound`]; "measured" is the f64 engine.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrajectoryStats {
     /// Images evaluated.
     pub images: usize,
     /// Images whose F and F^α classes are both certified and equal.
     pub certified_unchanged: usize,
     /// `certified_unchanged / images`.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub certified_unchanged_fraction: f64,
     /// Images whose measured classes (f64 engine) of F and F^α agree.
     pub measured_unchanged: usize,
     /// Certified-unchanged images among the measured-unchanged ones, as a fraction of them.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub certified_of_measured_unchanged: f64,
     /// Images whose class of F itself is certified (its interval above all others).
     pub exact_class_certified: usize,
     /// Lower median over images of (certified upper − measured)/measured.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub excess_median: f64,
     /// Max over images of (certified upper − measured)/measured.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub excess_max: f64,
     /// Min over images of (certified upper − measured)/measured (negative only where the f64
     /// engine's own rounding puts its value above the exact one's enclosure).
+    #[serde(deserialize_with = "super::nan_f64")]
     pub excess_min: f64,
     /// Images whose measured value lies outside the certified [lo, hi].
     pub measured_outside: usize,
     /// Max over images of |measured − clamp(measured, lo, hi)| (0 when every measured value is
     /// inside its enclosure): the f64 engine's distance from the exact value's enclosure.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub measured_outside_max: f64,
     /// Lower median over images of the certified upper bound.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub upper_median: f64,
     /// Max over images of the certified upper bound.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub upper_max: f64,
     /// Lower median over images of the measured value.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub measured_median: f64,
     /// Max of the final output radius (F and F^α, rounded up) over images.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub radius_max: f64,
     /// Lower median of the final output radius.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub radius_median: f64,
     /// Images per fraction-bit precision F that gave the result, ascending in F.
     pub precision: Vec<(u32, usize)>,
     /// Images with at least one activation input of F^α leaving [−B, B].
     pub out_of_range_images: usize,
     /// The certified noise margin η over the certified-unchanged images (`--noise-margin`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise_margin: Option<MarginStats>,
 }
 
 /// The certified noise margin η ([`NoiseMargin`]) over the certified-unchanged images of one
 /// model at one α: every certified quantity, no measured one.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MarginStats {
     /// Certified-unchanged images.
     pub images: usize,
     /// Those with a certified η ≥ 2^−80.
     pub with_margin: usize,
     /// Lower median of log₂ η over `with_margin`.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub log2_eta_median: f64,
     /// Lower 5th percentile of log₂ η.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub log2_eta_p5: f64,
     /// Smallest log₂ η.
+    #[serde(deserialize_with = "super::nan_f64")]
     pub log2_eta_min: f64,
     /// Per image (in image order; `None` when not certified unchanged or no η): log₂ η.
     pub log2_eta: Vec<Option<f64>>,
     /// Lower median of the first-order estimate log₂ η₀ (not certified; see
     /// [`NoiseMargin::log2_eta_first_order`]).
+    #[serde(deserialize_with = "super::nan_f64")]
     pub log2_eta_first_order_median: f64,
 }
 

@@ -7,8 +7,8 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 
 use polycert::bounds::{
-    bound_report, bounds_markdown, first_order_markdown, first_order_report, ranges_for,
-    smallest_alpha, BoundConfig, BoundReport, FirstOrderReport, PerInputMethod,
+    bound_report, bounds_markdown, first_order_markdown, first_order_report, merge_bound_reports,
+    ranges_for, smallest_alpha, BoundConfig, BoundReport, FirstOrderReport, PerInputMethod,
 };
 use polycert::nn::RangePolicy;
 
@@ -18,8 +18,13 @@ use super::Outcome;
 #[derive(Debug, Args)]
 pub struct BoundArgs {
     /// ONNX model file (repeat for several models).
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "merge")]
     pub model: Vec<PathBuf>,
+    /// Instead of computing: merge the JSON files that earlier `polycert bound --out-json`
+    /// runs wrote (repeat; models in the order given, each exactly as its run certified it)
+    /// into one report for --out-json / --out-md. A model in two files is refused.
+    #[arg(long, conflicts_with_all = ["model", "data", "first_order", "target_error"])]
+    pub merge: Vec<PathBuf>,
     /// Precision parameters: `A..B` (inclusive), a list `A,B,C`, or one value; each in 4..=14.
     #[arg(long, default_value = "14")]
     pub alpha: String,
@@ -147,6 +152,15 @@ fn command() -> String {
 
 /// Handle `polycert bound`.
 pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
+    if !a.merge.is_empty() {
+        let reports = merge_bound_reports(&a.merge)?;
+        emit(
+            a,
+            &(serde_json::to_string_pretty(&reports)? + "\n"),
+            &bounds_markdown(&reports, &command()),
+        )?;
+        return Ok(outcome(&reports));
+    }
     let alphas = parse_alphas(&a.alpha)?;
     let range = if a.b == "auto" {
         match a.b_scope.as_str() {
@@ -291,14 +305,19 @@ pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
         &(serde_json::to_string_pretty(&reports)? + "\n"),
         &bounds_markdown(&reports, &command()),
     )?;
+    Ok(outcome(&reports))
+}
+
+/// `Failed` when a per-input bound is refuted by a measurement (or exceeds the global one).
+fn outcome(reports: &[BoundReport]) -> Outcome {
     let refuted = reports.iter().flat_map(|r| &r.alphas).any(|a| {
         a.data
             .as_ref()
             .is_some_and(|d| d.measured_above_bound > 0 || d.per_input_above_global > 0)
     });
-    Ok(if refuted {
+    if refuted {
         Outcome::Failed
     } else {
         Outcome::Ok
-    })
+    }
 }

@@ -228,7 +228,7 @@ pub struct ClipRelu {
 }
 
 /// How B is chosen from calibration statistics.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum RangePolicy {
     /// One B per ReLU / max-pool node: its calibrated max |input| × margin.
     PerLayer {

@@ -14,7 +14,7 @@ use super::NnError;
 
 /// Measured max |input| of one approximation site (a ReLU / MaxPool node, or one ReLU of a
 /// Clip), and the B chosen for it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LayerRange {
     /// Node index in the network.
     pub node: NodeId,
