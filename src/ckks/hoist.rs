@@ -20,6 +20,7 @@
 )]
 
 use super::eval::{Ciphertext, Evaluator};
+use super::keys::KeySwitchKey;
 use super::ring::Limbs;
 use super::CkksError;
 
@@ -87,6 +88,62 @@ impl Evaluator {
         Ok(out)
     }
 
+    /// The Galois key of element g, checked to serve inputs at `level`.
+    fn galois_key(&self, g: usize, level: usize) -> Result<&KeySwitchKey, CkksError> {
+        let key = self
+            .galois
+            .keys
+            .get(&g)
+            .ok_or_else(|| CkksError::MissingGaloisKey {
+                step: 0,
+                available: format!("{:?}", self.galois.steps()),
+            })?;
+        if key.level < level {
+            return Err(CkksError::Level {
+                op: format!("automorphism X -> X^{g}"),
+                got: level,
+                expected: format!("≤ {} (the level its key was made for)", key.level),
+            });
+        }
+        Ok(key)
+    }
+
+    /// The left rotation of `a` by `step` with its key switch stopped before the ModDown:
+    /// σ_g(c_0) over Q_ℓ and the key-switched pair over Q_ℓ·P ([`Evaluator::key_switch_ext_qp`]),
+    /// so that rot(a, step) = (σ_g(c_0), 0) + ModDown(pair). Rotations of different
+    /// ciphertexts summed this way share one ModDown (the giant steps of
+    /// `lintrans`: Bossuat et al. 2021, §4.2, "double hoisting").
+    ///
+    /// # Errors
+    /// As [`Evaluator::rotate`].
+    pub(super) fn rotate_before_mod_down(
+        &self,
+        a: &Ciphertext,
+        step: i64,
+    ) -> Result<(Limbs, (Limbs, Limbs)), CkksError> {
+        self.check(a)?;
+        if a.c.len() != 2 {
+            return Err(CkksError::Size {
+                op: "rotate".into(),
+                got: a.c.len(),
+                expected: 2,
+            });
+        }
+        let ring = self.ring();
+        let g = self.context().encoder().galois_element(step);
+        if g != 1 && !self.galois.has_element(g) {
+            return Err(CkksError::MissingGaloisKey {
+                step,
+                available: format!("{:?}", self.galois.steps()),
+            });
+        }
+        let key = self.galois_key(g, a.level)?;
+        let ext = self.decompose(&a.c[1], a.level);
+        let perm = ring.galois_perm(g);
+        let pair = self.key_switch_ext_qp(&ext, a.level, key, Some(&perm));
+        Ok((ring.permute(&a.c[0], &perm), pair))
+    }
+
     /// σ_g(a) for each Galois element g (1 = identity) with one shared decomposition.
     fn automorphisms_hoisted(
         &self,
@@ -110,21 +167,7 @@ impl Evaluator {
                 out.push(a.clone());
                 continue;
             }
-            let key = self
-                .galois
-                .keys
-                .get(&g)
-                .ok_or_else(|| CkksError::MissingGaloisKey {
-                    step: 0,
-                    available: format!("{:?}", self.galois.steps()),
-                })?;
-            if key.level < a.level {
-                return Err(CkksError::Level {
-                    op: format!("automorphism X -> X^{g}"),
-                    got: a.level,
-                    expected: format!("≤ {} (the level its key was made for)", key.level),
-                });
-            }
+            let key = self.galois_key(g, a.level)?;
             let ext = match &ext {
                 Some(e) => e,
                 None => ext.insert(self.decompose(&a.c[1], a.level)),
