@@ -694,6 +694,19 @@ fn lazy_rescale_equals_eager_insecure() {
     }
 }
 
+/// INSECURE N = 2^10 keys (seed `seed`, Δ_0 = 2^50, one user level), the bootstrapper of
+/// `config` and an evaluator with its keys.
+fn bootstrap_setup(config: BootstrapConfig, seed: u64) -> (Keys, Bootstrapper, Evaluator) {
+    let mut k = keys(insecure_params_scale(10, 1, config.depth(), 50), seed);
+    let b = Bootstrapper::new(&k.ctx, config).unwrap();
+    let gk = b
+        .generate_keys(&k.ctx, &k.sk, u64::MAX, &mut k.rng)
+        .unwrap();
+    let rk = RelinKey::generate(&k.ctx, &k.sk, &mut k.rng);
+    let ev = Evaluator::new(Arc::clone(&k.ctx), Some(rk), gk).unwrap();
+    (k, b, ev)
+}
+
 /// A bootstrap with lazy EvalMod and one with the eager replay: same level, both at the
 /// stated precision, equal within the noise (dense and encapsulated, full slots).
 #[test]
@@ -703,13 +716,7 @@ fn bootstrap_lazy_evalmod_equals_eager_insecure() {
             None => BootstrapConfig::full(1024).unwrap(),
             Some(_) => BootstrapConfig::encapsulated(1024).unwrap(),
         };
-        let mut k = keys(insecure_params_scale(10, 1, config.depth(), 50), 62);
-        let b = Bootstrapper::new(&k.ctx, config).unwrap();
-        let gk = b
-            .generate_keys(&k.ctx, &k.sk, u64::MAX, &mut k.rng)
-            .unwrap();
-        let rk = RelinKey::generate(&k.ctx, &k.sk, &mut k.rng);
-        let ev = Evaluator::new(Arc::clone(&k.ctx), Some(rk), gk).unwrap();
+        let (mut k, b, ev) = bootstrap_setup(config, 62);
         let mut rng = ChaCha20Rng::seed_from_u64(8);
         let v: Vec<f64> = (0..512).map(|_| rng.random_range(-1.0..1.0)).collect();
         let pt = k.ctx.encode(&v, 0, k.ctx.params().scale(0)).unwrap();
@@ -775,14 +782,7 @@ fn shared_giant_mod_down_equals_one_per_rotation_insecure() {
 /// (encapsulated, full slots).
 #[test]
 fn bootstrap_shared_giant_mod_down_equals_per_rotation_insecure() {
-    let config = BootstrapConfig::encapsulated(1024).unwrap();
-    let mut k = keys(insecure_params_scale(10, 1, config.depth(), 50), 63);
-    let b = Bootstrapper::new(&k.ctx, config).unwrap();
-    let gk = b
-        .generate_keys(&k.ctx, &k.sk, u64::MAX, &mut k.rng)
-        .unwrap();
-    let rk = RelinKey::generate(&k.ctx, &k.sk, &mut k.rng);
-    let ev = Evaluator::new(Arc::clone(&k.ctx), Some(rk), gk).unwrap();
+    let (mut k, b, ev) = bootstrap_setup(BootstrapConfig::encapsulated(1024).unwrap(), 63);
     let reference = ev.clone().with_giant_mod_downs();
     let mut rng = ChaCha20Rng::seed_from_u64(9);
     let v: Vec<f64> = (0..512).map(|_| rng.random_range(-1.0..1.0)).collect();

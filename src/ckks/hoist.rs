@@ -88,14 +88,29 @@ impl Evaluator {
         Ok(out)
     }
 
-    /// The Galois key of element g, checked to serve inputs at `level`.
-    fn galois_key(&self, g: usize, level: usize) -> Result<&KeySwitchKey, CkksError> {
+    /// [`CkksError::Size`] unless `a` is relinearised (two components); as
+    /// [`Evaluator::check`].
+    fn check_rotatable(&self, a: &Ciphertext) -> Result<(), CkksError> {
+        self.check(a)?;
+        if a.c.len() != 2 {
+            return Err(CkksError::Size {
+                op: "rotate".into(),
+                got: a.c.len(),
+                expected: 2,
+            });
+        }
+        Ok(())
+    }
+
+    /// The Galois key of element g, checked to serve inputs at `level` (`step`: the rotation
+    /// it is for, reported when the key is missing).
+    fn galois_key(&self, g: usize, level: usize, step: i64) -> Result<&KeySwitchKey, CkksError> {
         let key = self
             .galois
             .keys
             .get(&g)
             .ok_or_else(|| CkksError::MissingGaloisKey {
-                step: 0,
+                step,
                 available: format!("{:?}", self.galois.steps()),
             })?;
         if key.level < level {
@@ -121,23 +136,10 @@ impl Evaluator {
         a: &Ciphertext,
         step: i64,
     ) -> Result<(Limbs, (Limbs, Limbs)), CkksError> {
-        self.check(a)?;
-        if a.c.len() != 2 {
-            return Err(CkksError::Size {
-                op: "rotate".into(),
-                got: a.c.len(),
-                expected: 2,
-            });
-        }
+        self.check_rotatable(a)?;
         let ring = self.ring();
         let g = self.context().encoder().galois_element(step);
-        if g != 1 && !self.galois.has_element(g) {
-            return Err(CkksError::MissingGaloisKey {
-                step,
-                available: format!("{:?}", self.galois.steps()),
-            });
-        }
-        let key = self.galois_key(g, a.level)?;
+        let key = self.galois_key(g, a.level, step)?;
         let ext = self.decompose(&a.c[1], a.level);
         let perm = ring.galois_perm(g);
         let pair = self.key_switch_ext_qp(&ext, a.level, key, Some(&perm));
@@ -150,14 +152,7 @@ impl Evaluator {
         a: &Ciphertext,
         elements: &[usize],
     ) -> Result<Vec<Ciphertext>, CkksError> {
-        self.check(a)?;
-        if a.c.len() != 2 {
-            return Err(CkksError::Size {
-                op: "rotate".into(),
-                got: a.c.len(),
-                expected: 2,
-            });
-        }
+        self.check_rotatable(a)?;
         let ring = self.ring();
         let q = ring.q_idx(a.level);
         let mut ext: Option<Vec<Limbs>> = None;
@@ -167,7 +162,7 @@ impl Evaluator {
                 out.push(a.clone());
                 continue;
             }
-            let key = self.galois_key(g, a.level)?;
+            let key = self.galois_key(g, a.level, 0)?;
             let ext = match &ext {
                 Some(e) => e,
                 None => ext.insert(self.decompose(&a.c[1], a.level)),
