@@ -12,7 +12,13 @@
 //! levels of 54 bits; 57 dense, 5 user levels; 50 for the toy; see the `bootstrap` module docs
 //! for the measured precision against Δ_0).
 //! `POLYCERT_BOOT_BENCH_SPECIAL=6` uses six special primes (fewer digits: smaller keys, fewer
-//! levels left). `POLYCERT_BOOT_BENCH_LOGN=10` runs a toy INSECURE N = 2^10 instead (smoke runs):
+//! levels left). The memory model at N = 2^16 (`Bootstrapper::key_memory`, encapsulated, no
+//! keys made): 4 special primes: L = 25, 7 digits at the top, keys 7.69 GiB + diagonals
+//! 3.01 GiB, output level 11; 6: L = 23, 4 digits, 4.63 + 2.70 GiB, output level 9; 8: L = 21,
+//! 3 digits, 3.47 + 2.39 GiB, output level 7 (OpenFHE's [3,3] bootstrap leaves 4). Fewer digits
+//! also mean fewer NTTs per key switch (ModUp ≈ digits·(ℓ + 1 + k) transforms): an NTT-count
+//! model of the whole bootstrap gives 0.80× (6) and 0.72× (8) of the key-switching work of 4.
+//! `POLYCERT_BOOT_BENCH_LOGN=10` runs a toy INSECURE N = 2^10 instead (smoke runs):
 //! `POLYCERT_BOOT_BENCH_LOGN=10 cargo bench --bench bootstrap -- --test`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 

@@ -694,6 +694,19 @@ fn lazy_rescale_equals_eager_insecure() {
     }
 }
 
+/// INSECURE N = 2^10 keys (seed `seed`, Δ_0 = 2^50, one user level), the bootstrapper of
+/// `config` and an evaluator with its keys.
+fn bootstrap_setup(config: BootstrapConfig, seed: u64) -> (Keys, Bootstrapper, Evaluator) {
+    let mut k = keys(insecure_params_scale(10, 1, config.depth(), 50), seed);
+    let b = Bootstrapper::new(&k.ctx, config).unwrap();
+    let gk = b
+        .generate_keys(&k.ctx, &k.sk, u64::MAX, &mut k.rng)
+        .unwrap();
+    let rk = RelinKey::generate(&k.ctx, &k.sk, &mut k.rng);
+    let ev = Evaluator::new(Arc::clone(&k.ctx), Some(rk), gk).unwrap();
+    (k, b, ev)
+}
+
 /// A bootstrap with lazy EvalMod and one with the eager replay: same level, both at the
 /// stated precision, equal within the noise (dense and encapsulated, full slots).
 #[test]
@@ -703,13 +716,7 @@ fn bootstrap_lazy_evalmod_equals_eager_insecure() {
             None => BootstrapConfig::full(1024).unwrap(),
             Some(_) => BootstrapConfig::encapsulated(1024).unwrap(),
         };
-        let mut k = keys(insecure_params_scale(10, 1, config.depth(), 50), 62);
-        let b = Bootstrapper::new(&k.ctx, config).unwrap();
-        let gk = b
-            .generate_keys(&k.ctx, &k.sk, u64::MAX, &mut k.rng)
-            .unwrap();
-        let rk = RelinKey::generate(&k.ctx, &k.sk, &mut k.rng);
-        let ev = Evaluator::new(Arc::clone(&k.ctx), Some(rk), gk).unwrap();
+        let (mut k, b, ev) = bootstrap_setup(config, 62);
         let mut rng = ChaCha20Rng::seed_from_u64(8);
         let v: Vec<f64> = (0..512).map(|_| rng.random_range(-1.0..1.0)).collect();
         let pt = k.ctx.encode(&v, 0, k.ctx.params().scale(0)).unwrap();
@@ -725,4 +732,71 @@ fn bootstrap_lazy_evalmod_equals_eager_insecure() {
         assert!(bl >= 22.0 && be >= 22.0, "{bl} {be}");
         assert!(max_diff(&dl, &de) < 2f64.powi(-21));
     }
+}
+
+/// The giant steps of a linear transform summed over Q·P before one shared ModDown (the
+/// second hoisting, `lintrans` module docs) against one ModDown per giant-step rotation.
+/// Before the rescale the two differ by rounding only: at most (giants)·(k + 1)/2 per
+/// coefficient (k special primes), against q_ℓ ≈ 2^60. The rescale rounds x/q_ℓ, which such a
+/// shift changes only when it carries x across a rounding boundary (probability ≈
+/// 2N·giants·(k + 1)/q_ℓ ≈ 2^−45 per transform here), so the outputs are bit-identical. A
+/// wrong sum (a rotation missing, doubled, or left unreduced) changes the message itself.
+#[test]
+fn shared_giant_mod_down_equals_one_per_rotation_insecure() {
+    let mut k = keys(insecure_params(10, 3, 0), 41);
+    let mut rng = ChaCha20Rng::seed_from_u64(42);
+    let p = 64;
+    let rows: Vec<Vec<Complex>> = (0..p).map(|_| random_complex(&mut rng, p)).collect();
+    let dense = LinearTransform::from_dense(&rows).unwrap();
+    let mut diags = std::collections::BTreeMap::new();
+    for d in [0usize, 1, 3, 16, 17, 40, 200, 257, 511, 507, 256] {
+        diags.insert(d, random_complex(&mut rng, 512));
+    }
+    let sparse = LinearTransform::new(512, diags).unwrap();
+    let mut steps: Vec<i64> = dense.rotation_steps();
+    steps.extend(sparse.rotation_steps());
+    let shared = k.evaluator(&steps, false);
+    let per_rotation = shared.clone().with_giant_mod_downs();
+    for (lt, period) in [(&dense, p), (&sparse, 512)] {
+        let (_, giants) = lt.split(lt.baby_step());
+        assert!(
+            giants.len() >= 2,
+            "period {period}: {} giant steps",
+            giants.len()
+        );
+        let x = random_complex(&mut rng, period);
+        let ct = k.enc_complex(&x);
+        let a = shared.linear_transform(&ct, lt).unwrap();
+        let b = per_rotation.linear_transform(&ct, lt).unwrap();
+        assert_eq!(a.level(), b.level());
+        assert_eq!(a.scale().to_bits(), b.scale().to_bits());
+        assert!(a.c == b.c, "period {period}: ciphertexts differ");
+        let e = max_err_periodic(&k.dec_complex(&a), &lt.apply(&x));
+        assert!(e < 1e-5, "period {period}: error {e:e}");
+    }
+}
+
+/// A bootstrap whose CoeffToSlot/SlotToCoeff share one ModDown per transform and one with a
+/// ModDown per giant-step rotation: bit-identical (as in
+/// `shared_giant_mod_down_equals_one_per_rotation_insecure`), at the stated precision
+/// (encapsulated, full slots).
+#[test]
+fn bootstrap_shared_giant_mod_down_equals_per_rotation_insecure() {
+    let (mut k, b, ev) = bootstrap_setup(BootstrapConfig::encapsulated(1024).unwrap(), 63);
+    let reference = ev.clone().with_giant_mod_downs();
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let v: Vec<f64> = (0..512).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let pt = k.ctx.encode(&v, 0, k.ctx.params().scale(0)).unwrap();
+    let ct0 = k.ctx.encrypt(&k.pk, &pt, &mut k.rng).unwrap();
+    let shared = b.bootstrap(&ev, &ct0).unwrap();
+    let per_rotation = b.bootstrap(&reference, &ct0).unwrap();
+    assert_eq!(shared.level(), b.output_level());
+    assert_eq!(shared.level(), per_rotation.level());
+    assert!(
+        shared.c == per_rotation.c,
+        "bootstrapped ciphertexts differ"
+    );
+    let bits = -max_diff(&k.ctx.decrypt_decode(&k.sk, &shared).unwrap(), &v).log2();
+    eprintln!("shared ModDown: {bits:.1} bits");
+    assert!(bits >= 22.0, "{bits}");
 }

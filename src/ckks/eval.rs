@@ -354,6 +354,10 @@ pub struct Evaluator {
     pub(super) ctx: Arc<CkksContext>,
     relin: Option<RelinKey>,
     pub(super) galois: GaloisKeys,
+    /// Linear transforms sum their giant-step rotations before one shared ModDown
+    /// (`lintrans` module docs); false only in the tests' reference (one ModDown per
+    /// rotation).
+    pub(super) giants_share_mod_down: bool,
 }
 
 impl Evaluator {
@@ -392,7 +396,20 @@ impl Evaluator {
                 Some(_) => {}
             }
         }
-        Ok(Self { ctx, relin, galois })
+        Ok(Self {
+            ctx,
+            relin,
+            galois,
+            giants_share_mod_down: true,
+        })
+    }
+
+    /// The same evaluator with one ModDown per giant-step rotation in linear transforms: the
+    /// reference the shared ModDown is tested against.
+    #[cfg(test)]
+    pub(crate) fn with_giant_mod_downs(mut self) -> Self {
+        self.giants_share_mod_down = false;
+        self
     }
 
     /// The context.
@@ -846,9 +863,22 @@ impl Evaluator {
         key: &KeySwitchKey,
         perm: Option<&[usize]>,
     ) -> (Limbs, Limbs) {
+        let (acc0, acc1) = self.key_switch_ext_qp(ext, level, key, perm);
+        (self.mod_down(acc0, level), self.mod_down(acc1, level))
+    }
+
+    /// [`Evaluator::key_switch_ext`] before its ModDown: the pair Σ_j ext_j·(b_j, a_j) over
+    /// the primes q_0..q_level, p_0..p_{k−1} (limbs in that order), i.e. P times the switched
+    /// pair plus the key noise. Sums of such pairs can share one [`Evaluator::mod_down`]
+    /// (the second hoisting of Bossuat et al. 2021, §4.2).
+    pub(super) fn key_switch_ext_qp(
+        &self,
+        ext: &[Limbs],
+        level: usize,
+        key: &KeySwitchKey,
+        perm: Option<&[usize]>,
+    ) -> (Limbs, Limbs) {
         let ring = self.ring();
-        let nq = ring.nq;
-        let q = ring.q_idx(level);
         let qp = ring.qp_idx(level);
         let n = ring.n;
         // Σ_j ext_j·key_j per residue, accumulated in u128 and reduced once: each product is
@@ -880,31 +910,37 @@ impl Evaluator {
                 (s0, s1)
             })
             .unzip();
+        (acc0, acc1)
+    }
+
+    /// ModDown: a polynomial over q_0..q_level, p_0..p_{k−1} (NTT form, limbs in that order)
+    /// divided by P = Π p_i, rounded, over q_0..q_level: (x − Conv_{P→Q}([x]_P))·P^{−1}.
+    pub(super) fn mod_down(&self, acc: Limbs, level: usize) -> Limbs {
+        let ring = self.ring();
+        let nq = ring.nq;
+        let q = ring.q_idx(level);
         let pidx: Vec<usize> = (nq..nq + ring.np).collect();
         let np = pidx.len();
-        let down = |acc: Limbs| -> Limbs {
-            let mut acc = acc;
-            let mut pl: Limbs = acc.split_off(q.len());
-            ring.to_coeffs(&mut pl, &pidx);
-            let mut conv = ring.convert(&pl, &pidx, &q);
-            ring.to_ntt(&mut conv, &q);
-            acc.par_iter_mut()
-                .zip(conv.par_iter())
-                .zip(q.par_iter())
-                .for_each(|((x, c), &i)| {
-                    let m = &ring.moduli[i];
-                    let pinv = inv_mod(
-                        m,
-                        ring.moduli[nq..nq + np]
-                            .iter()
-                            .fold(1u64, |a, p| m.mul(a, m.reduce(p.val()))),
-                    );
-                    m.sub_vec(x, c);
-                    m.scalar_mul_vec(x, pinv);
-                });
-            acc
-        };
-        (down(acc0), down(acc1))
+        let mut acc = acc;
+        let mut pl: Limbs = acc.split_off(q.len());
+        ring.to_coeffs(&mut pl, &pidx);
+        let mut conv = ring.convert(&pl, &pidx, &q);
+        ring.to_ntt(&mut conv, &q);
+        acc.par_iter_mut()
+            .zip(conv.par_iter())
+            .zip(q.par_iter())
+            .for_each(|((x, c), &i)| {
+                let m = &ring.moduli[i];
+                let pinv = inv_mod(
+                    m,
+                    ring.moduli[nq..nq + np]
+                        .iter()
+                        .fold(1u64, |a, p| m.mul(a, m.reduce(p.val()))),
+                );
+                m.sub_vec(x, c);
+                m.scalar_mul_vec(x, pinv);
+            });
+        acc
     }
 }
 

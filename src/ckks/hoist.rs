@@ -20,6 +20,7 @@
 )]
 
 use super::eval::{Ciphertext, Evaluator};
+use super::keys::KeySwitchKey;
 use super::ring::Limbs;
 use super::CkksError;
 
@@ -87,12 +88,9 @@ impl Evaluator {
         Ok(out)
     }
 
-    /// σ_g(a) for each Galois element g (1 = identity) with one shared decomposition.
-    fn automorphisms_hoisted(
-        &self,
-        a: &Ciphertext,
-        elements: &[usize],
-    ) -> Result<Vec<Ciphertext>, CkksError> {
+    /// [`CkksError::Size`] unless `a` is relinearised (two components); as
+    /// [`Evaluator::check`].
+    fn check_rotatable(&self, a: &Ciphertext) -> Result<(), CkksError> {
         self.check(a)?;
         if a.c.len() != 2 {
             return Err(CkksError::Size {
@@ -101,6 +99,60 @@ impl Evaluator {
                 expected: 2,
             });
         }
+        Ok(())
+    }
+
+    /// The Galois key of element g, checked to serve inputs at `level` (`step`: the rotation
+    /// it is for, reported when the key is missing).
+    fn galois_key(&self, g: usize, level: usize, step: i64) -> Result<&KeySwitchKey, CkksError> {
+        let key = self
+            .galois
+            .keys
+            .get(&g)
+            .ok_or_else(|| CkksError::MissingGaloisKey {
+                step,
+                available: format!("{:?}", self.galois.steps()),
+            })?;
+        if key.level < level {
+            return Err(CkksError::Level {
+                op: format!("automorphism X -> X^{g}"),
+                got: level,
+                expected: format!("≤ {} (the level its key was made for)", key.level),
+            });
+        }
+        Ok(key)
+    }
+
+    /// The left rotation of `a` by `step` with its key switch stopped before the ModDown:
+    /// σ_g(c_0) over Q_ℓ and the key-switched pair over Q_ℓ·P ([`Evaluator::key_switch_ext_qp`]),
+    /// so that rot(a, step) = (σ_g(c_0), 0) + ModDown(pair). Rotations of different
+    /// ciphertexts summed this way share one ModDown (the giant steps of
+    /// `lintrans`: Bossuat et al. 2021, §4.2, "double hoisting").
+    ///
+    /// # Errors
+    /// As [`Evaluator::rotate`].
+    pub(super) fn rotate_before_mod_down(
+        &self,
+        a: &Ciphertext,
+        step: i64,
+    ) -> Result<(Limbs, (Limbs, Limbs)), CkksError> {
+        self.check_rotatable(a)?;
+        let ring = self.ring();
+        let g = self.context().encoder().galois_element(step);
+        let key = self.galois_key(g, a.level, step)?;
+        let ext = self.decompose(&a.c[1], a.level);
+        let perm = ring.galois_perm(g);
+        let pair = self.key_switch_ext_qp(&ext, a.level, key, Some(&perm));
+        Ok((ring.permute(&a.c[0], &perm), pair))
+    }
+
+    /// σ_g(a) for each Galois element g (1 = identity) with one shared decomposition.
+    fn automorphisms_hoisted(
+        &self,
+        a: &Ciphertext,
+        elements: &[usize],
+    ) -> Result<Vec<Ciphertext>, CkksError> {
+        self.check_rotatable(a)?;
         let ring = self.ring();
         let q = ring.q_idx(a.level);
         let mut ext: Option<Vec<Limbs>> = None;
@@ -110,21 +162,7 @@ impl Evaluator {
                 out.push(a.clone());
                 continue;
             }
-            let key = self
-                .galois
-                .keys
-                .get(&g)
-                .ok_or_else(|| CkksError::MissingGaloisKey {
-                    step: 0,
-                    available: format!("{:?}", self.galois.steps()),
-                })?;
-            if key.level < a.level {
-                return Err(CkksError::Level {
-                    op: format!("automorphism X -> X^{g}"),
-                    got: a.level,
-                    expected: format!("≤ {} (the level its key was made for)", key.level),
-                });
-            }
+            let key = self.galois_key(g, a.level, 0)?;
             let ext = match &ext {
                 Some(e) => e,
                 None => ext.insert(self.decompose(&a.c[1], a.level)),

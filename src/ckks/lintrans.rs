@@ -15,7 +15,15 @@
 //!
 //! which needs the baby rotations rot(x, b) (all of one ciphertext: hoisted, one
 //! decomposition) and one rotation per giant step g: |babies| + |giants| key switches instead
-//! of one per diagonal. n_1 is the power of two minimising that count for the actual set of
+//! of one per diagonal. The giant-step rotations share their ModDown (the second hoisting of
+//! Bossuat et al. 2021, §4.2): rot(y_g, g) = (σ_g(c_0), 0) + ⌊(Σ_j ModUp_j(σ_g(c_1))·k_{g,j})/P⌉
+//! and ModDown (division by P over Q·P, rounded) is linear up to rounding, so the key-switched
+//! pairs of all giant steps are summed over Q·P and divided by P once: one ModDown of two
+//! polynomials per transform instead of one per giant step. Before the rescale the sum differs
+//! from one ModDown per rotation by rounding only, at most (giants)·(k + 1)/2 per coefficient
+//! (k special primes); the rescale's rounding of x/q_ℓ absorbs that unless it carries x
+//! across a rounding boundary (probability ≈ 2N·giants·(k + 1)/q_ℓ, below 2^−38 for N ≤ 2^16
+//! and 60-bit q_ℓ), so the outputs are in practice bit-identical (tested). n_1 is the power of two minimising that count for the actual set of
 //! diagonals. The plaintext products are taken without rescaling (all at the same scale
 //! s·S), summed, rotated and summed again, and rescaled once: one level per transform, the
 //! output at scale exactly Δ_{ℓ−1} (S = q_ℓ·Δ_{ℓ−1}/s as for constants, module docs of `ckks`).
@@ -33,6 +41,7 @@ use rayon::prelude::*;
 
 use super::encoding::Complex;
 use super::eval::{Ciphertext, CkksContext, Evaluator, Plaintext};
+use super::ring::Limbs;
 use super::CkksError;
 
 /// A complex matrix on P-periodic slot vectors, by its non-zero generalised diagonals (module
@@ -197,7 +206,7 @@ impl LinearTransform {
     }
 
     /// Non-zero baby and giant steps for baby-step size n1.
-    fn split(&self, n1: usize) -> (Vec<usize>, Vec<usize>) {
+    pub(crate) fn split(&self, n1: usize) -> (Vec<usize>, Vec<usize>) {
         let mut babies: Vec<usize> = self.diags.keys().map(|k| k % n1).collect();
         let mut giants: Vec<usize> = self.diags.keys().map(|k| k - k % n1).collect();
         for v in [&mut babies, &mut giants] {
@@ -434,7 +443,12 @@ impl Evaluator {
             .chain(babies.iter().copied())
             .zip(rotated.iter())
             .collect();
+        let ring = self.ring();
+        let q = ring.q_idx(a.level);
+        let qp = ring.qp_idx(a.level);
         let mut acc: Option<Ciphertext> = None;
+        // The giant steps' key-switched pairs over Q·P, summed before one ModDown.
+        let mut acc_qp: Option<(Limbs, Limbs)> = None;
         for (g, pts) in groups {
             let mut inner: Option<Ciphertext> = None;
             for item in pts {
@@ -447,12 +461,36 @@ impl Evaluator {
             }
             let Some(mut inner) = inner else { continue };
             if g != 0 {
+                if self.giants_share_mod_down {
+                    let (c0, (k0, k1)) = self.rotate_before_mod_down(&inner, g as i64)?;
+                    inner.c[0] = c0;
+                    match &mut acc_qp {
+                        Some((s0, s1)) => {
+                            ring.add_assign(s0, &k0, &qp);
+                            ring.add_assign(s1, &k1, &qp);
+                        }
+                        None => acc_qp = Some((k0, k1)),
+                    }
+                    // (σ_g(c_0), 0): the c_1 part lives in the pair.
+                    match &mut acc {
+                        Some(x) => ring.add_assign(&mut x.c[0], &inner.c[0], &q),
+                        None => {
+                            inner.c[1].iter_mut().for_each(|l| l.fill(0));
+                            acc = Some(inner);
+                        }
+                    }
+                    continue;
+                }
                 inner = self.rotate(&inner, g as i64)?;
             }
             match &mut acc {
                 Some(x) => self.add_assign(x, &inner)?,
                 None => acc = Some(inner),
             }
+        }
+        if let (Some((s0, s1)), Some(x)) = (acc_qp, &mut acc) {
+            ring.add_assign(&mut x.c[0], &self.mod_down(s0, a.level), &q);
+            ring.add_assign(&mut x.c[1], &self.mod_down(s1, a.level), &q);
         }
         match acc {
             Some(x) => self.rescale(&x),

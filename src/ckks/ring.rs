@@ -498,6 +498,67 @@ mod tests {
         }
     }
 
+    /// The fast basis conversion equals its definition Σ_i [a_i·(Q̂_i)^{−1}]_{q_i}·(Q̂_i mod t)
+    /// mod t, computed here coefficient by coefficient with scalar modular operations, for
+    /// 4 → 26 primes (a digit of the 128-bit chain into the rest) and 26 → 4 (ModDown), with
+    /// the extreme residues 0 and q − 1 included.
+    #[test]
+    fn basis_conversion_equals_its_definition() {
+        let params = chains().swap_remove(0);
+        let ring = Ring::new(&params).unwrap();
+        let n = 64;
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let nqp = ring.nq + ring.np;
+        let cases: [(Vec<usize>, Vec<usize>); 2] = [
+            (
+                (4..8).collect(),
+                (0..nqp).filter(|i| !(4..8).contains(i)).collect(),
+            ),
+            ((ring.nq..nqp).collect(), (0..ring.nq).collect()),
+        ];
+        for (from, to) in cases {
+            let a: Vec<Vec<u64>> = from
+                .iter()
+                .map(|&i| {
+                    let p = ring.moduli[i].val();
+                    let mut v: Vec<u64> = (0..n).map(|_| rng.random_range(0..p)).collect();
+                    v[0] = p - 1;
+                    v[1] = 0;
+                    v
+                })
+                .collect();
+            // Rows of N entries: the conversion only reads the first n here.
+            let full: Vec<Vec<u64>> = a
+                .iter()
+                .map(|v| {
+                    let mut w = v.clone();
+                    w.resize(ring.n, 0);
+                    w
+                })
+                .collect();
+            let got = ring.convert(&full, &from, &to);
+            for (&t, row) in to.iter().zip(&got) {
+                let mt = &ring.moduli[t];
+                for k in 0..n {
+                    let mut want = 0u64;
+                    for (j, &i) in from.iter().enumerate() {
+                        let mi = &ring.moduli[i];
+                        let (mut qhat_i, mut qhat_t) = (1u64, 1u64);
+                        for &l in &from {
+                            if l != i {
+                                qhat_i = mi.mul(qhat_i, mi.reduce(ring.moduli[l].val()));
+                                qhat_t = mt.mul(qhat_t, mt.reduce(ring.moduli[l].val()));
+                            }
+                        }
+                        let y = mi.mul(a[j][k], mi.inv(qhat_i).unwrap());
+                        want = mt.add(want, mt.mul(mt.reduce(y), qhat_t));
+                    }
+                    assert_eq!(row[k], want, "prime {t}, coefficient {k}");
+                }
+            }
+        }
+    }
+
     fn limbs(ct: &Ciphertext) -> (&[Vec<Vec<u64>>], usize) {
         (&ct.c, ct.level)
     }
