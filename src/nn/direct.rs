@@ -19,6 +19,7 @@
 use super::engine::Real;
 use super::gemm::{PW_MR, PW_NR, PW_NR_TAIL};
 use super::ops::{relu_max, ConvK, EpiStats, Epilogue};
+use super::pointwise::{ActLanes, ExactAct};
 
 /// Output pixels per register block of the depthwise kernel (4 AVX2 vectors of f32).
 const PXB: usize = 32;
@@ -50,11 +51,11 @@ fn block<T: Real, const R: usize, const V: usize>(
 ) {
     let mut acc = [T::ZERO; 64];
     let p = 8 * V;
-    if R * p <= acc.len() && T::dw_block::<R, V>(buf, at, taps, wt, &mut acc) {
-        for (r, a) in acc.chunks_exact(p).take(R).enumerate() {
-            for (d, a) in plane[o + r * wo..o + r * wo + n].iter_mut().zip(a) {
-                *d = *a + bias;
-            }
+    let ok = R * p <= acc.len() && T::dw_block::<R, V>(buf, at, taps, wt, &mut acc);
+    for (r, a) in acc.chunks_exact(p).take(R).enumerate() {
+        for (d, a) in plane[o + r * wo..o + r * wo + n].iter_mut().zip(a) {
+            // A refused block (never, for the geometry `depthwise` checked) gives zeros.
+            *d = if ok { *a + bias } else { T::ZERO };
         }
     }
 }
@@ -145,8 +146,8 @@ pub(crate) fn depthwise<T: Real>(
     (ho, wo): (usize, usize),
     buf: &mut Vec<T>,
     epi: Epilogue<'_>,
+    recycled: Vec<T>,
 ) -> (Vec<T>, EpiStats) {
-    let mut out = vec![T::ZERO; c * ho * wo];
     let mut st = EpiStats::default();
     let [pt, pl, pb, pr] = k.pads;
     let (hp, wp) = (h + pt + pb, w + pl + pr);
@@ -166,8 +167,11 @@ pub(crate) fn depthwise<T: Real>(
         && k.weight.len() >= c * kh * kw
         && k.bias.as_ref().is_none_or(|b| b.len() >= c);
     if !fits {
-        return (out, st);
+        return (vec![T::ZERO; c * ho * wo], st);
     }
+    // Every output value is written below (the column segments cover each row, the register
+    // blocks each row of a segment), so a recycled buffer needs no zeroing.
+    let mut out = super::ops::out_buf(recycled, c * ho * wo);
     buf.clear();
     buf.resize(hp * sw * pw + PXB, T::ZERO);
     // Offset of tap (i, j) in `buf` from the start of output row 0's window: input row
@@ -267,12 +271,12 @@ pub(crate) fn pointwise<T: Real>(
     k: &ConvK<T>,
     out_hw: (usize, usize),
     epi: Epilogue<'_>,
+    recycled: Vec<T>,
 ) -> (Vec<T>, EpiStats) {
     let hw = h * w;
     let g = k.groups.max(1);
     let (cig, cog) = (k.cin / g, k.cout / g);
-    let mut out = vec![T::ZERO; k.cout * out_hw.0 * out_hw.1];
-    let mut st = EpiStats::default();
+    let st = EpiStats::default();
     if x.len() < c * hw
         || c != k.cin
         || k.weight.len() < k.cout * cig
@@ -280,8 +284,12 @@ pub(crate) fn pointwise<T: Real>(
         || out_hw != (h, w)
         || k.bias.as_ref().is_some_and(|b| b.len() < k.cout)
     {
-        return (out, st);
+        return (vec![T::ZERO; k.cout * out_hw.0 * out_hw.1], st);
     }
+    // Both paths below write every output value (the packed blocks cover every panel and
+    // column, the matrix product every row), so a recycled buffer needs no zeroing.
+    let mut out = super::ops::out_buf(recycled, k.cout * hw);
+    let mut st = st;
     if T::PACKED_POINTWISE {
         pointwise_packed(x, hw, k, epi, &mut out, &mut st);
         return (out, st);
@@ -344,6 +352,19 @@ fn pointwise_packed<T: Real>(
     let mut tail = Vec::new();
     let mut acc = [[T::ZERO; PW_NR]; PW_MR];
     let mut acc8 = [[T::ZERO; PW_NR_TAIL]; PW_MR];
+    // The exact activations run in the stores of the full 16-pixel blocks where the target
+    // has the fused kernel (`pointwise`); then the separate pass covers only the last < 16
+    // pixels of each chunk.
+    let fused = match epi {
+        Epilogue::Linear if T::PW_FUSED => Some(ExactAct::Linear),
+        Epilogue::Relu if T::PW_FUSED => Some(ExactAct::Relu),
+        Epilogue::Clip { lo, hi } if T::PW_FUSED => Some(ExactAct::Clip {
+            lo: T::from_f64(lo),
+            hi: T::from_f64(hi),
+        }),
+        _ => None,
+    };
+    let mut lanes = ActLanes::new();
     for gi in 0..g {
         let xg = &x[gi * cig * hw..(gi + 1) * cig * hw];
         let mut j0 = 0;
@@ -369,6 +390,32 @@ fn pointwise_packed<T: Real>(
                 let r0 = gi * cog + p * PW_MR;
                 let nr = PW_MR.min(cog - p * PW_MR);
                 let mut j = j0;
+                if let Some(act) = fused {
+                    // Bias −0 for none: v + (−0) = v (see `pointwise::pw_fused_f32`).
+                    let mut bias = [T::from_f64(-0.0); PW_MR];
+                    if let Some(b) = &k.bias {
+                        bias[..nr].copy_from_slice(&b[r0..r0 + nr]);
+                    }
+                    while j < full_end {
+                        let o = &mut out[r0 * hw + j..];
+                        let ok = T::pw_fused(
+                            panel,
+                            &xg[j..],
+                            (hw, cig),
+                            &bias,
+                            act,
+                            nr,
+                            o,
+                            hw,
+                            &mut lanes,
+                        );
+                        if !ok {
+                            break;
+                        }
+                        j += PW_NR;
+                    }
+                }
+                let epi_from = j;
                 while j < j1 {
                     let ncol = PW_NR.min(j1 - j);
                     let ok = if ncol == PW_NR {
@@ -396,15 +443,24 @@ fn pointwise_packed<T: Real>(
                                 None => row.copy_from_slice(&a[..ncol]),
                             }
                         }
+                    } else {
+                        // A refused block (never, for the sizes checked) gives zeros.
+                        for r in 0..nr {
+                            out[(r0 + r) * hw + j..][..ncol].fill(T::ZERO);
+                        }
                     }
                     j += ncol;
                 }
                 for r in 0..nr {
-                    epilogue_slice(&mut out[(r0 + r) * hw + j0..(r0 + r) * hw + j1], epi, st);
+                    let row = &mut out[(r0 + r) * hw + epi_from..(r0 + r) * hw + j1];
+                    epilogue_slice(row, epi, st);
                 }
             }
             j0 = j1;
         }
+    }
+    if let Some(act) = fused {
+        lanes.fold_into(act, st);
     }
 }
 
@@ -634,7 +690,17 @@ mod tests {
         let k = kernel(3, 3, 3, (3, 3), [1, 1], [1; 4], [1, 1], true, 1);
         let mut buf = Vec::new();
         // Input too short, and an output size the padded input cannot produce.
-        let (y, _) = depthwise(&[1.0; 5], (3, 4, 4), &k, (4, 4), &mut buf, Epilogue::Linear);
+        // A recycled buffer of stale values changes nothing.
+        let stale = || vec![9.0; 64];
+        let (y, _) = depthwise(
+            &[1.0; 5],
+            (3, 4, 4),
+            &k,
+            (4, 4),
+            &mut buf,
+            Epilogue::Linear,
+            stale(),
+        );
         assert!(y.iter().all(|&v| v == 0.0) && y.len() == 48);
         let (y, _) = depthwise(
             &[1.0; 48],
@@ -643,10 +709,11 @@ mod tests {
             (9, 4),
             &mut buf,
             Epilogue::Linear,
+            stale(),
         );
         assert!(y.iter().all(|&v| v == 0.0));
         let kp = kernel(4, 2, 2, (1, 1), [1, 1], [0; 4], [1, 1], false, 2);
-        let (y, _) = pointwise(&[1.0; 3], (4, 2, 2), &kp, (2, 2), Epilogue::Linear);
+        let (y, _) = pointwise(&[1.0; 3], (4, 2, 2), &kp, (2, 2), Epilogue::Linear, stale());
         assert!(y.iter().all(|&v| v == 0.0) && y.len() == 8);
     }
 }

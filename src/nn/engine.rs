@@ -104,6 +104,28 @@ pub trait Real:
     ) -> bool {
         super::gemm::pw_tile(a, b, ldb, k, acc)
     }
+    /// Whether [`Real::pw_fused`] runs (f32 with AVX2 + FMA); otherwise the 1×1 convolution
+    /// stores its blocks and runs the activation as a separate pass.
+    #[doc(hidden)]
+    const PW_FUSED: bool = false;
+    /// One 6 × 16 register block of a 1×1 convolution with + bias and the exact activation
+    /// fused into its stores (see `pointwise`); `false` (nothing written) when not available
+    /// or a slice is short.
+    #[doc(hidden)]
+    #[expect(clippy::too_many_arguments, reason = "the block's geometry")]
+    fn pw_fused(
+        _a: &[Self],
+        _b: &[Self],
+        _ldb_k: (usize, usize),
+        _bias: &[Self; super::gemm::PW_MR],
+        _act: super::pointwise::ExactAct<Self>,
+        _nr: usize,
+        _out: &mut [Self],
+        _ldo: usize,
+        _lanes: &mut super::pointwise::ActLanes<Self>,
+    ) -> bool {
+        false
+    }
     /// One register block of the depthwise kernel (see `gemm::dw_block`); `false` when a
     /// slice is short.
     #[doc(hidden)]
@@ -212,6 +234,30 @@ impl Real for f32 {
         acc: &mut [[Self; super::gemm::PW_NR_TAIL]; super::gemm::PW_MR],
     ) -> bool {
         super::gemm::pw_tile_f32(a, b, ldb, k, acc)
+    }
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    const PW_FUSED: bool = true;
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    fn pw_fused(
+        a: &[Self],
+        b: &[Self],
+        ldb_k: (usize, usize),
+        bias: &[Self; super::gemm::PW_MR],
+        act: super::pointwise::ExactAct<Self>,
+        nr: usize,
+        out: &mut [Self],
+        ldo: usize,
+        lanes: &mut super::pointwise::ActLanes<Self>,
+    ) -> bool {
+        super::pointwise::pw_fused_f32(a, b, ldb_k, bias, act, nr, out, ldo, lanes)
     }
     fn scatter_tile(
         acc: &[[Self; super::gemm::CO_TILE]; super::gemm::PX_TILE],
@@ -561,6 +607,8 @@ impl<T: Real> Engine<T> {
             *v = Some(x.to_vec());
         }
         let mut col = Vec::new();
+        // Buffers of freed values, reused as convolution outputs (see `take_pooled`).
+        let mut pool: Vec<Vec<T>> = Vec::new();
         let missing = |node: &str| NnError::BadModel {
             node: node.into(),
             reason: "input value not computed (graph not in topological order)".into(),
@@ -616,10 +664,14 @@ impl<T: Real> Engine<T> {
                         None => Epilogue::Linear,
                         Some(a) => act_epilogue(net, *a, policy)?,
                     };
-                    let (y, st) = ops::conv_epi(xr, (c, h, w), k, (ho, wo), &mut col, epi);
+                    let recycled = take_pooled(&mut pool, k.cout * ho * wo);
+                    let (y, st) =
+                        ops::conv_epi_into(xr, (c, h, w), k, (ho, wo), &mut col, epi, recycled);
                     if let Some(a) = act {
                         record_act(stats, *a, epi, &st);
                     }
+                    // The input, when this was its last reader.
+                    recycle(&mut pool, std::mem::take(&mut x0));
                     y
                 }
                 (Op::BatchNorm(_), Prepared::Affine { scale, shift }) => {
@@ -749,8 +801,8 @@ impl<T: Real> Engine<T> {
             // Free inputs whose last reader was this node.
             for &v in &node.inputs {
                 if v != net.output && self.last_use.get(v).copied().flatten() == Some(i) {
-                    if let Some(slot) = vals.get_mut(v) {
-                        *slot = None;
+                    if let Some(b) = vals.get_mut(v).and_then(Option::take) {
+                        recycle(&mut pool, b);
                     }
                 }
             }
@@ -805,6 +857,34 @@ impl<T: Real> Engine<T> {
         }
         Ok((out, stats))
     }
+}
+
+/// Freed buffers [`Engine::run`] keeps for reuse (the largest ones; each at most one
+/// activation tensor).
+const POOL_BUFFERS: usize = 6;
+
+/// Keep the buffer of a freed value for a later convolution output ([`take_pooled`]),
+/// dropping the smallest kept one beyond [`POOL_BUFFERS`].
+fn recycle<T>(pool: &mut Vec<Vec<T>>, b: Vec<T>) {
+    if b.capacity() == 0 {
+        return;
+    }
+    pool.push(b);
+    if pool.len() > POOL_BUFFERS {
+        if let Some(i) = (0..pool.len()).min_by_key(|&i| pool.get(i).map_or(0, Vec::capacity)) {
+            pool.swap_remove(i);
+        }
+    }
+}
+
+/// The smallest kept buffer with room for `n` values (empty when none): a convolution
+/// writes all its output values, so reusing memory saves zeroing a fresh allocation and
+/// touching new pages (`ops::out_buf`); the values never depend on what the buffer held.
+fn take_pooled<T>(pool: &mut Vec<Vec<T>>, n: usize) -> Vec<T> {
+    let best = (0..pool.len())
+        .filter(|&i| pool.get(i).is_some_and(|b| b.capacity() >= n))
+        .min_by_key(|&i| pool.get(i).map_or(0, Vec::capacity));
+    best.map_or_else(Vec::new, |i| pool.swap_remove(i))
 }
 
 /// The output-pass activation of ReLU or Clip node `a` under `policy`: exact ReLU / Clip, or

@@ -38,6 +38,7 @@ mod gemm;
 mod import;
 mod ir;
 pub(crate) mod ops;
+mod pointwise;
 pub mod proto;
 mod table2;
 
