@@ -28,11 +28,16 @@ const PXB: usize = 32;
 /// are below [`PXB`]); one vector of f32.
 const PXB_TAIL: usize = 8;
 
+/// Output rows per register block of [`PXB_TAIL`] pixels (the most rows a depthwise block
+/// computes, also the last block of a plane, see `segment`).
+const PXB_ROWS: usize = 8;
+
 /// One block of R output rows × 8·V output pixels of a depthwise plane (the sums by
-/// [`Real::dw_block`]): for rows r < R and pixels k < n ≤ 8V,
+/// [`Real::dw_block`]): for rows r < `rows` ≤ R and pixels k < n ≤ 8V,
 /// `plane[o + r·wo + k] = Σ_taps w·buf[start + r·rstep + t + k] + bias`, reading 8V cells per
-/// tap and row (the caller guarantees they exist); `rstep` is the distance in `buf` between
-/// the windows of consecutive output rows.
+/// tap and each of the R rows (the caller guarantees they exist; the sums of rows ≥ `rows`
+/// are dropped); `rstep` is the distance in `buf` between the windows of consecutive output
+/// rows.
 #[expect(
     clippy::indexing_slicing,
     clippy::too_many_arguments,
@@ -47,12 +52,12 @@ fn block<T: Real, const R: usize, const V: usize>(
     bias: T,
     plane: &mut [T],
     (o, wo): (usize, usize),
-    n: usize,
+    (n, rows): (usize, usize),
 ) {
     let mut acc = [T::ZERO; 64];
     let p = 8 * V;
     let ok = R * p <= acc.len() && T::dw_block::<R, V>(buf, at, taps, wt, &mut acc);
-    for (r, a) in acc.chunks_exact(p).take(R).enumerate() {
+    for (r, a) in acc.chunks_exact(p).take(R.min(rows)).enumerate() {
         for (d, a) in plane[o + r * wo..o + r * wo + n].iter_mut().zip(a) {
             // A refused block (never, for the geometry `depthwise` checked) gives zeros.
             *d = if ok { *a + bias } else { T::ZERO };
@@ -62,9 +67,12 @@ fn block<T: Real, const R: usize, const V: usize>(
 
 /// The output rows `0..ho` of one column segment (pixels `ox .. ox + n`, n ≤ P) of a depthwise
 /// plane, P = [`PXB`] or [`PXB_TAIL`], in register blocks of eight 8-pixel vectors of sums
-/// (2 rows × 32 pixels, or 8 rows × 8 pixels, then 4, 2, 1 rows for the rest): enough
-/// independent fused multiply-add chains to cover the FMA latency on two pipes (one 8-pixel
-/// row alone would wait on its single chain at every tap).
+/// (2 rows × 32 pixels, or 8 rows × 8 pixels): enough independent fused multiply-add chains
+/// to cover the FMA latency on two pipes (one 8-pixel row alone would wait on its single
+/// chain at every tap). The last block keeps the full height and drops the rows past `ho`
+/// (`buf` has room for them): its eight chains finish in the time of the one to four that a
+/// lower block would run on (the 7 rows of a 7×7 plane: one block instead of 4 + 2 + 1 rows,
+/// each waiting on the FMA latency). Every kept sum is the same chain as before.
 #[expect(clippy::too_many_arguments, reason = "the kernel's geometry")]
 #[inline(always)]
 fn segment<T: Real, const P: usize>(
@@ -82,23 +90,14 @@ fn segment<T: Real, const P: usize>(
         let left = ho - oy;
         let at = (oy * rstep + ox, rstep);
         let o = (oy * wo + ox, wo);
-        let r = match (P, left) {
-            (PXB, 2..) => 2,
-            (PXB, _) => 1,
-            (_, 8..) => 8,
-            (_, 4..) => 4,
-            (_, 2..) => 2,
-            _ => 1,
+        let rows = if P == PXB {
+            block::<T, 2, { PXB / 8 }>(buf, at, taps, wt, bias, plane, o, (n, left));
+            2
+        } else {
+            block::<T, PXB_ROWS, 1>(buf, at, taps, wt, bias, plane, o, (n, left));
+            PXB_ROWS
         };
-        match (P, r) {
-            (PXB, 2) => block::<T, 2, { PXB / 8 }>(buf, at, taps, wt, bias, plane, o, n),
-            (PXB, _) => block::<T, 1, { PXB / 8 }>(buf, at, taps, wt, bias, plane, o, n),
-            (_, 8) => block::<T, 8, 1>(buf, at, taps, wt, bias, plane, o, n),
-            (_, 4) => block::<T, 4, 1>(buf, at, taps, wt, bias, plane, o, n),
-            (_, 2) => block::<T, 2, 1>(buf, at, taps, wt, bias, plane, o, n),
-            _ => block::<T, 1, 1>(buf, at, taps, wt, bias, plane, o, n),
-        }
-        oy += r;
+        oy += rows;
     }
 }
 
@@ -172,8 +171,10 @@ pub(crate) fn depthwise<T: Real>(
     // Every output value is written below (the column segments cover each row, the register
     // blocks each row of a segment), so a recycled buffer needs no zeroing.
     let mut out = super::ops::out_buf(recycled, c * ho * wo);
+    // Room for a full block of PXB_ROWS rows below the last output row (`segment`).
+    let rstep = sh * sw * pw;
     buf.clear();
-    buf.resize(hp * sw * pw + PXB, T::ZERO);
+    buf.resize(hp * sw * pw + PXB + (PXB_ROWS - 1) * rstep, T::ZERO);
     // Offset of tap (i, j) in `buf` from the start of output row 0's window: input row
     // i·d_h, phase (j·d_w) mod s_w, position ⌊j·d_w / s_w⌋ (output row oy adds oy·s_h rows).
     let taps: Vec<usize> = (0..kh)
@@ -243,7 +244,6 @@ pub(crate) fn depthwise<T: Real>(
         // (i, j) order, then + bias, as the tile kernel. A block always reads its full width
         // (`buf` has PXB spare cells at the end), and only its first n sums are kept, so the
         // last partial segment runs the same fixed-width loop.
-        let rstep = sh * sw * pw;
         let mut ox = 0;
         while ox < wo {
             let n = if wo - ox >= PXB {

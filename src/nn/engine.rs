@@ -585,12 +585,25 @@ impl<T: Real> Engine<T> {
     /// # Errors
     /// [`NnError::InputSize`] when `x` has the wrong number of values; [`NnError::Config`]
     /// when an approximate policy lacks a range (see [`Engine::check_policy`]).
-    #[expect(clippy::too_many_lines, reason = "one arm per op")]
     pub fn run(
         &self,
         x: &[T],
         policy: &ActivationPolicy,
         stats: &mut RunStats,
+    ) -> Result<Vec<T>, NnError> {
+        self.run_pooled(x, policy, stats, &mut Vec::new())
+    }
+
+    /// [`Engine::run`] with the buffers of freed values kept in `pool` for later convolution
+    /// outputs (see [`take_pooled`]), across the images of one thread in [`Engine::run_batch`].
+    /// The values never depend on what a reused buffer held.
+    #[expect(clippy::too_many_lines, reason = "one arm per op")]
+    fn run_pooled(
+        &self,
+        x: &[T],
+        policy: &ActivationPolicy,
+        stats: &mut RunStats,
+        pool: &mut Vec<Vec<T>>,
     ) -> Result<Vec<T>, NnError> {
         let net = &*self.net;
         let expected = net.input_shape().numel();
@@ -607,8 +620,6 @@ impl<T: Real> Engine<T> {
             *v = Some(x.to_vec());
         }
         let mut col = Vec::new();
-        // Buffers of freed values, reused as convolution outputs (see `take_pooled`).
-        let mut pool: Vec<Vec<T>> = Vec::new();
         let missing = |node: &str| NnError::BadModel {
             node: node.into(),
             reason: "input value not computed (graph not in topological order)".into(),
@@ -664,14 +675,14 @@ impl<T: Real> Engine<T> {
                         None => Epilogue::Linear,
                         Some(a) => act_epilogue(net, *a, policy)?,
                     };
-                    let recycled = take_pooled(&mut pool, k.cout * ho * wo);
+                    let recycled = take_pooled(pool, k.cout * ho * wo);
                     let (y, st) =
                         ops::conv_epi_into(xr, (c, h, w), k, (ho, wo), &mut col, epi, recycled);
                     if let Some(a) = act {
                         record_act(stats, *a, epi, &st);
                     }
                     // The input, when this was its last reader.
-                    recycle(&mut pool, std::mem::take(&mut x0));
+                    recycle(pool, std::mem::take(&mut x0));
                     y
                 }
                 (Op::BatchNorm(_), Prepared::Affine { scale, shift }) => {
@@ -802,7 +813,7 @@ impl<T: Real> Engine<T> {
             for &v in &node.inputs {
                 if v != net.output && self.last_use.get(v).copied().flatten() == Some(i) {
                     if let Some(b) = vals.get_mut(v).and_then(Option::take) {
-                        recycle(&mut pool, b);
+                        recycle(pool, b);
                     }
                 }
             }
@@ -828,9 +839,9 @@ impl<T: Real> Engine<T> {
         let res: Vec<Result<(Vec<T>, RunStats), NnError>> = xs
             .par_iter()
             .enumerate()
-            .map(|(idx, x)| {
+            .map_init(Vec::new, |pool, (idx, x)| {
                 let mut st = RunStats::default();
-                self.run(x, policy, &mut st)
+                self.run_pooled(x, policy, &mut st, pool)
                     .map(|y| (y, st))
                     .map_err(|e| match e {
                         NnError::InputSize {
@@ -861,7 +872,7 @@ impl<T: Real> Engine<T> {
 
 /// Freed buffers [`Engine::run`] keeps for reuse (the largest ones; each at most one
 /// activation tensor).
-const POOL_BUFFERS: usize = 6;
+const POOL_BUFFERS: usize = 8;
 
 /// Keep the buffer of a freed value for a later convolution output ([`take_pooled`]),
 /// dropping the smallest kept one beyond [`POOL_BUFFERS`].
@@ -877,14 +888,23 @@ fn recycle<T>(pool: &mut Vec<Vec<T>>, b: Vec<T>) {
     }
 }
 
-/// The smallest kept buffer with room for `n` values (empty when none): a convolution
-/// writes all its output values, so reusing memory saves zeroing a fresh allocation and
-/// touching new pages (`ops::out_buf`); the values never depend on what the buffer held.
+/// A kept buffer for `n` values (empty when none fits): a convolution writes all its output
+/// values, so reusing memory saves zeroing a fresh allocation and touching new pages
+/// (`ops::out_buf`); the values never depend on what the buffer held. The shortest one with
+/// at least `n` values (cut to `n`, nothing written), else the longest one with room for `n`
+/// (only its growth is zeroed).
 fn take_pooled<T>(pool: &mut Vec<Vec<T>>, n: usize) -> Vec<T> {
-    let best = (0..pool.len())
-        .filter(|&i| pool.get(i).is_some_and(|b| b.capacity() >= n))
-        .min_by_key(|&i| pool.get(i).map_or(0, Vec::capacity));
-    best.map_or_else(Vec::new, |i| pool.swap_remove(i))
+    let len = |i: usize| pool.get(i).map_or(0, Vec::len);
+    let long = (0..pool.len())
+        .filter(|&i| len(i) >= n)
+        .min_by_key(|&i| len(i));
+    let roomy = || {
+        (0..pool.len())
+            .filter(|&i| pool.get(i).is_some_and(|b| b.capacity() >= n))
+            .max_by_key(|&i| len(i))
+    };
+    long.or_else(roomy)
+        .map_or_else(Vec::new, |i| pool.swap_remove(i))
 }
 
 /// The output-pass activation of ReLU or Clip node `a` under `policy`: exact ReLU / Clip, or
