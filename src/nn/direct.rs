@@ -19,7 +19,7 @@
 use super::engine::Real;
 use super::gemm::{PW_MR, PW_NR, PW_NR_TAIL};
 use super::ops::{relu_max, ConvK, EpiStats, Epilogue};
-use super::pointwise::{ActLanes, ExactAct};
+use super::pointwise::{ActLanes, ExactAct, LANES};
 
 /// Output pixels per register block of the depthwise kernel (4 AVX2 vectors of f32).
 const PXB: usize = 32;
@@ -32,35 +32,106 @@ const PXB_TAIL: usize = 8;
 /// computes, also the last block of a plane, see `segment`).
 const PXB_ROWS: usize = 8;
 
+/// Where the values of a depthwise block go: the output from a channel plane on (rows of
+/// `wo` pixels; the planes of later channels follow), the channel's bias, and the exact
+/// activation run on each value as it is stored, with its statistics in `lanes` (`None`: the
+/// values as they are, for a separate pass).
+struct PlaneOut<'a, T> {
+    plane: &'a mut [T],
+    wo: usize,
+    bias: T,
+    act: Option<ExactAct<T>>,
+    lanes: &'a mut ActLanes<T>,
+}
+
 /// One block of R output rows × 8·V output pixels of a depthwise plane (the sums by
 /// [`Real::dw_block`]): for rows r < `rows` ≤ R and pixels k < n ≤ 8V,
-/// `plane[o + r·wo + k] = Σ_taps w·buf[start + r·rstep + t + k] + bias`, reading 8V cells per
-/// tap and each of the R rows (the caller guarantees they exist; the sums of rows ≥ `rows`
-/// are dropped); `rstep` is the distance in `buf` between the windows of consecutive output
-/// rows.
+/// `plane[o + r·wo + k] = act(Σ_taps w·buf[start + r·rstep + t + k] + bias)`, reading 8V
+/// cells per tap and each of the R rows (the caller guarantees they exist; the sums of rows
+/// ≥ `rows` are dropped); `rstep` is the distance in `buf` between the windows of
+/// consecutive output rows.
+///
+/// A row is stored whole (8V values) wherever the output has room: the values past n then
+/// land on the first pixels of the next row or plane, which `depthwise` writes later (it runs
+/// a row's partial segment first), and they enter no statistic. Only the last row of the
+/// last plane is cut to n values. This avoids a masked store per row (slow on Zen 4: it was
+/// the hottest instruction of the 7×7 and 14×14 planes).
 #[expect(
     clippy::indexing_slicing,
-    clippy::too_many_arguments,
     reason = "`plane` holds R rows of wo ≥ n pixels from o (the caller's geometry)"
 )]
 #[inline(always)]
 fn block<T: Real, const R: usize, const V: usize>(
     buf: &[T],
     at: (usize, usize),
-    taps: &[usize],
-    wt: &[T],
-    bias: T,
-    plane: &mut [T],
-    (o, wo): (usize, usize),
+    (taps, wt): (&[usize], &[T]),
+    out: &mut PlaneOut<'_, T>,
+    o: usize,
     (n, rows): (usize, usize),
 ) {
     let mut acc = [T::ZERO; 64];
     let p = 8 * V;
     let ok = R * p <= acc.len() && T::dw_block::<R, V>(buf, at, taps, wt, &mut acc);
+    if !ok {
+        // A refused block (never, for the geometry `depthwise` checked) gives sums 0.
+        acc = [T::ZERO; 64];
+    }
+    let (bias, wo, act) = (out.bias, out.wo, out.act);
     for (r, a) in acc.chunks_exact(p).take(R.min(rows)).enumerate() {
-        for (d, a) in plane[o + r * wo..o + r * wo + n].iter_mut().zip(a) {
-            // A refused block (never, for the geometry `depthwise` checked) gives zeros.
-            *d = if ok { *a + bias } else { T::ZERO };
+        let s = o + r * wo;
+        if out.plane.len() >= s + p {
+            finish(&mut out.plane[s..s + p], a, n, (bias, act), out.lanes);
+        } else {
+            finish(&mut out.plane[s..s + n], a, n, (bias, act), out.lanes);
+        }
+    }
+}
+
+/// `d[k] = act(a[k] + bias)` for every k, the statistics of `act` (the selects of
+/// `ops::relu_max` / `ops::clip_minmax`, hence the same bits and extremes) over k < n only,
+/// in lane k mod 8.
+#[inline(always)]
+fn finish<T: Real>(
+    d: &mut [T],
+    a: &[T],
+    n: usize,
+    (bias, act): (T, Option<ExactAct<T>>),
+    lanes: &mut ActLanes<T>,
+) {
+    let chunks = d.chunks_mut(LANES).zip(a.chunks(LANES)).enumerate();
+    match act {
+        None | Some(ExactAct::Linear) => {
+            for (d, a) in d.iter_mut().zip(a) {
+                *d = *a + bias;
+            }
+        }
+        Some(ExactAct::Relu) => {
+            for (c, (dc, ac)) in chunks {
+                for (l, ((d, a), m)) in dc.iter_mut().zip(ac).zip(&mut lanes.abs).enumerate() {
+                    let v = *a + bias;
+                    let av = if v < T::ZERO { T::ZERO - v } else { v };
+                    *m = if av > *m && c * LANES + l < n { av } else { *m };
+                    *d = if v < T::ZERO { T::ZERO } else { v };
+                }
+            }
+        }
+        Some(ExactAct::Clip { lo, hi }) => {
+            for (c, (dc, ac)) in chunks {
+                let ls = lanes.mn.iter_mut().zip(lanes.mx.iter_mut());
+                for (l, ((d, a), (mn, mx))) in dc.iter_mut().zip(ac).zip(ls).enumerate() {
+                    let v = *a + bias;
+                    let kept = c * LANES + l < n;
+                    *mn = if v < *mn && kept { v } else { *mn };
+                    *mx = if v > *mx && kept { v } else { *mx };
+                    *d = if v < lo {
+                        lo
+                    } else if v > hi {
+                        hi
+                    } else {
+                        v
+                    };
+                }
+            }
         }
     }
 }
@@ -73,28 +144,25 @@ fn block<T: Real, const R: usize, const V: usize>(
 /// (`buf` has room for them): its eight chains finish in the time of the one to four that a
 /// lower block would run on (the 7 rows of a 7×7 plane: one block instead of 4 + 2 + 1 rows,
 /// each waiting on the FMA latency). Every kept sum is the same chain as before.
-#[expect(clippy::too_many_arguments, reason = "the kernel's geometry")]
 #[inline(always)]
 fn segment<T: Real, const P: usize>(
     buf: &[T],
     rstep: usize,
-    taps: &[usize],
-    wt: &[T],
-    bias: T,
-    plane: &mut [T],
-    (ho, wo): (usize, usize),
+    kernel: (&[usize], &[T]),
+    out: &mut PlaneOut<'_, T>,
+    ho: usize,
     (ox, n): (usize, usize),
 ) {
     let mut oy = 0;
     while oy < ho {
         let left = ho - oy;
         let at = (oy * rstep + ox, rstep);
-        let o = (oy * wo + ox, wo);
+        let o = oy * out.wo + ox;
         let rows = if P == PXB {
-            block::<T, 2, { PXB / 8 }>(buf, at, taps, wt, bias, plane, o, (n, left));
+            block::<T, 2, { PXB / 8 }>(buf, at, kernel, out, o, (n, left));
             2
         } else {
-            block::<T, PXB_ROWS, 1>(buf, at, taps, wt, bias, plane, o, (n, left));
+            block::<T, PXB_ROWS, 1>(buf, at, kernel, out, o, (n, left));
             PXB_ROWS
         };
         oy += rows;
@@ -171,6 +239,18 @@ pub(crate) fn depthwise<T: Real>(
     // Every output value is written below (the column segments cover each row, the register
     // blocks each row of a segment), so a recycled buffer needs no zeroing.
     let mut out = super::ops::out_buf(recycled, c * ho * wo);
+    // The exact activations run as the blocks are stored (`block`); the approximate ones in a
+    // pass over each finished plane.
+    let act = match epi {
+        Epilogue::Linear => Some(ExactAct::Linear),
+        Epilogue::Relu => Some(ExactAct::Relu),
+        Epilogue::Clip { lo, hi } => Some(ExactAct::Clip {
+            lo: T::from_f64(lo),
+            hi: T::from_f64(hi),
+        }),
+        _ => None,
+    };
+    let mut lanes = ActLanes::new();
     // Room for a full block of PXB_ROWS rows below the last output row (`segment`).
     let rstep = sh * sw * pw;
     buf.clear();
@@ -237,26 +317,42 @@ pub(crate) fn depthwise<T: Real>(
         }
         let wt = &k.weight[ch * kh * kw..(ch + 1) * kh * kw];
         let bias = k.bias.as_ref().map_or(T::ZERO, |b| b[ch]);
-        let plane = &mut out[ch * ho * wo..(ch + 1) * ho * wo];
+        let mut po = PlaneOut {
+            plane: &mut out[ch * ho * wo..],
+            wo,
+            bias,
+            act,
+            lanes: &mut lanes,
+        };
         // Column segments of PXB pixels, then of PXB_TAIL, each over all rows in register
         // blocks of several rows (see `segment`): the sums stay in registers over all taps
         // (one load and one fused multiply-add per pixel and tap). Σ from 0 over the taps in
         // (i, j) order, then + bias, as the tile kernel. A block always reads its full width
         // (`buf` has PXB spare cells at the end), and only its first n sums are kept, so the
-        // last partial segment runs the same fixed-width loop.
+        // last partial segment runs the same fixed-width loop. That partial segment runs
+        // first: its whole-vector stores spill onto the next row's first pixels (`block`),
+        // which the segment at column 0 then writes.
+        let full = wo / PXB * PXB;
+        let last = full + (wo - full).saturating_sub(1) / PXB_TAIL * PXB_TAIL;
+        if last < wo {
+            segment::<T, PXB_TAIL>(buf, rstep, (&taps, wt), &mut po, ho, (last, wo - last));
+        }
         let mut ox = 0;
-        while ox < wo {
-            let n = if wo - ox >= PXB {
-                segment::<T, PXB>(buf, rstep, &taps, wt, bias, plane, (ho, wo), (ox, PXB));
-                PXB
+        while ox < last {
+            let n = if ox < full { PXB } else { PXB_TAIL };
+            if n == PXB {
+                segment::<T, PXB>(buf, rstep, (&taps, wt), &mut po, ho, (ox, n));
             } else {
-                let n = PXB_TAIL.min(wo - ox);
-                segment::<T, PXB_TAIL>(buf, rstep, &taps, wt, bias, plane, (ho, wo), (ox, n));
-                n
-            };
+                segment::<T, PXB_TAIL>(buf, rstep, (&taps, wt), &mut po, ho, (ox, n));
+            }
             ox += n;
         }
-        epilogue_slice(plane, epi, &mut st);
+        if act.is_none() {
+            epilogue_slice(&mut po.plane[..ho * wo], epi, &mut st);
+        }
+    }
+    if let Some(act) = act {
+        lanes.fold_into(act, &mut st);
     }
     (out, st)
 }
@@ -550,6 +646,54 @@ mod tests {
         }
 
         #[test]
+        fn depthwise_output_pass_and_reused_buffers_match_unfused_bit_for_bit(
+            c in 2usize..12, h in 1usize..20, w in 1usize..20, kh in 1usize..6,
+            s in 1usize..3, pt in 0usize..3, pb in 0usize..3, bias in any::<bool>(),
+            nan_at in 0usize..800, b in 0.5f64..4.0, seed in any::<u64>(),
+        ) {
+            // The exact ReLU / Clip run as the depthwise blocks are stored (whole-vector
+            // stores spilling onto the next row or plane, partial segments first, widths
+            // 1..20 so every kind of row end occurs) against the linear output followed by
+            // the activation pass (`ops::tests::check_fused`, also r̃_α), in f64 and f32, with
+            // a NaN input; and every epilogue written into a recycled buffer of stale values
+            // (NaN) gives the same bits as into a fresh one.
+            prop_assume!(kh <= h + pt + pb && kh <= w + pt + pb);
+            let (ho, wo) = ((h + pt + pb - kh) / s + 1, (w + pt + pb - kh) / s + 1);
+            let k = kernel(c, c, c, (kh, kh), [s, s], [pt, pt, pb, pb], [1, 1], bias, seed);
+            let mut r = rnd(seed ^ 3);
+            let mut x: Vec<f64> = (0..c * h * w).map(|_| 2.0 * r()).collect();
+            if let Some(v) = x.get_mut(nan_at) {
+                *v = f64::NAN;
+            }
+            let sign = super::super::ops::tests::test_sign();
+            super::super::ops::tests::check_fused(&x, (c, h, w), &k, (ho, wo), &sign, b)?;
+            let mut kf = ConvK {
+                weight: k.weight.iter().map(|&v| v as f32).collect(),
+                bias: k.bias.as_ref().map(|b| b.iter().map(|&v| v as f32).collect()),
+                cout: c, cin: c, kh, kw: kh, strides: [s, s], pads: [pt, pt, pb, pb],
+                dilations: [1, 1], groups: c, packed: Vec::new(),
+            };
+            kf.pack();
+            let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            super::super::ops::tests::check_fused(&xf, (c, h, w), &kf, (ho, wo), &sign, b)?;
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            for epi in [
+                Epilogue::Linear,
+                Epilogue::Relu,
+                Epilogue::Clip { lo: -0.5, hi: 0.75 },
+                Epilogue::Poly { sign: &sign, b },
+            ] {
+                let mut buf = Vec::new();
+                let (fresh, sf) = super::super::ops::conv_epi(&xf, (c, h, w), &kf, (ho, wo), &mut buf, epi);
+                let stale = vec![f32::NAN; c * ho * wo + 5];
+                let (reused, sr) =
+                    super::super::ops::conv_epi_into(&xf, (c, h, w), &kf, (ho, wo), &mut buf, epi, stale);
+                prop_assert_eq!(bits(&fresh), bits(&reused));
+                prop_assert_eq!(sf, sr);
+            }
+        }
+
+        #[test]
         fn grouped_and_pointwise_match_naive_loop(
             g in 1usize..4, cig in 1usize..5, cog in 1usize..5, h in 1usize..9, w in 1usize..9,
             bias in any::<bool>(), seed in any::<u64>(),
@@ -625,6 +769,16 @@ mod tests {
             // activation run on the whole linear output.
             let sign = super::super::ops::tests::test_sign();
             super::super::ops::tests::check_fused(&xf, (c, h, w), &kf, (h, w), &sign, 1.5)?;
+            // Into a recycled buffer of stale values (NaN): the same bits and statistics.
+            for epi in [Epilogue::Linear, Epilogue::Relu, Epilogue::Clip { lo: -0.5, hi: 0.75 }] {
+                let (fresh, sf) = super::super::ops::conv_epi(&xf, (c, h, w), &kf, (h, w), &mut buf, epi);
+                let stale = vec![f32::NAN; cout * h * w + 3];
+                let (reused, sr) =
+                    super::super::ops::conv_epi_into(&xf, (c, h, w), &kf, (h, w), &mut buf, epi, stale);
+                prop_assert_eq!(fresh.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    reused.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+                prop_assert_eq!(sf, sr);
+            }
         }
 
         #[test]
