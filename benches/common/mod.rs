@@ -1,10 +1,11 @@
-//! Set-up shared by the ResNet-20 throughput benches (`nn`, `alpha_ratio`).
+//! Set-up shared by the ResNet-20 throughput benches (`nn`, `alpha_ratio`) and the
+//! EfficientNet-Lite0 ones (`efficientnet`, `efficientnet_nodes`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use polycert::nn::{
-    calibrate, import_onnx, ActivationPolicy, Dataset, Engine, RangePolicy, SignKernel,
+    calibrate, import_onnx, ActivationPolicy, DataFormat, Dataset, Engine, RangePolicy, SignKernel,
 };
 
 /// `../shared` when it holds the models.
@@ -45,6 +46,44 @@ pub fn resnet20(n: usize) -> Option<(Engine<f32>, Vec<Vec<f32>>, ActivationPolic
         .and_then(|mut cal| cal.choose(RangePolicy::PerLayer { margin: 1.0 }));
     let Ok(ranges) = ranges else {
         eprintln!("skipping ResNet-20 benches: calibration failed");
+        return None;
+    };
+    let approx = ActivationPolicy::Approx {
+        sign: SignKernel::new(14, sign.poly()),
+        ranges,
+    };
+    Some((engine, xs, approx))
+}
+
+/// EfficientNet-Lite0 in f32, its first `n` preprocessed ImageNet records and the α = 14
+/// policy (B per site = 1.1 × the max |input| calibrated on the same records); `None` with the
+/// reason printed when ../shared or a step is missing.
+#[allow(dead_code, reason = "used by the EfficientNet benches only")]
+pub fn efficientnet(n: usize) -> Option<(Engine<f32>, Vec<Vec<f32>>, ActivationPolicy)> {
+    let s = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared"));
+    let (Ok(net), Ok(mut data)) = (
+        import_onnx(&s.join("models/efficientnet_lite0_imagenet.onnx")),
+        Dataset::open(
+            &s.join("data/imagenet/imagenet_val500_224.bin"),
+            Some(DataFormat::Imagenet224),
+        ),
+    ) else {
+        eprintln!("skipping EfficientNet benches: ../shared has no EfficientNet-Lite0 or records");
+        return None;
+    };
+    data.truncate(n);
+    let engine: Engine<f32> = Engine::new(Arc::new(net));
+    let xs: Vec<Vec<f32>> = (0..n)
+        .filter_map(|i| {
+            let mut x = Vec::new();
+            engine.network().preprocess.apply(data.image(i)?, 3, &mut x);
+            Some(x)
+        })
+        .collect();
+    let ranges = calibrate(&engine, &data, None)
+        .and_then(|mut c| c.choose(RangePolicy::PerLayer { margin: 1.1 }));
+    let (Ok(sign), Ok(ranges)) = (polycert::remez::table1_sign(14), ranges) else {
+        eprintln!("skipping EfficientNet benches: table1_sign(14) or calibration failed");
         return None;
     };
     let approx = ActivationPolicy::Approx {

@@ -19,7 +19,7 @@
 use super::engine::Real;
 use super::gemm::{PW_MR, PW_NR, PW_NR_TAIL};
 use super::ops::{relu_max, ConvK, EpiStats, Epilogue};
-use super::pointwise::{ActLanes, ExactAct, LANES};
+use super::pointwise::{ActLanes, ExactAct};
 
 /// Output pixels per register block of the depthwise kernel (4 AVX2 vectors of f32).
 const PXB: usize = 32;
@@ -80,58 +80,9 @@ fn block<T: Real, const R: usize, const V: usize>(
     for (r, a) in acc.chunks_exact(p).take(R.min(rows)).enumerate() {
         let s = o + r * wo;
         if out.plane.len() >= s + p {
-            finish(&mut out.plane[s..s + p], a, n, (bias, act), out.lanes);
+            T::dw_finish(&mut out.plane[s..s + p], a, n, (bias, act), out.lanes);
         } else {
-            finish(&mut out.plane[s..s + n], a, n, (bias, act), out.lanes);
-        }
-    }
-}
-
-/// `d[k] = act(a[k] + bias)` for every k, the statistics of `act` (the selects of
-/// `ops::relu_max` / `ops::clip_minmax`, hence the same bits and extremes) over k < n only,
-/// in lane k mod 8.
-#[inline(always)]
-fn finish<T: Real>(
-    d: &mut [T],
-    a: &[T],
-    n: usize,
-    (bias, act): (T, Option<ExactAct<T>>),
-    lanes: &mut ActLanes<T>,
-) {
-    let chunks = d.chunks_mut(LANES).zip(a.chunks(LANES)).enumerate();
-    match act {
-        None | Some(ExactAct::Linear) => {
-            for (d, a) in d.iter_mut().zip(a) {
-                *d = *a + bias;
-            }
-        }
-        Some(ExactAct::Relu) => {
-            for (c, (dc, ac)) in chunks {
-                for (l, ((d, a), m)) in dc.iter_mut().zip(ac).zip(&mut lanes.abs).enumerate() {
-                    let v = *a + bias;
-                    let av = if v < T::ZERO { T::ZERO - v } else { v };
-                    *m = if av > *m && c * LANES + l < n { av } else { *m };
-                    *d = if v < T::ZERO { T::ZERO } else { v };
-                }
-            }
-        }
-        Some(ExactAct::Clip { lo, hi }) => {
-            for (c, (dc, ac)) in chunks {
-                let ls = lanes.mn.iter_mut().zip(lanes.mx.iter_mut());
-                for (l, ((d, a), (mn, mx))) in dc.iter_mut().zip(ac).zip(ls).enumerate() {
-                    let v = *a + bias;
-                    let kept = c * LANES + l < n;
-                    *mn = if v < *mn && kept { v } else { *mn };
-                    *mx = if v > *mx && kept { v } else { *mx };
-                    *d = if v < lo {
-                        lo
-                    } else if v > hi {
-                        hi
-                    } else {
-                        v
-                    };
-                }
-            }
+            T::dw_finish(&mut out.plane[s..s + n], a, n, (bias, act), out.lanes);
         }
     }
 }

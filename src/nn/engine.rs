@@ -104,6 +104,19 @@ pub trait Real:
     ) -> bool {
         super::gemm::pw_tile(a, b, ldb, k, acc)
     }
+    /// The store of one depthwise block row with its exact activation (see
+    /// `pointwise::finish`).
+    #[doc(hidden)]
+    #[inline(always)]
+    fn dw_finish(
+        d: &mut [Self],
+        a: &[Self],
+        n: usize,
+        bias_act: (Self, Option<super::pointwise::ExactAct<Self>>),
+        lanes: &mut super::pointwise::ActLanes<Self>,
+    ) {
+        super::pointwise::finish(d, a, n, bias_act, lanes);
+    }
     /// Whether [`Real::pw_fused`] runs (f32 with AVX2 + FMA); otherwise the 1×1 convolution
     /// stores its blocks and runs the activation as a separate pass.
     #[doc(hidden)]
@@ -234,6 +247,21 @@ impl Real for f32 {
         acc: &mut [[Self; super::gemm::PW_NR_TAIL]; super::gemm::PW_MR],
     ) -> bool {
         super::gemm::pw_tile_f32(a, b, ldb, k, acc)
+    }
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    #[inline(always)]
+    fn dw_finish(
+        d: &mut [Self],
+        a: &[Self],
+        n: usize,
+        bias_act: (Self, Option<super::pointwise::ExactAct<Self>>),
+        lanes: &mut super::pointwise::ActLanes<Self>,
+    ) {
+        super::pointwise::finish_f32(d, a, n, bias_act, lanes);
     }
     #[cfg(all(
         target_arch = "x86_64",
@@ -591,7 +619,26 @@ impl<T: Real> Engine<T> {
         policy: &ActivationPolicy,
         stats: &mut RunStats,
     ) -> Result<Vec<T>, NnError> {
-        self.run_pooled(x, policy, stats, &mut Vec::new())
+        self.run_pooled(x, policy, stats, &mut Vec::new(), None)
+    }
+
+    /// [`Engine::run`] that also adds the wall time of each node, in nanoseconds, to
+    /// `times[node index]` (resized to the node count): the per-node profile of
+    /// `benches/efficientnet_nodes.rs`. A batch norm or activation that a convolution runs in
+    /// its output pass gets ≈ 0 (its work is in the convolution's time). **Measured**, and
+    /// noisy like any timing.
+    ///
+    /// # Errors
+    /// As [`Engine::run`].
+    pub fn run_timed(
+        &self,
+        x: &[T],
+        policy: &ActivationPolicy,
+        stats: &mut RunStats,
+        times: &mut Vec<u64>,
+    ) -> Result<Vec<T>, NnError> {
+        times.resize(self.net.nodes.len(), 0);
+        self.run_pooled(x, policy, stats, &mut Vec::new(), Some(times))
     }
 
     /// [`Engine::run`] with the buffers of freed values kept in `pool` for later convolution
@@ -604,6 +651,7 @@ impl<T: Real> Engine<T> {
         policy: &ActivationPolicy,
         stats: &mut RunStats,
         pool: &mut Vec<Vec<T>>,
+        mut times: Option<&mut Vec<u64>>,
     ) -> Result<Vec<T>, NnError> {
         let net = &*self.net;
         let expected = net.input_shape().numel();
@@ -625,6 +673,7 @@ impl<T: Real> Engine<T> {
             reason: "input value not computed (graph not in topological order)".into(),
         };
         for (i, (node, prep)) in net.nodes.iter().zip(&self.prepared).enumerate() {
+            let t0 = times.is_some().then(std::time::Instant::now);
             let in0 = node.inputs.first().copied().unwrap_or(usize::MAX);
             let s_in = net.shape(in0).clone();
             let s_out = net.shape(node.output);
@@ -820,6 +869,9 @@ impl<T: Real> Engine<T> {
             if let Some(slot) = vals.get_mut(node.output) {
                 *slot = Some(out);
             }
+            if let (Some(t0), Some(t)) = (t0, times.as_mut().and_then(|t| t.get_mut(i))) {
+                *t += u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            }
         }
         vals.get_mut(net.output)
             .and_then(Option::take)
@@ -841,7 +893,7 @@ impl<T: Real> Engine<T> {
             .enumerate()
             .map_init(Vec::new, |pool, (idx, x)| {
                 let mut st = RunStats::default();
-                self.run_pooled(x, policy, &mut st, pool)
+                self.run_pooled(x, policy, &mut st, pool, None)
                     .map(|y| (y, st))
                     .map_err(|e| match e {
                         NnError::InputSize {

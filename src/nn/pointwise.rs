@@ -201,6 +201,131 @@ fn fused<const MODE: u8>(
     true
 }
 
+/// The store of a depthwise block row (`direct::block`): `d[k] = act(a[k] + bias)` for every
+/// k < d.len(), the statistics of `act` (the selects of `ops::relu_max` / `ops::clip_minmax`,
+/// hence the same bits and extremes) over k < n only, in lane k mod 8. Portable version
+/// (and the f32 one for a length that is not a multiple of 8).
+#[inline(always)]
+pub(crate) fn finish<T: Real>(
+    d: &mut [T],
+    a: &[T],
+    n: usize,
+    (bias, act): (T, Option<ExactAct<T>>),
+    lanes: &mut ActLanes<T>,
+) {
+    let chunks = d.chunks_mut(LANES).zip(a.chunks(LANES)).enumerate();
+    match act {
+        None | Some(ExactAct::Linear) => {
+            for (d, a) in d.iter_mut().zip(a) {
+                *d = *a + bias;
+            }
+        }
+        Some(ExactAct::Relu) => {
+            for (c, (dc, ac)) in chunks {
+                for (l, ((d, a), m)) in dc.iter_mut().zip(ac).zip(&mut lanes.abs).enumerate() {
+                    let v = *a + bias;
+                    let av = if v < T::ZERO { T::ZERO - v } else { v };
+                    *m = if av > *m && c * LANES + l < n { av } else { *m };
+                    *d = if v < T::ZERO { T::ZERO } else { v };
+                }
+            }
+        }
+        Some(ExactAct::Clip { lo, hi }) => {
+            for (c, (dc, ac)) in chunks {
+                let ls = lanes.mn.iter_mut().zip(lanes.mx.iter_mut());
+                for (l, ((d, a), (mn, mx))) in dc.iter_mut().zip(ac).zip(ls).enumerate() {
+                    let v = *a + bias;
+                    let kept = c * LANES + l < n;
+                    *mn = if v < *mn && kept { v } else { *mn };
+                    *mx = if v > *mx && kept { v } else { *mx };
+                    *d = if v < lo {
+                        lo
+                    } else if v > hi {
+                        hi
+                    } else {
+                        v
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// [`finish`] for f32 with AVX2: per 8 values, v = a + bias (`_mm256_add_ps`), the statistics
+/// blended in only on the lanes k < n (`_mm256_cmpgt_epi32(n, k)`), the activation by the
+/// selects of [`pw_fused_f32`], one unaligned store. Same values and statistics as the
+/// portable loop; lengths that are not a multiple of 8 (or `a` shorter than `d`) run it.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+#[inline(always)]
+pub(crate) fn finish_f32(
+    d: &mut [f32],
+    a: &[f32],
+    n: usize,
+    (bias, act): (f32, Option<ExactAct<f32>>),
+    lanes: &mut ActLanes<f32>,
+) {
+    use std::arch::x86_64::{
+        _mm256_add_epi32, _mm256_add_ps, _mm256_andnot_ps, _mm256_blendv_ps, _mm256_castsi256_ps,
+        _mm256_cmp_ps, _mm256_cmpgt_epi32, _mm256_loadu_ps, _mm256_max_ps, _mm256_min_ps,
+        _mm256_set1_epi32, _mm256_set1_ps, _mm256_setr_epi32, _mm256_setzero_ps, _mm256_storeu_ps,
+        _CMP_LT_OQ,
+    };
+    let len = d.len();
+    let Ok(ni) = i32::try_from(n) else {
+        return finish(d, a, n, (bias, act), lanes);
+    };
+    if len % LANES != 0 || a.len() < len || i32::try_from(len).is_err() {
+        return finish(d, a, n, (bias, act), lanes);
+    }
+    let (ap, dp) = (a.as_ptr(), d.as_mut_ptr());
+    // SAFETY: every chunk c < len / 8 loads `a[8c .. 8c + 8]` (below len ≤ a.len()) and stores
+    // `d[8c .. 8c + 8]` (below len = d.len()), unaligned 8-lane operations on in-bounds f32
+    // values; `lanes`' arrays are `[f32; 8]`, loaded and stored whole. AVX2 is enabled at
+    // compile time (cfg above).
+    unsafe {
+        let (zero, sign, bv) = (
+            _mm256_setzero_ps(),
+            _mm256_set1_ps(-0.0),
+            _mm256_set1_ps(bias),
+        );
+        let nv = _mm256_set1_epi32(ni);
+        let mut idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let step = _mm256_set1_epi32(8);
+        let mut vabs = _mm256_loadu_ps(lanes.abs.as_ptr());
+        let mut vmn = _mm256_loadu_ps(lanes.mn.as_ptr());
+        let mut vmx = _mm256_loadu_ps(lanes.mx.as_ptr());
+        for c in 0..len / LANES {
+            let v = _mm256_add_ps(_mm256_loadu_ps(ap.add(LANES * c)), bv);
+            // All ones on the lanes k < n.
+            let keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(nv, idx));
+            idx = _mm256_add_epi32(idx, step);
+            let y = match act {
+                None | Some(ExactAct::Linear) => v,
+                Some(ExactAct::Relu) => {
+                    let m = _mm256_max_ps(_mm256_andnot_ps(sign, v), vabs);
+                    vabs = _mm256_blendv_ps(vabs, m, keep);
+                    _mm256_max_ps(zero, v)
+                }
+                Some(ExactAct::Clip { lo, hi }) => {
+                    vmn = _mm256_blendv_ps(vmn, _mm256_min_ps(v, vmn), keep);
+                    vmx = _mm256_blendv_ps(vmx, _mm256_max_ps(v, vmx), keep);
+                    let (lov, hiv) = (_mm256_set1_ps(lo), _mm256_set1_ps(hi));
+                    let t = _mm256_min_ps(hiv, v);
+                    _mm256_blendv_ps(t, lov, _mm256_cmp_ps::<_CMP_LT_OQ>(v, lov))
+                }
+            };
+            _mm256_storeu_ps(dp.add(LANES * c), y);
+        }
+        _mm256_storeu_ps(lanes.abs.as_mut_ptr(), vabs);
+        _mm256_storeu_ps(lanes.mn.as_mut_ptr(), vmn);
+        _mm256_storeu_ps(lanes.mx.as_mut_ptr(), vmx);
+    }
+}
+
 #[cfg(all(
     test,
     target_arch = "x86_64",
@@ -274,6 +399,46 @@ mod tests {
             prop_assert_eq!(st.max_abs.to_bits(), ws.max_abs.to_bits());
             prop_assert_eq!(st.range.map(|(a, b)| (a.to_bits(), b.to_bits())),
                 ws.range.map(|(a, b)| (a.to_bits(), b.to_bits())));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn f32_row_store_matches_portable_bit_for_bit(
+            len in 1usize..40, n in 0usize..40, seed in any::<u64>(), mode in 0u8..4,
+            specials in prop::collection::vec((0usize..5, 0usize..40), 0..6),
+        ) {
+            // The AVX2 depthwise row store (multiples of 8 in vectors, other lengths by the
+            // portable loop) against the portable one: same values, and the same statistics,
+            // kept only on k < n, also for NaN, ±∞, ±0 and values at the Clip bounds.
+            let mut r = lcg(seed);
+            let mut a: Vec<f32> = (0..len).map(|_| 2.0 * r() as f32).collect();
+            let (lo, hi) = (-0.25f32, 0.5f32);
+            for &(what, at) in &specials {
+                if let Some(v) = a.get_mut(at) {
+                    *v = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, hi][what];
+                }
+            }
+            let act = match mode {
+                0 => None,
+                1 => Some(ExactAct::Linear),
+                2 => Some(ExactAct::Relu),
+                _ => Some(ExactAct::Clip { lo, hi }),
+            };
+            let bias = r() as f32;
+            let mut l1 = ActLanes::new();
+            // Lanes that already hold values, as after earlier rows.
+            finish(&mut [0.0; 8], &[0.3, -0.7, 0.1, 0.0, -0.2, 0.9, 0.4, -0.1], 8, (0.0, act), &mut l1);
+            let mut l2 = l1;
+            let (mut d1, mut d2) = (vec![7.0f32; len], vec![7.0f32; len]);
+            finish(&mut d1, &a, n, (bias, act), &mut l1);
+            finish_f32(&mut d2, &a, n, (bias, act), &mut l2);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&d1), bits(&d2));
+            for (x, y) in [(l1.abs, l2.abs), (l1.mn, l2.mn), (l1.mx, l2.mx)] {
+                prop_assert_eq!(bits(&x), bits(&y));
+            }
         }
     }
 
