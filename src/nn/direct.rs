@@ -80,9 +80,9 @@ fn block<T: Real, const R: usize, const V: usize>(
     for (r, a) in acc.chunks_exact(p).take(R.min(rows)).enumerate() {
         let s = o + r * wo;
         if out.plane.len() >= s + p {
-            T::dw_finish(&mut out.plane[s..s + p], a, n, (bias, act), out.lanes);
+            T::store_act(&mut out.plane[s..s + p], a, n, (bias, act), out.lanes);
         } else {
-            T::dw_finish(&mut out.plane[s..s + n], a, n, (bias, act), out.lanes);
+            T::store_act(&mut out.plane[s..s + n], a, n, (bias, act), out.lanes);
         }
     }
 }
@@ -462,7 +462,6 @@ fn pointwise_packed<T: Real>(
                         j += PW_NR;
                     }
                 }
-                let epi_from = j;
                 while j < j1 {
                     let ncol = PW_NR.min(j1 - j);
                     let ok = if ncol == PW_NR {
@@ -472,35 +471,41 @@ fn pointwise_packed<T: Real>(
                     } else {
                         T::pw_tile(panel, &tail, tw, cig, &mut acc)
                     };
-                    if ok {
-                        for r in 0..nr {
-                            let a: &[T] = if ncol < PW_NR && tw == PW_NR_TAIL {
-                                &acc8[r]
-                            } else {
-                                &acc[r]
-                            };
-                            let row = &mut out[(r0 + r) * hw + j..][..ncol];
-                            match &k.bias {
-                                Some(b) => {
-                                    let bv = b[r0 + r];
-                                    for (o, &v) in row.iter_mut().zip(a) {
-                                        *o = v + bv;
-                                    }
-                                }
-                                None => row.copy_from_slice(&a[..ncol]),
+                    if !ok {
+                        // A refused block (never, for the sizes checked) gives sums 0.
+                        acc = [[T::ZERO; PW_NR]; PW_MR];
+                        acc8 = [[T::ZERO; PW_NR_TAIL]; PW_MR];
+                    }
+                    for r in 0..nr {
+                        let a: &[T] = if ncol < PW_NR && tw == PW_NR_TAIL {
+                            &acc8[r]
+                        } else {
+                            &acc[r]
+                        };
+                        let row = &mut out[(r0 + r) * hw + j..][..ncol];
+                        let bv = k.bias.as_ref().map(|b| b[r0 + r]);
+                        match (fused, bv) {
+                            // The exact activation as the row is stored (the depthwise row
+                            // store; bias −0 for none, as in the fused block).
+                            (Some(act), _) => {
+                                let b = bv.unwrap_or(T::from_f64(-0.0));
+                                T::store_act(row, &a[..ncol], ncol, (b, Some(act)), &mut lanes);
                             }
-                        }
-                    } else {
-                        // A refused block (never, for the sizes checked) gives zeros.
-                        for r in 0..nr {
-                            out[(r0 + r) * hw + j..][..ncol].fill(T::ZERO);
+                            (None, Some(bv)) => {
+                                for (o, &v) in row.iter_mut().zip(a) {
+                                    *o = v + bv;
+                                }
+                            }
+                            (None, None) => row.copy_from_slice(&a[..ncol]),
                         }
                     }
                     j += ncol;
                 }
-                for r in 0..nr {
-                    let row = &mut out[(r0 + r) * hw + epi_from..(r0 + r) * hw + j1];
-                    epilogue_slice(row, epi, st);
+                if fused.is_none() {
+                    for r in 0..nr {
+                        let row = &mut out[(r0 + r) * hw + j0..(r0 + r) * hw + j1];
+                        epilogue_slice(row, epi, st);
+                    }
                 }
             }
             j0 = j1;

@@ -104,11 +104,11 @@ pub trait Real:
     ) -> bool {
         super::gemm::pw_tile(a, b, ldb, k, acc)
     }
-    /// The store of one depthwise block row with its exact activation (see
-    /// `pointwise::finish`).
+    /// The store of one block row with its exact activation (depthwise blocks, the last < 16
+    /// pixels of a 1×1 chunk; see `pointwise::finish`).
     #[doc(hidden)]
     #[inline(always)]
-    fn dw_finish(
+    fn store_act(
         d: &mut [Self],
         a: &[Self],
         n: usize,
@@ -254,7 +254,7 @@ impl Real for f32 {
         target_feature = "fma"
     ))]
     #[inline(always)]
-    fn dw_finish(
+    fn store_act(
         d: &mut [Self],
         a: &[Self],
         n: usize,

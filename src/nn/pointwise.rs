@@ -201,10 +201,11 @@ fn fused<const MODE: u8>(
     true
 }
 
-/// The store of a depthwise block row (`direct::block`): `d[k] = act(a[k] + bias)` for every
-/// k < d.len(), the statistics of `act` (the selects of `ops::relu_max` / `ops::clip_minmax`,
-/// hence the same bits and extremes) over k < n only, in lane k mod 8. Portable version
-/// (and the f32 one for a length that is not a multiple of 8).
+/// The store of a block row (`direct::block`; the last < 16 pixels of a 1×1 chunk):
+/// `d[k] = act(a[k] + bias)` for every k < d.len(), the statistics of `act` (the selects of
+/// `ops::relu_max` / `ops::clip_minmax`, hence the same bits and extremes) over k < n only,
+/// in lane k mod 8. Portable version (and the f32 one for a length that is not a multiple
+/// of 8).
 #[inline(always)]
 pub(crate) fn finish<T: Real>(
     d: &mut [T],
