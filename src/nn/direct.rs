@@ -14,7 +14,11 @@
 //!
 //! Both apply the same [`Epilogue`] as the tile kernel (bias first, then the activation on
 //! every value, with the same statistics), so the values differ from the tile kernel's only
-//! by the summation order of the dot products.
+//! by the summation order of the dot products. The exact activations (none, ReLU, Clip) run
+//! as the values are stored (the kernels of `pointwise`: one pass over the output instead of
+//! a store, a copy with + bias and an activation pass); r̃_α runs on each finished plane or
+//! column chunk while it is in cache. Outputs are written into buffers the engine recycles
+//! (every value is overwritten, so they are not zeroed first).
 
 use super::engine::Real;
 use super::gemm::{PW_MR, PW_NR, PW_NR_TAIL};

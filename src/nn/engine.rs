@@ -922,41 +922,35 @@ impl<T: Real> Engine<T> {
     }
 }
 
-/// Freed buffers [`Engine::run`] keeps for reuse (the largest ones; each at most one
-/// activation tensor).
-const POOL_BUFFERS: usize = 8;
+/// Most freed buffers of one length that [`Engine::run`] keeps for reuse.
+const POOL_PER_LEN: usize = 2;
 
-/// Keep the buffer of a freed value for a later convolution output ([`take_pooled`]),
-/// dropping the smallest kept one beyond [`POOL_BUFFERS`].
+/// Most freed buffers kept in all (the oldest go first): a bound for networks with many
+/// tensor sizes (EfficientNet-Lite0 has 19 convolution output sizes).
+const POOL_BUFFERS: usize = 64;
+
+/// Keep the buffer of a freed value for a later convolution output of the same length
+/// ([`take_pooled`]): at most [`POOL_PER_LEN`] per length and [`POOL_BUFFERS`] in all.
 fn recycle<T>(pool: &mut Vec<Vec<T>>, b: Vec<T>) {
-    if b.capacity() == 0 {
+    if b.is_empty() || pool.iter().filter(|v| v.len() == b.len()).count() >= POOL_PER_LEN {
         return;
     }
     pool.push(b);
     if pool.len() > POOL_BUFFERS {
-        if let Some(i) = (0..pool.len()).min_by_key(|&i| pool.get(i).map_or(0, Vec::capacity)) {
-            pool.swap_remove(i);
-        }
+        pool.remove(0);
     }
 }
 
-/// A kept buffer for `n` values (empty when none fits): a convolution writes all its output
-/// values, so reusing memory saves zeroing a fresh allocation and touching new pages
-/// (`ops::out_buf`); the values never depend on what the buffer held. The shortest one with
-/// at least `n` values (cut to `n`, nothing written), else the longest one with room for `n`
-/// (only its growth is zeroed).
+/// A kept buffer of exactly `n` values (empty when there is none): a convolution writes all
+/// its output values, so reusing memory saves zeroing a fresh allocation and touching new
+/// pages (`ops::out_buf`); the values never depend on what the buffer held. Only exact
+/// lengths are reused: cutting a longer buffer would leave it short (a later, longer output
+/// would zero the difference), and with the pool kept across the images of a thread
+/// ([`Engine::run_batch`]) every output after the first image finds its length.
 fn take_pooled<T>(pool: &mut Vec<Vec<T>>, n: usize) -> Vec<T> {
-    let len = |i: usize| pool.get(i).map_or(0, Vec::len);
-    let long = (0..pool.len())
-        .filter(|&i| len(i) >= n)
-        .min_by_key(|&i| len(i));
-    let roomy = || {
-        (0..pool.len())
-            .filter(|&i| pool.get(i).is_some_and(|b| b.capacity() >= n))
-            .max_by_key(|&i| len(i))
-    };
-    long.or_else(roomy)
-        .map_or_else(Vec::new, |i| pool.swap_remove(i))
+    pool.iter()
+        .position(|v| v.len() == n)
+        .map_or_else(Vec::new, |i| pool.remove(i))
 }
 
 /// The output-pass activation of ReLU or Clip node `a` under `policy`: exact ReLU / Clip, or
@@ -1142,4 +1136,36 @@ fn approx_maxpool<T: Real>(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{recycle, take_pooled, POOL_BUFFERS, POOL_PER_LEN};
+
+    #[test]
+    fn pool_reuses_exact_lengths_only_and_stays_bounded() {
+        let mut pool: Vec<Vec<f32>> = Vec::new();
+        recycle(&mut pool, vec![1.0; 10]);
+        recycle(&mut pool, vec![2.0; 20]);
+        recycle(&mut pool, Vec::new());
+        assert_eq!(pool.len(), 2);
+        // No buffer of 15 values: a fresh (empty) one, and the pool is unchanged.
+        assert!(take_pooled(&mut pool, 15).is_empty());
+        assert_eq!(take_pooled(&mut pool, 20), vec![2.0; 20]);
+        assert_eq!(pool.len(), 1);
+        for _ in 0..5 {
+            recycle(&mut pool, vec![3.0; 10]);
+        }
+        assert_eq!(pool.iter().filter(|v| v.len() == 10).count(), POOL_PER_LEN);
+        for n in 1..=2 * POOL_BUFFERS {
+            recycle(&mut pool, vec![0.0; 100 + n]);
+        }
+        assert_eq!(pool.len(), POOL_BUFFERS);
+        // The oldest went first.
+        assert!(take_pooled(&mut pool, 10).is_empty());
+        assert_eq!(
+            take_pooled(&mut pool, 100 + 2 * POOL_BUFFERS).len(),
+            100 + 2 * POOL_BUFFERS
+        );
+    }
 }
