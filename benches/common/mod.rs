@@ -17,6 +17,7 @@ pub fn shared() -> Option<PathBuf> {
 /// ResNet-20 in f32, its first `n` preprocessed CIFAR-10 JPEG test images, and the α = 14
 /// policy with B per layer calibrated on the same images (margin 1.0). `None`, with the
 /// reason printed, when ../shared or a step is missing.
+#[allow(dead_code, reason = "used by the ResNet-20 benches only")]
 pub fn resnet20(n: usize) -> Option<(Engine<f32>, Vec<Vec<f32>>, ActivationPolicy)> {
     let Some(s) = shared() else {
         eprintln!("skipping ResNet-20 benches: ../shared is absent");
@@ -60,7 +61,10 @@ pub fn resnet20(n: usize) -> Option<(Engine<f32>, Vec<Vec<f32>>, ActivationPolic
 /// reason printed when ../shared or a step is missing.
 #[allow(dead_code, reason = "used by the EfficientNet benches only")]
 pub fn efficientnet(n: usize) -> Option<(Engine<f32>, Vec<Vec<f32>>, ActivationPolicy)> {
-    let s = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared"));
+    let Some(s) = shared() else {
+        eprintln!("skipping EfficientNet benches: ../shared is absent");
+        return None;
+    };
     let (Ok(net), Ok(mut data)) = (
         import_onnx(&s.join("models/efficientnet_lite0_imagenet.onnx")),
         Dataset::open(

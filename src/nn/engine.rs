@@ -878,6 +878,34 @@ impl<T: Real> Engine<T> {
             .ok_or_else(|| missing("graph output"))
     }
 
+    /// [`Engine::run_pooled`] of image `idx` of a batch, with its own statistics; a size
+    /// mismatch names `idx`.
+    fn run_indexed(
+        &self,
+        idx: usize,
+        x: &[T],
+        policy: &ActivationPolicy,
+        pool: &mut Vec<Vec<T>>,
+    ) -> Result<(Vec<T>, RunStats), NnError> {
+        let mut st = RunStats::default();
+        self.run_pooled(x, policy, &mut st, pool, None)
+            .map(|y| (y, st))
+            .map_err(|e| match e {
+                NnError::InputSize {
+                    got,
+                    expected,
+                    shape,
+                    ..
+                } => NnError::InputSize {
+                    index: idx,
+                    got,
+                    expected,
+                    shape,
+                },
+                e => e,
+            })
+    }
+
     /// Run many images in parallel (rayon); results in input order.
     ///
     /// # Errors
@@ -888,27 +916,22 @@ impl<T: Real> Engine<T> {
         policy: &ActivationPolicy,
     ) -> Result<(Vec<Vec<T>>, RunStats), NnError> {
         self.check_policy(policy)?;
+        // One contiguous share of the images per thread, run in order with one buffer pool,
+        // so every image after a thread's first reuses the buffers of the one before (rayon's
+        // `map_init` would start a new pool for each split of the work).
+        let share = xs
+            .len()
+            .div_ceil(rayon::current_num_threads().max(1))
+            .max(1);
         let res: Vec<Result<(Vec<T>, RunStats), NnError>> = xs
-            .par_iter()
+            .par_chunks(share)
             .enumerate()
-            .map_init(Vec::new, |pool, (idx, x)| {
-                let mut st = RunStats::default();
-                self.run_pooled(x, policy, &mut st, pool, None)
-                    .map(|y| (y, st))
-                    .map_err(|e| match e {
-                        NnError::InputSize {
-                            got,
-                            expected,
-                            shape,
-                            ..
-                        } => NnError::InputSize {
-                            index: idx,
-                            got,
-                            expected,
-                            shape,
-                        },
-                        e => e,
-                    })
+            .flat_map_iter(|(ci, part)| {
+                let mut pool = Vec::new();
+                part.iter()
+                    .enumerate()
+                    .map(|(j, x)| self.run_indexed(ci * share + j, x, policy, &mut pool))
+                    .collect::<Vec<_>>()
             })
             .collect();
         let mut out = Vec::with_capacity(xs.len());
