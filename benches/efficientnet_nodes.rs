@@ -30,8 +30,9 @@ fn class(e: &Engine<f32>, i: usize) -> (String, u64) {
     let out = net.shape(node.output).numel() as u64;
     match &node.op {
         Op::Conv(c) => {
-            let d = &c.weight.dims;
-            let (co, ci, kh, kw) = (d[0], d[1], d[2], d[3]);
+            let &[co, ci, kh, kw] = c.weight.dims.as_slice() else {
+                return ("Conv (not 4-D)".into(), 0);
+            };
             let macs = out * (ci * kh * kw) as u64;
             let s = c.strides[0];
             let name = if c.groups > 1 {
@@ -86,7 +87,7 @@ fn main() {
         }
         let total: u64 = by.values().map(|v| v.0).sum();
         let mut rows: Vec<_> = by.into_iter().collect();
-        rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.1 .0));
         println!(
             "polycert {name}, 1 thread, {N} images x {reps} passes: {:.1} img/s wall, \
              node time {:.3} ms/img",

@@ -62,7 +62,11 @@ fn load(
 /// reason printed, when ../shared or a step is missing.
 #[allow(dead_code, reason = "used by the ResNet-20 benches only")]
 pub fn resnet20(n: usize) -> Option<(Engine<f32>, Vec<Vec<f32>>, ActivationPolicy)> {
-    let files = ("models/resnet20_cifar10.onnx", "data/cifar10/test_batch_jpeg.bin", None);
+    let files = (
+        "models/resnet20_cifar10.onnx",
+        "data/cifar10/test_batch_jpeg.bin",
+        None,
+    );
     load("ResNet-20", files, n, 1.0)
 }
 

@@ -175,10 +175,6 @@ pub(crate) fn conv<T: Real>(
 /// padding) convolutions go to the kernels of `direct` instead, with the same epilogue. Every value is the same as that of
 /// [`conv`] followed by the activation on the whole output (same operations per value, and
 /// the statistics are a maximum and a count, exact in any order).
-#[expect(
-    clippy::indexing_slicing,
-    reason = "hot loop; ranges computed from validated shapes"
-)]
 pub(crate) fn conv_epi<T: Real>(
     x: &[T],
     chw: (usize, usize, usize),
@@ -193,6 +189,10 @@ pub(crate) fn conv_epi<T: Real>(
 /// [`conv_epi`] writing into `recycled`, the buffer of a value the engine has freed (see
 /// [`out_buf`]): the depthwise and 1×1 kernels overwrite every output value, so reused memory
 /// is not zeroed first (the general tile path starts from zeros as before).
+#[expect(
+    clippy::indexing_slicing,
+    reason = "hot loop; ranges computed from validated shapes"
+)]
 pub(crate) fn conv_epi_into<T: Real>(
     x: &[T],
     chw: (usize, usize, usize),

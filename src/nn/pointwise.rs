@@ -279,7 +279,7 @@ pub(crate) fn finish_f32(
     let Ok(ni) = i32::try_from(n) else {
         return finish(d, a, n, (bias, act), lanes);
     };
-    if len % LANES != 0 || a.len() < len || i32::try_from(len).is_err() {
+    if !len.is_multiple_of(LANES) || a.len() < len || i32::try_from(len).is_err() {
         return finish(d, a, n, (bias, act), lanes);
     }
     let (ap, dp) = (a.as_ptr(), d.as_mut_ptr());
