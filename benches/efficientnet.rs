@@ -16,54 +16,15 @@
 //! module docs of `approx` (kernel.rs).
 #![allow(missing_docs)] // criterion_group! generates an undocumented function
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use polycert::nn::{
-    calibrate, import_onnx, ActivationPolicy, DataFormat, Dataset, Engine, RangePolicy, SignKernel,
-};
+use polycert::nn::ActivationPolicy;
+
+mod common;
 
 const N: usize = 16;
 
-/// The engine, the first `N` preprocessed records and the α = 14 policy; `None` with the
-/// reason printed when ../shared or a step is missing.
-fn setup() -> Option<(Engine<f32>, Vec<Vec<f32>>, ActivationPolicy)> {
-    let s = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared"));
-    let (Ok(net), Ok(mut data)) = (
-        import_onnx(&s.join("models/efficientnet_lite0_imagenet.onnx")),
-        Dataset::open(
-            &s.join("data/imagenet/imagenet_val500_224.bin"),
-            Some(DataFormat::Imagenet224),
-        ),
-    ) else {
-        eprintln!("skipping EfficientNet benches: ../shared has no EfficientNet-Lite0 or records");
-        return None;
-    };
-    data.truncate(N);
-    let engine: Engine<f32> = Engine::new(Arc::new(net));
-    let xs: Vec<Vec<f32>> = (0..N)
-        .filter_map(|i| {
-            let mut x = Vec::new();
-            engine.network().preprocess.apply(data.image(i)?, 3, &mut x);
-            Some(x)
-        })
-        .collect();
-    let ranges = calibrate(&engine, &data, None)
-        .and_then(|mut c| c.choose(RangePolicy::PerLayer { margin: 1.1 }));
-    let (Ok(sign), Ok(ranges)) = (polycert::remez::table1_sign(14), ranges) else {
-        eprintln!("skipping EfficientNet benches: table1_sign(14) or calibration failed");
-        return None;
-    };
-    let approx = ActivationPolicy::Approx {
-        sign: SignKernel::new(14, sign.poly()),
-        ranges,
-    };
-    Some((engine, xs, approx))
-}
-
 fn bench_efficientnet(c: &mut Criterion) {
-    let Some((engine, xs, approx)) = setup() else {
+    let Some((engine, xs, approx)) = common::efficientnet(N) else {
         return;
     };
     let mut g = c.benchmark_group("efficientnet_lite0_f32_batch16");

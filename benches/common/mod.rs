@@ -1,10 +1,11 @@
-//! Set-up shared by the ResNet-20 throughput benches (`nn`, `alpha_ratio`).
+//! Set-up shared by the ResNet-20 throughput benches (`nn`, `alpha_ratio`) and the
+//! EfficientNet-Lite0 ones (`efficientnet`, `efficientnet_nodes`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use polycert::nn::{
-    calibrate, import_onnx, ActivationPolicy, Dataset, Engine, RangePolicy, SignKernel,
+    calibrate, import_onnx, ActivationPolicy, DataFormat, Dataset, Engine, RangePolicy, SignKernel,
 };
 
 /// `../shared` when it holds the models.
@@ -13,19 +14,25 @@ pub fn shared() -> Option<PathBuf> {
     p.join("models").is_dir().then_some(p)
 }
 
-/// ResNet-20 in f32, its first `n` preprocessed CIFAR-10 JPEG test images, and the α = 14
-/// policy with B per layer calibrated on the same images (margin 1.0). `None`, with the
-/// reason printed, when ../shared or a step is missing.
-pub fn resnet20(n: usize) -> Option<(Engine<f32>, Vec<Vec<f32>>, ActivationPolicy)> {
+/// `model` in f32, the first `n` preprocessed images of `data` (read as `format`, or by the
+/// detection rule for `None`) and the α = 14 policy with B per layer = `margin` × the max
+/// |input| calibrated on the same images. `None`, with the reason printed, when ../shared or
+/// a step is missing.
+fn load(
+    what: &str,
+    (model, data, format): (&str, &str, Option<DataFormat>),
+    n: usize,
+    margin: f64,
+) -> Option<(Engine<f32>, Vec<Vec<f32>>, ActivationPolicy)> {
     let Some(s) = shared() else {
-        eprintln!("skipping ResNet-20 benches: ../shared is absent");
+        eprintln!("skipping {what} benches: ../shared is absent");
         return None;
     };
     let (Ok(net), Ok(mut data)) = (
-        import_onnx(&s.join("models/resnet20_cifar10.onnx")),
-        Dataset::open(&s.join("data/cifar10/test_batch_jpeg.bin"), None),
+        import_onnx(&s.join(model)),
+        Dataset::open(&s.join(data), format),
     ) else {
-        eprintln!("skipping ResNet-20 benches: cannot read the model or data");
+        eprintln!("skipping {what} benches: cannot read ../shared/{model} or ../shared/{data}");
         return None;
     };
     data.truncate(n);
@@ -37,14 +44,10 @@ pub fn resnet20(n: usize) -> Option<(Engine<f32>, Vec<Vec<f32>>, ActivationPolic
             Some(x)
         })
         .collect();
-    let Ok(sign) = polycert::remez::table1_sign(14) else {
-        eprintln!("skipping ResNet-20 benches: table1_sign(14) failed");
-        return None;
-    };
     let ranges = calibrate(&engine, &data, None)
-        .and_then(|mut cal| cal.choose(RangePolicy::PerLayer { margin: 1.0 }));
-    let Ok(ranges) = ranges else {
-        eprintln!("skipping ResNet-20 benches: calibration failed");
+        .and_then(|mut c| c.choose(RangePolicy::PerLayer { margin }));
+    let (Ok(sign), Ok(ranges)) = (polycert::remez::table1_sign(14), ranges) else {
+        eprintln!("skipping {what} benches: table1_sign(14) or calibration failed");
         return None;
     };
     let approx = ActivationPolicy::Approx {
@@ -52,4 +55,30 @@ pub fn resnet20(n: usize) -> Option<(Engine<f32>, Vec<Vec<f32>>, ActivationPolic
         ranges,
     };
     Some((engine, xs, approx))
+}
+
+/// ResNet-20 in f32, its first `n` preprocessed CIFAR-10 JPEG test images, and the α = 14
+/// policy with B per layer calibrated on the same images (margin 1.0). `None`, with the
+/// reason printed, when ../shared or a step is missing.
+#[allow(dead_code, reason = "used by the ResNet-20 benches only")]
+pub fn resnet20(n: usize) -> Option<(Engine<f32>, Vec<Vec<f32>>, ActivationPolicy)> {
+    let files = (
+        "models/resnet20_cifar10.onnx",
+        "data/cifar10/test_batch_jpeg.bin",
+        None,
+    );
+    load("ResNet-20", files, n, 1.0)
+}
+
+/// EfficientNet-Lite0 in f32, its first `n` preprocessed ImageNet records and the α = 14
+/// policy (B per site = 1.1 × the max |input| calibrated on the same records); `None` with the
+/// reason printed when ../shared or a step is missing.
+#[allow(dead_code, reason = "used by the EfficientNet benches only")]
+pub fn efficientnet(n: usize) -> Option<(Engine<f32>, Vec<Vec<f32>>, ActivationPolicy)> {
+    let files = (
+        "models/efficientnet_lite0_imagenet.onnx",
+        "data/imagenet/imagenet_val500_224.bin",
+        Some(DataFormat::Imagenet224),
+    );
+    load("EfficientNet", files, n, 1.1)
 }

@@ -14,11 +14,16 @@
 //!
 //! Both apply the same [`Epilogue`] as the tile kernel (bias first, then the activation on
 //! every value, with the same statistics), so the values differ from the tile kernel's only
-//! by the summation order of the dot products.
+//! by the summation order of the dot products. The exact activations (none, ReLU, Clip) run
+//! as the values are stored (the kernels of `pointwise`: one pass over the output instead of
+//! a store, a copy with + bias and an activation pass); r̃_α runs on each finished plane or
+//! column chunk while it is in cache. Outputs are written into buffers the engine recycles
+//! (every value is overwritten, so they are not zeroed first).
 
 use super::engine::Real;
 use super::gemm::{PW_MR, PW_NR, PW_NR_TAIL};
 use super::ops::{relu_max, ConvK, EpiStats, Epilogue};
+use super::pointwise::{ActLanes, ExactAct};
 
 /// Output pixels per register block of the depthwise kernel (4 AVX2 vectors of f32).
 const PXB: usize = 32;
@@ -27,77 +32,95 @@ const PXB: usize = 32;
 /// are below [`PXB`]); one vector of f32.
 const PXB_TAIL: usize = 8;
 
+/// Output rows per register block of [`PXB_TAIL`] pixels (the most rows a depthwise block
+/// computes, also the last block of a plane, see `segment`).
+const PXB_ROWS: usize = 8;
+
+/// Where the values of a depthwise block go: the output from a channel plane on (rows of
+/// `wo` pixels; the planes of later channels follow), the channel's bias, and the exact
+/// activation run on each value as it is stored, with its statistics in `lanes` (`None`: the
+/// values as they are, for a separate pass).
+struct PlaneOut<'a, T> {
+    plane: &'a mut [T],
+    wo: usize,
+    bias: T,
+    act: Option<ExactAct<T>>,
+    lanes: &'a mut ActLanes<T>,
+}
+
 /// One block of R output rows × 8·V output pixels of a depthwise plane (the sums by
-/// [`Real::dw_block`]): for rows r < R and pixels k < n ≤ 8V,
-/// `plane[o + r·wo + k] = Σ_taps w·buf[start + r·rstep + t + k] + bias`, reading 8V cells per
-/// tap and row (the caller guarantees they exist); `rstep` is the distance in `buf` between
-/// the windows of consecutive output rows.
+/// [`Real::dw_block`]): for rows r < `rows` ≤ R and pixels k < n ≤ 8V,
+/// `plane[o + r·wo + k] = act(Σ_taps w·buf[start + r·rstep + t + k] + bias)`, reading 8V
+/// cells per tap and each of the R rows (the caller guarantees they exist; the sums of rows
+/// ≥ `rows` are dropped); `rstep` is the distance in `buf` between the windows of
+/// consecutive output rows.
+///
+/// A row is stored whole (8V values) wherever the output has room: the values past n then
+/// land on the first pixels of the next row or plane, which `depthwise` writes later (it runs
+/// a row's partial segment first), and they enter no statistic. Only the last row of the
+/// last plane is cut to n values. This avoids a masked store per row (slow on Zen 4: it was
+/// the hottest instruction of the 7×7 and 14×14 planes).
 #[expect(
     clippy::indexing_slicing,
-    clippy::too_many_arguments,
     reason = "`plane` holds R rows of wo ≥ n pixels from o (the caller's geometry)"
 )]
 #[inline(always)]
 fn block<T: Real, const R: usize, const V: usize>(
     buf: &[T],
     at: (usize, usize),
-    taps: &[usize],
-    wt: &[T],
-    bias: T,
-    plane: &mut [T],
-    (o, wo): (usize, usize),
-    n: usize,
+    (taps, wt): (&[usize], &[T]),
+    out: &mut PlaneOut<'_, T>,
+    o: usize,
+    (n, rows): (usize, usize),
 ) {
     let mut acc = [T::ZERO; 64];
     let p = 8 * V;
-    if R * p <= acc.len() && T::dw_block::<R, V>(buf, at, taps, wt, &mut acc) {
-        for (r, a) in acc.chunks_exact(p).take(R).enumerate() {
-            for (d, a) in plane[o + r * wo..o + r * wo + n].iter_mut().zip(a) {
-                *d = *a + bias;
-            }
+    let ok = R * p <= acc.len() && T::dw_block::<R, V>(buf, at, taps, wt, &mut acc);
+    if !ok {
+        // A refused block (never, for the geometry `depthwise` checked) gives sums 0.
+        acc = [T::ZERO; 64];
+    }
+    let (bias, wo, act) = (out.bias, out.wo, out.act);
+    for (r, a) in acc.chunks_exact(p).take(R.min(rows)).enumerate() {
+        let s = o + r * wo;
+        if out.plane.len() >= s + p {
+            T::store_act(&mut out.plane[s..s + p], a, n, (bias, act), out.lanes);
+        } else {
+            T::store_act(&mut out.plane[s..s + n], a, n, (bias, act), out.lanes);
         }
     }
 }
 
 /// The output rows `0..ho` of one column segment (pixels `ox .. ox + n`, n ≤ P) of a depthwise
 /// plane, P = [`PXB`] or [`PXB_TAIL`], in register blocks of eight 8-pixel vectors of sums
-/// (2 rows × 32 pixels, or 8 rows × 8 pixels, then 4, 2, 1 rows for the rest): enough
-/// independent fused multiply-add chains to cover the FMA latency on two pipes (one 8-pixel
-/// row alone would wait on its single chain at every tap).
-#[expect(clippy::too_many_arguments, reason = "the kernel's geometry")]
+/// (2 rows × 32 pixels, or 8 rows × 8 pixels): enough independent fused multiply-add chains
+/// to cover the FMA latency on two pipes (one 8-pixel row alone would wait on its single
+/// chain at every tap). The last block keeps the full height and drops the rows past `ho`
+/// (`buf` has room for them): its eight chains finish in the time of the one to four that a
+/// lower block would run on (the 7 rows of a 7×7 plane: one block instead of 4 + 2 + 1 rows,
+/// each waiting on the FMA latency). Every kept sum is the same chain as before.
 #[inline(always)]
 fn segment<T: Real, const P: usize>(
     buf: &[T],
     rstep: usize,
-    taps: &[usize],
-    wt: &[T],
-    bias: T,
-    plane: &mut [T],
-    (ho, wo): (usize, usize),
+    kernel: (&[usize], &[T]),
+    out: &mut PlaneOut<'_, T>,
+    ho: usize,
     (ox, n): (usize, usize),
 ) {
     let mut oy = 0;
     while oy < ho {
         let left = ho - oy;
         let at = (oy * rstep + ox, rstep);
-        let o = (oy * wo + ox, wo);
-        let r = match (P, left) {
-            (PXB, 2..) => 2,
-            (PXB, _) => 1,
-            (_, 8..) => 8,
-            (_, 4..) => 4,
-            (_, 2..) => 2,
-            _ => 1,
+        let o = oy * out.wo + ox;
+        let rows = if P == PXB {
+            block::<T, 2, { PXB / 8 }>(buf, at, kernel, out, o, (n, left));
+            2
+        } else {
+            block::<T, PXB_ROWS, 1>(buf, at, kernel, out, o, (n, left));
+            PXB_ROWS
         };
-        match (P, r) {
-            (PXB, 2) => block::<T, 2, { PXB / 8 }>(buf, at, taps, wt, bias, plane, o, n),
-            (PXB, _) => block::<T, 1, { PXB / 8 }>(buf, at, taps, wt, bias, plane, o, n),
-            (_, 8) => block::<T, 8, 1>(buf, at, taps, wt, bias, plane, o, n),
-            (_, 4) => block::<T, 4, 1>(buf, at, taps, wt, bias, plane, o, n),
-            (_, 2) => block::<T, 2, 1>(buf, at, taps, wt, bias, plane, o, n),
-            _ => block::<T, 1, 1>(buf, at, taps, wt, bias, plane, o, n),
-        }
-        oy += r;
+        oy += rows;
     }
 }
 
@@ -145,8 +168,8 @@ pub(crate) fn depthwise<T: Real>(
     (ho, wo): (usize, usize),
     buf: &mut Vec<T>,
     epi: Epilogue<'_>,
+    recycled: Vec<T>,
 ) -> (Vec<T>, EpiStats) {
-    let mut out = vec![T::ZERO; c * ho * wo];
     let mut st = EpiStats::default();
     let [pt, pl, pb, pr] = k.pads;
     let (hp, wp) = (h + pt + pb, w + pl + pr);
@@ -166,10 +189,27 @@ pub(crate) fn depthwise<T: Real>(
         && k.weight.len() >= c * kh * kw
         && k.bias.as_ref().is_none_or(|b| b.len() >= c);
     if !fits {
-        return (out, st);
+        return (vec![T::ZERO; c * ho * wo], st);
     }
+    // Every output value is written below (the column segments cover each row, the register
+    // blocks each row of a segment), so a recycled buffer needs no zeroing.
+    let mut out = super::ops::out_buf(recycled, c * ho * wo);
+    // The exact activations run as the blocks are stored (`block`); the approximate ones in a
+    // pass over each finished plane.
+    let act = match epi {
+        Epilogue::Linear => Some(ExactAct::Linear),
+        Epilogue::Relu => Some(ExactAct::Relu),
+        Epilogue::Clip { lo, hi } => Some(ExactAct::Clip {
+            lo: T::from_f64(lo),
+            hi: T::from_f64(hi),
+        }),
+        _ => None,
+    };
+    let mut lanes = ActLanes::new();
+    // Room for a full block of PXB_ROWS rows below the last output row (`segment`).
+    let rstep = sh * sw * pw;
     buf.clear();
-    buf.resize(hp * sw * pw + PXB, T::ZERO);
+    buf.resize(hp * sw * pw + PXB + (PXB_ROWS - 1) * rstep, T::ZERO);
     // Offset of tap (i, j) in `buf` from the start of output row 0's window: input row
     // i·d_h, phase (j·d_w) mod s_w, position ⌊j·d_w / s_w⌋ (output row oy adds oy·s_h rows).
     let taps: Vec<usize> = (0..kh)
@@ -232,27 +272,42 @@ pub(crate) fn depthwise<T: Real>(
         }
         let wt = &k.weight[ch * kh * kw..(ch + 1) * kh * kw];
         let bias = k.bias.as_ref().map_or(T::ZERO, |b| b[ch]);
-        let plane = &mut out[ch * ho * wo..(ch + 1) * ho * wo];
+        let mut po = PlaneOut {
+            plane: &mut out[ch * ho * wo..],
+            wo,
+            bias,
+            act,
+            lanes: &mut lanes,
+        };
         // Column segments of PXB pixels, then of PXB_TAIL, each over all rows in register
         // blocks of several rows (see `segment`): the sums stay in registers over all taps
         // (one load and one fused multiply-add per pixel and tap). Σ from 0 over the taps in
         // (i, j) order, then + bias, as the tile kernel. A block always reads its full width
         // (`buf` has PXB spare cells at the end), and only its first n sums are kept, so the
-        // last partial segment runs the same fixed-width loop.
-        let rstep = sh * sw * pw;
+        // last partial segment runs the same fixed-width loop. That partial segment runs
+        // first: its whole-vector stores spill onto the next row's first pixels (`block`),
+        // which the segment at column 0 then writes.
+        let full = wo / PXB * PXB;
+        let last = full + (wo - full).saturating_sub(1) / PXB_TAIL * PXB_TAIL;
+        if last < wo {
+            segment::<T, PXB_TAIL>(buf, rstep, (&taps, wt), &mut po, ho, (last, wo - last));
+        }
         let mut ox = 0;
-        while ox < wo {
-            let n = if wo - ox >= PXB {
-                segment::<T, PXB>(buf, rstep, &taps, wt, bias, plane, (ho, wo), (ox, PXB));
-                PXB
+        while ox < last {
+            let n = if ox < full { PXB } else { PXB_TAIL };
+            if n == PXB {
+                segment::<T, PXB>(buf, rstep, (&taps, wt), &mut po, ho, (ox, n));
             } else {
-                let n = PXB_TAIL.min(wo - ox);
-                segment::<T, PXB_TAIL>(buf, rstep, &taps, wt, bias, plane, (ho, wo), (ox, n));
-                n
-            };
+                segment::<T, PXB_TAIL>(buf, rstep, (&taps, wt), &mut po, ho, (ox, n));
+            }
             ox += n;
         }
-        epilogue_slice(plane, epi, &mut st);
+        if act.is_none() {
+            epilogue_slice(&mut po.plane[..ho * wo], epi, &mut st);
+        }
+    }
+    if let Some(act) = act {
+        lanes.fold_into(act, &mut st);
     }
     (out, st)
 }
@@ -267,12 +322,12 @@ pub(crate) fn pointwise<T: Real>(
     k: &ConvK<T>,
     out_hw: (usize, usize),
     epi: Epilogue<'_>,
+    recycled: Vec<T>,
 ) -> (Vec<T>, EpiStats) {
     let hw = h * w;
     let g = k.groups.max(1);
     let (cig, cog) = (k.cin / g, k.cout / g);
-    let mut out = vec![T::ZERO; k.cout * out_hw.0 * out_hw.1];
-    let mut st = EpiStats::default();
+    let st = EpiStats::default();
     if x.len() < c * hw
         || c != k.cin
         || k.weight.len() < k.cout * cig
@@ -280,8 +335,12 @@ pub(crate) fn pointwise<T: Real>(
         || out_hw != (h, w)
         || k.bias.as_ref().is_some_and(|b| b.len() < k.cout)
     {
-        return (out, st);
+        return (vec![T::ZERO; k.cout * out_hw.0 * out_hw.1], st);
     }
+    // Both paths below write every output value (the packed blocks cover every panel and
+    // column, the matrix product every row), so a recycled buffer needs no zeroing.
+    let mut out = super::ops::out_buf(recycled, k.cout * hw);
+    let mut st = st;
     if T::PACKED_POINTWISE {
         pointwise_packed(x, hw, k, epi, &mut out, &mut st);
         return (out, st);
@@ -344,6 +403,19 @@ fn pointwise_packed<T: Real>(
     let mut tail = Vec::new();
     let mut acc = [[T::ZERO; PW_NR]; PW_MR];
     let mut acc8 = [[T::ZERO; PW_NR_TAIL]; PW_MR];
+    // The exact activations run in the stores of the full 16-pixel blocks where the target
+    // has the fused kernel (`pointwise`); then the separate pass covers only the last < 16
+    // pixels of each chunk.
+    let fused = match epi {
+        Epilogue::Linear if T::PW_FUSED => Some(ExactAct::Linear),
+        Epilogue::Relu if T::PW_FUSED => Some(ExactAct::Relu),
+        Epilogue::Clip { lo, hi } if T::PW_FUSED => Some(ExactAct::Clip {
+            lo: T::from_f64(lo),
+            hi: T::from_f64(hi),
+        }),
+        _ => None,
+    };
+    let mut lanes = ActLanes::new();
     for gi in 0..g {
         let xg = &x[gi * cig * hw..(gi + 1) * cig * hw];
         let mut j0 = 0;
@@ -369,6 +441,31 @@ fn pointwise_packed<T: Real>(
                 let r0 = gi * cog + p * PW_MR;
                 let nr = PW_MR.min(cog - p * PW_MR);
                 let mut j = j0;
+                if let Some(act) = fused {
+                    // Bias −0 for none: v + (−0) = v (see `pointwise::pw_fused_f32`).
+                    let mut bias = [T::from_f64(-0.0); PW_MR];
+                    if let Some(b) = &k.bias {
+                        bias[..nr].copy_from_slice(&b[r0..r0 + nr]);
+                    }
+                    while j < full_end {
+                        let o = &mut out[r0 * hw + j..];
+                        let ok = T::pw_fused(
+                            panel,
+                            &xg[j..],
+                            (hw, cig),
+                            &bias,
+                            act,
+                            nr,
+                            o,
+                            hw,
+                            &mut lanes,
+                        );
+                        if !ok {
+                            break;
+                        }
+                        j += PW_NR;
+                    }
+                }
                 while j < j1 {
                     let ncol = PW_NR.min(j1 - j);
                     let ok = if ncol == PW_NR {
@@ -378,33 +475,48 @@ fn pointwise_packed<T: Real>(
                     } else {
                         T::pw_tile(panel, &tail, tw, cig, &mut acc)
                     };
-                    if ok {
-                        for r in 0..nr {
-                            let a: &[T] = if ncol < PW_NR && tw == PW_NR_TAIL {
-                                &acc8[r]
-                            } else {
-                                &acc[r]
-                            };
-                            let row = &mut out[(r0 + r) * hw + j..][..ncol];
-                            match &k.bias {
-                                Some(b) => {
-                                    let bv = b[r0 + r];
-                                    for (o, &v) in row.iter_mut().zip(a) {
-                                        *o = v + bv;
-                                    }
-                                }
-                                None => row.copy_from_slice(&a[..ncol]),
+                    if !ok {
+                        // A refused block (never, for the sizes checked) gives sums 0.
+                        acc = [[T::ZERO; PW_NR]; PW_MR];
+                        acc8 = [[T::ZERO; PW_NR_TAIL]; PW_MR];
+                    }
+                    for r in 0..nr {
+                        let a: &[T] = if ncol < PW_NR && tw == PW_NR_TAIL {
+                            &acc8[r]
+                        } else {
+                            &acc[r]
+                        };
+                        let row = &mut out[(r0 + r) * hw + j..][..ncol];
+                        let bv = k.bias.as_ref().map(|b| b[r0 + r]);
+                        match (fused, bv) {
+                            // The exact activation as the row is stored (the depthwise row
+                            // store; bias −0 for none, as in the fused block).
+                            (Some(act), _) => {
+                                let b = bv.unwrap_or(T::from_f64(-0.0));
+                                T::store_act(row, &a[..ncol], ncol, (b, Some(act)), &mut lanes);
                             }
+                            (None, Some(bv)) => {
+                                for (o, &v) in row.iter_mut().zip(a) {
+                                    *o = v + bv;
+                                }
+                            }
+                            (None, None) => row.copy_from_slice(&a[..ncol]),
                         }
                     }
                     j += ncol;
                 }
-                for r in 0..nr {
-                    epilogue_slice(&mut out[(r0 + r) * hw + j0..(r0 + r) * hw + j1], epi, st);
+                if fused.is_none() {
+                    for r in 0..nr {
+                        let row = &mut out[(r0 + r) * hw + j0..(r0 + r) * hw + j1];
+                        epilogue_slice(row, epi, st);
+                    }
                 }
             }
             j0 = j1;
         }
+    }
+    if let Some(act) = fused {
+        lanes.fold_into(act, st);
     }
 }
 
@@ -494,6 +606,54 @@ mod tests {
         }
 
         #[test]
+        fn depthwise_output_pass_and_reused_buffers_match_unfused_bit_for_bit(
+            c in 2usize..12, h in 1usize..20, w in 1usize..20, kh in 1usize..6,
+            s in 1usize..3, pt in 0usize..3, pb in 0usize..3, bias in any::<bool>(),
+            nan_at in 0usize..800, b in 0.5f64..4.0, seed in any::<u64>(),
+        ) {
+            // The exact ReLU / Clip run as the depthwise blocks are stored (whole-vector
+            // stores spilling onto the next row or plane, partial segments first, widths
+            // 1..20 so every kind of row end occurs) against the linear output followed by
+            // the activation pass (`ops::tests::check_fused`, also r̃_α), in f64 and f32, with
+            // a NaN input; and every epilogue written into a recycled buffer of stale values
+            // (NaN) gives the same bits as into a fresh one.
+            prop_assume!(kh <= h + pt + pb && kh <= w + pt + pb);
+            let (ho, wo) = ((h + pt + pb - kh) / s + 1, (w + pt + pb - kh) / s + 1);
+            let k = kernel(c, c, c, (kh, kh), [s, s], [pt, pt, pb, pb], [1, 1], bias, seed);
+            let mut r = rnd(seed ^ 3);
+            let mut x: Vec<f64> = (0..c * h * w).map(|_| 2.0 * r()).collect();
+            if let Some(v) = x.get_mut(nan_at) {
+                *v = f64::NAN;
+            }
+            let sign = super::super::ops::tests::test_sign();
+            super::super::ops::tests::check_fused(&x, (c, h, w), &k, (ho, wo), &sign, b)?;
+            let mut kf = ConvK {
+                weight: k.weight.iter().map(|&v| v as f32).collect(),
+                bias: k.bias.as_ref().map(|b| b.iter().map(|&v| v as f32).collect()),
+                cout: c, cin: c, kh, kw: kh, strides: [s, s], pads: [pt, pt, pb, pb],
+                dilations: [1, 1], groups: c, packed: Vec::new(),
+            };
+            kf.pack();
+            let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            super::super::ops::tests::check_fused(&xf, (c, h, w), &kf, (ho, wo), &sign, b)?;
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            for epi in [
+                Epilogue::Linear,
+                Epilogue::Relu,
+                Epilogue::Clip { lo: -0.5, hi: 0.75 },
+                Epilogue::Poly { sign: &sign, b },
+            ] {
+                let mut buf = Vec::new();
+                let (fresh, sf) = super::super::ops::conv_epi(&xf, (c, h, w), &kf, (ho, wo), &mut buf, epi);
+                let stale = vec![f32::NAN; c * ho * wo + 5];
+                let (reused, sr) =
+                    super::super::ops::conv_epi_into(&xf, (c, h, w), &kf, (ho, wo), &mut buf, epi, stale);
+                prop_assert_eq!(bits(&fresh), bits(&reused));
+                prop_assert_eq!(sf, sr);
+            }
+        }
+
+        #[test]
         fn grouped_and_pointwise_match_naive_loop(
             g in 1usize..4, cig in 1usize..5, cog in 1usize..5, h in 1usize..9, w in 1usize..9,
             bias in any::<bool>(), seed in any::<u64>(),
@@ -569,6 +729,16 @@ mod tests {
             // activation run on the whole linear output.
             let sign = super::super::ops::tests::test_sign();
             super::super::ops::tests::check_fused(&xf, (c, h, w), &kf, (h, w), &sign, 1.5)?;
+            // Into a recycled buffer of stale values (NaN): the same bits and statistics.
+            for epi in [Epilogue::Linear, Epilogue::Relu, Epilogue::Clip { lo: -0.5, hi: 0.75 }] {
+                let (fresh, sf) = super::super::ops::conv_epi(&xf, (c, h, w), &kf, (h, w), &mut buf, epi);
+                let stale = vec![f32::NAN; cout * h * w + 3];
+                let (reused, sr) =
+                    super::super::ops::conv_epi_into(&xf, (c, h, w), &kf, (h, w), &mut buf, epi, stale);
+                prop_assert_eq!(fresh.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    reused.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+                prop_assert_eq!(sf, sr);
+            }
         }
 
         #[test]
@@ -634,7 +804,17 @@ mod tests {
         let k = kernel(3, 3, 3, (3, 3), [1, 1], [1; 4], [1, 1], true, 1);
         let mut buf = Vec::new();
         // Input too short, and an output size the padded input cannot produce.
-        let (y, _) = depthwise(&[1.0; 5], (3, 4, 4), &k, (4, 4), &mut buf, Epilogue::Linear);
+        // A recycled buffer of stale values changes nothing.
+        let stale = || vec![9.0; 64];
+        let (y, _) = depthwise(
+            &[1.0; 5],
+            (3, 4, 4),
+            &k,
+            (4, 4),
+            &mut buf,
+            Epilogue::Linear,
+            stale(),
+        );
         assert!(y.iter().all(|&v| v == 0.0) && y.len() == 48);
         let (y, _) = depthwise(
             &[1.0; 48],
@@ -643,10 +823,11 @@ mod tests {
             (9, 4),
             &mut buf,
             Epilogue::Linear,
+            stale(),
         );
         assert!(y.iter().all(|&v| v == 0.0));
         let kp = kernel(4, 2, 2, (1, 1), [1, 1], [0; 4], [1, 1], false, 2);
-        let (y, _) = pointwise(&[1.0; 3], (4, 2, 2), &kp, (2, 2), Epilogue::Linear);
+        let (y, _) = pointwise(&[1.0; 3], (4, 2, 2), &kp, (2, 2), Epilogue::Linear, stale());
         assert!(y.iter().all(|&v| v == 0.0) && y.len() == 8);
     }
 }

@@ -104,6 +104,41 @@ pub trait Real:
     ) -> bool {
         super::gemm::pw_tile(a, b, ldb, k, acc)
     }
+    /// The store of one block row with its exact activation (depthwise blocks, the last < 16
+    /// pixels of a 1×1 chunk; see `pointwise::finish`).
+    #[doc(hidden)]
+    #[inline(always)]
+    fn store_act(
+        d: &mut [Self],
+        a: &[Self],
+        n: usize,
+        bias_act: (Self, Option<super::pointwise::ExactAct<Self>>),
+        lanes: &mut super::pointwise::ActLanes<Self>,
+    ) {
+        super::pointwise::finish(d, a, n, bias_act, lanes);
+    }
+    /// Whether [`Real::pw_fused`] runs (f32 with AVX2 + FMA); otherwise the 1×1 convolution
+    /// stores its blocks and runs the activation as a separate pass.
+    #[doc(hidden)]
+    const PW_FUSED: bool = false;
+    /// One 6 × 16 register block of a 1×1 convolution with + bias and the exact activation
+    /// fused into its stores (see `pointwise`); `false` (nothing written) when not available
+    /// or a slice is short.
+    #[doc(hidden)]
+    #[expect(clippy::too_many_arguments, reason = "the block's geometry")]
+    fn pw_fused(
+        _a: &[Self],
+        _b: &[Self],
+        _ldb_k: (usize, usize),
+        _bias: &[Self; super::gemm::PW_MR],
+        _act: super::pointwise::ExactAct<Self>,
+        _nr: usize,
+        _out: &mut [Self],
+        _ldo: usize,
+        _lanes: &mut super::pointwise::ActLanes<Self>,
+    ) -> bool {
+        false
+    }
     /// One register block of the depthwise kernel (see `gemm::dw_block`); `false` when a
     /// slice is short.
     #[doc(hidden)]
@@ -212,6 +247,45 @@ impl Real for f32 {
         acc: &mut [[Self; super::gemm::PW_NR_TAIL]; super::gemm::PW_MR],
     ) -> bool {
         super::gemm::pw_tile_f32(a, b, ldb, k, acc)
+    }
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    #[inline(always)]
+    fn store_act(
+        d: &mut [Self],
+        a: &[Self],
+        n: usize,
+        bias_act: (Self, Option<super::pointwise::ExactAct<Self>>),
+        lanes: &mut super::pointwise::ActLanes<Self>,
+    ) {
+        super::pointwise::finish_f32(d, a, n, bias_act, lanes);
+    }
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    const PW_FUSED: bool = true;
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    fn pw_fused(
+        a: &[Self],
+        b: &[Self],
+        ldb_k: (usize, usize),
+        bias: &[Self; super::gemm::PW_MR],
+        act: super::pointwise::ExactAct<Self>,
+        nr: usize,
+        out: &mut [Self],
+        ldo: usize,
+        lanes: &mut super::pointwise::ActLanes<Self>,
+    ) -> bool {
+        super::pointwise::pw_fused_f32(a, b, ldb_k, bias, act, nr, out, ldo, lanes)
     }
     fn scatter_tile(
         acc: &[[Self; super::gemm::CO_TILE]; super::gemm::PX_TILE],
@@ -539,12 +613,45 @@ impl<T: Real> Engine<T> {
     /// # Errors
     /// [`NnError::InputSize`] when `x` has the wrong number of values; [`NnError::Config`]
     /// when an approximate policy lacks a range (see [`Engine::check_policy`]).
-    #[expect(clippy::too_many_lines, reason = "one arm per op")]
     pub fn run(
         &self,
         x: &[T],
         policy: &ActivationPolicy,
         stats: &mut RunStats,
+    ) -> Result<Vec<T>, NnError> {
+        self.run_pooled(x, policy, stats, &mut Vec::new(), None)
+    }
+
+    /// [`Engine::run`] that also adds the wall time of each node, in nanoseconds, to
+    /// `times[node index]` (resized to the node count): the per-node profile of
+    /// `benches/efficientnet_nodes.rs`. A batch norm or activation that a convolution runs in
+    /// its output pass gets ≈ 0 (its work is in the convolution's time). **Measured**, and
+    /// noisy like any timing.
+    ///
+    /// # Errors
+    /// As [`Engine::run`].
+    pub fn run_timed(
+        &self,
+        x: &[T],
+        policy: &ActivationPolicy,
+        stats: &mut RunStats,
+        times: &mut Vec<u64>,
+    ) -> Result<Vec<T>, NnError> {
+        times.resize(self.net.nodes.len(), 0);
+        self.run_pooled(x, policy, stats, &mut Vec::new(), Some(times))
+    }
+
+    /// [`Engine::run`] with the buffers of freed values kept in `pool` for later convolution
+    /// outputs (see [`take_pooled`]), across the images of one thread in [`Engine::run_batch`].
+    /// The values never depend on what a reused buffer held.
+    #[expect(clippy::too_many_lines, reason = "one arm per op")]
+    fn run_pooled(
+        &self,
+        x: &[T],
+        policy: &ActivationPolicy,
+        stats: &mut RunStats,
+        pool: &mut Vec<Vec<T>>,
+        mut times: Option<&mut Vec<u64>>,
     ) -> Result<Vec<T>, NnError> {
         let net = &*self.net;
         let expected = net.input_shape().numel();
@@ -566,6 +673,7 @@ impl<T: Real> Engine<T> {
             reason: "input value not computed (graph not in topological order)".into(),
         };
         for (i, (node, prep)) in net.nodes.iter().zip(&self.prepared).enumerate() {
+            let t0 = times.is_some().then(std::time::Instant::now);
             let in0 = node.inputs.first().copied().unwrap_or(usize::MAX);
             let s_in = net.shape(in0).clone();
             let s_out = net.shape(node.output);
@@ -616,10 +724,14 @@ impl<T: Real> Engine<T> {
                         None => Epilogue::Linear,
                         Some(a) => act_epilogue(net, *a, policy)?,
                     };
-                    let (y, st) = ops::conv_epi(xr, (c, h, w), k, (ho, wo), &mut col, epi);
+                    let recycled = take_pooled(pool, k.cout * ho * wo);
+                    let (y, st) =
+                        ops::conv_epi_into(xr, (c, h, w), k, (ho, wo), &mut col, epi, recycled);
                     if let Some(a) = act {
                         record_act(stats, *a, epi, &st);
                     }
+                    // The input, when this was its last reader.
+                    recycle(pool, std::mem::take(&mut x0));
                     y
                 }
                 (Op::BatchNorm(_), Prepared::Affine { scale, shift }) => {
@@ -749,18 +861,49 @@ impl<T: Real> Engine<T> {
             // Free inputs whose last reader was this node.
             for &v in &node.inputs {
                 if v != net.output && self.last_use.get(v).copied().flatten() == Some(i) {
-                    if let Some(slot) = vals.get_mut(v) {
-                        *slot = None;
+                    if let Some(b) = vals.get_mut(v).and_then(Option::take) {
+                        recycle(pool, b);
                     }
                 }
             }
             if let Some(slot) = vals.get_mut(node.output) {
                 *slot = Some(out);
             }
+            if let (Some(t0), Some(t)) = (t0, times.as_mut().and_then(|t| t.get_mut(i))) {
+                *t += u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            }
         }
         vals.get_mut(net.output)
             .and_then(Option::take)
             .ok_or_else(|| missing("graph output"))
+    }
+
+    /// [`Engine::run_pooled`] of image `idx` of a batch, with its own statistics; a size
+    /// mismatch names `idx`.
+    fn run_indexed(
+        &self,
+        idx: usize,
+        x: &[T],
+        policy: &ActivationPolicy,
+        pool: &mut Vec<Vec<T>>,
+    ) -> Result<(Vec<T>, RunStats), NnError> {
+        let mut st = RunStats::default();
+        self.run_pooled(x, policy, &mut st, pool, None)
+            .map(|y| (y, st))
+            .map_err(|e| match e {
+                NnError::InputSize {
+                    got,
+                    expected,
+                    shape,
+                    ..
+                } => NnError::InputSize {
+                    index: idx,
+                    got,
+                    expected,
+                    shape,
+                },
+                e => e,
+            })
     }
 
     /// Run many images in parallel (rayon); results in input order.
@@ -773,27 +916,22 @@ impl<T: Real> Engine<T> {
         policy: &ActivationPolicy,
     ) -> Result<(Vec<Vec<T>>, RunStats), NnError> {
         self.check_policy(policy)?;
+        // One contiguous share of the images per thread, run in order with one buffer pool,
+        // so every image after a thread's first reuses the buffers of the one before (rayon's
+        // `map_init` would start a new pool for each split of the work).
+        let share = xs
+            .len()
+            .div_ceil(rayon::current_num_threads().max(1))
+            .max(1);
         let res: Vec<Result<(Vec<T>, RunStats), NnError>> = xs
-            .par_iter()
+            .par_chunks(share)
             .enumerate()
-            .map(|(idx, x)| {
-                let mut st = RunStats::default();
-                self.run(x, policy, &mut st)
-                    .map(|y| (y, st))
-                    .map_err(|e| match e {
-                        NnError::InputSize {
-                            got,
-                            expected,
-                            shape,
-                            ..
-                        } => NnError::InputSize {
-                            index: idx,
-                            got,
-                            expected,
-                            shape,
-                        },
-                        e => e,
-                    })
+            .flat_map_iter(|(ci, part)| {
+                let mut pool = Vec::new();
+                part.iter()
+                    .enumerate()
+                    .map(|(j, x)| self.run_indexed(ci * share + j, x, policy, &mut pool))
+                    .collect::<Vec<_>>()
             })
             .collect();
         let mut out = Vec::with_capacity(xs.len());
@@ -805,6 +943,37 @@ impl<T: Real> Engine<T> {
         }
         Ok((out, stats))
     }
+}
+
+/// Most freed buffers of one length that [`Engine::run`] keeps for reuse.
+const POOL_PER_LEN: usize = 2;
+
+/// Most freed buffers kept in all (the oldest go first): a bound for networks with many
+/// tensor sizes (EfficientNet-Lite0 has 19 convolution output sizes).
+const POOL_BUFFERS: usize = 64;
+
+/// Keep the buffer of a freed value for a later convolution output of the same length
+/// ([`take_pooled`]): at most [`POOL_PER_LEN`] per length and [`POOL_BUFFERS`] in all.
+fn recycle<T>(pool: &mut Vec<Vec<T>>, b: Vec<T>) {
+    if b.is_empty() || pool.iter().filter(|v| v.len() == b.len()).count() >= POOL_PER_LEN {
+        return;
+    }
+    pool.push(b);
+    if pool.len() > POOL_BUFFERS {
+        pool.remove(0);
+    }
+}
+
+/// A kept buffer of exactly `n` values (empty when there is none): a convolution writes all
+/// its output values, so reusing memory saves zeroing a fresh allocation and touching new
+/// pages (`ops::out_buf`); the values never depend on what the buffer held. Only exact
+/// lengths are reused: cutting a longer buffer would leave it short (a later, longer output
+/// would zero the difference), and with the pool kept across the images of a thread
+/// ([`Engine::run_batch`]) every output after the first image finds its length.
+fn take_pooled<T>(pool: &mut Vec<Vec<T>>, n: usize) -> Vec<T> {
+    pool.iter()
+        .position(|v| v.len() == n)
+        .map_or_else(Vec::new, |i| pool.remove(i))
 }
 
 /// The output-pass activation of ReLU or Clip node `a` under `policy`: exact ReLU / Clip, or
@@ -990,4 +1159,36 @@ fn approx_maxpool<T: Real>(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{recycle, take_pooled, POOL_BUFFERS, POOL_PER_LEN};
+
+    #[test]
+    fn pool_reuses_exact_lengths_only_and_stays_bounded() {
+        let mut pool: Vec<Vec<f32>> = Vec::new();
+        recycle(&mut pool, vec![1.0; 10]);
+        recycle(&mut pool, vec![2.0; 20]);
+        recycle(&mut pool, Vec::new());
+        assert_eq!(pool.len(), 2);
+        // No buffer of 15 values: a fresh (empty) one, and the pool is unchanged.
+        assert!(take_pooled(&mut pool, 15).is_empty());
+        assert_eq!(take_pooled(&mut pool, 20), vec![2.0; 20]);
+        assert_eq!(pool.len(), 1);
+        for _ in 0..5 {
+            recycle(&mut pool, vec![3.0; 10]);
+        }
+        assert_eq!(pool.iter().filter(|v| v.len() == 10).count(), POOL_PER_LEN);
+        for n in 1..=2 * POOL_BUFFERS {
+            recycle(&mut pool, vec![0.0; 100 + n]);
+        }
+        assert_eq!(pool.len(), POOL_BUFFERS);
+        // The oldest went first.
+        assert!(take_pooled(&mut pool, 10).is_empty());
+        assert_eq!(
+            take_pooled(&mut pool, 100 + 2 * POOL_BUFFERS).len(),
+            100 + 2 * POOL_BUFFERS
+        );
+    }
 }

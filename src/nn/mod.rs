@@ -13,7 +13,8 @@
 //!   FMA tile kernel without im2col, batch norms folded into the convolutions, the ReLU after
 //!   a convolution — exact or r̃_α — run on each tile in its output pass; `matrixmultiply`
 //!   for f64 fully connected layers, an unpacked 16-lane product for f32 ones; depthwise and
-//!   1×1 convolutions by the kernels of `direct`;
+//!   1×1 convolutions by the kernels of `direct`, with the exact ReLU / Clip fused into their
+//!   stores (`pointwise`) and output buffers reused across nodes and images;
 //!   rayon across images) with an [`ActivationPolicy`]: exact, or the approximate ReLU
 //!   r̃_α(x) = B·r_α(x/B) (§3, "Approximation range"), the approximate max-pooling
 //!   M̃_{α,n} of Eq. (7) built from the tree of m_α of Eq. (6), and the approximate
@@ -38,6 +39,7 @@ mod gemm;
 mod import;
 mod ir;
 pub(crate) mod ops;
+mod pointwise;
 pub mod proto;
 mod table2;
 

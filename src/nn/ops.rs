@@ -175,10 +175,6 @@ pub(crate) fn conv<T: Real>(
 /// padding) convolutions go to the kernels of `direct` instead, with the same epilogue. Every value is the same as that of
 /// [`conv`] followed by the activation on the whole output (same operations per value, and
 /// the statistics are a maximum and a count, exact in any order).
-#[expect(
-    clippy::indexing_slicing,
-    reason = "hot loop; ranges computed from validated shapes"
-)]
 pub(crate) fn conv_epi<T: Real>(
     x: &[T],
     chw: (usize, usize, usize),
@@ -187,13 +183,32 @@ pub(crate) fn conv_epi<T: Real>(
     pad_buf: &mut Vec<T>,
     epi: Epilogue<'_>,
 ) -> (Vec<T>, EpiStats) {
+    conv_epi_into(x, chw, k, out_hw, pad_buf, epi, Vec::new())
+}
+
+/// [`conv_epi`] writing into `recycled`, the buffer of a value the engine has freed (see
+/// [`out_buf`]): the depthwise and 1×1 kernels overwrite every output value, so reused memory
+/// is not zeroed first (the general tile path starts from zeros as before).
+#[expect(
+    clippy::indexing_slicing,
+    reason = "hot loop; ranges computed from validated shapes"
+)]
+pub(crate) fn conv_epi_into<T: Real>(
+    x: &[T],
+    chw: (usize, usize, usize),
+    k: &ConvK<T>,
+    out_hw: (usize, usize),
+    pad_buf: &mut Vec<T>,
+    epi: Epilogue<'_>,
+    recycled: Vec<T>,
+) -> (Vec<T>, EpiStats) {
     let (c, h, w) = chw;
     let (ho, wo) = out_hw;
     if direct::is_depthwise(k, c) {
-        return direct::depthwise(x, chw, k, out_hw, pad_buf, epi);
+        return direct::depthwise(x, chw, k, out_hw, pad_buf, epi, recycled);
     }
     if direct::is_pointwise(k) {
-        return direct::pointwise(x, chw, k, out_hw, epi);
+        return direct::pointwise(x, chw, k, out_hw, epi, recycled);
     }
     let hw = ho * wo;
     let g = k.groups.max(1);
@@ -202,7 +217,9 @@ pub(crate) fn conv_epi<T: Real>(
     let nb = cog.div_ceil(CO_TILE);
     let [pt, pl, pb, pr] = k.pads;
     let (hp, wp) = (h + pt + pb, w + pl + pr);
-    let mut out = vec![T::ZERO; k.cout * hw];
+    // Tiles that the kernel refuses (never, for consistent sizes) stay zero.
+    let mut out = out_buf(recycled, k.cout * hw);
+    out.fill(T::ZERO);
     let mut st = EpiStats::default();
     if hw == 0 || x.len() < c * h * w || k.packed.len() < g * nb * kk * CO_TILE {
         return (out, st);
@@ -271,6 +288,22 @@ pub(crate) fn conv_epi<T: Real>(
     }
     st.max_abs = mc.iter().fold(st.max_abs, |a, v| a.max(v.to_f64()));
     (out, st)
+}
+
+/// A buffer of `n` values for an output that its kernel overwrites entirely: `recycled` (a
+/// freed value's buffer) cut or grown to `n`, so that only a grown part is written with zeros;
+/// a fresh zeroed allocation when `recycled` has less than `n` values of capacity. The values
+/// it holds are stale until the kernel writes them.
+pub(crate) fn out_buf<T: Real>(mut recycled: Vec<T>, n: usize) -> Vec<T> {
+    if recycled.capacity() < n {
+        return vec![T::ZERO; n];
+    }
+    if recycled.len() >= n {
+        recycled.truncate(n);
+    } else {
+        recycled.resize(n, T::ZERO);
+    }
+    recycled
 }
 
 /// The output pass of one tile, in place on `acc` (pixels `..np`, channels `..nco` are real;
