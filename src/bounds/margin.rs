@@ -26,18 +26,21 @@
 //! trajectory's point slopes s, back-substituted to the chain's input x (the slope variation
 //! and the noise in v, module docs there).
 //!
-//! **Back-substitution.** Split each slope as S = s_mid + δ, |δ| ≤ s_rad (the midpoint and
-//! radius of its enclosure), so Δ_out = s_mid ∘ (Δ_in + e) + δ ∘ (Δ_in + e) with
-//! |δ ∘ (Δ_in + e)| ≤ s_rad·w, w = R + η·B. For each class j ≠ c the change of the margin
-//! y_c − y_j is Δm_j = λ_outᵀΔ_out with λ_out = e_c − e_j; going backward, λ ← Wᵀλ through
-//! linear ops (fan-outs and residual sums add their coefficients) and at a site
-//! λ_outᵀΔ_out = λ_inᵀΔ_in + λ_inᵀe + λ_outᵀ(δ ∘ (Δ_in + e)) with λ_in = λ_out ∘ s_mid, a
-//! point vector (the linearisation at the trajectory, kept with a rigorous rounding radius).
-//! Δ = 0 at the network input, so
+//! **Back-substitution** (`margin_lin`). Split each slope as S = s_ref + δ with s_ref a
+//! point slope fixed once per input (the midpoint of the slope enclosure on the trajectory
+//! ball), |δ| ≤ mag(S − s_ref), so Δ_out = s_ref ∘ (Δ_in + e) + δ ∘ (Δ_in + e) with
+//! |δ ∘ (Δ_in + e)| ≤ mag(S − s_ref)·w, w = R + η·B. For each class j ≠ c the change of
+//! the margin y_c − y_j is Δm_j = λ_outᵀΔ_out with λ_out = e_c − e_j; going backward,
+//! λ ← Wᵀλ through linear ops (fan-outs and residual sums add their coefficients) and at a
+//! site λ_outᵀΔ_out = λ_inᵀΔ_in + λ_inᵀe + λ_outᵀ(δ ∘ (Δ_in + e)) with
+//! λ_in = λ_out ∘ s_ref, a point vector (the linearisation at the trajectory, kept with a
+//! rigorous rounding radius). Δ = 0 at the network input, so
 //!
-//!   |Δm_j| ≤ D_j(η) = η·K_j(η) + E_j(η),
-//!   K_j = Σ_sites B_a·Σ_i mag(λ_{a,in,i}),   E_j = Σ_sites Σ_i mag(λ_{a,out,i})·s_rad,i·w_i.
+//!   |Δm_j| ≤ D_j(η) = η·K_j + E_j(η),
+//!   K_j = Σ_sites B_a·Σ_i mag(λ_{a,in,i}),   E_j = Σ_sites Σ_i mag(λ_{a,out,i})·mag(S_i − s_ref,i)·w_i.
 //!
+//! λ and K_j do not depend on η: they are computed once per input, and each tested η costs
+//! the forward boxes and one dot product per class and site.
 //! η·K_j is the first-order drop (attained, to first order, by e = −η·B·sign(λ_in)); E_j is
 //! the remainder from the variation of r̃_α′ over the boxes. Carrying λ as an interval vector
 //! instead (λ ← λ·S) is also sound but useless on deep networks: any relative width of S
@@ -63,10 +66,9 @@
 //! shallow networks (MNIST, two sites) the gap is the slope enclosure itself: over boxes of
 //! width η·B ≈ 2^−11·B, r̃_α′ varies across ripples (certified ~2^−12 against η₀ ~ 2^−6.4).
 //!
-//! **Search.** η is searched on the grid 2^(k/16), −80 ≤ log₂ η ≤ 0: K(0) gives the estimate
-//! η₀ (D grows with η, so the certified η is at most about η₀), then a bracket below η₀ and
-//! bisection. Each tested η is checked in full, so the reported η is certified whether or not
-//! D is monotone in η.
+//! **Search** (`margin_lin`): on the grid 2^(k/16), −80 ≤ log₂ η ≤ 0, from the
+//! first-order estimate η₀ = min_j lower_j/K_j down in octave-doubling steps, then bisection.
+//! Each tested η is checked in full.
 //!
 //! # Arithmetic
 //! binary64 with directed rounding, not multi-precision: the radii of the nominal balls
@@ -95,6 +97,7 @@ use serde::Serialize;
 
 use super::firstorder::{conv_transpose, linear_and_transpose, pad_src, slice_src, ConvT};
 use super::fixed::{fixed_bounds, mag, rat_interval, Frac};
+use super::margin_lin::Linearised;
 use super::margin_rel::RelChain;
 use super::network::f64s;
 use super::polyerr::PolyErrors;
@@ -296,12 +299,19 @@ pub(crate) struct Nominal {
     slin: BTreeMap<NodeId, Vec<f64>>,
     /// Per chain, |M̂| (`RelChain::kernel`; empty when not used).
     rel: Vec<Vec<f32>>,
+    /// The back-substitution at the trajectory's point slopes (`margin_lin`).
+    pub(super) lin: Linearised,
 }
 
 /// One evaluation of the recursion at η.
 #[derive(Debug, Clone)]
 pub(crate) struct Drops {
-    /// K_j(η) per class (0 at c): the first-order part of D_j(η) is η·K_j(η).
+    /// K_j per class (0 at c; independent of η, `margin_lin`): the first-order part of
+    /// D_j(η) is η·K_j.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "read by the tests' diagnostics of what limits η")
+    )]
     pub(crate) k: Vec<f64>,
     /// D_j(η) = η·K_j(η) + E_j(η) per class (0 at c), rounded up: the certified bound of
     /// the drop of y_c − y_j.
@@ -349,13 +359,13 @@ pub struct NoiseMargin {
 /// The noise-margin certifier of one network for several α (see the module docs).
 #[derive(Debug, Clone)]
 pub struct MarginCertifier {
-    net: Arc<Network>,
-    preps: Vec<MPrep>,
+    pub(super) net: Arc<Network>,
+    pub(super) preps: Vec<MPrep>,
     /// Values that depend on a site's output (Δ ≠ 0 possible).
-    live: Vec<bool>,
+    pub(super) live: Vec<bool>,
     signs: Vec<IntervalSign>,
     alphas: Vec<u32>,
-    ranges: BTreeMap<NodeId, f64>,
+    pub(super) ranges: BTreeMap<NodeId, f64>,
     /// The conv–site–conv chains with relational boxes (`margin_rel`).
     chains: Vec<RelChain>,
     /// Per node: the chain whose second convolution it is.
@@ -364,7 +374,7 @@ pub struct MarginCertifier {
     relational: bool,
 }
 
-fn margin_err(net: &Network, id: NodeId, reason: impl Into<String>) -> BoundsError {
+pub(super) fn margin_err(net: &Network, id: NodeId, reason: impl Into<String>) -> BoundsError {
     let node = net.nodes.get(id);
     BoundsError::NoiseMargin {
         node: node.map(|n| n.name.clone()).unwrap_or_default(),
@@ -384,7 +394,7 @@ fn mid_rad(i: Interval) -> (f64, f64) {
 }
 
 /// slot += (c ± r), outward: |fl(c₁ + c₂) − (c₁ + c₂)| ≤ u·|fl(c₁ + c₂)|·(1 + u).
-fn acc_into(slot: &mut Option<Lam>, add: Lam) {
+pub(super) fn acc_into(slot: &mut Option<Lam>, add: Lam) {
     match slot {
         None => *slot = Some(add),
         Some(acc) => {
@@ -677,7 +687,7 @@ impl MarginCertifier {
             }
             rel.push(slin.get(&ch.site).map_or_else(Vec::new, |s| ch.kernel(s)));
         }
-        Ok(Some(Nominal {
+        let mut nom = Nominal {
             k,
             class: c,
             margins,
@@ -685,7 +695,17 @@ impl MarginCertifier {
             taylor,
             slin,
             rel,
-        }))
+            lin: Linearised::default(),
+        };
+        // s_ref: the midpoints of the slope enclosures on the trajectory balls (η = 0).
+        let (_, slopes) = self.forward(&nom, 0.0)?;
+        let s_ref = slopes
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i, s?.into_iter().map(|(sm, _, _)| sm).collect())))
+            .collect();
+        nom.lin = self.linearise(c, s_ref, None)?.0;
+        Ok(Some(nom))
     }
 
     /// The certified noise margin of `x` at the α of `tb` (see the module docs): `None` when
@@ -703,121 +723,6 @@ impl MarginCertifier {
             return Ok(None);
         };
         self.search(&nom, tb.alpha)
-    }
-
-    /// The η search on the grid 2^(k/16) (see the module docs).
-    pub(crate) fn search(
-        &self,
-        nom: &Nominal,
-        alpha: u32,
-    ) -> Result<Option<NoiseMargin>, BoundsError> {
-        let spo = STEPS_PER_OCTAVE;
-        let kmin = LOG2_ETA_MIN * spo;
-        let eta_of = |k: i32| (f64::from(k) / f64::from(spo)).exp2();
-        let mut evals = 1usize;
-        let mut best_d: Option<Drops> = None;
-        let mut check = |k: i32| -> Result<bool, BoundsError> {
-            evals += 1;
-            let d = self.drops(nom, eta_of(k), None)?;
-            let ok = Self::holds(nom, &d);
-            if ok {
-                best_d = Some(d);
-            }
-            Ok(ok)
-        };
-        // Estimate from K(0): η₀ = min_j lower_j / K_j(0).
-        let d0 = self.drops(nom, 0.0, None)?;
-        let mut est = f64::INFINITY;
-        for (j, (&m, &kj)) in nom.margins.iter().zip(&d0.k).enumerate() {
-            if j != nom.class {
-                est = est.min(m / kj);
-            }
-        }
-        let khi0 = if est.is_nan() {
-            kmin
-        } else if est >= 1.0 {
-            0
-        } else {
-            // The grid point at or below η₀ (clamped to the searched range).
-            let l = (est.log2() * f64::from(spo)).floor();
-            if l < f64::from(kmin) {
-                kmin
-            } else {
-                l as i32
-            }
-        };
-        // Bracket [lo, hi): lo certified, hi not (None: lo is the top of the range).
-        let mut lo;
-        let mut hi = None;
-        if check(khi0)? {
-            lo = khi0;
-            // η₀ is an estimate, not a bound: look above it in growing steps.
-            let mut step = 1;
-            while lo < 0 {
-                let next = (lo + step).min(0);
-                if check(next)? {
-                    lo = next;
-                    step *= 2;
-                } else {
-                    hi = Some(next);
-                    break;
-                }
-            }
-        } else {
-            hi = Some(khi0);
-            let mut step = spo;
-            let mut k = khi0;
-            loop {
-                if k == kmin {
-                    return Ok(None);
-                }
-                let next = (k - step).max(kmin);
-                if check(next)? {
-                    lo = next;
-                    break;
-                }
-                hi = Some(next);
-                k = next;
-                step *= 2;
-            }
-        }
-        if let Some(mut h) = hi {
-            while h - lo > 1 {
-                let mid = lo + (h - lo) / 2;
-                if check(mid)? {
-                    lo = mid;
-                } else {
-                    h = mid;
-                }
-            }
-        }
-        let eta = eta_of(lo);
-        let Some(d) = best_d else {
-            return Ok(None);
-        };
-        let mut best: Option<(usize, f64, f64)> = None;
-        for (j, (&m, &drop)) in nom.margins.iter().zip(&d.d).enumerate() {
-            if j == nom.class {
-                continue;
-            }
-            if best.is_none_or(|(_, bm, bd)| m - drop < bm - bd) {
-                best = Some((j, m, drop));
-            }
-        }
-        let Some((tightest, margin_lower, drop_bound)) = best else {
-            return Ok(None);
-        };
-        Ok(Some(NoiseMargin {
-            alpha,
-            class: nom.class,
-            eta,
-            log2_eta: f64::from(lo) / f64::from(spo),
-            tightest,
-            margin_lower,
-            drop_bound,
-            evaluations: evals,
-            log2_eta_first_order: est.log2(),
-        }))
     }
 
     /// The box R of a non-site node's output from its inputs' boxes (`None`: Δ = 0): |W|·R
@@ -1002,15 +907,6 @@ impl MarginCertifier {
             MPrep::Pass | MPrep::Add => lam,
         }
     }
-    /// Whether lower(y_c − y_j) > D_j(η) for every j ≠ c.
-    fn holds(nom: &Nominal, d: &Drops) -> bool {
-        nom.margins
-            .iter()
-            .zip(&d.d)
-            .enumerate()
-            .all(|(j, (&m, &dj))| j == nom.class || dj < m)
-    }
-
     /// The forward boxes R per value (`None`: Δ = 0) and, per site, (s_mid, s_rad, w) per
     /// entry with S ⊆ [s_mid ± s_rad] and |Δ_in + e| ≤ w, at η (see the module docs; the
     /// outputs of conv–site–conv chains get the smaller of the |W| box and the relational box
@@ -1123,122 +1019,6 @@ impl MarginCertifier {
             }
             None => Some(w2v),
         }
-    }
-
-    /// K_j(η) and D_j(η) for every class (see the module docs); with `lambda_for = Some(j)` also the
-    /// midpoints of λ_in at every site for class j (the adversarial direction).
-    ///
-    /// # Errors
-    /// [`BoundsError::NoiseMargin`] when a site ball or an input value is missing.
-    pub(crate) fn drops(
-        &self,
-        nom: &Nominal,
-        eta: f64,
-        lambda_for: Option<usize>,
-    ) -> Result<Drops, BoundsError> {
-        let net = &*self.net;
-        let live = |v: usize| self.live.get(v).copied().unwrap_or(false);
-        let (rs, slopes) = self.forward(nom, eta)?;
-        let mut buf = Vec::new();
-        drop(rs);
-        // Back-substitution of y_c − y_j for every j ≠ c at once.
-        let n_out = net.output_shape().numel();
-        let js: Vec<usize> = (0..n_out).filter(|&j| j != nom.class).collect();
-        let mut lams: Vec<Option<Lam>> = vec![None; net.values.len()];
-        let init: Lam = js
-            .iter()
-            .map(|&j| {
-                let mut c = vec![0.0; n_out];
-                if let Some(v) = c.get_mut(nom.class) {
-                    *v = 1.0;
-                }
-                if let Some(v) = c.get_mut(j) {
-                    *v = -1.0;
-                }
-                (c, vec![0.0; n_out])
-            })
-            .collect();
-        if let Some(s) = lams.get_mut(net.output) {
-            *s = Some(init);
-        }
-        let mut ks = vec![0.0f64; js.len()];
-        let mut es = vec![0.0f64; js.len()];
-        let mut lambda = BTreeMap::new();
-        let mut remainder = BTreeMap::new();
-        let mut buf2 = Vec::new();
-        let jpos = lambda_for.and_then(|j| js.iter().position(|&q| q == j));
-        for (i, (node, prep)) in net.nodes.iter().zip(&self.preps).enumerate().rev() {
-            let Some(lam) = lams.get_mut(node.output).and_then(Option::take) else {
-                continue;
-            };
-            let in0 = node.inputs.first().copied().unwrap_or(usize::MAX);
-            let back: Lam = match prep {
-                MPrep::Site => {
-                    let b = self.ranges.get(&i).copied().unwrap_or(f64::NAN);
-                    let s = slopes
-                        .get(i)
-                        .and_then(Option::as_ref)
-                        .ok_or_else(|| margin_err(net, i, "site slopes not computed"))?;
-                    let mut out = Vec::with_capacity(lam.len());
-                    for (ci, (c, r)) in lam.iter().enumerate() {
-                        let mut c2 = Vec::with_capacity(c.len());
-                        let mut r2 = Vec::with_capacity(c.len());
-                        let (mut sum, mut rem) = (0.0f64, 0.0f64);
-                        for ((cq, rq), &(sm, sr, w)) in c.iter().zip(r).zip(s) {
-                            // λ_in = λ_out·s_mid (rounding u|c'| added to the radius);
-                            // the remainder λ_outᵀ(δS ∘ (Δ_in + e)) ≤ mag(λ_out)·s_rad·w.
-                            let m = cq * sm;
-                            let rad = add_ru(mul_ru(*rq, sm.abs()), mul_ru(U, m.abs()));
-                            sum += add_ru(m.abs(), rad);
-                            rem += mul_ru(mul_ru(add_ru(cq.abs(), *rq), sr), w);
-                            c2.push(m);
-                            r2.push(rad);
-                        }
-                        if let Some(kj) = ks.get_mut(ci) {
-                            *kj = add_ru(*kj, mul_ru(b, dot_up(sum, c.len())));
-                        }
-                        if let Some(ej) = es.get_mut(ci) {
-                            *ej = add_ru(*ej, dot_up(rem, c.len()));
-                        }
-                        if jpos == Some(ci) {
-                            lambda.insert(i, c2.clone());
-                            remainder.insert(i, dot_up(rem, c.len()));
-                        }
-                        out.push((c2, r2));
-                    }
-                    out
-                }
-                _ => self.back_lin(i, lam, &mut buf, &mut buf2),
-            };
-            let upd = |v: usize, lams: &mut Vec<Option<Lam>>, l: Lam| {
-                if live(v) {
-                    if let Some(slot) = lams.get_mut(v) {
-                        acc_into(slot, l);
-                    }
-                }
-            };
-            if matches!(prep, MPrep::Add) {
-                if let Some(&in1) = node.inputs.get(1) {
-                    upd(in1, &mut lams, back.clone());
-                }
-            }
-            upd(in0, &mut lams, back);
-        }
-        // Map the per-j sums back to class positions: D_j = η·K_j + E_j.
-        let mut d = vec![0.0f64; n_out];
-        let mut k = vec![0.0f64; n_out];
-        for ((&j, kj), ej) in js.iter().zip(ks).zip(es) {
-            if let (Some(s), Some(t)) = (d.get_mut(j), k.get_mut(j)) {
-                *s = add_ru(mul_ru(eta, kj), ej);
-                *t = kj;
-            }
-        }
-        Ok(Drops {
-            k,
-            d,
-            lambda,
-            remainder,
-        })
     }
 }
 

@@ -35,6 +35,7 @@ mod firstorder;
 mod firstorder_report;
 mod fixed;
 mod margin;
+mod margin_lin;
 mod margin_rel;
 #[cfg(test)]
 mod margin_tests;
