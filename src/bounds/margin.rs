@@ -78,7 +78,8 @@
 //! up (Higham's γ_n bound on the signed dot product, and the non-negative dot product bounded
 //! by ŝ/(1 − γ_n) plus underflow allowances, see `round`); the batch-norm scale
 //! s = γ/√(σ² + ε) is computed in f64 with |S − s| ≤ 4u·|s|. Slope enclosures use
-//! outward-rounded intervals (`inari`) around the fixed-point chain of the trajectory.
+//! outward-rounded midpoint–radius balls around the fixed-point chain of the trajectory
+//! (`margin_slope`).
 //!
 //! Supported: Conv, BatchNormalization, Gemm / MatMul, Relu (the sites), AveragePool,
 //! GlobalAveragePool, Add (residual or constant), Flatten, Reshape, Identity, Slice, Pad.
@@ -91,14 +92,15 @@ use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use inari::{const_interval, Interval};
-use rug::{Integer, Rational};
+use inari::Interval;
+use rug::Integer;
 use serde::Serialize;
 
 use super::firstorder::{conv_transpose, linear_and_transpose, pad_src, slice_src, ConvT};
-use super::fixed::{fixed_bounds, mag, rat_interval, Frac};
+use super::fixed::{fixed_bounds, mag, Frac};
 use super::margin_lin::Linearised;
 use super::margin_rel::RelChain;
+use super::margin_slope::{Ball, IntervalSign};
 use super::network::f64s;
 use super::polyerr::PolyErrors;
 use super::round::{add_ru, div_ru, dot_up, gamma_ru, mul_ru, Ulp, ETA, U};
@@ -111,122 +113,6 @@ use crate::nn::{Network, NodeId, Op};
 pub const STEPS_PER_OCTAVE: i32 = 16;
 /// Smallest log₂ η searched.
 pub const LOG2_ETA_MIN: i32 = -80;
-
-/// The components p_i of the composite sign polynomial p = p_k ∘ … ∘ p_1 with interval
-/// coefficients, for enclosures of r̃_α′ over an interval by Taylor expansion at the chain.
-#[derive(Debug, Clone)]
-pub(crate) struct IntervalSign {
-    /// Per component: enclosures of the monomial coefficients a_0, …, a_d (even ones 0).
-    comps: Vec<Vec<Interval>>,
-}
-
-const ONE: Interval = const_interval!(1.0, 1.0);
-const ZERO: Interval = const_interval!(0.0, 0.0);
-
-impl IntervalSign {
-    /// From the exact odd coefficients [c_1, c_3, …] of each component.
-    pub(crate) fn new(components: &[Vec<Rational>]) -> Self {
-        let comps = components
-            .iter()
-            .map(|c| {
-                let mut a = vec![ZERO; 2 * c.len()];
-                for (j, cj) in c.iter().enumerate() {
-                    if let Some(s) = a.get_mut(2 * j + 1) {
-                        *s = rat_interval(cj);
-                    }
-                }
-                a
-            })
-            .collect();
-        Self { comps }
-    }
-
-    /// Taylor coefficients per entry: Σ_i d_i intervals (component i of degree d_i).
-    pub(crate) fn taylor_len(&self) -> usize {
-        self.comps.iter().map(|a| a.len().saturating_sub(1)).sum()
-    }
-
-    /// The Taylor coefficients b_1, …, b_d of every component at its chain point,
-    /// p_i(ŷ + h) = p_i(ŷ) + Σ_{k≥1} b_k·h^k with ŷ ∈ Ŷ_{i−1} = `chain[i]` (repeated
-    /// synthetic division in outward interval arithmetic, so each b_k encloses the exact
-    /// coefficient at the exact chain point), appended to `out`.
-    pub(crate) fn taylor(&self, chain: &[Interval], out: &mut Vec<Interval>) {
-        for (a, &yh) in self.comps.iter().zip(chain) {
-            let mut b = a.clone();
-            let n = b.len().saturating_sub(1);
-            for k in 0..n {
-                for j in (k..n).rev() {
-                    if let (Some(&hi), Some(lo)) = (b.get(j + 1), b.get(j)) {
-                        let v = yh.mul_add(hi, *lo);
-                        if let Some(s) = b.get_mut(j) {
-                            *s = v;
-                        }
-                    }
-                }
-            }
-            out.extend(b.iter().skip(1));
-        }
-    }
-
-    /// Enclosure of r̃_α′(ξ) = (1 + p(u) + u·p′(u))/2 over X, u = ξ/B, given the enclosures
-    /// `chain` of the exact chain ŷ_0 = m/B, ŷ_i = p_i(ŷ_{i−1}) at a point m ∈ X
-    /// ([`super::trajectory::SiteRec`], computed in fixed point) and the Taylor
-    /// coefficients `taylor` of every component at its chain point ([`Self::taylor`]).
-    ///
-    /// Per component, with H = Y_{i−1} − Ŷ_{i−1} ∋ y − ŷ_{i−1}:
-    /// p_i(y) ∈ Ŷ_i + H·Σ_{k≥1} b_k·H^(k−1) and p_i′(y) ∈ D_i = Σ_{k≥1} k·b_k·H^(k−1) (Horner
-    /// in H), and p′(U) ⊆ Π D_i (chain rule). Centred at the chain, the enclosures stay tight:
-    /// a monomial evaluation over Y (inputs of the later components near 2, coefficients of
-    /// alternating sign) would be wider by the sum of the terms' magnitudes, ~10^10 here.
-    pub(crate) fn relu_slope(
-        &self,
-        x: Interval,
-        b: f64,
-        chain: &[Interval],
-        taylor: &[Interval],
-    ) -> Interval {
-        let bi = Interval::try_from((b, b)).unwrap_or(Interval::ENTIRE);
-        let u = x / bi;
-        let (Some(&first), true) = (chain.first(), chain.len() == self.comps.len() + 1) else {
-            return Interval::ENTIRE;
-        };
-        let mut y = u.convex_hull(first);
-        let mut yh = first;
-        let mut d = ONE;
-        let mut off = 0usize;
-        for (a, &next) in self.comps.iter().zip(chain.iter().skip(1)) {
-            let n = a.len().saturating_sub(1);
-            let Some(bs) = taylor.get(off..off + n) else {
-                return Interval::ENTIRE;
-            };
-            off += n;
-            let h = y - yh;
-            let mut q = ZERO;
-            let mut di = ZERO;
-            for (k, bk) in bs.iter().enumerate().rev() {
-                q = q.mul_add(h, *bk);
-                let kk = (k + 1) as f64;
-                let kb = *bk * Interval::try_from((kk, kk)).unwrap_or(Interval::ENTIRE);
-                di = di.mul_add(h, kb);
-            }
-            d *= di;
-            y = next.mul_add_hull(h, q);
-            yh = next;
-        }
-        (ONE + y + u * d) / const_interval!(2.0, 2.0)
-    }
-}
-
-/// Ŷ + H·Q, widened to contain Ŷ.
-trait MulAddHull {
-    fn mul_add_hull(self, h: Interval, q: Interval) -> Interval;
-}
-
-impl MulAddHull for Interval {
-    fn mul_add_hull(self, h: Interval, q: Interval) -> Interval {
-        h.mul_add(q, self).convex_hull(self)
-    }
-}
 
 /// Per-node data of the perturbation recursion.
 #[derive(Debug, Clone)]
@@ -294,7 +180,7 @@ pub(crate) struct Nominal {
     /// Site input balls of F^α.
     sites: SiteBalls,
     /// Per site, the Taylor coefficients of every entry (`IntervalSign::taylor`).
-    taylor: BTreeMap<NodeId, Vec<Interval>>,
+    taylor: BTreeMap<NodeId, Vec<Ball>>,
     /// Per site of a chain, the point slopes s of the relational boxes (`margin_rel`).
     slin: BTreeMap<NodeId, Vec<f64>>,
     /// Per chain, |M̂| (`RelChain::kernel`; empty when not used).
@@ -646,7 +532,7 @@ impl MarginCertifier {
             .signs
             .get(k)
             .ok_or_else(|| margin_err(&self.net, 0, "no polynomial for this α"))?;
-        let taylor: BTreeMap<NodeId, Vec<Interval>> = sites
+        let taylor: BTreeMap<NodeId, Vec<Ball>> = sites
             .iter()
             .map(|(&i, rec)| {
                 let mut t = Vec::with_capacity(rec.x.len() * sign.taylor_len());

@@ -37,6 +37,7 @@ mod fixed;
 mod margin;
 mod margin_lin;
 mod margin_rel;
+mod margin_slope;
 #[cfg(test)]
 mod margin_tests;
 mod network;
