@@ -370,7 +370,7 @@ mod tests {
                     };
                     let xi = q(m) + q(w) * q(f);
                     let v = slope_mpfr(&comps, &xi, b);
-                    let v = Rational::from(v.to_rational().unwrap());
+                    let v = v.to_rational().unwrap();
                     assert!(lo <= v && v <= hi, "α {alpha} m {m} w {w}: {v} outside {s}");
                 }
                 // Narrow X: the enclosure is narrow (not the whole line).
