@@ -236,6 +236,7 @@ impl IntervalSign {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bounds::margin_tests::odd_mpfr;
     use crate::bounds::polyerr::PolyErrors;
     use crate::bounds::trajectory_tests::{proofs, Lcg};
     use rug::float::Round;
@@ -324,12 +325,7 @@ mod tests {
         };
         out.push(iv(&y));
         for c in comps {
-            let y2 = Float::with_val(p, &y * &y);
-            let mut acc = Float::with_val(p, 0);
-            for cj in c.iter().rev() {
-                acc = Float::with_val(p, &acc * &y2) + Float::with_val(p, cj);
-            }
-            y = Float::with_val(p, &acc * &y);
+            y = odd_mpfr(c, &y, p);
             out.push(iv(&y));
         }
         out
