@@ -204,9 +204,10 @@ fn bench_trajectory(c: &mut Criterion) {
 
 /// The certified noise margin η of one image (ResNet-20, α = 14, the first CIFAR-10 JPEG
 /// test image, B calibrated on the first 2): the recorded trajectory at 128 bits, the
-/// per-site Taylor coefficients and the η search (forward boxes + back-substitution of the
-/// nine margins per tested η; the relational boxes' kernels |M̂| once per image), and the
-/// same with the |W| boxes alone. Run with `RAYON_NUM_THREADS=1`. Target: ≤ 10 s per image.
+/// per-site Taylor coefficients, the relational boxes' kernels |M̂| and the back-substitution
+/// of the nine margins once per image, then the η search (forward boxes and slope
+/// enclosures plus one dot product per class and site per tested η), and the same with the
+/// |W| boxes alone. Run with `RAYON_NUM_THREADS=1`. Target: ≤ 10 s per image.
 fn bench_margin(c: &mut Criterion) {
     let Some(s) = shared() else {
         eprintln!("skipping margin bench: ../shared is absent");

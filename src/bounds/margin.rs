@@ -26,18 +26,21 @@
 //! trajectory's point slopes s, back-substituted to the chain's input x (the slope variation
 //! and the noise in v, module docs there).
 //!
-//! **Back-substitution.** Split each slope as S = s_mid + δ, |δ| ≤ s_rad (the midpoint and
-//! radius of its enclosure), so Δ_out = s_mid ∘ (Δ_in + e) + δ ∘ (Δ_in + e) with
-//! |δ ∘ (Δ_in + e)| ≤ s_rad·w, w = R + η·B. For each class j ≠ c the change of the margin
-//! y_c − y_j is Δm_j = λ_outᵀΔ_out with λ_out = e_c − e_j; going backward, λ ← Wᵀλ through
-//! linear ops (fan-outs and residual sums add their coefficients) and at a site
-//! λ_outᵀΔ_out = λ_inᵀΔ_in + λ_inᵀe + λ_outᵀ(δ ∘ (Δ_in + e)) with λ_in = λ_out ∘ s_mid, a
-//! point vector (the linearisation at the trajectory, kept with a rigorous rounding radius).
-//! Δ = 0 at the network input, so
+//! **Back-substitution** (`margin_lin`). Split each slope as S = s_ref + δ with s_ref a
+//! point slope fixed once per input (the midpoint of the slope enclosure on the trajectory
+//! ball), |δ| ≤ mag(S − s_ref), so Δ_out = s_ref ∘ (Δ_in + e) + δ ∘ (Δ_in + e) with
+//! |δ ∘ (Δ_in + e)| ≤ mag(S − s_ref)·w, w = R + η·B. For each class j ≠ c the change of
+//! the margin y_c − y_j is Δm_j = λ_outᵀΔ_out with λ_out = e_c − e_j; going backward,
+//! λ ← Wᵀλ through linear ops (fan-outs and residual sums add their coefficients) and at a
+//! site λ_outᵀΔ_out = λ_inᵀΔ_in + λ_inᵀe + λ_outᵀ(δ ∘ (Δ_in + e)) with
+//! λ_in = λ_out ∘ s_ref, a point vector (the linearisation at the trajectory, kept with a
+//! rigorous rounding radius). Δ = 0 at the network input, so
 //!
-//!   |Δm_j| ≤ D_j(η) = η·K_j(η) + E_j(η),
-//!   K_j = Σ_sites B_a·Σ_i mag(λ_{a,in,i}),   E_j = Σ_sites Σ_i mag(λ_{a,out,i})·s_rad,i·w_i.
+//!   |Δm_j| ≤ D_j(η) = η·K_j + E_j(η),
+//!   K_j = Σ_sites B_a·Σ_i mag(λ_{a,in,i}),   E_j = Σ_sites Σ_i mag(λ_{a,out,i})·mag(S_i − s_ref,i)·w_i.
 //!
+//! λ and K_j do not depend on η: they are computed once per input, and each tested η costs
+//! the forward boxes and one dot product per class and site.
 //! η·K_j is the first-order drop (attained, to first order, by e = −η·B·sign(λ_in)); E_j is
 //! the remainder from the variation of r̃_α′ over the boxes. Carrying λ as an interval vector
 //! instead (λ ← λ·S) is also sound but useless on deep networks: any relative width of S
@@ -63,10 +66,9 @@
 //! shallow networks (MNIST, two sites) the gap is the slope enclosure itself: over boxes of
 //! width η·B ≈ 2^−11·B, r̃_α′ varies across ripples (certified ~2^−12 against η₀ ~ 2^−6.4).
 //!
-//! **Search.** η is searched on the grid 2^(k/16), −80 ≤ log₂ η ≤ 0: K(0) gives the estimate
-//! η₀ (D grows with η, so the certified η is at most about η₀), then a bracket below η₀ and
-//! bisection. Each tested η is checked in full, so the reported η is certified whether or not
-//! D is monotone in η.
+//! **Search** (`margin_lin`): on the grid 2^(k/16), −80 ≤ log₂ η ≤ 0, from the
+//! first-order estimate η₀ = min_j lower_j/K_j down in octave-doubling steps, then bisection.
+//! Each tested η is checked in full.
 //!
 //! # Arithmetic
 //! binary64 with directed rounding, not multi-precision: the radii of the nominal balls
@@ -76,7 +78,8 @@
 //! up (Higham's γ_n bound on the signed dot product, and the non-negative dot product bounded
 //! by ŝ/(1 − γ_n) plus underflow allowances, see `round`); the batch-norm scale
 //! s = γ/√(σ² + ε) is computed in f64 with |S − s| ≤ 4u·|s|. Slope enclosures use
-//! outward-rounded intervals (`inari`) around the fixed-point chain of the trajectory.
+//! outward-rounded midpoint–radius balls around the fixed-point chain of the trajectory
+//! (`margin_slope`).
 //!
 //! Supported: Conv, BatchNormalization, Gemm / MatMul, Relu (the sites), AveragePool,
 //! GlobalAveragePool, Add (residual or constant), Flatten, Reshape, Identity, Slice, Pad.
@@ -89,13 +92,15 @@ use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use inari::{const_interval, Interval};
-use rug::{Integer, Rational};
+use inari::Interval;
+use rug::Integer;
 use serde::Serialize;
 
 use super::firstorder::{conv_transpose, linear_and_transpose, pad_src, slice_src, ConvT};
-use super::fixed::{fixed_bounds, mag, rat_interval, Frac};
+use super::fixed::{fixed_bounds, mag, Frac};
+use super::margin_lin::Linearised;
 use super::margin_rel::RelChain;
+use super::margin_slope::{Ball, IntervalSign};
 use super::network::f64s;
 use super::polyerr::PolyErrors;
 use super::round::{add_ru, div_ru, dot_up, gamma_ru, mul_ru, Ulp, ETA, U};
@@ -108,122 +113,6 @@ use crate::nn::{Network, NodeId, Op};
 pub const STEPS_PER_OCTAVE: i32 = 16;
 /// Smallest log₂ η searched.
 pub const LOG2_ETA_MIN: i32 = -80;
-
-/// The components p_i of the composite sign polynomial p = p_k ∘ … ∘ p_1 with interval
-/// coefficients, for enclosures of r̃_α′ over an interval by Taylor expansion at the chain.
-#[derive(Debug, Clone)]
-pub(crate) struct IntervalSign {
-    /// Per component: enclosures of the monomial coefficients a_0, …, a_d (even ones 0).
-    comps: Vec<Vec<Interval>>,
-}
-
-const ONE: Interval = const_interval!(1.0, 1.0);
-const ZERO: Interval = const_interval!(0.0, 0.0);
-
-impl IntervalSign {
-    /// From the exact odd coefficients [c_1, c_3, …] of each component.
-    pub(crate) fn new(components: &[Vec<Rational>]) -> Self {
-        let comps = components
-            .iter()
-            .map(|c| {
-                let mut a = vec![ZERO; 2 * c.len()];
-                for (j, cj) in c.iter().enumerate() {
-                    if let Some(s) = a.get_mut(2 * j + 1) {
-                        *s = rat_interval(cj);
-                    }
-                }
-                a
-            })
-            .collect();
-        Self { comps }
-    }
-
-    /// Taylor coefficients per entry: Σ_i d_i intervals (component i of degree d_i).
-    pub(crate) fn taylor_len(&self) -> usize {
-        self.comps.iter().map(|a| a.len().saturating_sub(1)).sum()
-    }
-
-    /// The Taylor coefficients b_1, …, b_d of every component at its chain point,
-    /// p_i(ŷ + h) = p_i(ŷ) + Σ_{k≥1} b_k·h^k with ŷ ∈ Ŷ_{i−1} = `chain[i]` (repeated
-    /// synthetic division in outward interval arithmetic, so each b_k encloses the exact
-    /// coefficient at the exact chain point), appended to `out`.
-    pub(crate) fn taylor(&self, chain: &[Interval], out: &mut Vec<Interval>) {
-        for (a, &yh) in self.comps.iter().zip(chain) {
-            let mut b = a.clone();
-            let n = b.len().saturating_sub(1);
-            for k in 0..n {
-                for j in (k..n).rev() {
-                    if let (Some(&hi), Some(lo)) = (b.get(j + 1), b.get(j)) {
-                        let v = yh.mul_add(hi, *lo);
-                        if let Some(s) = b.get_mut(j) {
-                            *s = v;
-                        }
-                    }
-                }
-            }
-            out.extend(b.iter().skip(1));
-        }
-    }
-
-    /// Enclosure of r̃_α′(ξ) = (1 + p(u) + u·p′(u))/2 over X, u = ξ/B, given the enclosures
-    /// `chain` of the exact chain ŷ_0 = m/B, ŷ_i = p_i(ŷ_{i−1}) at a point m ∈ X
-    /// ([`super::trajectory::SiteRec`], computed in fixed point) and the Taylor
-    /// coefficients `taylor` of every component at its chain point ([`Self::taylor`]).
-    ///
-    /// Per component, with H = Y_{i−1} − Ŷ_{i−1} ∋ y − ŷ_{i−1}:
-    /// p_i(y) ∈ Ŷ_i + H·Σ_{k≥1} b_k·H^(k−1) and p_i′(y) ∈ D_i = Σ_{k≥1} k·b_k·H^(k−1) (Horner
-    /// in H), and p′(U) ⊆ Π D_i (chain rule). Centred at the chain, the enclosures stay tight:
-    /// a monomial evaluation over Y (inputs of the later components near 2, coefficients of
-    /// alternating sign) would be wider by the sum of the terms' magnitudes, ~10^10 here.
-    pub(crate) fn relu_slope(
-        &self,
-        x: Interval,
-        b: f64,
-        chain: &[Interval],
-        taylor: &[Interval],
-    ) -> Interval {
-        let bi = Interval::try_from((b, b)).unwrap_or(Interval::ENTIRE);
-        let u = x / bi;
-        let (Some(&first), true) = (chain.first(), chain.len() == self.comps.len() + 1) else {
-            return Interval::ENTIRE;
-        };
-        let mut y = u.convex_hull(first);
-        let mut yh = first;
-        let mut d = ONE;
-        let mut off = 0usize;
-        for (a, &next) in self.comps.iter().zip(chain.iter().skip(1)) {
-            let n = a.len().saturating_sub(1);
-            let Some(bs) = taylor.get(off..off + n) else {
-                return Interval::ENTIRE;
-            };
-            off += n;
-            let h = y - yh;
-            let mut q = ZERO;
-            let mut di = ZERO;
-            for (k, bk) in bs.iter().enumerate().rev() {
-                q = q.mul_add(h, *bk);
-                let kk = (k + 1) as f64;
-                let kb = *bk * Interval::try_from((kk, kk)).unwrap_or(Interval::ENTIRE);
-                di = di.mul_add(h, kb);
-            }
-            d *= di;
-            y = next.mul_add_hull(h, q);
-            yh = next;
-        }
-        (ONE + y + u * d) / const_interval!(2.0, 2.0)
-    }
-}
-
-/// Ŷ + H·Q, widened to contain Ŷ.
-trait MulAddHull {
-    fn mul_add_hull(self, h: Interval, q: Interval) -> Interval;
-}
-
-impl MulAddHull for Interval {
-    fn mul_add_hull(self, h: Interval, q: Interval) -> Interval {
-        h.mul_add(q, self).convex_hull(self)
-    }
-}
 
 /// Per-node data of the perturbation recursion.
 #[derive(Debug, Clone)]
@@ -291,17 +180,24 @@ pub(crate) struct Nominal {
     /// Site input balls of F^α.
     sites: SiteBalls,
     /// Per site, the Taylor coefficients of every entry (`IntervalSign::taylor`).
-    taylor: BTreeMap<NodeId, Vec<Interval>>,
+    taylor: BTreeMap<NodeId, Vec<Ball>>,
     /// Per site of a chain, the point slopes s of the relational boxes (`margin_rel`).
     slin: BTreeMap<NodeId, Vec<f64>>,
     /// Per chain, |M̂| (`RelChain::kernel`; empty when not used).
     rel: Vec<Vec<f32>>,
+    /// The back-substitution at the trajectory's point slopes (`margin_lin`).
+    pub(super) lin: Linearised,
 }
 
 /// One evaluation of the recursion at η.
 #[derive(Debug, Clone)]
 pub(crate) struct Drops {
-    /// K_j(η) per class (0 at c): the first-order part of D_j(η) is η·K_j(η).
+    /// K_j per class (0 at c; independent of η, `margin_lin`): the first-order part of
+    /// D_j(η) is η·K_j.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "read by the tests' diagnostics of what limits η")
+    )]
     pub(crate) k: Vec<f64>,
     /// D_j(η) = η·K_j(η) + E_j(η) per class (0 at c), rounded up: the certified bound of
     /// the drop of y_c − y_j.
@@ -349,13 +245,13 @@ pub struct NoiseMargin {
 /// The noise-margin certifier of one network for several α (see the module docs).
 #[derive(Debug, Clone)]
 pub struct MarginCertifier {
-    net: Arc<Network>,
-    preps: Vec<MPrep>,
+    pub(super) net: Arc<Network>,
+    pub(super) preps: Vec<MPrep>,
     /// Values that depend on a site's output (Δ ≠ 0 possible).
-    live: Vec<bool>,
+    pub(super) live: Vec<bool>,
     signs: Vec<IntervalSign>,
     alphas: Vec<u32>,
-    ranges: BTreeMap<NodeId, f64>,
+    pub(super) ranges: BTreeMap<NodeId, f64>,
     /// The conv–site–conv chains with relational boxes (`margin_rel`).
     chains: Vec<RelChain>,
     /// Per node: the chain whose second convolution it is.
@@ -364,7 +260,7 @@ pub struct MarginCertifier {
     relational: bool,
 }
 
-fn margin_err(net: &Network, id: NodeId, reason: impl Into<String>) -> BoundsError {
+pub(super) fn margin_err(net: &Network, id: NodeId, reason: impl Into<String>) -> BoundsError {
     let node = net.nodes.get(id);
     BoundsError::NoiseMargin {
         node: node.map(|n| n.name.clone()).unwrap_or_default(),
@@ -384,7 +280,7 @@ fn mid_rad(i: Interval) -> (f64, f64) {
 }
 
 /// slot += (c ± r), outward: |fl(c₁ + c₂) − (c₁ + c₂)| ≤ u·|fl(c₁ + c₂)|·(1 + u).
-fn acc_into(slot: &mut Option<Lam>, add: Lam) {
+pub(super) fn acc_into(slot: &mut Option<Lam>, add: Lam) {
     match slot {
         None => *slot = Some(add),
         Some(acc) => {
@@ -636,7 +532,7 @@ impl MarginCertifier {
             .signs
             .get(k)
             .ok_or_else(|| margin_err(&self.net, 0, "no polynomial for this α"))?;
-        let taylor: BTreeMap<NodeId, Vec<Interval>> = sites
+        let taylor: BTreeMap<NodeId, Vec<Ball>> = sites
             .iter()
             .map(|(&i, rec)| {
                 let mut t = Vec::with_capacity(rec.x.len() * sign.taylor_len());
@@ -677,7 +573,7 @@ impl MarginCertifier {
             }
             rel.push(slin.get(&ch.site).map_or_else(Vec::new, |s| ch.kernel(s)));
         }
-        Ok(Some(Nominal {
+        let mut nom = Nominal {
             k,
             class: c,
             margins,
@@ -685,7 +581,17 @@ impl MarginCertifier {
             taylor,
             slin,
             rel,
-        }))
+            lin: Linearised::default(),
+        };
+        // s_ref: the midpoints of the slope enclosures on the trajectory balls (η = 0).
+        let (_, slopes) = self.forward(&nom, 0.0)?;
+        let s_ref = slopes
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i, s?.into_iter().map(|(sm, _, _)| sm).collect())))
+            .collect();
+        nom.lin = self.linearise(c, s_ref, None)?.0;
+        Ok(Some(nom))
     }
 
     /// The certified noise margin of `x` at the α of `tb` (see the module docs): `None` when
@@ -703,121 +609,6 @@ impl MarginCertifier {
             return Ok(None);
         };
         self.search(&nom, tb.alpha)
-    }
-
-    /// The η search on the grid 2^(k/16) (see the module docs).
-    pub(crate) fn search(
-        &self,
-        nom: &Nominal,
-        alpha: u32,
-    ) -> Result<Option<NoiseMargin>, BoundsError> {
-        let spo = STEPS_PER_OCTAVE;
-        let kmin = LOG2_ETA_MIN * spo;
-        let eta_of = |k: i32| (f64::from(k) / f64::from(spo)).exp2();
-        let mut evals = 1usize;
-        let mut best_d: Option<Drops> = None;
-        let mut check = |k: i32| -> Result<bool, BoundsError> {
-            evals += 1;
-            let d = self.drops(nom, eta_of(k), None)?;
-            let ok = Self::holds(nom, &d);
-            if ok {
-                best_d = Some(d);
-            }
-            Ok(ok)
-        };
-        // Estimate from K(0): η₀ = min_j lower_j / K_j(0).
-        let d0 = self.drops(nom, 0.0, None)?;
-        let mut est = f64::INFINITY;
-        for (j, (&m, &kj)) in nom.margins.iter().zip(&d0.k).enumerate() {
-            if j != nom.class {
-                est = est.min(m / kj);
-            }
-        }
-        let khi0 = if est.is_nan() {
-            kmin
-        } else if est >= 1.0 {
-            0
-        } else {
-            // The grid point at or below η₀ (clamped to the searched range).
-            let l = (est.log2() * f64::from(spo)).floor();
-            if l < f64::from(kmin) {
-                kmin
-            } else {
-                l as i32
-            }
-        };
-        // Bracket [lo, hi): lo certified, hi not (None: lo is the top of the range).
-        let mut lo;
-        let mut hi = None;
-        if check(khi0)? {
-            lo = khi0;
-            // η₀ is an estimate, not a bound: look above it in growing steps.
-            let mut step = 1;
-            while lo < 0 {
-                let next = (lo + step).min(0);
-                if check(next)? {
-                    lo = next;
-                    step *= 2;
-                } else {
-                    hi = Some(next);
-                    break;
-                }
-            }
-        } else {
-            hi = Some(khi0);
-            let mut step = spo;
-            let mut k = khi0;
-            loop {
-                if k == kmin {
-                    return Ok(None);
-                }
-                let next = (k - step).max(kmin);
-                if check(next)? {
-                    lo = next;
-                    break;
-                }
-                hi = Some(next);
-                k = next;
-                step *= 2;
-            }
-        }
-        if let Some(mut h) = hi {
-            while h - lo > 1 {
-                let mid = lo + (h - lo) / 2;
-                if check(mid)? {
-                    lo = mid;
-                } else {
-                    h = mid;
-                }
-            }
-        }
-        let eta = eta_of(lo);
-        let Some(d) = best_d else {
-            return Ok(None);
-        };
-        let mut best: Option<(usize, f64, f64)> = None;
-        for (j, (&m, &drop)) in nom.margins.iter().zip(&d.d).enumerate() {
-            if j == nom.class {
-                continue;
-            }
-            if best.is_none_or(|(_, bm, bd)| m - drop < bm - bd) {
-                best = Some((j, m, drop));
-            }
-        }
-        let Some((tightest, margin_lower, drop_bound)) = best else {
-            return Ok(None);
-        };
-        Ok(Some(NoiseMargin {
-            alpha,
-            class: nom.class,
-            eta,
-            log2_eta: f64::from(lo) / f64::from(spo),
-            tightest,
-            margin_lower,
-            drop_bound,
-            evaluations: evals,
-            log2_eta_first_order: est.log2(),
-        }))
     }
 
     /// The box R of a non-site node's output from its inputs' boxes (`None`: Δ = 0): |W|·R
@@ -1002,15 +793,6 @@ impl MarginCertifier {
             MPrep::Pass | MPrep::Add => lam,
         }
     }
-    /// Whether lower(y_c − y_j) > D_j(η) for every j ≠ c.
-    fn holds(nom: &Nominal, d: &Drops) -> bool {
-        nom.margins
-            .iter()
-            .zip(&d.d)
-            .enumerate()
-            .all(|(j, (&m, &dj))| j == nom.class || dj < m)
-    }
-
     /// The forward boxes R per value (`None`: Δ = 0) and, per site, (s_mid, s_rad, w) per
     /// entry with S ⊆ [s_mid ± s_rad] and |Δ_in + e| ≤ w, at η (see the module docs; the
     /// outputs of conv–site–conv chains get the smaller of the |W| box and the relational box
@@ -1123,122 +905,6 @@ impl MarginCertifier {
             }
             None => Some(w2v),
         }
-    }
-
-    /// K_j(η) and D_j(η) for every class (see the module docs); with `lambda_for = Some(j)` also the
-    /// midpoints of λ_in at every site for class j (the adversarial direction).
-    ///
-    /// # Errors
-    /// [`BoundsError::NoiseMargin`] when a site ball or an input value is missing.
-    pub(crate) fn drops(
-        &self,
-        nom: &Nominal,
-        eta: f64,
-        lambda_for: Option<usize>,
-    ) -> Result<Drops, BoundsError> {
-        let net = &*self.net;
-        let live = |v: usize| self.live.get(v).copied().unwrap_or(false);
-        let (rs, slopes) = self.forward(nom, eta)?;
-        let mut buf = Vec::new();
-        drop(rs);
-        // Back-substitution of y_c − y_j for every j ≠ c at once.
-        let n_out = net.output_shape().numel();
-        let js: Vec<usize> = (0..n_out).filter(|&j| j != nom.class).collect();
-        let mut lams: Vec<Option<Lam>> = vec![None; net.values.len()];
-        let init: Lam = js
-            .iter()
-            .map(|&j| {
-                let mut c = vec![0.0; n_out];
-                if let Some(v) = c.get_mut(nom.class) {
-                    *v = 1.0;
-                }
-                if let Some(v) = c.get_mut(j) {
-                    *v = -1.0;
-                }
-                (c, vec![0.0; n_out])
-            })
-            .collect();
-        if let Some(s) = lams.get_mut(net.output) {
-            *s = Some(init);
-        }
-        let mut ks = vec![0.0f64; js.len()];
-        let mut es = vec![0.0f64; js.len()];
-        let mut lambda = BTreeMap::new();
-        let mut remainder = BTreeMap::new();
-        let mut buf2 = Vec::new();
-        let jpos = lambda_for.and_then(|j| js.iter().position(|&q| q == j));
-        for (i, (node, prep)) in net.nodes.iter().zip(&self.preps).enumerate().rev() {
-            let Some(lam) = lams.get_mut(node.output).and_then(Option::take) else {
-                continue;
-            };
-            let in0 = node.inputs.first().copied().unwrap_or(usize::MAX);
-            let back: Lam = match prep {
-                MPrep::Site => {
-                    let b = self.ranges.get(&i).copied().unwrap_or(f64::NAN);
-                    let s = slopes
-                        .get(i)
-                        .and_then(Option::as_ref)
-                        .ok_or_else(|| margin_err(net, i, "site slopes not computed"))?;
-                    let mut out = Vec::with_capacity(lam.len());
-                    for (ci, (c, r)) in lam.iter().enumerate() {
-                        let mut c2 = Vec::with_capacity(c.len());
-                        let mut r2 = Vec::with_capacity(c.len());
-                        let (mut sum, mut rem) = (0.0f64, 0.0f64);
-                        for ((cq, rq), &(sm, sr, w)) in c.iter().zip(r).zip(s) {
-                            // λ_in = λ_out·s_mid (rounding u|c'| added to the radius);
-                            // the remainder λ_outᵀ(δS ∘ (Δ_in + e)) ≤ mag(λ_out)·s_rad·w.
-                            let m = cq * sm;
-                            let rad = add_ru(mul_ru(*rq, sm.abs()), mul_ru(U, m.abs()));
-                            sum += add_ru(m.abs(), rad);
-                            rem += mul_ru(mul_ru(add_ru(cq.abs(), *rq), sr), w);
-                            c2.push(m);
-                            r2.push(rad);
-                        }
-                        if let Some(kj) = ks.get_mut(ci) {
-                            *kj = add_ru(*kj, mul_ru(b, dot_up(sum, c.len())));
-                        }
-                        if let Some(ej) = es.get_mut(ci) {
-                            *ej = add_ru(*ej, dot_up(rem, c.len()));
-                        }
-                        if jpos == Some(ci) {
-                            lambda.insert(i, c2.clone());
-                            remainder.insert(i, dot_up(rem, c.len()));
-                        }
-                        out.push((c2, r2));
-                    }
-                    out
-                }
-                _ => self.back_lin(i, lam, &mut buf, &mut buf2),
-            };
-            let upd = |v: usize, lams: &mut Vec<Option<Lam>>, l: Lam| {
-                if live(v) {
-                    if let Some(slot) = lams.get_mut(v) {
-                        acc_into(slot, l);
-                    }
-                }
-            };
-            if matches!(prep, MPrep::Add) {
-                if let Some(&in1) = node.inputs.get(1) {
-                    upd(in1, &mut lams, back.clone());
-                }
-            }
-            upd(in0, &mut lams, back);
-        }
-        // Map the per-j sums back to class positions: D_j = η·K_j + E_j.
-        let mut d = vec![0.0f64; n_out];
-        let mut k = vec![0.0f64; n_out];
-        for ((&j, kj), ej) in js.iter().zip(ks).zip(es) {
-            if let (Some(s), Some(t)) = (d.get_mut(j), k.get_mut(j)) {
-                *s = add_ru(mul_ru(eta, kj), ej);
-                *t = kj;
-            }
-        }
-        Ok(Drops {
-            k,
-            d,
-            lambda,
-            remainder,
-        })
     }
 }
 

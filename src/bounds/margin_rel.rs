@@ -38,7 +38,7 @@ use rayon::prelude::*;
 
 use super::margin::MPrep;
 use super::round::{add_ru, dot_up, gamma_ru, mul_ru};
-use crate::nn::{Network, NodeId, Op, ValueId};
+use crate::nn::{Network, NodeId, Op, Real, ValueId};
 
 /// Point slopes below this magnitude are linearised at 0 (their slope enters d instead).
 const SLOPE_FLOOR: f64 = 1.0 / 1024.0;
@@ -267,6 +267,13 @@ impl RelChain {
 
     /// |M̂| for the point slopes `s` of the site (one per site entry), entries rounded up to
     /// binary32: `[C_out][H_o][W_o][nd₀][nd₁][C_in]`. Empty when `s` has the wrong length.
+    ///
+    /// Per output channel o and tap t₂ of W₂, the block V·W₁ with V[p, k] = W₂[o, k, t₂]·s·Σ₁
+    /// at the site position that output position p reads through t₂ (0 in the padding) and
+    /// W₁ as `[C_mid][k₁ taps·C_in]` is one matrix product (`Real::gemm`); its columns are
+    /// added at the offset of t₂ in every position's kernel. Each entry is thus a sum of at
+    /// most n = C_mid·k₁·k₂ products of three rounded factors, evaluated in some order, and
+    /// γ_{n+16} covers it whatever the order (module docs).
     #[expect(
         clippy::indexing_slicing,
         reason = "hot loop; indices from the shapes validated in `build`"
@@ -284,59 +291,63 @@ impl RelChain {
             .map(|(q, v)| v * self.sigma[q / plane])
             .collect();
         let per = g.per_out();
-        let mut m = vec![0f32; g.cout * g.ho * g.wo * per];
+        let np = g.ho * g.wo;
         let (k1, k2) = (g.k1, g.k2);
-        m.par_chunks_mut(g.ho * g.wo * per)
-            .enumerate()
-            .for_each(|(o, mo)| {
-                let mut acc = vec![0f64; per];
-                for py in 0..g.ho {
-                    for px in 0..g.wo {
-                        acc.fill(0.0);
-                        for k in 0..g.cmid {
-                            for ty in 0..k2[0] {
-                                let qy = (py * g.s2[0] + ty * g.d2[0]) as isize - g.p2[0] as isize;
-                                if qy < 0 || qy >= g.hs as isize {
-                                    continue;
-                                }
-                                for tx in 0..k2[1] {
-                                    let qx =
-                                        (px * g.s2[1] + tx * g.d2[1]) as isize - g.p2[1] as isize;
-                                    if qx < 0 || qx >= g.ws as isize {
-                                        continue;
-                                    }
-                                    let c = coef[(k * g.hs + qy as usize) * g.ws + qx as usize];
-                                    let a =
-                                        self.w2[((o * g.cmid + k) * k2[0] + ty) * k2[1] + tx] * c;
-                                    if a == 0.0 {
-                                        continue;
-                                    }
-                                    let dy0 = ty * g.d2[0] * g.s1[0];
-                                    let dx0 = tx * g.d2[1] * g.s1[1];
-                                    for uy in 0..k1[0] {
-                                        for ux in 0..k1[1] {
-                                            let dst = ((dy0 + uy * g.d1[0]) * g.nd[1]
-                                                + dx0
-                                                + ux * g.d1[1])
-                                                * g.cin;
-                                            let src = ((k * k1[0] + uy) * k1[1] + ux) * g.cin;
-                                            let wr = &self.w1[src..src + g.cin];
-                                            for (d, wv) in acc[dst..dst + g.cin].iter_mut().zip(wr)
-                                            {
-                                                *d += a * wv;
-                                            }
-                                        }
-                                    }
+        let row = k1[0] * k1[1] * g.cin;
+        if self.w1.len() != g.cmid * row || self.w2.len() != g.cout * g.cmid * k2[0] * k2[1] {
+            return Vec::new();
+        }
+        let mut m = vec![0f32; g.cout * np * per];
+        m.par_chunks_mut(np * per).enumerate().for_each(|(o, mo)| {
+            let mut acc = vec![0f64; np * per];
+            let mut v = vec![0f64; np * g.cmid];
+            let mut c = vec![0f64; np * row];
+            for ty in 0..k2[0] {
+                for tx in 0..k2[1] {
+                    let mut any = false;
+                    for py in 0..g.ho {
+                        let qy = (py * g.s2[0] + ty * g.d2[0]) as isize - g.p2[0] as isize;
+                        for px in 0..g.wo {
+                            let qx = (px * g.s2[1] + tx * g.d2[1]) as isize - g.p2[1] as isize;
+                            let vp = &mut v[(py * g.wo + px) * g.cmid..][..g.cmid];
+                            if qy < 0 || qy >= g.hs as isize || qx < 0 || qx >= g.ws as isize {
+                                vp.fill(0.0);
+                                continue;
+                            }
+                            let q = qy as usize * g.ws + qx as usize;
+                            for (k, d) in vp.iter_mut().enumerate() {
+                                *d = self.w2[((o * g.cmid + k) * k2[0] + ty) * k2[1] + tx]
+                                    * coef[k * plane + q];
+                                any |= *d != 0.0;
+                            }
+                        }
+                    }
+                    if !any {
+                        continue;
+                    }
+                    <f64 as Real>::gemm(np, g.cmid, row, &v, &self.w1, &mut c, false);
+                    let dy0 = ty * g.d2[0] * g.s1[0];
+                    let dx0 = tx * g.d2[1] * g.s1[1];
+                    for p in 0..np {
+                        for uy in 0..k1[0] {
+                            for ux in 0..k1[1] {
+                                let dst = p * per
+                                    + ((dy0 + uy * g.d1[0]) * g.nd[1] + dx0 + ux * g.d1[1]) * g.cin;
+                                let src = p * row + (uy * k1[1] + ux) * g.cin;
+                                for (d, x) in
+                                    acc[dst..dst + g.cin].iter_mut().zip(&c[src..][..g.cin])
+                                {
+                                    *d += x;
                                 }
                             }
                         }
-                        let dst = &mut mo[(py * g.wo + px) * per..][..per];
-                        for (d, v) in dst.iter_mut().zip(&acc) {
-                            *d = f32_up(v.abs());
-                        }
                     }
                 }
-            });
+            }
+            for (d, x) in mo.iter_mut().zip(&acc) {
+                *d = f32_up(x.abs());
+            }
+        });
         m
     }
 

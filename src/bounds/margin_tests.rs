@@ -47,16 +47,21 @@ fn relu_mpfr(comps: &[Vec<Rational>], x: f64, b: f64) -> f64 {
     let u = Float::with_val(p, x) / Float::with_val(p, b);
     let mut y = u;
     for c in comps {
-        let y2 = Float::with_val(p, &y * &y);
-        let mut acc = Float::with_val(p, 0);
-        for cj in c.iter().rev() {
-            acc = Float::with_val(p, &acc * &y2) + Float::with_val(p, cj);
-        }
-        y = Float::with_val(p, &acc * &y);
+        y = odd_mpfr(c, &y, p);
     }
     let one_p = Float::with_val(p, &y + 1u32);
     let r = Float::with_val(p, Float::with_val(p, x) * &one_p) / 2u32;
     Float::with_val(p, r).to_f64()
+}
+
+/// The odd component p_i(y) = Σ_j c_j·y^(2j+1) at y in MPFR at `p` bits (Horner in y²).
+pub(super) fn odd_mpfr(c: &[Rational], y: &Float, p: u32) -> Float {
+    let y2 = Float::with_val(p, y * y);
+    let mut acc = Float::with_val(p, 0);
+    for cj in c.iter().rev() {
+        acc = Float::with_val(p, &acc * &y2) + Float::with_val(p, cj);
+    }
+    Float::with_val(p, &acc * y)
 }
 
 /// F^α(x) with the perturbation injected, r̃_α in 192-bit MPFR (small networks).

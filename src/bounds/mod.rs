@@ -35,7 +35,9 @@ mod firstorder;
 mod firstorder_report;
 mod fixed;
 mod margin;
+mod margin_lin;
 mod margin_rel;
+mod margin_slope;
 #[cfg(test)]
 mod margin_tests;
 mod network;

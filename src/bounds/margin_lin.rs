@@ -1,0 +1,375 @@
+//! The η-independent back-substitution of the noise margin and the η search (issue 13,
+//! part 2; beyond the paper).
+//!
+//! # The math object
+//! With the notation of `margin` (Δ the exact perturbation, e the site noise with
+//! |e_a| ≤ η·B_a, S the slope enclosure of a site over the box the perturbation can reach),
+//! fix **once per input** a point slope s_ref per site entry: the midpoint of the slope
+//! enclosure on the certified trajectory ball (η = 0). For every η, exactly,
+//!
+//!   Δ_out = S ∘ (Δ_in + e) = s_ref ∘ (Δ_in + e) + (S − s_ref) ∘ (Δ_in + e),
+//!   |(S − s_ref) ∘ (Δ_in + e)| ≤ mag(S − s_ref)·w,   w = R + η·B,
+//!
+//! so with λ_in = λ_out ∘ s_ref at every site (and λ ← Wᵀλ through the linear ops, as in
+//! `margin`) the drop of the margin y_c − y_j satisfies
+//!
+//!   |Δm_j| ≤ D_j(η) = η·K_j + E_j(η),
+//!   K_j = Σ_sites B_a·Σ_i mag(λ_{a,in,i}),   E_j(η) = Σ_sites Σ_i mag(λ_{a,out,i})·mag(S_i − s_ref,i)·w_i.
+//!
+//! Neither λ nor K_j depends on η: the back-substitution runs once per input
+//! ([`Linearised`]), and each tested η costs the forward boxes and slope enclosures
+//! (`MarginCertifier::forward`) plus one dot product per class and site. Compared with a
+//! linearisation at the midpoint of S(η), mag(S − s_ref) ≤ |mid S − s_ref| + rad S, at most
+//! 2·rad S since s_ref ∈ S (interval arithmetic is inclusion-monotone and S ⊇ the enclosure
+//! on the ball).
+//!
+//! **Search.** η is searched on the grid 2^(k/16), −80 ≤ log₂ η ≤ 0: K gives the estimate
+//! η₀ = min_j lower_j/K_j (D grows with η, so the certified η is at most about η₀), then a
+//! bracket below η₀ in octave-doubling steps and bisection. Each tested η is checked in full,
+//! so the reported η is certified whether or not D is monotone in η. (A model of the
+//! remainder, E ∝ η^p, does not shorten it on ResNet-20: E jumps from ~10 to +∞ within one
+//! octave where the slope enclosures of the last stage reach r̃_α′'s transition, so the
+//! failing probes carry no usable value.)
+//!
+//! Symbols: `s_ref` s_ref, `lam` λ, `k` K_j, `mag_out` mag(λ_out).
+
+use std::collections::BTreeMap;
+
+use super::margin::{Drops, MPrep, MarginCertifier, NoiseMargin, Nominal, SiteSlopes};
+use super::round::{add_ru, dot_up, mul_ru, Ulp, U};
+use super::BoundsError;
+use crate::nn::NodeId;
+
+/// The back-substitution of y_c − y_j for every class j ≠ c, linearised at the fixed point
+/// slopes s_ref (see the module docs; independent of η).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Linearised {
+    /// The classes j ≠ c, in order.
+    js: Vec<usize>,
+    /// K_j per entry of `js` (rounded up).
+    k: Vec<f64>,
+    /// Per site: s_ref per entry.
+    s_ref: BTreeMap<NodeId, Vec<f64>>,
+    /// Per site: per entry of `js`, mag(λ_out) per site entry (rounded up).
+    mag_out: BTreeMap<NodeId, Vec<Vec<f64>>>,
+}
+
+/// A midpoint–radius interval vector (c ± r), one per class.
+type Lam = Vec<(Vec<f64>, Vec<f64>)>;
+
+/// An upper bound of mag(S − s) for S ⊆ [sm ± sr].
+fn mag_minus(sm: f64, sr: f64, s: f64) -> f64 {
+    let d = (sm - s).abs();
+    // |sm − s| rounded to nearest is within u·d of the exact one: one ulp up covers it (a
+    // zero difference is exact).
+    let d = if d > 0.0 { d.up() } else { d };
+    add_ru(d, sr)
+}
+
+/// The slope side of one evaluation: E_j per entry of `lin.js` (rounded up) and, for the
+/// entry `jpos`, each site's share.
+fn remainder(
+    lin: &Linearised,
+    slopes: &SiteSlopes,
+    jpos: Option<usize>,
+) -> Result<(Vec<f64>, BTreeMap<NodeId, f64>), usize> {
+    let mut es = vec![0.0f64; lin.js.len()];
+    let mut shares = BTreeMap::new();
+    for (&i, per_j) in &lin.mag_out {
+        let (Some(Some(s)), Some(sref)) = (slopes.get(i), lin.s_ref.get(&i)) else {
+            return Err(i);
+        };
+        // mag(S − s_ref)·w per entry, rounded up, shared by every class.
+        let dw: Vec<f64> = s
+            .iter()
+            .zip(sref)
+            .map(|(&(sm, sr, w), &sq)| mul_ru(mag_minus(sm, sr, sq), w))
+            .collect();
+        for (ci, mo) in per_j.iter().enumerate() {
+            let rem: f64 = mo.iter().zip(&dw).map(|(m, d)| mul_ru(*m, *d)).sum();
+            let rem = dot_up(rem, mo.len());
+            if let Some(e) = es.get_mut(ci) {
+                *e = add_ru(*e, rem);
+            }
+            if jpos == Some(ci) {
+                shares.insert(i, rem);
+            }
+        }
+    }
+    Ok((es, shares))
+}
+
+impl MarginCertifier {
+    /// The back-substitution of every margin y_c − y_j (j ≠ c) at the point slopes `s_ref`
+    /// (see the module docs), and with `lambda_for = Some(j)` the midpoints of λ_in at every
+    /// site for class j (the adversarial direction).
+    ///
+    /// # Errors
+    /// [`BoundsError::NoiseMargin`] when a site has no point slopes.
+    pub(crate) fn linearise(
+        &self,
+        class: usize,
+        s_ref: BTreeMap<NodeId, Vec<f64>>,
+        lambda_for: Option<usize>,
+    ) -> Result<(Linearised, BTreeMap<NodeId, Vec<f64>>), BoundsError> {
+        let net = &*self.net;
+        let live = |v: usize| self.live.get(v).copied().unwrap_or(false);
+        let n_out = net.output_shape().numel();
+        let js: Vec<usize> = (0..n_out).filter(|&j| j != class).collect();
+        let mut lams: Vec<Option<Lam>> = vec![None; net.values.len()];
+        let init: Lam = js
+            .iter()
+            .map(|&j| {
+                let mut c = vec![0.0; n_out];
+                if let Some(v) = c.get_mut(class) {
+                    *v = 1.0;
+                }
+                if let Some(v) = c.get_mut(j) {
+                    *v = -1.0;
+                }
+                (c, vec![0.0; n_out])
+            })
+            .collect();
+        if let Some(s) = lams.get_mut(net.output) {
+            *s = Some(init);
+        }
+        let mut ks = vec![0.0f64; js.len()];
+        let mut mag_out = BTreeMap::new();
+        let mut lambda = BTreeMap::new();
+        let (mut buf, mut buf2) = (Vec::new(), Vec::new());
+        let jpos = lambda_for.and_then(|j| js.iter().position(|&q| q == j));
+        for (i, (node, prep)) in net.nodes.iter().zip(&self.preps).enumerate().rev() {
+            let Some(lam) = lams.get_mut(node.output).and_then(Option::take) else {
+                continue;
+            };
+            let in0 = node.inputs.first().copied().unwrap_or(usize::MAX);
+            let back: Lam = match prep {
+                MPrep::Site => {
+                    let b = self.ranges.get(&i).copied().unwrap_or(f64::NAN);
+                    let s = s_ref
+                        .get(&i)
+                        .ok_or_else(|| super::margin::margin_err(net, i, "no point slopes"))?;
+                    let mut out = Vec::with_capacity(lam.len());
+                    let mut mags = Vec::with_capacity(lam.len());
+                    for (ci, (c, r)) in lam.iter().enumerate() {
+                        let mut c2 = Vec::with_capacity(c.len());
+                        let mut r2 = Vec::with_capacity(c.len());
+                        let mut mo = Vec::with_capacity(c.len());
+                        let mut sum = 0.0f64;
+                        for ((cq, rq), &sm) in c.iter().zip(r).zip(s) {
+                            // λ_in = λ_out·s_ref (rounding u|c'| added to the radius).
+                            let m = cq * sm;
+                            let rad = add_ru(mul_ru(*rq, sm.abs()), mul_ru(U, m.abs()));
+                            sum += add_ru(m.abs(), rad);
+                            mo.push(add_ru(cq.abs(), *rq));
+                            c2.push(m);
+                            r2.push(rad);
+                        }
+                        if let Some(kj) = ks.get_mut(ci) {
+                            *kj = add_ru(*kj, mul_ru(b, dot_up(sum, c.len())));
+                        }
+                        if jpos == Some(ci) {
+                            lambda.insert(i, c2.clone());
+                        }
+                        mags.push(mo);
+                        out.push((c2, r2));
+                    }
+                    mag_out.insert(i, mags);
+                    out
+                }
+                _ => self.back_lin(i, lam, &mut buf, &mut buf2),
+            };
+            let upd = |v: usize, lams: &mut Vec<Option<Lam>>, l: Lam| {
+                if live(v) {
+                    if let Some(slot) = lams.get_mut(v) {
+                        super::margin::acc_into(slot, l);
+                    }
+                }
+            };
+            if matches!(prep, MPrep::Add) {
+                if let Some(&in1) = node.inputs.get(1) {
+                    upd(in1, &mut lams, back.clone());
+                }
+            }
+            upd(in0, &mut lams, back);
+        }
+        Ok((
+            Linearised {
+                js,
+                k: ks,
+                s_ref,
+                mag_out,
+            },
+            lambda,
+        ))
+    }
+
+    /// K_j and D_j(η) for every class (see the module docs); with `lambda_for = Some(j)` also
+    /// the midpoints of λ_in at every site and each site's share of E_j(η) for class j.
+    ///
+    /// # Errors
+    /// [`BoundsError::NoiseMargin`] when a site ball or its slopes are missing.
+    pub(crate) fn drops(
+        &self,
+        nom: &Nominal,
+        eta: f64,
+        lambda_for: Option<usize>,
+    ) -> Result<Drops, BoundsError> {
+        let lin = &nom.lin;
+        let (_, slopes) = self.forward(nom, eta)?;
+        let jpos = lambda_for.and_then(|j| lin.js.iter().position(|&q| q == j));
+        let (es, remainder) = remainder(lin, &slopes, jpos)
+            .map_err(|i| super::margin::margin_err(&self.net, i, "site slopes not computed"))?;
+        let lambda = match lambda_for {
+            Some(j) => self.linearise(nom.class, lin.s_ref.clone(), Some(j))?.1,
+            None => BTreeMap::new(),
+        };
+        let n_out = self.net.output_shape().numel();
+        let mut d = vec![0.0f64; n_out];
+        let mut k = vec![0.0f64; n_out];
+        for ((&j, &kj), ej) in lin.js.iter().zip(&lin.k).zip(es) {
+            if let (Some(s), Some(t)) = (d.get_mut(j), k.get_mut(j)) {
+                *s = add_ru(mul_ru(eta, kj), ej);
+                *t = kj;
+            }
+        }
+        Ok(Drops {
+            k,
+            d,
+            lambda,
+            remainder,
+        })
+    }
+
+    /// The η search on the grid 2^(k/16) (see the module docs).
+    ///
+    /// # Errors
+    /// As [`Self::drops`].
+    pub(crate) fn search(
+        &self,
+        nom: &Nominal,
+        alpha: u32,
+    ) -> Result<Option<NoiseMargin>, BoundsError> {
+        let spo = super::margin::STEPS_PER_OCTAVE;
+        let kmin = super::margin::LOG2_ETA_MIN * spo;
+        let eta_of = |k: i32| (f64::from(k) / f64::from(spo)).exp2();
+        let lin = &nom.lin;
+        let margin_of = |ci: usize| {
+            lin.js
+                .get(ci)
+                .and_then(|&j| nom.margins.get(j))
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        // Estimate η₀ = min_j lower_j / K_j (the linearisation, one back-substitution).
+        let mut est = f64::INFINITY;
+        for (ci, &kj) in lin.k.iter().enumerate() {
+            est = est.min(margin_of(ci) / kj);
+        }
+        let k0 = if est.is_nan() {
+            kmin
+        } else if est >= 1.0 {
+            0
+        } else {
+            // The grid point at or below η₀ (clamped to the searched range).
+            let l = (est.log2() * f64::from(spo)).floor();
+            if l < f64::from(kmin) {
+                kmin
+            } else {
+                l as i32
+            }
+        };
+        let mut evals = 1usize;
+        let mut best: Option<Drops> = None;
+        let mut check = |k: i32| -> Result<bool, BoundsError> {
+            evals += 1;
+            let d = self.drops(nom, eta_of(k), None)?;
+            let ok = Self::holds(nom, &d);
+            if ok {
+                best = Some(d);
+            }
+            Ok(ok)
+        };
+        // Bracket [lo, hi): lo certified, hi not (None: lo is the top of the range).
+        let mut lo;
+        let mut hi = None;
+        if check(k0)? {
+            lo = k0;
+            // η₀ is an estimate, not a bound: look above it in growing steps.
+            let mut step = 1;
+            while lo < 0 {
+                let next = (lo + step).min(0);
+                if check(next)? {
+                    lo = next;
+                    step *= 2;
+                } else {
+                    hi = Some(next);
+                    break;
+                }
+            }
+        } else {
+            hi = Some(k0);
+            let mut step = spo;
+            let mut k = k0;
+            loop {
+                if k == kmin {
+                    return Ok(None);
+                }
+                let next = (k - step).max(kmin);
+                if check(next)? {
+                    lo = next;
+                    break;
+                }
+                hi = Some(next);
+                k = next;
+                step *= 2;
+            }
+        }
+        if let Some(mut h) = hi {
+            while h - lo > 1 {
+                let mid = lo + (h - lo) / 2;
+                if check(mid)? {
+                    lo = mid;
+                } else {
+                    h = mid;
+                }
+            }
+        }
+        let lo = Some(lo);
+        let (Some(lo), Some(d)) = (lo, best) else {
+            return Ok(None);
+        };
+        let mut tight: Option<(usize, f64, f64)> = None;
+        for (j, (&m, &drop)) in nom.margins.iter().zip(&d.d).enumerate() {
+            if j == nom.class {
+                continue;
+            }
+            if tight.is_none_or(|(_, bm, bd)| m - drop < bm - bd) {
+                tight = Some((j, m, drop));
+            }
+        }
+        let Some((tightest, margin_lower, drop_bound)) = tight else {
+            return Ok(None);
+        };
+        Ok(Some(NoiseMargin {
+            alpha,
+            class: nom.class,
+            eta: eta_of(lo),
+            log2_eta: f64::from(lo) / f64::from(spo),
+            tightest,
+            margin_lower,
+            drop_bound,
+            evaluations: evals,
+            log2_eta_first_order: est.log2(),
+        }))
+    }
+
+    /// Whether lower(y_c − y_j) > D_j(η) for every j ≠ c.
+    pub(crate) fn holds(nom: &Nominal, d: &Drops) -> bool {
+        nom.margins
+            .iter()
+            .zip(&d.d)
+            .enumerate()
+            .all(|(j, (&m, &dj))| j == nom.class || dj < m)
+    }
+}

@@ -1,0 +1,383 @@
+//! Enclosures of the slope r̃_α′ over an interval for the noise margin (issue 13, part 2;
+//! beyond the paper), in midpoint–radius binary64 arithmetic.
+//!
+//! # The math object
+//! r̃_α(ξ) = ξ·(1 + p(ξ/B))/2 (Eq. 4) with p = p_k ∘ … ∘ p_1 the composite sign polynomial,
+//! so r̃_α′(ξ) = (1 + p(u) + u·p′(u))/2, u = ξ/B. Over an interval X it is enclosed in
+//! centred form at the exact chain ŷ_0 = m/B, ŷ_i = p_i(ŷ_{i−1}) of a point m ∈ X (computed
+//! in fixed point by the trajectory certificate): per component, with
+//! H = Y_{i−1} − Ŷ_{i−1} ∋ y − ŷ_{i−1} and the Taylor coefficients b_k of p_i at ŷ_{i−1},
+//! p_i(y) ∈ Ŷ_i + H·Σ_{k≥1} b_k·H^(k−1) and p_i′(y) ∈ Σ_{k≥1} k·b_k·H^(k−1) (Horner in
+//! H), and p′(U) ⊆ Π p_i′(Y_{i−1}) (chain rule).
+//!
+//! # Arithmetic
+//! Balls ⟨m, r⟩ = [m − r, m + r] of binary64 numbers ([`Ball`]): for an operation ∘ on
+//! balls, m = fl(m_a ∘ m_b) and r ≥ the exact radius of the exact result's enclosure plus the
+//! rounding of m: for a sum r = r_a + r_b + 2u·|m|; for a product
+//! r = |m_a|·r_b + r_a·|m_b| + r_a·r_b + 2u·|m|. The radius terms (non-negative, at most four)
+//! are summed in round-to-nearest and the sum t is bounded by fl(fl(t·(1 + 2^−49)) + 2^−1000):
+//! four products and three sums lose at most a relative 5u (plus one underflow unit 2^−1074
+//! per product), and 1 + 2^−49 = 1 + 16u leaves 13u after the two final roundings; 2^−1000
+//! covers the underflow units. Overflow gives ±∞ or NaN, and any non-finite midpoint or
+//! radius makes the final enclosure the whole line. These balls are about four times cheaper
+//! than inf–sup intervals with directed rounding and as tight here: the products are of
+//! narrow balls or of balls centred at 0 (H), where both forms are exact up to rounding.
+//!
+//! Symbols: `b` B, `chain` Ŷ, `taylor` b_k, `h` H.
+
+use inari::{const_interval, Interval};
+use rug::Rational;
+
+use super::fixed::rat_interval;
+use super::round::Ulp;
+
+/// 1 + 16u: the radius factor covering the rounding of the radius terms (module docs).
+const RAD_FACTOR: f64 = 1.0 + 1.0 / 562_949_953_421_312.0;
+/// 2^−1000: the allowance for underflow in the radius terms.
+const TINY: f64 = 9.332_636_185_032_189e-302;
+/// 2u.
+const TWO_U: f64 = 2.0 / 9_007_199_254_740_992.0;
+
+/// A ball ⟨m, r⟩ = [m − r, m + r] of binary64 numbers (module docs); non-finite parts mean
+/// "anything".
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Ball {
+    m: f64,
+    r: f64,
+}
+
+impl Ball {
+    const ZERO: Self = Self { m: 0.0, r: 0.0 };
+    const ONE: Self = Self { m: 1.0, r: 0.0 };
+    const ENTIRE: Self = Self {
+        m: 0.0,
+        r: f64::INFINITY,
+    };
+
+    /// The smallest-radius ball around the rounded midpoint that contains `i` (the whole
+    /// line for an unbounded or empty `i`).
+    pub(crate) fn of(i: Interval) -> Self {
+        if i.is_empty() {
+            return Self::ENTIRE;
+        }
+        let (a, b) = (i.inf(), i.sup());
+        if !(a.is_finite() && b.is_finite()) {
+            return Self::ENTIRE;
+        }
+        let m = 0.5 * a + 0.5 * b;
+        let r = (b - m).up().max((m - a).up());
+        Self { m, r }
+    }
+
+    /// The enclosed interval, rounded outward (the whole line when a part is not finite).
+    pub(crate) fn interval(self) -> Interval {
+        if !(self.m.is_finite() && self.r.is_finite()) {
+            return Interval::ENTIRE;
+        }
+        Interval::try_from(((self.m - self.r).down(), (self.m + self.r).up()))
+            .unwrap_or(Interval::ENTIRE)
+    }
+
+    /// A radius ≥ the exact value of the non-negative sum `t` of at most four rounded terms
+    /// (module docs).
+    #[inline]
+    fn rad(t: f64) -> f64 {
+        t * RAD_FACTOR + TINY
+    }
+
+    /// self + o.
+    #[inline]
+    fn add(self, o: Self) -> Self {
+        let m = self.m + o.m;
+        Self {
+            m,
+            r: Self::rad(self.r + o.r + TWO_U * m.abs()),
+        }
+    }
+
+    /// self − o.
+    #[inline]
+    fn sub(self, o: Self) -> Self {
+        let m = self.m - o.m;
+        Self {
+            m,
+            r: Self::rad(self.r + o.r + TWO_U * m.abs()),
+        }
+    }
+
+    /// self·o.
+    #[inline]
+    fn mul(self, o: Self) -> Self {
+        let m = self.m * o.m;
+        let t = self.m.abs() * o.r + self.r * o.m.abs() + self.r * o.r + TWO_U * m.abs();
+        Self { m, r: Self::rad(t) }
+    }
+
+    /// self·o + c.
+    #[inline]
+    fn mul_add(self, o: Self, c: Self) -> Self {
+        self.mul(o).add(c)
+    }
+
+    /// The same ball widened to contain `o`.
+    fn hull(self, o: Self) -> Self {
+        let need = Self::rad((self.m - o.m).abs() * RAD_FACTOR + o.r);
+        // A NaN radius stays NaN (the comparison is false).
+        let r = if self.r < need { need } else { self.r };
+        Self { m: self.m, r }
+    }
+}
+
+/// The components p_i of the composite sign polynomial p = p_k ∘ … ∘ p_1 with ball
+/// coefficients, for enclosures of r̃_α′ over an interval by Taylor expansion at the chain.
+#[derive(Debug, Clone)]
+pub(crate) struct IntervalSign {
+    /// Per component: enclosures of the monomial coefficients a_0, …, a_d (even ones 0).
+    comps: Vec<Vec<Ball>>,
+}
+
+impl IntervalSign {
+    /// From the exact odd coefficients [c_1, c_3, …] of each component.
+    pub(crate) fn new(components: &[Vec<Rational>]) -> Self {
+        let comps = components
+            .iter()
+            .map(|c| {
+                let mut a = vec![Ball::ZERO; 2 * c.len()];
+                for (j, cj) in c.iter().enumerate() {
+                    if let Some(s) = a.get_mut(2 * j + 1) {
+                        *s = Ball::of(rat_interval(cj));
+                    }
+                }
+                a
+            })
+            .collect();
+        Self { comps }
+    }
+
+    /// Taylor coefficients per entry: Σ_i d_i balls (component i of degree d_i).
+    pub(crate) fn taylor_len(&self) -> usize {
+        self.comps.iter().map(|a| a.len().saturating_sub(1)).sum()
+    }
+
+    /// The Taylor coefficients b_1, …, b_d of every component at its chain point,
+    /// p_i(ŷ + h) = p_i(ŷ) + Σ_{k≥1} b_k·h^k with ŷ ∈ Ŷ_{i−1} = `chain[i]` (repeated
+    /// synthetic division in ball arithmetic, so each b_k encloses the exact coefficient at
+    /// the exact chain point), appended to `out`.
+    pub(crate) fn taylor(&self, chain: &[Interval], out: &mut Vec<Ball>) {
+        for (a, &yh) in self.comps.iter().zip(chain) {
+            let yh = Ball::of(yh);
+            let mut b = a.clone();
+            let n = b.len().saturating_sub(1);
+            for k in 0..n {
+                for j in (k..n).rev() {
+                    if let (Some(&hi), Some(lo)) = (b.get(j + 1), b.get(j)) {
+                        let v = yh.mul_add(hi, *lo);
+                        if let Some(s) = b.get_mut(j) {
+                            *s = v;
+                        }
+                    }
+                }
+            }
+            out.extend(b.iter().skip(1));
+        }
+    }
+
+    /// Enclosure of r̃_α′(ξ) = (1 + p(u) + u·p′(u))/2 over X, u = ξ/B, given the enclosures
+    /// `chain` of the exact chain ŷ_0 = m/B, ŷ_i = p_i(ŷ_{i−1}) at a point m ∈ X
+    /// ([`super::trajectory::SiteRec`], computed in fixed point) and the Taylor
+    /// coefficients `taylor` of every component at its chain point ([`Self::taylor`]).
+    ///
+    /// Centred at the chain (module docs), the enclosures stay tight: a monomial evaluation
+    /// over Y (inputs of the later components near 2, coefficients of alternating sign)
+    /// would be wider by the sum of the terms' magnitudes, ~10^10 here.
+    pub(crate) fn relu_slope(
+        &self,
+        x: Interval,
+        b: f64,
+        chain: &[Interval],
+        taylor: &[Ball],
+    ) -> Interval {
+        let bi = Interval::try_from((b, b)).unwrap_or(Interval::ENTIRE);
+        let u = x / bi;
+        let (Some(&first), true) = (chain.first(), chain.len() == self.comps.len() + 1) else {
+            return Interval::ENTIRE;
+        };
+        let mut y = Ball::of(u.convex_hull(first));
+        let mut yh = Ball::of(first);
+        let mut d = Ball::ONE;
+        let mut off = 0usize;
+        for (a, &next) in self.comps.iter().zip(chain.iter().skip(1)) {
+            let n = a.len().saturating_sub(1);
+            let Some(bs) = taylor.get(off..off + n) else {
+                return Interval::ENTIRE;
+            };
+            off += n;
+            let h = y.sub(yh);
+            let mut q = Ball::ZERO;
+            let mut di = Ball::ZERO;
+            for (k, bk) in bs.iter().enumerate().rev() {
+                q = q.mul_add(h, *bk);
+                let kk = Ball {
+                    m: (k + 1) as f64,
+                    r: 0.0,
+                };
+                di = di.mul_add(h, bk.mul(kk));
+            }
+            d = d.mul(di);
+            let nb = Ball::of(next);
+            y = h.mul_add(q, nb).hull(nb);
+            yh = nb;
+        }
+        let s = Ball::ONE.add(y).add(Ball::of(u).mul(d));
+        s.interval() / const_interval!(2.0, 2.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bounds::margin_tests::odd_mpfr;
+    use crate::bounds::polyerr::PolyErrors;
+    use crate::bounds::trajectory_tests::{proofs, Lcg};
+    use rug::float::Round;
+    use rug::Float;
+
+    fn q(x: f64) -> Rational {
+        Rational::from_f64(x).unwrap()
+    }
+
+    /// Whether the exact rational v lies in the ball.
+    fn inside(b: Ball, v: &Rational) -> bool {
+        let (lo, hi) = (q(b.m) - q(b.r), q(b.m) + q(b.r));
+        lo <= *v && *v <= hi
+    }
+
+    #[test]
+    fn ball_operations_enclose_the_exact_results() {
+        // Golden: exact rational arithmetic on points of the operand balls (ends and
+        // interior points), never the ball code.
+        let mut r = Lcg(17);
+        let pick = |r: &mut Lcg| {
+            let scale = [1e-300, 1e-12, 1.0, 3.7, 1e10][(r.next(1.0, 30).abs() * 4.99) as usize];
+            let m = r.next(1.0, 40) * scale;
+            let rad = r.next(1.0, 40).abs()
+                * scale
+                * [0.0, 1e-16, 1e-3, 2.0][(r.next(1.0, 30).abs() * 3.99) as usize];
+            Ball { m, r: rad }
+        };
+        for _ in 0..2000 {
+            let (a, b, c) = (pick(&mut r), pick(&mut r), pick(&mut r));
+            let pts = |x: Ball| {
+                [
+                    q(x.m) - q(x.r),
+                    q(x.m),
+                    q(x.m) + q(x.r),
+                    q(x.m) + q(x.r) / 3,
+                ]
+            };
+            for pa in pts(a) {
+                for pb in pts(b) {
+                    assert!(inside(a.add(b), &(pa.clone() + &pb)), "{a:?} + {b:?}");
+                    assert!(inside(a.sub(b), &(pa.clone() - &pb)), "{a:?} - {b:?}");
+                    assert!(inside(a.mul(b), &(pa.clone() * &pb)), "{a:?} * {b:?}");
+                    let pc = q(c.m) - q(c.r);
+                    let fma = Rational::from(&pa * &pb) + &pc;
+                    assert!(inside(a.mul_add(b, c), &fma), "{a:?} * {b:?} + {c:?}");
+                }
+                assert!(inside(a.hull(b), &pa) && inside(a.hull(b), &q(b.m)));
+            }
+        }
+        // Non-finite parts give the whole line.
+        let big = Ball { m: 1e300, r: 0.0 };
+        assert_eq!(big.mul(big).interval(), Interval::ENTIRE);
+        assert_eq!(Ball::ENTIRE.mul(Ball::ZERO).interval(), Interval::ENTIRE);
+    }
+
+    /// r̃_α′(ξ) = (1 + p(u) + u·p′(u))/2 in 256-bit MPFR from the exact coefficients.
+    fn slope_mpfr(comps: &[Vec<Rational>], xi: &Rational, b: f64) -> Float {
+        let p = 256;
+        let u = Float::with_val(p, xi) / Float::with_val(p, b);
+        let (mut y, mut d) = (u.clone(), Float::with_val(p, 1));
+        for c in comps {
+            let y2 = Float::with_val(p, &y * &y);
+            let (mut acc, mut dacc) = (Float::with_val(p, 0), Float::with_val(p, 0));
+            for (j, cj) in c.iter().enumerate().rev() {
+                acc = Float::with_val(p, &acc * &y2) + Float::with_val(p, cj);
+                let k = Float::with_val(p, cj) * (2 * j as u32 + 1);
+                dacc = Float::with_val(p, &dacc * &y2) + k;
+            }
+            d *= dacc;
+            y = Float::with_val(p, &acc * &y);
+        }
+        (Float::with_val(p, 1) + y + Float::with_val(p, &u * &d)) / 2u32
+    }
+
+    /// The chain ŷ_0 = m/B, ŷ_i = p_i(ŷ_{i−1}) in 512-bit MPFR, each rounded outward to a
+    /// binary64 interval (the exact chain lies inside: the MPFR error is far below an ulp).
+    fn chain_mpfr(comps: &[Vec<Rational>], m: f64, b: f64) -> Vec<Interval> {
+        let p = 512;
+        let mut y = Float::with_val(p, m) / Float::with_val(p, b);
+        let mut out = Vec::new();
+        let iv = |y: &Float| {
+            let lo = y.to_f64_round(Round::Down).down();
+            let hi = y.to_f64_round(Round::Up).up();
+            Interval::try_from((lo, hi)).unwrap()
+        };
+        out.push(iv(&y));
+        for c in comps {
+            y = odd_mpfr(c, &y, p);
+            out.push(iv(&y));
+        }
+        out
+    }
+
+    #[test]
+    fn slope_enclosure_contains_the_mpfr_slope_at_sampled_points() {
+        // Golden: r̃_α′ in 256-bit MPFR from the exact certificate coefficients at points of
+        // X (ends, centre, random), for centres across the transition near 0 and the ripples.
+        let b = 3.0;
+        let mut r = Lcg(5);
+        for alpha in [10u32, 14] {
+            let pe = PolyErrors::load(&proofs(), alpha).unwrap();
+            let comps = pe.components().to_vec();
+            let sign = IntervalSign::new(&comps);
+            let mut widths_ok = 0;
+            for t in 0..60 {
+                let m = b
+                    * [0.0, 1e-5, -3e-4, 0.01, -0.2, 0.5, 0.97][t % 7]
+                    * (1.0 + 0.02 * r.next(1.0, 30));
+                let w = b * [0.0, 1e-12, 1e-8, 1e-6, 1e-4][(t / 7) % 5];
+                let x = Interval::try_from(((m - w).down(), (m + w).up())).unwrap();
+                let chain = chain_mpfr(&comps, m, b);
+                let mut tay = Vec::new();
+                sign.taylor(&chain, &mut tay);
+                let s = sign.relu_slope(x, b, &chain, &tay);
+                if !s.is_common_interval() {
+                    // The whole line contains everything (only where X is wide).
+                    assert!(w >= 1e-6 * b, "α {alpha} m {m} w {w}: unbounded enclosure");
+                    continue;
+                }
+                let (lo, hi) = (q(s.inf()), q(s.sup()));
+                for k in 0..9 {
+                    let f = if k < 2 {
+                        f64::from(k) * 2.0 - 1.0
+                    } else {
+                        r.next(1.0, 40)
+                    };
+                    let xi = q(m) + q(w) * q(f);
+                    let v = slope_mpfr(&comps, &xi, b);
+                    let v = v.to_rational().unwrap();
+                    assert!(lo <= v && v <= hi, "α {alpha} m {m} w {w}: {v} outside {s}");
+                }
+                // Narrow X: the enclosure is narrow (not the whole line).
+                if w <= 1e-8 * b && s.wid() < 1e-3 {
+                    widths_ok += 1;
+                }
+            }
+            assert!(
+                widths_ok >= 20,
+                "α {alpha}: only {widths_ok} narrow enclosures"
+            );
+        }
+    }
+}
