@@ -15,8 +15,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 t=${1:-2}
-py=${PY310:-$(command -v python3.10 || ls -d "$HOME"/.pyenv/versions/3.10*/bin/python3.10 2>/dev/null | head -1)}
-[ -x "$py" ] || { echo "bootstrap_side_by_side.sh: no Python 3.10 interpreter (set PY310)" >&2; exit 2; }
+py=${PY310:-}
+if [ -z "$py" ]; then
+  # A pyenv shim named python3.10 may exist and still fail: take the first that runs.
+  for c in python3.10 "$HOME"/.pyenv/versions/3.10*/bin/python3.10; do
+    if "$c" -c "import sys" >/dev/null 2>&1; then py=$c; break; fi
+  done
+fi
+[ -n "$py" ] || { echo "bootstrap_side_by_side.sh: no working Python 3.10 interpreter (set PY310)" >&2; exit 2; }
 "$py" -c "import openfhe" 2>/dev/null || "$py" -m pip install -q openfhe
 cargo bench --bench bootstrap --no-run >/dev/null 2>&1
 tmp=$(mktemp -d)
