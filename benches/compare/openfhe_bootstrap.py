@@ -22,6 +22,7 @@ Side by side with polycert: benches/compare/bootstrap_side_by_side.sh.
 import argparse
 import json
 import math
+import os
 import random
 import resource
 import statistics
@@ -32,8 +33,7 @@ import time
 def build(o, log_n, levels_after, secure):
     dist = o.SecretKeyDist.SPARSE_ENCAPSULATED
     budget = [3, 3]
-    boot_depth = o.CryptoContext.GetBootstrapDepth(budget, dist) if hasattr(
-        o.CryptoContext, "GetBootstrapDepth") else None
+    boot_depth = o.CryptoContext.GetBootstrapDepth(budget, dist)
     last_err = None
     for after in range(levels_after, 0, -1):
         p = o.CCParamsCKKSRNS()
@@ -139,7 +139,6 @@ def main():
         with open(a.json + ".tmp", "w") as f:
             json.dump(res, f, indent=2)
             f.write("\n")
-        import os
         os.replace(a.json + ".tmp", a.json)
 
 
