@@ -562,6 +562,7 @@ fn shared_models(n_cifar: usize, n_mnist: usize, alphas: &[u32]) {
             per_input: true,
             method: polycert::bounds::PerInputMethod::Elementwise,
             noise_margin: false,
+            shard: None,
         };
         let rep = bound_report(&cfg, &|_, _, _| {}).unwrap();
         assert_eq!(
@@ -1007,5 +1008,111 @@ fn bound_merge_concatenates_and_refuses_bad_input() {
         err.contains("bounds report") && err.contains("bad.json") && err.contains("line"),
         "{err}"
     );
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Issue 13 (long runs in parts): `--shard k/n` runs recombined by `--merge` (parts given in
+/// any order) give byte for byte the JSON of the unsharded run, noise margin included; a
+/// missing part, a repeated part, parts of different selections and a bad `--shard` are
+/// refused with the file and the reason.
+#[test]
+fn bound_shards_merge_to_the_unsharded_report() {
+    let Some(sh) = util::shared("MNIST model") else {
+        return;
+    };
+    let tmp = std::env::temp_dir().join(format!("polycert-shard-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let run = |limit: &str, shard: Option<&str>, out: &PathBuf| {
+        let mut c = util::polycert();
+        c.args([
+            "--quiet",
+            "bound",
+            "--alpha",
+            "14",
+            "--per-input",
+            "--noise-margin",
+            "--evenly",
+            "--limit",
+            limit,
+            "--proofs",
+        ])
+        .arg(proofs())
+        .arg("--model")
+        .arg(sh.join("models/mnist_cnn_small.onnx"))
+        .arg("--data")
+        .arg(sh.join("data/mnist/t10k-images-idx3-ubyte"))
+        .arg("--out-json")
+        .arg(out);
+        if let Some(s) = shard {
+            c.args(["--shard", s]);
+        }
+        c.output().unwrap()
+    };
+    let whole = tmp.join("whole.json");
+    assert!(run("5", None, &whole).status.success());
+    let parts: Vec<PathBuf> = (1..=3).map(|k| tmp.join(format!("p{k}.json"))).collect();
+    for (k, p) in parts.iter().enumerate() {
+        let o = run("5", Some(&format!("{}/3", k + 1)), p);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // Part 2 of 3 of 5 images covers positions 1..3 and keeps their records.
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&parts[1]).unwrap()).unwrap();
+    assert_eq!(v[0]["shard"]["first"], 1);
+    assert_eq!(v[0]["shard"]["end"], 3);
+    let recs = v[0]["alphas"][0]["trajectory"]["per_image"]
+        .as_array()
+        .unwrap();
+    assert_eq!(
+        recs.iter()
+            .map(|r| r["image"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 2]
+    );
+    let merge = |files: &[&PathBuf]| {
+        let mut c = util::polycert();
+        c.args(["--quiet", "bound"]);
+        for f in files {
+            c.arg("--merge").arg(f);
+        }
+        c.arg("--out-json")
+            .arg(tmp.join("m.json"))
+            .output()
+            .unwrap()
+    };
+    let o = merge(&[&parts[2], &parts[0], &parts[1]]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        std::fs::read(tmp.join("m.json")).unwrap() == std::fs::read(&whole).unwrap(),
+        "the merged shards differ from the unsharded run"
+    );
+    let refused = |files: &[&PathBuf], want: &[&str]| {
+        let o = merge(files);
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(want.iter().all(|w| err.contains(w)), "{err}");
+    };
+    refused(
+        &[&parts[0], &parts[2]],
+        &["shard 2/3 is missing", "p3.json"],
+    );
+    refused(&[&parts[0], &parts[1]], &["shard 3/3 is missing"]);
+    refused(
+        &[&parts[0], &parts[1], &parts[1], &parts[2]],
+        &["shard 2/3 is already in", "p2.json"],
+    );
+    refused(&[&parts[0], &whole], &["is already in", "p1.json"]);
+    let other = tmp.join("other.json");
+    assert!(run("6", Some("2/3"), &other).status.success());
+    refused(
+        &[&parts[0], &other, &parts[2]],
+        &["other.json", "does not match shard 1/3"],
+    );
+    let o = run("5", Some("4/3"), &tmp.join("x.json"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--shard \"4/3\""));
+    let o = run("2", Some("3/3"), &tmp.join("x.json"));
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--shard"));
     let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -63,14 +63,89 @@ pub use network::{BlockRow, BlockTrace, BoundedNetwork, GlobalBound, PerInputBou
 pub use polyerr::{PolyErrors, ALPHAS};
 pub use report::{
     bound_report, bounds_markdown, merge_bound_reports, ranges_for, read_bound_reports,
-    smallest_alpha, AlphaBound, BlockDiag, BoundConfig, BoundReport, DataStats, TargetAlpha,
+    smallest_alpha, AlphaBound, BlockDiag, BoundConfig, BoundReport, DataStats, Shard, TargetAlpha,
 };
 pub use trajectory::{TrajectoryBound, TrajectoryCertifier, TrajectoryNetwork, PRECISIONS};
-pub use trajectory_report::{MarginStats, PerInputMethod, TrajectoryStats};
+pub use trajectory_report::{MarginStats, PerInputMethod, TrajectoryImage, TrajectoryStats};
 
 /// Deserialises an `f64` that serde_json wrote as `null` (NaN and ±∞ have no JSON form) back
 /// as NaN, so that the reports read by [`read_bound_reports`] serialise to the same bytes.
 fn nan_f64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     use serde::Deserialize as _;
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// An `f64` in JSON without loss: a finite value as a number (exact with serde_json's
+/// `float_roundtrip`), NaN and ±∞ as the strings `"NaN"`, `"inf"`, `"-inf"`. Used for the
+/// per-image records that `polycert bound --merge` recombines, where NaN and +∞ mean
+/// different things (e.g. a non-finite measured error).
+mod lossless_f64 {
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Num(f64),
+        Text(String),
+    }
+
+    fn from_repr<E: serde::de::Error>(r: Repr) -> Result<f64, E> {
+        match r {
+            Repr::Num(x) => Ok(x),
+            Repr::Text(t) => match t.as_str() {
+                "NaN" => Ok(f64::NAN),
+                "inf" => Ok(f64::INFINITY),
+                "-inf" => Ok(f64::NEG_INFINITY),
+                _ => Err(E::custom(format!(
+                    "expected a number, \"NaN\", \"inf\" or \"-inf\", found {t:?}"
+                ))),
+            },
+        }
+    }
+
+    fn text(x: f64) -> &'static str {
+        if x.is_nan() {
+            "NaN"
+        } else if x > 0.0 {
+            "inf"
+        } else {
+            "-inf"
+        }
+    }
+
+    pub(super) fn serialize<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if x.is_finite() {
+            s.serialize_f64(*x)
+        } else {
+            s.serialize_str(text(*x))
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        from_repr(Repr::deserialize(d)?)
+    }
+
+    /// The same for `Option<f64>` (`None` as JSON `null`).
+    pub(super) mod opt {
+        use serde::{Deserialize as _, Deserializer, Serializer};
+
+        pub(in super::super) fn serialize<S: Serializer>(
+            x: &Option<f64>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match x {
+                None => s.serialize_none(),
+                Some(v) if v.is_finite() => s.serialize_some(v),
+                Some(v) => s.serialize_some(super::text(*v)),
+            }
+        }
+
+        pub(in super::super) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<f64>, D::Error> {
+            Option::<super::Repr>::deserialize(d)?
+                .map(super::from_repr)
+                .transpose()
+        }
+    }
 }

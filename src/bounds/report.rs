@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::network::{BoundedNetwork, GlobalBound, PerInputBound};
 use super::polyerr::{PolyErrors, ALPHAS};
 use super::trajectory_report::{
-    trajectory_markdown, trajectory_stats, PerInputMethod, TrajectoryStats,
+    stats_from_images, trajectory_markdown, trajectory_stats, PerInputMethod, TrajectoryStats,
 };
 use super::BoundsError;
 use crate::nn::{
@@ -51,6 +51,11 @@ pub struct BoundConfig {
     pub method: PerInputMethod,
     /// With the trajectory certificate: also the certified noise margin η per image.
     pub noise_margin: bool,
+    /// Certify only part `k` of `n` (1 ≤ k ≤ n) of the selected images (the trajectory
+    /// method only): B is still calibrated on the whole selection, and the report keeps every
+    /// image's record so that [`merge_bound_reports`] recombines the `n` parts into the
+    /// unsharded report. `None`: all images.
+    pub shard: Option<(usize, usize)>,
 }
 
 /// Measured errors against per-input bounds over the evaluated images for one α.
@@ -186,6 +191,51 @@ pub struct BoundReport {
     pub blocks: usize,
     /// Per α.
     pub alphas: Vec<AlphaBound>,
+    /// For a sharded run (`--shard k/n`): which part of the selection it certified. Absent
+    /// from unsharded and merged reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+}
+
+/// Part `part` of `parts` of a sharded `polycert bound --per-input` run: the images
+/// `first..end` (positions in the selection of `of` images). Part k of n covers
+/// ⌊(k−1)·of/n⌋..⌊k·of/n⌋, so the parts 1..=n tile the selection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    /// k, from 1.
+    pub part: usize,
+    /// n.
+    pub parts: usize,
+    /// First image (position in the selection).
+    pub first: usize,
+    /// One past the last image.
+    pub end: usize,
+    /// Images in the selection.
+    pub of: usize,
+}
+
+impl Shard {
+    /// Part `part` of `parts` of a selection of `of` images.
+    ///
+    /// # Errors
+    /// [`BoundsError::Config`] unless 1 ≤ part ≤ parts ≤ of.
+    pub fn new(part: usize, parts: usize, of: usize) -> Result<Self, BoundsError> {
+        if !(1 <= part && part <= parts && parts <= of) {
+            return Err(BoundsError::Config {
+                what: "--shard".into(),
+                value: format!("{part}/{parts} of {of} images"),
+                valid: "k/n with 1 ≤ k ≤ n ≤ the number of selected images".into(),
+            });
+        }
+        let at = |k: usize| k * of / parts;
+        Ok(Self {
+            part,
+            parts,
+            first: at(part - 1),
+            end: at(part),
+            of,
+        })
+    }
 }
 
 /// The answer to `--target-error`.
@@ -337,6 +387,16 @@ pub fn bound_report(
             valid: "--per-input with the trajectory method (trajectory or both)".into(),
         });
     }
+    if cfg.shard.is_some() && !(cfg.per_input && cfg.method == PerInputMethod::Trajectory) {
+        return Err(BoundsError::Config {
+            what: "--shard".into(),
+            value: format!(
+                "with per-input = {}, method = {:?}",
+                cfg.per_input, cfg.method
+            ),
+            valid: "--per-input with the trajectory method alone".into(),
+        });
+    }
     let net = Arc::new(import_onnx(&cfg.model)?);
     let bn = BoundedNetwork::new(Arc::clone(&net))?;
     let engine: Engine<f64> = Engine::new(Arc::clone(&net));
@@ -384,6 +444,11 @@ pub fn bound_report(
         }
         None => None,
     };
+    let shard = match (cfg.shard, &data) {
+        (Some((k, n)), Some((d, _))) => Some(Shard::new(k, n, d.len())?),
+        _ => None,
+    };
+    let part = shard.map_or(0..usize::MAX, |s| s.first..s.end);
     progress("choosing B", 0, 0);
     let ((ranges, layers, calib_images), calib_data) = choose_ranges(cfg, &engine, from_data)?;
     // The trajectory certificate runs every α per image (F is shared across α).
@@ -398,6 +463,8 @@ pub fn bound_report(
             progress,
             10,
             cfg.noise_margin,
+            part,
+            shard.is_some(),
         )?
         .into_iter()
         .map(Some)
@@ -433,6 +500,7 @@ pub fn bound_report(
         calib_images,
         blocks: bn.blocks().len(),
         alphas,
+        shard,
     })
 }
 
@@ -691,6 +759,16 @@ pub fn smallest_alpha(
 pub fn ranges_for(
     cfg: &BoundConfig,
 ) -> Result<(BoundedNetwork, BTreeMap<NodeId, f64>), BoundsError> {
+    if cfg.shard.is_some() && !(cfg.per_input && cfg.method == PerInputMethod::Trajectory) {
+        return Err(BoundsError::Config {
+            what: "--shard".into(),
+            value: format!(
+                "with per-input = {}, method = {:?}",
+                cfg.per_input, cfg.method
+            ),
+            valid: "--per-input with the trajectory method alone".into(),
+        });
+    }
     let net = Arc::new(import_onnx(&cfg.model)?);
     let bn = BoundedNetwork::new(Arc::clone(&net))?;
     let engine: Engine<f64> = Engine::new(net);
@@ -797,32 +875,178 @@ pub fn read_bound_reports(path: &std::path::Path) -> Result<Vec<BoundReport>, Bo
 
 /// Several `polycert bound --out-json` files as one report (`polycert bound --merge`): the
 /// models in the order of the files, each exactly as its own run certified it. A model file
-/// that appears in two inputs is refused (the merged tables would show it twice).
+/// that appears in two inputs is refused (the merged tables would show it twice), except
+/// for the parts of a sharded run (`--shard k/n`): parts 1..=n of one model, each once, with
+/// the same data, selection, ranges and global bounds, are recombined — their per-image
+/// records concatenated and every statistic recomputed from them — into the report the
+/// unsharded run writes (same JSON), at the position of the first part given.
 ///
 /// # Errors
-/// [`BoundsError::ReportFile`] for an unreadable file, an empty one, or a repeated model.
+/// [`BoundsError::ReportFile`] for an unreadable file, an empty one, a repeated model, a
+/// repeated, missing or inconsistent shard.
 pub fn merge_bound_reports(paths: &[std::path::PathBuf]) -> Result<Vec<BoundReport>, BoundsError> {
-    // Each model with the file it came from.
-    let mut out: Vec<(BoundReport, String)> = Vec::new();
+    // Each model (or its shards) with the file(s) it came from, in order of appearance:
+    // (model, whether sharded, first file, reports).
+    type Group = (String, bool, String, Vec<(BoundReport, String)>);
+    let mut out: Vec<Group> = Vec::new();
     for p in paths {
+        let file = p.display().to_string();
         let rs = read_bound_reports(p)?;
         if rs.is_empty() {
             return Err(BoundsError::ReportFile {
-                file: p.display().to_string(),
+                file,
                 reason: "holds no model".into(),
             });
         }
         for r in rs {
-            if let Some((_, first)) = out.iter().find(|(o, _)| o.model == r.model) {
-                return Err(BoundsError::ReportFile {
-                    file: p.display().to_string(),
-                    reason: format!("model {} is already in {first}", r.model),
-                });
+            match out.iter_mut().find(|g| g.0 == r.model) {
+                Some(g) if r.shard.is_some() && g.1 => g.3.push((r, file.clone())),
+                Some(g) => {
+                    return Err(BoundsError::ReportFile {
+                        file,
+                        reason: format!("model {} is already in {}", r.model, g.2),
+                    })
+                }
+                None => out.push((
+                    r.model.clone(),
+                    r.shard.is_some(),
+                    file.clone(),
+                    vec![(r, file.clone())],
+                )),
             }
-            out.push((r, p.display().to_string()));
         }
     }
-    Ok(out.into_iter().map(|(r, _)| r).collect())
+    let mut merged = Vec::with_capacity(out.len());
+    for (_, sharded, _, g) in out {
+        if sharded {
+            merged.push(merge_shards(g)?);
+        } else {
+            merged.extend(g.into_iter().map(|(r, _)| r));
+        }
+    }
+    Ok(merged)
+}
+
+/// Recombine the parts of one sharded run (see [`merge_bound_reports`]).
+fn merge_shards(mut g: Vec<(BoundReport, String)>) -> Result<BoundReport, BoundsError> {
+    let err = |file: &str, reason: String| BoundsError::ReportFile {
+        file: file.to_string(),
+        reason,
+    };
+    g.sort_by_key(|(r, _)| r.shard.map_or(0, |s| s.part));
+    // Everything but the trajectory statistics and the shard must agree (compared as JSON,
+    // so that NaN equals NaN).
+    let common = |r: &BoundReport| {
+        let mut c = r.clone();
+        c.shard = None;
+        for a in &mut c.alphas {
+            a.trajectory = None;
+        }
+        serde_json::to_value(&c).map_err(|e| e.to_string())
+    };
+    let Some((first, first_file)) = g.first() else {
+        return Err(err("--merge", "no shard given".into()));
+    };
+    let model = first.model.clone();
+    let want = common(first).map_err(|e| err(first_file, e))?;
+    let Some(s0) = first.shard else {
+        return Err(err(first_file, format!("model {model} is not a shard")));
+    };
+    for (k, (r, file)) in g.iter().enumerate() {
+        let Some(s) = r.shard else {
+            return Err(err(
+                file,
+                format!("model {model}: a whole run mixed with shards"),
+            ));
+        };
+        if s.parts != s0.parts || s.of != s0.of {
+            return Err(err(
+                file,
+                format!(
+                    "model {model}: shard {}/{} of {} images does not match shard {}/{} of {} images in {first_file}",
+                    s.part, s.parts, s.of, s0.part, s0.parts, s0.of
+                ),
+            ));
+        }
+        if s.part != k + 1 {
+            let reason = if s.part == k {
+                format!(
+                    "model {model}: shard {}/{} is already in {}",
+                    s.part,
+                    s.parts,
+                    g.get(k.wrapping_sub(1)).map_or("", |p| p.1.as_str())
+                )
+            } else {
+                format!("model {model}: shard {}/{} is missing", k + 1, s.parts)
+            };
+            return Err(err(file, reason));
+        }
+        if s != Shard::new(s.part, s.parts, s.of)? {
+            return Err(err(
+                file,
+                format!(
+                    "model {model}: shard {}/{} covers images {}..{}, not the part's",
+                    s.part, s.parts, s.first, s.end
+                ),
+            ));
+        }
+        if common(r).map_err(|e| err(file, e))? != want {
+            return Err(err(
+                file,
+                format!("model {model}: data, selection, ranges or global bounds differ from {first_file}"),
+            ));
+        }
+    }
+    if g.len() != s0.parts {
+        return Err(err(
+            g.last().map_or("", |p| p.1.as_str()),
+            format!(
+                "model {model}: shard {}/{} is missing",
+                g.len() + 1,
+                s0.parts
+            ),
+        ));
+    }
+    let mut merged = first.clone();
+    merged.shard = None;
+    for (k, a) in merged.alphas.iter_mut().enumerate() {
+        let mut images = Vec::with_capacity(s0.of);
+        let mut margin = None;
+        for (r, file) in &g {
+            let t = r.alphas.get(k).and_then(|a| a.trajectory.as_ref());
+            let Some(recs) = t.and_then(|t| t.per_image.as_ref()) else {
+                return Err(err(
+                    file,
+                    format!("model {model}, α = {}: no per-image records", a.alpha),
+                ));
+            };
+            let s = r.shard.unwrap_or(s0);
+            if recs.len() != s.end - s.first
+                || recs.iter().zip(s.first..).any(|(x, i)| x.image != i)
+            {
+                return Err(err(
+                    file,
+                    format!(
+                        "model {model}, α = {}: the per-image records are not images {}..{}",
+                        a.alpha, s.first, s.end
+                    ),
+                ));
+            }
+            let nm = t.is_some_and(|t| t.noise_margin.is_some());
+            if *margin.get_or_insert(nm) != nm {
+                return Err(err(
+                    file,
+                    format!(
+                        "model {model}, α = {}: noise margin in some shards only",
+                        a.alpha
+                    ),
+                ));
+            }
+            images.extend(recs.iter().cloned());
+        }
+        a.trajectory = Some(stats_from_images(&images, margin.unwrap_or(false)));
+    }
+    Ok(merged)
 }
 
 /// The Markdown report for several models: an explanation, a summary, then each model's
@@ -936,6 +1160,15 @@ impl BoundReport {
                 let _ = writeln!(s, "Data: {n} images of `{d}`.");
             }
             _ => {}
+        }
+        if let Some(sh) = self.shard {
+            let _ = writeln!(
+                s,
+                "Shard {}/{}: the per-input certificate covers images {}..{} of the {} selected (B \
+                 calibrated on all of them); `polycert bound --merge` of parts 1..={} gives the \
+                 whole report.",
+                sh.part, sh.parts, sh.first, sh.end, sh.of, sh.parts
+            );
         }
         let policy = range_policy_text(self.range);
         let _ = writeln!(

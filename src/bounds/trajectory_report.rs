@@ -97,6 +97,66 @@ pub struct TrajectoryStats {
     /// The certified noise margin η over the certified-unchanged images (`--noise-margin`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise_margin: Option<MarginStats>,
+    /// Every image's record (kept by sharded runs, `--shard`, so that `--merge` recombines
+    /// the shards into exactly the statistics of one unsharded run; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_image: Option<Vec<TrajectoryImage>>,
+}
+
+/// One image's trajectory certificate at one α: every input of [`TrajectoryStats`] (and of
+/// [`MarginStats`]), so that statistics over a union of shards are computed from the records
+/// exactly as over one run. Floats are written losslessly (NaN and ±∞ as strings).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrajectoryImage {
+    /// Position of the image in the selection (`data_selection`), from 0.
+    pub image: usize,
+    /// Certified lower end of the enclosure of ‖F^α(x) − F(x)‖∞.
+    #[serde(with = "super::lossless_f64")]
+    pub lo: f64,
+    /// Certified upper end.
+    #[serde(with = "super::lossless_f64")]
+    pub hi: f64,
+    /// Measured ‖F^α(x) − F(x)‖∞ of the f64 engine.
+    #[serde(with = "super::lossless_f64")]
+    pub measured: f64,
+    /// Whether the f64 engine's classes of F and F^α agree (measured).
+    pub measured_same: bool,
+    /// Whether the classes of F and F^α are both certified and equal.
+    pub unchanged: bool,
+    /// Whether the class of F itself is certified.
+    pub exact_class_certified: bool,
+    /// Final output radius (max over F and F^α, rounded up).
+    #[serde(with = "super::lossless_f64")]
+    pub radius: f64,
+    /// Fraction bits F that gave the result.
+    pub frac_bits: u32,
+    /// Whether some activation input of F^α left [−B, B].
+    pub out_of_range: bool,
+    /// Certified log₂ η (`--noise-margin`, certified-unchanged images with an η).
+    #[serde(with = "super::lossless_f64::opt")]
+    pub log2_eta: Option<f64>,
+    /// First-order log₂ η₀ (not certified), where η was computed.
+    #[serde(with = "super::lossless_f64::opt")]
+    pub log2_eta_first_order: Option<f64>,
+}
+
+impl TrajectoryImage {
+    fn of(image: usize, r: &Row) -> Self {
+        Self {
+            image,
+            lo: r.cert.lo,
+            hi: r.cert.hi,
+            measured: r.measured,
+            measured_same: r.measured_same,
+            unchanged: r.cert.unchanged,
+            exact_class_certified: r.cert.class_exact.is_some(),
+            radius: r.cert.radius_exact.max(r.cert.radius_approx),
+            frac_bits: r.cert.frac_bits,
+            out_of_range: r.cert.out_of_range > 0,
+            log2_eta: r.margin.as_ref().map(|m| m.log2_eta),
+            log2_eta_first_order: r.margin.as_ref().map(|m| m.log2_eta_first_order),
+        }
+    }
 }
 
 /// The certified noise margin η ([`NoiseMargin`]) over the certified-unchanged images of one
@@ -133,10 +193,11 @@ struct Row {
     margin: Option<NoiseMargin>,
 }
 
-/// Run the trajectory certificate over `data` for every α of `pes` (images in parallel,
-/// results in image order: deterministic), next to the f64 engine's measured error given the
-/// exact outputs `ys`; with `noise_margin` also the certified η of every certified-unchanged
-/// image ([`MarginCertifier`]). Returns one [`TrajectoryStats`] per α.
+/// Run the trajectory certificate over the images `part` of `data` for every α of `pes`
+/// (images in parallel, results in image order: deterministic), next to the f64 engine's
+/// measured error given the exact outputs `ys` (of all of `data`); with `noise_margin` also
+/// the certified η of every certified-unchanged image ([`MarginCertifier`]). Returns one
+/// [`TrajectoryStats`] per α, with the per-image records when `keep_images`.
 ///
 /// # Errors
 /// Network, range and data errors.
@@ -151,6 +212,8 @@ pub(crate) fn trajectory_stats(
     progress: &(dyn Fn(&str, usize, usize) + Sync),
     step: usize,
     noise_margin: bool,
+    part: std::ops::Range<usize>,
+    keep_images: bool,
 ) -> Result<Vec<TrajectoryStats>, BoundsError> {
     let tc = TrajectoryCertifier::new(Arc::clone(net), pes, ranges.clone(), &PRECISIONS)?;
     let mc = if noise_margin {
@@ -170,12 +233,14 @@ pub(crate) fn trajectory_stats(
     for p in &policies {
         engine.check_policy(p)?;
     }
-    let n = ys.len();
+    let part = part.start.min(ys.len())..part.end.min(ys.len());
+    let n = part.len();
     let done = AtomicUsize::new(0);
-    let rows: Vec<Vec<Row>> = ys
-        .par_iter()
-        .enumerate()
-        .map(|(i, y)| {
+    let rows: Vec<Vec<Row>> = part
+        .clone()
+        .into_par_iter()
+        .map(|i| {
+            let y = ys.get(i).map_or(&[][..], Vec::as_slice);
             let x = prep(net, data, i)?;
             let certs = tc.certify(&x)?;
             let mut out = Vec::with_capacity(certs.len());
@@ -203,24 +268,35 @@ pub(crate) fn trajectory_stats(
         .collect::<Result<_, BoundsError>>()?;
     Ok((0..pes.len())
         .map(|k| {
-            let col: Vec<&Row> = rows.iter().filter_map(|r| r.get(k)).collect();
-            let mut st = stats_of(&col);
-            if noise_margin {
-                st.noise_margin = Some(margin_stats(&col));
+            let col: Vec<TrajectoryImage> = rows
+                .iter()
+                .zip(part.clone())
+                .filter_map(|(r, i)| r.get(k).map(|r| TrajectoryImage::of(i, r)))
+                .collect();
+            let mut st = stats_from_images(&col, noise_margin);
+            if keep_images {
+                st.per_image = Some(col);
             }
             st
         })
         .collect())
 }
 
-fn margin_stats(col: &[&Row]) -> MarginStats {
-    let per: Vec<Option<f64>> = col
-        .iter()
-        .map(|r| r.margin.as_ref().map(|m| m.log2_eta))
-        .collect();
+/// The statistics of [`TrajectoryStats`] (and [`MarginStats`] with `noise_margin`) over the
+/// per-image records `col`, in their order; `per_image` is left `None`.
+pub(crate) fn stats_from_images(col: &[TrajectoryImage], noise_margin: bool) -> TrajectoryStats {
+    let mut st = stats_of(col);
+    if noise_margin {
+        st.noise_margin = Some(margin_stats(col));
+    }
+    st
+}
+
+fn margin_stats(col: &[TrajectoryImage]) -> MarginStats {
+    let per: Vec<Option<f64>> = col.iter().map(|r| r.log2_eta).collect();
     let v: Vec<f64> = per.iter().flatten().copied().collect();
     MarginStats {
-        images: col.iter().filter(|r| r.cert.unchanged).count(),
+        images: col.iter().filter(|r| r.unchanged).count(),
         with_margin: v.len(),
         log2_eta_median: median(&v),
         log2_eta_p5: quantile(&v, 0.05),
@@ -228,13 +304,13 @@ fn margin_stats(col: &[&Row]) -> MarginStats {
         log2_eta: per,
         log2_eta_first_order_median: median(
             &col.iter()
-                .filter_map(|r| r.margin.as_ref().map(|m| m.log2_eta_first_order))
+                .filter_map(|r| r.log2_eta_first_order)
                 .collect::<Vec<_>>(),
         ),
     }
 }
 
-fn stats_of(col: &[&Row]) -> TrajectoryStats {
+fn stats_of(col: &[TrajectoryImage]) -> TrajectoryStats {
     let n = col.len();
     let frac = |a: usize, b: usize| {
         if b == 0 {
@@ -247,7 +323,7 @@ fn stats_of(col: &[&Row]) -> TrajectoryStats {
         .iter()
         .map(|r| {
             if r.measured > 0.0 {
-                (r.cert.hi - r.measured) / r.measured
+                (r.hi - r.measured) / r.measured
             } else {
                 f64::INFINITY
             }
@@ -256,39 +332,36 @@ fn stats_of(col: &[&Row]) -> TrajectoryStats {
     let outside: Vec<f64> = col
         .iter()
         .map(|r| {
-            if r.measured < r.cert.lo {
-                r.cert.lo - r.measured
-            } else if r.measured > r.cert.hi {
-                r.measured - r.cert.hi
+            if r.measured < r.lo {
+                r.lo - r.measured
+            } else if r.measured > r.hi {
+                r.measured - r.hi
             } else {
                 0.0
             }
         })
         .collect();
-    let radius: Vec<f64> = col
-        .iter()
-        .map(|r| r.cert.radius_exact.max(r.cert.radius_approx))
-        .collect();
+    let radius: Vec<f64> = col.iter().map(|r| r.radius).collect();
     let mu = col.iter().filter(|r| r.measured_same).count();
     let cu_mu = col
         .iter()
-        .filter(|r| r.measured_same && r.cert.unchanged)
+        .filter(|r| r.measured_same && r.unchanged)
         .count();
     let mut prec: BTreeMap<u32, usize> = BTreeMap::new();
     for r in col {
-        *prec.entry(r.cert.frac_bits).or_insert(0) += 1;
+        *prec.entry(r.frac_bits).or_insert(0) += 1;
     }
     let fold = |v: &[f64], f: fn(f64, f64) -> f64| v.iter().copied().reduce(f).unwrap_or(f64::NAN);
-    let uppers: Vec<f64> = col.iter().map(|r| r.cert.hi).collect();
+    let uppers: Vec<f64> = col.iter().map(|r| r.hi).collect();
     let measured: Vec<f64> = col.iter().map(|r| r.measured).collect();
-    let cu = col.iter().filter(|r| r.cert.unchanged).count();
+    let cu = col.iter().filter(|r| r.unchanged).count();
     TrajectoryStats {
         images: n,
         certified_unchanged: cu,
         certified_unchanged_fraction: frac(cu, n),
         measured_unchanged: mu,
         certified_of_measured_unchanged: frac(cu_mu, mu),
-        exact_class_certified: col.iter().filter(|r| r.cert.class_exact.is_some()).count(),
+        exact_class_certified: col.iter().filter(|r| r.exact_class_certified).count(),
         excess_median: median(&excess),
         excess_max: fold(&excess, f64::max),
         excess_min: fold(&excess, f64::min),
@@ -300,8 +373,9 @@ fn stats_of(col: &[&Row]) -> TrajectoryStats {
         radius_max: fold(&radius, f64::max),
         radius_median: median(&radius),
         precision: prec.into_iter().collect(),
-        out_of_range_images: col.iter().filter(|r| r.cert.out_of_range > 0).count(),
+        out_of_range_images: col.iter().filter(|r| r.out_of_range).count(),
         noise_margin: None,
+        per_image: None,
     }
 }
 
@@ -384,4 +458,44 @@ pub(crate) fn trajectory_markdown(rows: &[(String, u32, &TrajectoryStats)]) -> S
         s.push('\n');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_records_round_trip_non_finite_values_exactly() {
+        let rec = TrajectoryImage {
+            image: 7,
+            lo: f64::NEG_INFINITY,
+            hi: f64::INFINITY,
+            measured: f64::NAN,
+            measured_same: true,
+            unchanged: false,
+            exact_class_certified: true,
+            radius: 0.1 + 0.2,
+            frac_bits: 192,
+            out_of_range: true,
+            log2_eta: Some(f64::NEG_INFINITY),
+            log2_eta_first_order: None,
+        };
+        let text = serde_json::to_string(&rec).unwrap();
+        assert!(
+            text.contains(r#""lo":"-inf","hi":"inf","measured":"NaN""#),
+            "{text}"
+        );
+        let back: TrajectoryImage = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.lo, f64::NEG_INFINITY);
+        assert_eq!(back.hi, f64::INFINITY);
+        assert!(back.measured.is_nan());
+        assert_eq!(back.radius.to_bits(), (0.1f64 + 0.2).to_bits());
+        assert_eq!(back.log2_eta, Some(f64::NEG_INFINITY));
+        assert_eq!(back.log2_eta_first_order, None);
+        assert_eq!(serde_json::to_string(&back).unwrap(), text);
+        // Statistics from records: +∞ measured is not NaN measured.
+        let bad = text.replace(r#""measured":"NaN""#, r#""measured":"huge""#);
+        let err = serde_json::from_str::<TrajectoryImage>(&bad).unwrap_err();
+        assert!(err.to_string().contains("\"huge\""), "{err}");
+    }
 }

@@ -45,6 +45,12 @@ pub struct BoundArgs {
     /// to η·B keeps the class (median and 5th percentile of log₂ η in the report).
     #[arg(long, requires = "per_input")]
     pub noise_margin: bool,
+    /// With `--per-input --method trajectory`: certify only part K of N of the selected
+    /// images (`K/N`, e.g. `3/10`; part K is the positions ⌊(K−1)·n/N⌋..⌊K·n/N⌋ of the n
+    /// selected images). B is calibrated on the whole selection as without it, and the JSON
+    /// keeps every image's record, so `--merge` of parts 1..N gives the unsharded report.
+    #[arg(long, requires = "per_input", conflicts_with_all = ["merge", "first_order", "target_error"])]
+    pub shard: Option<String>,
     /// Use only K images of the data (the first K, or with `--evenly` K spread over the file);
     /// one for all models, or one per model.
     #[arg(long)]
@@ -120,6 +126,20 @@ fn parse_alphas(s: &str) -> anyhow::Result<Vec<u32>> {
     Ok(v)
 }
 
+/// `K/N` with 1 ≤ K ≤ N (checked again against the number of images by the library).
+fn parse_shard(s: &str) -> anyhow::Result<(usize, usize)> {
+    let parsed = s.split_once('/').and_then(|(k, n)| {
+        Some((
+            k.trim().parse::<usize>().ok()?,
+            n.trim().parse::<usize>().ok()?,
+        ))
+    });
+    match parsed {
+        Some((k, n)) if 1 <= k && k <= n => Ok((k, n)),
+        _ => bail!("--shard {s:?}: expected K/N with 1 ≤ K ≤ N (e.g. 3/10)"),
+    }
+}
+
 fn write(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     polycert::report::write_atomic(path, text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
@@ -190,6 +210,10 @@ pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
             a.model.len()
         );
     }
+    let shard = a.shard.as_deref().map(parse_shard).transpose()?;
+    if shard.is_some() && a.model.len() > 1 {
+        bail!("--shard takes one --model (got {})", a.model.len());
+    }
     let progress = |stage: &str, done: usize, total: usize| {
         if !quiet {
             if total == 0 {
@@ -221,6 +245,7 @@ pub fn run(a: &BoundArgs, quiet: bool) -> anyhow::Result<Outcome> {
                 _ => PerInputMethod::Trajectory,
             },
             noise_margin: a.noise_margin,
+            shard,
         };
         if let Some(e) = a.target_error {
             let (bn, ranges) = ranges_for(&cfg)?;

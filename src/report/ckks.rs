@@ -192,6 +192,7 @@ fn run_model(
         per_input: false,
         method: crate::bounds::PerInputMethod::Elementwise,
         noise_margin: false,
+        shard: None,
         evenly: false,
     })?;
     let pe = PolyErrors::load_or_certify(&net_cfg.proofs, cfg.alpha)?;
