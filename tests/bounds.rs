@@ -1116,3 +1116,119 @@ fn bound_shards_merge_to_the_unsharded_report() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--shard"));
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// Issue 15: a network outside the paper's block decomposition (input normalisation by
+/// Sub/Div, ReLU6 as Clip, a depthwise convolution: EfficientNet-Lite's ops) still gets the
+/// trajectory certificate from `polycert bound --per-input`; the report says why there is no
+/// global bound, and asking for the elementwise bound is refused naming the node.
+#[test]
+fn bound_trajectory_runs_without_the_block_decomposition() {
+    use crate::nn::{int, ints, model, node, tensor_f, Lcg};
+    use prost::Message as _;
+    let mut r = Lcg(7);
+    let nodes = vec![
+        node("Sub", "pre.sub", &["x", "mean"], "a", vec![]),
+        node("Div", "pre.div", &["a", "std"], "b", vec![]),
+        node(
+            "Conv",
+            "stem",
+            &["b", "stem.w", "stem.b"],
+            "c",
+            vec![ints("kernel_shape", &[3, 3]), ints("pads", &[1, 1, 1, 1])],
+        ),
+        node("Clip", "stem.relu6", &["c", "zero", "six"], "d", vec![]),
+        node(
+            "Conv",
+            "dw",
+            &["d", "dw.w"],
+            "e",
+            vec![
+                int("group", 4),
+                ints("kernel_shape", &[3, 3]),
+                ints("pads", &[0, 0, 1, 1]),
+                ints("strides", &[2, 2]),
+            ],
+        ),
+        node("Clip", "dw.relu6", &["e", "zero", "six"], "f", vec![]),
+        node("GlobalAveragePool", "gap", &["f"], "g", vec![]),
+        node("Flatten", "flat", &["g"], "h", vec![]),
+        node("Gemm", "fc", &["h", "fc.w"], "y", vec![int("transB", 1)]),
+    ];
+    let inits = vec![
+        tensor_f("mean", &[1, 3, 1, 1], vec![125.0, 122.0, 113.0], true),
+        tensor_f("std", &[1, 3, 1, 1], vec![63.0, 62.0, 66.0], true),
+        tensor_f("stem.w", &[4, 3, 3, 3], r.vec(108), true),
+        tensor_f("stem.b", &[4], r.vec(4), true),
+        tensor_f("dw.w", &[4, 1, 3, 3], r.vec(36), true),
+        tensor_f("zero", &[], vec![0.0], false),
+        tensor_f("six", &[], vec![6.0], false),
+        tensor_f(
+            "fc.w",
+            &[3, 4],
+            r.vec(12).iter().map(|v| v * 8.0).collect(),
+            true,
+        ),
+    ];
+    let m = model(nodes, inits, &[None, Some(3), Some(32), Some(32)], "y");
+    let tmp = std::env::temp_dir().join(format!("polycert-nodecomp-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let (mp, dp) = (tmp.join("mobile.onnx"), tmp.join("four.bin"));
+    std::fs::write(&mp, m.encode_to_vec()).unwrap();
+    // Four CIFAR-10-layout records (label byte + 3×32×32 pixels).
+    let bytes: Vec<u8> = (0..4 * 3073)
+        .map(|i| {
+            if i % 3073 == 0 {
+                1
+            } else {
+                ((r.next() + 1.0) * 127.5) as u8
+            }
+        })
+        .collect();
+    std::fs::write(&dp, bytes).unwrap();
+    let run = |method: &str| {
+        util::polycert()
+            .args(["--quiet", "bound", "--alpha", "14", "--per-input", "--json"])
+            .args(["--method", method, "--proofs"])
+            .arg(proofs())
+            .arg("--model")
+            .arg(&mp)
+            .arg("--data")
+            .arg(&dp)
+            .output()
+            .unwrap()
+    };
+    let out = run("trajectory");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let why = v[0]["global_unavailable"].as_str().unwrap();
+    assert!(
+        why.contains("pre.") && why.contains("cannot decompose"),
+        "{why}"
+    );
+    assert!(v[0]["alphas"][0]["global"]["bound"].is_null());
+    let t = &v[0]["alphas"][0]["trajectory"];
+    assert_eq!(t["images"], 4, "{t}");
+    // The f64 engine's measured error lies in the certified enclosure of the exact value up
+    // to the engine's own rounding (~1e−9 here, against values ~1e−4), and the enclosures
+    // are tight.
+    let (outside, hi_gap) = (
+        t["measured_outside_max"].as_f64().unwrap(),
+        t["excess_max"].as_f64().unwrap(),
+    );
+    assert!(outside < 1e-7 && hi_gap < 1e-2, "{t}");
+    assert_eq!(t["certified_unchanged"], t["measured_unchanged"], "{t}");
+    for method in ["elementwise", "both"] {
+        let out = run(method);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("cannot decompose") && err.contains("pre."),
+            "{err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+}

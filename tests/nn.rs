@@ -32,16 +32,16 @@ fn shared() -> Option<PathBuf> {
 // ---------- building small models with the prost structs ----------
 
 /// Deterministic pseudo-random values in [−1, 1) (LCG; fixtures only).
-struct Lcg(u64);
+pub(crate) struct Lcg(pub(crate) u64);
 impl Lcg {
-    fn next(&mut self) -> f32 {
+    pub(crate) fn next(&mut self) -> f32 {
         self.0 = self
             .0
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
-    fn vec(&mut self, n: usize) -> Vec<f32> {
+    pub(crate) fn vec(&mut self, n: usize) -> Vec<f32> {
         (0..n).map(|_| self.next()).collect()
     }
 }
@@ -76,7 +76,7 @@ fn tensor_i(name: &str, v: Vec<i64>, raw: bool) -> TensorProto {
     t
 }
 
-fn ints(name: &str, v: &[i64]) -> AttributeProto {
+pub(crate) fn ints(name: &str, v: &[i64]) -> AttributeProto {
     AttributeProto {
         name: name.into(),
         ints: v.to_vec(),
@@ -84,7 +84,7 @@ fn ints(name: &str, v: &[i64]) -> AttributeProto {
         ..Default::default()
     }
 }
-fn int(name: &str, v: i64) -> AttributeProto {
+pub(crate) fn int(name: &str, v: i64) -> AttributeProto {
     AttributeProto {
         name: name.into(),
         i: v,

@@ -195,6 +195,11 @@ pub struct BoundReport {
     /// from unsharded and merged reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<Shard>,
+    /// Why there is no global (and no elementwise) bound: the network does not decompose into
+    /// the paper's blocks (e.g. a Div node of the input normalisation); the global bound's
+    /// numbers are then NaN (`null`) and `blocks` is 0. Absent when it was computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_unavailable: Option<String>,
 }
 
 /// Part `part` of `parts` of a sharded `polycert bound --per-input` run: the images
@@ -398,7 +403,18 @@ pub fn bound_report(
         });
     }
     let net = Arc::new(import_onnx(&cfg.model)?);
-    let bn = BoundedNetwork::new(Arc::clone(&net))?;
+    // The trajectory certificate runs on any graph the engine runs; the global bound and the
+    // elementwise one need the paper's block decomposition. A network outside it still gets
+    // the trajectory certificate, with the reason the global bound is missing.
+    let (bn, global_unavailable) = match BoundedNetwork::new(Arc::clone(&net)) {
+        Ok(bn) => (Some(bn), None),
+        Err(e @ BoundsError::Unsupported { .. })
+            if cfg.per_input && cfg.method == PerInputMethod::Trajectory =>
+        {
+            (None, Some(e.to_string()))
+        }
+        Err(e) => return Err(e),
+    };
     let engine: Engine<f64> = Engine::new(Arc::clone(&net));
     progress("checking certificates", 0, 0);
     let pes = load_all(cfg)?;
@@ -474,10 +490,20 @@ pub fn bound_report(
     let mut alphas = Vec::new();
     for (k, pe) in pes.iter().enumerate() {
         progress("alpha", k, pes.len());
-        let global = bn.global(pe, &ranges)?;
-        let stats = match &exact {
-            Some(ys) if cfg.method.elementwise() => match &data {
-                Some((d, _)) => Some(data_stats(&bn, &engine, pe, &ranges, d, ys, &global)?),
+        let global = match &bn {
+            Some(bn) => bn.global(pe, &ranges)?,
+            None => GlobalBound {
+                alpha: pe.alpha(),
+                relu_sup: pe.relu_sup(),
+                blocks: Vec::new(),
+                bound: f64::NAN,
+                gain: f64::NAN,
+                c: f64::NAN,
+            },
+        };
+        let stats = match (&exact, &bn) {
+            (Some(ys), Some(bn)) if cfg.method.elementwise() => match &data {
+                Some((d, _)) => Some(data_stats(bn, &engine, pe, &ranges, d, ys, &global)?),
                 None => None,
             },
             _ => None,
@@ -498,9 +524,10 @@ pub fn bound_report(
         range: cfg.range,
         ranges: layers,
         calib_images,
-        blocks: bn.blocks().len(),
+        blocks: bn.as_ref().map_or(0, |bn| bn.blocks().len()),
         alphas,
         shard,
+        global_unavailable,
     })
 }
 
@@ -1161,6 +1188,12 @@ impl BoundReport {
             }
             _ => {}
         }
+        if let Some(why) = &self.global_unavailable {
+            let _ = writeln!(
+                s,
+                "No global or elementwise bound (the trajectory certificate needs neither): {why}."
+            );
+        }
         if let Some(sh) = self.shard {
             let _ = writeln!(
                 s,
@@ -1227,7 +1260,7 @@ impl BoundReport {
                 s.push_str(&diagnostic_markdown(a.alpha, d));
             }
         }
-        if let Some(a) = self.alphas.last() {
+        if let Some(a) = self.alphas.last().filter(|a| !a.global.blocks.is_empty()) {
             let _ = writeln!(
                 s,
                 "\nBlocks at α = {} (E(e) = gain·e + added; certified s = {}):\n",

@@ -976,8 +976,10 @@ impl TrajectoryCertifier {
     }
 
     /// The certificate of one preprocessed input for every α: F is evaluated once per
-    /// precision level and shared across α; an α moves to the next level only while its
-    /// result is not tight (radius_F + radius_Fα > 10^−6·lo) and its radii are finite.
+    /// precision level and shared across α; an α moves to the next level while its result is
+    /// not tight (radius_F + radius_Fα > 10^−6·lo, or a radius overflowed f64: the midpoints
+    /// are exact integers, so a non-finite radius is the ball growth of a too-short F, e.g.
+    /// through EfficientNet-Lite0's 49 convolutions at 128 bits, and a longer F can fix it).
     ///
     /// # Errors
     /// [`BoundsError::Size`] for a wrong input size; [`BoundsError::Range`] for a missing B;
@@ -1012,7 +1014,7 @@ impl TrajectoryCertifier {
                 let tb = combine(alpha, f, &ex, &ap, oor);
                 let r = add_ru(tb.radius_exact, tb.radius_approx);
                 let tight = r <= TIGHT * tb.lo;
-                if tight || !r.is_finite() || li + 1 == nl {
+                if tight || li + 1 == nl {
                     *slot = Some(tb);
                 }
             }
