@@ -78,7 +78,7 @@ fn bench(c: &mut Criterion) {
     let sk = SecretKey::generate(&ctx, &mut rng);
     let pk = PublicKey::generate(&ctx, &sk, &mut rng);
     let rk = RelinKey::generate(&ctx, &sk, &mut rng);
-    let gk = GaloisKeys::generate(&ctx, &sk, &[1, 2, 3], &mut rng);
+    let gk = GaloisKeys::generate(&ctx, &sk, &[1, 2], &mut rng);
     let ev = Evaluator::new(Arc::clone(&ctx), Some(rk), gk).unwrap();
     let top = ctx.params().max_level();
     let slots = ctx.params().slots();

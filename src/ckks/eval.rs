@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use super::encoding::{Complex, Encoder};
 use super::keys::{GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
 use super::params::CkksParams;
-use super::ring::{inv_mod, sample_gaussian, sample_ternary, Limbs, ModVal, Ring};
+use super::ring::{inv_mod, sample_gaussian, sample_ternary, Limbs, ModVal, Ring, CONV_BLOCK};
 use super::CkksError;
 
 /// Relative tolerance of scale comparisons (f64 rounding of the scale bookkeeping).
@@ -836,8 +836,7 @@ impl Evaluator {
                     .copied()
                     .filter(|i| !(lo..hi).contains(i))
                     .collect();
-                let mut conv = ring.convert(&dc[lo..hi], &from, &to);
-                ring.to_ntt(&mut conv, &to);
+                let conv = ring.convert_to_ntt(&dc[lo..hi], &from, &to);
                 let mut conv_it = conv.into_iter();
                 qp.iter()
                     .map(|&i| {
@@ -881,11 +880,89 @@ impl Evaluator {
         let ring = self.ring();
         let qp = ring.qp_idx(level);
         let n = ring.n;
-        // Σ_j ext_j·key_j per residue, accumulated in u128 and reduced once: each product is
-        // < 2^124 (primes < 2^62): 15 of them plus a reduced residue stay below 2^128.
+        // Σ_j ext_j·key_j per residue, accumulated exactly in u128 over blocks of CONV_BLOCK
+        // residues (in L1) and reduced once: each product is < 2^124 (primes < 2^62), so 15
+        // of them plus a reduced residue stay below 2^128 (longer sums: reduced every 15
+        // digits). Each limb of ext and of the key is read once, as a slice.
+        qp.par_iter()
+            .enumerate()
+            .map(|(li, &i)| {
+                let m = &ring.moduli[i];
+                let pos = key.pos(i);
+                let rows: Vec<(&[u64], &[u64], &[u64])> = ext
+                    .iter()
+                    .zip(&key.digits)
+                    .map(|(e, (kb, ka))| (&e[li][..], &kb[pos][..], &ka[pos][..]))
+                    .collect();
+                let mut s0 = vec![0u64; n];
+                let mut s1 = vec![0u64; n];
+                let mut acc0 = [0u128; CONV_BLOCK];
+                let mut acc1 = [0u128; CONV_BLOCK];
+                for (b, (o0, o1)) in s0
+                    .chunks_mut(CONV_BLOCK)
+                    .zip(s1.chunks_mut(CONV_BLOCK))
+                    .enumerate()
+                {
+                    let lo = b * CONV_BLOCK;
+                    let len = o0.len();
+                    let (a0, a1) = (&mut acc0[..len], &mut acc1[..len]);
+                    a0.fill(0);
+                    a1.fill(0);
+                    for (j, &(x, kb, ka)) in rows.iter().enumerate() {
+                        let (kb, ka) = (&kb[lo..lo + len], &ka[lo..lo + len]);
+                        match perm {
+                            None => {
+                                let x = &x[lo..lo + len];
+                                for k in 0..len {
+                                    let v = u128::from(x[k]);
+                                    a0[k] += v * u128::from(kb[k]);
+                                    a1[k] += v * u128::from(ka[k]);
+                                }
+                            }
+                            Some(perm) => {
+                                let p = &perm[lo..lo + len];
+                                for k in 0..len {
+                                    let v = u128::from(x[p[k]]);
+                                    a0[k] += v * u128::from(kb[k]);
+                                    a1[k] += v * u128::from(ka[k]);
+                                }
+                            }
+                        }
+                        if j % 15 == 14 {
+                            for s in a0.iter_mut().chain(a1.iter_mut()) {
+                                *s = u128::from(m.reduce_u128(*s));
+                            }
+                        }
+                    }
+                    for ((o0, o1), (&s0, &s1)) in o0
+                        .iter_mut()
+                        .zip(o1.iter_mut())
+                        .zip(a0.iter().zip(a1.iter()))
+                    {
+                        *o0 = m.reduce_u128(s0);
+                        *o1 = m.reduce_u128(s1);
+                    }
+                }
+                (s0, s1)
+            })
+            .unzip()
+    }
+
+    /// [`Evaluator::key_switch_ext_qp`] as first written (one u128 sum per residue over the
+    /// digits, the limbs indexed per digit and residue): the oracle of the blocked kernel.
+    #[cfg(test)]
+    pub(super) fn key_switch_ext_qp_reference(
+        &self,
+        ext: &[Limbs],
+        level: usize,
+        key: &KeySwitchKey,
+        perm: Option<&[usize]>,
+    ) -> (Limbs, Limbs) {
+        let ring = self.ring();
+        let qp = ring.qp_idx(level);
+        let n = ring.n;
         let digits: Vec<(&Limbs, &(Limbs, Limbs))> = ext.iter().zip(&key.digits).collect();
-        let (acc0, acc1): (Limbs, Limbs) = qp
-            .par_iter()
+        qp.par_iter()
             .enumerate()
             .map(|(li, &i)| {
                 let m = &ring.moduli[i];
@@ -909,8 +986,7 @@ impl Evaluator {
                 }
                 (s0, s1)
             })
-            .unzip();
-        (acc0, acc1)
+            .unzip()
     }
 
     /// ModDown: a polynomial over q_0..q_level, p_0..p_{k−1} (NTT form, limbs in that order)
@@ -924,8 +1000,7 @@ impl Evaluator {
         let mut acc = acc;
         let mut pl: Limbs = acc.split_off(q.len());
         ring.to_coeffs(&mut pl, &pidx);
-        let mut conv = ring.convert(&pl, &pidx, &q);
-        ring.to_ntt(&mut conv, &q);
+        let conv = ring.convert_to_ntt(&pl, &pidx, &q);
         acc.par_iter_mut()
             .zip(conv.par_iter())
             .zip(q.par_iter())
@@ -937,8 +1012,12 @@ impl Evaluator {
                         .iter()
                         .fold(1u64, |a, p| m.mul(a, m.reduce(p.val()))),
                 );
-                m.sub_vec(x, c);
-                m.scalar_mul_vec(x, pinv);
+                // (x − c)·P^{−1} in one pass, P^{−1} by Shoup multiplication (canonical
+                // output, as sub_vec then scalar_mul_vec).
+                let ps = m.shoup(pinv);
+                for (x, &c) in x.iter_mut().zip(c) {
+                    *x = m.mul_shoup(m.sub(*x, c), pinv, ps);
+                }
             });
         acc
     }
