@@ -880,70 +880,39 @@ impl Evaluator {
         let ring = self.ring();
         let qp = ring.qp_idx(level);
         let n = ring.n;
-        // Σ_j ext_j·key_j per residue, accumulated exactly in u128 over blocks of CONV_BLOCK
-        // residues (in L1) and reduced once: each product is < 2^124 (primes < 2^62), so 15
-        // of them plus a reduced residue stay below 2^128 (longer sums: reduced every 15
-        // digits). Each limb of ext and of the key is read once, as a slice.
+        // Σ_j ext_j·key_j limb by limb (`inner_product_limb`). Under a Galois permutation each digit's limb is first gathered into a per-thread
+        // buffer (random reads within one limb, which stays in L2), then read in order: a
+        // gather inside the kernel would range over all the digits' limbs at once.
         qp.par_iter()
             .enumerate()
             .map(|(li, &i)| {
                 let m = &ring.moduli[i];
                 let pos = key.pos(i);
-                let rows: Vec<(&[u64], &[u64], &[u64])> = ext
+                let keys = key
+                    .digits
                     .iter()
-                    .zip(&key.digits)
-                    .map(|(e, (kb, ka))| (&e[li][..], &kb[pos][..], &ka[pos][..]))
-                    .collect();
-                let mut s0 = vec![0u64; n];
-                let mut s1 = vec![0u64; n];
-                let mut acc0 = [0u128; CONV_BLOCK];
-                let mut acc1 = [0u128; CONV_BLOCK];
-                for (b, (o0, o1)) in s0
-                    .chunks_mut(CONV_BLOCK)
-                    .zip(s1.chunks_mut(CONV_BLOCK))
-                    .enumerate()
-                {
-                    let lo = b * CONV_BLOCK;
-                    let len = o0.len();
-                    let (a0, a1) = (&mut acc0[..len], &mut acc1[..len]);
-                    a0.fill(0);
-                    a1.fill(0);
-                    for (j, &(x, kb, ka)) in rows.iter().enumerate() {
-                        let (kb, ka) = (&kb[lo..lo + len], &ka[lo..lo + len]);
-                        match perm {
-                            None => {
-                                let x = &x[lo..lo + len];
-                                for k in 0..len {
-                                    let v = u128::from(x[k]);
-                                    a0[k] += v * u128::from(kb[k]);
-                                    a1[k] += v * u128::from(ka[k]);
-                                }
-                            }
-                            Some(perm) => {
-                                let p = &perm[lo..lo + len];
-                                for k in 0..len {
-                                    let v = u128::from(x[p[k]]);
-                                    a0[k] += v * u128::from(kb[k]);
-                                    a1[k] += v * u128::from(ka[k]);
-                                }
-                            }
-                        }
-                        if j % 15 == 14 {
-                            for s in a0.iter_mut().chain(a1.iter_mut()) {
-                                *s = u128::from(m.reduce_u128(*s));
-                            }
-                        }
+                    .map(|(kb, ka)| (&kb[pos][..], &ka[pos][..]));
+                match perm {
+                    None => {
+                        let rows: Vec<_> = ext.iter().map(|e| &e[li][..]).zip(keys).collect();
+                        inner_product_limb(m, &rows, n)
                     }
-                    for ((o0, o1), (&s0, &s1)) in o0
-                        .iter_mut()
-                        .zip(o1.iter_mut())
-                        .zip(a0.iter().zip(a1.iter()))
-                    {
-                        *o0 = m.reduce_u128(s0);
-                        *o1 = m.reduce_u128(s1);
-                    }
+                    Some(perm) => PERMUTED.with(|cell| {
+                        let mut fresh = Vec::new();
+                        let mut guard = cell.try_borrow_mut();
+                        let buf = match &mut guard {
+                            Ok(b) => &mut **b,
+                            Err(_) => &mut fresh,
+                        };
+                        buf.clear();
+                        for e in ext {
+                            let x = &e[li];
+                            buf.extend(perm.iter().map(|&p| x[p]));
+                        }
+                        let rows: Vec<_> = buf.chunks(n).zip(keys).collect();
+                        inner_product_limb(m, &rows, n)
+                    }),
                 }
-                (s0, s1)
             })
             .unzip()
     }
@@ -1021,6 +990,60 @@ impl Evaluator {
             });
         acc
     }
+}
+
+thread_local! {
+    /// Per-thread buffer of the Galois-permuted digits of one limb (inner product).
+    static PERMUTED: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One limb of the key inner product: (Σ_j x_j·b_j, Σ_j x_j·a_j) mod the prime of `m` over
+/// the digits' rows (x_j, (b_j, a_j)), each of n residues. The sums are accumulated exactly
+/// in u128 over blocks of [`CONV_BLOCK`] residues (in L1) and reduced once: each product is
+/// < 2^124 (primes < 2^62), so 15 of them plus a reduced residue stay below 2^128 (longer
+/// sums are reduced every 15 digits). The outputs are canonical residues.
+fn inner_product_limb(
+    m: &fhe_math::zq::Modulus,
+    rows: &[(&[u64], (&[u64], &[u64]))],
+    n: usize,
+) -> (Vec<u64>, Vec<u64>) {
+    let mut s0 = vec![0u64; n];
+    let mut s1 = vec![0u64; n];
+    let mut acc0 = [0u128; CONV_BLOCK];
+    let mut acc1 = [0u128; CONV_BLOCK];
+    for (b, (o0, o1)) in s0
+        .chunks_mut(CONV_BLOCK)
+        .zip(s1.chunks_mut(CONV_BLOCK))
+        .enumerate()
+    {
+        let lo = b * CONV_BLOCK;
+        let len = o0.len();
+        let (a0, a1) = (&mut acc0[..len], &mut acc1[..len]);
+        a0.fill(0);
+        a1.fill(0);
+        for (j, &(x, (kb, ka))) in rows.iter().enumerate() {
+            let (x, kb, ka) = (&x[lo..lo + len], &kb[lo..lo + len], &ka[lo..lo + len]);
+            for k in 0..len {
+                let v = u128::from(x[k]);
+                a0[k] += v * u128::from(kb[k]);
+                a1[k] += v * u128::from(ka[k]);
+            }
+            if j % 15 == 14 {
+                for s in a0.iter_mut().chain(a1.iter_mut()) {
+                    *s = u128::from(m.reduce_u128(*s));
+                }
+            }
+        }
+        for ((o0, o1), (&s0, &s1)) in o0
+            .iter_mut()
+            .zip(o1.iter_mut())
+            .zip(a0.iter().zip(a1.iter()))
+        {
+            *o0 = m.reduce_u128(s0);
+            *o1 = m.reduce_u128(s1);
+        }
+    }
+    (s0, s1)
 }
 
 fn check_scale(op: &str, got: f64, expected: f64) -> Result<(), CkksError> {

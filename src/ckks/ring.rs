@@ -319,10 +319,8 @@ impl Ring {
     /// same whatever the grouping.
     fn convert_limb(&self, y: &[Vec<u64>], from: &[usize], t: usize, out: &mut [u64]) {
         let mt = &self.moduli[t];
-        let c: Vec<u128> = from
-            .iter()
-            .map(|&i| u128::from(self.prod_mod(from, i, t)))
-            .collect();
+        // Kept as u64 so that each product is one 64×64 → 128-bit multiplication.
+        let c: Vec<u64> = from.iter().map(|&i| self.prod_mod(from, i, t)).collect();
         let mut acc = [0u128; CONV_BLOCK];
         for (b, o) in out.chunks_mut(CONV_BLOCK).enumerate() {
             let lo = b * CONV_BLOCK;
@@ -330,7 +328,7 @@ impl Ring {
             acc.fill(0);
             for (j, (yi, &ci)) in y.iter().zip(&c).enumerate() {
                 for (s, &v) in acc.iter_mut().zip(&yi[lo..lo + o.len()]) {
-                    *s += u128::from(v) * ci;
+                    *s += u128::from(v) * u128::from(ci);
                 }
                 if j % 15 == 14 {
                     for s in acc.iter_mut() {
