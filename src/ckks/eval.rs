@@ -17,7 +17,9 @@ use rayon::prelude::*;
 use super::encoding::{Complex, Encoder};
 use super::keys::{GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
 use super::params::CkksParams;
-use super::ring::{inv_mod, sample_gaussian, sample_ternary, Limbs, ModVal, Ring, CONV_BLOCK};
+use super::ring::{
+    inv_mod, sample_gaussian, sample_ternary, with_scratch, Limbs, ModVal, Ring, CONV_BLOCK,
+};
 use super::CkksError;
 
 /// Relative tolerance of scale comparisons (f64 rounding of the scale bookkeeping).
@@ -673,23 +675,26 @@ impl Evaluator {
                         .map(|i| {
                             let m = &ring.moduli[i];
                             let ql_mod = m.reduce(ql);
-                            // Centred representative of the dropped limb, reduced mod q_i.
-                            let mut t: Vec<u64> = last
-                                .iter()
-                                .map(|&v| {
-                                    if v > half {
+                            // Centred representative of the dropped limb, reduced mod q_i,
+                            // transformed in a per-thread buffer.
+                            let mut t = with_scratch(ring.n, |t| {
+                                for (t, &v) in t.iter_mut().zip(&last) {
+                                    *t = if v > half {
                                         m.sub(m.reduce(v), ql_mod)
                                     } else {
                                         m.reduce(v)
-                                    }
-                                })
-                                .collect();
-                            ring.ntt[i].forward(&mut t);
+                                    };
+                                }
+                                ring.ntt[i].forward_gather(t)
+                            });
+                            // (x − t)·q_ℓ^{−1} in one pass, by Shoup multiplication
+                            // (canonical output, as sub_vec then scalar_mul_vec).
                             let inv = inv_mod(m, ql_mod);
-                            let mut x = poly[i].clone();
-                            m.sub_vec(&mut x, &t);
-                            m.scalar_mul_vec(&mut x, inv);
-                            x
+                            let ws = m.shoup(inv);
+                            for (t, &x) in t.iter_mut().zip(&poly[i]) {
+                                *t = m.mul_shoup(m.sub(x, *t), inv, ws);
+                            }
+                            t
                         })
                         .collect::<Limbs>()
                 })
@@ -906,8 +911,12 @@ impl Evaluator {
                         };
                         buf.clear();
                         for e in ext {
-                            let x = &e[li];
-                            buf.extend(perm.iter().map(|&p| x[p]));
+                            // A sequential copy first brings the limb into cache (the
+                            // gather's random reads would each wait on memory).
+                            with_scratch(n, |x| {
+                                x.copy_from_slice(&e[li]);
+                                buf.extend(perm.iter().map(|&p| x[p]));
+                            });
                         }
                         let rows: Vec<_> = buf.chunks(n).zip(keys).collect();
                         inner_product_limb(m, &rows, n)

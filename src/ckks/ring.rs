@@ -410,7 +410,7 @@ thread_local! {
 }
 
 /// Run `f` on this thread's work buffer resized to n (a fresh buffer if it is in use).
-fn with_scratch<T>(n: usize, f: impl FnOnce(&mut [u64]) -> T) -> T {
+pub(crate) fn with_scratch<T>(n: usize, f: impl FnOnce(&mut [u64]) -> T) -> T {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
             buf.resize(n, 0);
@@ -835,6 +835,91 @@ mod tests {
                     assert_eq!(ev.key_switch_ext_qp(&ext, level, &key, None), want);
                 }
             }
+        }
+    }
+
+    /// Rescale and ModDown (each fused into one Shoup pass after the NTT) equal their
+    /// definitions computed coefficient by coefficient with fhe-math's scalar operations and
+    /// native NTT: rescale [(x_i − [x_ℓ]_centred)·q_ℓ^{−1}]_{q_i}; ModDown
+    /// [(x_i − Conv_{P→Q}([x]_P)_i)·P^{−1}]_{q_i} with the conversion as first written.
+    /// INSECURE N = 2^12 chain (4 special primes) and the 128-bit N = 2^16 chain with 8;
+    /// uniform limbs with 0 and q − 1.
+    #[test]
+    fn rescale_and_mod_down_equal_their_definitions() {
+        let mut rng = ChaCha20Rng::seed_from_u64(31);
+        let n12 = chains().pop().unwrap();
+        for params in [n12, chains_128().pop().unwrap()] {
+            let ctx = CkksContext::new(params.clone()).unwrap();
+            let native = Ring::new_native(&params).unwrap();
+            let ev = Evaluator::new(Arc::clone(&ctx), None, GaloisKeys::default()).unwrap();
+            let ring = ctx.ring();
+            let n = ring.n;
+            let level = params.max_level();
+            let coeffs = |limbs: &[Vec<u64>], primes: &[usize]| {
+                let mut c = limbs.to_vec();
+                native.to_coeffs(&mut c, primes);
+                c
+            };
+            // Rescale.
+            let q = ring.q_idx(level);
+            let poly: Vec<Vec<u64>> = q
+                .iter()
+                .map(|&i| residues(ring, i, &[], &mut rng))
+                .collect();
+            let ct = Ciphertext {
+                c: vec![poly.clone(), poly.clone()],
+                level,
+                scale: params.scale(level),
+                params_id: params.id(),
+            };
+            let got = ev.rescale(&ct).unwrap();
+            let xc = coeffs(&poly, &q);
+            let ql = ring.moduli[level].val();
+            let mut want: Vec<Vec<u64>> = (0..level)
+                .map(|i| {
+                    let m = &ring.moduli[i];
+                    let inv = m.inv(m.reduce(ql)).unwrap();
+                    (0..n)
+                        .map(|k| {
+                            let v = xc[level][k];
+                            let t = if v > ql / 2 {
+                                m.sub(m.reduce(v), m.reduce(ql))
+                            } else {
+                                m.reduce(v)
+                            };
+                            m.mul(m.sub(xc[i][k], t), inv)
+                        })
+                        .collect()
+                })
+                .collect();
+            native.to_ntt(&mut want, &q[..level]);
+            assert_eq!(got.c[0], want, "rescale, N = {n}");
+            assert_eq!(got.c[1], want);
+            // ModDown.
+            let qp = ring.qp_idx(level);
+            let acc: Vec<Vec<u64>> = qp
+                .iter()
+                .map(|&i| residues(ring, i, &[], &mut rng))
+                .collect();
+            let got = ev.mod_down(acc.clone(), level);
+            let pidx: Vec<usize> = (ring.nq..ring.nq + ring.np).collect();
+            let xp = coeffs(&acc[q.len()..], &pidx);
+            let mut conv = ring.convert_reference(&xp, &pidx, &q);
+            native.to_ntt(&mut conv, &q);
+            let want: Vec<Vec<u64>> = q
+                .iter()
+                .map(|&i| {
+                    let m = &ring.moduli[i];
+                    let p = pidx
+                        .iter()
+                        .fold(1u64, |a, &j| m.mul(a, m.reduce(ring.moduli[j].val())));
+                    let pinv = m.inv(p).unwrap();
+                    (0..n)
+                        .map(|k| m.mul(m.sub(acc[i][k], conv[i][k]), pinv))
+                        .collect()
+                })
+                .collect();
+            assert_eq!(got, want, "ModDown, N = {n}, {} special primes", ring.np);
         }
     }
 
