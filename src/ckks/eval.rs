@@ -1055,7 +1055,7 @@ fn inner_product_limb(
     (s0, s1)
 }
 
-fn check_scale(op: &str, got: f64, expected: f64) -> Result<(), CkksError> {
+pub(super) fn check_scale(op: &str, got: f64, expected: f64) -> Result<(), CkksError> {
     if ((got / expected) - 1.0).abs() > SCALE_TOL {
         return Err(CkksError::Scale {
             op: op.into(),

@@ -224,6 +224,43 @@ impl Ring {
             });
     }
 
+    /// acc + Σ_j a_j ⊙ b_j per prime (all NTT form over `primes`), the sum accumulated
+    /// exactly in u128 over blocks of [`CONV_BLOCK`] residues and reduced once per block
+    /// (every 15 terms for longer sums: products < 2^124 for primes < 2^62): the canonical
+    /// residues of [`Ring::mul_add_assign`] applied term by term, with one reduction instead
+    /// of one per term (the baby-step sums of linear transforms).
+    pub fn mul_add_many(&self, acc: &mut Limbs, terms: &[(&Limbs, &Limbs)], primes: &[usize]) {
+        acc.par_iter_mut()
+            .zip(primes.par_iter())
+            .enumerate()
+            .for_each(|(li, (s, &j))| {
+                let m = &self.moduli[j];
+                let mut buf = [0u128; CONV_BLOCK];
+                for (b, o) in s.chunks_mut(CONV_BLOCK).enumerate() {
+                    let lo = b * CONV_BLOCK;
+                    let len = o.len();
+                    let acc = &mut buf[..len];
+                    for (a, &v) in acc.iter_mut().zip(o.iter()) {
+                        *a = u128::from(v);
+                    }
+                    for (t, (x, y)) in terms.iter().enumerate() {
+                        let (x, y) = (&x[li][lo..lo + len], &y[li][lo..lo + len]);
+                        for k in 0..len {
+                            acc[k] += u128::from(x[k]) * u128::from(y[k]);
+                        }
+                        if t % 15 == 14 {
+                            for a in acc.iter_mut() {
+                                *a = u128::from(m.reduce_u128(*a));
+                            }
+                        }
+                    }
+                    for (o, &a) in o.iter_mut().zip(acc.iter()) {
+                        *o = m.reduce_u128(a);
+                    }
+                }
+            });
+    }
+
     /// Inverse NTT of every limb (to coefficients).
     pub fn to_coeffs(&self, a: &mut Limbs, primes: &[usize]) {
         a.par_iter_mut()
@@ -834,6 +871,54 @@ mod tests {
                     let want = ev.key_switch_ext_qp_reference(&ext, level, &key, None);
                     assert_eq!(ev.key_switch_ext_qp(&ext, level, &key, None), want);
                 }
+            }
+        }
+    }
+
+    /// The lazy sum of products (one reduction per block) equals `mul_add_assign` term by
+    /// term, for 1, 7 and 20 terms (20: the reduction every 15 terms) on every prime of the
+    /// 128-bit chain with 8 special primes and of the INSECURE N = 2^12 chain, with 0 and
+    /// q − 1 in the inputs and one case with every residue q − 1.
+    #[test]
+    fn lazy_product_sum_equals_term_by_term() {
+        let mut rng = ChaCha20Rng::seed_from_u64(37);
+        for params in [chains_128().pop().unwrap(), chains().pop().unwrap()] {
+            let ring = Ring::new(&params).unwrap();
+            let primes: Vec<usize> = (0..ring.nq + ring.np).collect();
+            let draw = |rng: &mut ChaCha20Rng| -> Vec<Vec<u64>> {
+                primes
+                    .iter()
+                    .map(|&i| residues(&ring, i, &[], rng))
+                    .collect()
+            };
+            for (count, all_max) in [(1, false), (7, false), (20, false), (20, true)] {
+                let mut terms: Vec<(Vec<Vec<u64>>, Vec<Vec<u64>>)> = (0..count)
+                    .map(|_| (draw(&mut rng), draw(&mut rng)))
+                    .collect();
+                let mut acc = draw(&mut rng);
+                if all_max {
+                    // residues() puts q − 1 at index 1.
+                    for l in terms
+                        .iter_mut()
+                        .flat_map(|(a, b)| a.iter_mut().chain(b.iter_mut()))
+                        .chain(acc.iter_mut())
+                    {
+                        let top = l[1];
+                        l.fill(top);
+                    }
+                }
+                let mut want = acc.clone();
+                for (a, b) in &terms {
+                    ring.mul_add_assign(&mut want, a, b, &primes);
+                }
+                let refs: Vec<(&Vec<Vec<u64>>, &Vec<Vec<u64>>)> =
+                    terms.iter().map(|(a, b)| (a, b)).collect();
+                ring.mul_add_many(&mut acc, &refs, &primes);
+                assert_eq!(
+                    acc, want,
+                    "{count} terms, N = {}, all q − 1: {all_max}",
+                    ring.n
+                );
             }
         }
     }
