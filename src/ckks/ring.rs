@@ -287,8 +287,14 @@ impl Ring {
 
     /// Apply a permutation from [`Ring::galois_perm`] to every limb.
     pub fn permute(&self, a: &[Vec<u64>], perm: &[usize]) -> Limbs {
+        // A sequential copy first brings the limb into cache for the gather's random reads.
         a.par_iter()
-            .map(|x| perm.iter().map(|&p| x[p]).collect())
+            .map(|x| {
+                with_scratch(x.len(), |t| {
+                    t.copy_from_slice(x);
+                    perm.iter().map(|&p| t[p]).collect()
+                })
+            })
             .collect()
     }
 
