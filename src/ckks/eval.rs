@@ -885,9 +885,10 @@ impl Evaluator {
         let ring = self.ring();
         let qp = ring.qp_idx(level);
         let n = ring.n;
-        // Σ_j ext_j·key_j limb by limb (`inner_product_limb`). Under a Galois permutation each digit's limb is first gathered into a per-thread
-        // buffer (random reads within one limb, which stays in L2), then read in order: a
-        // gather inside the kernel would range over all the digits' limbs at once.
+        // Σ_j ext_j·key_j limb by limb (`inner_product_limb`). Under a Galois permutation
+        // each digit's limb is first gathered into a per-thread buffer (random reads within
+        // one limb, copied in order into cache first), then read in order: a gather inside
+        // the kernel would range over all the digits' limbs at once.
         qp.par_iter()
             .enumerate()
             .map(|(li, &i)| {
