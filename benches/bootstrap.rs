@@ -141,10 +141,11 @@ fn bench(c: &mut Criterion) {
             })
             .collect();
         times.sort_by(f64::total_cmp);
+        let mid = |i: usize| times.get(i).copied().unwrap_or(f64::NAN);
         let median = if reps % 2 == 1 {
-            times[reps / 2]
+            mid(reps / 2)
         } else {
-            (times[reps / 2 - 1] + times[reps / 2]) / 2.0
+            (mid(reps / 2 - 1) + mid(reps / 2)) / 2.0
         };
         let all: Vec<String> = times.iter().map(|t| format!("{t:.2}")).collect();
         eprintln!(

@@ -1007,6 +1007,9 @@ thread_local! {
     static PERMUTED: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// One digit's row of a limb in the key inner product: (x_j, (b_j, a_j)).
+type DigitRow<'a> = (&'a [u64], (&'a [u64], &'a [u64]));
+
 /// One limb of the key inner product: (Σ_j x_j·b_j, Σ_j x_j·a_j) mod the prime of `m` over
 /// the digits' rows (x_j, (b_j, a_j)), each of n residues. The sums are accumulated exactly
 /// in u128 over blocks of [`CONV_BLOCK`] residues (in L1) and reduced once: each product is
@@ -1014,7 +1017,7 @@ thread_local! {
 /// sums are reduced every 15 digits). The outputs are canonical residues.
 fn inner_product_limb(
     m: &fhe_math::zq::Modulus,
-    rows: &[(&[u64], (&[u64], &[u64]))],
+    rows: &[DigitRow<'_>],
     n: usize,
 ) -> (Vec<u64>, Vec<u64>) {
     let mut s0 = vec![0u64; n];

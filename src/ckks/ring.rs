@@ -624,7 +624,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha20Rng;
 
-    use super::{ModVal, Ring};
+    use super::{Limbs, ModVal, Ring};
     use crate::ckks::keys::KeySwitchKey;
     use crate::ckks::{
         bootstrap_params, BootstrapConfig, Ciphertext, CkksContext, CkksParams, Evaluator,
@@ -898,7 +898,7 @@ mod tests {
                     .collect()
             };
             for (count, all_max) in [(1, false), (7, false), (20, false), (20, true)] {
-                let mut terms: Vec<(Vec<Vec<u64>>, Vec<Vec<u64>>)> = (0..count)
+                let mut terms: Vec<(Limbs, Limbs)> = (0..count)
                     .map(|_| (draw(&mut rng), draw(&mut rng)))
                     .collect();
                 let mut acc = draw(&mut rng);
@@ -917,8 +917,7 @@ mod tests {
                 for (a, b) in &terms {
                     ring.mul_add_assign(&mut want, a, b, &primes);
                 }
-                let refs: Vec<(&Vec<Vec<u64>>, &Vec<Vec<u64>>)> =
-                    terms.iter().map(|(a, b)| (a, b)).collect();
+                let refs: Vec<(&Limbs, &Limbs)> = terms.iter().map(|(a, b)| (a, b)).collect();
                 ring.mul_add_many(&mut acc, &refs, &primes);
                 assert_eq!(
                     acc, want,
