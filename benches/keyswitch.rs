@@ -7,11 +7,15 @@
 //!   native Harvey NTT against tfhe-ntt's `prime64::Plan` (the concrete-ntt successor; on
 //!   stable Rust its AVX2 path).
 //! - `keyswitch`: a relinearised multiplication with rescale (`mul`), a rotation
-//!   (`rotate`: ModUp, inner product, ModDown), and hoisted rotations by 1, 2 and 3 slots
-//!   (one ModUp, three inner products and ModDowns): hoisted(3) − rotate ≈ 2 × (inner
-//!   product + ModDown), rotate − that ≈ ModUp.
+//!   (`rotate`: ModUp, inner product, ModDown), and hoisted rotations by 1 and 2 slots
+//!   (one ModUp, two inner products and ModDowns): hoisted(2) − rotate ≈ inner product +
+//!   ModDown, rotate − that ≈ ModUp.
 //!
-//! Keys: one relinearisation key and three Galois keys at the top level (~1.1 GB).
+//! Before criterion it prints, per operation, the mean wall time and the mean process CPU
+//! time (user + system, from /proc/self/stat) of `POLYCERT_KS_BENCH_REPS` runs (default 5):
+//! on a loaded machine the CPU time is the steadier figure for A/B comparisons.
+//!
+//! Keys: one relinearisation key and two Galois keys at the top level (~0.8 GB).
 //! `POLYCERT_KS_BENCH_LOGN=12` runs a toy INSECURE N = 2^12 instead (smoke runs:
 //! `POLYCERT_KS_BENCH_LOGN=12 cargo bench --bench keyswitch -- --test`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -78,13 +82,41 @@ fn bench(c: &mut Criterion) {
     let sk = SecretKey::generate(&ctx, &mut rng);
     let pk = PublicKey::generate(&ctx, &sk, &mut rng);
     let rk = RelinKey::generate(&ctx, &sk, &mut rng);
-    let gk = GaloisKeys::generate(&ctx, &sk, &[1, 2, 3], &mut rng);
+    let gk = GaloisKeys::generate(&ctx, &sk, &[1, 2], &mut rng);
     let ev = Evaluator::new(Arc::clone(&ctx), Some(rk), gk).unwrap();
     let top = ctx.params().max_level();
     let slots = ctx.params().slots();
     let v: Vec<f64> = (0..slots).map(|_| rng.random_range(-1.0..1.0)).collect();
     let pt = ctx.encode(&v, top, ctx.params().scale(top)).unwrap();
     let ct = ctx.encrypt(&pk, &pt, &mut rng).unwrap();
+    let reps: u32 = std::env::var("POLYCERT_KS_BENCH_REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let ops: [(&str, &dyn Fn()); 4] = [
+        ("mul_relin_rescale", &|| drop(ev.mul(&ct, &ct).unwrap())),
+        ("rotate", &|| drop(ev.rotate(&ct, 1).unwrap())),
+        ("rotate_hoisted_2", &|| {
+            drop(ev.rotate_hoisted(&ct, &[1, 2]).unwrap())
+        }),
+        ("rescale", &|| drop(ev.rescale(&ct).unwrap())),
+    ];
+    for (name, op) in ops {
+        op();
+        let (w0, c0) = (std::time::Instant::now(), cpu_seconds());
+        for _ in 0..reps {
+            op();
+        }
+        let wall = w0.elapsed().as_secs_f64() / f64::from(reps);
+        let cpu = c0
+            .zip(cpu_seconds())
+            .map(|(a, b)| (b - a) / f64::from(reps));
+        eprintln!(
+            "{name} ({label}, {reps} runs): wall {:.1} ms, process CPU {} ms",
+            1e3 * wall,
+            cpu.map_or("?".into(), |c| format!("{:.1}", 1e3 * c))
+        );
+    }
     let mut g = c.benchmark_group("keyswitch");
     g.sample_size(10);
     g.bench_function(BenchmarkId::new("mul_relin_rescale", &label), |b| {
@@ -93,13 +125,24 @@ fn bench(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("rotate", &label), |b| {
         b.iter(|| ev.rotate(&ct, 1).unwrap())
     });
-    g.bench_function(BenchmarkId::new("rotate_hoisted_3", &label), |b| {
-        b.iter(|| ev.rotate_hoisted(&ct, &[1, 2, 3]).unwrap())
+    g.bench_function(BenchmarkId::new("rotate_hoisted_2", &label), |b| {
+        b.iter(|| ev.rotate_hoisted(&ct, &[1, 2]).unwrap())
     });
     g.bench_function(BenchmarkId::new("rescale", &label), |b| {
         b.iter(|| ev.rescale(&ct).unwrap())
     });
     g.finish();
+}
+
+/// User + system CPU seconds of this process (fields 14 and 15 of /proc/self/stat, in
+/// clock ticks of 1/100 s); None where that file is unreadable.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces: count fields after its closing ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 criterion_group!(benches, bench);

@@ -17,7 +17,9 @@ use rayon::prelude::*;
 use super::encoding::{Complex, Encoder};
 use super::keys::{GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
 use super::params::CkksParams;
-use super::ring::{inv_mod, sample_gaussian, sample_ternary, Limbs, ModVal, Ring};
+use super::ring::{
+    inv_mod, sample_gaussian, sample_ternary, with_scratch, Limbs, ModVal, Ring, CONV_BLOCK,
+};
 use super::CkksError;
 
 /// Relative tolerance of scale comparisons (f64 rounding of the scale bookkeeping).
@@ -673,23 +675,26 @@ impl Evaluator {
                         .map(|i| {
                             let m = &ring.moduli[i];
                             let ql_mod = m.reduce(ql);
-                            // Centred representative of the dropped limb, reduced mod q_i.
-                            let mut t: Vec<u64> = last
-                                .iter()
-                                .map(|&v| {
-                                    if v > half {
+                            // Centred representative of the dropped limb, reduced mod q_i,
+                            // transformed in a per-thread buffer.
+                            let mut t = with_scratch(ring.n, |t| {
+                                for (t, &v) in t.iter_mut().zip(&last) {
+                                    *t = if v > half {
                                         m.sub(m.reduce(v), ql_mod)
                                     } else {
                                         m.reduce(v)
-                                    }
-                                })
-                                .collect();
-                            ring.ntt[i].forward(&mut t);
+                                    };
+                                }
+                                ring.ntt[i].forward_gather(t)
+                            });
+                            // (x − t)·q_ℓ^{−1} in one pass, by Shoup multiplication
+                            // (canonical output, as sub_vec then scalar_mul_vec).
                             let inv = inv_mod(m, ql_mod);
-                            let mut x = poly[i].clone();
-                            m.sub_vec(&mut x, &t);
-                            m.scalar_mul_vec(&mut x, inv);
-                            x
+                            let ws = m.shoup(inv);
+                            for (t, &x) in t.iter_mut().zip(&poly[i]) {
+                                *t = m.mul_shoup(m.sub(x, *t), inv, ws);
+                            }
+                            t
                         })
                         .collect::<Limbs>()
                 })
@@ -836,8 +841,7 @@ impl Evaluator {
                     .copied()
                     .filter(|i| !(lo..hi).contains(i))
                     .collect();
-                let mut conv = ring.convert(&dc[lo..hi], &from, &to);
-                ring.to_ntt(&mut conv, &to);
+                let conv = ring.convert_to_ntt(&dc[lo..hi], &from, &to);
                 let mut conv_it = conv.into_iter();
                 qp.iter()
                     .map(|&i| {
@@ -881,11 +885,63 @@ impl Evaluator {
         let ring = self.ring();
         let qp = ring.qp_idx(level);
         let n = ring.n;
-        // Σ_j ext_j·key_j per residue, accumulated in u128 and reduced once: each product is
-        // < 2^124 (primes < 2^62): 15 of them plus a reduced residue stay below 2^128.
+        // Σ_j ext_j·key_j limb by limb (`inner_product_limb`). Under a Galois permutation
+        // each digit's limb is first gathered into a per-thread buffer (random reads within
+        // one limb, copied in order into cache first), then read in order: a gather inside
+        // the kernel would range over all the digits' limbs at once.
+        qp.par_iter()
+            .enumerate()
+            .map(|(li, &i)| {
+                let m = &ring.moduli[i];
+                let pos = key.pos(i);
+                let keys = key
+                    .digits
+                    .iter()
+                    .map(|(kb, ka)| (&kb[pos][..], &ka[pos][..]));
+                match perm {
+                    None => {
+                        let rows: Vec<_> = ext.iter().map(|e| &e[li][..]).zip(keys).collect();
+                        inner_product_limb(m, &rows, n)
+                    }
+                    Some(perm) => PERMUTED.with(|cell| {
+                        let mut fresh = Vec::new();
+                        let mut guard = cell.try_borrow_mut();
+                        let buf = match &mut guard {
+                            Ok(b) => &mut **b,
+                            Err(_) => &mut fresh,
+                        };
+                        buf.clear();
+                        for e in ext {
+                            // A sequential copy first brings the limb into cache (the
+                            // gather's random reads would each wait on memory).
+                            with_scratch(n, |x| {
+                                x.copy_from_slice(&e[li]);
+                                buf.extend(perm.iter().map(|&p| x[p]));
+                            });
+                        }
+                        let rows: Vec<_> = buf.chunks(n).zip(keys).collect();
+                        inner_product_limb(m, &rows, n)
+                    }),
+                }
+            })
+            .unzip()
+    }
+
+    /// [`Evaluator::key_switch_ext_qp`] as first written (one u128 sum per residue over the
+    /// digits, the limbs indexed per digit and residue): the oracle of the blocked kernel.
+    #[cfg(test)]
+    pub(super) fn key_switch_ext_qp_reference(
+        &self,
+        ext: &[Limbs],
+        level: usize,
+        key: &KeySwitchKey,
+        perm: Option<&[usize]>,
+    ) -> (Limbs, Limbs) {
+        let ring = self.ring();
+        let qp = ring.qp_idx(level);
+        let n = ring.n;
         let digits: Vec<(&Limbs, &(Limbs, Limbs))> = ext.iter().zip(&key.digits).collect();
-        let (acc0, acc1): (Limbs, Limbs) = qp
-            .par_iter()
+        qp.par_iter()
             .enumerate()
             .map(|(li, &i)| {
                 let m = &ring.moduli[i];
@@ -909,8 +965,7 @@ impl Evaluator {
                 }
                 (s0, s1)
             })
-            .unzip();
-        (acc0, acc1)
+            .unzip()
     }
 
     /// ModDown: a polynomial over q_0..q_level, p_0..p_{k−1} (NTT form, limbs in that order)
@@ -924,8 +979,7 @@ impl Evaluator {
         let mut acc = acc;
         let mut pl: Limbs = acc.split_off(q.len());
         ring.to_coeffs(&mut pl, &pidx);
-        let mut conv = ring.convert(&pl, &pidx, &q);
-        ring.to_ntt(&mut conv, &q);
+        let conv = ring.convert_to_ntt(&pl, &pidx, &q);
         acc.par_iter_mut()
             .zip(conv.par_iter())
             .zip(q.par_iter())
@@ -937,14 +991,75 @@ impl Evaluator {
                         .iter()
                         .fold(1u64, |a, p| m.mul(a, m.reduce(p.val()))),
                 );
-                m.sub_vec(x, c);
-                m.scalar_mul_vec(x, pinv);
+                // (x − c)·P^{−1} in one pass, P^{−1} by Shoup multiplication (canonical
+                // output, as sub_vec then scalar_mul_vec).
+                let ps = m.shoup(pinv);
+                for (x, &c) in x.iter_mut().zip(c) {
+                    *x = m.mul_shoup(m.sub(*x, c), pinv, ps);
+                }
             });
         acc
     }
 }
 
-fn check_scale(op: &str, got: f64, expected: f64) -> Result<(), CkksError> {
+thread_local! {
+    /// Per-thread buffer of the Galois-permuted digits of one limb (inner product).
+    static PERMUTED: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One digit's row of a limb in the key inner product: (x_j, (b_j, a_j)).
+type DigitRow<'a> = (&'a [u64], (&'a [u64], &'a [u64]));
+
+/// One limb of the key inner product: (Σ_j x_j·b_j, Σ_j x_j·a_j) mod the prime of `m` over
+/// the digits' rows (x_j, (b_j, a_j)), each of n residues. The sums are accumulated exactly
+/// in u128 over blocks of [`CONV_BLOCK`] residues (in L1) and reduced once: each product is
+/// < 2^124 (primes < 2^62), so 15 of them plus a reduced residue stay below 2^128 (longer
+/// sums are reduced every 15 digits). The outputs are canonical residues.
+fn inner_product_limb(
+    m: &fhe_math::zq::Modulus,
+    rows: &[DigitRow<'_>],
+    n: usize,
+) -> (Vec<u64>, Vec<u64>) {
+    let mut s0 = vec![0u64; n];
+    let mut s1 = vec![0u64; n];
+    let mut acc0 = [0u128; CONV_BLOCK];
+    let mut acc1 = [0u128; CONV_BLOCK];
+    for (b, (o0, o1)) in s0
+        .chunks_mut(CONV_BLOCK)
+        .zip(s1.chunks_mut(CONV_BLOCK))
+        .enumerate()
+    {
+        let lo = b * CONV_BLOCK;
+        let len = o0.len();
+        let (a0, a1) = (&mut acc0[..len], &mut acc1[..len]);
+        a0.fill(0);
+        a1.fill(0);
+        for (j, &(x, (kb, ka))) in rows.iter().enumerate() {
+            let (x, kb, ka) = (&x[lo..lo + len], &kb[lo..lo + len], &ka[lo..lo + len]);
+            for k in 0..len {
+                let v = u128::from(x[k]);
+                a0[k] += v * u128::from(kb[k]);
+                a1[k] += v * u128::from(ka[k]);
+            }
+            if j % 15 == 14 {
+                for s in a0.iter_mut().chain(a1.iter_mut()) {
+                    *s = u128::from(m.reduce_u128(*s));
+                }
+            }
+        }
+        for ((o0, o1), (&s0, &s1)) in o0
+            .iter_mut()
+            .zip(o1.iter_mut())
+            .zip(a0.iter().zip(a1.iter()))
+        {
+            *o0 = m.reduce_u128(s0);
+            *o1 = m.reduce_u128(s1);
+        }
+    }
+    (s0, s1)
+}
+
+pub(super) fn check_scale(op: &str, got: f64, expected: f64) -> Result<(), CkksError> {
     if ((got / expected) - 1.0).abs() > SCALE_TOL {
         return Err(CkksError::Scale {
             op: op.into(),

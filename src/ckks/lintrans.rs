@@ -40,9 +40,13 @@ use std::ops::{Add, Mul};
 use rayon::prelude::*;
 
 use super::encoding::Complex;
-use super::eval::{Ciphertext, CkksContext, Evaluator, Plaintext};
+use super::eval::{check_scale, Ciphertext, CkksContext, Evaluator, Plaintext};
 use super::ring::Limbs;
 use super::CkksError;
+
+/// Products of a baby-step sum reduced together (`Evaluator::mul_plain_sum_into`): at most
+/// this many plaintexts encoded on the fly are held at once.
+const PLAIN_BATCH: usize = 8;
 
 /// A complex matrix on P-periodic slot vectors, by its non-zero generalised diagonals (module
 /// docs).
@@ -423,6 +427,54 @@ impl Evaluator {
         self.bsgs(a, m.n1, &m.babies, groups)
     }
 
+    /// inner + Σ_j pt_j ⊙ x_j without rescaling (inner: None for 0), with the checks of
+    /// [`Evaluator::mul_plain_lazy`] and [`Evaluator::mul_plain_add_assign`] (same level,
+    /// every product at the scale of the first); bit for bit their result, with one modular
+    /// reduction per residue for the whole batch.
+    fn mul_plain_sum_into(
+        &self,
+        inner: &mut Option<Ciphertext>,
+        batch: &[(&Ciphertext, Cow<'_, Plaintext>)],
+    ) -> Result<(), CkksError> {
+        let Some((x0, p0)) = batch.first() else {
+            return Ok(());
+        };
+        let scale = inner.as_ref().map_or(x0.scale * p0.scale, |i| i.scale);
+        let level = inner.as_ref().map_or(x0.level, |i| i.level);
+        for (x, pt) in batch {
+            self.check(x)?;
+            self.context().check_params("plaintext", pt.params_id)?;
+            if x.level != level || pt.level != level {
+                return Err(CkksError::Level {
+                    op: "mul_plain_add".into(),
+                    got: x.level,
+                    expected: format!("{level} (the accumulator's and the plaintext's)"),
+                });
+            }
+            check_scale("mul_plain_add", x.scale * pt.scale, scale)?;
+        }
+        let ring = self.ring();
+        let q = ring.q_idx(level);
+        let size = batch.iter().map(|(x, _)| x.c.len()).max().unwrap_or(2);
+        let acc = inner.get_or_insert_with(|| Ciphertext {
+            c: Vec::new(),
+            level,
+            scale,
+            params_id: x0.params_id,
+        });
+        while acc.c.len() < size {
+            acc.c.push(vec![vec![0u64; ring.n]; q.len()]);
+        }
+        for (ci, s) in acc.c.iter_mut().enumerate() {
+            let terms: Vec<(&Limbs, &Limbs)> = batch
+                .iter()
+                .filter_map(|(x, pt)| x.c.get(ci).map(|c| (c, &pt.limbs)))
+                .collect();
+            ring.mul_add_many(s, &terms, &q);
+        }
+        Ok(())
+    }
+
     /// The BSGS sum Σ_g rot(Σ_b pt_{g+b} ⊙ rot(a, b), g), rescaled once (module docs); the
     /// plaintexts come per giant step g as (diagonal index k, rot(D_k, −g) encoded).
     fn bsgs<'p, G, P>(
@@ -450,13 +502,19 @@ impl Evaluator {
         // The giant steps' key-switched pairs over Q·P, summed before one ModDown.
         let mut acc_qp: Option<(Limbs, Limbs)> = None;
         for (g, pts) in groups {
+            // Σ_b pt_{g+b} ⊙ rot(a, b), summed lazily (one modular reduction per batch of
+            // PLAIN_BATCH products: `Ring::mul_add_many`); the batch bounds how many
+            // plaintexts encoded on the fly are held at once.
             let mut inner: Option<Ciphertext> = None;
-            for item in pts {
+            let mut batch: Vec<(&Ciphertext, Cow<'p, Plaintext>)> = Vec::new();
+            let mut pts = pts.peekable();
+            while let Some(item) = pts.next() {
                 let (k, pt) = item?;
                 let x = baby.get(&(k % n1)).ok_or(CkksError::BadPlan { op: k })?;
-                match &mut inner {
-                    Some(i) => self.mul_plain_add_assign(i, x, &pt)?,
-                    None => inner = Some(self.mul_plain_lazy(x, &pt)?),
+                batch.push((x, pt));
+                if batch.len() == PLAIN_BATCH || pts.peek().is_none() {
+                    self.mul_plain_sum_into(&mut inner, &batch)?;
+                    batch.clear();
                 }
             }
             let Some(mut inner) = inner else { continue };

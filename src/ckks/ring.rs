@@ -224,6 +224,43 @@ impl Ring {
             });
     }
 
+    /// acc + Σ_j a_j ⊙ b_j per prime (all NTT form over `primes`), the sum accumulated
+    /// exactly in u128 over blocks of [`CONV_BLOCK`] residues and reduced once per block
+    /// (every 15 terms for longer sums: products < 2^124 for primes < 2^62): the canonical
+    /// residues of [`Ring::mul_add_assign`] applied term by term, with one reduction instead
+    /// of one per term (the baby-step sums of linear transforms).
+    pub fn mul_add_many(&self, acc: &mut Limbs, terms: &[(&Limbs, &Limbs)], primes: &[usize]) {
+        acc.par_iter_mut()
+            .zip(primes.par_iter())
+            .enumerate()
+            .for_each(|(li, (s, &j))| {
+                let m = &self.moduli[j];
+                let mut buf = [0u128; CONV_BLOCK];
+                for (b, o) in s.chunks_mut(CONV_BLOCK).enumerate() {
+                    let lo = b * CONV_BLOCK;
+                    let len = o.len();
+                    let acc = &mut buf[..len];
+                    for (a, &v) in acc.iter_mut().zip(o.iter()) {
+                        *a = u128::from(v);
+                    }
+                    for (t, (x, y)) in terms.iter().enumerate() {
+                        let (x, y) = (&x[li][lo..lo + len], &y[li][lo..lo + len]);
+                        for k in 0..len {
+                            acc[k] += u128::from(x[k]) * u128::from(y[k]);
+                        }
+                        if t % 15 == 14 {
+                            for a in acc.iter_mut() {
+                                *a = u128::from(m.reduce_u128(*a));
+                            }
+                        }
+                    }
+                    for (o, &a) in o.iter_mut().zip(acc.iter()) {
+                        *o = m.reduce_u128(a);
+                    }
+                }
+            });
+    }
+
     /// Inverse NTT of every limb (to coefficients).
     pub fn to_coeffs(&self, a: &mut Limbs, primes: &[usize]) {
         a.par_iter_mut()
@@ -232,6 +269,7 @@ impl Ring {
     }
 
     /// Forward NTT of every limb.
+    #[cfg(test)]
     pub fn to_ntt(&self, a: &mut Limbs, primes: &[usize]) {
         a.par_iter_mut()
             .zip(primes.par_iter())
@@ -249,8 +287,14 @@ impl Ring {
 
     /// Apply a permutation from [`Ring::galois_perm`] to every limb.
     pub fn permute(&self, a: &[Vec<u64>], perm: &[usize]) -> Limbs {
+        // A sequential copy first brings the limb into cache for the gather's random reads.
         a.par_iter()
-            .map(|x| perm.iter().map(|&p| x[p]).collect())
+            .map(|x| {
+                with_scratch(x.len(), |t| {
+                    t.copy_from_slice(x);
+                    perm.iter().map(|&p| t[p]).collect()
+                })
+            })
             .collect()
     }
 
@@ -258,7 +302,93 @@ impl Ring {
     /// `to`: Σ_i [a_i·(Q̂_i)^{−1}]_{q_i}·(Q̂_i mod t) (result may exceed the exact value by a
     /// small multiple of Q = Π from; standard in hybrid key switching). Output in coefficient
     /// form.
+    #[cfg(test)]
     pub fn convert(&self, a: &[Vec<u64>], from: &[usize], to: &[usize]) -> Limbs {
+        let y = self.convert_digits(a, from);
+        to.par_iter()
+            .map(|&t| {
+                let mut out = vec![0u64; self.n];
+                self.convert_limb(&y, from, t, &mut out);
+                out
+            })
+            .collect()
+    }
+
+    /// [`Ring::convert`] followed by the forward NTT of every output limb, fused per limb
+    /// (the converted limb is transformed in a per-thread buffer and written once, in NTT
+    /// order): the extension step of ModUp and ModDown. Bit-identical to `convert` then
+    /// [`Ring::to_ntt`].
+    pub fn convert_to_ntt(&self, a: &[Vec<u64>], from: &[usize], to: &[usize]) -> Limbs {
+        let y = self.convert_digits(a, from);
+        to.par_iter()
+            .map(|&t| {
+                with_scratch(self.n, |buf| {
+                    self.convert_limb(&y, from, t, buf);
+                    self.ntt[t].forward_gather(buf)
+                })
+            })
+            .collect()
+    }
+
+    /// The first step of the fast basis conversion: y_i = [a_i·(Q̂_i)^{−1}]_{q_i} (canonical
+    /// residues) for each prime q_i of `from`, Q̂_i = Π_{k ≠ i} q_k, by Shoup multiplication
+    /// with the precomputed w' = ⌊w·2^64/q_i⌋ of the constant w = (Q̂_i)^{−1} mod q_i.
+    fn convert_digits(&self, a: &[Vec<u64>], from: &[usize]) -> Limbs {
+        a.par_iter()
+            .zip(from.par_iter())
+            .map(|(x, &i)| {
+                let m = &self.moduli[i];
+                let w = inv_mod(m, self.prod_mod(from, i, i));
+                let ws = m.shoup(w);
+                x.iter().map(|&v| m.mul_shoup(v, w, ws)).collect()
+            })
+            .collect()
+    }
+
+    /// Π_{k ∈ primes, k ≠ skip} q_k mod the prime `t` (Q̂_skip mod t).
+    fn prod_mod(&self, primes: &[usize], skip: usize, t: usize) -> u64 {
+        let mt = &self.moduli[t];
+        primes
+            .iter()
+            .filter(|&&k| k != skip)
+            .fold(1u64, |q, &k| mt.mul(q, mt.reduce(self.moduli[k].val())))
+    }
+
+    /// The second step of the fast basis conversion into the prime `t`:
+    /// out = Σ_i y_i·(Q̂_i mod t) mod t, the sum accumulated exactly in u128 over blocks of
+    /// [`CONV_BLOCK`] residues (kept in L1) and reduced once (products < 2^124 for primes
+    /// < 2^62: 15 of them plus a reduced residue stay below 2^128, so longer sums are reduced
+    /// every 15 terms). The reduction is exact, so the output is the canonical residue, the
+    /// same whatever the grouping.
+    fn convert_limb(&self, y: &[Vec<u64>], from: &[usize], t: usize, out: &mut [u64]) {
+        let mt = &self.moduli[t];
+        // Kept as u64 so that each product is one 64×64 → 128-bit multiplication.
+        let c: Vec<u64> = from.iter().map(|&i| self.prod_mod(from, i, t)).collect();
+        let mut acc = [0u128; CONV_BLOCK];
+        for (b, o) in out.chunks_mut(CONV_BLOCK).enumerate() {
+            let lo = b * CONV_BLOCK;
+            let acc = &mut acc[..o.len()];
+            acc.fill(0);
+            for (j, (yi, &ci)) in y.iter().zip(&c).enumerate() {
+                for (s, &v) in acc.iter_mut().zip(&yi[lo..lo + o.len()]) {
+                    *s += u128::from(v) * u128::from(ci);
+                }
+                if j % 15 == 14 {
+                    for s in acc.iter_mut() {
+                        *s = u128::from(mt.reduce_u128(*s));
+                    }
+                }
+            }
+            for (o, &s) in o.iter_mut().zip(acc.iter()) {
+                *o = mt.reduce_u128(s);
+            }
+        }
+    }
+
+    /// The fast basis conversion as first written (a u128 vector of N sums per output limb):
+    /// the oracle of the blocked kernel.
+    #[cfg(test)]
+    pub fn convert_reference(&self, a: &[Vec<u64>], from: &[usize], to: &[usize]) -> Limbs {
         // y_i = a_i · (Q/q_i)^{-1} mod q_i.
         let y: Vec<Vec<u64>> = a
             .par_iter()
@@ -310,6 +440,27 @@ impl Ring {
             })
             .collect()
     }
+}
+
+/// Residues per block of the basis-conversion and key inner-product kernels: u128 sums of
+/// one block (4 KiB) stay in L1.
+pub(crate) const CONV_BLOCK: usize = 256;
+
+thread_local! {
+    /// A per-thread work buffer of N residues for the NTT's reordering and the fused
+    /// conversion (no allocation, hence no page faults, per transform).
+    static SCRATCH: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Run `f` on this thread's work buffer resized to n (a fresh buffer if it is in use).
+pub(crate) fn with_scratch<T>(n: usize, f: impl FnOnce(&mut [u64]) -> T) -> T {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.resize(n, 0);
+            f(&mut buf[..n])
+        }
+        Err(_) => f(&mut vec![0u64; n]),
+    })
 }
 
 /// The negacyclic NTT of one prime p in fhe-math's order (module docs): entry i of the
@@ -374,14 +525,29 @@ impl Ntt {
     /// Forward transform in place (coefficients → NTT order of the module docs).
     pub fn forward(&self, a: &mut [u64]) {
         match &self.fast {
-            Some((plan, src)) => {
-                plan.fwd(a);
-                let t = a.to_vec();
+            Some((plan, src)) => with_scratch(a.len(), |t| {
+                t.copy_from_slice(a);
+                plan.fwd(t);
                 for (x, &s) in a.iter_mut().zip(src) {
                     *x = t[s];
                 }
-            }
+            }),
             None => self.native.forward(a),
+        }
+    }
+
+    /// Forward transform of `work` (coefficients; overwritten), returned as a new limb in the
+    /// NTT order of the module docs: the reordering writes the output directly.
+    pub fn forward_gather(&self, work: &mut [u64]) -> Vec<u64> {
+        match &self.fast {
+            Some((plan, src)) => {
+                plan.fwd(work);
+                src.iter().map(|&s| work[s]).collect()
+            }
+            None => {
+                self.native.forward(work);
+                work.to_vec()
+            }
         }
     }
 
@@ -389,10 +555,12 @@ impl Ntt {
     pub fn backward(&self, a: &mut [u64]) {
         match &self.fast {
             Some((plan, src)) => {
-                let t = a.to_vec();
-                for (&v, &s) in t.iter().zip(src) {
-                    a[s] = v;
-                }
+                with_scratch(a.len(), |t| {
+                    t.copy_from_slice(a);
+                    for (&v, &s) in t.iter().zip(src) {
+                        a[s] = v;
+                    }
+                });
                 plan.inv(a);
                 plan.normalize(a);
             }
@@ -456,7 +624,8 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha20Rng;
 
-    use super::{ModVal, Ring};
+    use super::{Limbs, ModVal, Ring};
+    use crate::ckks::keys::KeySwitchKey;
     use crate::ckks::{
         bootstrap_params, BootstrapConfig, Ciphertext, CkksContext, CkksParams, Evaluator,
         GaloisKeys, PublicKey, RelinKey, SecretKey,
@@ -556,6 +725,291 @@ mod tests {
                     assert_eq!(row[k], want, "prime {t}, coefficient {k}");
                 }
             }
+        }
+    }
+
+    /// The 128-bit bootstrapping chains at N = 2^16 with four and with eight special primes
+    /// (digits of 4 and of 8 primes).
+    fn chains_128() -> Vec<CkksParams> {
+        let n16 = BootstrapConfig::encapsulated(1 << 16).unwrap();
+        [4, 8]
+            .iter()
+            .map(|&k| bootstrap_params(16, n16.depth(), 54, None, k, false).unwrap())
+            .collect()
+    }
+
+    /// Uniform residues of prime index `i`, with the extreme residues 0 and q − 1 and
+    /// `extra` (e.g. residues whose converted digit is q − 1) at the front.
+    fn residues(ring: &Ring, i: usize, extra: &[u64], rng: &mut ChaCha20Rng) -> Vec<u64> {
+        let p = ring.moduli[i].val();
+        let mut v: Vec<u64> = (0..ring.n).map(|_| rng.random_range(0..p)).collect();
+        v[0] = 0;
+        v[1] = p - 1;
+        v[2] = p - 1;
+        for (k, &x) in extra.iter().enumerate() {
+            v[3 + k] = x;
+        }
+        v[ring.n - 1] = p - 1;
+        v
+    }
+
+    /// The blocked basis-conversion kernel (Shoup multiplication by (Q̂_i)^{−1}, u128 sums per
+    /// block of residues) and its fusion with the forward NTT are bit-identical to the
+    /// conversion as first written followed by the NTT, on every prime of both 128-bit
+    /// chains: each digit of the top level into the other primes of QP, the last (partial)
+    /// digit of a low level, ModDown's P → Q_L, and Q_L → P. Inputs include 0, q − 1 and
+    /// residues whose converted value y_i is q_i − 1 (the largest sums).
+    #[test]
+    fn blocked_conversion_bit_identical_to_reference_on_every_prime() {
+        let mut rng = ChaCha20Rng::seed_from_u64(23);
+        for params in chains_128() {
+            let ring = Ring::new(&params).unwrap();
+            let (nq, np) = (ring.nq, ring.np);
+            let ds = params.digit_size();
+            let qp: Vec<usize> = (0..nq + np).collect();
+            let mut cases: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
+            for lo in (0..nq).step_by(ds) {
+                let from: Vec<usize> = (lo..(lo + ds).min(nq)).collect();
+                let to = qp.iter().copied().filter(|i| !from.contains(i)).collect();
+                cases.push((from, to));
+            }
+            // Level 9: its last digit is partial for digits of 4 (8, 9) and of 8 (8, 9).
+            let from: Vec<usize> = vec![8, 9];
+            let to = (0..10)
+                .chain(nq..nq + np)
+                .filter(|i| !from.contains(i))
+                .collect();
+            cases.push((from, to));
+            cases.push(((nq..nq + np).collect(), (0..nq).collect()));
+            cases.push(((0..nq).collect(), (nq..nq + np).collect()));
+            for (from, to) in cases {
+                let a: Vec<Vec<u64>> = from
+                    .iter()
+                    .map(|&i| {
+                        let m = &ring.moduli[i];
+                        // a = q̂_i·(q − 1) gives y = a·q̂_i^{−1} = q − 1.
+                        let qhat = ring.prod_mod(&from, i, i);
+                        residues(&ring, i, &[m.mul(m.val() - 1, qhat)], &mut rng)
+                    })
+                    .collect();
+                let want = ring.convert_reference(&a, &from, &to);
+                let got = ring.convert(&a, &from, &to);
+                assert_eq!(got, want, "conversion {from:?} → {} primes", to.len());
+                let mut want_ntt = want;
+                ring.to_ntt(&mut want_ntt, &to);
+                let got_ntt = ring.convert_to_ntt(&a, &from, &to);
+                assert_eq!(got_ntt, want_ntt, "conversion + NTT {from:?}");
+            }
+        }
+    }
+
+    /// A key-switching key with uniform limbs (q − 1 at a few places) of `digits` digits
+    /// for ciphertexts up to `level`: the inner product only reads its limbs.
+    fn random_key(ring: &Ring, level: usize, digits: usize, rng: &mut ChaCha20Rng) -> KeySwitchKey {
+        let qp = ring.qp_idx(level);
+        let mut limbs =
+            || -> Vec<Vec<u64>> { qp.iter().map(|&i| residues(ring, i, &[], rng)).collect() };
+        KeySwitchKey {
+            digits: (0..digits).map(|_| (limbs(), limbs())).collect(),
+            level,
+            nq: ring.nq,
+            params_id: 0,
+            key_id: 0,
+        }
+    }
+
+    /// The blocked key inner product Σ_j ext_j·(b_j, a_j) over QP is bit-identical to the
+    /// kernel as first written, with and without a Galois permutation, on every prime of
+    /// both 128-bit chains at the top level and at level 9 (keys made for the top level),
+    /// and with 20 digits on the INSECURE N = 2^12 chain (the reduction every 15 digits);
+    /// inputs and keys include 0 and q − 1, and one case has every residue q − 1.
+    #[test]
+    fn blocked_key_inner_product_bit_identical_to_reference() {
+        let mut rng = ChaCha20Rng::seed_from_u64(29);
+        let mut params = chains_128();
+        params.push(chains().pop().unwrap());
+        for (pi, params) in params.into_iter().enumerate() {
+            let insecure = pi == 2;
+            let ctx = CkksContext::new(params.clone()).unwrap();
+            let ev = Evaluator::new(Arc::clone(&ctx), None, GaloisKeys::default()).unwrap();
+            let ring = ctx.ring();
+            let top = params.max_level();
+            let ds = params.digit_size();
+            let levels: Vec<(usize, usize)> = if insecure {
+                vec![(top, 20)]
+            } else {
+                vec![(top, (top + 1).div_ceil(ds)), (9, 10usize.div_ceil(ds))]
+            };
+            for (level, digits) in levels {
+                let key = random_key(ring, top, digits.max((top + 1).div_ceil(ds)), &mut rng);
+                let qp = ring.qp_idx(level);
+                let mut ext: Vec<Vec<Vec<u64>>> = (0..digits)
+                    .map(|_| {
+                        qp.iter()
+                            .map(|&i| residues(ring, i, &[], &mut rng))
+                            .collect()
+                    })
+                    .collect();
+                let perm = ring.galois_perm(5);
+                for p in [None, Some(&perm[..])] {
+                    let want = ev.key_switch_ext_qp_reference(&ext, level, &key, p);
+                    let got = ev.key_switch_ext_qp(&ext, level, &key, p);
+                    assert_eq!(
+                        got,
+                        want,
+                        "N = {}, level {level}, perm {}",
+                        ring.n,
+                        p.is_some()
+                    );
+                }
+                if insecure {
+                    // Every residue of ext and key at q − 1: the largest sums.
+                    let mut key = key.clone();
+                    for (i, l) in ext.iter_mut().flatten().enumerate() {
+                        l.fill(ring.moduli[qp[i % qp.len()]].val() - 1);
+                    }
+                    for (b, a) in &mut key.digits {
+                        for (li, l) in b.iter_mut().chain(a.iter_mut()).enumerate() {
+                            let i = ring.qp_idx(top)[li % (top + 1 + ring.np)];
+                            l.fill(ring.moduli[i].val() - 1);
+                        }
+                    }
+                    let want = ev.key_switch_ext_qp_reference(&ext, level, &key, None);
+                    assert_eq!(ev.key_switch_ext_qp(&ext, level, &key, None), want);
+                }
+            }
+        }
+    }
+
+    /// The lazy sum of products (one reduction per block) equals `mul_add_assign` term by
+    /// term, for 1, 7 and 20 terms (20: the reduction every 15 terms) on every prime of the
+    /// 128-bit chain with 8 special primes and of the INSECURE N = 2^12 chain, with 0 and
+    /// q − 1 in the inputs and one case with every residue q − 1.
+    #[test]
+    fn lazy_product_sum_equals_term_by_term() {
+        let mut rng = ChaCha20Rng::seed_from_u64(37);
+        for params in [chains_128().pop().unwrap(), chains().pop().unwrap()] {
+            let ring = Ring::new(&params).unwrap();
+            let primes: Vec<usize> = (0..ring.nq + ring.np).collect();
+            let draw = |rng: &mut ChaCha20Rng| -> Vec<Vec<u64>> {
+                primes
+                    .iter()
+                    .map(|&i| residues(&ring, i, &[], rng))
+                    .collect()
+            };
+            for (count, all_max) in [(1, false), (7, false), (20, false), (20, true)] {
+                let mut terms: Vec<(Limbs, Limbs)> = (0..count)
+                    .map(|_| (draw(&mut rng), draw(&mut rng)))
+                    .collect();
+                let mut acc = draw(&mut rng);
+                if all_max {
+                    // residues() puts q − 1 at index 1.
+                    for l in terms
+                        .iter_mut()
+                        .flat_map(|(a, b)| a.iter_mut().chain(b.iter_mut()))
+                        .chain(acc.iter_mut())
+                    {
+                        let top = l[1];
+                        l.fill(top);
+                    }
+                }
+                let mut want = acc.clone();
+                for (a, b) in &terms {
+                    ring.mul_add_assign(&mut want, a, b, &primes);
+                }
+                let refs: Vec<(&Limbs, &Limbs)> = terms.iter().map(|(a, b)| (a, b)).collect();
+                ring.mul_add_many(&mut acc, &refs, &primes);
+                assert_eq!(
+                    acc, want,
+                    "{count} terms, N = {}, all q − 1: {all_max}",
+                    ring.n
+                );
+            }
+        }
+    }
+
+    /// Rescale and ModDown (each fused into one Shoup pass after the NTT) equal their
+    /// definitions computed coefficient by coefficient with fhe-math's scalar operations and
+    /// native NTT: rescale [(x_i − [x_ℓ]_centred)·q_ℓ^{−1}]_{q_i}; ModDown
+    /// [(x_i − Conv_{P→Q}([x]_P)_i)·P^{−1}]_{q_i} with the conversion as first written.
+    /// INSECURE N = 2^12 chain (4 special primes) and the 128-bit N = 2^16 chain with 8;
+    /// uniform limbs with 0 and q − 1.
+    #[test]
+    fn rescale_and_mod_down_equal_their_definitions() {
+        let mut rng = ChaCha20Rng::seed_from_u64(31);
+        let n12 = chains().pop().unwrap();
+        for params in [n12, chains_128().pop().unwrap()] {
+            let ctx = CkksContext::new(params.clone()).unwrap();
+            let native = Ring::new_native(&params).unwrap();
+            let ev = Evaluator::new(Arc::clone(&ctx), None, GaloisKeys::default()).unwrap();
+            let ring = ctx.ring();
+            let n = ring.n;
+            let level = params.max_level();
+            let coeffs = |limbs: &[Vec<u64>], primes: &[usize]| {
+                let mut c = limbs.to_vec();
+                native.to_coeffs(&mut c, primes);
+                c
+            };
+            // Rescale.
+            let q = ring.q_idx(level);
+            let poly: Vec<Vec<u64>> = q
+                .iter()
+                .map(|&i| residues(ring, i, &[], &mut rng))
+                .collect();
+            let ct = Ciphertext {
+                c: vec![poly.clone(), poly.clone()],
+                level,
+                scale: params.scale(level),
+                params_id: params.id(),
+            };
+            let got = ev.rescale(&ct).unwrap();
+            let xc = coeffs(&poly, &q);
+            let ql = ring.moduli[level].val();
+            let mut want: Vec<Vec<u64>> = (0..level)
+                .map(|i| {
+                    let m = &ring.moduli[i];
+                    let inv = m.inv(m.reduce(ql)).unwrap();
+                    (0..n)
+                        .map(|k| {
+                            let v = xc[level][k];
+                            let t = if v > ql / 2 {
+                                m.sub(m.reduce(v), m.reduce(ql))
+                            } else {
+                                m.reduce(v)
+                            };
+                            m.mul(m.sub(xc[i][k], t), inv)
+                        })
+                        .collect()
+                })
+                .collect();
+            native.to_ntt(&mut want, &q[..level]);
+            assert_eq!(got.c[0], want, "rescale, N = {n}");
+            assert_eq!(got.c[1], want);
+            // ModDown.
+            let qp = ring.qp_idx(level);
+            let acc: Vec<Vec<u64>> = qp
+                .iter()
+                .map(|&i| residues(ring, i, &[], &mut rng))
+                .collect();
+            let got = ev.mod_down(acc.clone(), level);
+            let pidx: Vec<usize> = (ring.nq..ring.nq + ring.np).collect();
+            let xp = coeffs(&acc[q.len()..], &pidx);
+            let mut conv = ring.convert_reference(&xp, &pidx, &q);
+            native.to_ntt(&mut conv, &q);
+            let want: Vec<Vec<u64>> = q
+                .iter()
+                .map(|&i| {
+                    let m = &ring.moduli[i];
+                    let p = pidx
+                        .iter()
+                        .fold(1u64, |a, &j| m.mul(a, m.reduce(ring.moduli[j].val())));
+                    let pinv = m.inv(p).unwrap();
+                    (0..n)
+                        .map(|k| m.mul(m.sub(acc[i][k], conv[i][k]), pinv))
+                        .collect()
+                })
+                .collect();
+            assert_eq!(got, want, "ModDown, N = {n}, {} special primes", ring.np);
         }
     }
 
