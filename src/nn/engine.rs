@@ -139,6 +139,23 @@ pub trait Real:
     ) -> bool {
         false
     }
+    /// Whether [`Real::dw_block8`] runs (f32 with AVX2 + FMA); otherwise the depthwise
+    /// convolution runs one channel plane at a time.
+    #[doc(hidden)]
+    const DW_BLOCKED: bool = false;
+    /// One block of ≤ 8 channels of the channel-blocked depthwise kernel (see `dwblock`);
+    /// `false` (nothing written) when not available, for a geometry it does not take or a
+    /// short slice.
+    #[doc(hidden)]
+    fn dw_block8(
+        _b: &super::dwblock::DwBlock<'_, Self>,
+        _g: &super::dwblock::DwGeom,
+        _buf: &mut [Self],
+        _out: &mut [Self],
+        _lanes: &mut super::pointwise::ActLanes<Self>,
+    ) -> bool {
+        false
+    }
     /// One register block of the depthwise kernel (see `gemm::dw_block`); `false` when a
     /// slice is short.
     #[doc(hidden)]
@@ -269,6 +286,26 @@ impl Real for f32 {
         target_feature = "fma"
     ))]
     const PW_FUSED: bool = true;
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    const DW_BLOCKED: bool = true;
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    fn dw_block8(
+        b: &super::dwblock::DwBlock<'_, Self>,
+        g: &super::dwblock::DwGeom,
+        buf: &mut [Self],
+        out: &mut [Self],
+        lanes: &mut super::pointwise::ActLanes<Self>,
+    ) -> bool {
+        super::dwblock::dw_block8_f32(b, g, buf, out, lanes)
+    }
     #[cfg(all(
         target_arch = "x86_64",
         target_feature = "avx2",

@@ -32,6 +32,7 @@
 mod activation;
 mod data;
 mod direct;
+mod dwblock;
 mod engine;
 mod error;
 mod eval;
