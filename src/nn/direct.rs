@@ -20,10 +20,10 @@
 //! column chunk while it is in cache. Outputs are written into buffers the engine recycles
 //! (every value is overwritten, so they are not zeroed first).
 
+use super::dwblock::{prepare_buf, DwBlock, DwGeom, CB};
 use super::engine::Real;
 use super::gemm::{PW_MR, PW_NR, PW_NR_TAIL};
 use super::ops::{relu_max, ConvK, EpiStats, Epilogue};
-use super::dwblock::{DwBlock, DwGeom, CB};
 use super::pointwise::{ActLanes, ExactAct};
 
 /// Output pixels per register block of the depthwise kernel (4 AVX2 vectors of f32).
@@ -233,8 +233,7 @@ fn depthwise_with<T: Real>(
         // Blocks of 8 channels in the lanes (`dwblock`); the buffer's padding cells stay zero
         // across the blocks. The approximate activations run on each block's finished planes,
         // in channel order as below.
-        buf.clear();
-        buf.resize(geom.buf_len(), T::ZERO);
+        prepare_buf(buf, &geom, T::ZERO);
         let mut done = true;
         let mut c0 = 0;
         while c0 < c {
@@ -882,13 +881,16 @@ mod tests {
                     let mut acc = 0.0f32;
                     for i in 0..k.kh {
                         for j in 0..k.kw {
-                            let yy = (oy * k.strides[0] + i * k.dilations[0]) as isize - pt as isize;
-                            let xx = (ox * k.strides[1] + j * k.dilations[1]) as isize - pl as isize;
-                            let v = if (0..h as isize).contains(&yy) && (0..w as isize).contains(&xx) {
-                                x[(ch * h + yy as usize) * w + xx as usize]
-                            } else {
-                                0.0
-                            };
+                            let yy =
+                                (oy * k.strides[0] + i * k.dilations[0]) as isize - pt as isize;
+                            let xx =
+                                (ox * k.strides[1] + j * k.dilations[1]) as isize - pl as isize;
+                            let v =
+                                if (0..h as isize).contains(&yy) && (0..w as isize).contains(&xx) {
+                                    x[(ch * h + yy as usize) * w + xx as usize]
+                                } else {
+                                    0.0
+                                };
                             acc = v.mul_add(k.weight[(ch * k.kh + i) * k.kw + j], acc);
                         }
                     }
@@ -956,8 +958,11 @@ mod tests {
                 let (blk, sb) = depthwise_with(&xf, (c, h, w), &kf, (ho, wo), (&mut buf, true), epi, Vec::new());
                 prop_assert_eq!(bits(&blk), bits(&plain));
                 prop_assert_eq!(sb, sp);
+                // Stale NaN output and input buffers (the engine shares one input buffer
+                // across convolutions of every geometry).
                 let stale = vec![f32::NAN; c * ho * wo + 7];
-                let (reused, sr) = depthwise_with(&xf, (c, h, w), &kf, (ho, wo), (&mut buf, true), epi, stale);
+                let mut stale_buf = vec![f32::NAN; geom.buf_len() + nan_at % 64];
+                let (reused, sr) = depthwise_with(&xf, (c, h, w), &kf, (ho, wo), (&mut stale_buf, true), epi, stale);
                 prop_assert_eq!(bits(&reused), bits(&plain));
                 prop_assert_eq!(sr, sp);
             }

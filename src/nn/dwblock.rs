@@ -90,6 +90,42 @@ impl DwGeom {
     }
 }
 
+/// Where the `[H_p][W_p][8]` buffer starts in a slice of [`DwGeom::buf_len`] values: at the
+/// first 32-byte boundary (every input vector is then one aligned load), ≤ 7 values in (8
+/// where the address gives none). The same for every call on the same slice.
+fn aligned_start<T>(buf: &[T]) -> usize {
+    buf.as_ptr().align_offset(32).min(CB)
+}
+
+/// Make `buf` ready for the blocks of one convolution of geometry `g`: at least
+/// [`DwGeom::buf_len`] values, and every padding cell of the `[H_p][W_p][8]` buffer (from
+/// [`aligned_start`]) zero. The interior cells are left as they are (each block overwrites
+/// them), so a buffer kept across convolutions costs no full zeroing.
+pub(crate) fn prepare_buf<T: Copy>(buf: &mut Vec<T>, g: &DwGeom, zero: T) {
+    if buf.len() < g.buf_len() {
+        buf.resize(g.buf_len(), zero);
+    }
+    let (h, _) = g.hw;
+    let (hp, wp) = g.padded();
+    let [pt, pl, _, pr] = g.pads;
+    let start = aligned_start(buf);
+    let Some(cells) = buf.get_mut(start..start + hp * wp * CB) else {
+        return;
+    };
+    for (y, row) in cells.chunks_exact_mut(wp * CB).enumerate() {
+        if y < pt || y >= pt + h {
+            row.fill(zero);
+        } else {
+            let (left, rest) = row.split_at_mut(pl * CB);
+            left.fill(zero);
+            let r0 = rest.len().saturating_sub(pr * CB);
+            if let Some(right) = rest.get_mut(r0..) {
+                right.fill(zero);
+            }
+        }
+    }
+}
+
 /// One block of ≤ 8 channels: the first `cr` input planes from `x` (H·W values each), their
 /// OIHW weights `wt` (kh·kw each), their biases (lanes ≥ `cr` ignored) and the exact
 /// activation run as the values are stored (`None`: the values + bias, for a separate pass).
@@ -110,9 +146,9 @@ pub struct DwBlock<'a, T> {
 /// The block `b` of the depthwise convolution `g` for f32 with AVX2 + FMA (see the module
 /// docs): writes planes `0..cr` of `out` (H_o·W_o values each) and adds the statistics of the
 /// activation to `lanes`. `buf` must hold [`DwGeom::buf_len`] values, zero wherever a
-/// padding cell lies (the caller zeroes it once per convolution; each block overwrites only
-/// the interior cells, lanes ≥ `cr` may hold an earlier block's values: they are never
-/// stored and enter no statistic). Returns `false` (nothing written) for a geometry that
+/// padding cell lies ([`prepare_buf`], once per convolution; each block overwrites only the
+/// interior cells, lanes ≥ `cr` may hold an earlier block's values: they are never stored
+/// and enter no statistic). Returns `false` (nothing written) for a geometry that
 /// [`DwGeom::blocked_ok`] refuses or a slice that is too short.
 #[cfg(all(
     target_arch = "x86_64",
@@ -137,10 +173,7 @@ pub(crate) fn dw_block8_f32(
     {
         return false;
     }
-    // Start the buffer at a 32-byte boundary (every input vector is then one aligned cache
-    // line half); the offset is the same for every block of a call.
-    let off = buf.as_ptr().align_offset(32);
-    let Some(buf) = buf.get_mut(off.min(CB)..) else {
+    let Some(buf) = buf.get_mut(aligned_start(buf)..) else {
         return false;
     };
     interleave(b, g, buf);
@@ -186,27 +219,30 @@ fn interleave(b: &DwBlock<'_, f32>, g: &DwGeom, buf: &mut [f32]) {
     let (h, w) = g.hw;
     let (_, wp) = g.padded();
     let [pt, pl, _, _] = g.pads;
-    let full = if b.cr == CB { w / 8 * 8 } else { 0 };
     for y in 0..h {
         let cell0 = (y + pt) * wp + pl;
+        // Vectors of 8 pixels while the 8 loads stay within `x` (a row's last vector reads on
+        // into the next row or plane; only its first W − x0 pixels are stored).
         let mut x0 = 0;
-        while x0 < full {
-            // SAFETY: the loads read x[(ch·H + y)·W + x0 .. + 8] for ch < 8 = cr, x0 + 8 ≤ W:
-            // below cr·H·W ≤ x.len(); the stores write buf[(cell0 + x0 + p)·8 .. + 8] for
-            // p < 8, cells of row y + p_t below H_p·W_p: within buf (checked by the caller).
-            // AVX2 is enabled at compile time (cfg above).
+        while b.cr == CB && x0 < w && (7 * h + y) * w + x0 + 8 <= b.x.len() {
+            let np = CB.min(w - x0);
+            // SAFETY: the loads read x[(ch·H + y)·W + x0 .. + 8] for ch < 8, below x.len()
+            // (loop condition, ch = 7 the largest); the stores write buf[(cell0 + x0 + p)·8
+            // .. + 8] for p < np ≤ W − x0, cells of row y + p_t below H_p·W_p: within buf
+            // (checked by the caller). AVX2 is enabled at compile time (cfg above).
             unsafe {
                 let mut r = [std::arch::x86_64::_mm256_setzero_ps(); 8];
                 for (ch, v) in r.iter_mut().enumerate() {
                     *v = _mm256_loadu_ps(b.x.as_ptr().add((ch * h + y) * w + x0));
                 }
                 transpose8(&mut r);
-                for (p, v) in r.iter().enumerate() {
+                for (p, v) in r.iter().enumerate().take(np) {
                     _mm256_storeu_ps(buf.as_mut_ptr().add((cell0 + x0 + p) * CB), *v);
                 }
             }
-            x0 += 8;
+            x0 += np;
         }
+        let full = x0;
         for ch in 0..b.cr {
             let src = &b.x[(ch * h + y) * w..(ch * h + y + 1) * w];
             for (xi, &v) in src.iter().enumerate().skip(full) {
