@@ -32,11 +32,8 @@ pub(crate) const CB: usize = 8;
 /// Output pixels per register block (8 accumulator vectors).
 const RB: usize = 8;
 
-/// Most kernel rows the blocked kernel takes (its weight block lives on the stack).
+/// Most kernel rows the blocked kernel takes.
 const KH_MAX: usize = 8;
-
-/// Largest kernel width the blocked kernel takes.
-const KW_MAX: usize = 5;
 
 /// Geometry of a depthwise convolution: input H × W, output H_o × W_o, kernel kh × kw,
 /// strides, dilations and pads (top, left, bottom, right), as `ops::ConvK`.
@@ -127,7 +124,8 @@ pub(crate) fn prepare_buf<T: Copy>(buf: &mut Vec<T>, g: &DwGeom, zero: T) {
 }
 
 /// One block of ≤ 8 channels: the first `cr` input planes from `x` (H·W values each), their
-/// OIHW weights `wt` (kh·kw each), their biases (lanes ≥ `cr` ignored) and the exact
+/// weights `wt` (the block's `[kh·kw][8]` panel of `ConvK::pack`, channel in the lane, 0 past
+/// `cr`), their biases (lanes ≥ `cr` ignored) and the exact
 /// activation run as the values are stored (`None`: the values + bias, for a separate pass).
 #[derive(Debug, Clone, Copy)]
 pub struct DwBlock<'a, T> {
@@ -135,7 +133,7 @@ pub struct DwBlock<'a, T> {
     pub x: &'a [T],
     /// Channels in the block (1..=8).
     pub cr: usize,
-    /// Weights of the block's channels.
+    /// Weights of the block's channels, `[kh·kw][8]`.
     pub wt: &'a [T],
     /// Biases (0 where the convolution has none).
     pub bias: [T; CB],
@@ -167,7 +165,7 @@ pub(crate) fn dw_block8_f32(
     if !g.blocked_ok()
         || !(1..=CB).contains(&cr)
         || b.x.len() < cr * h * w
-        || b.wt.len() < cr * kh * kw
+        || b.wt.len() < kh * kw * CB
         || out.len() < cr * ho * wo
         || buf.len() < g.buf_len()
     {
@@ -177,15 +175,6 @@ pub(crate) fn dw_block8_f32(
         return false;
     };
     interleave(b, g, buf);
-    // Weights as [kh][kw][8] (tap-major, channel in the lane), 0 past `cr`.
-    let mut wb = [0.0f32; KH_MAX * KW_MAX * CB];
-    for ch in 0..cr {
-        for t in 0..kh * kw {
-            if let (Some(d), Some(&v)) = (wb.get_mut(t * CB + ch), b.wt.get(ch * kh * kw + t)) {
-                *d = v;
-            }
-        }
-    }
     let rows = match (kw, g.strides[1]) {
         (3, 1) => rows_f32::<3, 1>,
         (3, 2) => rows_f32::<3, 2>,
@@ -197,8 +186,8 @@ pub(crate) fn dw_block8_f32(
     // in the padded input), `buf` holds buf_len − CB ≥ (H_p·W_p + RB·s_w)·8 values from a
     // 32-byte boundary (off ≤ 7 when `align_offset` succeeds, else CB: then the slice is
     // shorter and `rows_f32` only uses unaligned loads), `out` holds cr planes of H_o·W_o,
-    // `wb` kh·kw·8 values (checked above).
-    unsafe { rows(buf, g, &wb, b, out, lanes) };
+    // `b.wt` kh·kw·8 values (checked above).
+    unsafe { rows(buf, g, b, out, lanes) };
     true
 }
 
@@ -298,7 +287,7 @@ fn transpose8(r: &mut [std::arch::x86_64::__m256; 8]) {
 ///
 /// # Safety
 /// The geometry passes [`DwGeom::blocked_ok`] with kw = `KW`, s_w = `S`; `buf` holds at least
-/// (H_p·W_p + RB·S)·8 values; `wb` kh·KW·8; `out` `cr` planes of H_o·W_o; AVX2 + FMA are
+/// (H_p·W_p + RB·S)·8 values; `b.wt` kh·KW·8; `out` `cr` planes of H_o·W_o; AVX2 + FMA are
 /// enabled (cfg).
 #[cfg(all(
     target_arch = "x86_64",
@@ -309,7 +298,6 @@ fn transpose8(r: &mut [std::arch::x86_64::__m256; 8]) {
 unsafe fn rows_f32<const KW: usize, const S: usize>(
     buf: &[f32],
     g: &DwGeom,
-    wb: &[f32; KH_MAX * KW_MAX * CB],
     b: &DwBlock<'_, f32>,
     out: &mut [f32],
     lanes: &mut ActLanes<f32>,
@@ -325,7 +313,7 @@ unsafe fn rows_f32<const KW: usize, const S: usize>(
     let (sh, dh) = (g.strides[0], g.dilations[0]);
     let plane = ho * wo;
     let cr = b.cr;
-    let (bp, wbp, op) = (buf.as_ptr(), wb.as_ptr(), out.as_mut_ptr());
+    let (bp, wbp, op) = (buf.as_ptr(), b.wt.as_ptr(), out.as_mut_ptr());
     let zero = _mm256_setzero_ps();
     let sign = _mm256_set1_ps(-0.0);
     let bv = _mm256_loadu_ps(b.bias.as_ptr());
@@ -345,7 +333,7 @@ unsafe fn rows_f32<const KW: usize, const S: usize>(
             for i in 0..kh {
                 // SAFETY: cell ((oy·s_h + i·d_h)·W_p + ox·S + q) for q < S·(RB − 1) + KW is below
                 // (H_p − 1)·W_p + (W_o − 1)·S + KW − 1 + S·(RB − 1) + 1 ≤ H_p·W_p + RB·S
-                // (blocked_ok), within `buf`; tap (i, j) of `wb` is below KH_MAX·KW_MAX·8.
+                // (blocked_ok), within `buf`; tap (i, j) of the weights is below kh·KW·8 ≤ wt.len().
                 let base = bp.add(((oy * sh + i * dh) * wp + ox * S) * CB);
                 let wrow = wbp.add(i * KW * CB);
                 let mut wv = [zero; KW];

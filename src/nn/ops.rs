@@ -5,6 +5,7 @@
 
 use super::activation::{ClipRelu, SignKernel};
 use super::direct;
+use super::dwblock::CB;
 use super::engine::Real;
 use super::gemm::{Taps, CO_TILE, PW_MR, PX_TILE};
 use super::ir::{Conv, Pool, Shape};
@@ -23,7 +24,8 @@ pub(crate) struct ConvK<T> {
     pub pads: [usize; 4],
     pub dilations: [usize; 2],
     pub groups: usize,
-    /// Per group g and block b of 16 output channels, a `[kk][16]` panel (kk = cin/g·kh·kw,
+    /// Depthwise: per block of 8 channels a `[kh·kw][8]` panel (`dwblock`). Otherwise per
+    /// group g and block b of 16 output channels, a `[kk][16]` panel (kk = cin/g·kh·kw,
     /// tap-major) of the weights; channels past the group's last are zero. For a 1×1
     /// convolution with stride 1 and no padding (`direct::is_pointwise`), instead per group
     /// and block of [`PW_MR`] output channels a `[cin/g][PW_MR]` panel for `gemm::pw_tile`
@@ -55,6 +57,21 @@ impl<T: Real> ConvK<T> {
 
     /// Lay the OIHW weights out as the kernel's panels (call after any change to `weight`).
     pub(crate) fn pack(&mut self) {
+        if self.groups > 1 && self.groups == self.cin && self.cin == self.cout {
+            // Depthwise (`direct::is_depthwise`): per block of 8 channels a [kh·kw][8] panel
+            // for `dwblock` (channels past the last are zero).
+            let kk = self.kh * self.kw;
+            let mut packed = vec![T::ZERO; self.cout.div_ceil(CB) * kk * CB];
+            for (co, w) in self.weight.chunks_exact(kk.max(1)).enumerate() {
+                for (t, &v) in w.iter().enumerate() {
+                    if let Some(d) = packed.get_mut(((co / CB) * kk + t) * CB + co % CB) {
+                        *d = v;
+                    }
+                }
+            }
+            self.packed = packed;
+            return;
+        }
         let g = self.groups.max(1);
         let (cig, cog) = (self.cin / g, self.cout / g);
         let kk = cig * self.kh * self.kw;
