@@ -295,6 +295,10 @@ fn transpose8(r: &mut [std::arch::x86_64::__m256; 8]) {
     target_feature = "fma"
 ))]
 #[inline(never)]
+#[expect(
+    clippy::indexing_slicing,
+    reason = "wv[q − S·p] only where 0 ≤ q − S·p < KW = wv.len() (the condition before it)"
+)]
 unsafe fn rows_f32<const KW: usize, const S: usize>(
     buf: &[f32],
     g: &DwGeom,

@@ -1008,12 +1008,15 @@ impl<T: Real> Engine<T> {
     }
 }
 
+/// A final fully connected layer: node index, weights (M × K, row-major), (M, K), bias.
+type LinearHead<'a, T> = (NodeId, &'a [T], (usize, usize), Option<&'a [T]>);
+
 impl<T: Real> Engine<T> {
     /// The network's last node when it is a fully connected layer producing the output from
     /// one input of K values into M (Gemm / MatMul, no other node after it): its index,
     /// weights, (M, K) and bias, for [`Engine::run_batch`] to run on all images of a share at
     /// once.
-    fn batched_head(&self) -> Option<(NodeId, &[T], (usize, usize), Option<&[T]>)> {
+    fn batched_head(&self) -> Option<LinearHead<'_, T>> {
         let net = &*self.net;
         let i = net.nodes.len().checked_sub(1)?;
         let node = net.nodes.get(i)?;
