@@ -12,6 +12,9 @@
 //!   register blocks (weights packed into panels when the engine is built, X read in place,
 //!   the epilogue per column chunk), in f64 by `matrixmultiply`.
 //!
+//! In f32 with AVX2 + FMA, the depthwise convolutions that `dwblock` takes (kw ∈ {3, 5},
+//! s_w ∈ {1, 2}) run there instead, 8 channels in the lanes, with the same bits.
+//!
 //! Both apply the same [`Epilogue`] as the tile kernel (bias first, then the activation on
 //! every value, with the same statistics), so the values differ from the tile kernel's only
 //! by the summation order of the dot products. The exact activations (none, ReLU, Clip) run
