@@ -9,8 +9,9 @@
 //! 2 flops per multiply-add. Prints Markdown; **measured**, as noisy as the machine is
 //! loaded.
 //!
-//! usage: `cargo bench --bench efficientnet_nodes [-- REPS]` (default 5; `--bench` and other
-//! flags that cargo passes are ignored).
+//! usage: `cargo bench --bench efficientnet_nodes [-- REPS] [--exact-only] [--per-node]`
+//! (default 5 passes; `--exact-only` skips α = 14, `--per-node` adds one row per convolution
+//! with its shape; `--bench` and other flags that cargo passes are ignored).
 #![allow(missing_docs)]
 
 use std::collections::BTreeMap;
@@ -54,10 +55,13 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(5);
+    let flag = |f: &str| std::env::args().any(|a| a == f);
+    let (exact_only, per_node) = (flag("--exact-only"), flag("--per-node"));
     let Some((engine, xs, approx)) = common::efficientnet(N) else {
         return;
     };
-    for (name, policy) in [("exact", ActivationPolicy::Exact), ("alpha14", approx)] {
+    let policies = [("exact", ActivationPolicy::Exact), ("alpha14", approx)];
+    for (name, policy) in policies.into_iter().take(if exact_only { 1 } else { 2 }) {
         let mut times = Vec::new();
         let mut st = RunStats::default();
         for x in &xs {
@@ -110,5 +114,33 @@ fn main() {
             );
         }
         println!();
+        if per_node {
+            print_per_node(&engine, &times, imgs);
+        }
     }
+}
+
+/// One row per convolution: its class, C_in → C_out, kernel, output pixels, time and
+/// GFLOP/s (where a class's time goes).
+fn print_per_node(engine: &Engine<f32>, times: &[u64], imgs: f64) {
+    let net = engine.network();
+    println!("| node | class | C_in -> C_out | kernel | output pixels | ms / image | GFLOP/s |");
+    println!("|---|---|---|---|---|---|---|");
+    for (i, (node, &t)) in net.nodes.iter().zip(times).enumerate() {
+        let Op::Conv(c) = &node.op else { continue };
+        let &[co, ci, kh, kw] = c.weight.dims.as_slice() else {
+            continue;
+        };
+        let (class, macs) = class(engine, i);
+        let s = net.shape(node.output);
+        let px = s.numel() / co.max(1);
+        let ms = t as f64 / imgs / 1e6;
+        println!(
+            "| {} | {class} | {} -> {co} | {kh}x{kw} | {px} | {ms:.3} | {:.1} |",
+            node.name,
+            ci * c.groups,
+            2.0 * macs as f64 / (ms * 1e6)
+        );
+    }
+    println!();
 }

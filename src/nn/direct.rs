@@ -12,6 +12,9 @@
 //!   register blocks (weights packed into panels when the engine is built, X read in place,
 //!   the epilogue per column chunk), in f64 by `matrixmultiply`.
 //!
+//! In f32 with AVX2 + FMA, the depthwise convolutions that `dwblock` takes (kw ∈ {3, 5},
+//! s_w ∈ {1, 2}) run there instead, 8 channels in the lanes, with the same bits.
+//!
 //! Both apply the same [`Epilogue`] as the tile kernel (bias first, then the activation on
 //! every value, with the same statistics), so the values differ from the tile kernel's only
 //! by the summation order of the dot products. The exact activations (none, ReLU, Clip) run
@@ -20,6 +23,7 @@
 //! column chunk while it is in cache. Outputs are written into buffers the engine recycles
 //! (every value is overwritten, so they are not zeroed first).
 
+use super::dwblock::{prepare_buf, DwBlock, DwGeom, CB};
 use super::engine::Real;
 use super::gemm::{PW_MR, PW_NR, PW_NR_TAIL};
 use super::ops::{relu_max, ConvK, EpiStats, Epilogue};
@@ -157,16 +161,30 @@ pub(crate) fn epilogue_slice<T: Real>(v: &mut [T], epi: Epilogue<'_>, st: &mut E
 /// Depthwise convolution (see the module docs); `buf` holds one channel's phase-split padded
 /// input and is reused across calls. Inconsistent sizes give zeros (ruled out by the
 /// engine's shape checks), never a panic.
+pub(crate) fn depthwise<T: Real>(
+    x: &[T],
+    chw: (usize, usize, usize),
+    k: &ConvK<T>,
+    out_hw: (usize, usize),
+    buf: &mut Vec<T>,
+    epi: Epilogue<'_>,
+    recycled: Vec<T>,
+) -> (Vec<T>, EpiStats) {
+    depthwise_with(x, chw, k, out_hw, (buf, T::DW_BLOCKED), epi, recycled)
+}
+
+/// [`depthwise`], on the channel-blocked kernel of `dwblock` when `blocked` and the kernel
+/// takes the geometry, else one channel plane at a time (both give the same bits).
 #[expect(
     clippy::indexing_slicing,
     reason = "hot loop; every range is checked against the buffer sizes before the loops"
 )]
-pub(crate) fn depthwise<T: Real>(
+fn depthwise_with<T: Real>(
     x: &[T],
     (c, h, w): (usize, usize, usize),
     k: &ConvK<T>,
     (ho, wo): (usize, usize),
-    buf: &mut Vec<T>,
+    (buf, blocked): (&mut Vec<T>, bool),
     epi: Epilogue<'_>,
     recycled: Vec<T>,
 ) -> (Vec<T>, EpiStats) {
@@ -206,6 +224,56 @@ pub(crate) fn depthwise<T: Real>(
         _ => None,
     };
     let mut lanes = ActLanes::new();
+    let geom = DwGeom {
+        hw: (h, w),
+        out: (ho, wo),
+        k: (kh, kw),
+        strides: k.strides,
+        dilations: k.dilations,
+        pads: k.pads,
+    };
+    if blocked && geom.blocked_ok() {
+        // Blocks of 8 channels in the lanes (`dwblock`); the buffer's padding cells stay zero
+        // across the blocks. The approximate activations run on each block's finished planes,
+        // in channel order as below.
+        prepare_buf(buf, &geom, T::ZERO);
+        let mut done = true;
+        let mut c0 = 0;
+        while c0 < c {
+            let cr = CB.min(c - c0);
+            let mut bias = [T::ZERO; CB];
+            if let Some(b) = &k.bias {
+                bias[..cr].copy_from_slice(&b[c0..c0 + cr]);
+            }
+            let blk = DwBlock {
+                x: &x[c0 * h * w..],
+                cr,
+                wt: k.packed.get(c0 * kh * kw..).unwrap_or_default(),
+                bias,
+                act,
+            };
+            if !T::dw_block8(&blk, &geom, buf, &mut out[c0 * ho * wo..], &mut lanes) {
+                done = false;
+                break;
+            }
+            if act.is_none() {
+                for plane in out[c0 * ho * wo..(c0 + cr) * ho * wo].chunks_exact_mut(ho * wo) {
+                    epilogue_slice(plane, epi, &mut st);
+                }
+            }
+            c0 += cr;
+        }
+        if done {
+            if let Some(act) = act {
+                lanes.fold_into(act, &mut st);
+            }
+            return (out, st);
+        }
+        // Refused (never, for the geometry checked): the per-plane kernel below rewrites
+        // every value, from fresh statistics.
+        st = EpiStats::default();
+        lanes = ActLanes::new();
+    }
     // Room for a full block of PXB_ROWS rows below the last output row (`segment`).
     let rstep = sh * sw * pw;
     buf.clear();
@@ -795,6 +863,111 @@ mod tests {
                 let mut z = [7.0f32; 64];
                 prop_assert!(!crate::nn::gemm::dw_block_f32::<8, 1>(short, at, &taps, &wt, &mut z));
                 prop_assert_eq!(z, [7.0f32; 64]);
+            }
+        }
+    }
+
+    /// The depthwise convolution of f32 planes as the naive loop: per output value one
+    /// `mul_add` chain from 0 over the taps in (i, j) order, a padding cell read as 0, then
+    /// + bias (0 without).
+    fn depthwise_naive_f32(
+        x: &[f32],
+        (c, h, w): (usize, usize, usize),
+        k: &ConvK<f32>,
+        (ho, wo): (usize, usize),
+    ) -> Vec<f32> {
+        let [pt, pl, _, _] = k.pads;
+        let mut y = vec![0.0f32; c * ho * wo];
+        for ch in 0..c {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let mut acc = 0.0f32;
+                    for i in 0..k.kh {
+                        for j in 0..k.kw {
+                            let yy =
+                                (oy * k.strides[0] + i * k.dilations[0]) as isize - pt as isize;
+                            let xx =
+                                (ox * k.strides[1] + j * k.dilations[1]) as isize - pl as isize;
+                            let v =
+                                if (0..h as isize).contains(&yy) && (0..w as isize).contains(&xx) {
+                                    x[(ch * h + yy as usize) * w + xx as usize]
+                                } else {
+                                    0.0
+                                };
+                            acc = v.mul_add(k.weight[(ch * k.kh + i) * k.kw + j], acc);
+                        }
+                    }
+                    y[(ch * ho + oy) * wo + ox] = acc + k.bias.as_ref().map_or(0.0, |b| b[ch]);
+                }
+            }
+        }
+        y
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+        #[test]
+        fn channel_blocked_depthwise_matches_naive_loop_and_per_plane_kernel_bit_for_bit(
+            c in 2usize..20, h in 1usize..21, w in 1usize..21, kh in 1usize..7, k5 in any::<bool>(),
+            sh in 1usize..4, sw in 1usize..3, dh in 1usize..3,
+            pt in 0usize..3, pl in 0usize..3, pb in 0usize..4, pr in 0usize..4,
+            bias in any::<bool>(), nan_at in 0usize..4000, b in 0.5f64..4.0, seed in any::<u64>(),
+        ) {
+            // The blocked kernel (`dwblock`, f32 with AVX2 + FMA: 8 channels in the lanes,
+            // partial last blocks, widths 1..20 so every kind of row end and spill occurs,
+            // strides, row dilation, asymmetric pads) against (1) the naive f32 loop, bit for
+            // bit, and (2) the per-plane kernel with every epilogue: the same bits and the
+            // same statistics (a NaN input somewhere); into a recycled buffer of stale NaN
+            // values too.
+            let kw = if k5 { 5 } else { 3 };
+            let (eh, ew) = (dh * (kh - 1) + 1, kw);
+            prop_assume!(eh <= h + pt + pb && ew <= w + pl + pr);
+            let (ho, wo) = ((h + pt + pb - eh) / sh + 1, (w + pl + pr - ew) / sw + 1);
+            let mut kf = ConvK {
+                weight: f32s(seed, c * kh * kw),
+                bias: bias.then(|| f32s(seed ^ 1, c)),
+                cout: c, cin: c, kh, kw, strides: [sh, sw], pads: [pt, pl, pb, pr],
+                dilations: [dh, 1], groups: c, packed: Vec::new(),
+            };
+            kf.pack();
+            let geom = DwGeom {
+                hw: (h, w), out: (ho, wo), k: (kh, kw), strides: [sh, sw], dilations: [dh, 1],
+                pads: [pt, pl, pb, pr],
+            };
+            prop_assert!(geom.blocked_ok());
+            let mut xf: Vec<f32> = f32s(seed ^ 2, c * h * w).iter().map(|v| 3.0 * v).collect();
+            let want = depthwise_naive_f32(&xf, (c, h, w), &kf, (ho, wo));
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let mut buf = Vec::new();
+            let (got, _) = depthwise_with(&xf, (c, h, w), &kf, (ho, wo), (&mut buf, true), Epilogue::Linear, Vec::new());
+            prop_assert_eq!(bits(&got), bits(&want));
+            if let Some(v) = xf.get_mut(nan_at) {
+                *v = f32::NAN;
+            }
+            let sign = super::super::ops::tests::test_sign();
+            let ([lo, hi], hb) = ([-0.5, 0.75], 0.5 * b);
+            for epi in [
+                Epilogue::Linear,
+                Epilogue::Relu,
+                Epilogue::Clip { lo, hi },
+                Epilogue::Poly { sign: &sign, b },
+                Epilogue::ClipPoly {
+                    sign: &sign,
+                    lower: Some(super::super::activation::ClipRelu { shift: lo, b }),
+                    upper: Some(super::super::activation::ClipRelu { shift: hi, b: hb }),
+                },
+            ] {
+                let (plain, sp) = depthwise_with(&xf, (c, h, w), &kf, (ho, wo), (&mut buf, false), epi, Vec::new());
+                let (blk, sb) = depthwise_with(&xf, (c, h, w), &kf, (ho, wo), (&mut buf, true), epi, Vec::new());
+                prop_assert_eq!(bits(&blk), bits(&plain));
+                prop_assert_eq!(sb, sp);
+                // Stale NaN output and input buffers (the engine shares one input buffer
+                // across convolutions of every geometry).
+                let stale = vec![f32::NAN; c * ho * wo + 7];
+                let mut stale_buf = vec![f32::NAN; geom.buf_len() + nan_at % 64];
+                let (reused, sr) = depthwise_with(&xf, (c, h, w), &kf, (ho, wo), (&mut stale_buf, true), epi, stale);
+                prop_assert_eq!(bits(&reused), bits(&plain));
+                prop_assert_eq!(sr, sp);
             }
         }
     }

@@ -139,6 +139,23 @@ pub trait Real:
     ) -> bool {
         false
     }
+    /// Whether [`Real::dw_block8`] runs (f32 with AVX2 + FMA); otherwise the depthwise
+    /// convolution runs one channel plane at a time.
+    #[doc(hidden)]
+    const DW_BLOCKED: bool = false;
+    /// One block of ≤ 8 channels of the channel-blocked depthwise kernel (see `dwblock`);
+    /// `false` (nothing written) when not available, for a geometry it does not take or a
+    /// short slice.
+    #[doc(hidden)]
+    fn dw_block8(
+        _b: &super::dwblock::DwBlock<'_, Self>,
+        _g: &super::dwblock::DwGeom,
+        _buf: &mut [Self],
+        _out: &mut [Self],
+        _lanes: &mut super::pointwise::ActLanes<Self>,
+    ) -> bool {
+        false
+    }
     /// One register block of the depthwise kernel (see `gemm::dw_block`); `false` when a
     /// slice is short.
     #[doc(hidden)]
@@ -269,6 +286,26 @@ impl Real for f32 {
         target_feature = "fma"
     ))]
     const PW_FUSED: bool = true;
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    const DW_BLOCKED: bool = true;
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    fn dw_block8(
+        b: &super::dwblock::DwBlock<'_, Self>,
+        g: &super::dwblock::DwGeom,
+        buf: &mut [Self],
+        out: &mut [Self],
+        lanes: &mut super::pointwise::ActLanes<Self>,
+    ) -> bool {
+        super::dwblock::dw_block8_f32(b, g, buf, out, lanes)
+    }
     #[cfg(all(
         target_arch = "x86_64",
         target_feature = "avx2",
@@ -619,7 +656,7 @@ impl<T: Real> Engine<T> {
         policy: &ActivationPolicy,
         stats: &mut RunStats,
     ) -> Result<Vec<T>, NnError> {
-        self.run_pooled(x, policy, stats, &mut Vec::new(), None)
+        self.run_pooled(x, policy, stats, &mut Vec::new(), None, None)
     }
 
     /// [`Engine::run`] that also adds the wall time of each node, in nanoseconds, to
@@ -638,7 +675,7 @@ impl<T: Real> Engine<T> {
         times: &mut Vec<u64>,
     ) -> Result<Vec<T>, NnError> {
         times.resize(self.net.nodes.len(), 0);
-        self.run_pooled(x, policy, stats, &mut Vec::new(), Some(times))
+        self.run_pooled(x, policy, stats, &mut Vec::new(), Some(times), None)
     }
 
     /// [`Engine::run`] with the buffers of freed values kept in `pool` for later convolution
@@ -652,6 +689,7 @@ impl<T: Real> Engine<T> {
         stats: &mut RunStats,
         pool: &mut Vec<Vec<T>>,
         mut times: Option<&mut Vec<u64>>,
+        stop: Option<NodeId>,
     ) -> Result<Vec<T>, NnError> {
         let net = &*self.net;
         let expected = net.input_shape().numel();
@@ -675,6 +713,13 @@ impl<T: Real> Engine<T> {
         for (i, (node, prep)) in net.nodes.iter().zip(&self.prepared).enumerate() {
             let t0 = times.is_some().then(std::time::Instant::now);
             let in0 = node.inputs.first().copied().unwrap_or(usize::MAX);
+            if stop == Some(i) {
+                // The input of the node the caller runs itself (`run_batch`'s batched head).
+                return vals
+                    .get_mut(in0)
+                    .and_then(Option::take)
+                    .ok_or_else(|| missing(&node.name));
+            }
             let s_in = net.shape(in0).clone();
             let s_out = net.shape(node.output);
             // Take the first input by value when this node is its last reader (in-place ops).
@@ -878,17 +923,18 @@ impl<T: Real> Engine<T> {
             .ok_or_else(|| missing("graph output"))
     }
 
-    /// [`Engine::run_pooled`] of image `idx` of a batch, with its own statistics; a size
-    /// mismatch names `idx`.
+    /// [`Engine::run_pooled`] of image `idx` of a batch (up to the input of node `stop`), with
+    /// its own statistics; a size mismatch names `idx`.
     fn run_indexed(
         &self,
         idx: usize,
         x: &[T],
         policy: &ActivationPolicy,
         pool: &mut Vec<Vec<T>>,
+        stop: Option<NodeId>,
     ) -> Result<(Vec<T>, RunStats), NnError> {
         let mut st = RunStats::default();
-        self.run_pooled(x, policy, &mut st, pool, None)
+        self.run_pooled(x, policy, &mut st, pool, None, stop)
             .map(|y| (y, st))
             .map_err(|e| match e {
                 NnError::InputSize {
@@ -923,15 +969,32 @@ impl<T: Real> Engine<T> {
             .len()
             .div_ceil(rayon::current_num_threads().max(1))
             .max(1);
+        // A final fully connected layer runs once per share, as one product over its images
+        // (`ops::linear_batch`: its weights are read once instead of once per image, the same
+        // bits as `ops::linear` on each image).
+        let head = self.batched_head();
         let res: Vec<Result<(Vec<T>, RunStats), NnError>> = xs
             .par_chunks(share)
             .enumerate()
             .flat_map_iter(|(ci, part)| {
                 let mut pool = Vec::new();
-                part.iter()
+                let stop = head.map(|h| h.0);
+                let mut res = part
+                    .iter()
                     .enumerate()
-                    .map(|(j, x)| self.run_indexed(ci * share + j, x, policy, &mut pool))
-                    .collect::<Vec<_>>()
+                    .map(|(j, x)| self.run_indexed(ci * share + j, x, policy, &mut pool, stop))
+                    .collect::<Vec<_>>();
+                if let Some((_, w, (m, k), bias)) = head {
+                    let ins: Vec<&[T]> = res
+                        .iter()
+                        .filter_map(|r| r.as_ref().ok().map(|(v, _)| v.as_slice()))
+                        .collect();
+                    let mut ys = ops::linear_batch(&ins, w, m, k, bias).into_iter();
+                    for r in res.iter_mut().flatten() {
+                        r.0 = ys.next().unwrap_or_default();
+                    }
+                }
+                res
             })
             .collect();
         let mut out = Vec::with_capacity(xs.len());
@@ -942,6 +1005,34 @@ impl<T: Real> Engine<T> {
             out.push(y);
         }
         Ok((out, stats))
+    }
+}
+
+/// A final fully connected layer: node index, weights (M × K, row-major), (M, K), bias.
+type LinearHead<'a, T> = (NodeId, &'a [T], (usize, usize), Option<&'a [T]>);
+
+impl<T: Real> Engine<T> {
+    /// The network's last node when it is a fully connected layer producing the output from
+    /// one input of K values into M (Gemm / MatMul, no other node after it): its index,
+    /// weights, (M, K) and bias, for [`Engine::run_batch`] to run on all images of a share at
+    /// once.
+    fn batched_head(&self) -> Option<LinearHead<'_, T>> {
+        let net = &*self.net;
+        let i = net.nodes.len().checked_sub(1)?;
+        let node = net.nodes.get(i)?;
+        let in0 = *node.inputs.first()?;
+        match (&node.op, self.prepared.get(i)?) {
+            (Op::Gemm(_) | Op::MatMul(_), Prepared::Linear { w, m, k, bias })
+                if node.output == net.output
+                    && node.inputs.len() == 1
+                    && net.shape(node.output).numel() == *m
+                    && net.shape(in0).numel() == *k
+                    && w.len() == m * k =>
+            {
+                Some((i, w.as_slice(), (*m, *k), bias.as_deref()))
+            }
+            _ => None,
+        }
     }
 }
 

@@ -12,9 +12,10 @@
 //! - [`Engine`] runs a network in f32 or f64 (direct convolution by a 16-channel × 6-pixel
 //!   FMA tile kernel without im2col, batch norms folded into the convolutions, the ReLU after
 //!   a convolution — exact or r̃_α — run on each tile in its output pass; `matrixmultiply`
-//!   for f64 fully connected layers, an unpacked 16-lane product for f32 ones; depthwise and
-//!   1×1 convolutions by the kernels of `direct`, with the exact ReLU / Clip fused into their
-//!   stores (`pointwise`) and output buffers reused across nodes and images;
+//!   for f64 fully connected layers, an unpacked 16-lane product for f32 ones (a final one
+//!   once per batch share in `run_batch`); depthwise and 1×1 convolutions by the kernels of
+//!   `direct` (f32 depthwise on blocks of 8 channels, `dwblock`), with the exact ReLU / Clip
+//!   fused into their stores (`pointwise`) and output buffers reused across nodes and images;
 //!   rayon across images) with an [`ActivationPolicy`]: exact, or the approximate ReLU
 //!   r̃_α(x) = B·r_α(x/B) (§3, "Approximation range"), the approximate max-pooling
 //!   M̃_{α,n} of Eq. (7) built from the tree of m_α of Eq. (6), and the approximate
@@ -32,6 +33,7 @@
 mod activation;
 mod data;
 mod direct;
+mod dwblock;
 mod engine;
 mod error;
 mod eval;

@@ -5,6 +5,7 @@
 
 use super::activation::{ClipRelu, SignKernel};
 use super::direct;
+use super::dwblock::CB;
 use super::engine::Real;
 use super::gemm::{Taps, CO_TILE, PW_MR, PX_TILE};
 use super::ir::{Conv, Pool, Shape};
@@ -23,7 +24,8 @@ pub(crate) struct ConvK<T> {
     pub pads: [usize; 4],
     pub dilations: [usize; 2],
     pub groups: usize,
-    /// Per group g and block b of 16 output channels, a `[kk][16]` panel (kk = cin/g·kh·kw,
+    /// Depthwise: per block of 8 channels a `[kh·kw][8]` panel (`dwblock`). Otherwise per
+    /// group g and block b of 16 output channels, a `[kk][16]` panel (kk = cin/g·kh·kw,
     /// tap-major) of the weights; channels past the group's last are zero. For a 1×1
     /// convolution with stride 1 and no padding (`direct::is_pointwise`), instead per group
     /// and block of [`PW_MR`] output channels a `[cin/g][PW_MR]` panel for `gemm::pw_tile`
@@ -55,6 +57,21 @@ impl<T: Real> ConvK<T> {
 
     /// Lay the OIHW weights out as the kernel's panels (call after any change to `weight`).
     pub(crate) fn pack(&mut self) {
+        if self.groups > 1 && self.groups == self.cin && self.cin == self.cout {
+            // Depthwise (`direct::is_depthwise`): per block of 8 channels a [kh·kw][8] panel
+            // for `dwblock` (channels past the last are zero).
+            let kk = self.kh * self.kw;
+            let mut packed = vec![T::ZERO; self.cout.div_ceil(CB) * kk * CB];
+            for (co, w) in self.weight.chunks_exact(kk.max(1)).enumerate() {
+                for (t, &v) in w.iter().enumerate() {
+                    if let Some(d) = packed.get_mut(((co / CB) * kk + t) * CB + co % CB) {
+                        *d = v;
+                    }
+                }
+            }
+            self.packed = packed;
+            return;
+        }
         let g = self.groups.max(1);
         let (cig, cog) = (self.cin / g, self.cout / g);
         let kk = cig * self.kh * self.kw;
@@ -584,28 +601,64 @@ pub(crate) fn linear<T: Real>(x: &[T], w: &[T], m: usize, k: usize, bias: Option
     out
 }
 
+/// [`linear`] on each input of `xs` (a batch of images), the same bits as one call per
+/// input: for f32 each weight row is read once for all inputs (per input the chain of
+/// [`gemv`]), instead of streaming the whole matrix once per image.
+pub(crate) fn linear_batch<T: Real>(
+    xs: &[&[T]],
+    w: &[T],
+    m: usize,
+    k: usize,
+    bias: Option<&[T]>,
+) -> Vec<Vec<T>> {
+    if !T::PACKED_POINTWISE {
+        return xs.iter().map(|x| linear(x, w, m, k, bias)).collect();
+    }
+    let mut ys: Vec<Vec<T>> = xs
+        .iter()
+        .map(|_| match bias {
+            Some(b) => b.to_vec(),
+            None => vec![T::ZERO; m],
+        })
+        .collect();
+    for (i, row) in w.chunks(k.max(1)).enumerate().take(m) {
+        for (x, y) in xs.iter().zip(&mut ys) {
+            if let Some(yi) = y.get_mut(i) {
+                *yi += gemv_row(x, row, k);
+            }
+        }
+    }
+    ys
+}
+
+/// Σ_j W[i, j]·x_j of one row of [`gemv`], in its order (16 lanes of fused multiply-add
+/// chains over the columns j ≡ lane (mod 16), then the lanes summed in lane order).
+#[inline(always)]
+fn gemv_row<T: Real>(x: &[T], row: &[T], k: usize) -> T {
+    const L: usize = 16;
+    let x = x.get(..k).unwrap_or(x);
+    let mut acc = [T::ZERO; L];
+    let mut wc = row.chunks_exact(L);
+    let mut xc = x.chunks_exact(L);
+    for (wv, xv) in (&mut wc).zip(&mut xc) {
+        for ((a, &wj), &xj) in acc.iter_mut().zip(wv).zip(xv) {
+            *a = wj.mul_add(xj, *a);
+        }
+    }
+    for ((a, &wj), &xj) in acc.iter_mut().zip(wc.remainder()).zip(xc.remainder()) {
+        *a = wj.mul_add(xj, *a);
+    }
+    acc.iter().fold(T::ZERO, |s, &a| s + a)
+}
+
 /// y_i += Σ_j W[i, j]·x_j for every row i of the row-major W (k columns) and i < y.len(),
 /// without packing W (`matrixmultiply` would pack the whole matrix for a single column): per
 /// row, 16 lanes of fused multiply-add chains over the columns j ≡ lane (mod 16) in order,
 /// then the lanes summed in lane order and added to y_i. A fixed order, so the same bits on
 /// every call. Rows or inputs too short give zeros for the missing terms, never a panic.
 fn gemv<T: Real>(x: &[T], w: &[T], k: usize, y: &mut [T]) {
-    const L: usize = 16;
-    let x = x.get(..k).unwrap_or(x);
     for (yi, row) in y.iter_mut().zip(w.chunks(k.max(1))) {
-        let mut acc = [T::ZERO; L];
-        let mut wc = row.chunks_exact(L);
-        let mut xc = x.chunks_exact(L);
-        for (wv, xv) in (&mut wc).zip(&mut xc) {
-            for ((a, &wj), &xj) in acc.iter_mut().zip(wv).zip(xv) {
-                *a = wj.mul_add(xj, *a);
-            }
-        }
-        for ((a, &wj), &xj) in acc.iter_mut().zip(wc.remainder()).zip(xc.remainder()) {
-            *a = wj.mul_add(xj, *a);
-        }
-        let s = acc.iter().fold(T::ZERO, |s, &a| s + a);
-        *yi += s;
+        *yi += gemv_row(x, row, k);
     }
 }
 
@@ -1137,6 +1190,35 @@ pub(super) mod tests {
             for i in 0..3 {
                 let want: f64 = b[i] + (0..7).map(|j| w[i * 7 + j] * x[j]).sum::<f64>();
                 prop_assert!((y[i] - want).abs() < 1e-12);
+            }
+        }
+
+        #[test]
+        fn linear_batch_is_linear_per_input_bit_for_bit(
+            m in 1usize..9, k in 1usize..70, nb in 0usize..6, seed in any::<u64>(), bias in any::<bool>(),
+        ) {
+            // One product over a batch (`Engine::run_batch`'s final fully connected layer)
+            // against one `linear` per input, f32 (weights read once per row) and f64.
+            let mut r = lcg(seed);
+            let xs: Vec<Vec<f64>> = (0..nb).map(|_| (0..k).map(|_| r()).collect()).collect();
+            let w: Vec<f64> = (0..m * k).map(|_| r()).collect();
+            let b: Vec<f64> = (0..m).map(|_| r()).collect();
+            let bias = bias.then_some(&b[..]);
+            let refs: Vec<&[f64]> = xs.iter().map(Vec::as_slice).collect();
+            let ys = linear_batch(&refs, &w, m, k, bias);
+            prop_assert_eq!(ys.len(), nb);
+            for (x, y) in xs.iter().zip(&ys) {
+                prop_assert_eq!(y, &linear(x, &w, m, k, bias));
+            }
+            let f = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+            let (xf, wf, bf): (Vec<Vec<f32>>, _, _) = (xs.iter().map(|x| f(x)).collect(), f(&w), f(&b));
+            let bias = bias.map(|_| &bf[..]);
+            let refs: Vec<&[f32]> = xf.iter().map(Vec::as_slice).collect();
+            let ys = linear_batch(&refs, &wf, m, k, bias);
+            for (x, y) in xf.iter().zip(&ys) {
+                let want = linear(x, &wf, m, k, bias);
+                prop_assert_eq!(y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
             }
         }
 
