@@ -100,7 +100,7 @@ use super::firstorder::{conv_transpose, linear_and_transpose, pad_src, slice_src
 use super::fixed::{fixed_bounds, mag, Frac};
 use super::margin_lin::Linearised;
 use super::margin_rel::RelChain;
-use super::margin_slope::{Ball, IntervalSign};
+use super::margin_slope::{IntervalSign, SiteTaylor};
 use super::network::f64s;
 use super::polyerr::PolyErrors;
 use super::round::{add_ru, div_ru, dot_up, gamma_ru, mul_ru, Ulp, ETA, U};
@@ -179,8 +179,8 @@ pub(crate) struct Nominal {
     pub(crate) margins: Vec<f64>,
     /// Site input balls of F^α.
     sites: SiteBalls,
-    /// Per site, the Taylor coefficients of every entry (`IntervalSign::taylor`).
-    taylor: BTreeMap<NodeId, Vec<Ball>>,
+    /// Per site, the Taylor coefficients of every entry (`IntervalSign::site_taylor`).
+    taylor: BTreeMap<NodeId, SiteTaylor>,
     /// Per site of a chain, the point slopes s of the relational boxes (`margin_rel`).
     slin: BTreeMap<NodeId, Vec<f64>>,
     /// Per chain, |M̂| (`RelChain::kernel`; empty when not used).
@@ -532,15 +532,9 @@ impl MarginCertifier {
             .signs
             .get(k)
             .ok_or_else(|| margin_err(&self.net, 0, "no polynomial for this α"))?;
-        let taylor: BTreeMap<NodeId, Vec<Ball>> = sites
+        let taylor: BTreeMap<NodeId, SiteTaylor> = sites
             .iter()
-            .map(|(&i, rec)| {
-                let mut t = Vec::with_capacity(rec.x.len() * sign.taylor_len());
-                for chain in rec.chain.chunks(rec.stride.max(1)) {
-                    sign.taylor(chain, &mut t);
-                }
-                (i, t)
-            })
+            .map(|(&i, rec)| (i, sign.site_taylor(&rec.chain, rec.stride)))
             .collect();
         let mut slin = BTreeMap::new();
         let mut rel = Vec::with_capacity(self.chains.len());
@@ -558,16 +552,11 @@ impl MarginCertifier {
                     rel.push(Vec::new());
                     continue;
                 };
-                let st = rec.stride.max(1);
-                let tl = sign.taylor_len().max(1);
-                let s: Vec<f64> = rec
-                    .x
-                    .iter()
-                    .zip(rec.chain.chunks(st))
-                    .zip(tay.chunks(tl))
-                    .map(|((x, chain), t)| {
-                        RelChain::point_slope(mid_rad(sign.relu_slope(*x, b, chain, t)).0)
-                    })
+                let mut sl = Vec::with_capacity(rec.x.len());
+                sign.site_slopes(&rec.x, b, &rec.chain, rec.stride, tay, &mut sl);
+                let s: Vec<f64> = sl
+                    .into_iter()
+                    .map(|si| RelChain::point_slope(mid_rad(si).0))
                     .collect();
                 slot.insert(s);
             }
@@ -805,6 +794,21 @@ impl MarginCertifier {
         nom: &Nominal,
         eta: f64,
     ) -> Result<(Boxes, SiteSlopes), BoundsError> {
+        self.forward_with(nom, eta, &mut |_, _| true)?
+            .ok_or_else(|| margin_err(&self.net, 0, "forward pass stopped"))
+    }
+
+    /// [`Self::forward`] that calls `site_done(site, slopes)` after every site and stops,
+    /// returning `None`, as soon as it returns `false` (the early exit of the η search).
+    ///
+    /// # Errors
+    /// As [`Self::forward`].
+    pub(crate) fn forward_with(
+        &self,
+        nom: &Nominal,
+        eta: f64,
+        site_done: &mut dyn FnMut(NodeId, &[(f64, f64, f64)]) -> bool,
+    ) -> Result<Option<(Boxes, SiteSlopes)>, BoundsError> {
         let net = &*self.net;
         let sign = self
             .signs
@@ -830,20 +834,30 @@ impl MarginCertifier {
                         .get(&i)
                         .ok_or_else(|| margin_err(net, i, "no trajectory ball for this site"))?;
                     let eb = mul_ru(eta, b);
-                    let mut s = Vec::with_capacity(rec.x.len());
-                    let mut o = Vec::with_capacity(rec.x.len());
-                    let st = rec.stride.max(1);
-                    let tl = sign.taylor_len().max(1);
-                    let tay = nom.taylor.get(&i).map_or(&[][..], Vec::as_slice);
-                    let entries = rec.x.iter().zip(rec.chain.chunks(st)).zip(tay.chunks(tl));
-                    for (q, ((x, chain), taylor)) in entries.enumerate() {
+                    let n = rec.x.len();
+                    let mut ws = Vec::with_capacity(n);
+                    let mut xis = Vec::with_capacity(n);
+                    for (q, x) in rec.x.iter().enumerate() {
                         let w = add_ru(a.and_then(|a| a.get(q)).copied().unwrap_or(0.0), eb);
                         let (lo, hi) = ((x.inf() - w).down(), (x.sup() + w).up());
-                        let xi = Interval::try_from((lo, hi)).unwrap_or(Interval::ENTIRE);
-                        let si = sign.relu_slope(xi, b, chain, taylor);
+                        xis.push(Interval::try_from((lo, hi)).unwrap_or(Interval::ENTIRE));
+                        ws.push(w);
+                    }
+                    let tay = nom
+                        .taylor
+                        .get(&i)
+                        .ok_or_else(|| margin_err(net, i, "no Taylor coefficients for this site"))?;
+                    let mut sis = Vec::with_capacity(n);
+                    sign.site_slopes(&xis, b, &rec.chain, rec.stride, tay, &mut sis);
+                    let mut s = Vec::with_capacity(n);
+                    let mut o = Vec::with_capacity(n);
+                    for (si, w) in sis.into_iter().zip(ws) {
                         o.push(mul_ru(mag(si), w));
                         let (sm, sr) = mid_rad(si);
                         s.push((sm, sr, w));
+                    }
+                    if !site_done(i, &s) {
+                        return Ok(None);
                     }
                     if let Some(slot) = slopes.get_mut(i) {
                         *slot = Some(s);
@@ -870,7 +884,7 @@ impl MarginCertifier {
                 *slot = out;
             }
         }
-        Ok((rs, slopes))
+        Ok(Some((rs, slopes)))
     }
 
     /// The relational box of the output of chain `ci` at η (`margin_rel`): |M̂|·R_x + |W₂|·v.

@@ -35,7 +35,7 @@
 
 use std::collections::BTreeMap;
 
-use super::margin::{Drops, MPrep, MarginCertifier, NoiseMargin, Nominal, SiteSlopes};
+use super::margin::{Drops, MPrep, MarginCertifier, NoiseMargin, Nominal};
 use super::round::{add_ru, dot_up, mul_ru, Ulp, U};
 use super::BoundsError;
 use crate::nn::NodeId;
@@ -66,11 +66,30 @@ fn mag_minus(sm: f64, sr: f64, s: f64) -> f64 {
     add_ru(d, sr)
 }
 
+/// One site's share of E_j for every entry of `lin.js` (rounded up): Σ_i mag(λ_out,i)·
+/// mag(S_i − s_ref,i)·w_i, from the site's (s_mid, s_rad, w) per entry `s`.
+fn site_remainder(per_j: &[Vec<f64>], s: &[(f64, f64, f64)], sref: &[f64]) -> Vec<f64> {
+    // mag(S − s_ref)·w per entry, rounded up, shared by every class.
+    let dw: Vec<f64> = s
+        .iter()
+        .zip(sref)
+        .map(|(&(sm, sr, w), &sq)| mul_ru(mag_minus(sm, sr, sq), w))
+        .collect();
+    per_j
+        .iter()
+        .map(|mo| {
+            let rem: f64 = mo.iter().zip(&dw).map(|(m, d)| mul_ru(*m, *d)).sum();
+            dot_up(rem, mo.len())
+        })
+        .collect()
+}
+
+#[cfg(test)]
 /// The slope side of one evaluation: E_j per entry of `lin.js` (rounded up) and, for the
 /// entry `jpos`, each site's share.
 fn remainder(
     lin: &Linearised,
-    slopes: &SiteSlopes,
+    slopes: &super::margin::SiteSlopes,
     jpos: Option<usize>,
 ) -> Result<(Vec<f64>, BTreeMap<NodeId, f64>), usize> {
     let mut es = vec![0.0f64; lin.js.len()];
@@ -79,15 +98,7 @@ fn remainder(
         let (Some(Some(s)), Some(sref)) = (slopes.get(i), lin.s_ref.get(&i)) else {
             return Err(i);
         };
-        // mag(S − s_ref)·w per entry, rounded up, shared by every class.
-        let dw: Vec<f64> = s
-            .iter()
-            .zip(sref)
-            .map(|(&(sm, sr, w), &sq)| mul_ru(mag_minus(sm, sr, sq), w))
-            .collect();
-        for (ci, mo) in per_j.iter().enumerate() {
-            let rem: f64 = mo.iter().zip(&dw).map(|(m, d)| mul_ru(*m, *d)).sum();
-            let rem = dot_up(rem, mo.len());
+        for (ci, rem) in site_remainder(per_j, s, sref).into_iter().enumerate() {
             if let Some(e) = es.get_mut(ci) {
                 *e = add_ru(*e, rem);
             }
@@ -204,6 +215,7 @@ impl MarginCertifier {
         ))
     }
 
+    #[cfg(test)]
     /// K_j and D_j(η) for every class (see the module docs); with `lambda_for = Some(j)` also
     /// the midpoints of λ_in at every site and each site's share of E_j(η) for class j.
     ///
@@ -239,6 +251,69 @@ impl MarginCertifier {
             lambda,
             remainder,
         })
+    }
+
+    /// D_j(η) as [`Self::drops`] (without λ or the per-site shares), or `None` as soon as
+    /// the test at η must fail: E_j is accumulated site by site during the forward pass in
+    /// the same order and with the same upward roundings, each share is ≥ 0 and `add_ru` is
+    /// monotone, so once η·K_j + (E_j so far) ≥ lower(y_c − y_j) (or is NaN) for some j the
+    /// full D_j is too and [`Self::holds`] would be false. The verdict is thus exactly that
+    /// of [`Self::drops`] and [`Self::holds`]; only failing tests get cheaper.
+    ///
+    /// # Errors
+    /// As [`Self::drops`].
+    pub(crate) fn drops_early(&self, nom: &Nominal, eta: f64) -> Result<Option<Drops>, BoundsError> {
+        let lin = &nom.lin;
+        let margin_of = |ci: usize| {
+            lin.js
+                .get(ci)
+                .and_then(|&j| nom.margins.get(j))
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        let mut es = vec![0.0f64; lin.js.len()];
+        let mut seen = 0usize;
+        let fw = self.forward_with(nom, eta, &mut |i, s| {
+            let (Some(per_j), Some(sref)) = (lin.mag_out.get(&i), lin.s_ref.get(&i)) else {
+                return true;
+            };
+            seen += 1;
+            for (ci, rem) in site_remainder(per_j, s, sref).into_iter().enumerate() {
+                if let Some(e) = es.get_mut(ci) {
+                    *e = add_ru(*e, rem);
+                }
+            }
+            lin.k
+                .iter()
+                .zip(&es)
+                .enumerate()
+                .all(|(ci, (&kj, &e))| add_ru(mul_ru(eta, kj), e) < margin_of(ci))
+        })?;
+        if fw.is_none() {
+            return Ok(None);
+        }
+        if seen != lin.mag_out.len() {
+            return Err(super::margin::margin_err(
+                &self.net,
+                0,
+                "site slopes not computed",
+            ));
+        }
+        let n_out = self.net.output_shape().numel();
+        let mut d = vec![0.0f64; n_out];
+        let mut k = vec![0.0f64; n_out];
+        for ((&j, &kj), ej) in lin.js.iter().zip(&lin.k).zip(es) {
+            if let (Some(s), Some(t)) = (d.get_mut(j), k.get_mut(j)) {
+                *s = add_ru(mul_ru(eta, kj), ej);
+                *t = kj;
+            }
+        }
+        Ok(Some(Drops {
+            k,
+            d,
+            lambda: BTreeMap::new(),
+            remainder: BTreeMap::new(),
+        }))
     }
 
     /// The η search on the grid 2^(k/16) (see the module docs).
@@ -283,7 +358,9 @@ impl MarginCertifier {
         let mut best: Option<Drops> = None;
         let mut check = |k: i32| -> Result<bool, BoundsError> {
             evals += 1;
-            let d = self.drops(nom, eta_of(k), None)?;
+            let Some(d) = self.drops_early(nom, eta_of(k))? else {
+                return Ok(false);
+            };
             let ok = Self::holds(nom, &d);
             if ok {
                 best = Some(d);
