@@ -81,10 +81,11 @@
 //! outward-rounded midpoint–radius balls around the fixed-point chain of the trajectory
 //! (`margin_slope`).
 //!
-//! Supported: Conv, BatchNormalization, Gemm / MatMul, Relu (the sites), AveragePool,
+//! Supported: Conv, BatchNormalization, Gemm / MatMul, Relu (the sites), MaxPool (M̃_{α,n},
+//! noise at every pairwise maximum's polynomial; a forward box from the certificate's ball
+//! evaluation, and the back-substitution stops there, `margin_pool`), AveragePool,
 //! GlobalAveragePool, Add (residual or constant), Flatten, Reshape, Identity, Slice, Pad.
-//! MaxPool (M̃_{α,n}), Clip, Mul, Div, Concat and Softmax are refused with an error naming
-//! the node.
+//! Clip, Mul, Div, Concat and Softmax are refused with an error naming the node.
 //!
 //! Symbols: `eta` η, `b` B, `r` forward boxes R, `s` slope enclosures S, `lam` λ, `k` K_j.
 
@@ -100,6 +101,7 @@ use super::firstorder::{conv_transpose, linear_and_transpose, pad_src, slice_src
 use super::fixed::{fixed_bounds, mag, Frac};
 use super::margin_lin::Linearised;
 use super::margin_rel::RelChain;
+use super::margin_pool::PoolNom;
 use super::margin_slope::{IntervalSign, SiteTaylor};
 use super::network::f64s;
 use super::polyerr::PolyErrors;
@@ -153,6 +155,16 @@ pub(super) enum MPrep {
     Add,
     /// A ReLU site.
     Site,
+    /// A max-pool node (M̃_{α,n}): its windows' input indices (`margin_pool`).
+    MaxPool(Vec<Vec<usize>>),
+}
+
+/// What the forward pass hands to its hook after a node that adds to the remainder E_j.
+pub(crate) enum Term<'a> {
+    /// A ReLU site: (s_mid, s_rad, w) per entry.
+    Site(&'a [(f64, f64, f64)]),
+    /// A max-pool node: the box R of its output.
+    Pool(&'a [f64]),
 }
 
 /// Per node: for a site, (s_mid, s_rad, w) per entry (S ⊆ [s_mid ± s_rad], |Δ_in + e| ≤ w).
@@ -177,8 +189,10 @@ pub(crate) struct Nominal {
     pub(crate) class: usize,
     /// Certified lower bound of y_c − y_j per class j (rounded down; 0 at c).
     pub(crate) margins: Vec<f64>,
-    /// Site input balls of F^α.
-    sites: SiteBalls,
+    /// Site input balls of F^α (and the input balls of every max-pool node).
+    pub(super) sites: SiteBalls,
+    /// The polynomial maximum of the certificate (networks with max-pool nodes).
+    pub(super) pool: Option<PoolNom>,
     /// Per site, the Taylor coefficients of every entry (`IntervalSign::site_taylor`).
     taylor: BTreeMap<NodeId, SiteTaylor>,
     /// Per site of a chain, the point slopes s of the relational boxes (`margin_rel`).
@@ -413,7 +427,7 @@ impl MarginCertifier {
                 Op::Add { constant: Some(_) } | Op::Flatten | Op::Reshape | Op::Identity => {
                     MPrep::Pass
                 }
-                Op::Relu => {
+                Op::Relu | Op::MaxPool(_) => {
                     match ranges.get(&i) {
                         Some(&b) if b.is_finite() && b > 0.0 => {}
                         other => {
@@ -424,7 +438,15 @@ impl MarginCertifier {
                             })
                         }
                     }
-                    MPrep::Site
+                    if let Op::MaxPool(p) = &node.op {
+                        let chw = s_in.chw().unwrap_or((0, 0, 0));
+                        let out_hw = s_out.chw().map_or((0, 0), |(_, h, w)| (h, w));
+                        let mut wins = Vec::new();
+                        ops::for_pool_windows(chw, p, out_hw, |_, w| wins.push(w.to_vec()));
+                        MPrep::MaxPool(wins)
+                    } else {
+                        MPrep::Site
+                    }
                 }
                 op => {
                     return Err(margin_err(
@@ -438,7 +460,7 @@ impl MarginCertifier {
         }
         let mut live = vec![false; net.values.len()];
         for (node, p) in net.nodes.iter().zip(&preps) {
-            let l = matches!(p, MPrep::Site)
+            let l = matches!(p, MPrep::Site | MPrep::MaxPool(_))
                 || node
                     .inputs
                     .iter()
@@ -562,11 +584,21 @@ impl MarginCertifier {
             }
             rel.push(slin.get(&ch.site).map_or_else(Vec::new, |s| ch.kernel(s)));
         }
+        let has_pool = self.preps.iter().any(|p| matches!(p, MPrep::MaxPool(_)));
+        let pool = match tc.pool_sign(kt, f) {
+            Some((sign, kernel)) if has_pool => Some(PoolNom {
+                sign: sign.clone(),
+                kernel: kernel.clone(),
+                f,
+            }),
+            _ => None,
+        };
         let mut nom = Nominal {
             k,
             class: c,
             margins,
             sites,
+            pool,
             taylor,
             slin,
             rel,
@@ -620,6 +652,8 @@ impl MarginCertifier {
             .map_or((0, 0), |(_, h, w)| (h, w));
         match prep {
             MPrep::Site => None,
+            // Handled by `pool_box` (it needs η and the trajectory); never Δ = 0 here.
+            MPrep::MaxPool(wins) => Some(vec![f64::INFINITY; wins.len()]),
             _ if a.is_none() && !matches!(prep, MPrep::Add) => None,
             MPrep::Conv { abs, n_fwd, .. } => a.map(|a| {
                 ops::conv(a, chw, abs, out_hw, buf, false)
@@ -688,7 +722,8 @@ impl MarginCertifier {
         let in0 = node.inputs.first().copied().unwrap_or(usize::MAX);
         let n_in = net.shape(in0).numel();
         match prep {
-            MPrep::Site => lam,
+            // A max-pool stops the back-substitution (`margin_lin::linearise`).
+            MPrep::Site | MPrep::MaxPool(_) => lam,
             MPrep::Conv {
                 t, t_abs, n_bwd, ..
             } => lam
@@ -798,7 +833,8 @@ impl MarginCertifier {
             .ok_or_else(|| margin_err(&self.net, 0, "forward pass stopped"))
     }
 
-    /// [`Self::forward`] that calls `site_done(site, slopes)` after every site and stops,
+    /// [`Self::forward`] that calls `site_done(node, term)` after every site and max-pool
+    /// node and stops,
     /// returning `None`, as soon as it returns `false` (the early exit of the η search).
     ///
     /// # Errors
@@ -807,7 +843,7 @@ impl MarginCertifier {
         &self,
         nom: &Nominal,
         eta: f64,
-        site_done: &mut dyn FnMut(NodeId, &[(f64, f64, f64)]) -> bool,
+        site_done: &mut dyn FnMut(NodeId, Term<'_>) -> bool,
     ) -> Result<Option<(Boxes, SiteSlopes)>, BoundsError> {
         let net = &*self.net;
         let sign = self
@@ -856,11 +892,18 @@ impl MarginCertifier {
                         let (sm, sr) = mid_rad(si);
                         s.push((sm, sr, w));
                     }
-                    if !site_done(i, &s) {
+                    if !site_done(i, Term::Site(&s)) {
                         return Ok(None);
                     }
                     if let Some(slot) = slopes.get_mut(i) {
                         *slot = Some(s);
+                    }
+                    Some(o)
+                }
+                MPrep::MaxPool(wins) => {
+                    let o = self.pool_box(i, wins, nom, eta, a.map(Vec::as_slice))?;
+                    if !site_done(i, Term::Pool(&o)) {
+                        return Ok(None);
                     }
                     Some(o)
                 }

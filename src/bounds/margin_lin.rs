@@ -35,7 +35,7 @@
 
 use std::collections::BTreeMap;
 
-use super::margin::{Drops, MPrep, MarginCertifier, NoiseMargin, Nominal};
+use super::margin::{Drops, MPrep, MarginCertifier, NoiseMargin, Nominal, Term};
 use super::round::{add_ru, dot_up, mul_ru, Ulp, U};
 use super::BoundsError;
 use crate::nn::NodeId;
@@ -52,6 +52,9 @@ pub(crate) struct Linearised {
     s_ref: BTreeMap<NodeId, Vec<f64>>,
     /// Per site: per entry of `js`, mag(λ_out) per site entry (rounded up).
     mag_out: BTreeMap<NodeId, Vec<Vec<f64>>>,
+    /// Per max-pool node: per entry of `js`, mag(λ) at its output (rounded up); the
+    /// back-substitution stops there (`margin_pool`).
+    pool_out: BTreeMap<NodeId, Vec<Vec<f64>>>,
 }
 
 /// A midpoint–radius interval vector (c ± r), one per class.
@@ -84,21 +87,44 @@ fn site_remainder(per_j: &[Vec<f64>], s: &[(f64, f64, f64)], sref: &[f64]) -> Ve
         .collect()
 }
 
+/// One max-pool node's share of E_j for every entry of `lin.js` (rounded up): Σ_i mag(λ_i)·R_i
+/// with R its output box.
+fn pool_remainder(per_j: &[Vec<f64>], r: &[f64]) -> Vec<f64> {
+    per_j
+        .iter()
+        .map(|mo| {
+            let rem: f64 = mo.iter().zip(r).map(|(m, d)| mul_ru(*m, *d)).sum();
+            dot_up(rem, mo.len())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 /// The slope side of one evaluation: E_j per entry of `lin.js` (rounded up) and, for the
 /// entry `jpos`, each site's share.
 fn remainder(
     lin: &Linearised,
     slopes: &super::margin::SiteSlopes,
+    pool_box: impl Fn(NodeId) -> Option<Vec<f64>>,
     jpos: Option<usize>,
 ) -> Result<(Vec<f64>, BTreeMap<NodeId, f64>), usize> {
     let mut es = vec![0.0f64; lin.js.len()];
     let mut shares = BTreeMap::new();
-    for (&i, per_j) in &lin.mag_out {
-        let (Some(Some(s)), Some(sref)) = (slopes.get(i), lin.s_ref.get(&i)) else {
-            return Err(i);
+    // Sites and max-pool nodes in graph order (the order of `drops_early`).
+    let mut nodes: Vec<NodeId> = lin.mag_out.keys().chain(lin.pool_out.keys()).copied().collect();
+    nodes.sort_unstable();
+    for i in nodes {
+        let rems = if let Some(per_j) = lin.pool_out.get(&i) {
+            pool_remainder(per_j, &pool_box(i).ok_or(i)?)
+        } else {
+            let (Some(per_j), Some(Some(s)), Some(sref)) =
+                (lin.mag_out.get(&i), slopes.get(i), lin.s_ref.get(&i))
+            else {
+                return Err(i);
+            };
+            site_remainder(per_j, s, sref)
         };
-        for (ci, rem) in site_remainder(per_j, s, sref).into_iter().enumerate() {
+        for (ci, rem) in rems.into_iter().enumerate() {
             if let Some(e) = es.get_mut(ci) {
                 *e = add_ru(*e, rem);
             }
@@ -146,6 +172,7 @@ impl MarginCertifier {
         }
         let mut ks = vec![0.0f64; js.len()];
         let mut mag_out = BTreeMap::new();
+        let mut pool_out = BTreeMap::new();
         let mut lambda = BTreeMap::new();
         let (mut buf, mut buf2) = (Vec::new(), Vec::new());
         let jpos = lambda_for.and_then(|j| js.iter().position(|&q| q == j));
@@ -154,6 +181,15 @@ impl MarginCertifier {
                 continue;
             };
             let in0 = node.inputs.first().copied().unwrap_or(usize::MAX);
+            if matches!(prep, MPrep::MaxPool(_)) {
+                // The output box stands for every perturbation before it (`margin_pool`).
+                let mags = lam
+                    .iter()
+                    .map(|(c, r)| c.iter().zip(r).map(|(cq, rq)| add_ru(cq.abs(), *rq)).collect())
+                    .collect();
+                pool_out.insert(i, mags);
+                continue;
+            }
             let back: Lam = match prep {
                 MPrep::Site => {
                     let b = self.ranges.get(&i).copied().unwrap_or(f64::NAN);
@@ -210,6 +246,7 @@ impl MarginCertifier {
                 k: ks,
                 s_ref,
                 mag_out,
+                pool_out,
             },
             lambda,
         ))
@@ -228,9 +265,13 @@ impl MarginCertifier {
         lambda_for: Option<usize>,
     ) -> Result<Drops, BoundsError> {
         let lin = &nom.lin;
-        let (_, slopes) = self.forward(nom, eta)?;
+        let (boxes, slopes) = self.forward(nom, eta)?;
         let jpos = lambda_for.and_then(|j| lin.js.iter().position(|&q| q == j));
-        let (es, remainder) = remainder(lin, &slopes, jpos)
+        let pool_box = |i: NodeId| {
+            let v = self.net.nodes.get(i)?.output;
+            boxes.get(v)?.clone()
+        };
+        let (es, remainder) = remainder(lin, &slopes, pool_box, jpos)
             .map_err(|i| super::margin::margin_err(&self.net, i, "site slopes not computed"))?;
         let lambda = match lambda_for {
             Some(j) => self.linearise(nom.class, lin.s_ref.clone(), Some(j))?.1,
@@ -273,12 +314,24 @@ impl MarginCertifier {
         };
         let mut es = vec![0.0f64; lin.js.len()];
         let mut seen = 0usize;
-        let fw = self.forward_with(nom, eta, &mut |i, s| {
-            let (Some(per_j), Some(sref)) = (lin.mag_out.get(&i), lin.s_ref.get(&i)) else {
-                return true;
+        let fw = self.forward_with(nom, eta, &mut |i, term| {
+            let rems = match term {
+                Term::Site(s) => {
+                    let (Some(per_j), Some(sref)) = (lin.mag_out.get(&i), lin.s_ref.get(&i))
+                    else {
+                        return true;
+                    };
+                    site_remainder(per_j, s, sref)
+                }
+                Term::Pool(r) => {
+                    let Some(per_j) = lin.pool_out.get(&i) else {
+                        return true;
+                    };
+                    pool_remainder(per_j, r)
+                }
             };
             seen += 1;
-            for (ci, rem) in site_remainder(per_j, s, sref).into_iter().enumerate() {
+            for (ci, rem) in rems.into_iter().enumerate() {
                 if let Some(e) = es.get_mut(ci) {
                     *e = add_ru(*e, rem);
                 }
@@ -292,7 +345,23 @@ impl MarginCertifier {
         if fw.is_none() {
             return Ok(None);
         }
-        if seen != lin.mag_out.len() {
+        Ok(Some(self.drops_of(nom, eta, es, seen)?))
+    }
+
+    /// D_j(η) = η·K_j + E_j per class from the accumulated E_j of `seen` sites and max-pool
+    /// nodes.
+    ///
+    /// # Errors
+    /// [`BoundsError::NoiseMargin`] when not every term of the back-substitution was seen.
+    fn drops_of(
+        &self,
+        nom: &Nominal,
+        eta: f64,
+        es: Vec<f64>,
+        seen: usize,
+    ) -> Result<Drops, BoundsError> {
+        let lin = &nom.lin;
+        if seen != lin.mag_out.len() + lin.pool_out.len() {
             return Err(super::margin::margin_err(
                 &self.net,
                 0,
@@ -308,12 +377,41 @@ impl MarginCertifier {
                 *t = kj;
             }
         }
-        Ok(Some(Drops {
+        Ok(Drops {
             k,
             d,
             lambda: BTreeMap::new(),
             remainder: BTreeMap::new(),
-        }))
+        })
+    }
+
+    /// D_j(η) from the full forward pass (no early exit), as [`Self::drops_early`] returns
+    /// it when the test does not stop.
+    ///
+    /// # Errors
+    /// As [`Self::drops_early`].
+    fn drops_full(&self, nom: &Nominal, eta: f64) -> Result<Option<Drops>, BoundsError> {
+        let lin = &nom.lin;
+        let mut es = vec![0.0f64; lin.js.len()];
+        let mut seen = 0usize;
+        self.forward_with(nom, eta, &mut |i, term| {
+            let rems = match term {
+                Term::Site(s) => match (lin.mag_out.get(&i), lin.s_ref.get(&i)) {
+                    (Some(per_j), Some(sref)) => site_remainder(per_j, s, sref),
+                    _ => return true,
+                },
+                Term::Pool(r) => match lin.pool_out.get(&i) {
+                    Some(per_j) => pool_remainder(per_j, r),
+                    None => return true,
+                },
+            };
+            seen += 1;
+            for (e, rem) in es.iter_mut().zip(rems) {
+                *e = add_ru(*e, rem);
+            }
+            true
+        })?;
+        Ok(Some(self.drops_of(nom, eta, es, seen)?))
     }
 
     /// The η search on the grid 2^(k/16) (see the module docs).
@@ -324,6 +422,20 @@ impl MarginCertifier {
         &self,
         nom: &Nominal,
         alpha: u32,
+    ) -> Result<Option<NoiseMargin>, BoundsError> {
+        self.search_with(nom, alpha, true)
+    }
+
+    /// [`Self::search`] with (`early`) or without the early exit of failing tests
+    /// ([`Self::drops_early`]); both give the same result.
+    ///
+    /// # Errors
+    /// As [`Self::drops`].
+    pub(crate) fn search_with(
+        &self,
+        nom: &Nominal,
+        alpha: u32,
+        early: bool,
     ) -> Result<Option<NoiseMargin>, BoundsError> {
         let spo = super::margin::STEPS_PER_OCTAVE;
         let kmin = super::margin::LOG2_ETA_MIN * spo;
@@ -358,7 +470,12 @@ impl MarginCertifier {
         let mut best: Option<Drops> = None;
         let mut check = |k: i32| -> Result<bool, BoundsError> {
             evals += 1;
-            let Some(d) = self.drops_early(nom, eta_of(k))? else {
+            let d = if early {
+                self.drops_early(nom, eta_of(k))?
+            } else {
+                self.drops_full(nom, eta_of(k))?
+            };
+            let Some(d) = d else {
                 return Ok(false);
             };
             let ok = Self::holds(nom, &d);

@@ -64,6 +64,8 @@ pub(crate) struct SiteRec {
     pub(crate) x: Vec<Interval>,
     pub(crate) chain: Vec<Interval>,
     pub(crate) stride: usize,
+    /// For a MaxPool node (M̃_{α,n}) instead of a ReLU: its input balls at F fraction bits.
+    pub(crate) pool_in: Option<BallT>,
 }
 
 impl SiteRec {
@@ -495,6 +497,16 @@ impl TrajectoryNetwork {
                             ..
                         } => {
                             let b = range_of(net, ranges, i)?;
+                            if let Some(r) = rec.as_deref_mut() {
+                                let pool_in = Some(a.clone());
+                                r.insert(
+                                    i,
+                                    SiteRec {
+                                        pool_in,
+                                        ..SiteRec::default()
+                                    },
+                                );
+                            }
                             for w in &wins {
                                 let bp = kernel.b_prime(b, w.len());
                                 let bpd = dyadic_of_f64(bp).ok_or_else(|| range_err(net, i, bp))?;
@@ -1058,5 +1070,12 @@ impl TrajectoryCertifier {
     /// The α values, in order.
     pub fn alphas(&self) -> &[u32] {
         &self.alphas
+    }
+
+    /// The composite sign polynomial of the k-th α at `f` fraction bits and its f64 kernel
+    /// (for B′ of a max-pool window), as the certificate evaluates M̃_{α,n}.
+    pub(crate) fn pool_sign(&self, k: usize, f: Frac) -> Option<(&FixedSign, &SignKernel)> {
+        let lv = self.levels.iter().find(|l| l.tn.frac() == f)?;
+        Some((lv.signs.get(k)?, self.kernels.get(k)?))
     }
 }

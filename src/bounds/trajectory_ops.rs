@@ -607,6 +607,28 @@ pub(crate) fn max2_approx(
     (t, rad)
 }
 
+/// [`max_tree`] with every pairwise maximum's first operand widened by `noise` (rounded up):
+/// an enclosure of M_{α,n} when the input of each of its sign polynomials, a − b, is
+/// perturbed by at most `noise` (in the normalised units of the tree), on top of the balls.
+pub(crate) fn max_tree_noisy(
+    sign: &FixedSign,
+    xs: &[(Integer, f64)],
+    f: Frac,
+    noise: f64,
+) -> (Integer, f64) {
+    match xs {
+        [] => (Integer::new(), f64::INFINITY),
+        [x] => x.clone(),
+        _ => {
+            let k = xs.len() / 2;
+            let (l, r) = xs.split_at(k);
+            let (am, ar) = max_tree_noisy(sign, l, f, noise);
+            let b = max_tree_noisy(sign, r, f, noise);
+            max2_approx(sign, &(am, add_ru(ar, noise)), &b, f)
+        }
+    }
+}
+
 /// M_{α,n} of Eq. 6 on balls (n = 2k: halves; n = 2k + 1: k and k + 1), as the engine.
 pub(crate) fn max_tree(sign: &FixedSign, xs: &[(Integer, f64)], f: Frac) -> (Integer, f64) {
     match xs {
