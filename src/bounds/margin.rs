@@ -68,7 +68,10 @@
 //!
 //! **Search** (`margin_lin`): on the grid 2^(k/16), −80 ≤ log₂ η ≤ 0, from the
 //! first-order estimate η₀ = min_j lower_j/K_j down in octave-doubling steps, then bisection.
-//! Each tested η is checked in full.
+//! Each tested η is checked in full; a failing test stops at the first site where the
+//! accumulated η·K_j + E_j already reaches a margin (the verdict is exactly that of the full
+//! test, `MarginCertifier::drops_early`). The slope enclosures and their Taylor coefficients
+//! run four entries at a time (`margin_slope::SiteTaylor`, bit-identical to the scalar code).
 //!
 //! # Arithmetic
 //! binary64 with directed rounding, not multi-precision: the radii of the nominal balls
@@ -100,8 +103,8 @@ use serde::Serialize;
 use super::firstorder::{conv_transpose, linear_and_transpose, pad_src, slice_src, ConvT};
 use super::fixed::{fixed_bounds, mag, Frac};
 use super::margin_lin::Linearised;
-use super::margin_rel::RelChain;
 use super::margin_pool::PoolNom;
+use super::margin_rel::RelChain;
 use super::margin_slope::{IntervalSign, SiteTaylor};
 use super::network::f64s;
 use super::polyerr::PolyErrors;
@@ -879,10 +882,9 @@ impl MarginCertifier {
                         xis.push(Interval::try_from((lo, hi)).unwrap_or(Interval::ENTIRE));
                         ws.push(w);
                     }
-                    let tay = nom
-                        .taylor
-                        .get(&i)
-                        .ok_or_else(|| margin_err(net, i, "no Taylor coefficients for this site"))?;
+                    let tay = nom.taylor.get(&i).ok_or_else(|| {
+                        margin_err(net, i, "no Taylor coefficients for this site")
+                    })?;
                     let mut sis = Vec::with_capacity(n);
                     sign.site_slopes(&xis, b, &rec.chain, rec.stride, tay, &mut sis);
                     let mut s = Vec::with_capacity(n);

@@ -26,7 +26,11 @@
 //! **Search.** η is searched on the grid 2^(k/16), −80 ≤ log₂ η ≤ 0: K gives the estimate
 //! η₀ = min_j lower_j/K_j (D grows with η, so the certified η is at most about η₀), then a
 //! bracket below η₀ in octave-doubling steps and bisection. Each tested η is checked in full,
-//! so the reported η is certified whether or not D is monotone in η. (A model of the
+//! so the reported η is certified whether or not D is monotone in η. A test stops early as
+//! soon as the remainder accumulated site by site (graph order, the same upward roundings)
+//! makes some η·K_j + E_j reach lower(y_c − y_j): every later share is ≥ 0 and `add_ru` is
+//! monotone, so the full test would fail too; the probes, and hence η, are unchanged.
+//! Max-pool nodes add Σ mag(λ)·R of their output box to E_j (`margin_pool`). (A model of the
 //! remainder, E ∝ η^p, does not shorten it on ResNet-20: E jumps from ~10 to +∞ within one
 //! octave where the slope enclosures of the last stage reach r̃_α′'s transition, so the
 //! failing probes carry no usable value.)
@@ -111,7 +115,12 @@ fn remainder(
     let mut es = vec![0.0f64; lin.js.len()];
     let mut shares = BTreeMap::new();
     // Sites and max-pool nodes in graph order (the order of `drops_early`).
-    let mut nodes: Vec<NodeId> = lin.mag_out.keys().chain(lin.pool_out.keys()).copied().collect();
+    let mut nodes: Vec<NodeId> = lin
+        .mag_out
+        .keys()
+        .chain(lin.pool_out.keys())
+        .copied()
+        .collect();
     nodes.sort_unstable();
     for i in nodes {
         let rems = if let Some(per_j) = lin.pool_out.get(&i) {
@@ -185,7 +194,12 @@ impl MarginCertifier {
                 // The output box stands for every perturbation before it (`margin_pool`).
                 let mags = lam
                     .iter()
-                    .map(|(c, r)| c.iter().zip(r).map(|(cq, rq)| add_ru(cq.abs(), *rq)).collect())
+                    .map(|(c, r)| {
+                        c.iter()
+                            .zip(r)
+                            .map(|(cq, rq)| add_ru(cq.abs(), *rq))
+                            .collect()
+                    })
                     .collect();
                 pool_out.insert(i, mags);
                 continue;
@@ -303,7 +317,11 @@ impl MarginCertifier {
     ///
     /// # Errors
     /// As [`Self::drops`].
-    pub(crate) fn drops_early(&self, nom: &Nominal, eta: f64) -> Result<Option<Drops>, BoundsError> {
+    pub(crate) fn drops_early(
+        &self,
+        nom: &Nominal,
+        eta: f64,
+    ) -> Result<Option<Drops>, BoundsError> {
         let lin = &nom.lin;
         let margin_of = |ci: usize| {
             lin.js
@@ -317,8 +335,7 @@ impl MarginCertifier {
         let fw = self.forward_with(nom, eta, &mut |i, term| {
             let rems = match term {
                 Term::Site(s) => {
-                    let (Some(per_j), Some(sref)) = (lin.mag_out.get(&i), lin.s_ref.get(&i))
-                    else {
+                    let (Some(per_j), Some(sref)) = (lin.mag_out.get(&i), lin.s_ref.get(&i)) else {
                         return true;
                     };
                     site_remainder(per_j, s, sref)

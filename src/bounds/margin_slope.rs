@@ -143,6 +143,10 @@ pub(crate) struct Ball4 {
     r: [f64; LANES],
 }
 
+#[expect(
+    clippy::indexing_slicing,
+    reason = "hot loops over the lanes 0..LANES of fixed-size arrays"
+)]
 impl Ball4 {
     const ZERO: Self = Self {
         m: [0.0; LANES],
@@ -362,11 +366,11 @@ impl IntervalSign {
         };
         for g in 0..n.div_ceil(LANES) {
             let ent = |l: usize| (g * LANES + l).min(n.saturating_sub(1));
-            let us: [Interval; LANES] = std::array::from_fn(|l| {
-                xs.get(ent(l)).copied().unwrap_or(Interval::ENTIRE) / bi
-            });
+            let us: [Interval; LANES] =
+                std::array::from_fn(|l| xs.get(ent(l)).copied().unwrap_or(Interval::ENTIRE) / bi);
             let mut y = Ball4::from_balls(std::array::from_fn(|l| {
-                Ball::of(us[l].convex_hull(chain(ent(l), 0)))
+                let u = us.get(l).copied().unwrap_or(Interval::ENTIRE);
+                Ball::of(u.convex_hull(chain(ent(l), 0)))
             }));
             let mut yh = Ball4::from_balls(std::array::from_fn(|l| Ball::of(chain(ent(l), 0))));
             let mut d = Ball4::ONE;
@@ -386,17 +390,14 @@ impl IntervalSign {
                     di = di.mul_add(h, bk.scale((k + 1) as f64));
                 }
                 d = d.mul(di);
-                let nb = Ball4::from_balls(std::array::from_fn(|l| {
-                    Ball::of(chain(ent(l), ci + 1))
-                }));
+                let nb =
+                    Ball4::from_balls(std::array::from_fn(|l| Ball::of(chain(ent(l), ci + 1))));
                 y = h.mul_add(q, nb).hull(nb);
                 yh = nb;
             }
             let take = (n - g * LANES).min(LANES);
             for (l, u) in us.iter().enumerate().take(take) {
-                let s = Ball::ONE
-                    .add(y.lane(l))
-                    .add(Ball::of(*u).mul(d.lane(l)));
+                let s = Ball::ONE.add(y.lane(l)).add(Ball::of(*u).mul(d.lane(l)));
                 out.push(s.interval() / const_interval!(2.0, 2.0));
             }
         }
@@ -566,7 +567,9 @@ mod tests {
             let mut chains = Vec::new();
             let mut xs = Vec::new();
             for t in 0..n {
-                let m = b * [0.0, 2e-5, -3e-3, 0.04, -0.3, 0.6, -0.99][t] * (1.0 + 0.01 * r.next(1.0, 30));
+                let m = b
+                    * [0.0, 2e-5, -3e-3, 0.04, -0.3, 0.6, -0.99][t]
+                    * (1.0 + 0.01 * r.next(1.0, 30));
                 let w = b * [0.0, 1e-12, 1e-9, 1e-6, 1e-4, 1e-3, 1e-7][(t + alpha as usize) % 7];
                 chains.extend(chain_mpfr(&comps, m, b));
                 xs.push(Interval::try_from(((m - w).down(), (m + w).up())).unwrap());
@@ -583,13 +586,22 @@ mod tests {
                 let g = q / LANES;
                 for (k, bk) in t.iter().enumerate() {
                     let v = tay.coef[g * tay.len + k].lane(q % LANES);
-                    assert_eq!(v.m.to_bits(), bk.m.to_bits(), "α {alpha} entry {q} coef {k}");
-                    assert_eq!(v.r.to_bits(), bk.r.to_bits(), "α {alpha} entry {q} coef {k}");
+                    assert_eq!(
+                        v.m.to_bits(),
+                        bk.m.to_bits(),
+                        "α {alpha} entry {q} coef {k}"
+                    );
+                    assert_eq!(
+                        v.r.to_bits(),
+                        bk.r.to_bits(),
+                        "α {alpha} entry {q} coef {k}"
+                    );
                 }
                 let s = sign.relu_slope(xs[q], b, chain, &t);
                 let (u, v) = (s, batched[q]);
                 assert!(
-                    u.inf().to_bits() == v.inf().to_bits() && u.sup().to_bits() == v.sup().to_bits(),
+                    u.inf().to_bits() == v.inf().to_bits()
+                        && u.sup().to_bits() == v.sup().to_bits(),
                     "α {alpha} entry {q}: scalar {u} vs batched {v}"
                 );
             }

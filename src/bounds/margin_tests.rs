@@ -83,7 +83,9 @@ fn run_perturbed_mpfr(
 
 /// Node-by-node f64 forward pass with `act(node, values)` applied at every ReLU.
 fn forward(net: &Network, x: &[f64], act: &mut dyn FnMut(NodeId, &mut Vec<f64>)) -> Vec<f64> {
-    forward_pool(net, x, act, &mut |_, _| panic!("forward: MaxPool needs forward_pool"))
+    forward_pool(net, x, act, &mut |_, _| {
+        panic!("forward: MaxPool needs forward_pool")
+    })
 }
 
 /// A max-pool's evaluation in the oracle: (node, the values of each window) ↦ outputs.
@@ -905,10 +907,7 @@ fn max_window_mpfr(
 /// F^α(x) with noise at every ReLU input (`e` per ReLU node) and at every pairwise maximum of
 /// every max-pool (`e` per MaxPool node, normalised units, windows in order), r̃_α and M̃ in
 /// 192-bit MPFR; also returns the output of every max-pool node.
-fn run_pool_mpfr(
-    case: &Case,
-    e: &Pattern,
-) -> (Vec<f64>, BTreeMap<NodeId, Vec<f64>>) {
+fn run_pool_mpfr(case: &Case, e: &Pattern) -> (Vec<f64>, BTreeMap<NodeId, Vec<f64>>) {
     let comps = case.comps.as_ref().unwrap();
     let mut outs = BTreeMap::new();
     let y = forward_pool(
@@ -1071,7 +1070,11 @@ fn check_pool_case(case: &Case, n: usize, seed: u64) -> f64 {
         let m = margins_of(&y, c);
         for j in (0..y.len()).filter(|&j| j != c) {
             let drop = m0[j] - m[j];
-            assert!(drop <= d.d[j], "class {j}: measured drop {drop} > bound {}", d.d[j]);
+            assert!(
+                drop <= d.d[j],
+                "class {j}: measured drop {drop} > bound {}",
+                d.d[j]
+            );
             if j == nm.tightest {
                 worst = worst.max(drop / d.d[j]);
             }
@@ -1124,7 +1127,10 @@ fn max_pool_margin_holds_for_random_patterns_tiny_net() {
             );
         }
     }
-    assert!(certified >= 4, "only {certified} inputs with a certified margin");
+    assert!(
+        certified >= 4,
+        "only {certified} inputs with a certified margin"
+    );
 }
 
 #[test]
@@ -1191,7 +1197,9 @@ fn mnist_maxpool_margin_holds_for_random_patterns() {
             println!("image {k}: not certified unchanged, skipped");
             continue;
         }
-        let nm = case.margin().expect("a certified margin on the max-pool model");
+        let nm = case
+            .margin()
+            .expect("a certified margin on the max-pool model");
         let worst = check_pool_case(&case, 200, 11 + k as u64);
         println!(
             "MNIST max-pool image {k}: log2 η = {} (first order {:.2}), {} evaluations, worst random drop / D_j = {worst:.3e}",

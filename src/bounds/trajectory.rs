@@ -69,7 +69,15 @@ pub(crate) struct SiteRec {
 }
 
 impl SiteRec {
-    fn new(sign: &FixedSign, a: &BallT, bd: &(Integer, i32), f: Frac) -> Self {
+    /// The record of one ReLU layer; the chains on the fixed-width fast path `wide` where
+    /// its midpoints fit (the same operations, hence the same intervals), else on GMP.
+    fn new(
+        sign: &FixedSign,
+        wide: Option<&FixedSign<PolyWide>>,
+        a: &BallT,
+        bd: &(Integer, i32),
+        f: Frac,
+    ) -> Self {
         let mut rec = Self::default();
         for (m, r) in a.mid.iter().zip(&a.rad) {
             rec.x.push(ball_interval(m, *r, f));
@@ -78,7 +86,14 @@ impl SiteRec {
                 rho: f.ulp(),
                 e: f.ulp(),
             };
-            let ch = sign.chain_points(u);
+            let fast = wide.and_then(|ws| {
+                ws.chain_points_checked(ChainBall {
+                    mid: PolyWide::from_integer(&u.mid)?,
+                    rho: u.rho,
+                    e: u.e,
+                })
+            });
+            let ch = fast.unwrap_or_else(|| sign.chain_points(u));
             rec.stride = ch.len();
             rec.chain.extend(ch);
         }
@@ -457,7 +472,7 @@ impl TrajectoryNetwork {
                         let b = range_of(net, ranges, i)?;
                         let bd = dyadic_of_f64(b).ok_or_else(|| range_err(net, i, b))?;
                         if let Some(r) = rec.as_deref_mut() {
-                            r.insert(i, SiteRec::new(sign, a, &bd, f));
+                            r.insert(i, SiteRec::new(sign, wide, a, &bd, f));
                         }
                         let mut o = BallT::default();
                         for (m, r) in a.mid.iter().zip(&a.rad) {
