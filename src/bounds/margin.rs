@@ -105,7 +105,7 @@ use super::fixed::{fixed_bounds, mag, Frac};
 use super::margin_lin::Linearised;
 use super::margin_pool::PoolNom;
 use super::margin_rel::RelChain;
-use super::margin_slope::{IntervalSign, SiteTaylor};
+use super::margin_slope::{Ball, IntervalSign, SiteTaylor};
 use super::network::f64s;
 use super::polyerr::PolyErrors;
 use super::round::{add_ru, div_ru, dot_up, gamma_ru, mul_ru, Ulp, ETA, U};
@@ -500,6 +500,11 @@ impl MarginCertifier {
         &self.alphas
     }
 
+    /// The slope enclosures' polynomial of the α of `nom`.
+    pub(super) fn sign_of(&self, nom: &Nominal) -> Option<&IntervalSign> {
+        self.signs.get(nom.k)
+    }
+
     /// The same certifier with the relational boxes of conv–site–conv chains switched on or
     /// off (on by default; off gives the |W| boxes alone, for comparison).
     #[must_use]
@@ -557,8 +562,15 @@ impl MarginCertifier {
             .signs
             .get(k)
             .ok_or_else(|| margin_err(&self.net, 0, "no polynomial for this α"))?;
+        let is = |i: NodeId, pool: bool| {
+            matches!(
+                (self.preps.get(i), pool),
+                (Some(MPrep::Site), false) | (Some(MPrep::MaxPool(_)), true)
+            )
+        };
         let taylor: BTreeMap<NodeId, SiteTaylor> = sites
             .iter()
+            .filter(|(&i, _)| is(i, false))
             .map(|(&i, rec)| (i, sign.site_taylor(&rec.chain, rec.stride)))
             .collect();
         let mut slin = BTreeMap::new();
@@ -587,12 +599,21 @@ impl MarginCertifier {
             }
             rel.push(slin.get(&ch.site).map_or_else(Vec::new, |s| ch.kernel(s)));
         }
-        let has_pool = self.preps.iter().any(|p| matches!(p, MPrep::MaxPool(_)));
-        let pool = match tc.pool_sign(kt, f) {
-            Some((sign, kernel)) if has_pool => Some(PoolNom {
-                sign: sign.clone(),
+        let pool_taylor: BTreeMap<NodeId, Vec<Ball>> = sites
+            .iter()
+            .filter(|(&i, _)| is(i, true))
+            .map(|(&i, rec)| {
+                let mut t = Vec::with_capacity(rec.x.len() * sign.taylor_len());
+                for chain in rec.chain.chunks(rec.stride.max(1)) {
+                    sign.taylor(chain, &mut t);
+                }
+                (i, t)
+            })
+            .collect();
+        let pool = match tc.pool_kernel(kt) {
+            Some(kernel) if !pool_taylor.is_empty() => Some(PoolNom {
                 kernel: kernel.clone(),
-                f,
+                taylor: pool_taylor,
             }),
             _ => None,
         };

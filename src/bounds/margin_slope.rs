@@ -95,7 +95,6 @@ impl Ball {
         }
     }
 
-    #[cfg(test)]
     /// self − o.
     #[inline]
     fn sub(self, o: Self) -> Self {
@@ -114,14 +113,12 @@ impl Ball {
         Self { m, r: Self::rad(t) }
     }
 
-    #[cfg(test)]
     /// self·o + c.
     #[inline]
     fn mul_add(self, o: Self, c: Self) -> Self {
         self.mul(o).add(c)
     }
 
-    #[cfg(test)]
     /// The same ball widened to contain `o`.
     fn hull(self, o: Self) -> Self {
         let need = Self::rad((self.m - o.m).abs() * RAD_FACTOR + o.r);
@@ -279,7 +276,6 @@ impl IntervalSign {
         self.comps.iter().map(|a| a.len().saturating_sub(1)).sum()
     }
 
-    #[cfg(test)]
     /// The Taylor coefficients b_1, …, b_d of every component at its chain point,
     /// p_i(ŷ + h) = p_i(ŷ) + Σ_{k≥1} b_k·h^k with ŷ ∈ Ŷ_{i−1} = `chain[i]` (repeated
     /// synthetic division in ball arithmetic, so each b_k encloses the exact coefficient at
@@ -403,7 +399,6 @@ impl IntervalSign {
         }
     }
 
-    #[cfg(test)]
     /// Enclosure of r̃_α′(ξ) = (1 + p(u) + u·p′(u))/2 over X, u = ξ/B, given the enclosures
     /// `chain` of the exact chain ŷ_0 = m/B, ŷ_i = p_i(ŷ_{i−1}) at a point m ∈ X
     /// ([`super::trajectory::SiteRec`], computed in fixed point) and the Taylor

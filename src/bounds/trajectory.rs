@@ -41,7 +41,9 @@ use super::fixed::{
 use super::polyerr::PolyErrors;
 use super::round::{add_ru, div_ru, dot_up, mul_ru, Ulp};
 pub(crate) use super::trajectory_ops::BallT;
-use super::trajectory_ops::{conv, linear, max_tree, relu_ball, ConvGeom, IntWeights, PolyWide};
+use super::trajectory_ops::{
+    conv, linear, max_tree, max_tree_with, relu_ball, ConvGeom, IntWeights, PolyWide,
+};
 use super::BoundsError;
 use crate::nn::{clip_upper_key, Network, NodeId, Op, SignKernel};
 
@@ -64,8 +66,6 @@ pub(crate) struct SiteRec {
     pub(crate) x: Vec<Interval>,
     pub(crate) chain: Vec<Interval>,
     pub(crate) stride: usize,
-    /// For a MaxPool node (M̃_{α,n}) instead of a ReLU: its input balls at F fraction bits.
-    pub(crate) pool_in: Option<BallT>,
 }
 
 impl SiteRec {
@@ -512,16 +512,10 @@ impl TrajectoryNetwork {
                             ..
                         } => {
                             let b = range_of(net, ranges, i)?;
-                            if let Some(r) = rec.as_deref_mut() {
-                                let pool_in = Some(a.clone());
-                                r.insert(
-                                    i,
-                                    SiteRec {
-                                        pool_in,
-                                        ..SiteRec::default()
-                                    },
-                                );
-                            }
+                            // For the noise margin: per pairwise maximum (windows in
+                            // order, post-order in each), the ball of d = a − b and the chain
+                            // at d̂ (range 1: d is already normalised).
+                            let mut pool_rec = rec.is_some().then(SiteRec::default);
                             for w in &wins {
                                 let bp = kernel.b_prime(b, w.len());
                                 let bpd = dyadic_of_f64(bp).ok_or_else(|| range_err(net, i, bp))?;
@@ -536,12 +530,27 @@ impl TrajectoryNetwork {
                                     y += Integer::from(1) << (f.0 - 1);
                                     ys.push((y, add_ru(div_ru(*r, bp), ulp)));
                                 }
-                                let (mm, mr) = max_tree(sign, &ys, f);
+                                let (mm, mr) = match pool_rec.as_mut() {
+                                    Some(pr) => max_tree_with(sign, &ys, f, &mut |d, rd| {
+                                        pr.x.push(ball_interval(d, rd, f));
+                                        let ch = sign.chain_points(ChainBall {
+                                            mid: d.clone(),
+                                            rho: ulp,
+                                            e: ulp,
+                                        });
+                                        pr.stride = ch.len();
+                                        pr.chain.extend(ch);
+                                    }),
+                                    None => max_tree(sign, &ys, f),
+                                };
                                 // B′·(M − ½).
                                 let mut z = mm;
                                 z -= Integer::from(1) << (f.0 - 1);
                                 o.mid.push(mul_dyadic_floor(&z, &bpd));
                                 o.rad.push(add_ru(mul_ru(mr, bp), ulp));
+                            }
+                            if let (Some(r), Some(pr)) = (rec.as_deref_mut(), pool_rec) {
+                                r.insert(i, pr);
                             }
                         }
                     }
@@ -1087,10 +1096,8 @@ impl TrajectoryCertifier {
         &self.alphas
     }
 
-    /// The composite sign polynomial of the k-th α at `f` fraction bits and its f64 kernel
-    /// (for B′ of a max-pool window), as the certificate evaluates M̃_{α,n}.
-    pub(crate) fn pool_sign(&self, k: usize, f: Frac) -> Option<(&FixedSign, &SignKernel)> {
-        let lv = self.levels.iter().find(|l| l.tn.frac() == f)?;
-        Some((lv.signs.get(k)?, self.kernels.get(k)?))
+    /// The f64 kernel of the k-th α (B′ of a max-pool window, as the certificate).
+    pub(crate) fn pool_kernel(&self, k: usize) -> Option<&SignKernel> {
+        self.kernels.get(k)
     }
 }

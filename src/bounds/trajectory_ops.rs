@@ -607,14 +607,14 @@ pub(crate) fn max2_approx(
     (t, rad)
 }
 
-/// [`max_tree`] with every pairwise maximum's first operand widened by `noise` (rounded up):
-/// an enclosure of M_{α,n} when the input of each of its sign polynomials, a − b, is
-/// perturbed by at most `noise` (in the normalised units of the tree), on top of the balls.
-pub(crate) fn max_tree_noisy(
+/// [`max_tree`] that calls `on_max2(d̂, ρ_d)` for every pairwise maximum in post-order (left
+/// subtree, right subtree, then this one), with the ball ⟨d̂, ρ_d⟩ of its d = a − b (the
+/// noise margin's record of the max-pool's sign-polynomial inputs).
+pub(crate) fn max_tree_with(
     sign: &FixedSign,
     xs: &[(Integer, f64)],
     f: Frac,
-    noise: f64,
+    on_max2: &mut dyn FnMut(&Integer, f64),
 ) -> (Integer, f64) {
     match xs {
         [] => (Integer::new(), f64::INFINITY),
@@ -622,9 +622,10 @@ pub(crate) fn max_tree_noisy(
         _ => {
             let k = xs.len() / 2;
             let (l, r) = xs.split_at(k);
-            let (am, ar) = max_tree_noisy(sign, l, f, noise);
-            let b = max_tree_noisy(sign, r, f, noise);
-            max2_approx(sign, &(am, add_ru(ar, noise)), &b, f)
+            let a = max_tree_with(sign, l, f, on_max2);
+            let b = max_tree_with(sign, r, f, on_max2);
+            on_max2(&Integer::from(&a.0 - &b.0), add_ru(a.1, b.1));
+            max2_approx(sign, &a, &b, f)
         }
     }
 }

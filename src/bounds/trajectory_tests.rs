@@ -1039,7 +1039,11 @@ fn fast_path_chain_points_equal_the_gmp_ones() {
                     fast += 1;
                 }
             }
-            assert!(fast >= 150, "α {alpha} F {}: only {fast} on the fast path", f.0);
+            assert!(
+                fast >= 150,
+                "α {alpha} F {}: only {fast} on the fast path",
+                f.0
+            );
         }
     }
 }
