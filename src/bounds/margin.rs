@@ -108,7 +108,7 @@ use super::margin_rel::RelChain;
 use super::margin_slope::{Ball, IntervalSign, SiteTaylor};
 use super::network::f64s;
 use super::polyerr::PolyErrors;
-use super::round::{add_ru, div_ru, dot_up, gamma_ru, mul_ru, Ulp, ETA, U};
+use super::round::{add_ru, div_ru, dot_up, gamma_ru, mul_ru, sum_factor_ru, sum_up, Ulp, ETA, U};
 use super::trajectory::{BallT, SiteBalls, TrajectoryBound, TrajectoryCertifier};
 use super::BoundsError;
 use crate::nn::ops::{self, ConvK};
@@ -680,10 +680,12 @@ impl MarginCertifier {
             MPrep::MaxPool(wins) => Some(vec![f64::INFINITY; wins.len()]),
             _ if a.is_none() && !matches!(prep, MPrep::Add) => None,
             MPrep::Conv { abs, n_fwd, .. } => a.map(|a| {
+                // `dot_up(s, n_fwd)` with its factor computed once per node (same values).
+                let fac = sum_factor_ru(n_fwd + 1);
                 ops::conv(a, chw, abs, out_hw, buf, false)
                     .0
                     .into_iter()
-                    .map(|s| dot_up(s, *n_fwd))
+                    .map(|s| sum_up(s, fac, n_fwd + 1))
                     .collect()
             }),
             MPrep::Bn { s_up, .. } => a.map(|a| {
