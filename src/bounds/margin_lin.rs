@@ -103,6 +103,15 @@ fn pool_remainder(per_j: &[Vec<f64>], r: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+/// The share of E_j of the site or max-pool node `i` for every entry of `lin.js` from what
+/// the forward pass hands over (`None`: the back-substitution did not reach it).
+fn term_remainder(lin: &Linearised, i: NodeId, term: Term<'_>) -> Option<Vec<f64>> {
+    match term {
+        Term::Site(s) => Some(site_remainder(lin.mag_out.get(&i)?, s, lin.s_ref.get(&i)?)),
+        Term::Pool(r) => Some(pool_remainder(lin.pool_out.get(&i)?, r)),
+    }
+}
+
 #[cfg(test)]
 /// The slope side of one evaluation: E_j per entry of `lin.js` (rounded up) and, for the
 /// entry `jpos`, each site's share.
@@ -291,20 +300,11 @@ impl MarginCertifier {
             Some(j) => self.linearise(nom.class, lin.s_ref.clone(), Some(j))?.1,
             None => BTreeMap::new(),
         };
-        let n_out = self.net.output_shape().numel();
-        let mut d = vec![0.0f64; n_out];
-        let mut k = vec![0.0f64; n_out];
-        for ((&j, &kj), ej) in lin.js.iter().zip(&lin.k).zip(es) {
-            if let (Some(s), Some(t)) = (d.get_mut(j), k.get_mut(j)) {
-                *s = add_ru(mul_ru(eta, kj), ej);
-                *t = kj;
-            }
-        }
+        let seen = lin.mag_out.len() + lin.pool_out.len();
         Ok(Drops {
-            k,
-            d,
             lambda,
             remainder,
+            ..self.drops_of(nom, eta, es, seen)?
         })
     }
 
@@ -333,19 +333,8 @@ impl MarginCertifier {
         let mut es = vec![0.0f64; lin.js.len()];
         let mut seen = 0usize;
         let fw = self.forward_with(nom, eta, &mut |i, term| {
-            let rems = match term {
-                Term::Site(s) => {
-                    let (Some(per_j), Some(sref)) = (lin.mag_out.get(&i), lin.s_ref.get(&i)) else {
-                        return true;
-                    };
-                    site_remainder(per_j, s, sref)
-                }
-                Term::Pool(r) => {
-                    let Some(per_j) = lin.pool_out.get(&i) else {
-                        return true;
-                    };
-                    pool_remainder(per_j, r)
-                }
+            let Some(rems) = term_remainder(lin, i, term) else {
+                return true;
             };
             seen += 1;
             for (ci, rem) in rems.into_iter().enumerate() {
@@ -412,15 +401,8 @@ impl MarginCertifier {
         let mut es = vec![0.0f64; lin.js.len()];
         let mut seen = 0usize;
         self.forward_with(nom, eta, &mut |i, term| {
-            let rems = match term {
-                Term::Site(s) => match (lin.mag_out.get(&i), lin.s_ref.get(&i)) {
-                    (Some(per_j), Some(sref)) => site_remainder(per_j, s, sref),
-                    _ => return true,
-                },
-                Term::Pool(r) => match lin.pool_out.get(&i) {
-                    Some(per_j) => pool_remainder(per_j, r),
-                    None => return true,
-                },
+            let Some(rems) = term_remainder(lin, i, term) else {
+                return true;
             };
             seen += 1;
             for (e, rem) in es.iter_mut().zip(rems) {

@@ -632,17 +632,7 @@ pub(crate) fn max_tree_with(
 
 /// M_{α,n} of Eq. 6 on balls (n = 2k: halves; n = 2k + 1: k and k + 1), as the engine.
 pub(crate) fn max_tree(sign: &FixedSign, xs: &[(Integer, f64)], f: Frac) -> (Integer, f64) {
-    match xs {
-        [] => (Integer::new(), f64::INFINITY),
-        [x] => x.clone(),
-        _ => {
-            let k = xs.len() / 2;
-            let (l, r) = xs.split_at(k);
-            let a = max_tree(sign, l, f);
-            let b = max_tree(sign, r, f);
-            max2_approx(sign, &a, &b, f)
-        }
-    }
+    max_tree_with(sign, xs, f, &mut |_, _| {})
 }
 
 #[cfg(test)]
