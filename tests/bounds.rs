@@ -842,13 +842,19 @@ fn cli_bound_trajectory_default_deterministic_and_bad_flags() {
 }
 
 /// Issue 13 (noise margin): `--noise-margin` adds a certified η per certified-unchanged image
-/// and its summary; it needs the trajectory method.
+/// and its summary, also on the max-pool model (M̃_{α,n}); it needs the trajectory method.
 #[test]
 fn cli_bound_noise_margin_mnist() {
     let Some(sh) = util::shared("MNIST model") else {
         return;
     };
-    let model = sh.join("models/mnist_cnn_small.onnx");
+    for m in ["mnist_cnn_small_maxpool", "mnist_cnn_small"] {
+        noise_margin_mnist_model(&sh, m);
+    }
+}
+
+fn noise_margin_mnist_model(sh: &std::path::Path, name: &str) {
+    let model = sh.join(format!("models/{name}.onnx"));
     let data = sh.join("data/mnist/t10k-images-idx3-ubyte");
     let args = [
         "--quiet",
@@ -875,8 +881,9 @@ fn cli_bound_noise_margin_mnist() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let t = &v[0]["alphas"][0]["trajectory"];
     let nm = &t["noise_margin"];
-    assert_eq!(nm["images"], t["certified_unchanged"], "{nm}");
-    assert_eq!(nm["with_margin"], nm["images"], "{nm}");
+    assert_eq!(nm["images"], t["certified_unchanged"], "{name}: {nm}");
+    assert!(nm["images"].as_u64().unwrap() >= 2, "{name}: {nm}");
+    assert_eq!(nm["with_margin"], nm["images"], "{name}: {nm}");
     for e in nm["log2_eta"].as_array().unwrap() {
         let e = e.as_f64().unwrap();
         // On the grid 2^(k/16) inside the searched range.

@@ -401,6 +401,19 @@ impl FixedSign {
 }
 
 impl<M: FixedMid> FixedSign<M> {
+    /// [`FixedSign::chain_points`] for any midpoint type (the same operations, so the same
+    /// intervals as the GMP path); `None` when a fixed-width midpoint overflows.
+    pub(crate) fn chain_points_checked(&self, y: ChainBall<M>) -> Option<Vec<Interval>> {
+        let mut b = y;
+        let mut out = Vec::with_capacity(self.comps.len() + 1);
+        out.push(ball_interval(&b.mid, b.e, self.f));
+        for c in &self.comps {
+            b = c.apply(&b, self.f)?.0;
+            out.push(ball_interval(&b.mid, b.e, self.f));
+        }
+        Some(out)
+    }
+
     /// p and p′ on a ball; `None` only when a fixed-width midpoint overflows.
     pub(crate) fn apply(&self, y: ChainBall<M>) -> Option<SignBall<M>> {
         let mut b = y;

@@ -68,7 +68,10 @@
 //!
 //! **Search** (`margin_lin`): on the grid 2^(k/16), −80 ≤ log₂ η ≤ 0, from the
 //! first-order estimate η₀ = min_j lower_j/K_j down in octave-doubling steps, then bisection.
-//! Each tested η is checked in full.
+//! Each tested η is checked in full; a failing test stops at the first site where the
+//! accumulated η·K_j + E_j already reaches a margin (the verdict is exactly that of the full
+//! test, `MarginCertifier::drops_early`). The slope enclosures and their Taylor coefficients
+//! run four entries at a time (`margin_slope::SiteTaylor`, bit-identical to the scalar code).
 //!
 //! # Arithmetic
 //! binary64 with directed rounding, not multi-precision: the radii of the nominal balls
@@ -81,10 +84,11 @@
 //! outward-rounded midpoint–radius balls around the fixed-point chain of the trajectory
 //! (`margin_slope`).
 //!
-//! Supported: Conv, BatchNormalization, Gemm / MatMul, Relu (the sites), AveragePool,
+//! Supported: Conv, BatchNormalization, Gemm / MatMul, Relu (the sites), MaxPool (M̃_{α,n},
+//! noise at every pairwise maximum's polynomial; a forward box from the certificate's ball
+//! evaluation, and the back-substitution stops there, `margin_pool`), AveragePool,
 //! GlobalAveragePool, Add (residual or constant), Flatten, Reshape, Identity, Slice, Pad.
-//! MaxPool (M̃_{α,n}), Clip, Mul, Div, Concat and Softmax are refused with an error naming
-//! the node.
+//! Clip, Mul, Div, Concat and Softmax are refused with an error naming the node.
 //!
 //! Symbols: `eta` η, `b` B, `r` forward boxes R, `s` slope enclosures S, `lam` λ, `k` K_j.
 
@@ -99,11 +103,12 @@ use serde::Serialize;
 use super::firstorder::{conv_transpose, linear_and_transpose, pad_src, slice_src, ConvT};
 use super::fixed::{fixed_bounds, mag, Frac};
 use super::margin_lin::Linearised;
+use super::margin_pool::PoolNom;
 use super::margin_rel::RelChain;
-use super::margin_slope::{Ball, IntervalSign};
+use super::margin_slope::{Ball, IntervalSign, SiteTaylor};
 use super::network::f64s;
 use super::polyerr::PolyErrors;
-use super::round::{add_ru, div_ru, dot_up, gamma_ru, mul_ru, Ulp, ETA, U};
+use super::round::{add_ru, div_ru, dot_up, gamma_ru, mul_ru, sum_factor_ru, sum_up, Ulp, ETA, U};
 use super::trajectory::{BallT, SiteBalls, TrajectoryBound, TrajectoryCertifier};
 use super::BoundsError;
 use crate::nn::ops::{self, ConvK};
@@ -153,6 +158,16 @@ pub(super) enum MPrep {
     Add,
     /// A ReLU site.
     Site,
+    /// A max-pool node (M̃_{α,n}): its windows' input indices (`margin_pool`).
+    MaxPool(Vec<Vec<usize>>),
+}
+
+/// What the forward pass hands to its hook after a node that adds to the remainder E_j.
+pub(crate) enum Term<'a> {
+    /// A ReLU site: (s_mid, s_rad, w) per entry.
+    Site(&'a [(f64, f64, f64)]),
+    /// A max-pool node: the box R of its output.
+    Pool(&'a [f64]),
 }
 
 /// Per node: for a site, (s_mid, s_rad, w) per entry (S ⊆ [s_mid ± s_rad], |Δ_in + e| ≤ w).
@@ -177,10 +192,12 @@ pub(crate) struct Nominal {
     pub(crate) class: usize,
     /// Certified lower bound of y_c − y_j per class j (rounded down; 0 at c).
     pub(crate) margins: Vec<f64>,
-    /// Site input balls of F^α.
-    sites: SiteBalls,
-    /// Per site, the Taylor coefficients of every entry (`IntervalSign::taylor`).
-    taylor: BTreeMap<NodeId, Vec<Ball>>,
+    /// Site input balls of F^α (and the input balls of every max-pool node).
+    pub(super) sites: SiteBalls,
+    /// The polynomial maximum of the certificate (networks with max-pool nodes).
+    pub(super) pool: Option<PoolNom>,
+    /// Per site, the Taylor coefficients of every entry (`IntervalSign::site_taylor`).
+    taylor: BTreeMap<NodeId, SiteTaylor>,
     /// Per site of a chain, the point slopes s of the relational boxes (`margin_rel`).
     slin: BTreeMap<NodeId, Vec<f64>>,
     /// Per chain, |M̂| (`RelChain::kernel`; empty when not used).
@@ -413,7 +430,7 @@ impl MarginCertifier {
                 Op::Add { constant: Some(_) } | Op::Flatten | Op::Reshape | Op::Identity => {
                     MPrep::Pass
                 }
-                Op::Relu => {
+                Op::Relu | Op::MaxPool(_) => {
                     match ranges.get(&i) {
                         Some(&b) if b.is_finite() && b > 0.0 => {}
                         other => {
@@ -424,7 +441,15 @@ impl MarginCertifier {
                             })
                         }
                     }
-                    MPrep::Site
+                    if let Op::MaxPool(p) = &node.op {
+                        let chw = s_in.chw().unwrap_or((0, 0, 0));
+                        let out_hw = s_out.chw().map_or((0, 0), |(_, h, w)| (h, w));
+                        let mut wins = Vec::new();
+                        ops::for_pool_windows(chw, p, out_hw, |_, w| wins.push(w.to_vec()));
+                        MPrep::MaxPool(wins)
+                    } else {
+                        MPrep::Site
+                    }
                 }
                 op => {
                     return Err(margin_err(
@@ -438,7 +463,7 @@ impl MarginCertifier {
         }
         let mut live = vec![false; net.values.len()];
         for (node, p) in net.nodes.iter().zip(&preps) {
-            let l = matches!(p, MPrep::Site)
+            let l = matches!(p, MPrep::Site | MPrep::MaxPool(_))
                 || node
                     .inputs
                     .iter()
@@ -473,6 +498,11 @@ impl MarginCertifier {
     /// The α values, in order.
     pub fn alphas(&self) -> &[u32] {
         &self.alphas
+    }
+
+    /// The slope enclosures' polynomial of the α of `nom`.
+    pub(super) fn sign_of(&self, nom: &Nominal) -> Option<&IntervalSign> {
+        self.signs.get(nom.k)
     }
 
     /// The same certifier with the relational boxes of conv–site–conv chains switched on or
@@ -532,15 +562,16 @@ impl MarginCertifier {
             .signs
             .get(k)
             .ok_or_else(|| margin_err(&self.net, 0, "no polynomial for this α"))?;
-        let taylor: BTreeMap<NodeId, Vec<Ball>> = sites
+        let is = |i: NodeId, pool: bool| {
+            matches!(
+                (self.preps.get(i), pool),
+                (Some(MPrep::Site), false) | (Some(MPrep::MaxPool(_)), true)
+            )
+        };
+        let taylor: BTreeMap<NodeId, SiteTaylor> = sites
             .iter()
-            .map(|(&i, rec)| {
-                let mut t = Vec::with_capacity(rec.x.len() * sign.taylor_len());
-                for chain in rec.chain.chunks(rec.stride.max(1)) {
-                    sign.taylor(chain, &mut t);
-                }
-                (i, t)
-            })
+            .filter(|(&i, _)| is(i, false))
+            .map(|(&i, rec)| (i, sign.site_taylor(&rec.chain, rec.stride)))
             .collect();
         let mut slin = BTreeMap::new();
         let mut rel = Vec::with_capacity(self.chains.len());
@@ -558,26 +589,40 @@ impl MarginCertifier {
                     rel.push(Vec::new());
                     continue;
                 };
-                let st = rec.stride.max(1);
-                let tl = sign.taylor_len().max(1);
-                let s: Vec<f64> = rec
-                    .x
-                    .iter()
-                    .zip(rec.chain.chunks(st))
-                    .zip(tay.chunks(tl))
-                    .map(|((x, chain), t)| {
-                        RelChain::point_slope(mid_rad(sign.relu_slope(*x, b, chain, t)).0)
-                    })
+                let mut sl = Vec::with_capacity(rec.x.len());
+                sign.site_slopes(&rec.x, b, &rec.chain, rec.stride, tay, &mut sl);
+                let s: Vec<f64> = sl
+                    .into_iter()
+                    .map(|si| RelChain::point_slope(mid_rad(si).0))
                     .collect();
                 slot.insert(s);
             }
             rel.push(slin.get(&ch.site).map_or_else(Vec::new, |s| ch.kernel(s)));
         }
+        let pool_taylor: BTreeMap<NodeId, Vec<Ball>> = sites
+            .iter()
+            .filter(|(&i, _)| is(i, true))
+            .map(|(&i, rec)| {
+                let mut t = Vec::with_capacity(rec.x.len() * sign.taylor_len());
+                for chain in rec.chain.chunks(rec.stride.max(1)) {
+                    sign.taylor(chain, &mut t);
+                }
+                (i, t)
+            })
+            .collect();
+        let pool = match tc.pool_kernel(kt) {
+            Some(kernel) if !pool_taylor.is_empty() => Some(PoolNom {
+                kernel: kernel.clone(),
+                taylor: pool_taylor,
+            }),
+            _ => None,
+        };
         let mut nom = Nominal {
             k,
             class: c,
             margins,
             sites,
+            pool,
             taylor,
             slin,
             rel,
@@ -631,12 +676,16 @@ impl MarginCertifier {
             .map_or((0, 0), |(_, h, w)| (h, w));
         match prep {
             MPrep::Site => None,
+            // Handled by `pool_box` (it needs η and the trajectory); never Δ = 0 here.
+            MPrep::MaxPool(wins) => Some(vec![f64::INFINITY; wins.len()]),
             _ if a.is_none() && !matches!(prep, MPrep::Add) => None,
             MPrep::Conv { abs, n_fwd, .. } => a.map(|a| {
+                // `dot_up(s, n_fwd)` with its factor computed once per node (same values).
+                let fac = sum_factor_ru(n_fwd + 1);
                 ops::conv(a, chw, abs, out_hw, buf, false)
                     .0
                     .into_iter()
-                    .map(|s| dot_up(s, *n_fwd))
+                    .map(|s| sum_up(s, fac, n_fwd + 1))
                     .collect()
             }),
             MPrep::Bn { s_up, .. } => a.map(|a| {
@@ -699,7 +748,8 @@ impl MarginCertifier {
         let in0 = node.inputs.first().copied().unwrap_or(usize::MAX);
         let n_in = net.shape(in0).numel();
         match prep {
-            MPrep::Site => lam,
+            // A max-pool stops the back-substitution (`margin_lin::linearise`).
+            MPrep::Site | MPrep::MaxPool(_) => lam,
             MPrep::Conv {
                 t, t_abs, n_bwd, ..
             } => lam
@@ -805,6 +855,22 @@ impl MarginCertifier {
         nom: &Nominal,
         eta: f64,
     ) -> Result<(Boxes, SiteSlopes), BoundsError> {
+        self.forward_with(nom, eta, &mut |_, _| true)?
+            .ok_or_else(|| margin_err(&self.net, 0, "forward pass stopped"))
+    }
+
+    /// [`Self::forward`] that calls `site_done(node, term)` after every site and max-pool
+    /// node and stops,
+    /// returning `None`, as soon as it returns `false` (the early exit of the η search).
+    ///
+    /// # Errors
+    /// As [`Self::forward`].
+    pub(crate) fn forward_with(
+        &self,
+        nom: &Nominal,
+        eta: f64,
+        site_done: &mut dyn FnMut(NodeId, Term<'_>) -> bool,
+    ) -> Result<Option<(Boxes, SiteSlopes)>, BoundsError> {
         let net = &*self.net;
         let sign = self
             .signs
@@ -830,23 +896,39 @@ impl MarginCertifier {
                         .get(&i)
                         .ok_or_else(|| margin_err(net, i, "no trajectory ball for this site"))?;
                     let eb = mul_ru(eta, b);
-                    let mut s = Vec::with_capacity(rec.x.len());
-                    let mut o = Vec::with_capacity(rec.x.len());
-                    let st = rec.stride.max(1);
-                    let tl = sign.taylor_len().max(1);
-                    let tay = nom.taylor.get(&i).map_or(&[][..], Vec::as_slice);
-                    let entries = rec.x.iter().zip(rec.chain.chunks(st)).zip(tay.chunks(tl));
-                    for (q, ((x, chain), taylor)) in entries.enumerate() {
+                    let n = rec.x.len();
+                    let mut ws = Vec::with_capacity(n);
+                    let mut xis = Vec::with_capacity(n);
+                    for (q, x) in rec.x.iter().enumerate() {
                         let w = add_ru(a.and_then(|a| a.get(q)).copied().unwrap_or(0.0), eb);
                         let (lo, hi) = ((x.inf() - w).down(), (x.sup() + w).up());
-                        let xi = Interval::try_from((lo, hi)).unwrap_or(Interval::ENTIRE);
-                        let si = sign.relu_slope(xi, b, chain, taylor);
+                        xis.push(Interval::try_from((lo, hi)).unwrap_or(Interval::ENTIRE));
+                        ws.push(w);
+                    }
+                    let tay = nom.taylor.get(&i).ok_or_else(|| {
+                        margin_err(net, i, "no Taylor coefficients for this site")
+                    })?;
+                    let mut sis = Vec::with_capacity(n);
+                    sign.site_slopes(&xis, b, &rec.chain, rec.stride, tay, &mut sis);
+                    let mut s = Vec::with_capacity(n);
+                    let mut o = Vec::with_capacity(n);
+                    for (si, w) in sis.into_iter().zip(ws) {
                         o.push(mul_ru(mag(si), w));
                         let (sm, sr) = mid_rad(si);
                         s.push((sm, sr, w));
                     }
+                    if !site_done(i, Term::Site(&s)) {
+                        return Ok(None);
+                    }
                     if let Some(slot) = slopes.get_mut(i) {
                         *slot = Some(s);
+                    }
+                    Some(o)
+                }
+                MPrep::MaxPool(wins) => {
+                    let o = self.pool_box(i, wins, nom, eta, a.map(Vec::as_slice))?;
+                    if !site_done(i, Term::Pool(&o)) {
+                        return Ok(None);
                     }
                     Some(o)
                 }
@@ -870,7 +952,7 @@ impl MarginCertifier {
                 *slot = out;
             }
         }
-        Ok((rs, slopes))
+        Ok(Some((rs, slopes)))
     }
 
     /// The relational box of the output of chain `ci` at η (`margin_rel`): |M̂|·R_x + |W₂|·v.

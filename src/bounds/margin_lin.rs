@@ -26,7 +26,11 @@
 //! **Search.** η is searched on the grid 2^(k/16), −80 ≤ log₂ η ≤ 0: K gives the estimate
 //! η₀ = min_j lower_j/K_j (D grows with η, so the certified η is at most about η₀), then a
 //! bracket below η₀ in octave-doubling steps and bisection. Each tested η is checked in full,
-//! so the reported η is certified whether or not D is monotone in η. (A model of the
+//! so the reported η is certified whether or not D is monotone in η. A test stops early as
+//! soon as the remainder accumulated site by site (graph order, the same upward roundings)
+//! makes some η·K_j + E_j reach lower(y_c − y_j): every later share is ≥ 0 and `add_ru` is
+//! monotone, so the full test would fail too; the probes, and hence η, are unchanged.
+//! Max-pool nodes add Σ mag(λ)·R of their output box to E_j (`margin_pool`). (A model of the
 //! remainder, E ∝ η^p, does not shorten it on ResNet-20: E jumps from ~10 to +∞ within one
 //! octave where the slope enclosures of the last stage reach r̃_α′'s transition, so the
 //! failing probes carry no usable value.)
@@ -35,7 +39,7 @@
 
 use std::collections::BTreeMap;
 
-use super::margin::{Drops, MPrep, MarginCertifier, NoiseMargin, Nominal, SiteSlopes};
+use super::margin::{Drops, MPrep, MarginCertifier, NoiseMargin, Nominal, Term};
 use super::round::{add_ru, dot_up, mul_ru, Ulp, U};
 use super::BoundsError;
 use crate::nn::NodeId;
@@ -52,6 +56,9 @@ pub(crate) struct Linearised {
     s_ref: BTreeMap<NodeId, Vec<f64>>,
     /// Per site: per entry of `js`, mag(λ_out) per site entry (rounded up).
     mag_out: BTreeMap<NodeId, Vec<Vec<f64>>>,
+    /// Per max-pool node: per entry of `js`, mag(λ) at its output (rounded up); the
+    /// back-substitution stops there (`margin_pool`).
+    pool_out: BTreeMap<NodeId, Vec<Vec<f64>>>,
 }
 
 /// A midpoint–radius interval vector (c ± r), one per class.
@@ -66,28 +73,76 @@ fn mag_minus(sm: f64, sr: f64, s: f64) -> f64 {
     add_ru(d, sr)
 }
 
+/// One site's share of E_j for every entry of `lin.js` (rounded up): Σ_i mag(λ_out,i)·
+/// mag(S_i − s_ref,i)·w_i, from the site's (s_mid, s_rad, w) per entry `s`.
+fn site_remainder(per_j: &[Vec<f64>], s: &[(f64, f64, f64)], sref: &[f64]) -> Vec<f64> {
+    // mag(S − s_ref)·w per entry, rounded up, shared by every class.
+    let dw: Vec<f64> = s
+        .iter()
+        .zip(sref)
+        .map(|(&(sm, sr, w), &sq)| mul_ru(mag_minus(sm, sr, sq), w))
+        .collect();
+    per_j
+        .iter()
+        .map(|mo| {
+            let rem: f64 = mo.iter().zip(&dw).map(|(m, d)| mul_ru(*m, *d)).sum();
+            dot_up(rem, mo.len())
+        })
+        .collect()
+}
+
+/// One max-pool node's share of E_j for every entry of `lin.js` (rounded up): Σ_i mag(λ_i)·R_i
+/// with R its output box.
+fn pool_remainder(per_j: &[Vec<f64>], r: &[f64]) -> Vec<f64> {
+    per_j
+        .iter()
+        .map(|mo| {
+            let rem: f64 = mo.iter().zip(r).map(|(m, d)| mul_ru(*m, *d)).sum();
+            dot_up(rem, mo.len())
+        })
+        .collect()
+}
+
+/// The share of E_j of the site or max-pool node `i` for every entry of `lin.js` from what
+/// the forward pass hands over (`None`: the back-substitution did not reach it).
+fn term_remainder(lin: &Linearised, i: NodeId, term: Term<'_>) -> Option<Vec<f64>> {
+    match term {
+        Term::Site(s) => Some(site_remainder(lin.mag_out.get(&i)?, s, lin.s_ref.get(&i)?)),
+        Term::Pool(r) => Some(pool_remainder(lin.pool_out.get(&i)?, r)),
+    }
+}
+
+#[cfg(test)]
 /// The slope side of one evaluation: E_j per entry of `lin.js` (rounded up) and, for the
 /// entry `jpos`, each site's share.
 fn remainder(
     lin: &Linearised,
-    slopes: &SiteSlopes,
+    slopes: &super::margin::SiteSlopes,
+    pool_box: impl Fn(NodeId) -> Option<Vec<f64>>,
     jpos: Option<usize>,
 ) -> Result<(Vec<f64>, BTreeMap<NodeId, f64>), usize> {
     let mut es = vec![0.0f64; lin.js.len()];
     let mut shares = BTreeMap::new();
-    for (&i, per_j) in &lin.mag_out {
-        let (Some(Some(s)), Some(sref)) = (slopes.get(i), lin.s_ref.get(&i)) else {
-            return Err(i);
+    // Sites and max-pool nodes in graph order (the order of `drops_early`).
+    let mut nodes: Vec<NodeId> = lin
+        .mag_out
+        .keys()
+        .chain(lin.pool_out.keys())
+        .copied()
+        .collect();
+    nodes.sort_unstable();
+    for i in nodes {
+        let rems = if let Some(per_j) = lin.pool_out.get(&i) {
+            pool_remainder(per_j, &pool_box(i).ok_or(i)?)
+        } else {
+            let (Some(per_j), Some(Some(s)), Some(sref)) =
+                (lin.mag_out.get(&i), slopes.get(i), lin.s_ref.get(&i))
+            else {
+                return Err(i);
+            };
+            site_remainder(per_j, s, sref)
         };
-        // mag(S − s_ref)·w per entry, rounded up, shared by every class.
-        let dw: Vec<f64> = s
-            .iter()
-            .zip(sref)
-            .map(|(&(sm, sr, w), &sq)| mul_ru(mag_minus(sm, sr, sq), w))
-            .collect();
-        for (ci, mo) in per_j.iter().enumerate() {
-            let rem: f64 = mo.iter().zip(&dw).map(|(m, d)| mul_ru(*m, *d)).sum();
-            let rem = dot_up(rem, mo.len());
+        for (ci, rem) in rems.into_iter().enumerate() {
             if let Some(e) = es.get_mut(ci) {
                 *e = add_ru(*e, rem);
             }
@@ -135,6 +190,7 @@ impl MarginCertifier {
         }
         let mut ks = vec![0.0f64; js.len()];
         let mut mag_out = BTreeMap::new();
+        let mut pool_out = BTreeMap::new();
         let mut lambda = BTreeMap::new();
         let (mut buf, mut buf2) = (Vec::new(), Vec::new());
         let jpos = lambda_for.and_then(|j| js.iter().position(|&q| q == j));
@@ -143,6 +199,20 @@ impl MarginCertifier {
                 continue;
             };
             let in0 = node.inputs.first().copied().unwrap_or(usize::MAX);
+            if matches!(prep, MPrep::MaxPool(_)) {
+                // The output box stands for every perturbation before it (`margin_pool`).
+                let mags = lam
+                    .iter()
+                    .map(|(c, r)| {
+                        c.iter()
+                            .zip(r)
+                            .map(|(cq, rq)| add_ru(cq.abs(), *rq))
+                            .collect()
+                    })
+                    .collect();
+                pool_out.insert(i, mags);
+                continue;
+            }
             let back: Lam = match prep {
                 MPrep::Site => {
                     let b = self.ranges.get(&i).copied().unwrap_or(f64::NAN);
@@ -199,11 +269,13 @@ impl MarginCertifier {
                 k: ks,
                 s_ref,
                 mag_out,
+                pool_out,
             },
             lambda,
         ))
     }
 
+    #[cfg(test)]
     /// K_j and D_j(η) for every class (see the module docs); with `lambda_for = Some(j)` also
     /// the midpoints of λ_in at every site and each site's share of E_j(η) for class j.
     ///
@@ -216,14 +288,92 @@ impl MarginCertifier {
         lambda_for: Option<usize>,
     ) -> Result<Drops, BoundsError> {
         let lin = &nom.lin;
-        let (_, slopes) = self.forward(nom, eta)?;
+        let (boxes, slopes) = self.forward(nom, eta)?;
         let jpos = lambda_for.and_then(|j| lin.js.iter().position(|&q| q == j));
-        let (es, remainder) = remainder(lin, &slopes, jpos)
+        let pool_box = |i: NodeId| {
+            let v = self.net.nodes.get(i)?.output;
+            boxes.get(v)?.clone()
+        };
+        let (es, remainder) = remainder(lin, &slopes, pool_box, jpos)
             .map_err(|i| super::margin::margin_err(&self.net, i, "site slopes not computed"))?;
         let lambda = match lambda_for {
             Some(j) => self.linearise(nom.class, lin.s_ref.clone(), Some(j))?.1,
             None => BTreeMap::new(),
         };
+        let seen = lin.mag_out.len() + lin.pool_out.len();
+        Ok(Drops {
+            lambda,
+            remainder,
+            ..self.drops_of(nom, eta, es, seen)?
+        })
+    }
+
+    /// D_j(η) as [`Self::drops`] (without λ or the per-site shares), or `None` as soon as
+    /// the test at η must fail: E_j is accumulated site by site during the forward pass in
+    /// the same order and with the same upward roundings, each share is ≥ 0 and `add_ru` is
+    /// monotone, so once η·K_j + (E_j so far) ≥ lower(y_c − y_j) (or is NaN) for some j the
+    /// full D_j is too and [`Self::holds`] would be false. The verdict is thus exactly that
+    /// of [`Self::drops`] and [`Self::holds`]; only failing tests get cheaper.
+    ///
+    /// # Errors
+    /// As [`Self::drops`].
+    pub(crate) fn drops_early(
+        &self,
+        nom: &Nominal,
+        eta: f64,
+    ) -> Result<Option<Drops>, BoundsError> {
+        let lin = &nom.lin;
+        let margin_of = |ci: usize| {
+            lin.js
+                .get(ci)
+                .and_then(|&j| nom.margins.get(j))
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        let mut es = vec![0.0f64; lin.js.len()];
+        let mut seen = 0usize;
+        let fw = self.forward_with(nom, eta, &mut |i, term| {
+            let Some(rems) = term_remainder(lin, i, term) else {
+                return true;
+            };
+            seen += 1;
+            for (ci, rem) in rems.into_iter().enumerate() {
+                if let Some(e) = es.get_mut(ci) {
+                    *e = add_ru(*e, rem);
+                }
+            }
+            lin.k
+                .iter()
+                .zip(&es)
+                .enumerate()
+                .all(|(ci, (&kj, &e))| add_ru(mul_ru(eta, kj), e) < margin_of(ci))
+        })?;
+        if fw.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.drops_of(nom, eta, es, seen)?))
+    }
+
+    /// D_j(η) = η·K_j + E_j per class from the accumulated E_j of `seen` sites and max-pool
+    /// nodes.
+    ///
+    /// # Errors
+    /// [`BoundsError::NoiseMargin`] when not every term of the back-substitution was seen.
+    fn drops_of(
+        &self,
+        nom: &Nominal,
+        eta: f64,
+        es: Vec<f64>,
+        seen: usize,
+    ) -> Result<Drops, BoundsError> {
+        let lin = &nom.lin;
+        if seen != lin.mag_out.len() + lin.pool_out.len() {
+            return Err(super::margin::margin_err(
+                &self.net,
+                0,
+                "site slopes not computed",
+            ));
+        }
         let n_out = self.net.output_shape().numel();
         let mut d = vec![0.0f64; n_out];
         let mut k = vec![0.0f64; n_out];
@@ -236,9 +386,31 @@ impl MarginCertifier {
         Ok(Drops {
             k,
             d,
-            lambda,
-            remainder,
+            lambda: BTreeMap::new(),
+            remainder: BTreeMap::new(),
         })
+    }
+
+    /// D_j(η) from the full forward pass (no early exit), as [`Self::drops_early`] returns
+    /// it when the test does not stop.
+    ///
+    /// # Errors
+    /// As [`Self::drops_early`].
+    fn drops_full(&self, nom: &Nominal, eta: f64) -> Result<Option<Drops>, BoundsError> {
+        let lin = &nom.lin;
+        let mut es = vec![0.0f64; lin.js.len()];
+        let mut seen = 0usize;
+        self.forward_with(nom, eta, &mut |i, term| {
+            let Some(rems) = term_remainder(lin, i, term) else {
+                return true;
+            };
+            seen += 1;
+            for (e, rem) in es.iter_mut().zip(rems) {
+                *e = add_ru(*e, rem);
+            }
+            true
+        })?;
+        Ok(Some(self.drops_of(nom, eta, es, seen)?))
     }
 
     /// The η search on the grid 2^(k/16) (see the module docs).
@@ -249,6 +421,20 @@ impl MarginCertifier {
         &self,
         nom: &Nominal,
         alpha: u32,
+    ) -> Result<Option<NoiseMargin>, BoundsError> {
+        self.search_with(nom, alpha, true)
+    }
+
+    /// [`Self::search`] with (`early`) or without the early exit of failing tests
+    /// ([`Self::drops_early`]); both give the same result.
+    ///
+    /// # Errors
+    /// As [`Self::drops`].
+    pub(crate) fn search_with(
+        &self,
+        nom: &Nominal,
+        alpha: u32,
+        early: bool,
     ) -> Result<Option<NoiseMargin>, BoundsError> {
         let spo = super::margin::STEPS_PER_OCTAVE;
         let kmin = super::margin::LOG2_ETA_MIN * spo;
@@ -283,7 +469,14 @@ impl MarginCertifier {
         let mut best: Option<Drops> = None;
         let mut check = |k: i32| -> Result<bool, BoundsError> {
             evals += 1;
-            let d = self.drops(nom, eta_of(k), None)?;
+            let d = if early {
+                self.drops_early(nom, eta_of(k))?
+            } else {
+                self.drops_full(nom, eta_of(k))?
+            };
+            let Some(d) = d else {
+                return Ok(false);
+            };
             let ok = Self::holds(nom, &d);
             if ok {
                 best = Some(d);

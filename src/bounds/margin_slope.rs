@@ -128,6 +128,123 @@ impl Ball {
     }
 }
 
+/// Entries per batch of the batched slope enclosures ([`SiteTaylor`]).
+const LANES: usize = 4;
+
+/// Four independent balls, one per lane: each lane's operations are exactly those of
+/// [`Ball`] (same formulas, same order of the binary64 operations), so every lane's result
+/// is bit-identical to the scalar one; the lane loops let the compiler use SIMD registers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Ball4 {
+    m: [f64; LANES],
+    r: [f64; LANES],
+}
+
+#[expect(
+    clippy::indexing_slicing,
+    reason = "hot loops over the lanes 0..LANES of fixed-size arrays"
+)]
+impl Ball4 {
+    const ZERO: Self = Self {
+        m: [0.0; LANES],
+        r: [0.0; LANES],
+    };
+    const ONE: Self = Self {
+        m: [1.0; LANES],
+        r: [0.0; LANES],
+    };
+
+    /// Lanes from four scalar balls.
+    fn from_balls(b: [Ball; LANES]) -> Self {
+        Self {
+            m: b.map(|x| x.m),
+            r: b.map(|x| x.r),
+        }
+    }
+
+    /// Lane `l` as a scalar ball.
+    fn lane(&self, l: usize) -> Ball {
+        Ball {
+            m: self.m.get(l).copied().unwrap_or(f64::NAN),
+            r: self.r.get(l).copied().unwrap_or(f64::NAN),
+        }
+    }
+
+    /// self − o ([`Ball::sub`] per lane).
+    #[inline]
+    fn sub(self, o: Self) -> Self {
+        let mut out = Self::ZERO;
+        for l in 0..LANES {
+            let m = self.m[l] - o.m[l];
+            out.m[l] = m;
+            out.r[l] = Ball::rad(self.r[l] + o.r[l] + TWO_U * m.abs());
+        }
+        out
+    }
+
+    /// self·o ([`Ball::mul`] per lane).
+    #[inline]
+    fn mul(self, o: Self) -> Self {
+        let mut out = Self::ZERO;
+        for l in 0..LANES {
+            let m = self.m[l] * o.m[l];
+            let t = self.m[l].abs() * o.r[l]
+                + self.r[l] * o.m[l].abs()
+                + self.r[l] * o.r[l]
+                + TWO_U * m.abs();
+            out.m[l] = m;
+            out.r[l] = Ball::rad(t);
+        }
+        out
+    }
+
+    /// self·o + c ([`Ball::mul_add`] per lane).
+    #[inline]
+    fn mul_add(self, o: Self, c: Self) -> Self {
+        let p = self.mul(o);
+        let mut out = Self::ZERO;
+        for l in 0..LANES {
+            let m = p.m[l] + c.m[l];
+            out.m[l] = m;
+            out.r[l] = Ball::rad(p.r[l] + c.r[l] + TWO_U * m.abs());
+        }
+        out
+    }
+
+    /// k·self for a small integer k ([`Ball::mul`] by the exact ball ⟨k, 0⟩ per lane).
+    #[inline]
+    fn scale(self, k: f64) -> Self {
+        self.mul(Self {
+            m: [k; LANES],
+            r: [0.0; LANES],
+        })
+    }
+
+    /// [`Ball::hull`] per lane.
+    #[inline]
+    fn hull(self, o: Self) -> Self {
+        let mut out = self;
+        for l in 0..LANES {
+            let need = Ball::rad((self.m[l] - o.m[l]).abs() * RAD_FACTOR + o.r[l]);
+            // A NaN radius stays NaN (the comparison is false).
+            out.r[l] = if self.r[l] < need { need } else { self.r[l] };
+        }
+        out
+    }
+}
+
+/// The Taylor coefficients of every entry of one site ([`IntervalSign::taylor`]), stored in
+/// batches of four entries, lane-interleaved: `coef[g·len + k]` holds coefficient k of
+/// entries 4g … 4g + 3 (the last batch padded with copies of the last entry).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SiteTaylor {
+    /// Entries.
+    n: usize,
+    /// Coefficients per entry ([`IntervalSign::taylor_len`]).
+    len: usize,
+    coef: Vec<Ball4>,
+}
+
 /// The components p_i of the composite sign polynomial p = p_k ∘ … ∘ p_1 with ball
 /// coefficients, for enclosures of r̃_α′ over an interval by Taylor expansion at the chain.
 #[derive(Debug, Clone)]
@@ -179,6 +296,106 @@ impl IntervalSign {
                 }
             }
             out.extend(b.iter().skip(1));
+        }
+    }
+
+    /// The Taylor coefficients of every entry of a site ([`Self::taylor`] per entry, four
+    /// entries at a time, bit-identical): `chains` holds `stride` chain intervals per entry.
+    pub(crate) fn site_taylor(&self, chains: &[Interval], stride: usize) -> SiteTaylor {
+        let stride = stride.max(1);
+        let n = chains.len() / stride;
+        let len = self.taylor_len();
+        let mut coef = Vec::with_capacity(n.div_ceil(LANES) * len);
+        let mut b: Vec<Ball4> = Vec::new();
+        for g in 0..n.div_ceil(LANES) {
+            let ent = |l: usize| (g * LANES + l).min(n.saturating_sub(1));
+            for (ci, a) in self.comps.iter().enumerate() {
+                let yh = Ball4::from_balls(std::array::from_fn(|l| {
+                    let q = ent(l) * stride + ci;
+                    Ball::of(chains.get(q).copied().unwrap_or(Interval::ENTIRE))
+                }));
+                b.clear();
+                b.extend(a.iter().map(|c| Ball4 {
+                    m: [c.m; LANES],
+                    r: [c.r; LANES],
+                }));
+                let nk = b.len().saturating_sub(1);
+                for k in 0..nk {
+                    for j in (k..nk).rev() {
+                        if let (Some(&hi), Some(&lo)) = (b.get(j + 1), b.get(j)) {
+                            if let Some(s) = b.get_mut(j) {
+                                *s = yh.mul_add(hi, lo);
+                            }
+                        }
+                    }
+                }
+                coef.extend(b.iter().skip(1));
+            }
+        }
+        SiteTaylor { n, len, coef }
+    }
+
+    /// Enclosures of r̃_α′ over `xs[q]` for every entry q of a site ([`Self::relu_slope`]
+    /// per entry, four entries at a time, bit-identical), given the entries' chains (`stride`
+    /// intervals each) and Taylor coefficients ([`Self::site_taylor`]); appended to `out`.
+    pub(crate) fn site_slopes(
+        &self,
+        xs: &[Interval],
+        b: f64,
+        chains: &[Interval],
+        stride: usize,
+        tay: &SiteTaylor,
+        out: &mut Vec<Interval>,
+    ) {
+        let n = xs.len();
+        let stride = stride.max(1);
+        let bi = Interval::try_from((b, b)).unwrap_or(Interval::ENTIRE);
+        if stride != self.comps.len() + 1 || tay.n != n || chains.len() != n * stride {
+            out.extend(std::iter::repeat_n(Interval::ENTIRE, n));
+            return;
+        }
+        let chain = |q: usize, c: usize| {
+            chains
+                .get(q * stride + c)
+                .copied()
+                .unwrap_or(Interval::ENTIRE)
+        };
+        for g in 0..n.div_ceil(LANES) {
+            let ent = |l: usize| (g * LANES + l).min(n.saturating_sub(1));
+            let us: [Interval; LANES] =
+                std::array::from_fn(|l| xs.get(ent(l)).copied().unwrap_or(Interval::ENTIRE) / bi);
+            let mut y = Ball4::from_balls(std::array::from_fn(|l| {
+                let u = us.get(l).copied().unwrap_or(Interval::ENTIRE);
+                Ball::of(u.convex_hull(chain(ent(l), 0)))
+            }));
+            let mut yh = Ball4::from_balls(std::array::from_fn(|l| Ball::of(chain(ent(l), 0))));
+            let mut d = Ball4::ONE;
+            let mut off = g * tay.len;
+            for (ci, a) in self.comps.iter().enumerate() {
+                let nk = a.len().saturating_sub(1);
+                let Some(bs) = tay.coef.get(off..off + nk) else {
+                    out.extend(std::iter::repeat_n(Interval::ENTIRE, n));
+                    return;
+                };
+                off += nk;
+                let h = y.sub(yh);
+                let mut q = Ball4::ZERO;
+                let mut di = Ball4::ZERO;
+                for (k, bk) in bs.iter().enumerate().rev() {
+                    q = q.mul_add(h, *bk);
+                    di = di.mul_add(h, bk.scale((k + 1) as f64));
+                }
+                d = d.mul(di);
+                let nb =
+                    Ball4::from_balls(std::array::from_fn(|l| Ball::of(chain(ent(l), ci + 1))));
+                y = h.mul_add(q, nb).hull(nb);
+                yh = nb;
+            }
+            let take = (n - g * LANES).min(LANES);
+            for (l, u) in us.iter().enumerate().take(take) {
+                let s = Ball::ONE.add(y.lane(l)).add(Ball::of(*u).mul(d.lane(l)));
+                out.push(s.interval() / const_interval!(2.0, 2.0));
+            }
         }
     }
 
@@ -329,6 +546,61 @@ mod tests {
             out.push(iv(&y));
         }
         out
+    }
+
+    #[test]
+    fn batched_taylor_and_slopes_are_bit_identical_to_the_scalar_ones() {
+        // The four-lane batches must reproduce the scalar ball code exactly (same binary64
+        // operations per lane), including the padded last batch (7 entries: 4 + 3).
+        let b = 2.5;
+        let mut r = Lcg(41);
+        for alpha in [10u32, 14] {
+            let pe = PolyErrors::load(&proofs(), alpha).unwrap();
+            let comps = pe.components().to_vec();
+            let sign = IntervalSign::new(&comps);
+            let n = 7;
+            let mut chains = Vec::new();
+            let mut xs = Vec::new();
+            for t in 0..n {
+                let m = b
+                    * [0.0, 2e-5, -3e-3, 0.04, -0.3, 0.6, -0.99][t]
+                    * (1.0 + 0.01 * r.next(1.0, 30));
+                let w = b * [0.0, 1e-12, 1e-9, 1e-6, 1e-4, 1e-3, 1e-7][(t + alpha as usize) % 7];
+                chains.extend(chain_mpfr(&comps, m, b));
+                xs.push(Interval::try_from(((m - w).down(), (m + w).up())).unwrap());
+            }
+            let stride = comps.len() + 1;
+            let tay = sign.site_taylor(&chains, stride);
+            let mut batched = Vec::new();
+            sign.site_slopes(&xs, b, &chains, stride, &tay, &mut batched);
+            assert_eq!(batched.len(), n);
+            for q in 0..n {
+                let chain = &chains[q * stride..(q + 1) * stride];
+                let mut t = Vec::new();
+                sign.taylor(chain, &mut t);
+                let g = q / LANES;
+                for (k, bk) in t.iter().enumerate() {
+                    let v = tay.coef[g * tay.len + k].lane(q % LANES);
+                    assert_eq!(
+                        v.m.to_bits(),
+                        bk.m.to_bits(),
+                        "α {alpha} entry {q} coef {k}"
+                    );
+                    assert_eq!(
+                        v.r.to_bits(),
+                        bk.r.to_bits(),
+                        "α {alpha} entry {q} coef {k}"
+                    );
+                }
+                let s = sign.relu_slope(xs[q], b, chain, &t);
+                let (u, v) = (s, batched[q]);
+                assert!(
+                    u.inf().to_bits() == v.inf().to_bits()
+                        && u.sup().to_bits() == v.sup().to_bits(),
+                    "α {alpha} entry {q}: scalar {u} vs batched {v}"
+                );
+            }
+        }
     }
 
     #[test]

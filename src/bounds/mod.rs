@@ -36,6 +36,7 @@ mod firstorder_report;
 mod fixed;
 mod margin;
 mod margin_lin;
+mod margin_pool;
 mod margin_rel;
 mod margin_slope;
 #[cfg(test)]

@@ -41,7 +41,9 @@ use super::fixed::{
 use super::polyerr::PolyErrors;
 use super::round::{add_ru, div_ru, dot_up, mul_ru, Ulp};
 pub(crate) use super::trajectory_ops::BallT;
-use super::trajectory_ops::{conv, linear, max_tree, relu_ball, ConvGeom, IntWeights, PolyWide};
+use super::trajectory_ops::{
+    conv, linear, max_tree, max_tree_with, relu_ball, ConvGeom, IntWeights, PolyWide,
+};
 use super::BoundsError;
 use crate::nn::{clip_upper_key, Network, NodeId, Op, SignKernel};
 
@@ -67,7 +69,15 @@ pub(crate) struct SiteRec {
 }
 
 impl SiteRec {
-    fn new(sign: &FixedSign, a: &BallT, bd: &(Integer, i32), f: Frac) -> Self {
+    /// The record of one ReLU layer; the chains on the fixed-width fast path `wide` where
+    /// its midpoints fit (the same operations, hence the same intervals), else on GMP.
+    fn new(
+        sign: &FixedSign,
+        wide: Option<&FixedSign<PolyWide>>,
+        a: &BallT,
+        bd: &(Integer, i32),
+        f: Frac,
+    ) -> Self {
         let mut rec = Self::default();
         for (m, r) in a.mid.iter().zip(&a.rad) {
             rec.x.push(ball_interval(m, *r, f));
@@ -76,7 +86,14 @@ impl SiteRec {
                 rho: f.ulp(),
                 e: f.ulp(),
             };
-            let ch = sign.chain_points(u);
+            let fast = wide.and_then(|ws| {
+                ws.chain_points_checked(ChainBall {
+                    mid: PolyWide::from_integer(&u.mid)?,
+                    rho: u.rho,
+                    e: u.e,
+                })
+            });
+            let ch = fast.unwrap_or_else(|| sign.chain_points(u));
             rec.stride = ch.len();
             rec.chain.extend(ch);
         }
@@ -455,7 +472,7 @@ impl TrajectoryNetwork {
                         let b = range_of(net, ranges, i)?;
                         let bd = dyadic_of_f64(b).ok_or_else(|| range_err(net, i, b))?;
                         if let Some(r) = rec.as_deref_mut() {
-                            r.insert(i, SiteRec::new(sign, a, &bd, f));
+                            r.insert(i, SiteRec::new(sign, wide, a, &bd, f));
                         }
                         let mut o = BallT::default();
                         for (m, r) in a.mid.iter().zip(&a.rad) {
@@ -495,6 +512,10 @@ impl TrajectoryNetwork {
                             ..
                         } => {
                             let b = range_of(net, ranges, i)?;
+                            // For the noise margin: per pairwise maximum (windows in
+                            // order, post-order in each), the ball of d = a − b and the chain
+                            // at d̂ (range 1: d is already normalised).
+                            let mut pool_rec = rec.is_some().then(SiteRec::default);
                             for w in &wins {
                                 let bp = kernel.b_prime(b, w.len());
                                 let bpd = dyadic_of_f64(bp).ok_or_else(|| range_err(net, i, bp))?;
@@ -509,12 +530,27 @@ impl TrajectoryNetwork {
                                     y += Integer::from(1) << (f.0 - 1);
                                     ys.push((y, add_ru(div_ru(*r, bp), ulp)));
                                 }
-                                let (mm, mr) = max_tree(sign, &ys, f);
+                                let (mm, mr) = match pool_rec.as_mut() {
+                                    Some(pr) => max_tree_with(sign, &ys, f, &mut |d, rd| {
+                                        pr.x.push(ball_interval(d, rd, f));
+                                        let ch = sign.chain_points(ChainBall {
+                                            mid: d.clone(),
+                                            rho: ulp,
+                                            e: ulp,
+                                        });
+                                        pr.stride = ch.len();
+                                        pr.chain.extend(ch);
+                                    }),
+                                    None => max_tree(sign, &ys, f),
+                                };
                                 // B′·(M − ½).
                                 let mut z = mm;
                                 z -= Integer::from(1) << (f.0 - 1);
                                 o.mid.push(mul_dyadic_floor(&z, &bpd));
                                 o.rad.push(add_ru(mul_ru(mr, bp), ulp));
+                            }
+                            if let (Some(r), Some(pr)) = (rec.as_deref_mut(), pool_rec) {
+                                r.insert(i, pr);
                             }
                         }
                     }
@@ -1060,5 +1096,10 @@ impl TrajectoryCertifier {
     /// The α values, in order.
     pub fn alphas(&self) -> &[u32] {
         &self.alphas
+    }
+
+    /// The f64 kernel of the k-th α (B′ of a max-pool window, as the certificate).
+    pub(crate) fn pool_kernel(&self, k: usize) -> Option<&SignKernel> {
+        self.kernels.get(k)
     }
 }

@@ -607,19 +607,32 @@ pub(crate) fn max2_approx(
     (t, rad)
 }
 
-/// M_{α,n} of Eq. 6 on balls (n = 2k: halves; n = 2k + 1: k and k + 1), as the engine.
-pub(crate) fn max_tree(sign: &FixedSign, xs: &[(Integer, f64)], f: Frac) -> (Integer, f64) {
+/// [`max_tree`] that calls `on_max2(d̂, ρ_d)` for every pairwise maximum in post-order (left
+/// subtree, right subtree, then this one), with the ball ⟨d̂, ρ_d⟩ of its d = a − b (the
+/// noise margin's record of the max-pool's sign-polynomial inputs).
+pub(crate) fn max_tree_with(
+    sign: &FixedSign,
+    xs: &[(Integer, f64)],
+    f: Frac,
+    on_max2: &mut dyn FnMut(&Integer, f64),
+) -> (Integer, f64) {
     match xs {
         [] => (Integer::new(), f64::INFINITY),
         [x] => x.clone(),
         _ => {
             let k = xs.len() / 2;
             let (l, r) = xs.split_at(k);
-            let a = max_tree(sign, l, f);
-            let b = max_tree(sign, r, f);
+            let a = max_tree_with(sign, l, f, on_max2);
+            let b = max_tree_with(sign, r, f, on_max2);
+            on_max2(&Integer::from(&a.0 - &b.0), add_ru(a.1, b.1));
             max2_approx(sign, &a, &b, f)
         }
     }
+}
+
+/// M_{α,n} of Eq. 6 on balls (n = 2k: halves; n = 2k + 1: k and k + 1), as the engine.
+pub(crate) fn max_tree(sign: &FixedSign, xs: &[(Integer, f64)], f: Frac) -> (Integer, f64) {
+    max_tree_with(sign, xs, f, &mut |_, _| {})
 }
 
 #[cfg(test)]

@@ -998,3 +998,52 @@ fn certifier_is_deterministic_and_checks_its_inputs() {
     );
     assert!(TrajectoryCertifier::new(net, &[pe], ranges, &[]).is_err());
 }
+
+#[test]
+fn fast_path_chain_points_equal_the_gmp_ones() {
+    // The noise margin's recorded chains (`SiteRec`) now come from the fixed-width fast path
+    // where the midpoints fit: they must be the GMP path's intervals, bit for bit.
+    use super::fixed::{f64_to_fixed, ChainBall};
+    use super::trajectory_ops::PolyWide;
+    let mut r = Lcg(23);
+    for alpha in [10u32, 14] {
+        let pe = PolyErrors::load(&proofs(), alpha).unwrap();
+        for f in [Frac(128), Frac(192)] {
+            let sign = FixedSign::new(pe.components(), f);
+            let wide: FixedSign<PolyWide> = sign.to_wide().unwrap();
+            let mut fast = 0;
+            for t in 0..200 {
+                let u = r.next(1.0, 40) * [1e-6, 1e-3, 0.3, 1.0, 1.2][t % 5];
+                let (mid, _) = f64_to_fixed(u, f).unwrap();
+                let (rho, e) = (f.ulp(), f.ulp());
+                let gmp = sign.chain_points(ChainBall {
+                    mid: mid.clone(),
+                    rho,
+                    e,
+                });
+                let w = wide.chain_points_checked(ChainBall {
+                    mid: PolyWide::from_integer(&mid).unwrap(),
+                    rho,
+                    e,
+                });
+                if let Some(w) = w {
+                    assert_eq!(w.len(), gmp.len());
+                    for (a, b) in w.iter().zip(&gmp) {
+                        assert!(
+                            a.inf().to_bits() == b.inf().to_bits()
+                                && a.sup().to_bits() == b.sup().to_bits(),
+                            "α {alpha} F {} u {u}: fast {a} vs GMP {b}",
+                            f.0
+                        );
+                    }
+                    fast += 1;
+                }
+            }
+            assert!(
+                fast >= 150,
+                "α {alpha} F {}: only {fast} on the fast path",
+                f.0
+            );
+        }
+    }
+}
