@@ -446,13 +446,18 @@ pub(crate) fn trajectory_markdown(rows: &[(String, u32, &TrajectoryStats)]) -> S
         for (model, alpha, n) in nm {
             let _ = writeln!(
                 s,
-                "| {model} | {alpha} | {} | {} | {:.4} | {:.4} | {:.4} | {:.2} |",
+                "| {model} | {alpha} | {} | {} | {:.4} | {:.4} | {:.4} | {} |",
                 n.images,
                 n.with_margin,
                 n.log2_eta_median,
                 n.log2_eta_p5,
                 n.log2_eta_min,
-                n.log2_eta_first_order_median
+                // Not finite when K_j(0) = 0 (e.g. no ReLU after the last max-pool): no estimate.
+                if n.log2_eta_first_order_median.is_finite() {
+                    format!("{:.2}", n.log2_eta_first_order_median)
+                } else {
+                    "—".into()
+                }
             );
         }
         s.push('\n');
