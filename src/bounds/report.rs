@@ -786,16 +786,6 @@ pub fn smallest_alpha(
 pub fn ranges_for(
     cfg: &BoundConfig,
 ) -> Result<(BoundedNetwork, BTreeMap<NodeId, f64>), BoundsError> {
-    if cfg.shard.is_some() && !(cfg.per_input && cfg.method == PerInputMethod::Trajectory) {
-        return Err(BoundsError::Config {
-            what: "--shard".into(),
-            value: format!(
-                "with per-input = {}, method = {:?}",
-                cfg.per_input, cfg.method
-            ),
-            valid: "--per-input with the trajectory method alone".into(),
-        });
-    }
     let net = Arc::new(import_onnx(&cfg.model)?);
     let bn = BoundedNetwork::new(Arc::clone(&net))?;
     let engine: Engine<f64> = Engine::new(net);
