@@ -323,13 +323,7 @@ impl MarginCertifier {
         eta: f64,
     ) -> Result<Option<Drops>, BoundsError> {
         let lin = &nom.lin;
-        let margin_of = |ci: usize| {
-            lin.js
-                .get(ci)
-                .and_then(|&j| nom.margins.get(j))
-                .copied()
-                .unwrap_or(f64::NAN)
-        };
+        let margin_of = |ci: usize| nom.margin_of(ci);
         let mut es = vec![0.0f64; lin.js.len()];
         let mut seen = 0usize;
         let fw = self.forward_with(nom, eta, &mut |i, term| {
@@ -440,13 +434,7 @@ impl MarginCertifier {
         let kmin = super::margin::LOG2_ETA_MIN * spo;
         let eta_of = |k: i32| (f64::from(k) / f64::from(spo)).exp2();
         let lin = &nom.lin;
-        let margin_of = |ci: usize| {
-            lin.js
-                .get(ci)
-                .and_then(|&j| nom.margins.get(j))
-                .copied()
-                .unwrap_or(f64::NAN)
-        };
+        let margin_of = |ci: usize| nom.margin_of(ci);
         // Estimate η₀ = min_j lower_j / K_j (the linearisation, one back-substitution).
         let mut est = f64::INFINITY;
         for (ci, &kj) in lin.k.iter().enumerate() {
@@ -564,5 +552,18 @@ impl MarginCertifier {
             .zip(&d.d)
             .enumerate()
             .all(|(j, (&m, &dj))| j == nom.class || dj < m)
+    }
+}
+
+impl Nominal {
+    /// The certified margin y_c − y_j of the `ci`-th competing class of the linearisation
+    /// (NaN when out of range).
+    fn margin_of(&self, ci: usize) -> f64 {
+        self.lin
+            .js
+            .get(ci)
+            .and_then(|&j| self.margins.get(j))
+            .copied()
+            .unwrap_or(f64::NAN)
     }
 }
