@@ -998,7 +998,7 @@ fn merge_shards(mut g: Vec<(BoundReport, String)>) -> Result<BoundReport, Bounds
             };
             return Err(err(file, reason));
         }
-        if s != Shard::new(s.part, s.parts, s.of)? {
+        if Shard::new(s.part, s.parts, s.of).ok() != Some(s) {
             return Err(err(
                 file,
                 format!(
@@ -1128,11 +1128,11 @@ pub fn bounds_markdown(reports: &[BoundReport], command: &str) -> String {
                 .map_or_else(|| r.model.clone(), |f| f.to_string_lossy().into_owned());
             let _ = writeln!(
                 s,
-                "| {name} | {} | {} | {} | {:.3e} | {im} | {inr} | {mm} | {pm} | {un} | {ff} |",
+                "| {name} | {} | {} | {} | {} | {im} | {inr} | {mm} | {pm} | {un} | {ff} |",
                 r.blocks,
                 a.alpha,
                 sci(a.global.bound),
-                a.global.c
+                sci(a.global.c)
             );
         }
     }

@@ -1015,7 +1015,8 @@ impl TrajectoryCertifier {
     /// precision level and shared across α; an α moves to the next level while its result is
     /// not tight (radius_F + radius_Fα > 10^−6·lo, or a radius overflowed f64: the midpoints
     /// are exact integers, so a non-finite radius is the ball growth of a too-short F, e.g.
-    /// through EfficientNet-Lite0's 49 convolutions at 128 bits, and a longer F can fix it).
+    /// through EfficientNet-Lite0's 49 convolutions at 128 bits, and a longer F can fix it;
+    /// where F^α itself diverges far outside [−B, B] no F helps, and every level is tried).
     ///
     /// # Errors
     /// [`BoundsError::Size`] for a wrong input size; [`BoundsError::Range`] for a missing B;
