@@ -57,8 +57,8 @@ impl<T: Real> ConvK<T> {
 
     /// Lay the OIHW weights out as the kernel's panels (call after any change to `weight`).
     pub(crate) fn pack(&mut self) {
-        if self.groups > 1 && self.groups == self.cin && self.cin == self.cout {
-            // Depthwise (`direct::is_depthwise`): per block of 8 channels a [kh·kw][8] panel
+        if direct::is_depthwise(self, self.cin) {
+            // Depthwise: per block of 8 channels a [kh·kw][8] panel
             // for `dwblock` (channels past the last are zero).
             let kk = self.kh * self.kw;
             let mut packed = vec![T::ZERO; self.cout.div_ceil(CB) * kk * CB];
