@@ -242,12 +242,16 @@ pub(crate) fn trajectory_stats(
         .map(|i| {
             let y = ys.get(i).map_or(&[][..], Vec::as_slice);
             let x = prep(net, data, i)?;
-            let certs = tc.certify(&x)?;
+            let yas = policies
+                .iter()
+                .map(|pol| engine.run(&x, pol, &mut RunStats::default()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let hints: Vec<f64> = yas.iter().map(|ya| measured_error(y, ya)).collect();
+            let certs = tc.certify_near(&x, Some(&hints))?;
             let mut out = Vec::with_capacity(certs.len());
-            for (cert, pol) in certs.into_iter().zip(&policies) {
-                let ya = engine.run(&x, pol, &mut RunStats::default())?;
-                let measured = measured_error(y, &ya);
-                let measured_same = super::network::argmax(y) == super::network::argmax(&ya);
+            for (cert, ya) in certs.into_iter().zip(&yas) {
+                let measured = measured_error(y, ya);
+                let measured_same = super::network::argmax(y) == super::network::argmax(ya);
                 let margin = match &mc {
                     Some(mc) if cert.unchanged => mc.margin(&tc, &x, &cert)?,
                     _ => None,
