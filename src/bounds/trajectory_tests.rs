@@ -11,7 +11,7 @@ use rug::{Float, Integer, Rational};
 use super::fixed::FixedSign;
 use super::fixed::Frac;
 use super::polyerr::PolyErrors;
-use super::trajectory::{BallT, Mode, TrajectoryCertifier, TrajectoryNetwork};
+use super::trajectory::{BallT, Mode, TrajectoryBound, TrajectoryCertifier, TrajectoryNetwork};
 use crate::nn::{
     ActivationPolicy, BatchNorm, Conv, Engine, Linear, Network, Node, NodeId, Op, Pad, Pool,
     Preprocess, RunStats, Shape, SignKernel, Slice, Tensor, ValueInfo,
@@ -1045,5 +1045,48 @@ fn fast_path_chain_points_equal_the_gmp_ones() {
                 f.0
             );
         }
+    }
+}
+
+#[test]
+fn measured_hint_skips_only_levels_that_cannot_be_tight() {
+    let net = Arc::new(residual_net(2));
+    let pes = [
+        PolyErrors::load(&proofs(), 10).unwrap(),
+        PolyErrors::load(&proofs(), 12).unwrap(),
+    ];
+    let ranges = ranges_of(&net, 2.0);
+    let levels = [Frac(20), Frac(128), Frac(192)];
+    let tc = TrajectoryCertifier::new(Arc::clone(&net), &pes, ranges, &levels).unwrap();
+    let x: Vec<f64> = Lcg(9).vec(72, 1.0, 10).into_iter().map(f64::from).collect();
+    let plain = tc.certify(&x).unwrap();
+    // 20 fraction bits are too short here, so the plain run escalates, but not to the end.
+    assert!(plain.iter().all(|t| t.frac_bits == 128), "{plain:?}");
+    let json = |v: &[TrajectoryBound]| serde_json::to_string(v).unwrap();
+    // An honest hint (≤ the true value, ≥ half of it) changes nothing.
+    let honest: Vec<f64> = plain.iter().map(|t| t.lo).collect();
+    assert_eq!(
+        json(&tc.certify_near(&x, Some(&honest)).unwrap()),
+        json(&plain)
+    );
+    // Unusable hints are ignored.
+    for h in [f64::NAN, 0.0, f64::INFINITY] {
+        assert_eq!(
+            json(&tc.certify_near(&x, Some(&[h, h])).unwrap()),
+            json(&plain)
+        );
+    }
+    // A hint far below the truth skips every level but the last: a longer F, the same
+    // classes, an enclosure no wider.
+    let tiny = tc
+        .certify_near(&x, Some(&[f64::MIN_POSITIVE, f64::MIN_POSITIVE]))
+        .unwrap();
+    for (t, p) in tiny.iter().zip(&plain) {
+        assert_eq!(t.frac_bits, 192);
+        assert_eq!(
+            (t.class_exact, t.class_approx),
+            (p.class_exact, p.class_approx)
+        );
+        assert!(t.hi - t.lo <= p.hi - p.lo, "{t:?} vs {p:?}");
     }
 }
