@@ -462,8 +462,10 @@ impl Evaluator {
         }
     }
 
-    /// Give the limbs of a ciphertext that is no longer needed back to the pool.
-    pub(crate) fn recycle(&self, a: Ciphertext) {
+    /// Give the limbs of a ciphertext that is no longer needed back to the limb pool of this
+    /// evaluator's context (`pool` module docs), so that later operations reuse them instead of
+    /// allocating (dropping it frees them instead).
+    pub fn recycle(&self, a: Ciphertext) {
         self.pool().put_all(a.c.into_iter().flatten());
     }
 
