@@ -129,14 +129,7 @@ fn bench(c: &mut Criterion) {
             faults.map_or("?".into(), |f| f.to_string())
         );
     }
-    let st = ctx.pool_stats();
-    eprintln!(
-        "limb pool: {} limbs reused, {} freshly allocated, {:.1} MiB retained (cap {:.1} MiB)",
-        st.reused,
-        st.fresh,
-        st.retained_bytes as f64 / f64::from(1u32 << 20),
-        st.cap_bytes as f64 / f64::from(1u32 << 20)
-    );
+    eprintln!("limb pool: {}", ctx.pool_stats());
     let mut g = c.benchmark_group("keyswitch");
     g.sample_size(10);
     g.bench_function(BenchmarkId::new("mul_relin_rescale", &label), |b| {

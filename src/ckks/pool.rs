@@ -44,6 +44,20 @@ pub struct LimbPoolStats {
     pub cap_bytes: u64,
 }
 
+impl std::fmt::Display for LimbPoolStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+        write!(
+            f,
+            "{} limbs reused, {} freshly allocated, {:.1} MiB retained (cap {:.1} MiB)",
+            self.reused,
+            self.fresh,
+            mib(self.retained_bytes),
+            mib(self.cap_bytes)
+        )
+    }
+}
+
 /// The recycling pool of one ring's limbs (module docs).
 pub(crate) struct LimbPool {
     /// Residues per limb (the ring degree N).
@@ -278,5 +292,9 @@ mod tests {
         assert_eq!(pool.take_copy(&[5, 6]), vec![5, 6]);
         let st = pool.stats();
         assert_eq!((st.reused, st.fresh, st.retained_bytes), (4, 1, 0));
+        assert_eq!(
+            st.to_string(),
+            "4 limbs reused, 1 freshly allocated, 0.0 MiB retained (cap 1.0 MiB)"
+        );
     }
 }
