@@ -57,7 +57,10 @@
 //! Rotation keys exist only for the steps used (SubSum, the baby and giant steps of each
 //! stage, conjugation), each made for the highest level it is used at
 //! ([`Bootstrapper::key_plan`]); [`Bootstrapper::key_memory`] is their size before any is
-//! made, and [`Bootstrapper::generate_keys`] refuses to exceed the memory it is given.
+//! made, and [`Bootstrapper::generate_keys`] refuses to exceed the memory it is given. The
+//! model also states the cap of the evaluator's limb pool (`pool`: the temporaries of key
+//! switching recycled instead of freed and faulted in again), the most the pool adds to the
+//! peak.
 
 use std::collections::BTreeMap;
 
