@@ -30,8 +30,9 @@ use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-/// What a [`LimbPool`] did so far (counts, not timings: deterministic for a given sequence of
-/// operations and thread count).
+/// What the limb pool of a [`crate::ckks::CkksContext`] did so far (`pool` module docs):
+/// counts, not timings (with several threads they may vary slightly with the order in which
+/// the threads take and give back limbs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct LimbPoolStats {
     /// Limbs handed out again from the pool.
