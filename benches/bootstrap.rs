@@ -19,7 +19,8 @@
 //! also mean fewer NTTs per key switch (ModUp ≈ digits·(ℓ + 1 + k) transforms): an NTT-count
 //! model of the whole bootstrap gives 0.80× (6) and 0.72× (8) of the key-switching work of 4.
 //! After the first bootstrap it times `POLYCERT_BOOT_BENCH_REPS` more (default 2) and prints
-//! their median, as `benches/compare/openfhe_bootstrap.py --reps 2` does for OpenFHE.
+//! their median, as `benches/compare/openfhe_bootstrap.py --reps 2` does for OpenFHE, then the
+//! counts of the evaluator's limb pool (limbs reused and freshly allocated, bytes retained).
 //! `POLYCERT_BOOT_BENCH_LOGN=10` runs a toy INSECURE N = 2^10 instead (smoke runs):
 //! `POLYCERT_BOOT_BENCH_LOGN=10 cargo bench --bench bootstrap -- --test`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -155,6 +156,7 @@ fn bench(c: &mut Criterion) {
             rayon::current_num_threads()
         );
     }
+    eprintln!("limb pool: {}", ctx.pool_stats());
     let mut g = c.benchmark_group("bootstrap");
     g.sample_size(10);
     g.bench_function(

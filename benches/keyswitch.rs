@@ -11,9 +11,11 @@
 //!   (one ModUp, two inner products and ModDowns): hoisted(2) − rotate ≈ inner product +
 //!   ModDown, rotate − that ≈ ModUp.
 //!
-//! Before criterion it prints, per operation, the mean wall time and the mean process CPU
-//! time (user + system, from /proc/self/stat) of `POLYCERT_KS_BENCH_REPS` runs (default 5):
-//! on a loaded machine the CPU time is the steadier figure for A/B comparisons.
+//! Before criterion it prints, per operation, the mean wall time, the mean process CPU time
+//! (user + system, from /proc/self/stat) and the mean minor page faults of
+//! `POLYCERT_KS_BENCH_REPS` runs (default 5): on a loaded machine the CPU time is the steadier
+//! figure for A/B comparisons, and the fault count (a count, not a timing) shows the limb
+//! pool at work; then the pool's counts.
 //!
 //! Keys: one relinearisation key and two Galois keys at the top level (~0.8 GB).
 //! `POLYCERT_KS_BENCH_LOGN=12` runs a toy INSECURE N = 2^12 instead (smoke runs:
@@ -93,17 +95,22 @@ fn bench(c: &mut Criterion) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
+    // Outputs go back to the evaluator's limb pool, as a caller that is done with them does.
     let ops: [(&str, &dyn Fn()); 4] = [
-        ("mul_relin_rescale", &|| drop(ev.mul(&ct, &ct).unwrap())),
-        ("rotate", &|| drop(ev.rotate(&ct, 1).unwrap())),
-        ("rotate_hoisted_2", &|| {
-            drop(ev.rotate_hoisted(&ct, &[1, 2]).unwrap())
+        ("mul_relin_rescale", &|| {
+            ev.recycle(ev.mul(&ct, &ct).unwrap())
         }),
-        ("rescale", &|| drop(ev.rescale(&ct).unwrap())),
+        ("rotate", &|| ev.recycle(ev.rotate(&ct, 1).unwrap())),
+        ("rotate_hoisted_2", &|| {
+            for x in ev.rotate_hoisted(&ct, &[1, 2]).unwrap() {
+                ev.recycle(x);
+            }
+        }),
+        ("rescale", &|| ev.recycle(ev.rescale(&ct).unwrap())),
     ];
     for (name, op) in ops {
         op();
-        let (w0, c0) = (std::time::Instant::now(), cpu_seconds());
+        let (w0, c0, f0) = (std::time::Instant::now(), cpu_seconds(), minor_faults());
         for _ in 0..reps {
             op();
         }
@@ -111,12 +118,18 @@ fn bench(c: &mut Criterion) {
         let cpu = c0
             .zip(cpu_seconds())
             .map(|(a, b)| (b - a) / f64::from(reps));
+        let faults = f0
+            .zip(minor_faults())
+            .map(|(a, b)| (b - a) / u64::from(reps));
         eprintln!(
-            "{name} ({label}, {reps} runs): wall {:.1} ms, process CPU {} ms",
+            "{name} ({label}, {reps} runs): wall {:.1} ms, process CPU {} ms, minor page \
+             faults {}",
             1e3 * wall,
-            cpu.map_or("?".into(), |c| format!("{:.1}", 1e3 * c))
+            cpu.map_or("?".into(), |c| format!("{:.1}", 1e3 * c)),
+            faults.map_or("?".into(), |f| f.to_string())
         );
     }
+    eprintln!("limb pool: {}", ctx.pool_stats());
     let mut g = c.benchmark_group("keyswitch");
     g.sample_size(10);
     g.bench_function(BenchmarkId::new("mul_relin_rescale", &label), |b| {
@@ -143,6 +156,14 @@ fn cpu_seconds() -> Option<f64> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
     Some(ticks as f64 / 100.0)
+}
+
+/// Minor page faults of this process so far (field 10 of /proc/self/stat); None where that
+/// file is unreadable.
+fn minor_faults() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(7)?.parse().ok()
 }
 
 criterion_group!(benches, bench);

@@ -57,7 +57,10 @@
 //! Rotation keys exist only for the steps used (SubSum, the baby and giant steps of each
 //! stage, conjugation), each made for the highest level it is used at
 //! ([`Bootstrapper::key_plan`]); [`Bootstrapper::key_memory`] is their size before any is
-//! made, and [`Bootstrapper::generate_keys`] refuses to exceed the memory it is given.
+//! made, and [`Bootstrapper::generate_keys`] refuses to exceed the memory it is given. The
+//! model also states the cap of the evaluator's limb pool (`pool`: the temporaries of key
+//! switching recycled instead of freed and faulted in again), the most the pool adds to the
+//! peak.
 
 use std::collections::BTreeMap;
 
@@ -162,6 +165,10 @@ pub struct KeyMemory {
     /// once at construction (NTT-form plaintexts at the level where each stage is used; not
     /// in `total_bytes`, which the key generation checks: they exist before it).
     pub matrix_bytes: u64,
+    /// The most bytes of recycled limbs the evaluator's pool retains (the cap of the ring's
+    /// limb pool, `pool` module docs: the peak grows by at most this much; not in
+    /// `total_bytes`).
+    pub pool_bytes: u64,
 }
 
 impl std::fmt::Display for KeyMemory {
@@ -197,8 +204,10 @@ impl std::fmt::Display for KeyMemory {
         }
         write!(
             f,
-            "  (plus {:.1} MiB of encoded DFT diagonals held by the bootstrapper)",
-            mib(self.matrix_bytes)
+            "  (plus {:.1} MiB of encoded DFT diagonals held by the bootstrapper and at most \
+             {:.1} MiB of recycled limbs retained by the evaluator's pool)",
+            mib(self.matrix_bytes),
+            mib(self.pool_bytes)
         )
     }
 }
@@ -477,6 +486,7 @@ impl Bootstrapper {
             relin_bytes,
             total_bytes,
             matrix_bytes,
+            pool_bytes: ctx.ring().pool.cap_bytes(),
         }
     }
 
@@ -596,6 +606,7 @@ impl Bootstrapper {
         for &r in &self.subsum {
             let y = ev.rotate(&x, r)?;
             ev.add_assign(&mut x, &y)?;
+            ev.recycle(y);
         }
         lap(&mut times.mod_raise_s);
         x = apply_stages(ev, x, &self.cts, &self.cts_enc)?;
@@ -610,7 +621,9 @@ impl Bootstrapper {
         };
         let z = if self.period == 2 * self.config.slots {
             let y = ev.add(&x, &xc)?;
-            eval_mod(&y)?
+            let z = eval_mod(&y)?;
+            ev.recycle(y);
+            z
         } else {
             let re = ev.add(&x, &xc)?;
             let im = ev.mul_i_pow(&ev.sub(&x, &xc)?, 3)?;
@@ -618,6 +631,8 @@ impl Bootstrapper {
             let zi = eval_mod(&im)?;
             ev.add(&zr, &ev.mul_i_pow(&zi, 1)?)?
         };
+        ev.recycle(x);
+        ev.recycle(xc);
         lap(&mut times.eval_mod_s);
         let out = apply_stages(ev, z, &self.stc, &self.stc_enc)?;
         lap(&mut times.slot_to_coeff_s);
@@ -683,11 +698,13 @@ fn apply_stages(
 ) -> Result<Ciphertext, CkksError> {
     if enc.is_empty() {
         for lt in lts {
-            x = ev.linear_transform(&x, lt)?;
+            let y = ev.linear_transform(&x, lt)?;
+            ev.recycle(std::mem::replace(&mut x, y));
         }
     } else {
         for lt in enc {
-            x = ev.linear_transform_encoded(&x, lt)?;
+            let y = ev.linear_transform_encoded(&x, lt)?;
+            ev.recycle(std::mem::replace(&mut x, y));
         }
     }
     Ok(x)

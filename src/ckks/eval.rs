@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use super::encoding::{Complex, Encoder};
 use super::keys::{GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
 use super::params::CkksParams;
+use super::pool::{LimbPool, LimbPoolStats, Pooled};
 use super::ring::{
     inv_mod, sample_gaussian, sample_ternary, with_scratch, Limbs, ModVal, Ring, CONV_BLOCK,
 };
@@ -42,6 +43,24 @@ impl CkksContext {
         let ring = Ring::new(&params)?;
         Ok(Self::with_ring(params, ring))
     }
+    /// The context with a limb pool retaining at most `cap_bytes` (0: no recycling, every
+    /// limb freshly allocated: the reference of the pool's tests).
+    #[cfg(test)]
+    pub(crate) fn with_pool_cap(
+        params: CkksParams,
+        cap_bytes: u64,
+    ) -> Result<Arc<Self>, CkksError> {
+        let mut ring = Ring::new(&params)?;
+        ring.pool = LimbPool::new(ring.n, cap_bytes);
+        Ok(Self::with_ring(params, ring))
+    }
+
+    /// What the limb pool of this context's evaluators did so far (`pool` module docs):
+    /// limbs reused and freshly allocated, bytes retained and the cap.
+    pub fn pool_stats(&self) -> LimbPoolStats {
+        self.ring.pool.stats()
+    }
+
     /// The context with fhe-math's native NTT only (the test oracle of the ring's NTT).
     #[cfg(test)]
     pub(crate) fn new_native(params: CkksParams) -> Result<Arc<Self>, CkksError> {
@@ -428,6 +447,33 @@ impl Evaluator {
         &self.ctx.ring
     }
 
+    /// The pool of recycled limbs (`pool` module docs) of this evaluator's ring.
+    pub(super) fn pool(&self) -> &LimbPool {
+        &self.ctx.ring.pool
+    }
+
+    /// A copy of `a` whose limbs come from the pool (the same ciphertext as `a.clone()`).
+    pub(super) fn copy(&self, a: &Ciphertext) -> Ciphertext {
+        Ciphertext {
+            c: a.c.iter().map(|p| self.pool().copy_limbs(p)).collect(),
+            level: a.level,
+            scale: a.scale,
+            params_id: a.params_id,
+        }
+    }
+
+    /// Give the limbs of a ciphertext that is no longer needed back to the limb pool of this
+    /// evaluator's context (`pool` module docs), so that later operations reuse them instead of
+    /// allocating (dropping it frees them instead).
+    pub fn recycle(&self, a: Ciphertext) {
+        self.pool().put_all(a.c.into_iter().flatten());
+    }
+
+    /// A polynomial of `limbs` zero limbs from the pool.
+    pub(super) fn zeros(&self, limbs: usize) -> Limbs {
+        (0..limbs).map(|_| self.pool().take_zeroed()).collect()
+    }
+
     pub(super) fn check(&self, ct: &Ciphertext) -> Result<(), CkksError> {
         self.ctx.check_params("ciphertext", ct.params_id)
     }
@@ -451,7 +497,7 @@ impl Evaluator {
     /// [`CkksError::Level`], [`CkksError::Scale`], [`CkksError::ParamsMismatch`].
     pub fn add(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, CkksError> {
         self.same("add", a, b)?;
-        let mut out = a.clone();
+        let mut out = self.copy(a);
         self.add_assign_unchecked(&mut out, b);
         Ok(out)
     }
@@ -469,7 +515,7 @@ impl Evaluator {
     fn add_assign_unchecked(&self, a: &mut Ciphertext, b: &Ciphertext) {
         let q = self.ring().q_idx(a.level);
         while a.c.len() < b.c.len() {
-            a.c.push(vec![vec![0u64; self.ring().n]; q.len()]);
+            a.c.push(self.zeros(q.len()));
         }
         for (x, y) in a.c.iter_mut().zip(&b.c) {
             self.ring().add_assign(x, y, &q);
@@ -482,13 +528,14 @@ impl Evaluator {
     /// As [`Evaluator::add`].
     pub fn sub(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, CkksError> {
         self.same("sub", a, b)?;
-        let mut nb = b.clone();
+        let mut nb = self.copy(b);
         let q = self.ring().q_idx(b.level);
         for x in &mut nb.c {
             self.ring().neg_assign(x, &q);
         }
-        let mut out = a.clone();
+        let mut out = self.copy(a);
         self.add_assign_unchecked(&mut out, &nb);
+        self.recycle(nb);
         Ok(out)
     }
 
@@ -507,7 +554,7 @@ impl Evaluator {
             });
         }
         check_scale("add_plain", pt.scale, a.scale)?;
-        let mut out = a.clone();
+        let mut out = self.copy(a);
         let q = self.ring().q_idx(a.level);
         self.ring().add_assign(&mut out.c[0], &pt.limbs, &q);
         Ok(out)
@@ -520,7 +567,7 @@ impl Evaluator {
     pub fn add_const(&self, a: &Ciphertext, c: f64) -> Result<Ciphertext, CkksError> {
         self.check(a)?;
         let k = to_int(c * a.scale)?;
-        let mut out = a.clone();
+        let mut out = self.copy(a);
         let q = self.ring().q_idx(a.level);
         self.ring().add_int_assign(&mut out.c[0], k, &q);
         Ok(out)
@@ -532,7 +579,7 @@ impl Evaluator {
     /// [`CkksError::ParamsMismatch`].
     pub fn mul_int(&self, a: &Ciphertext, n: i64) -> Result<Ciphertext, CkksError> {
         self.check(a)?;
-        let mut out = a.clone();
+        let mut out = self.copy(a);
         let q = self.ring().q_idx(a.level);
         for x in &mut out.c {
             self.ring().mul_int_assign(x, i128::from(n), &q);
@@ -556,7 +603,7 @@ impl Evaluator {
         self.check(a)?;
         let s = self.next_factor(a, "mul_const")?;
         let k = to_int(c * s)?;
-        let mut out = a.clone();
+        let mut out = self.copy(a);
         let q = self.ring().q_idx(a.level);
         for x in &mut out.c {
             self.ring().mul_int_assign(x, k, &q);
@@ -570,7 +617,14 @@ impl Evaluator {
     /// # Errors
     /// As [`Evaluator::mul_const_lazy`].
     pub fn mul_const(&self, a: &Ciphertext, c: f64) -> Result<Ciphertext, CkksError> {
-        self.rescale(&self.mul_const_lazy(a, c)?)
+        self.rescale_consumed(self.mul_const_lazy(a, c)?)
+    }
+
+    /// [`Evaluator::rescale`] of a temporary whose limbs then go back to the pool.
+    pub(super) fn rescale_consumed(&self, a: Ciphertext) -> Result<Ciphertext, CkksError> {
+        let out = self.rescale(&a);
+        self.recycle(a);
+        out
     }
 
     /// a ⊙ v for a real vector v encoded at the scale S of [`Evaluator::mul_const_lazy`],
@@ -599,7 +653,7 @@ impl Evaluator {
                 expected: a.level.to_string(),
             });
         }
-        let mut out = a.clone();
+        let mut out = self.copy(a);
         let q = self.ring().q_idx(a.level);
         for x in &mut out.c {
             self.ring().mul_assign(x, &pt.limbs, &q);
@@ -632,7 +686,7 @@ impl Evaluator {
         check_scale("mul_plain_add", a.scale * pt.scale, acc.scale)?;
         let q = self.ring().q_idx(a.level);
         while acc.c.len() < a.c.len() {
-            acc.c.push(vec![vec![0u64; self.ring().n]; q.len()]);
+            acc.c.push(self.zeros(q.len()));
         }
         for (s, x) in acc.c.iter_mut().zip(&a.c) {
             self.ring().mul_add_assign(s, x, &pt.limbs, &q);
@@ -645,7 +699,7 @@ impl Evaluator {
     /// # Errors
     /// As [`Evaluator::mul_vec_lazy`].
     pub fn mul_vec(&self, a: &Ciphertext, v: &[f64]) -> Result<Ciphertext, CkksError> {
-        self.rescale(&self.mul_vec_lazy(a, v)?)
+        self.rescale_consumed(self.mul_vec_lazy(a, v)?)
     }
 
     /// Divide by q_ℓ (rounding) and drop to level ℓ − 1; the scale is divided by q_ℓ.
@@ -668,7 +722,7 @@ impl Evaluator {
         let c =
             a.c.iter()
                 .map(|poly| {
-                    let mut last = poly[l].clone();
+                    let mut last = self.pool().guard(self.pool().take_copy(&poly[l]));
                     ring.ntt[l].backward(&mut last);
                     (0..l)
                         .into_par_iter()
@@ -677,15 +731,16 @@ impl Evaluator {
                             let ql_mod = m.reduce(ql);
                             // Centred representative of the dropped limb, reduced mod q_i,
                             // transformed in a per-thread buffer.
-                            let mut t = with_scratch(ring.n, |t| {
-                                for (t, &v) in t.iter_mut().zip(&last) {
-                                    *t = if v > half {
+                            let mut t = self.pool().take();
+                            with_scratch(ring.n, |w| {
+                                for (w, &v) in w.iter_mut().zip(last.iter()) {
+                                    *w = if v > half {
                                         m.sub(m.reduce(v), ql_mod)
                                     } else {
                                         m.reduce(v)
                                     };
                                 }
-                                ring.ntt[i].forward_gather(t)
+                                ring.ntt[i].forward_gather(w, &mut t);
                             });
                             // (x − t)·q_ℓ^{−1} in one pass, by Shoup multiplication
                             // (canonical output, as sub_vec then scalar_mul_vec).
@@ -726,7 +781,10 @@ impl Evaluator {
             });
         }
         Ok(Ciphertext {
-            c: a.c.iter().map(|p| p[..=level].to_vec()).collect(),
+            c: a.c
+                .iter()
+                .map(|p| self.pool().copy_limbs(&p[..=level]))
+                .collect(),
             level,
             scale: a.scale,
             params_id: a.params_id,
@@ -741,10 +799,12 @@ impl Evaluator {
     /// [`CkksError::Level`] when `level` is above the ciphertext's level.
     pub fn adjust_to(&self, a: &Ciphertext, level: usize) -> Result<Ciphertext, CkksError> {
         if level == a.level {
-            return Ok(a.clone());
+            return Ok(self.copy(a));
         }
         let d = self.mod_drop(a, level + 1)?;
-        self.mul_const(&d, 1.0)
+        let out = self.mul_const(&d, 1.0);
+        self.recycle(d);
+        out
     }
 
     /// a·b with relinearisation, not rescaled (scale s_a·s_b).
@@ -775,16 +835,17 @@ impl Evaluator {
         let rk = self.relin.as_ref().ok_or(CkksError::MissingRelinKey)?;
         let ring = self.ring();
         let q = ring.q_idx(a.level);
-        let mut d0 = a.c[0].clone();
+        let pool = self.pool();
+        let mut d0 = pool.copy_limbs(&a.c[0]);
         ring.mul_assign(&mut d0, &b.c[0], &q);
-        let mut d1 = a.c[0].clone();
+        let mut d1 = pool.copy_limbs(&a.c[0]);
         ring.mul_assign(&mut d1, &b.c[1], &q);
         ring.mul_add_assign(&mut d1, &a.c[1], &b.c[0], &q);
-        let mut d2 = a.c[1].clone();
+        let mut d2 = pool.guard(pool.copy_limbs(&a.c[1]));
         ring.mul_assign(&mut d2, &b.c[1], &q);
-        let (k0, k1) = self.key_switch(&d2, a.level, &rk.0);
-        ring.add_assign(&mut d0, &k0, &q);
-        ring.add_assign(&mut d1, &k1, &q);
+        let k = pool.guard(self.key_switch(&d2, a.level, &rk.0));
+        ring.add_assign(&mut d0, &k.0, &q);
+        ring.add_assign(&mut d1, &k.1, &q);
         Ok(Ciphertext {
             c: vec![d0, d1],
             level: a.level,
@@ -798,7 +859,7 @@ impl Evaluator {
     /// # Errors
     /// As [`Evaluator::mul_relin_lazy`] and [`Evaluator::rescale`].
     pub fn mul(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, CkksError> {
-        self.rescale(&self.mul_relin_lazy(a, b)?)
+        self.rescale_consumed(self.mul_relin_lazy(a, b)?)
     }
 
     /// Left rotation of the slots by `step` (negative: right), with the Galois key of 5^step
@@ -823,15 +884,16 @@ impl Evaluator {
     /// j·d … (j+1)·d − 1 of q_0..q_level) the digit [d]_{Q_j} extended by fast basis conversion
     /// to every prime of q_0..q_level and P, in NTT form. It depends on d only, not on the key:
     /// computed once, it serves every Galois element of a hoisted rotation.
-    pub(super) fn decompose(&self, d: &Limbs, level: usize) -> Vec<Limbs> {
+    pub(super) fn decompose(&self, d: &Limbs, level: usize) -> Pooled<'_, Vec<Limbs>> {
         let ring = self.ring();
+        let pool = self.pool();
         let q = ring.q_idx(level);
         let qp = ring.qp_idx(level);
         let ds = self.ctx.params.digit_size();
-        let mut dc = d.clone();
+        let mut dc = pool.guard(pool.copy_limbs(d));
         ring.to_coeffs(&mut dc, &q);
         let ndig = (level + 1).div_ceil(ds);
-        (0..ndig)
+        let ext = (0..ndig)
             .map(|j| {
                 let lo = j * ds;
                 let hi = ((j + 1) * ds).min(level + 1);
@@ -846,14 +908,15 @@ impl Evaluator {
                 qp.iter()
                     .map(|&i| {
                         if (lo..hi).contains(&i) {
-                            d[i].clone()
+                            pool.take_copy(&d[i])
                         } else {
                             conv_it.next().unwrap_or_default()
                         }
                     })
                     .collect()
             })
-            .collect()
+            .collect();
+        pool.guard(ext)
     }
 
     /// The key-dependent step of hybrid key switching: Σ_j ext_j·(b_j, a_j) over QP, where
@@ -901,7 +964,7 @@ impl Evaluator {
                 match perm {
                     None => {
                         let rows: Vec<_> = ext.iter().map(|e| &e[li][..]).zip(keys).collect();
-                        inner_product_limb(m, &rows, n)
+                        inner_product_limb(m, &rows, &ring.pool)
                     }
                     Some(perm) => PERMUTED.with(|cell| {
                         let mut fresh = Vec::new();
@@ -920,7 +983,7 @@ impl Evaluator {
                             });
                         }
                         let rows: Vec<_> = buf.chunks(n).zip(keys).collect();
-                        inner_product_limb(m, &rows, n)
+                        inner_product_limb(m, &rows, &ring.pool)
                     }),
                 }
             })
@@ -977,9 +1040,9 @@ impl Evaluator {
         let pidx: Vec<usize> = (nq..nq + ring.np).collect();
         let np = pidx.len();
         let mut acc = acc;
-        let mut pl: Limbs = acc.split_off(q.len());
+        let mut pl = ring.pool.guard(acc.split_off(q.len()));
         ring.to_coeffs(&mut pl, &pidx);
-        let conv = ring.convert_to_ntt(&pl, &pidx, &q);
+        let conv = ring.pool.guard(ring.convert_to_ntt(&pl, &pidx, &q));
         acc.par_iter_mut()
             .zip(conv.par_iter())
             .zip(q.par_iter())
@@ -1014,14 +1077,15 @@ type DigitRow<'a> = (&'a [u64], (&'a [u64], &'a [u64]));
 /// the digits' rows (x_j, (b_j, a_j)), each of n residues. The sums are accumulated exactly
 /// in u128 over blocks of [`CONV_BLOCK`] residues (in L1) and reduced once: each product is
 /// < 2^124 (primes < 2^62), so 15 of them plus a reduced residue stay below 2^128 (longer
-/// sums are reduced every 15 digits). The outputs are canonical residues.
+/// sums are reduced every 15 digits). The outputs are canonical residues, in limbs of `pool`
+/// (every entry written).
 fn inner_product_limb(
     m: &fhe_math::zq::Modulus,
     rows: &[DigitRow<'_>],
-    n: usize,
+    pool: &LimbPool,
 ) -> (Vec<u64>, Vec<u64>) {
-    let mut s0 = vec![0u64; n];
-    let mut s1 = vec![0u64; n];
+    let mut s0 = pool.take();
+    let mut s1 = pool.take();
     let mut acc0 = [0u128; CONV_BLOCK];
     let mut acc1 = [0u128; CONV_BLOCK];
     for (b, (o0, o1)) in s0

@@ -81,10 +81,11 @@ impl Evaluator {
         mono[e % n] = if e >= n { -1 } else { 1 };
         let q = ring.q_idx(a.level);
         let m = ring.signed_to_ntt(&mono, &q);
-        let mut out = a.clone();
+        let mut out = self.copy(a);
         for c in &mut out.c {
             ring.mul_assign(c, &m, &q);
         }
+        self.pool().put_all(m);
         Ok(out)
     }
 
@@ -155,11 +156,11 @@ impl Evaluator {
         self.check_rotatable(a)?;
         let ring = self.ring();
         let q = ring.q_idx(a.level);
-        let mut ext: Option<Vec<Limbs>> = None;
+        let mut ext = None;
         let mut out = Vec::with_capacity(elements.len());
         for &g in elements {
             if g == 1 {
-                out.push(a.clone());
+                out.push(self.copy(a));
                 continue;
             }
             let key = self.galois_key(g, a.level, 0)?;
@@ -171,6 +172,7 @@ impl Evaluator {
             let (k0, k1) = self.key_switch_ext(ext, a.level, key, Some(&perm));
             let mut c0 = ring.permute(&a.c[0], &perm);
             ring.add_assign(&mut c0, &k0, &q);
+            self.pool().put_all(k0);
             out.push(Ciphertext {
                 c: vec![c0, k1],
                 level: a.level,

@@ -1317,6 +1317,7 @@ pub(super) fn key_memory(ctx: &CkksContext, bs: &Bootstrapper, exec: &[(i64, usi
         relin_bytes: base.relin_bytes,
         total_bytes,
         matrix_bytes: base.matrix_bytes,
+        pool_bytes: base.pool_bytes,
     }
 }
 

@@ -145,11 +145,17 @@ impl KeySwitchKey {
         let mut digits = Vec::with_capacity(ndig);
         for j in 0..ndig {
             let a = ring.uniform(&primes, rng);
-            let e = ring.signed_to_ntt(&sample_gaussian(ring.n, rng), &primes);
-            let mut b = a.clone();
+            let mut e = ring.signed_to_ntt(&sample_gaussian(ring.n, rng), &primes);
+            // b's limbs from the limb pool: the previous digit's error limbs, recycled.
+            let mut b = ring.pool.copy_limbs(&a);
             ring.mul_assign(&mut b, &s_limbs, &primes);
             ring.neg_assign(&mut b, &primes);
             ring.add_assign(&mut b, &e, &primes);
+            // The error is secret: cleared before its limbs go back to the pool.
+            for l in &mut e {
+                l.fill(0);
+            }
+            ring.pool.put_all(e);
             // Limb i of q_0..q_level sits at position i (the special primes follow).
             for i in j * ds..((j + 1) * ds).min(level + 1) {
                 let m = &ring.moduli[i];

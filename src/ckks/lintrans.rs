@@ -463,7 +463,7 @@ impl Evaluator {
             params_id: x0.params_id,
         });
         while acc.c.len() < size {
-            acc.c.push(vec![vec![0u64; ring.n]; q.len()]);
+            acc.c.push(self.zeros(q.len()));
         }
         for (ci, s) in acc.c.iter_mut().enumerate() {
             let terms: Vec<(&Limbs, &Limbs)> = batch
@@ -496,6 +496,7 @@ impl Evaluator {
             .zip(rotated.iter())
             .collect();
         let ring = self.ring();
+        let pool = self.pool();
         let q = ring.q_idx(a.level);
         let qp = ring.qp_idx(a.level);
         let mut acc: Option<Ciphertext> = None;
@@ -514,24 +515,32 @@ impl Evaluator {
                 batch.push((x, pt));
                 if batch.len() == PLAIN_BATCH || pts.peek().is_none() {
                     self.mul_plain_sum_into(&mut inner, &batch)?;
-                    batch.clear();
+                    // Plaintexts encoded on the fly go back to the pool.
+                    pool.put_all(batch.drain(..).flat_map(|(_, pt)| match pt {
+                        Cow::Owned(pt) => pt.limbs,
+                        Cow::Borrowed(_) => Vec::new(),
+                    }));
                 }
             }
             let Some(mut inner) = inner else { continue };
             if g != 0 {
                 if self.giants_share_mod_down {
                     let (c0, (k0, k1)) = self.rotate_before_mod_down(&inner, g as i64)?;
-                    inner.c[0] = c0;
+                    pool.put_all(std::mem::replace(&mut inner.c[0], c0));
                     match &mut acc_qp {
                         Some((s0, s1)) => {
                             ring.add_assign(s0, &k0, &qp);
                             ring.add_assign(s1, &k1, &qp);
+                            pool.put_all(k0.into_iter().chain(k1));
                         }
                         None => acc_qp = Some((k0, k1)),
                     }
                     // (σ_g(c_0), 0): the c_1 part lives in the pair.
                     match &mut acc {
-                        Some(x) => ring.add_assign(&mut x.c[0], &inner.c[0], &q),
+                        Some(x) => {
+                            ring.add_assign(&mut x.c[0], &inner.c[0], &q);
+                            self.recycle(inner);
+                        }
                         None => {
                             inner.c[1].iter_mut().for_each(|l| l.fill(0));
                             acc = Some(inner);
@@ -539,19 +548,28 @@ impl Evaluator {
                     }
                     continue;
                 }
-                inner = self.rotate(&inner, g as i64)?;
+                let rotated = self.rotate(&inner, g as i64)?;
+                self.recycle(std::mem::replace(&mut inner, rotated));
             }
             match &mut acc {
-                Some(x) => self.add_assign(x, &inner)?,
+                Some(x) => {
+                    self.add_assign(x, &inner)?;
+                    self.recycle(inner);
+                }
                 None => acc = Some(inner),
             }
         }
+        for x in rotated {
+            self.recycle(x);
+        }
         if let (Some((s0, s1)), Some(x)) = (acc_qp, &mut acc) {
-            ring.add_assign(&mut x.c[0], &self.mod_down(s0, a.level), &q);
-            ring.add_assign(&mut x.c[1], &self.mod_down(s1, a.level), &q);
+            let d0 = pool.guard(self.mod_down(s0, a.level));
+            ring.add_assign(&mut x.c[0], &d0, &q);
+            let d1 = pool.guard(self.mod_down(s1, a.level));
+            ring.add_assign(&mut x.c[1], &d1, &q);
         }
         match acc {
-            Some(x) => self.rescale(&x),
+            Some(x) => self.rescale_consumed(x),
             // The zero matrix: 0·a, still one level down at the nominal scale.
             None => self.mul_const(a, 0.0),
         }

@@ -18,6 +18,8 @@
 //! - `polyeval`: replay of an [`crate::poly::EvalPlan`] (odd BSGS, Chebyshev basis) on
 //!   ciphertexts with the level of every value asserted against the plan's level model; r_α
 //!   and m_α on ciphertexts.
+//! - `pool`: the recycling pool of limb buffers for the evaluator's large temporaries (ModUp
+//!   digits, key inner products, ModDown, rescaling, rotations, linear-transform sums).
 //! - `hoist`: hoisted Galois automorphisms (one key-switching decomposition of c_1 for many
 //!   rotations), conjugation, multiplication of the slots by i.
 //! - `lintrans`: [`LinearTransform`], complex matrices on (periodic) slot vectors by
@@ -78,6 +80,7 @@ mod layers;
 mod lintrans;
 pub mod params;
 mod polyeval;
+mod pool;
 mod report;
 mod resnet;
 mod ring;
@@ -106,6 +109,7 @@ pub use params::{CkksParams, CkksParamsBuilder, SecurityLevel, HE_STANDARD_128};
 pub use polyeval::{
     eval_plan, eval_plan_lazy, eval_sign, max2_scaled, relu_scaled, sign_plans, PlanTrace,
 };
+pub use pool::LimbPoolStats;
 pub use report::{
     BootstrapSummary, EncryptedImage, EncryptedReport, LayerTiming, Packing, ParamsSummary,
     PerInputCheck, Timings,
@@ -123,6 +127,8 @@ pub use schedule::{
 mod bootstrap_tests;
 #[cfg(test)]
 mod encapsulation_tests;
+#[cfg(test)]
+mod pool_tests;
 #[cfg(test)]
 mod resnet_tests;
 #[cfg(test)]

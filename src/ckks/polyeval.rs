@@ -222,9 +222,11 @@ fn eval_group(
             let d = if v.level() > target + 1 {
                 ev.mod_drop(v, target + 1)?
             } else {
-                v.clone()
+                ev.copy(v)
             };
-            Ok((ev.mul_const_lazy(&d, coeff(k)?)?, 0.0))
+            let c = ev.mul_const_lazy(&d, coeff(k)?);
+            ev.recycle(d);
+            Ok((c?, 0.0))
         }
         Some(&Op::AddConst(a, k)) => {
             let (c, s) = eval_group(ev, plan, vals, a, target)?;
@@ -234,12 +236,16 @@ fn eval_group(
             let (mut c, s) = eval_group(ev, plan, vals, a, target)?;
             let (d, t) = eval_group(ev, plan, vals, b, target)?;
             ev.add_assign(&mut c, &d)?;
+            ev.recycle(d);
             Ok((c, s + t))
         }
         Some(&Op::Sub(a, b)) => {
             let (c, s) = eval_group(ev, plan, vals, a, target)?;
             let (d, t) = eval_group(ev, plan, vals, b, target)?;
-            Ok((ev.sub(&c, &d)?, s - t))
+            let r = ev.sub(&c, &d);
+            ev.recycle(c);
+            ev.recycle(d);
+            Ok((r?, s - t))
         }
         _ => Err(CkksError::BadPlan { op: i }),
     }
@@ -299,9 +305,11 @@ fn replay(
             Some(root) if root != i => continue,
             Some(_) => {
                 let (c, k) = eval_group(ev, plan, &vals, i, expected)?;
-                let c = ev.rescale(&c)?;
+                let c = ev.rescale_consumed(c)?;
                 if k != 0.0 {
-                    ev.add_const(&c, k)?
+                    let r = ev.add_const(&c, k);
+                    ev.recycle(c);
+                    r?
                 } else {
                     c
                 }
@@ -319,19 +327,28 @@ fn replay(
                         .ok_or(CkksError::BadPlan { op: i })
                 };
                 match *op {
-                    Op::Input => x.clone(),
+                    Op::Input => ev.copy(x),
                     Op::Mul(a, b) => {
                         mults += 1;
                         let (p, q) = align(ev, get(a)?, get(b)?)?;
-                        ev.mul(&p, &q)?
+                        let r = ev.mul(&p, &q);
+                        ev.recycle(p);
+                        ev.recycle(q);
+                        r?
                     }
                     Op::Add(a, b) => {
                         let (p, q) = align(ev, get(a)?, get(b)?)?;
-                        ev.add(&p, &q)?
+                        let r = ev.add(&p, &q);
+                        ev.recycle(p);
+                        ev.recycle(q);
+                        r?
                     }
                     Op::Sub(a, b) => {
                         let (p, q) = align(ev, get(a)?, get(b)?)?;
-                        ev.sub(&p, &q)?
+                        let r = ev.sub(&p, &q);
+                        ev.recycle(p);
+                        ev.recycle(q);
+                        r?
                     }
                     Op::MulConst(a, k) => ev.mul_const(get(a)?, coeff(k)?)?,
                     Op::MulInt(a, n) => ev.mul_int(get(a)?, n)?,
@@ -352,7 +369,9 @@ fn replay(
         // Free values whose last reader was this op.
         for (v, slot) in vals.iter_mut().enumerate().take(i) {
             if last.get(v) == Some(&i) {
-                *slot = None;
+                if let Some(ct) = slot.take() {
+                    ev.recycle(ct);
+                }
             }
         }
     }

@@ -29,6 +29,7 @@ use rayon::prelude::*;
 use tfhe_ntt::prime64::Plan;
 
 use super::params::{CkksParams, SIGMA};
+use super::pool::LimbPool;
 use super::CkksError;
 
 /// RNS limbs (one `Vec<u64>` of N residues per prime).
@@ -48,6 +49,8 @@ pub(crate) struct Ring {
     exps: Vec<usize>,
     /// NTT index of each odd exponent (index e/2).
     index_of: Vec<usize>,
+    /// The recycled limbs of the evaluator's temporaries (`pool` module docs).
+    pub pool: LimbPool,
 }
 
 impl Ring {
@@ -114,6 +117,7 @@ impl Ring {
             np: params.p().len(),
             exps,
             index_of,
+            pool: LimbPool::new(n, pool_cap_bytes(params)),
         })
     }
 
@@ -292,7 +296,11 @@ impl Ring {
             .map(|x| {
                 with_scratch(x.len(), |t| {
                     t.copy_from_slice(x);
-                    perm.iter().map(|&p| t[p]).collect()
+                    let mut out = self.pool.take();
+                    for (o, &p) in out.iter_mut().zip(perm) {
+                        *o = t[p];
+                    }
+                    out
                 })
             })
             .collect()
@@ -319,12 +327,14 @@ impl Ring {
     /// order): the extension step of ModUp and ModDown. Bit-identical to `convert` then
     /// [`Ring::to_ntt`].
     pub fn convert_to_ntt(&self, a: &[Vec<u64>], from: &[usize], to: &[usize]) -> Limbs {
-        let y = self.convert_digits(a, from);
+        let y = self.pool.guard(self.convert_digits(a, from));
         to.par_iter()
             .map(|&t| {
                 with_scratch(self.n, |buf| {
                     self.convert_limb(&y, from, t, buf);
-                    self.ntt[t].forward_gather(buf)
+                    let mut out = self.pool.take();
+                    self.ntt[t].forward_gather(buf, &mut out);
+                    out
                 })
             })
             .collect()
@@ -340,7 +350,11 @@ impl Ring {
                 let m = &self.moduli[i];
                 let w = inv_mod(m, self.prod_mod(from, i, i));
                 let ws = m.shoup(w);
-                x.iter().map(|&v| m.mul_shoup(v, w, ws)).collect()
+                let mut out = self.pool.take();
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = m.mul_shoup(v, w, ws);
+                }
+                out
             })
             .collect()
     }
@@ -442,6 +456,21 @@ impl Ring {
     }
 }
 
+/// The cap of the ring's [`LimbPool`]: the limbs of one key switch at the top level L (the
+/// ModUp digits, ⌈(L+1)/d⌉·(L + 1 + k) limbs, and the two accumulators over Q·P) plus
+/// [`POOL_CIPHERTEXTS`] ciphertexts of 2(L + 1) limbs (the baby-step rotations and
+/// accumulators of a linear transform), N residues of 8 bytes each.
+pub(crate) fn pool_cap_bytes(params: &CkksParams) -> u64 {
+    let l1 = params.max_level() + 1;
+    let qp = l1 + params.p().len();
+    let digits = l1.div_ceil(params.digit_size().max(1));
+    let limbs = (digits + 2) * qp + POOL_CIPHERTEXTS * 2 * l1;
+    (limbs * params.n() * 8) as u64
+}
+
+/// Ciphertexts' worth of limbs the pool retains beyond one key switch ([`pool_cap_bytes`]).
+pub(crate) const POOL_CIPHERTEXTS: usize = 16;
+
 /// Residues per block of the basis-conversion and key inner-product kernels: u128 sums of
 /// one block (4 KiB) stay in L1.
 pub(crate) const CONV_BLOCK: usize = 256;
@@ -536,17 +565,20 @@ impl Ntt {
         }
     }
 
-    /// Forward transform of `work` (coefficients; overwritten), returned as a new limb in the
-    /// NTT order of the module docs: the reordering writes the output directly.
-    pub fn forward_gather(&self, work: &mut [u64]) -> Vec<u64> {
+    /// Forward transform of `work` (coefficients; overwritten) written to `out` (every entry,
+    /// `out` as long as `work`) in the NTT order of the module docs: the reordering writes the
+    /// output directly.
+    pub fn forward_gather(&self, work: &mut [u64], out: &mut [u64]) {
         match &self.fast {
             Some((plan, src)) => {
                 plan.fwd(work);
-                src.iter().map(|&s| work[s]).collect()
+                for (o, &s) in out.iter_mut().zip(src) {
+                    *o = work[s];
+                }
             }
             None => {
                 self.native.forward(work);
-                work.to_vec()
+                out.copy_from_slice(work);
             }
         }
     }
