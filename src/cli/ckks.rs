@@ -142,15 +142,17 @@ pub fn run(a: &CkksArgs, quiet: bool) -> anyhow::Result<Outcome> {
         } else {
             out!("{plan}")?;
             if let (Some(m), Some(avail)) = (&plan.key_memory, available_memory_bytes()) {
-                let need = m.total_bytes + m.matrix_bytes;
+                let need = m.total_bytes + m.matrix_bytes + m.pool_bytes;
                 out!(
-                    "keys + DFT diagonals {} MiB against {} MiB available: {}\n",
+                    "keys + DFT diagonals + limb pool cap {} MiB against {} MiB available: {}\n",
                     need >> 20,
                     avail >> 20,
                     if need <= avail {
                         "fits"
+                    } else if m.total_bytes > avail {
+                        "does not fit (the run refuses: the keys alone exceed it)"
                     } else {
-                        "does not fit (the run refuses)"
+                        "does not fit (the run checks the keys alone and starts)"
                     }
                 )?;
             }
