@@ -454,7 +454,7 @@ const PW_CHUNK_VALUES: usize = 16384;
     clippy::indexing_slicing,
     reason = "hot loop; every range is within the sizes the caller checked"
 )]
-fn pointwise_packed<T: Real>(
+pub(crate) fn pointwise_packed<T: Real>(
     x: &[T],
     hw: usize,
     k: &ConvK<T>,
@@ -464,7 +464,9 @@ fn pointwise_packed<T: Real>(
     st: &mut EpiStats,
 ) {
     let g = k.groups.max(1);
-    let (cig, cog) = (k.cin / g, k.cout / g);
+    // The reduction length: C_in/g for a 1×1 convolution, C_in·k_h·k_w for an im2col
+    // matrix (`im2col`, one group).
+    let (cig, cog) = (k.cin / g * k.kh * k.kw, k.cout / g);
     let npan = cog.div_ceil(PW_MR);
     if k.packed.len() < g * npan * cig * PW_MR || out.len() < k.cout * hw {
         return;

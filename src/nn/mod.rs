@@ -38,6 +38,7 @@ mod engine;
 mod error;
 mod eval;
 mod gemm;
+mod im2col;
 mod import;
 mod ir;
 pub(crate) mod ops;
