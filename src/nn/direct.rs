@@ -441,7 +441,8 @@ const PW_CHUNK_VALUES: usize = 16384;
 /// Y_g = W_g·X_g + b per group on [`Real::pw_tile`] register blocks of 6 output channels ×
 /// 16 pixels, reading the input planes in place and the weights from the panels `k.packed`
 /// (packed once when the engine is built, so nothing is packed per call). The columns are cut
-/// into chunks of a multiple of 48 pixels (about [`PW_CHUNK_VALUES`] input values each); for
+/// into chunks of a multiple of 48 pixels (about [`PW_CHUNK_VALUES`] input values each; the
+/// last one also takes a remainder of < 16 pixels); for
 /// each chunk and panel of 6 channels the sums are written with + bias, then the epilogue
 /// runs on those 6 row segments while they are in cache. The last < 16 columns of a chunk are
 /// copied once, zero-padded, into a `[C_in/g][8]` block (≤ 8 of them, run on the 8-column
@@ -493,7 +494,14 @@ pub(crate) fn pointwise_packed<T: Real>(
         let xg = &x[gi * cig * hw..(gi + 1) * cig * hw];
         let mut j0 = 0;
         while j0 < hw {
-            let j1 = (j0 + nc).min(hw);
+            // A last sliver of < 16 columns joins this chunk instead of making one of its
+            // own (which would stream every weight panel again for one partial block: the
+            // 7×7 planes of 49 = 48 + 1 pixels).
+            let j1 = if hw - (j0 + nc).min(hw) < PW_NR {
+                hw
+            } else {
+                j0 + nc
+            };
             let full_end = j0 + (j1 - j0) / PW_NR * PW_NR;
             // The last < 16 columns, zero-padded to a block of 8 (≤ 8 of them) or 16.
             let tw = if j1 - full_end <= PW_NR_TAIL {
