@@ -374,9 +374,11 @@ unsafe fn wide<const P: usize, const NV: usize, const MODE: u8>(
     lanes: &mut ActLanes<f32>,
 ) {
     use std::arch::x86_64::{
-        __m512, _mm512_abs_ps, _mm512_add_ps, _mm512_cmp_ps_mask, _mm512_fmadd_ps, _mm512_loadu_ps,
-        _mm512_mask_blend_ps, _mm512_max_ps, _mm512_min_ps, _mm512_set1_ps, _mm512_setzero_ps,
-        _mm512_storeu_ps, _CMP_LT_OQ,
+        __m512, _mm256_castpd_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_min_ps, _mm256_storeu_ps,
+        _mm512_abs_ps, _mm512_add_ps, _mm512_castps512_ps256, _mm512_castps_pd, _mm512_cmp_ps_mask,
+        _mm512_extractf64x4_pd, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_blend_ps,
+        _mm512_max_ps, _mm512_min_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+        _CMP_LT_OQ,
     };
     let [a0, a1, bp] = g.ab;
     let panels = [a0, a1];
@@ -431,22 +433,29 @@ unsafe fn wide<const P: usize, const NV: usize, const MODE: u8>(
         if MODE == 0 {
             return;
         }
-        let mut t = [[0.0f32; WIDE_LANES]; 3];
-        for (t, v) in t.iter_mut().zip([vabs, vmn, vmx]) {
-            _mm512_storeu_ps(t.as_mut_ptr(), v);
-        }
-        // Neither the lanes nor `t` hold NaN (`max_ps(v, m)` / `min_ps(v, m)` keep m when v
-        // is NaN), so these selects are the exact maxima and minima.
-        for l in 0..LANES {
-            for s in [t[0][l], t[0][l + LANES]] {
-                lanes.abs[l] = if s > lanes.abs[l] { s } else { lanes.abs[l] };
+        // Fold the 16 lanes into the 8 of `lanes`: `max_ps(s, l)` / `min_ps(s, l)` with s
+        // a half of the block's extremes are the selects `s > l ? s : l` / `s < l ? s : l`
+        // (neither holds NaN: `max_ps(v, m)` / `min_ps(v, m)` above keep m when v is NaN),
+        // so these are the exact maxima and minima.
+        let halves = |v: __m512| {
+            let hi = _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v));
+            (_mm512_castps512_ps256(v), _mm256_castpd_ps(hi))
+        };
+        for (l, v, max) in [
+            (lanes.abs.as_mut_ptr(), vabs, true),
+            (lanes.mn.as_mut_ptr(), vmn, false),
+            (lanes.mx.as_mut_ptr(), vmx, true),
+        ] {
+            let (a, b) = halves(v);
+            let mut m = _mm256_loadu_ps(l);
+            for s in [a, b] {
+                m = if max {
+                    _mm256_max_ps(s, m)
+                } else {
+                    _mm256_min_ps(s, m)
+                };
             }
-            for s in [t[1][l], t[1][l + LANES]] {
-                lanes.mn[l] = if s < lanes.mn[l] { s } else { lanes.mn[l] };
-            }
-            for s in [t[2][l], t[2][l + LANES]] {
-                lanes.mx[l] = if s > lanes.mx[l] { s } else { lanes.mx[l] };
-            }
+            _mm256_storeu_ps(l, m);
         }
     }
 }
