@@ -599,6 +599,37 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// The unfused output pass on one row of a block: `v = s + bias` (s itself without
+    /// bias), then the portable activation pass, its statistics added to `ws`.
+    fn unfused_row(
+        v: &mut [f32],
+        s: &[f32],
+        bias: Option<f32>,
+        act: ExactAct<f32>,
+        ws: &mut EpiStats,
+    ) {
+        for (d, &s) in v.iter_mut().zip(s) {
+            *d = bias.map_or(s, |b| s + b);
+        }
+        match act {
+            ExactAct::Linear => {}
+            ExactAct::Relu => ws.max_abs = ws.max_abs.max(relu_max(v)),
+            ExactAct::Clip { lo, hi } => ws.add_range(clip_minmax(v, lo, hi)),
+        }
+    }
+
+    /// The same output bits and statistics.
+    fn same(got: &[f32], want: &[f32], st: &EpiStats, ws: &EpiStats) -> Result<(), TestCaseError> {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        prop_assert_eq!(bits(got), bits(want));
+        prop_assert_eq!(st.max_abs.to_bits(), ws.max_abs.to_bits());
+        prop_assert_eq!(
+            st.range.map(|(a, b)| (a.to_bits(), b.to_bits())),
+            ws.range.map(|(a, b)| (a.to_bits(), b.to_bits()))
+        );
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
         #[test]
@@ -645,20 +676,9 @@ mod tests {
             let mut ws = EpiStats::default();
             for (row, (s, &bv)) in acc.iter().zip(&bias).enumerate().take(nr) {
                 let v = &mut want[row * ldo..row * ldo + PW_NR];
-                for (d, &s) in v.iter_mut().zip(s) {
-                    *d = if with_bias { s + bv } else { s };
-                }
-                match act {
-                    ExactAct::Linear => {}
-                    ExactAct::Relu => ws.max_abs = ws.max_abs.max(relu_max(v)),
-                    ExactAct::Clip { lo, hi } => ws.add_range(clip_minmax(v, lo, hi)),
-                }
+                unfused_row(v, s, with_bias.then_some(bv), act, &mut ws);
             }
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            prop_assert_eq!(bits(&got), bits(&want));
-            prop_assert_eq!(st.max_abs.to_bits(), ws.max_abs.to_bits());
-            prop_assert_eq!(st.range.map(|(a, b)| (a.to_bits(), b.to_bits())),
-                ws.range.map(|(a, b)| (a.to_bits(), b.to_bits())));
+            same(&got, &want, &st, &ws)?;
         }
     }
 
@@ -722,22 +742,11 @@ mod tests {
                             break;
                         }
                         let v = &mut want[row * ldo + half * PW_NR..][..PW_NR];
-                        for (d, &s) in v.iter_mut().zip(s) {
-                            *d = if with_bias { s + bias[row] } else { s };
-                        }
-                        match act {
-                            ExactAct::Linear => {}
-                            ExactAct::Relu => ws.max_abs = ws.max_abs.max(relu_max(v)),
-                            ExactAct::Clip { lo, hi } => ws.add_range(clip_minmax(v, lo, hi)),
-                        }
+                        unfused_row(v, s, with_bias.then_some(bias[row]), act, &mut ws);
                     }
                 }
             }
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            prop_assert_eq!(bits(&got), bits(&want));
-            prop_assert_eq!(st.max_abs.to_bits(), ws.max_abs.to_bits());
-            prop_assert_eq!(st.range.map(|(a, b)| (a.to_bits(), b.to_bits())),
-                ws.range.map(|(a, b)| (a.to_bits(), b.to_bits())));
+            same(&got, &want, &st, &ws)?;
         }
     }
 
