@@ -2,7 +2,9 @@
 //! speed), the counterpart of onnxruntime's profiler split printed by
 //! `benches/compare/efficientnet_op_profile.py`: one thread (images one after the other),
 //! the first 16 ImageNet records of `../shared`, `REPS` timed passes after one warm-up pass,
-//! exact and α = 14. Each node's wall time comes from `Engine::run_timed`; the classes are the
+//! exact and α = 14. Each node's wall time comes from `Engine::run_timed_batch` (the images
+//! of a pass one after another with one buffer pool and the final Gemm once for all 16, as
+//! one thread of `Engine::run_batch` runs them); the classes are the
 //! stem 3×3 s2 conv, depthwise K×K sN, 1×1 expand (C_out > C_in) and project convs (their
 //! bias, ReLU6 and folded batch norm run in the convolution's output pass, so their time is
 //! in the conv's), unfused Clip, Add, GlobalAveragePool, Gemm and the rest. GFLOP/s counts
@@ -64,20 +66,22 @@ fn main() {
     for (name, policy) in policies.into_iter().take(if exact_only { 1 } else { 2 }) {
         let mut times = Vec::new();
         let mut st = RunStats::default();
-        for x in &xs {
-            if engine.run_timed(x, &policy, &mut st, &mut times).is_err() {
-                eprintln!("run failed");
-                return;
-            }
+        if engine
+            .run_timed_batch(&xs, &policy, &mut st, &mut times)
+            .is_err()
+        {
+            eprintln!("run failed");
+            return;
         }
         times.iter_mut().for_each(|t| *t = 0);
         let wall = std::time::Instant::now();
         for _ in 0..reps {
-            for x in &xs {
-                if engine.run_timed(x, &policy, &mut st, &mut times).is_err() {
-                    eprintln!("run failed");
-                    return;
-                }
+            if engine
+                .run_timed_batch(&xs, &policy, &mut st, &mut times)
+                .is_err()
+            {
+                eprintln!("run failed");
+                return;
             }
         }
         let wall = wall.elapsed().as_secs_f64();

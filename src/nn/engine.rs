@@ -139,6 +139,30 @@ pub trait Real:
     ) -> bool {
         false
     }
+    /// Whether [`Real::pw_wide`] runs on this CPU (f32 with AVX-512F, detected at run time).
+    #[doc(hidden)]
+    fn pw_wide_available() -> bool {
+        false
+    }
+    /// The wide 1×1 block: up to 12 output channels (two weight panels) × 16 or 32 pixels,
+    /// with + bias and the exact activation fused into its stores (see
+    /// `pointwise::pw_wide_f32`, same bits as [`Real::pw_fused`]); `false` (nothing written)
+    /// when not available or a slice is short.
+    #[doc(hidden)]
+    #[expect(clippy::too_many_arguments, reason = "the block's geometry")]
+    fn pw_wide(
+        _a: [&[Self]; 2],
+        _b: &[Self],
+        _ldb_k: (usize, usize),
+        _bias: &[Self; 2 * super::gemm::PW_MR],
+        _act: super::pointwise::ExactAct<Self>,
+        _nr_ncol: (usize, usize),
+        _out: &mut [Self],
+        _ldo: usize,
+        _lanes: &mut super::pointwise::ActLanes<Self>,
+    ) -> bool {
+        false
+    }
     /// Whether [`Real::dw_block8`] runs (f32 with AVX2 + FMA); otherwise the depthwise
     /// convolution runs one channel plane at a time.
     #[doc(hidden)]
@@ -323,6 +347,22 @@ impl Real for f32 {
         lanes: &mut super::pointwise::ActLanes<Self>,
     ) -> bool {
         super::pointwise::pw_fused_f32(a, b, ldb_k, bias, act, nr, out, ldo, lanes)
+    }
+    fn pw_wide_available() -> bool {
+        super::pointwise::wide_available()
+    }
+    fn pw_wide(
+        a: [&[Self]; 2],
+        b: &[Self],
+        ldb_k: (usize, usize),
+        bias: &[Self; 2 * super::gemm::PW_MR],
+        act: super::pointwise::ExactAct<Self>,
+        nr_ncol: (usize, usize),
+        out: &mut [Self],
+        ldo: usize,
+        lanes: &mut super::pointwise::ActLanes<Self>,
+    ) -> bool {
+        super::pointwise::pw_wide_f32(a, b, ldb_k, bias, act, nr_ncol, out, ldo, lanes)
     }
     fn scatter_tile(
         acc: &[[Self; super::gemm::CO_TILE]; super::gemm::PX_TILE],
@@ -676,6 +716,40 @@ impl<T: Real> Engine<T> {
     ) -> Result<Vec<T>, NnError> {
         times.resize(self.net.nodes.len(), 0);
         self.run_pooled(x, policy, stats, &mut Vec::new(), Some(times), None)
+    }
+
+    /// [`Engine::run_timed`] on several images the way one thread of [`Engine::run_batch`]
+    /// runs its share: one after another with one buffer pool, and a final fully connected
+    /// layer once for all of them (`ops::linear_batch`), its wall time added to that node's
+    /// slot. Outputs in input order, the same values as [`Engine::run_batch`]. **Measured**.
+    ///
+    /// # Errors
+    /// As [`Engine::run_batch`].
+    pub fn run_timed_batch(
+        &self,
+        xs: &[Vec<T>],
+        policy: &ActivationPolicy,
+        stats: &mut RunStats,
+        times: &mut Vec<u64>,
+    ) -> Result<Vec<Vec<T>>, NnError> {
+        self.check_policy(policy)?;
+        times.resize(self.net.nodes.len(), 0);
+        let head = self.batched_head();
+        let mut pool = Vec::new();
+        let mut ys = Vec::with_capacity(xs.len());
+        for x in xs {
+            let stop = head.map(|h| h.0);
+            ys.push(self.run_pooled(x, policy, stats, &mut pool, Some(times), stop)?);
+        }
+        if let Some((i, w, (m, k), bias)) = head {
+            let t0 = std::time::Instant::now();
+            let ins: Vec<&[T]> = ys.iter().map(Vec::as_slice).collect();
+            ys = ops::linear_batch(&ins, w, m, k, bias);
+            if let Some(t) = times.get_mut(i) {
+                *t += u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            }
+        }
+        Ok(ys)
     }
 
     /// [`Engine::run`] with the buffers of freed values kept in `pool` for later convolution

@@ -14,8 +14,10 @@
 //!   a convolution — exact or r̃_α — run on each tile in its output pass; `matrixmultiply`
 //!   for f64 fully connected layers, an unpacked 16-lane product for f32 ones (a final one
 //!   once per batch share in `run_batch`); depthwise and 1×1 convolutions by the kernels of
-//!   `direct` (f32 depthwise on blocks of 8 channels, `dwblock`), with the exact ReLU / Clip
-//!   fused into their stores (`pointwise`) and output buffers reused across nodes and images;
+//!   `direct` (f32 depthwise on blocks of 8 channels, `dwblock`; f32 1×1 on blocks of 12
+//!   channels × 32 pixels where the CPU has AVX-512F), convolutions with ≤ 32 taps (the
+//!   ImageNet stem) as one im2col product on the 1×1 kernel (`im2col`), with the exact ReLU /
+//!   Clip fused into their stores (`pointwise`) and output buffers reused across nodes and images;
 //!   rayon across images) with an [`ActivationPolicy`]: exact, or the approximate ReLU
 //!   r̃_α(x) = B·r_α(x/B) (§3, "Approximation range"), the approximate max-pooling
 //!   M̃_{α,n} of Eq. (7) built from the tree of m_α of Eq. (6), and the approximate
@@ -38,6 +40,7 @@ mod engine;
 mod error;
 mod eval;
 mod gemm;
+mod im2col;
 mod import;
 mod ir;
 pub(crate) mod ops;

@@ -27,9 +27,10 @@ pub(crate) struct ConvK<T> {
     /// Depthwise: per block of 8 channels a `[kh·kw][8]` panel (`dwblock`). Otherwise per
     /// group g and block b of 16 output channels, a `[kk][16]` panel (kk = cin/g·kh·kw,
     /// tap-major) of the weights; channels past the group's last are zero. For a 1×1
-    /// convolution with stride 1 and no padding (`direct::is_pointwise`), instead per group
-    /// and block of [`PW_MR`] output channels a `[cin/g][PW_MR]` panel for `gemm::pw_tile`
-    /// (rows past the group's last are zero).
+    /// convolution with stride 1 and no padding (`direct::is_pointwise`) or an f32 one with at
+    /// most 32 taps (`im2col::is_im2col`), instead per group and block of [`PW_MR`] output
+    /// channels a `[kk][PW_MR]` panel for `gemm::pw_tile` (rows past the group's last are
+    /// zero).
     pub packed: Vec<T>,
 }
 
@@ -57,6 +58,17 @@ impl<T: Real> ConvK<T> {
 
     /// Lay the OIHW weights out as the kernel's panels (call after any change to `weight`).
     pub(crate) fn pack(&mut self) {
+        let tile = if direct::is_pointwise(self) || super::im2col::is_im2col(self) {
+            PW_MR
+        } else {
+            CO_TILE
+        };
+        self.pack_panels(tile);
+    }
+
+    /// [`ConvK::pack`] with blocks of `tile` output channels outside the depthwise case
+    /// ([`PW_MR`] for the 1×1 and im2col products, [`CO_TILE`] for the tile kernel).
+    pub(crate) fn pack_panels(&mut self, tile: usize) {
         if direct::is_depthwise(self, self.cin) {
             // Depthwise: per block of 8 channels a [kh·kw][8] panel
             // for `dwblock` (channels past the last are zero).
@@ -75,11 +87,6 @@ impl<T: Real> ConvK<T> {
         let g = self.groups.max(1);
         let (cig, cog) = (self.cin / g, self.cout / g);
         let kk = cig * self.kh * self.kw;
-        let tile = if direct::is_pointwise(self) {
-            PW_MR
-        } else {
-            CO_TILE
-        };
         let nb = cog.div_ceil(tile);
         let mut packed = vec![T::ZERO; g * nb * kk * tile];
         for gi in 0..g {
@@ -205,12 +212,36 @@ pub(crate) fn conv_epi<T: Real>(
 
 /// [`conv_epi`] writing into `recycled`, the buffer of a value the engine has freed (see
 /// [`out_buf`]): the depthwise and 1×1 kernels overwrite every output value, so reused memory
-/// is not zeroed first (the general tile path starts from zeros as before).
+/// is not zeroed first (the general tile path starts from zeros as before). Convolutions with
+/// at most 32 taps run in f32 as one im2col product (`im2col`, same bits as the tile path).
+pub(crate) fn conv_epi_into<T: Real>(
+    x: &[T],
+    chw: (usize, usize, usize),
+    k: &ConvK<T>,
+    out_hw: (usize, usize),
+    pad_buf: &mut Vec<T>,
+    epi: Epilogue<'_>,
+    recycled: Vec<T>,
+) -> (Vec<T>, EpiStats) {
+    if direct::is_depthwise(k, chw.0) {
+        return direct::depthwise(x, chw, k, out_hw, pad_buf, epi, recycled);
+    }
+    if direct::is_pointwise(k) {
+        return direct::pointwise(x, chw, k, out_hw, epi, recycled);
+    }
+    if super::im2col::is_im2col(k) {
+        return super::im2col::conv(x, chw, k, out_hw, pad_buf, epi, recycled);
+    }
+    conv_tiles(x, chw, k, out_hw, pad_buf, epi, recycled)
+}
+
+/// The general convolution on the 16-channel × 6-pixel tile kernel (`k.packed` in `[kk][16]`
+/// panels, see [`ConvK::pack`]), with the epilogue in each tile's output pass.
 #[expect(
     clippy::indexing_slicing,
     reason = "hot loop; ranges computed from validated shapes"
 )]
-pub(crate) fn conv_epi_into<T: Real>(
+pub(crate) fn conv_tiles<T: Real>(
     x: &[T],
     chw: (usize, usize, usize),
     k: &ConvK<T>,
@@ -221,12 +252,6 @@ pub(crate) fn conv_epi_into<T: Real>(
 ) -> (Vec<T>, EpiStats) {
     let (c, h, w) = chw;
     let (ho, wo) = out_hw;
-    if direct::is_depthwise(k, c) {
-        return direct::depthwise(x, chw, k, out_hw, pad_buf, epi, recycled);
-    }
-    if direct::is_pointwise(k) {
-        return direct::pointwise(x, chw, k, out_hw, epi, recycled);
-    }
     let hw = ho * wo;
     let g = k.groups.max(1);
     let (cig, cog) = (k.cin / g, k.cout / g);
