@@ -105,6 +105,7 @@ use super::fixed::{fixed_bounds, mag, Frac};
 use super::margin_lin::Linearised;
 use super::margin_pool::PoolNom;
 use super::margin_rel::RelChain;
+use super::margin_rows::{anchors, conv_colsums, site_dw, Anchor, SiteRows, ROW_BUDGET};
 use super::margin_slope::{Ball, IntervalSign, SiteTaylor};
 use super::network::f64s;
 use super::polyerr::PolyErrors;
@@ -204,6 +205,8 @@ pub(crate) struct Nominal {
     rel: Vec<Vec<f32>>,
     /// The back-substitution at the trajectory's point slopes (`margin_lin`).
     pub(super) lin: Linearised,
+    /// Per site, the back-substituted rows of its input (`margin_rows`).
+    pub(super) rows: BTreeMap<NodeId, SiteRows>,
 }
 
 /// One evaluation of the recursion at η.
@@ -275,6 +278,11 @@ pub struct MarginCertifier {
     chain_at: Vec<Option<usize>>,
     /// Whether the relational boxes are used (else the |W| boxes alone).
     relational: bool,
+    /// Per site node: the anchor of the back-substitution of its input (`margin_rows`).
+    pub(super) anchors: Vec<Option<Anchor>>,
+    /// Per node: for a convolution, an upper bound of the largest row sum of |Wᵀ|
+    /// (`margin_rows`).
+    pub(super) conv_colsum: Vec<f64>,
 }
 
 pub(super) fn margin_err(net: &Network, id: NodeId, reason: impl Into<String>) -> BoundsError {
@@ -479,10 +487,14 @@ impl MarginCertifier {
                 *s = Some(ci);
             }
         }
+        let anchors = anchors(&net, &preps, &live, ROW_BUDGET);
+        let conv_colsum = conv_colsums(&net, &preps);
         Ok(Self {
             chains,
             chain_at,
             relational: true,
+            anchors,
+            conv_colsum,
             signs: pes
                 .iter()
                 .map(|pe| IntervalSign::new(pe.components()))
@@ -511,6 +523,20 @@ impl MarginCertifier {
     pub fn with_relational(mut self, on: bool) -> Self {
         self.relational = on;
         self
+    }
+
+    /// The same certifier with the back-substituted site boxes of `margin_rows` within
+    /// `budget` multiply–adds per input (0 switches them off, for comparison; the default
+    /// is [`ROW_BUDGET`]).
+    #[must_use]
+    pub fn with_row_budget(mut self, budget: f64) -> Self {
+        self.anchors = anchors(&self.net, &self.preps, &self.live, budget);
+        self
+    }
+
+    /// Number of sites whose inputs get back-substituted boxes (`margin_rows`).
+    pub fn row_sites(&self) -> usize {
+        self.anchors.iter().flatten().count()
     }
 
     /// Number of conv–site–conv chains that get relational boxes.
@@ -627,6 +653,7 @@ impl MarginCertifier {
             slin,
             rel,
             lin: Linearised::default(),
+            rows: BTreeMap::new(),
         };
         // s_ref: the midpoints of the slope enclosures on the trajectory balls (η = 0).
         let (_, slopes) = self.forward(&nom, 0.0)?;
@@ -636,6 +663,7 @@ impl MarginCertifier {
             .filter_map(|(i, s)| Some((i, s?.into_iter().map(|(sm, _, _)| sm).collect())))
             .collect();
         nom.lin = self.linearise(c, s_ref, None)?.0;
+        nom.rows = self.site_rows(&nom)?;
         Ok(Some(nom))
     }
 
@@ -882,11 +910,22 @@ impl MarginCertifier {
         // Per site: (s_mid, s_rad, w) per entry, S ⊆ [s_mid ± s_rad], |Δ_in + e| ≤ w.
         let mut slopes: SiteSlopes = vec![None; net.nodes.len()];
         let mut buf = Vec::new();
+        // Per site: d ∘ w (`margin_rows`; only when some site has rows).
+        let mut dws: Vec<Option<Vec<f64>>> = vec![None; net.nodes.len()];
         for (i, (node, prep)) in net.nodes.iter().zip(&self.preps).enumerate() {
             if !live(node.output) {
                 continue;
             }
             let in0 = node.inputs.first().copied().unwrap_or(usize::MAX);
+            if let Some(sr) = nom.rows.get(&i) {
+                // The back-substituted rows tighten the site input's box (`margin_rows`).
+                if let Some(mut t) = rs.get(in0).cloned().flatten() {
+                    sr.tighten(eta, &mut t, &dws, &rs);
+                    if let Some(slot) = rs.get_mut(in0) {
+                        *slot = Some(t);
+                    }
+                }
+            }
             let a = rs.get(in0).and_then(Option::as_ref);
             let out: Option<Vec<f64>> = match prep {
                 MPrep::Site => {
@@ -919,6 +958,11 @@ impl MarginCertifier {
                     }
                     if !site_done(i, Term::Site(&s)) {
                         return Ok(None);
+                    }
+                    if !nom.rows.is_empty() {
+                        if let Some(slot) = dws.get_mut(i) {
+                            *slot = site_dw(&s, nom.lin.s_ref(i));
+                        }
                     }
                     if let Some(slot) = slopes.get_mut(i) {
                         *slot = Some(s);

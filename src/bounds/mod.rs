@@ -38,6 +38,9 @@ mod margin;
 mod margin_lin;
 mod margin_pool;
 mod margin_rel;
+mod margin_rows;
+#[cfg(test)]
+mod margin_rows_tests;
 mod margin_slope;
 #[cfg(test)]
 mod margin_tests;
