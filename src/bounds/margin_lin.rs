@@ -74,11 +74,7 @@ impl Linearised {
 /// One site of the back-substitution at the point slopes `s` (midpoint–radius, outward):
 /// λ_in = λ_out ∘ s as (c, r) (the rounding u·|c·s| added to the radius), mag(λ_out) per
 /// entry and Σ_i mag(λ_in,i), all rounded up.
-pub(super) fn site_back(
-    c: &[f64],
-    r: &[f64],
-    s: &[f64],
-) -> (Vec<f64>, Vec<f64>, Vec<f64>, f64) {
+pub(super) fn site_back(c: &[f64], r: &[f64], s: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>, f64) {
     let mut c2 = Vec::with_capacity(c.len());
     let mut r2 = Vec::with_capacity(c.len());
     let mut mo = Vec::with_capacity(c.len());

@@ -1,7 +1,7 @@
-//! Back-substituted site boxes of the noise margin (issue 13, part 2; beyond the paper): for
-//! the entries of each site input z_v that are closest to r̃_α′'s transition, a bound of
-//! |Δz_v| by back-substitution across several blocks, to the input of the site's stage,
-//! instead of the box-to-box composition of [`super::MarginCertifier`]'s forward boxes.
+//! Back-substituted site boxes of the noise margin (issue 13, part 2; beyond the paper): a
+//! bound of |Δz_v| for every entry of a site input z_v by back-substitution across several
+//! blocks, to the input of the site's stage, instead of the box-to-box composition of
+//! [`super::MarginCertifier`]'s forward boxes.
 //!
 //! # The math object
 //! With the notation of `margin` and `margin_lin` (Δ the exact perturbation, e the site
@@ -11,43 +11,59 @@
 //! network input to z_v passes through (a cut of the graph). Every op between a and z_v is
 //! linear (biases cancel in Δ) or a site, where Δ_out = s_t ∘ (Δ_in + e_t) +
 //! δ_t ∘ (Δ_in + e_t). For the row e_i of entry i of z_v, λ ← Wᵀλ backward through the
-//! linear ops and λ_in = λ_out ∘ s_t at each site t (exactly as `margin_lin` does for the
-//! margins y_c − y_j) give, exactly,
+//! linear ops (a residual sum passes λ to both inputs, fan-outs add) and λ_in = λ_out ∘ s_t
+//! at each site t (as `margin_lin` does for the margins y_c − y_j) give, exactly,
 //!
 //!   Δz_v,i = λ_aᵀΔ_a + Σ_t [λ_{t,in}ᵀ e_t + λ_{t,out}ᵀ(δ_t ∘ (Δ_{t,in} + e_t))],
 //!
 //! so with the forward box R_a ≥ |Δ_a| and w_t ≥ |Δ_{t,in} + e_t| (the box over which S_t is
-//! enclosed):
+//! enclosed, itself tightened first when t has rows):
 //!
 //!   |Δz_v,i| ≤ η·k_i + Σ_t mag(λ_{t,out})ᵀ(d_t ∘ w_t) + mag(λ_a)ᵀR_a,
 //!   k_i = Σ_t B_t·Σ_q mag(λ_{t,in,q}).
 //!
-//! λ and k_i do not depend on η (built once per input, [`SiteRows`]); each tested η costs
-//! one dot product per row and earlier site. The box of z_v,i is the smaller of this bound and
-//! the forward box (both certified). The gain is the cancellation inside the composed linear
-//! map of several blocks (residual sums add the identity path, option-A shortcuts and 1×1
-//! projections are linear ops too), which the box-to-box composition ignores: the forward
-//! boxes grow ×5–9 per block on ResNet-20, the sampled deviations ×1.5–2.
+//! The noise and the slope variation of each site are boxed at their own site, and the
+//! linear map from there to z_v is applied exactly (the linearised block map is
+//! diag(s_out)·(I + W₂·diag(s₁·Σ₁)·W₁) for an identity shortcut; option-A shortcuts — strided
+//! slice, zero channel pad — and 1×1 projections are linear ops too). λ and k_i do not
+//! depend on η: they are built once per input ([`SiteRows`]), and each tested η costs one
+//! dot product per row and earlier site. The box of z_v,i is the smaller of this bound and
+//! the forward box (both certified), so it is never larger. The gain is the cancellation
+//! inside the composed map of several blocks, which box-to-box composition ignores.
 //!
-//! **Anchor rule** (from the graph only): walking back from z_v over the cuts of the graph
-//! (boundaries between nodes that only one live value crosses), the anchor is the first cut
-//! whose value has another spatial size than z_v (the input of the stage's resolution
-//! change), or a boundary no live value crosses (Δ = 0 there: the network input side), or
-//! the last cut after a max-pool node (whose box the back-substitution takes as given,
-//! `margin_pool`).
+//! **Anchor rule** (from the graph only). Walking back from z_v over the nodes, the anchor is
+//! the earliest boundary between nodes that a single live value crosses (a cut) such that
+//! the segment in between has only supported ops (Conv, BatchNormalization, Relu sites,
+//! residual Add, Slice / Pad, Flatten / Reshape / Identity), at most `window` earlier sites
+//! ([`WINDOW_SITES`] = 3 by default), and stops at the first cut whose value has another
+//! spatial size than z_v (the input of the stage's resolution change) or that no live value
+//! crosses (Δ = 0: the network-input side). A max-pool node, a Gemm or an average pool ends
+//! the segment. **Budget:** one row per entry of z_v, each a backward pass of the segment;
+//! sites are taken from the last one backward while the multiply–adds of their transposed
+//! convolutions stay within the budget ([`ROW_BUDGET`] = 1.2·10^11 by default), the others
+//! keep the forward boxes. On ResNet-20 this gives rows to the last three sites of stage 3
+//! (two anchored at the output of its first block, one at the stage input); the whole stage
+//! to its input takes window 5 and ~2.6·10^11.
 //!
-//! **Rows.** Back-substituting every entry costs one backward pass of the stage per entry;
-//! only the `rows` entries per site whose trajectory ball is nearest to the transition
-//! relative to their forward box (least |mid z_i| / R_i at the probe η = 2^−48; the box of
-//! every other entry stays the forward one) get a row. Those are the entries whose slope
-//! enclosures widen first, and they dominate the remainder E_j of `margin_lin`.
+//! **Measured** (ResNet-20, α = 14, first image of `test_first20.bin`, B calibrated on the
+//! first two; machine shared with other jobs, so the seconds are rough): log₂ η −38.8 without
+//! rows, −36.4 with the defaults (≈ 16 s more for the rows), −34.1 with the whole last stage
+//! back-substituted to its input (≈ 65 s more). At η = 2^−38 the last site's largest box falls
+//! from 0.30 to 2.3·10^−4 with the whole stage (median entry ×0.0045; site 65 ×0.02, sites 58
+//! and 62 ×0.15), and the bound of the margins' drop from 10^138 to 2.5·10^−5. What limits η
+//! now: the anchor box R_a at the stage input, still composed box to box through stages 1
+//! and 2 (their rows would cost 2·10^11 each: one row per entry, 8192 and 16384 entries),
+//! and the cost of the rows (binary64 transposed convolutions, one per row and op).
 //!
 //! # Arithmetic
-//! λ is propagated in binary64 midpoint–radius form with the roundings of `margin`
-//! (`back_lin`, `margin_lin::site_back`), mag(λ) rounded up to binary32 for storage, and each
-//! bound is a non-negative dot product rounded up (`dot_up`).
+//! λ is propagated in binary64 as midpoints with one radius per row (|λ − c| ≤ ρ entrywise):
+//! through a convolution ρ ← A·(ρ + γ_n·‖c‖∞) + 2n·ETA with A ≥ the largest row sum of |Wᵀ|
+//! ([`conv_colsums`]); through a batch norm ρ ← max|S|·ρ + 5u·max|s|·‖c‖∞ + ETA; at a site
+//! ρ ← max|s|·ρ + u·‖c∘s‖∞ + ETA; a fan-in sum adds the radii and 2u·‖c‖∞ (the rounding of
+//! the sum, as `margin::acc_into`). mag(λ) = |c| + ρ is rounded up to binary32 for storage,
+//! and each bound is a non-negative dot product rounded up (`dot_up`).
 //!
-//! Symbols: `lam` λ, `k` k_i, `dw` d_t ∘ w_t, `ra` R_a.
+//! Symbols: `lam` λ, `k` k_i, `dw` d_t ∘ w_t, `ra` R_a, `rho` ρ.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -60,8 +76,8 @@ use super::round::{add_ru, dot_up, gamma_ru, mul_ru, ETA, U};
 use super::BoundsError;
 use crate::nn::{Network, NodeId, ValueId};
 
-/// At most this many earlier sites between a site input and its anchor (the window).
-const WINDOW_SITES: usize = 3;
+/// Default window: at most this many earlier sites between a site input and its anchor.
+pub const WINDOW_SITES: usize = 3;
 
 /// Default budget of the back-substitution, in multiply–adds of the transposed
 /// convolutions (all rows of all sites with rows).
@@ -112,7 +128,7 @@ pub(super) fn anchors(
     net: &Network,
     preps: &[MPrep],
     live: &[bool],
-    budget: f64,
+    (budget, window): (f64, usize),
 ) -> Vec<Option<Anchor>> {
     let n = net.nodes.len();
     let is_live = |v: ValueId| live.get(v).copied().unwrap_or(false);
@@ -183,7 +199,7 @@ pub(super) fn anchors(
             }
             if matches!(preps.get(b), Some(MPrep::Site)) {
                 sites += 1;
-                if sites > std::env::var("ROWS_WINDOW").ok().and_then(|v| v.parse().ok()).unwrap_or(WINDOW_SITES) {
+                if sites > window {
                     break;
                 }
             }
@@ -444,12 +460,18 @@ impl MarginCertifier {
                 if !live(u) {
                     continue;
                 }
-                let Some(slot) = lams.get_mut(u) else { continue };
+                let Some(slot) = lams.get_mut(u) else {
+                    continue;
+                };
                 match slot {
                     None => *slot = Some(back.clone()),
                     Some((ca, ra)) => {
                         // λ_a + λ_b: |fl(c_a + c_b) − (c_a + c_b)| ≤ u·|fl(c_a + c_b)|.
-                        for ((x, r), (y, r2)) in ca.iter_mut().zip(ra.iter_mut()).zip(back.0.iter().zip(&back.1)) {
+                        for ((x, r), (y, r2)) in ca
+                            .iter_mut()
+                            .zip(ra.iter_mut())
+                            .zip(back.0.iter().zip(&back.1))
+                        {
                             for (p, q) in x.iter_mut().zip(y) {
                                 *p += q;
                             }
@@ -531,7 +553,11 @@ impl SiteRows {
                     let len = d.len();
                     match m.get(row * len..(row + 1) * len) {
                         Some(m) => {
-                            s += m.iter().zip(*d).map(|(a, b)| f64::from(*a) * b).sum::<f64>();
+                            s += m
+                                .iter()
+                                .zip(*d)
+                                .map(|(a, b)| f64::from(*a) * b)
+                                .sum::<f64>();
                         }
                         None => return f64::INFINITY,
                     }

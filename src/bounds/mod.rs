@@ -63,6 +63,7 @@ pub use firstorder_report::{
 };
 pub use fixed::Frac;
 pub use margin::{MarginCertifier, NoiseMargin};
+pub use margin_rows::{ROW_BUDGET, WINDOW_SITES};
 pub use network::{BlockRow, BlockTrace, BoundedNetwork, GlobalBound, PerInputBound};
 pub use polyerr::{PolyErrors, ALPHAS};
 pub use report::{
