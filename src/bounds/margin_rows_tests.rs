@@ -8,8 +8,8 @@ use super::margin_tests::{
     check_case, gemm_head, inputs, ranges_for, sign_patterns, site_inputs, Case, Pattern,
 };
 use super::polyerr::PolyErrors;
-use super::trajectory_tests::{image, proofs, shared, Lcg, NetB};
-use crate::nn::{BatchNorm, Conv, Network, NodeId, Op, Pad, Slice, Tensor};
+use super::trajectory_tests::{image, option_a, proofs, shared, Lcg, NetB};
+use crate::nn::{BatchNorm, Conv, Network, NodeId, Op, Tensor};
 
 /// Issue 13 (noise margin, `margin5`): on one ResNet-20 image (α = 14) the back-substituted
 /// boxes of the last stage are never larger than the forward boxes alone, shrink the last
@@ -126,23 +126,7 @@ fn stage_net(seed: u64) -> (Network, Vec<NodeId>, usize) {
     let n3 = b.add(bn(&mut r, 4), &[c3], &s2);
     let a3 = site(&mut b, n3, &s2);
     let c4 = b.add(conv(&mut r, 4, 4, 3, 1), &[a3], &s2);
-    let sl = b.add(
-        Op::Slice(Slice {
-            starts: vec![0, 0, 0],
-            steps: vec![1, 2, 2],
-        }),
-        &[x2],
-        &[2, 2, 2],
-    );
-    let pd = b.add(
-        Op::Pad(Pad {
-            begin: vec![1, 0, 0],
-            end: vec![1, 0, 0],
-            value: 0.0,
-        }),
-        &[sl],
-        &s2,
-    );
+    let pd = option_a(&mut b, x2, 2, (2, 2));
     let add = b.add(Op::Add { constant: None }, &[c4, pd], &s2);
     let x3 = site(&mut b, add, &s2);
     let c5 = b.add(conv(&mut r, 4, 4, 3, 1), &[x3], &s2);
