@@ -45,22 +45,30 @@
 //! (two anchored at the output of its first block, one at the stage input); the whole stage
 //! to its input takes window 5 and ~2.6·10^11.
 //!
-//! **Measured** (ResNet-20, α = 14, first image of `test_first20.bin`, B calibrated on the
-//! first two; machine shared with other jobs, so the seconds are rough): log₂ η −38.8 without
-//! rows, −36.4 with the defaults (≈ 16 s more for the rows), −34.1 with the whole last stage
-//! back-substituted to its input (≈ 65 s more). At η = 2^−38 the last site's largest box falls
-//! from 0.30 to 2.3·10^−4 with the whole stage (median entry ×0.0045; site 65 ×0.02, sites 58
-//! and 62 ×0.15), and the bound of the margins' drop from 10^138 to 2.5·10^−5. What limits η
-//! now: the anchor box R_a at the stage input, still composed box to box through stages 1
-//! and 2 (their rows would cost 2·10^11 each: one row per entry, 8192 and 16384 entries),
-//! and the cost of the rows (binary64 transposed convolutions, one per row and op).
+//! **Measured** (ResNet-20; machine shared with other jobs, so the seconds are rough CPU
+//! figures, not timings). 10 evenly spread CIFAR-10 JPEG test images, B calibrated on them
+//! (`polycert bound --alpha 10,12,14 --per-input --method trajectory --noise-margin --evenly
+//! --limit 10`), median log₂ η without → with the default rows: −36.1 → −33.8 (α = 10),
+//! −37.5 → −35.1 (α = 12), −39.25 → −36.8 (α = 14), every image gaining 2.2–2.5 octaves;
+//! 14.4 s CPU per image and α against 4.0 s (certificate included). On the first image of
+//! `test_first20.bin` (α = 14): −38.8 without rows, −36.4 with the defaults, −34.1 with the
+//! whole last stage back-substituted to its input (window 5, budget 3·10^11, ≈ 4× the CPU of
+//! the defaults). At η = 2^−38 the whole-stage rows shrink the last site's largest box from
+//! 0.30 to 2.3·10^−4 (median entry ×0.0045; site 65 ×0.02, sites 58 and 62 ×0.15) and the
+//! bound of the margins' drop from 10^138 to 2.5·10^−5. Memory: the rows of one image take
+//! ~0.4 GB (bfloat16). What limits η now: the anchor box R_a at the stage input, still
+//! composed box to box through stages 1 and 2 (their rows, one per entry of 8192 and 16384
+//! entries, would cost ~2·10^11 multiply–adds each in binary64), and the cost of the rows
+//! (one binary64 transposed convolution per row and op; a binary32 version needs a finer
+//! rounding analysis than the uniform radius, which grows like the |W| products).
 //!
 //! # Arithmetic
 //! λ is propagated in binary64 as midpoints with one radius per row (|λ − c| ≤ ρ entrywise):
 //! through a convolution ρ ← A·(ρ + γ_n·‖c‖∞) + 2n·ETA with A ≥ the largest row sum of |Wᵀ|
 //! ([`conv_colsums`]); through a batch norm ρ ← max|S|·ρ + 5u·max|s|·‖c‖∞ + ETA; at a site
 //! ρ ← max|s|·ρ + u·‖c∘s‖∞ + ETA; a fan-in sum adds the radii and 2u·‖c‖∞ (the rounding of
-//! the sum, as `margin::acc_into`). mag(λ) = |c| + ρ is rounded up to binary32 for storage,
+//! the sum, as `margin::acc_into`). mag(λ) = |c| + ρ is rounded up to bfloat16 for storage
+//! (relative overestimate < 2^−7; half the memory of binary32),
 //! and each bound is a non-negative dot product rounded up (`dot_up`).
 //!
 //! Symbols: `lam` λ, `k` k_i, `dw` d_t ∘ w_t, `ra` R_a, `rho` ρ.
@@ -102,10 +110,10 @@ pub(crate) struct SiteRows {
     /// k_i per row (rounded up).
     k: Vec<f64>,
     /// Per earlier site t of the segment: mag(λ_{t,out}) per row, `[row][entry of t]`,
-    /// rounded up to binary32.
-    terms: Vec<(NodeId, Vec<f32>)>,
-    /// The anchor and mag(λ_a) per row `[row][entry of a]` (rounded up to binary32).
-    anchor: Option<(ValueId, Vec<f32>)>,
+    /// rounded up to bfloat16 bits (`bf16_up`).
+    terms: Vec<(NodeId, Vec<u16>)>,
+    /// The anchor and mag(λ_a) per row `[row][entry of a]` (rounded up to bfloat16 bits).
+    anchor: Option<(ValueId, Vec<u16>)>,
 }
 
 /// Whether the back-substitution of `margin_rows` supports the op (else a segment stops
@@ -419,7 +427,7 @@ impl MarginCertifier {
                         #[expect(clippy::cast_precision_loss, reason = "small counts")]
                         let sum = add_ru(dot_up(sum, nt), mul_ru(nt as f64, rr));
                         *kq = add_ru(*kq, mul_ru(b, sum));
-                        mags.extend(c.iter().map(|x| f32_up(add_ru(x.abs(), *r))));
+                        mags.extend(c.iter().map(|x| bf16_up(add_ru(x.abs(), *r))));
                         c2.push(ci);
                         r2.push(rr);
                     }
@@ -486,7 +494,7 @@ impl MarginCertifier {
                 let mags = cs
                     .iter()
                     .zip(&rho)
-                    .flat_map(|(c, r)| c.iter().map(move |x| f32_up(add_ru(x.abs(), *r))))
+                    .flat_map(|(c, r)| c.iter().map(move |x| bf16_up(add_ru(x.abs(), *r))))
                     .collect();
                 (a, mags)
             }),
@@ -534,7 +542,7 @@ impl SiteRows {
         dw: &[Option<Vec<f64>>],
         rs: &[Option<Vec<f64>>],
     ) {
-        let mut vecs: Vec<(&[f32], &[f64])> = Vec::with_capacity(self.terms.len() + 1);
+        let mut vecs: Vec<(&[u16], &[f64])> = Vec::with_capacity(self.terms.len() + 1);
         for (t, mags) in &self.terms {
             let Some(Some(d)) = dw.get(*t) else { return };
             vecs.push((mags, d));
@@ -556,7 +564,7 @@ impl SiteRows {
                             s += m
                                 .iter()
                                 .zip(*d)
-                                .map(|(a, b)| f64::from(*a) * b)
+                                .map(|(a, b)| bf16_value(*a) * b)
                                 .sum::<f64>();
                         }
                         None => return f64::INFINITY,
@@ -578,6 +586,30 @@ impl SiteRows {
     }
 }
 
+/// The least bfloat16 (the upper 16 bits of a binary32) ≥ v ≥ 0, as its bits (+∞ beyond
+/// the range or for NaN): the storage of mag(λ), which halves the memory of binary32 at a
+/// relative overestimate below 2^−7.
+fn bf16_up(v: f64) -> u16 {
+    let f = f32_up(v);
+    if f.is_nan() {
+        return 0x7F80;
+    }
+    let b = f.to_bits();
+    #[expect(clippy::cast_possible_truncation, reason = "the upper 16 bits")]
+    let hi = (b >> 16) as u16;
+    if b & 0xFFFF == 0 {
+        hi
+    } else {
+        // The next bfloat16 up (0x7F7F + 1 is +∞).
+        hi + 1
+    }
+}
+
+/// The value of the bfloat16 bits `h`, exactly.
+fn bf16_value(h: u16) -> f64 {
+    f64::from(f32::from_bits(u32::from(h) << 16))
+}
+
 /// d_t ∘ w_t per entry of a site (rounded up) from its (s_mid, s_rad, w) and point slopes.
 pub(super) fn site_dw(s: &[(f64, f64, f64)], sref: Option<&[f64]>) -> Option<Vec<f64>> {
     let sref = sref?;
@@ -587,4 +619,42 @@ pub(super) fn site_dw(s: &[(f64, f64, f64)], sref: Option<&[f64]>) -> Option<Vec
             .map(|(&(sm, sr, w), &sq)| mul_ru(mag_minus(sm, sr, sq), w))
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rug::Rational;
+
+    #[test]
+    fn bf16_up_bounds_the_value_within_two_to_the_minus_seven() {
+        // Golden: exact rationals of the input and of the decoded bfloat16.
+        for v in [
+            0.0,
+            1e-45,
+            1e-30,
+            0.1,
+            1.0 / 3.0,
+            1.0,
+            7.5,
+            3.3e38,
+            1e39,
+            f64::NAN,
+        ] {
+            let h = bf16_up(v);
+            let d = bf16_value(h);
+            if v.is_nan() || v > 3.38e38 {
+                assert_eq!(d, f64::INFINITY, "{v}");
+                continue;
+            }
+            assert!(
+                Rational::from_f64(d).unwrap() >= Rational::from_f64(v).unwrap(),
+                "{v}"
+            );
+            if v > 1e-37 {
+                assert!(d <= v * (1.0 + 1.0 / 128.0), "{v}: {d}");
+            }
+        }
+        assert_eq!(bf16_value(bf16_up(0.5)), 0.5);
+    }
 }
