@@ -596,7 +596,6 @@ fn bf16_up(v: f64) -> u16 {
         return 0x7F80;
     }
     let b = f.to_bits();
-    #[expect(clippy::cast_possible_truncation, reason = "the upper 16 bits")]
     let hi = (b >> 16) as u16;
     if b & 0xFFFF == 0 {
         hi
