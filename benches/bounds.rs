@@ -212,8 +212,9 @@ fn bench_trajectory(c: &mut Criterion) {
 /// test image, B calibrated on the first 2): the recorded trajectory at 128 bits, the
 /// per-site Taylor coefficients, the relational boxes' kernels |M̂| and the back-substitution
 /// of the nine margins once per image, then the η search (forward boxes and slope
-/// enclosures plus one dot product per class and site per tested η), and the same with the
-/// |W| boxes alone. Run with `RAYON_NUM_THREADS=1`. Target: ≤ 10 s per image; issue 13's
+/// enclosures plus one dot product per class and site per tested η, with the
+/// back-substituted site boxes of the last stage), and the same without those boxes, with the
+/// whole last stage back-substituted, and with the |W| boxes alone. Run with `RAYON_NUM_THREADS=1`. Target: ≤ 10 s per image; issue 13's
 /// next target ≤ 2.5 s. Also the MNIST max-pool model (first MNIST test image, B calibrated
 /// on the first 2), whose M̃_{α,n} nodes the margin supports since the `margin4` helper.
 fn bench_margin(c: &mut Criterion) {
@@ -237,8 +238,31 @@ fn bench_margin(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("margin_alpha14", 1), |b| {
         b.iter(|| mc.margin(&tc, &x, &tb).ok().flatten().map(|m| m.log2_eta));
     });
+    // Without the back-substituted site boxes of `margin_rows` (relational boxes only, the
+    // method before the `margin5` helper), and with the whole last stage back-substituted
+    // to its input (window 5, budget 3·10^11 multiply–adds instead of the defaults).
+    let mc_nr = mc.clone().with_row_budget(0.0);
+    g.bench_function(BenchmarkId::new("margin_alpha14_no_rows", 1), |b| {
+        b.iter(|| {
+            mc_nr
+                .margin(&tc, &x, &tb)
+                .ok()
+                .flatten()
+                .map(|m| m.log2_eta)
+        });
+    });
+    let mc_full = mc.clone().with_row_window(5).with_row_budget(3e11);
+    g.bench_function(BenchmarkId::new("margin_alpha14_rows_stage", 1), |b| {
+        b.iter(|| {
+            mc_full
+                .margin(&tc, &x, &tb)
+                .ok()
+                .flatten()
+                .map(|m| m.log2_eta)
+        });
+    });
     // The same search with the |W| boxes alone (no relational boxes), side by side.
-    let mc_w = mc.clone().with_relational(false);
+    let mc_w = mc.clone().with_relational(false).with_row_budget(0.0);
     g.bench_function(BenchmarkId::new("margin_alpha14_w_boxes", 1), |b| {
         b.iter(|| mc_w.margin(&tc, &x, &tb).ok().flatten().map(|m| m.log2_eta));
     });

@@ -64,8 +64,34 @@ pub(crate) struct Linearised {
 /// A midpoint–radius interval vector (c ± r), one per class.
 type Lam = Vec<(Vec<f64>, Vec<f64>)>;
 
+impl Linearised {
+    /// The point slopes s_ref of site `i`.
+    pub(super) fn s_ref(&self, i: NodeId) -> Option<&[f64]> {
+        self.s_ref.get(&i).map(Vec::as_slice)
+    }
+}
+
+/// One site of the back-substitution at the point slopes `s` (midpoint–radius, outward):
+/// λ_in = λ_out ∘ s as (c, r) (the rounding u·|c·s| added to the radius), mag(λ_out) per
+/// entry and Σ_i mag(λ_in,i), all rounded up.
+pub(super) fn site_back(c: &[f64], r: &[f64], s: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>, f64) {
+    let mut c2 = Vec::with_capacity(c.len());
+    let mut r2 = Vec::with_capacity(c.len());
+    let mut mo = Vec::with_capacity(c.len());
+    let mut sum = 0.0f64;
+    for ((cq, rq), &sm) in c.iter().zip(r).zip(s) {
+        let m = cq * sm;
+        let rad = add_ru(mul_ru(*rq, sm.abs()), mul_ru(U, m.abs()));
+        sum += add_ru(m.abs(), rad);
+        mo.push(add_ru(cq.abs(), *rq));
+        c2.push(m);
+        r2.push(rad);
+    }
+    (c2, r2, mo, dot_up(sum, c.len()))
+}
+
 /// An upper bound of mag(S − s) for S ⊆ [sm ± sr].
-fn mag_minus(sm: f64, sr: f64, s: f64) -> f64 {
+pub(super) fn mag_minus(sm: f64, sr: f64, s: f64) -> f64 {
     let d = (sm - s).abs();
     // |sm − s| rounded to nearest is within u·d of the exact one: one ulp up covers it (a
     // zero difference is exact).
@@ -222,21 +248,9 @@ impl MarginCertifier {
                     let mut out = Vec::with_capacity(lam.len());
                     let mut mags = Vec::with_capacity(lam.len());
                     for (ci, (c, r)) in lam.iter().enumerate() {
-                        let mut c2 = Vec::with_capacity(c.len());
-                        let mut r2 = Vec::with_capacity(c.len());
-                        let mut mo = Vec::with_capacity(c.len());
-                        let mut sum = 0.0f64;
-                        for ((cq, rq), &sm) in c.iter().zip(r).zip(s) {
-                            // λ_in = λ_out·s_ref (rounding u|c'| added to the radius).
-                            let m = cq * sm;
-                            let rad = add_ru(mul_ru(*rq, sm.abs()), mul_ru(U, m.abs()));
-                            sum += add_ru(m.abs(), rad);
-                            mo.push(add_ru(cq.abs(), *rq));
-                            c2.push(m);
-                            r2.push(rad);
-                        }
+                        let (c2, r2, mo, sum) = site_back(c, r, s);
                         if let Some(kj) = ks.get_mut(ci) {
-                            *kj = add_ru(*kj, mul_ru(b, dot_up(sum, c.len())));
+                            *kj = add_ru(*kj, mul_ru(b, sum));
                         }
                         if jpos == Some(ci) {
                             lambda.insert(i, c2.clone());

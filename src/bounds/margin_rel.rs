@@ -453,7 +453,7 @@ fn transpose_w1(w: &[f32], cmid: usize, cin: usize, taps: usize) -> Vec<f64> {
 }
 
 /// The least binary32 ≥ v (v ≥ 0; +∞ for v beyond the binary32 range or NaN).
-fn f32_up(v: f64) -> f32 {
+pub(super) fn f32_up(v: f64) -> f32 {
     if v.is_nan() {
         return f32::INFINITY;
     }

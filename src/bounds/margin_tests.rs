@@ -18,7 +18,7 @@ use crate::nn::ops::{self, ConvK};
 use crate::nn::{BatchNorm, Conv, Linear, Network, NodeId, Op, SignKernel, Tensor};
 
 /// Per ReLU node, the perturbation e added to its input.
-type Pattern = BTreeMap<NodeId, Vec<f64>>;
+pub(super) type Pattern = BTreeMap<NodeId, Vec<f64>>;
 
 /// F^α(x) in f64 with e[a] added to the input of every ReLU a before r̃_α (the oracle: plain
 /// node-by-node evaluation with the f64 kernels, independent of the certificate's code).
@@ -173,12 +173,12 @@ fn forward_pool(
 }
 
 /// y_c − y_j per class.
-fn margins_of(y: &[f64], c: usize) -> Vec<f64> {
+pub(super) fn margins_of(y: &[f64], c: usize) -> Vec<f64> {
     y.iter().map(|v| y[c] - v).collect()
 }
 
 /// The classifier head of the test nets: Gemm 4 → 3 classes on value `fl`.
-fn gemm_head(b: &mut NetB, r: &mut Lcg, fl: usize) -> usize {
+pub(super) fn gemm_head(b: &mut NetB, r: &mut Lcg, fl: usize) -> usize {
     b.add(
         Op::Gemm(Linear {
             weight: Tensor {
@@ -263,7 +263,7 @@ fn one_hidden_net(seed: u64, h: usize) -> Network {
 }
 
 /// B per ReLU: 1.25 × the largest |input| of the exact f64 run over `xs` (as calibration).
-fn ranges_for(net: &Network, xs: &[Vec<f64>]) -> BTreeMap<NodeId, f64> {
+pub(super) fn ranges_for(net: &Network, xs: &[Vec<f64>]) -> BTreeMap<NodeId, f64> {
     let mut rg: BTreeMap<NodeId, f64> = BTreeMap::new();
     for x in xs {
         forward(net, x, &mut |i, y| {
@@ -279,22 +279,22 @@ fn ranges_for(net: &Network, xs: &[Vec<f64>]) -> BTreeMap<NodeId, f64> {
 }
 
 /// Everything one test image needs: the certificate, the margin, the f64 nominal run.
-struct Case {
-    net: Arc<Network>,
-    x: Vec<f64>,
-    kernel: SignKernel,
-    ranges: BTreeMap<NodeId, f64>,
-    mc: MarginCertifier,
-    tc: TrajectoryCertifier,
-    tb: TrajectoryBound,
+pub(super) struct Case {
+    pub(super) net: Arc<Network>,
+    pub(super) x: Vec<f64>,
+    pub(super) kernel: SignKernel,
+    pub(super) ranges: BTreeMap<NodeId, f64>,
+    pub(super) mc: MarginCertifier,
+    pub(super) tc: TrajectoryCertifier,
+    pub(super) tb: TrajectoryBound,
     /// The exact coefficients when the oracle evaluates r̃_α in MPFR (small networks).
-    comps: Option<Vec<Vec<Rational>>>,
+    pub(super) comps: Option<Vec<Vec<Rational>>>,
     /// The nominal trajectory (computed once).
-    nom: Option<Nominal>,
+    pub(super) nom: Option<Nominal>,
 }
 
 impl Case {
-    fn new(
+    pub(super) fn new(
         net: Arc<Network>,
         x: Vec<f64>,
         ranges: BTreeMap<NodeId, f64>,
@@ -326,7 +326,7 @@ impl Case {
         }
     }
 
-    fn margin(&self) -> Option<NoiseMargin> {
+    pub(super) fn margin(&self) -> Option<NoiseMargin> {
         let nom = self.nom.as_ref()?;
         self.mc.search(nom, self.tb.alpha).unwrap()
     }
@@ -339,7 +339,7 @@ impl Case {
     }
 
     /// D_j(η) per class and the adversarial pattern e = −η·B·sign(λ_in) of class j.
-    fn adversarial(&self, eta: f64, j: usize) -> (Vec<f64>, Pattern) {
+    pub(super) fn adversarial(&self, eta: f64, j: usize) -> (Vec<f64>, Pattern) {
         let nom = self.nom.as_ref().unwrap();
         let d = self.mc.drops(nom, eta, Some(j)).unwrap();
         let pat = d
@@ -370,7 +370,7 @@ impl Case {
 /// patterns (half random signs, half uniform in [−ηB, ηB]) keep the class and never drop a
 /// margin by more than D_j(η). Returns (measured adversarial drop / D_j of the tightest j,
 /// the adversarial drop / margin at 2η and at 4η, whether the class flipped at 2η / 4η).
-fn check_case(case: &Case, n: usize, seed: u64) -> (f64, [f64; 2], [bool; 2]) {
+pub(super) fn check_case(case: &Case, n: usize, seed: u64) -> (f64, [f64; 2], [bool; 2]) {
     let nm = case.margin().expect("certified unchanged with a margin");
     let c = nm.class;
     let y0 = case.run(&Pattern::new());
@@ -445,7 +445,7 @@ fn first_order_ratio(case: &Case, log2_eta: f64) -> f64 {
     drop[nm.tightest] / dj[nm.tightest]
 }
 
-fn inputs(seed: u64, n: usize, len: usize) -> Vec<Vec<f64>> {
+pub(super) fn inputs(seed: u64, n: usize, len: usize) -> Vec<Vec<f64>> {
     let mut r = Lcg(seed);
     (0..n)
         .map(|_| (0..len).map(|_| r.next(1.0, 20)).collect())
@@ -591,7 +591,7 @@ fn resnet20_margin_holds_for_adversarial_and_random_patterns() {
 
 /// The site inputs of F^α(x) under `e` (before e is added) and the output, r̃_α as in
 /// [`Case::run`] (the independent oracle of the forward boxes).
-fn site_inputs(case: &Case, e: &Pattern) -> (BTreeMap<NodeId, Vec<f64>>, Vec<f64>) {
+pub(super) fn site_inputs(case: &Case, e: &Pattern) -> (BTreeMap<NodeId, Vec<f64>>, Vec<f64>) {
     let mut rec = BTreeMap::new();
     let y = forward(&case.net, &case.x, &mut |i, y| {
         rec.insert(i, y.clone());
@@ -612,7 +612,7 @@ fn site_inputs(case: &Case, e: &Pattern) -> (BTreeMap<NodeId, Vec<f64>>, Vec<f64
 }
 
 /// `n` random sign patterns e = ±η·B at every site.
-fn sign_patterns(case: &Case, eta: f64, n: usize, seed: u64) -> Vec<Pattern> {
+pub(super) fn sign_patterns(case: &Case, eta: f64, n: usize, seed: u64) -> Vec<Pattern> {
     let mut r = Lcg(seed);
     (0..n)
         .map(|_| {

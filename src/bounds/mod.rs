@@ -38,6 +38,9 @@ mod margin;
 mod margin_lin;
 mod margin_pool;
 mod margin_rel;
+mod margin_rows;
+#[cfg(test)]
+mod margin_rows_tests;
 mod margin_slope;
 #[cfg(test)]
 mod margin_tests;
@@ -60,6 +63,7 @@ pub use firstorder_report::{
 };
 pub use fixed::Frac;
 pub use margin::{MarginCertifier, NoiseMargin};
+pub use margin_rows::{ROW_BUDGET, WINDOW_SITES};
 pub use network::{BlockRow, BlockTrace, BoundedNetwork, GlobalBound, PerInputBound};
 pub use polyerr::{PolyErrors, ALPHAS};
 pub use report::{

@@ -405,6 +405,28 @@ impl Lcg {
     }
 }
 
+/// An option-A shortcut of value `x` (`c` channels): a stride-2 slice to (h, w), then `c/2`
+/// zero channels on each side.
+pub(super) fn option_a(b: &mut NetB, x: usize, c: usize, (h, w): (usize, usize)) -> usize {
+    let sl = b.add(
+        Op::Slice(Slice {
+            starts: vec![0, 0, 0],
+            steps: vec![1, 2, 2],
+        }),
+        &[x],
+        &[c, h, w],
+    );
+    b.add(
+        Op::Pad(Pad {
+            begin: vec![c / 2, 0, 0],
+            end: vec![c / 2, 0, 0],
+            value: 0.0,
+        }),
+        &[sl],
+        &[2 * (c / 2) + c, h, w],
+    )
+}
+
 pub(super) struct NetB {
     values: Vec<ValueInfo>,
     nodes: Vec<Node>,
@@ -492,23 +514,7 @@ fn residual_net(seed: u64) -> Network {
         &[conv],
         &[4, 3, 3],
     );
-    let sl = b.add(
-        Op::Slice(Slice {
-            starts: vec![0, 0, 0],
-            steps: vec![1, 2, 2],
-        }),
-        &[0],
-        &[2, 3, 3],
-    );
-    let pd = b.add(
-        Op::Pad(Pad {
-            begin: vec![1, 0, 0],
-            end: vec![1, 0, 0],
-            value: 0.0,
-        }),
-        &[sl],
-        &[4, 3, 3],
-    );
+    let pd = option_a(&mut b, 0, 2, (3, 3));
     let add = b.add(Op::Add { constant: None }, &[bn, pd], &[4, 3, 3]);
     let relu = b.add(Op::Relu, &[add], &[4, 3, 3]);
     let ap = b.add(
