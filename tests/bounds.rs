@@ -562,6 +562,7 @@ fn shared_models(n_cifar: usize, n_mnist: usize, alphas: &[u32]) {
             per_input: true,
             method: polycert::bounds::PerInputMethod::Elementwise,
             noise_margin: false,
+            margin_rows: false,
             shard: None,
         };
         let rep = bound_report(&cfg, &|_, _, _| {}).unwrap();
@@ -1029,7 +1030,7 @@ fn bound_shards_merge_to_the_unsharded_report() {
     };
     let tmp = std::env::temp_dir().join(format!("polycert-shard-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
-    let run = |limit: &str, shard: Option<&str>, out: &PathBuf| {
+    let run_with = |limit: &str, shard: Option<&str>, out: &PathBuf, extra: &[&str]| {
         let mut c = util::polycert();
         c.args([
             "--quiet",
@@ -1049,12 +1050,14 @@ fn bound_shards_merge_to_the_unsharded_report() {
         .arg("--data")
         .arg(sh.join("data/mnist/t10k-images-idx3-ubyte"))
         .arg("--out-json")
-        .arg(out);
+        .arg(out)
+        .args(extra);
         if let Some(s) = shard {
             c.args(["--shard", s]);
         }
         c.output().unwrap()
     };
+    let run = |limit: &str, shard: Option<&str>, out: &PathBuf| run_with(limit, shard, out, &[]);
     let whole = tmp.join("whole.json");
     assert!(run("5", None, &whole).status.success());
     let parts: Vec<PathBuf> = (1..=3).map(|k| tmp.join(format!("p{k}.json"))).collect();
@@ -1115,6 +1118,21 @@ fn bound_shards_merge_to_the_unsharded_report() {
         &[&parts[0], &other, &parts[2]],
         &["other.json", "does not match shard 1/3"],
     );
+    // A part with the back-substituted site boxes does not merge with parts without them,
+    // and the flag needs --noise-margin.
+    let rows = tmp.join("rows.json");
+    let o = run_with("5", Some("2/3"), &rows, &["--margin-rows"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    refused(
+        &[&parts[0], &rows, &parts[2]],
+        &["rows.json", "without --margin-rows"],
+    );
+    let o = util::polycert()
+        .args(["bound", "--per-input", "--margin-rows", "--alpha", "14"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--noise-margin"));
     let o = run("5", Some("4/3"), &tmp.join("x.json"));
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--shard \"4/3\""));

@@ -182,6 +182,10 @@ pub struct MarginStats {
     /// [`NoiseMargin::log2_eta_first_order`]).
     #[serde(deserialize_with = "super::nan_f64")]
     pub log2_eta_first_order_median: f64,
+    /// Whether the back-substituted site boxes of the last stage were on (`--margin-rows`,
+    /// [`super::ROW_BUDGET`]); absent: off, the forward and relational boxes only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub back_substituted_rows: bool,
 }
 
 /// Per image and α: the certificate, the measured error and whether the measured classes
@@ -211,15 +215,17 @@ pub(crate) fn trajectory_stats(
     ys: &[Vec<f64>],
     progress: &(dyn Fn(&str, usize, usize) + Sync),
     step: usize,
-    noise_margin: bool,
+    noise_margin: Option<bool>,
     part: std::ops::Range<usize>,
     keep_images: bool,
 ) -> Result<Vec<TrajectoryStats>, BoundsError> {
     let tc = TrajectoryCertifier::new(Arc::clone(net), pes, ranges.clone(), &PRECISIONS)?;
-    let mc = if noise_margin {
-        Some(MarginCertifier::new(Arc::clone(net), pes, ranges.clone())?)
-    } else {
-        None
+    let mc = match noise_margin {
+        Some(rows) => {
+            let mc = MarginCertifier::new(Arc::clone(net), pes, ranges.clone())?;
+            Some(if rows { mc } else { mc.with_row_budget(0.0) })
+        }
+        None => None,
     };
     let policies: Vec<ActivationPolicy> = pes
         .iter()
@@ -286,17 +292,21 @@ pub(crate) fn trajectory_stats(
         .collect())
 }
 
-/// The statistics of [`TrajectoryStats`] (and [`MarginStats`] with `noise_margin`) over the
+/// The statistics of [`TrajectoryStats`] (and [`MarginStats`] with `noise_margin`:
+/// `Some(rows)`, whether the back-substituted site boxes were on) over the
 /// per-image records `col`, in their order; `per_image` is left `None`.
-pub(crate) fn stats_from_images(col: &[TrajectoryImage], noise_margin: bool) -> TrajectoryStats {
+pub(crate) fn stats_from_images(
+    col: &[TrajectoryImage],
+    noise_margin: Option<bool>,
+) -> TrajectoryStats {
     let mut st = stats_of(col);
-    if noise_margin {
-        st.noise_margin = Some(margin_stats(col));
+    if let Some(rows) = noise_margin {
+        st.noise_margin = Some(margin_stats(col, rows));
     }
     st
 }
 
-fn margin_stats(col: &[TrajectoryImage]) -> MarginStats {
+fn margin_stats(col: &[TrajectoryImage], rows: bool) -> MarginStats {
     let per: Vec<Option<f64>> = col.iter().map(|r| r.log2_eta).collect();
     let v: Vec<f64> = per.iter().flatten().copied().collect();
     MarginStats {
@@ -306,6 +316,7 @@ fn margin_stats(col: &[TrajectoryImage]) -> MarginStats {
         log2_eta_p5: quantile(&v, 0.05),
         log2_eta_min: v.iter().copied().reduce(f64::min).unwrap_or(f64::NAN),
         log2_eta: per,
+        back_substituted_rows: rows,
         log2_eta_first_order_median: median(
             &col.iter()
                 .filter_map(|r| r.log2_eta_first_order)

@@ -192,6 +192,7 @@ fn run_model(
         per_input: false,
         method: crate::bounds::PerInputMethod::Elementwise,
         noise_margin: false,
+        margin_rows: false,
         shard: None,
         evenly: false,
     })?;

@@ -321,6 +321,7 @@ pub fn bounds_section(
             per_input: true,
             method: crate::bounds::PerInputMethod::Elementwise,
             noise_margin: false,
+            margin_rows: false,
             shard: None,
         };
         let mut r = crate::bounds::bound_report(&bc, &|_, d, n| progress(&name, d, n))?;
