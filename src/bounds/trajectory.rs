@@ -1048,7 +1048,11 @@ impl TrajectoryCertifier {
             let f = lv.tn.frac();
             let (ex, _) = lv.tn.run(x, Mode::Exact)?;
             let last = li + 1 == nl;
-            let rex = ex.rad.iter().fold(0.0f64, |a, &r| a.max(r));
+            // The largest radius of F; a NaN radius counts as +∞ (`f64::max` would drop it).
+            let rex = ex.rad.iter().fold(
+                0.0f64,
+                |a, &r| if r.is_nan() { f64::INFINITY } else { a.max(r) },
+            );
             // A non-finite radius of F makes every α's radius non-finite, hence not tight:
             // skip the F^α runs of this level (the same results, without the wasted runs).
             if !last && !rex.is_finite() {
