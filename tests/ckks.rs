@@ -284,16 +284,20 @@ fn cli_per_input_certificates_cross_check_the_encrypted_run() {
     let Some(sh) = shared("MNIST model and data") else {
         return;
     };
-    let out = polycert()
-        .args(["--quiet", "ckks", "--model"])
-        .arg(sh.join("models/mnist_cnn_small.onnx"))
-        .arg("--data")
-        .arg(sh.join("data/mnist/t10k-images-idx3-ubyte"))
-        .args(["--alpha", "6", "--images", "3", "--n", "12", "--insecure"])
-        .args(["--calib-limit", "200", "--no-timings", "--json"])
-        .args(["--per-input", "--noise-margin"])
-        .output()
-        .unwrap();
+    let run = |extra: &[&str]| {
+        polycert()
+            .args(["--quiet", "ckks", "--model"])
+            .arg(sh.join("models/mnist_cnn_small.onnx"))
+            .arg("--data")
+            .arg(sh.join("data/mnist/t10k-images-idx3-ubyte"))
+            .args(["--alpha", "6", "--images", "3", "--n", "12", "--insecure"])
+            .args(["--calib-limit", "200", "--no-timings", "--json"])
+            .args(["--per-input"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--noise-margin"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -301,6 +305,9 @@ fn cli_per_input_certificates_cross_check_the_encrypted_run() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The default margin, like `polycert bound --noise-margin`, has no back-substituted rows,
+    // and the report says nothing about them.
+    assert!(v["margin_rows"].is_null(), "{}", v["margin_rows"]);
     let images = v["images"].as_array().unwrap();
     let checks = v["per_input"].as_array().unwrap();
     assert_eq!(checks.len(), 3);
@@ -326,6 +333,28 @@ fn cli_per_input_certificates_cross_check_the_encrypted_run() {
         }
     }
     assert!(checks.iter().any(|c| c["certified_unchanged"] == true));
+
+    // `--margin-rows`: recorded in the report; the site boxes are the smaller of the forward
+    // box and the rows' bound, so no image's η can get smaller.
+    let out = run(&["--noise-margin", "--margin-rows"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let w: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(w["margin_rows"], true);
+    for (c, r) in checks.iter().zip(w["per_input"].as_array().unwrap()) {
+        assert_eq!(c["certified_unchanged"], r["certified_unchanged"]);
+        if let (Some(a), Some(b)) = (c["log2_eta"].as_f64(), r["log2_eta"].as_f64()) {
+            assert!(b >= a, "rows {r} below no rows {c}");
+        }
+    }
+    // The flag needs --noise-margin.
+    let out = run(&["--margin-rows"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--noise-margin"));
 }
 
 /// INSECURE N = 2^11 (1024 slots: one MNIST image per ciphertext), α = 14 (depths 4, 5, 5)

@@ -1002,6 +1002,7 @@ pub(super) fn assemble_report(r: ReportParts<'_>) -> EncryptedReport {
             peak_rss_mib: peak_rss_mib(),
         }),
         per_input: None,
+        margin_rows: false,
     }
 }
 

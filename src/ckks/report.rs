@@ -143,6 +143,10 @@ pub struct EncryptedReport {
     /// Per-input certificates of the encrypted images (`polycert ckks --per-input`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub per_input: Option<Vec<PerInputCheck>>,
+    /// Whether the noise margins η of `per_input` used the back-substituted site boxes
+    /// (`polycert ckks --margin-rows`); omitted when they did not.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub margin_rows: bool,
 }
 
 /// The per-input certificates of one encrypted image (bounds module, same α and B as the
@@ -290,7 +294,12 @@ impl EncryptedReport {
                  equal; *within*: ‖dec − F‖∞ ≤ hi + the measured CKKS error. η: the certified noise margin \
                  (every ReLU input perturbed by at most η·B keeps the class), to be read against the \
                  measured per-activation CKKS noise (bootstrap precision in the Bootstrapping section below: 2^−bits of the bootstrap's \
-                 input range): the margin covers the run only where η·B exceeds that noise.\n"
+                 input range): the margin covers the run only where η·B exceeds that noise.{}\n",
+                if self.margin_rows {
+                    " η with the back-substituted site boxes of the last stage (`--margin-rows`)."
+                } else {
+                    ""
+                }
             );
             let _ = writeln!(
                 s,
