@@ -132,6 +132,23 @@ impl BootstrapConfig {
         })
     }
 
+    /// As [`BootstrapConfig::encapsulated`] with EvalMod's cubic correction
+    /// ([`EvalModConfig::for_sparse_secret_corrected`]: the sine's bias (2π·m/q_0)²/6 removed
+    /// by a second-harmonic chain, one more level: EvalMod depth 9, 15 levels consumed at
+    /// N = 2^16). The bias no longer caps Δ_0/q_0, so Δ_0 can move closer to q_0 (module
+    /// docs: the measured precision against Δ_0).
+    ///
+    /// # Errors
+    /// As [`EvalModConfig::for_sparse_secret_corrected`].
+    pub fn encapsulated_corrected(n: usize) -> Result<Self, CkksError> {
+        let h = super::EPHEMERAL_WEIGHT;
+        Ok(Self {
+            eval_mod: EvalModConfig::for_sparse_secret_corrected(h)?,
+            sparse_secret: Some(h),
+            ..Self::full(n)?
+        })
+    }
+
     /// Levels consumed by a bootstrap of this configuration: CoeffToSlot + EvalMod +
     /// SlotToCoeff (what [`bootstrap_params`] needs as `boot_depth`).
     pub fn depth(&self) -> usize {
@@ -332,8 +349,9 @@ impl Bootstrapper {
                 *last = last.rows_scaled(&v);
             }
         }
-        // SlotToCoeff constant q_0/(2π·Δ_0); for sparse slots [a, b] ↦ [a + ib, a + ib] first.
-        let c_stc = q0 / (std::f64::consts::TAU * scale0);
+        // SlotToCoeff constant q_0/(2π·g·Δ_0) (g: EvalMod's output gain, 3/4 with the cubic
+        // correction); for sparse slots [a, b] ↦ [a + ib, a + ib] first.
+        let c_stc = q0 / (std::f64::consts::TAU * config.eval_mod.output_gain() * scale0);
         let mut stc = slot_to_coeff_stages(p, period, config.stc_levels)?;
         if let Some(first) = stc.first_mut() {
             let mut f = first.scaled(Complex::new(c_stc, 0.0));
