@@ -245,3 +245,19 @@ fn sweep_precision_against_scale_insecure() {
         }
     }
 }
+
+/// The 128-bit chain of the corrected bench at N = 2^16, Δ_0 = 2^56: depth 3 + 9 + 3 = 15;
+/// q_0 of 60 bits and eight 61-bit special primes leave ⌊(1772 − 1 − 60 − 15·60 − 8·61)/56⌋ =
+/// ⌊323/56⌋ = 5 user levels (OpenFHE's side-by-side setting leaves 5 of 20), four leave
+/// ⌊567/56⌋ = 10.
+#[test]
+fn corrected_params_at_n16_leave_five_levels() {
+    let cfg = BootstrapConfig::encapsulated_corrected(1 << 16).unwrap();
+    assert_eq!(cfg.depth(), 15);
+    for (special, user) in [(8, 5), (4, 10)] {
+        let p = bootstrap_params(16, cfg.depth(), 56, None, special, false).unwrap();
+        assert_eq!(p.security(), SecurityLevel::Bits128);
+        assert!(p.log_qp() <= 1772.0);
+        assert_eq!(p.max_level(), user + 15, "{special} special primes");
+    }
+}
