@@ -1,21 +1,30 @@
 //! CKKS bootstrapping bench (issue 14): one full-slot bootstrap (level 0 → the output level)
 //! with a dense uniform ternary secret and sparse-secret encapsulation (h = 32). Default:
-//! N = 2^16, 128-bit (HomomorphicEncryption.org), Δ_0 = 2^54 (dense: 2^57), q_0 ≈ 2^60,
-//! `BootstrapConfig::encapsulated` (level budget 3/3 at N = 2^16, EvalMod K = 12 with 2 double
-//! angles, degree 47); `POLYCERT_BOOT_BENCH_DENSE=1` runs `BootstrapConfig::full` instead
-//! (ModRaise under the dense secret, K = 482 with 6 double angles, degree 95),
+//! N = 2^16, 128-bit (HomomorphicEncryption.org), Δ_0 = 2^56, q_0 ≈ 2^60,
+//! `BootstrapConfig::encapsulated_corrected` (level budget 3/3 at N = 2^16, EvalMod K = 12 with
+//! 2 double angles, degree 47, and the cubic correction: depth 9, 15 levels consumed);
+//! `POLYCERT_BOOT_BENCH_EVALMOD=sine` runs `BootstrapConfig::encapsulated` (the plain sine,
+//! depth 8, 14 levels, Δ_0 = 2^54: what the encrypted executors use);
+//! `POLYCERT_BOOT_BENCH_DENSE=1` runs `BootstrapConfig::full` instead (ModRaise under the dense
+//! secret, K = 482 with 6 double angles, degree 95, Δ_0 = 2^57),
 //! four 61-bit special primes; the other primes are user levels filling the 128-bit bound.
+//! After the precision it prints its decomposition: EvalMod's deterministic bias (the encoded
+//! message's coefficients through EvalMod's exact function, `EvalModConfig::reduce_model`)
+//! and the rest (noise and interpolation), both measured.
 //! Before key generation it prints the key memory model and refuses (skips, with the reason)
 //! when it exceeds MemAvailable; before timing it prints the measured precision and levels.
 //!
-//! `POLYCERT_BOOT_BENCH_SCALE=55` sets log₂ Δ_0 (default at N = 2^16: 54 encapsulated, 11 user
-//! levels of 54 bits; 57 dense, 5 user levels; 50 for the toy; see the `bootstrap` module docs
-//! for the measured precision against Δ_0).
+//! `POLYCERT_BOOT_BENCH_SCALE=55` sets log₂ Δ_0 (default at N = 2^16: 56 corrected, 10 user
+//! levels of 56 bits with four special primes, 5 with eight; 54 with the sine, 11 user levels;
+//! 57 dense, 5 user levels; 50 for the toy; see the `bootstrap` module docs for the measured
+//! precision against Δ_0).
 //! `POLYCERT_BOOT_BENCH_SPECIAL=6` uses six special primes (fewer digits: smaller keys, fewer
 //! levels left). The memory model at N = 2^16 (`Bootstrapper::key_memory`, encapsulated, no
-//! keys made): 4 special primes: L = 25, 7 digits at the top, keys 7.69 GiB + diagonals
-//! 3.01 GiB, output level 11; 6: L = 23, 4 digits, 4.63 + 2.70 GiB, output level 9; 8: L = 21,
-//! 3 digits, 3.47 + 2.39 GiB, output level 7 (OpenFHE's [3,3] bootstrap leaves 4). Fewer digits
+//! keys made, the plain sine at Δ_0 = 2^54): 4 special primes: L = 25, 7 digits at the top,
+//! keys 7.69 GiB + diagonals 3.01 GiB, output level 11; 6: L = 23, 4 digits, 4.63 + 2.70 GiB,
+//! output level 9; 8: L = 21, 3 digits, 3.47 + 2.39 GiB, output level 7 (OpenFHE's [3,3]
+//! bootstrap leaves 4); the corrected EvalMod at 2^56 with 8: L = 20, keys 3.35 GiB +
+//! diagonals 2.16 GiB, output level 5. Fewer digits
 //! also mean fewer NTTs per key switch (ModUp ≈ digits·(ℓ + 1 + k) transforms): an NTT-count
 //! model of the whole bootstrap gives 0.80× (6) and 0.72× (8) of the key-switching work of 4.
 //! After the first bootstrap it times `POLYCERT_BOOT_BENCH_REPS` more (default 2) and prints
@@ -35,6 +44,10 @@ use polycert::ckks::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
+/// log₂ Δ_0 of the corrected EvalMod at N ≥ 2^15 (the measured optimum, `bootstrap` module
+/// docs).
+const CORRECTED_SCALE_BITS: u32 = 56;
+
 fn bench(c: &mut Criterion) {
     let log_n: u32 = std::env::var("POLYCERT_BOOT_BENCH_LOGN")
         .ok()
@@ -43,10 +56,13 @@ fn bench(c: &mut Criterion) {
     let n = 1usize << log_n;
     let insecure = log_n < 15;
     let dense = std::env::var("POLYCERT_BOOT_BENCH_DENSE").is_ok_and(|v| v == "1");
+    let sine = std::env::var("POLYCERT_BOOT_BENCH_EVALMOD").is_ok_and(|v| v == "sine");
     let config = if dense {
         BootstrapConfig::full(n).unwrap()
-    } else {
+    } else if sine {
         BootstrapConfig::encapsulated(n).unwrap()
+    } else {
+        BootstrapConfig::encapsulated_corrected(n).unwrap()
     };
     let depth = config.depth();
     let user = if insecure { Some(2) } else { None };
@@ -57,15 +73,16 @@ fn bench(c: &mut Criterion) {
     let scale_bits: u32 = std::env::var("POLYCERT_BOOT_BENCH_SCALE")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(match (insecure, dense) {
-            (true, _) => 50,
-            (false, true) => 57,
-            (false, false) => 54,
+        .unwrap_or(match (insecure, dense, sine) {
+            (true, _, _) => 50,
+            (false, true, _) => 57,
+            (false, false, true) => 54,
+            (false, false, false) => CORRECTED_SCALE_BITS,
         });
     let params = bootstrap_params(log_n, depth, scale_bits, user, special, insecure).unwrap();
     eprintln!(
         "N = 2^{log_n}, {} slots, L = {}, log2 QP = {:.1}, {}; secret: {}; EvalMod K = {}, \
-         degree {}, {} double angles",
+         degree {}, {} double angles{}, Δ_0 = 2^{scale_bits}",
         config.slots,
         params.max_level(),
         params.log_qp(),
@@ -77,7 +94,12 @@ fn bench(c: &mut Criterion) {
             )),
         config.eval_mod.k,
         config.eval_mod.degree,
-        config.eval_mod.double_angles
+        config.eval_mod.double_angles,
+        if config.eval_mod.cubic_correction {
+            " + the cubic correction (second harmonic)"
+        } else {
+            " (plain sine)"
+        }
     );
     let ctx = CkksContext::new(params).unwrap();
     let t_new = std::time::Instant::now();
@@ -126,6 +148,40 @@ fn bench(c: &mut Criterion) {
         -err.log2(),
         rayon::current_num_threads()
     );
+    // Error decomposition (measured): m = the encoded message's coefficients (without the
+    // encryption noise), its image under EvalMod's exact function (the sine's bias, or the
+    // corrected one's), decoded; the bias is |model − m|, the rest |output − model| (CKKS
+    // noise of the bootstrap, interpolation error, the input's own noise).
+    let scale0 = ctx.params().scale(0);
+    let q0 = *ctx.params().q().first().unwrap() as f64;
+    let enc = ctx.encoder();
+    let m: Vec<f64> = enc
+        .encode_coeffs(&v, scale0)
+        .unwrap()
+        .iter()
+        .map(|&c| c as f64)
+        .collect();
+    let model: Vec<f64> = m
+        .iter()
+        .map(|&x| q0 * config.eval_mod.reduce_model(x / q0))
+        .collect();
+    let exact = enc.decode_coeffs(&m, scale0);
+    let modelled = enc.decode_coeffs(&model, scale0);
+    let max_bits = |a: &[f64], b: &[f64]| {
+        -a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max)
+            .log2()
+    };
+    let max_coeff = m.iter().fold(0.0f64, |a, x| a.max(x.abs()));
+    eprintln!(
+        "error decomposition (measured, max over the slots): EvalMod's bias {:.1} bits \
+         (max |m|/q_0 = 2^{:.1}), the rest (noise, interpolation) {:.1} bits",
+        max_bits(&modelled, &exact),
+        (max_coeff / q0).log2(),
+        max_bits(&got, &modelled)
+    );
     // The median of more bootstraps (OpenFHE's script reports the same: its first
     // bootstrap is slower than the later ones); statistics.median's convention (the mean of
     // the two middle values for an even count).
@@ -134,13 +190,30 @@ fn bench(c: &mut Criterion) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(2);
     if reps > 0 {
+        let mut cpu: Vec<f64> = Vec::with_capacity(reps);
         let mut times: Vec<f64> = (0..reps)
             .map(|_| {
+                let c = cpu_seconds();
                 let t = std::time::Instant::now();
                 b.bootstrap(&ev, &ct0).unwrap();
-                t.elapsed().as_secs_f64()
+                let wall = t.elapsed().as_secs_f64();
+                if let (Some(c0), Some(c1)) = (c, cpu_seconds()) {
+                    cpu.push(c1 - c0);
+                }
+                wall
             })
             .collect();
+        cpu.sort_by(f64::total_cmp);
+        if let Some(c) = cpu.get(cpu.len() / 2) {
+            eprintln!(
+                "later bootstraps: CPU time (user + sys of all threads, /proc/self/stat) median \
+                 {c:.2} s (sorted: {} s; load-robust, for A/B on a busy machine)",
+                cpu.iter()
+                    .map(|t| format!("{t:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         times.sort_by(f64::total_cmp);
         let mid = |i: usize| times.get(i).copied().unwrap_or(f64::NAN);
         let median = if reps % 2 == 1 {
@@ -163,6 +236,8 @@ fn bench(c: &mut Criterion) {
         BenchmarkId::new(
             if dense {
                 "full_slots_dense"
+            } else if sine {
+                "full_slots_sine"
             } else {
                 "full_slots"
             },
@@ -171,6 +246,19 @@ fn bench(c: &mut Criterion) {
         |bch| bch.iter(|| b.bootstrap(&ev, &ct0).unwrap()),
     );
     g.finish();
+}
+
+/// user + sys CPU seconds of this process (all threads) from /proc/self/stat (fields 14 and
+/// 15, in clock ticks of 1/100 s); None where it cannot be read.
+fn cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = s.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state): utime is field 14, stime field 15.
+    let ut: f64 = f.get(11)?.parse().ok()?;
+    let st: f64 = f.get(12)?.parse().ok()?;
+    Some((ut + st) / 100.0)
 }
 
 criterion_group!(benches, bench);

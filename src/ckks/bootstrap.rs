@@ -53,6 +53,43 @@
 //! 11·54 ≤ 1772), against 5 with the dense secret; measured there (one run, 32768 slots):
 //! 22.9 bits (dense secret at 2^57: 17.5).
 //!
+//! Where those 22.9 bits go (the bench's decomposition, measured: the encoded message's
+//! coefficients m put through EvalMod's exact function give the deterministic bias; the rest
+//! is |output − that model|): the sine's cubic bias alone 23.9 bits (max |m|/q_0 = 2^−12.6),
+//! the rest 23.2 bits — CKKS noise of CoeffToSlot and EvalMod, amplified by EvalMod's slope
+//! 2πK ≈ 75 and by q_0/(2πΔ_0) (it improves ≈ 1 bit per bit of Δ_0); EvalMod's interpolation
+//! error (≤ 2^−43.6 of the sine, `EvalModConfig::max_error`) contributes at most ≈ 2^−30 to
+//! a slot, the level-0 input's own noise less. The two terms pull Δ_0 in opposite directions,
+//! so no Δ_0 gives 24 bits with the sine.
+//!
+//! **Cubic correction** ([`BootstrapConfig::encapsulated_corrected`], `evalmod` module docs):
+//! EvalMod subtracts sin(2θ)/8 from sin θ, which cancels the cubic term (relative bias x⁴/30
+//! instead of x²/6, x = 2π·m/q_0) for one more level (EvalMod depth 9, 15 consumed). With the
+//! bias gone, Δ_0 moves up and the rest shrinks with it. Measured (INSECURE, full slots,
+//! q_0 ≈ 2^60, one user level, seed 81; `cargo test --release --lib
+//! evalmod_tests::sweep -- --ignored --nocapture`, total (bias, rest) in bits):
+//!
+//! | N, Δ_0 | 2^53 | 2^55 | 2^56 | 2^57 | 2^58 |
+//! |---|---|---|---|---|---|
+//! | 2^13 sine | 22.8 (22.8, 26.8) | 18.8 (18.8, 28.7) | 16.8 | 14.8 | 12.8 |
+//! | 2^13 corrected | 27.2 (45.1, 27.2) | 29.3 (37.1, 29.3) | **30.3** (33.1, 30.3) | 29.0 (29.1, 31.2) | 25.1 |
+//! | 2^14 sine | 23.8 (23.9, 25.4) | 19.9 (19.9, 27.2) | 17.9 | 15.9 | 13.9 |
+//! | 2^14 corrected | 25.7 (47.2, 25.7) | 27.9 (39.2, 27.9) | 28.6 (35.2, 28.6) | **29.5** (31.2, 29.7) | 27.2 |
+//!
+//! The corrected bias falls 4 bits per bit of Δ_0 below the optimum (2 bits per doubling of
+//! N, as the coefficients shrink by √2), the rest ≈ 1 bit per bit of Δ_0 and ≈ −1 bit per
+//! doubling of N. At N = 2^16, 128-bit, eight special primes (`POLYCERT_BOOT_BENCH_SPECIAL=8
+//! cargo bench --bench bootstrap -- --test`, one run each, 2026-12-07): Δ_0 = 2^56 (the
+//! bench's default for the corrected EvalMod) **25.6 bits** (bias 39.5, rest 25.6; max
+//! |m|/q_0 = 2^−10.9), 2^55 24.8 (43.4, 24.8), 2^58 27.6 (31.3, 27.6; max |m|/q_0 = 2^−8.6)
+//! (the message differs between these runs: the key generation's rejection sampling draws
+//! from the same seeded RNG a prime-dependent number of times); levels left 5 of L = 20 (the extra
+//! 60-bit level and the larger user primes leave ⌊(1772 − 1 − 60 − 15·60 − 8·61)/56⌋ = 5,
+//! against 7 of 21 with the sine at 2^54). The precision is that of uniform messages in
+//! [−1, 1] (as OpenFHE's script); a message with larger coefficients (e.g. a constant
+//! vector, one coefficient Δ_0·v) sees the bias at its own x, and a larger Δ_0 leaves less
+//! room below q_0/2 at level 0 (|v| ≲ q_0/(2Δ_0) = 8 at 2^56).
+//!
 //! # Keys
 //! Rotation keys exist only for the steps used (SubSum, the baby and giant steps of each
 //! stage, conjugation), each made for the highest level it is used at
@@ -127,6 +164,23 @@ impl BootstrapConfig {
         let h = super::EPHEMERAL_WEIGHT;
         Ok(Self {
             eval_mod: EvalModConfig::for_sparse_secret(h)?,
+            sparse_secret: Some(h),
+            ..Self::full(n)?
+        })
+    }
+
+    /// As [`BootstrapConfig::encapsulated`] with EvalMod's cubic correction
+    /// ([`EvalModConfig::for_sparse_secret_corrected`]: the sine's bias (2π·m/q_0)²/6 removed
+    /// by a second-harmonic chain, one more level: EvalMod depth 9, 15 levels consumed at
+    /// N = 2^16). The bias no longer caps Δ_0/q_0, so Δ_0 can move closer to q_0 (module
+    /// docs: the measured precision against Δ_0).
+    ///
+    /// # Errors
+    /// As [`EvalModConfig::for_sparse_secret_corrected`].
+    pub fn encapsulated_corrected(n: usize) -> Result<Self, CkksError> {
+        let h = super::EPHEMERAL_WEIGHT;
+        Ok(Self {
+            eval_mod: EvalModConfig::for_sparse_secret_corrected(h)?,
             sparse_secret: Some(h),
             ..Self::full(n)?
         })
@@ -332,8 +386,9 @@ impl Bootstrapper {
                 *last = last.rows_scaled(&v);
             }
         }
-        // SlotToCoeff constant q_0/(2π·Δ_0); for sparse slots [a, b] ↦ [a + ib, a + ib] first.
-        let c_stc = q0 / (std::f64::consts::TAU * scale0);
+        // SlotToCoeff constant q_0/(2π·g·Δ_0) (g: EvalMod's output gain, 3/4 with the cubic
+        // correction); for sparse slots [a, b] ↦ [a + ib, a + ib] first.
+        let c_stc = q0 / (std::f64::consts::TAU * config.eval_mod.output_gain() * scale0);
         let mut stc = slot_to_coeff_stages(p, period, config.stc_levels)?;
         if let Some(first) = stc.first_mut() {
             let mut f = first.scaled(Complex::new(c_stc, 0.0));

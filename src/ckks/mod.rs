@@ -128,6 +128,8 @@ mod bootstrap_tests;
 #[cfg(test)]
 mod encapsulation_tests;
 #[cfg(test)]
+mod evalmod_tests;
+#[cfg(test)]
 mod pool_tests;
 #[cfg(test)]
 mod resnet_tests;
