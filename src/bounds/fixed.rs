@@ -208,7 +208,33 @@ impl<const N: usize> FixedMid for Wide<N> {
         self.div_dyadic_floor(c)
     }
     fn bounds(&self, f: Frac) -> (f64, f64) {
-        bounds_of_trunc(self.to_f64_trunc(), f)
+        // Fast path of `bounds_of_trunc(self.to_f64_trunc(), f)`, bit for bit: for t·2^−F
+        // normal (t = |M| truncated to 53 bits, v = ±t), next_up/next_down of a positive
+        // normal are ±1 on its bit pattern and the scaling by 2^−F is exact, so
+        // hi(t) = bits(t·2^−F) + 2 and lo(t) = bits(t·2^−F) − 2; for v = −t the enclosure
+        // is the mirror image (−hi(t), −lo(t)), as `down` is defined as −up(−·).
+        match self.abs_scaled_bits(f) {
+            Some(b) => {
+                let (lo, hi) = (f64::from_bits(b - 2), f64::from_bits(b + 2));
+                if self.is_negative() {
+                    (-hi, -lo)
+                } else {
+                    (lo, hi)
+                }
+            }
+            None => bounds_of_trunc(self.to_f64_trunc(), f),
+        }
+    }
+    fn mag(&self, f: Frac) -> f64 {
+        // max(hi, −lo) of `bounds` is hi(t) for either sign (see `bounds`); zero and the
+        // edge cases take the general formula.
+        match self.abs_scaled_bits(f) {
+            Some(b) => f64::from_bits(b + 2),
+            None => {
+                let (lo, hi) = self.bounds(f);
+                hi.max(-lo)
+            }
+        }
     }
 }
 

@@ -24,8 +24,12 @@
 //!
 //! Speed: convolutions, fully connected layers and r̃_α run on a fixed-width fast path
 //! (`trajectory_ops`: limb dot products in i128 accumulators under a per-layer overflow
-//! guard, 256-bit polynomial midpoints) that gives bit-identical balls and falls back to
-//! GMP per layer / per activation whenever a value does not fit.
+//! guard, carry-normalised every K weights where one pass could overflow; 256-bit
+//! polynomial midpoints; F^α's Clip entries wholly in 256 bits) that gives bit-identical
+//! balls and falls back to GMP per layer / per activation / per entry whenever a value does
+//! not fit. Where F's radii ignore the midpoints (no batch norm, no exact ReLU: e.g.
+//! EfficientNet-Lite0), a level whose radii alone rule out every α is skipped without
+//! running F ([`TrajectoryNetwork::exact_radii`]); the certificates are the same.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,13 +40,14 @@ use serde::Serialize;
 
 use super::fixed::{
     ball_interval, div_dyadic_floor, dyadic_of_f64, f64_to_fixed, fixed_bounds, fixed_mag,
-    fixed_mig, mul_dyadic_floor, rat_to_fixed, ChainBall, FixedSign, Frac,
+    fixed_mig, mul_dyadic_floor, rat_to_fixed, ChainBall, FixedMid, FixedSign, Frac,
 };
 use super::polyerr::PolyErrors;
 use super::round::{add_ru, div_ru, dot_up, mul_ru, Ulp};
 pub(crate) use super::trajectory_ops::BallT;
 use super::trajectory_ops::{
-    conv, linear, max_tree, max_tree_with, relu_ball, ConvGeom, IntWeights, PolyWide,
+    conv, conv_radii, linear, linear_radii, max_tree, max_tree_with, relu_approx, relu_ball,
+    ConvGeom, IntWeights, PolyWide,
 };
 use super::BoundsError;
 use crate::nn::{clip_upper_key, Network, NodeId, Op, SignKernel};
@@ -311,6 +316,35 @@ pub struct TrajectoryNetwork {
     last_use: Vec<Option<NodeId>>,
     /// Whether the fixed-width fast path of the dot products is tried (same results).
     fast: bool,
+    /// Whether the radii of F (`Mode::Exact`) are independent of the midpoints: every op
+    /// propagates radii from radii alone (no batch norm, no exact ReLU), so
+    /// [`Self::exact_radii`] gives them without the midpoint arithmetic.
+    radii_only: bool,
+}
+
+/// Whether F's radius rule for `op` ignores the midpoints (see [`TrajectoryNetwork`]):
+/// linear maps (|W|·ρ), Clip (ρ + the bounds' error), max / mean pooling, sums, scalings
+/// and index moves do; batch normalisation (|m|·δS) and ReLU (ρ dropped when m ≤ −ρ) do not.
+fn radius_ignores_midpoints(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Conv(_)
+            | Op::Gemm(_)
+            | Op::MatMul(_)
+            | Op::Clip { .. }
+            | Op::MaxPool(_)
+            | Op::AvgPool { .. }
+            | Op::GlobalAvgPool
+            | Op::Add { .. }
+            | Op::Mul { .. }
+            | Op::Div { .. }
+            | Op::Flatten
+            | Op::Reshape
+            | Op::Identity
+            | Op::Slice(_)
+            | Op::Pad(_)
+            | Op::Concat { .. }
+    )
 }
 
 impl TrajectoryNetwork {
@@ -333,13 +367,31 @@ impl TrajectoryNetwork {
                 }
             }
         }
+        let radii_only = net.nodes.iter().all(|n| radius_ignores_midpoints(&n.op));
         Ok(Self {
             net,
             f,
             preps,
             last_use,
             fast: true,
+            radii_only,
         })
+    }
+
+    /// The radii of F(x)'s output balls (`Mode::Exact`) without the midpoint arithmetic,
+    /// bit-identical to those of [`Self::run`], or `None` when this network's radii depend
+    /// on the midpoints (see [`TrajectoryNetwork`]'s `radii_only`). Linear layers run their
+    /// radius loop alone; every other op runs as in F on zero midpoints, and its radius
+    /// rule does not read them.
+    ///
+    /// # Errors
+    /// As [`Self::run`].
+    pub(crate) fn exact_radii(&self, x: &[f64]) -> Result<Option<Vec<f64>>, BoundsError> {
+        if !self.radii_only {
+            return Ok(None);
+        }
+        let (o, _) = self.run_inner(x, Mode::Exact, None, true)?;
+        Ok(Some(o.rad))
     }
 
     /// The same network with the fixed-width fast path of the dot products on or off (the
@@ -368,12 +420,24 @@ impl TrajectoryNetwork {
 
     /// [`Self::run`] that also records, when `rec` is given, the input ball of every ReLU of
     /// F^α as outward f64 intervals (the noise margin's nominal trajectory, `super::margin`).
-    #[expect(clippy::too_many_lines, reason = "one arm per op")]
     pub(crate) fn run_recording(
         &self,
         x: &[f64],
         mode: Mode<'_>,
+        rec: Option<&mut SiteBalls>,
+    ) -> Result<(BallT, usize), BoundsError> {
+        self.run_inner(x, mode, rec, false)
+    }
+
+    /// [`Self::run_recording`]; with `radii_only` (F on a network whose radii ignore the
+    /// midpoints, [`Self::exact_radii`]) the linear layers skip their midpoints (all 0).
+    #[expect(clippy::too_many_lines, reason = "one arm per op")]
+    fn run_inner(
+        &self,
+        x: &[f64],
+        mode: Mode<'_>,
         mut rec: Option<&mut SiteBalls>,
+        radii_only: bool,
     ) -> Result<(BallT, usize), BoundsError> {
         let net = &*self.net;
         let f = self.f;
@@ -393,7 +457,7 @@ impl TrajectoryNetwork {
                 value: v.to_string(),
                 valid: "a finite number".into(),
             })?;
-            input.mid.push(m);
+            input.mid.push(if radii_only { Integer::new() } else { m });
             input.rad.push(if exact { 0.0 } else { ulp });
         }
         let mut vals: Vec<Option<BallT>> = vec![None; net.values.len()];
@@ -415,10 +479,18 @@ impl TrajectoryNetwork {
             let out_hw = s_out.chw().map_or((0, 0), |(_, h, w)| (h, w));
             let out = match (&node.op, prep) {
                 (Op::Conv(_), TPrep::Conv { wt, geo }) => {
-                    conv(a, chw, wt, geo, out_hw, ulp, self.fast)
+                    if radii_only {
+                        conv_radii(a, chw, wt, geo, out_hw, ulp)
+                    } else {
+                        conv(a, chw, wt, geo, out_hw, ulp, self.fast)
+                    }
                 }
                 (Op::Gemm(_) | Op::MatMul(_), TPrep::Linear { wt, m, k }) => {
-                    linear(a, wt, *m, *k, ulp, self.fast)
+                    if radii_only {
+                        linear_radii(a, wt, *m, *k, ulp)
+                    } else {
+                        linear(a, wt, *m, *k, ulp, self.fast)
+                    }
                 }
                 (
                     Op::BatchNorm(_),
@@ -635,8 +707,29 @@ impl TrajectoryNetwork {
                                     _ => None,
                                 });
                             }
+                            // The same sides for the fixed-width path (when every bound fits).
+                            let wsides: Option<Vec<ClipSide<PolyWide>>> = wide.and_then(|_| {
+                                ds.iter()
+                                    .map(|d| match d {
+                                        Some((c, b, bd)) => {
+                                            Some(Some((PolyWide::from_integer(c)?, *b, bd.clone())))
+                                        }
+                                        None => Some(None),
+                                    })
+                                    .collect()
+                            });
                             let mut o = BallT::default();
                             for (m, r) in a.mid.iter().zip(&a.rad) {
+                                if let (Some(ws), Some(sd)) = (wide, wsides.as_deref()) {
+                                    if let Some((y, rad, n)) =
+                                        clip_entry_wide(ws, m, *r, sd, *err, f)
+                                    {
+                                        oor += n;
+                                        o.mid.push(y);
+                                        o.rad.push(rad);
+                                        continue;
+                                    }
+                                }
                                 // min + r̃_{B_lo}(x − min) − r̃_{B_hi}(x − max), as the engine
                                 // (an absent side: x, resp. 0); radii add (triangle inequality).
                                 let (mut y, mut rad) = (m.clone(), *r);
@@ -793,6 +886,43 @@ fn clip_ranges(
         got.first().copied().flatten(),
         got.get(1).copied().flatten(),
     )))
+}
+
+/// One side of F^α's Clip: the bound c (min or max at F bits), its range B and B as an
+/// exact dyadic; `None` for an infinite bound.
+type ClipSide<M> = Option<(M, f64, (Integer, i32))>;
+
+/// One entry of F^α's Clip, min + r̃_{B_lo}(x − min) − r̃_{B_hi}(x − max), entirely on the
+/// fixed-width path: the same operations in the same order as the GMP loop of
+/// [`TrajectoryNetwork::run_recording`] (differences of midpoints are exact, r̃_α is
+/// [`relu_approx`]'s fast path, which is bit-identical to GMP where it returns a ball, and
+/// the magnitudes are the same binary64 bounds), so the same ball and out-of-range count;
+/// `None` when a value does not fit (the caller then runs the GMP loop).
+fn clip_entry_wide(
+    ws: &FixedSign<PolyWide>,
+    m: &Integer,
+    r: f64,
+    sides: &[ClipSide<PolyWide>],
+    err: f64,
+    f: Frac,
+) -> Option<(Integer, f64, usize)> {
+    let mw = PolyWide::from_integer(m)?;
+    let (mut y, mut rad, mut oor) = (mw, r, 0usize);
+    for (k, d) in sides.iter().enumerate() {
+        let Some((c, b, bd)) = d else { continue };
+        let u = mw.checked_sub(c)?;
+        let ru = add_ru(r, err);
+        oor += usize::from(add_ru(u.mag(f), ru) > *b);
+        let (t, rt) = relu_approx(ws, &u, ru, *b, bd, f)?;
+        if k == 0 {
+            y = t.checked_add(c)?;
+            rad = add_ru(rt, err);
+        } else {
+            y = y.checked_sub(&t)?;
+            rad = add_ru(rad, rt);
+        }
+    }
+    Some((y.to_integer(), rad, oor))
 }
 
 /// Exact clip of the midpoints to [lo, hi] (1-Lipschitz: radius ρ + the bounds' error).
@@ -964,6 +1094,9 @@ pub struct TrajectoryCertifier {
     alphas: Vec<u32>,
     kernels: Vec<SignKernel>,
     ranges: BTreeMap<NodeId, f64>,
+    /// Whether a level's F run is skipped when its radii alone show that no α can use it
+    /// ([`TrajectoryNetwork::exact_radii`]; the same certificates either way).
+    radius_skip: bool,
 }
 
 impl TrajectoryCertifier {
@@ -1008,7 +1141,16 @@ impl TrajectoryCertifier {
                 .map(PolyErrors::sign_kernel)
                 .collect::<Result<_, _>>()?,
             ranges,
+            radius_skip: true,
         })
+    }
+
+    /// The same certifier with the radius-only level skip on or off (the certificates are
+    /// the same either way; off runs F at every level).
+    #[cfg(test)]
+    pub(crate) fn with_radius_skip(mut self, on: bool) -> Self {
+        self.radius_skip = on;
+        self
     }
 
     /// The certificate of one preprocessed input for every α: F is evaluated once per
@@ -1031,6 +1173,8 @@ impl TrajectoryCertifier {
     /// exceeds 10^−6·2·`measured[k]` (a positive finite value). Tightness needs radius ≤ 10^−6·lo and lo ≤ the true
     /// value, so a skip changes nothing unless the measured value is below half the true one;
     /// either way the result is the same certificate (a later, longer F), never a weaker claim.
+    /// When F's radii ignore the midpoints ([`TrajectoryNetwork::exact_radii`]) and they
+    /// alone skip every open α at a level, F itself is not run there (the same results).
     ///
     /// # Errors
     /// As [`Self::certify`].
@@ -1046,26 +1190,44 @@ impl TrajectoryCertifier {
                 break;
             }
             let f = lv.tn.frac();
-            let (ex, _) = lv.tn.run(x, Mode::Exact)?;
             let last = li + 1 == nl;
             // The largest radius of F; a NaN radius counts as +∞ (`f64::max` would drop it).
-            let rex = ex.rad.iter().fold(
-                0.0f64,
-                |a, &r| if r.is_nan() { f64::INFINITY } else { a.max(r) },
-            );
-            // A non-finite radius of F makes every α's radius non-finite, hence not tight:
-            // skip the F^α runs of this level (the same results, without the wasted runs).
-            if !last && !rex.is_finite() {
-                continue;
-            }
-            for (k, slot) in done.iter_mut().enumerate() {
-                if slot.is_some() {
-                    continue;
+            let max_rad = |rad: &[f64]| {
+                rad.iter().fold(
+                    0.0f64,
+                    |a, &r| if r.is_nan() { f64::INFINITY } else { a.max(r) },
+                )
+            };
+            // Whether the k-th α's F^α run at this level can be skipped: a non-finite radius
+            // of F makes every α's radius non-finite, hence not tight, and a radius of F
+            // above 10^−6·2·measured cannot be tight either (see above); the same results,
+            // without the wasted runs.
+            let skip = |k: usize, rex: f64| {
+                !last
+                    && (!rex.is_finite()
+                        || measured
+                            .and_then(|m| m.get(k))
+                            .is_some_and(|&m| m.is_finite() && m > 0.0 && rex > TIGHT * 2.0 * m))
+            };
+            let open = |rex: f64| {
+                done.iter()
+                    .enumerate()
+                    .any(|(k, s)| s.is_none() && !skip(k, rex))
+            };
+            // Where F's radii ignore the midpoints, they decide the skips alone: a level
+            // whose every open α would be skipped needs no F run at all (same radii, bit
+            // for bit, hence the same decisions; its balls would be discarded).
+            if self.radius_skip && !last {
+                if let Some(rad) = lv.tn.exact_radii(x)? {
+                    if !open(max_rad(&rad)) {
+                        continue;
+                    }
                 }
-                let hopeless = measured
-                    .and_then(|m| m.get(k))
-                    .is_some_and(|&m| m.is_finite() && m > 0.0 && rex > TIGHT * 2.0 * m);
-                if !last && hopeless {
+            }
+            let (ex, _) = lv.tn.run(x, Mode::Exact)?;
+            let rex = max_rad(&ex.rad);
+            for (k, slot) in done.iter_mut().enumerate() {
+                if slot.is_some() || skip(k, rex) {
                     continue;
                 }
                 let (Some(sign), Some(kernel), Some(&alpha)) =

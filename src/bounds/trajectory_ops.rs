@@ -9,8 +9,12 @@
 //! by the weights W·2^G held as i64, and sums l_k·W in one i128 accumulator per limb. Before
 //! a layer runs, its accumulators are proved not to overflow from the actual maxima:
 //! n·(2^64 − 1)·max|W| ≤ 2^127 − 1 for the unsigned limbs and n·max|l_top|·max|W| ≤ 2^127 − 1
-//! for the top one (n terms; every partial sum is bounded by the sum of the magnitudes). If
-//! either fails, or a weight needs more than 63 bits, the layer takes the GMP path. The
+//! for the top one (n terms; every partial sum is bounded by the sum of the magnitudes).
+//! When the first fails (long dot products with weights of a wide dynamic range, hence a
+//! large W·2^G: EfficientNet-Lite0's 1×1 convolutions), the limbs are carry-normalised every
+//! K weights, K·(2^64 − 1)·max|W| ≤ 2^127 − 2^65 (exact; see `LimbAcc::new` for the
+//! bounds). If no K ≥ 1 exists, or a weight needs more than 63 bits, the layer takes the GMP
+//! path. The
 //! accumulators and the bias are then combined exactly in 384 bits and floored by 2^−G, so
 //! the midpoint is the GMP path's integer. The radius loop is the same code for both paths.
 //! The polynomials run on [`Wide<4>`] midpoints per activation and fall back per activation
@@ -134,6 +138,9 @@ trait DotAcc {
     fn start(&mut self, row: usize, count: usize);
     /// slot s += W[wi]·M[xi0 + (s − slots.start)·xstep] for s in `slots`.
     fn mac_run(&mut self, wi: usize, slots: std::ops::Range<usize>, xi0: usize, xstep: usize);
+    /// Called after all `mac_run`s of one weight: every slot has received at most one more
+    /// term since the previous call (the fixed-width accumulators count terms here).
+    fn weight_done(&mut self) {}
     /// ⌊(Σ + bias)·2^−G⌋ of a slot; `None` when a fixed-width sum does not fit.
     fn finish(&self, slot: usize) -> Option<Integer>;
 }
@@ -177,6 +184,18 @@ impl DotAcc for GmpAcc<'_> {
     }
 }
 
+/// The accumulator of a radius-only pass: no midpoint arithmetic, every midpoint 0 (the
+/// radii of [`conv_with`] / [`linear_with`] do not depend on the accumulator).
+struct NullAcc;
+
+impl DotAcc for NullAcc {
+    fn start(&mut self, _: usize, _: usize) {}
+    fn mac_run(&mut self, _: usize, _: std::ops::Range<usize>, _: usize, _: usize) {}
+    fn finish(&self, _: usize) -> Option<Integer> {
+        Some(Integer::new())
+    }
+}
+
 /// The fixed-width accumulators: L limbs per midpoint, one i128 per limb and slot (see the
 /// module docs for the overflow guard that [`LimbAcc::new`] checks).
 struct LimbAcc<'a, const L: usize> {
@@ -186,6 +205,11 @@ struct LimbAcc<'a, const L: usize> {
     g: u32,
     row: usize,
     acc: Vec<[i128; L]>,
+    /// Weights (terms per slot) between two carry normalisations ([`LimbAcc::normalise`]);
+    /// `usize::MAX` when the whole dot product fits without one.
+    chunk: usize,
+    /// Weights since the last normalisation.
+    since: usize,
 }
 
 impl<'a, const L: usize> LimbAcc<'a, L> {
@@ -206,12 +230,29 @@ impl<'a, const L: usize> LimbAcc<'a, L> {
             .ok()?
             .checked_mul(u128::from(fw.max_abs))?;
         // Unsigned limbs: n·(2^64 − 1)·max|W|; the signed top limb: n·max|l_top|·max|W|.
-        if L > 1 && nw.checked_mul(u128::from(u64::MAX))? > cap {
-            return None;
-        }
-        if nw.checked_mul(u128::from(top))? > cap {
-            return None;
-        }
+        // Both within the cap: one pass, no normalisation.
+        let whole = nw
+            .checked_mul(u128::from(u64::MAX))
+            .is_some_and(|v| v <= cap)
+            && nw.checked_mul(u128::from(top)).is_some_and(|v| v <= cap);
+        let chunk = if whole {
+            usize::MAX
+        } else {
+            // Chunked: after a normalisation each unsigned-limb accumulator lies in
+            // [0, 2^64); K more terms of magnitude ≤ (2^64 − 1)·max|W| keep it within
+            // 2^64 + K·(2^64 − 1)·max|W| ≤ cap − 2^64, and the carry (≤ 2^63 in magnitude)
+            // added to it while normalising keeps it below the cap. The top accumulator is
+            // ⌊S/2^(64(L−1))⌋ right after a normalisation (S the partial sum of the terms,
+            // |S| ≤ n·max|W|·(max|l_top| + 1)·2^(64(L−1))) plus the top-limb terms since
+            // (≤ n·max|l_top|·max|W|): n·max|W|·(2·max|l_top| + 1) + 1 ≤ cap.
+            let per = u128::from(u64::MAX).checked_mul(u128::from(fw.max_abs))?;
+            let k = (cap - (1u128 << 65)) / per.max(1);
+            let top_bound = nw.checked_mul(u128::from(top).checked_mul(2)?.checked_add(1)?)?;
+            if L < 2 || k == 0 || top_bound.checked_add(1)? > cap {
+                return None;
+            }
+            usize::try_from(k).unwrap_or(usize::MAX)
+        };
         Some(Self {
             w: &fw.w,
             x: limbs,
@@ -219,15 +260,39 @@ impl<'a, const L: usize> LimbAcc<'a, L> {
             g,
             row: 0,
             acc: Vec::new(),
+            chunk,
+            since: 0,
         })
+    }
+
+    /// Carry normalisation of every slot: each unsigned limb's accumulator a_k is replaced
+    /// by a_k mod 2^64 and ⌊a_k/2^64⌋ is added to a_(k+1) (exact: Σ_k a_k·2^(64k) is
+    /// unchanged), so the unsigned limbs restart from [0, 2^64).
+    #[expect(clippy::indexing_slicing, reason = "k + 1 < L: within the limb array")]
+    fn normalise(&mut self) {
+        for acc in &mut self.acc {
+            for k in 0..L - 1 {
+                let carry = acc[k] >> 64;
+                acc[k] &= i128::from(u64::MAX);
+                acc[k + 1] += carry;
+            }
+        }
     }
 }
 
 impl<const L: usize> DotAcc for LimbAcc<'_, L> {
     fn start(&mut self, row: usize, count: usize) {
         self.row = row;
+        self.since = 0;
         self.acc.clear();
         self.acc.resize(count, [0; L]);
+    }
+    fn weight_done(&mut self) {
+        self.since += 1;
+        if self.since >= self.chunk {
+            self.normalise();
+            self.since = 0;
+        }
     }
     #[expect(
         clippy::indexing_slicing,
@@ -367,6 +432,31 @@ pub(crate) fn conv(
     run_layer(wt, &a.mid, cig * kh * kw, fast, &job)
 }
 
+/// The radii of [`conv`] alone (bit-identical: the same loop; every midpoint 0).
+pub(crate) fn conv_radii(
+    a: &BallT,
+    chw: (usize, usize, usize),
+    wt: &IntWeights,
+    geo: &ConvGeom,
+    out_hw: (usize, usize),
+    ulp: f64,
+) -> BallT {
+    let job = ConvJob {
+        a,
+        chw,
+        wt,
+        geo,
+        out_hw,
+        ulp,
+    };
+    conv_with(&job, &mut NullAcc).unwrap_or_default()
+}
+
+/// The radii of [`linear`] alone (bit-identical: the same loop; every midpoint 0).
+pub(crate) fn linear_radii(a: &BallT, wt: &IntWeights, m: usize, k: usize, ulp: f64) -> BallT {
+    linear_with(a, wt, m, k, ulp, &mut NullAcc).unwrap_or_default()
+}
+
 /// The output positions o (of `n_out`) whose input position o·stride + k·dil − pad lies
 /// in [0, n_in), as a range (they are consecutive), with the input position of the first.
 fn valid_range(
@@ -455,6 +545,7 @@ fn conv_with<A: DotAcc>(job: &ConvJob<'_>, acc: &mut A) -> Option<BallT> {
                             r[s0 + ox] += wv * a.rad[xi0 + dx * strides[1]];
                         }
                     }
+                    acc.weight_done();
                 }
             }
         }
@@ -502,6 +593,7 @@ fn linear_with<A: DotAcc>(
         let mut rad = 0.0f64;
         for c in 0..k {
             acc.mac_run(r * k + c, 0..1, c, 0);
+            acc.weight_done();
             rad += wt.wabs[r * k + c] * a.rad[c];
         }
         o.mid.push(acc.finish(0)?);
@@ -697,13 +789,26 @@ mod tests {
     #[test]
     fn overflow_guard_sends_the_layer_to_gmp() {
         // Four terms per dot product: the unsigned-limb guard n·(2^64 − 1)·max|W| ≤ 2^127 − 1
-        // holds for max|W| = 2^60 and fails for 2^62 (G = 0: W are the integers themselves).
+        // holds for max|W| = 2^60, fails for 2^62 (G = 0: W are the integers themselves),
+        // which then runs with a carry normalisation after every weight (K = 1), and 2^63
+        // does not fit in an i64 (GMP).
         let f = Frac(64);
         let x = balls((0..4).map(|i| Integer::from(u64::MAX - i)).collect(), 1);
-        for (e, fast_ok) in [(60, true), (62, false)] {
+        for (e, fast_ok) in [(60, true), (62, true), (63, false)] {
             let big = super::super::fixed::pow2(e) as f32;
             let wt = IntWeights::new(&[big, -big, big, 1.0], Some(&[0.5]), f);
             assert_eq!(wt.g, 0);
+            let chunk = wt
+                .fast
+                .as_ref()
+                .and_then(|fw| LimbAcc::<2>::new(fw, &x.mid, wt.g, 4))
+                .map(|a| a.chunk);
+            let want = match e {
+                60 => Some(usize::MAX),
+                62 => Some(1),
+                _ => None,
+            };
+            assert_eq!(chunk, want, "2^{e}");
             let job = LinearJob {
                 a: &x,
                 wt: &wt,
@@ -734,6 +839,78 @@ mod tests {
         };
         assert!(run_fast(&wt, &huge.mid, 1, &job).is_none());
         assert_eq!(linear(&huge, &wt, 1, 1, f.ulp(), true).mid, huge.mid);
+    }
+
+    #[test]
+    fn chunked_limb_sums_are_bit_identical_to_gmp() {
+        // 1×1-convolution-like dot products of 1152 terms with weights over 2^−40..2^−10
+        // (G ≈ 64, max|W| ≈ 2^54: the one-pass guard fails, so the limbs are normalised
+        // every K < n weights) on 192-bit midpoints of both signs; reference: the GMP path.
+        let f = Frac(192);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for (m, k, cin, hw) in [(3usize, 1152usize, 0usize, 0usize), (4, 0, 1152, 2)] {
+            let n = if k > 0 { k } else { cin };
+            let count = if k > 0 { m * k } else { m * cin };
+            let wv: Vec<f32> = (0..count)
+                .map(|_| {
+                    let e = -40 + (next() % 31) as i32;
+                    let v = (next() % (1 << 24)) as f64 * super::super::fixed::pow2(e - 24);
+                    if next() % 2 == 0 {
+                        -(v as f32)
+                    } else {
+                        v as f32
+                    }
+                })
+                .collect();
+            let bv: Vec<f32> = (0..m).map(|i| 0.25 * i as f32 - 0.3).collect();
+            let wt = IntWeights::new(&wv, Some(&bv), f);
+            let len = if k > 0 { k } else { cin * hw * hw };
+            let x = balls(
+                (0..len)
+                    .map(|_| int(196, [next(), next(), next(), next()], next() % 2 == 0))
+                    .collect(),
+                5,
+            );
+            let acc = LimbAcc::<4>::new(wt.fast.as_ref().unwrap(), &x.mid, wt.g, n).unwrap();
+            assert!(acc.chunk < n, "K = {} for n = {n}", acc.chunk);
+            let (fast, gmp) = if k > 0 {
+                (
+                    linear(&x, &wt, m, k, f.ulp(), true),
+                    linear(&x, &wt, m, k, f.ulp(), false),
+                )
+            } else {
+                let geo = ConvGeom {
+                    dims: [m, cin, 1, 1],
+                    strides: [1, 1],
+                    pads: [0; 4],
+                    dil: [1, 1],
+                    groups: 1,
+                };
+                let job = ConvJob {
+                    a: &x,
+                    chw: (cin, hw, hw),
+                    wt: &wt,
+                    geo: &geo,
+                    out_hw: (hw, hw),
+                    ulp: f.ulp(),
+                };
+                assert!(run_fast(&wt, &x.mid, n, &job).is_some());
+                (
+                    conv(&x, (cin, hw, hw), &wt, &geo, (hw, hw), f.ulp(), true),
+                    conv(&x, (cin, hw, hw), &wt, &geo, (hw, hw), f.ulp(), false),
+                )
+            };
+            assert_eq!(fast.mid.len(), m * if k > 0 { 1 } else { hw * hw });
+            assert_eq!(fast.mid, gmp.mid);
+            let bits = |b: &BallT| b.rad.iter().map(|r| r.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fast), bits(&gmp));
+        }
     }
 
     proptest! {

@@ -1096,3 +1096,81 @@ fn measured_hint_skips_only_levels_that_cannot_be_tight() {
         assert!(t.hi - t.lo <= p.hi - p.lo, "{t:?} vs {p:?}");
     }
 }
+
+#[test]
+fn radius_only_pass_gives_the_radii_of_f_bit_for_bit() {
+    // clip_net (Div, Add, grouped Conv, Clip, Mul, Flatten, Gemm): F's radii ignore the
+    // midpoints, so the radius-only pass must reproduce the full run's radii exactly, at a
+    // short F (inexact inputs, large radii) and a long one; residual_net has batch norm and
+    // ReLU, whose radii read the midpoints: no radius-only pass there.
+    let net = Arc::new(clip_net(21));
+    for (seed, f) in [(22u64, Frac(20)), (23, Frac(128)), (24, Frac(192))] {
+        let x: Vec<f64> = Lcg(seed)
+            .vec(18, 1.0, 40)
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        let tn = TrajectoryNetwork::new(Arc::clone(&net), f).unwrap();
+        let (ex, _) = tn.run(&x, Mode::Exact).unwrap();
+        let rad = tn
+            .exact_radii(&x)
+            .unwrap()
+            .expect("clip_net's radii ignore midpoints");
+        let bits = |v: &[f64]| v.iter().map(|r| r.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&rad), bits(&ex.rad), "F = {}", f.0);
+        assert!(ex.rad.iter().all(|r| *r > 0.0));
+    }
+    let res = TrajectoryNetwork::new(Arc::new(residual_net(2)), Frac(128)).unwrap();
+    let x: Vec<f64> = Lcg(9).vec(72, 1.0, 10).into_iter().map(f64::from).collect();
+    assert!(res.exact_radii(&x).unwrap().is_none());
+}
+
+#[test]
+fn radius_only_level_skip_keeps_the_certificates() {
+    // The radius-only level skip drops F runs whose radii show that no α can use the level;
+    // the certificates must be the same as with F run at every level, whatever the hint
+    // (none, honest, far too small: every level but the last skipped, NaN: ignored).
+    let net = Arc::new(clip_net(21));
+    let clip = net
+        .nodes
+        .iter()
+        .position(|n| matches!(n.op, Op::Clip { .. }))
+        .unwrap();
+    let ranges = BTreeMap::from([(clip, 16.0), (crate::nn::clip_upper_key(clip), 20.0)]);
+    let pes = [
+        PolyErrors::load(&proofs(), 10).unwrap(),
+        PolyErrors::load(&proofs(), 12).unwrap(),
+    ];
+    let levels = [Frac(16), Frac(20), Frac(128), Frac(192)];
+    let on = TrajectoryCertifier::new(Arc::clone(&net), &pes, ranges.clone(), &levels).unwrap();
+    let off = on.clone().with_radius_skip(false);
+    let json = |v: &[TrajectoryBound]| serde_json::to_string(v).unwrap();
+    let mut skipped_levels = 0;
+    for seed in [22u64, 25, 26] {
+        let x: Vec<f64> = Lcg(seed)
+            .vec(18, 1.0, 30)
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        let plain = off.certify(&x).unwrap();
+        let honest: Vec<f64> = plain.iter().map(|t| t.lo).collect();
+        for hint in [
+            None,
+            Some(honest.clone()),
+            Some(vec![f64::MIN_POSITIVE; 2]),
+            Some(vec![f64::NAN; 2]),
+        ] {
+            let a = on.certify_near(&x, hint.as_deref()).unwrap();
+            let b = off.certify_near(&x, hint.as_deref()).unwrap();
+            assert_eq!(json(&a), json(&b), "seed {seed} hint {hint:?}");
+        }
+        // Count the levels whose F alone rules every α out (where the skip acts).
+        for lv in &levels[..levels.len() - 1] {
+            let tn = TrajectoryNetwork::new(Arc::clone(&net), *lv).unwrap();
+            let rad = tn.exact_radii(&x).unwrap().unwrap();
+            let rex = rad.iter().fold(0.0f64, |a, &r| a.max(r));
+            skipped_levels += usize::from(honest.iter().all(|&m| rex > 1e-6 * 2.0 * m));
+        }
+    }
+    assert!(skipped_levels > 0, "the skip never acted");
+}

@@ -134,6 +134,22 @@ impl<const N: usize> Wide<N> {
         (sa != sb || sa == sr).then_some(r)
     }
 
+    /// self − o, `None` on overflow.
+    pub(crate) fn checked_sub(&self, o: &Self) -> Option<Self> {
+        let mut out = [0u64; N];
+        let mut borrow = false;
+        for ((r, &a), &b) in out.iter_mut().zip(&self.0).zip(&o.0) {
+            let (d1, b1) = a.overflowing_sub(b);
+            let (d2, b2) = d1.overflowing_sub(u64::from(borrow));
+            *r = d2;
+            borrow = b1 || b2;
+        }
+        let r = Self(out);
+        // Overflow iff the operands have different signs and the result has o's sign.
+        let (sa, sb, sr) = (self.is_negative(), o.is_negative(), r.is_negative());
+        (sa == sb || sa == sr).then_some(r)
+    }
+
     /// ⌊self·2^−k⌋ (arithmetic shift right, rounding toward −∞, as `Integer >>=`).
     pub(crate) fn shr_floor(&self, k: u32) -> Self {
         let fill = if self.is_negative() { u64::MAX } else { 0 };
@@ -155,6 +171,10 @@ impl<const N: usize> Wide<N> {
 
     /// ⌊self·o·2^−F⌋ exactly (the fixed-point product of [`super::fixed::mul_fixed`]),
     /// `None` when the result does not fit.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "hot; i < la ≤ N, j < lb ≤ N and i + lb < 2·MAX_LIMBS (N ≤ MAX_LIMBS)"
+    )]
     pub(crate) fn mul_shr_floor(&self, o: &Self, f: Frac) -> Option<Self> {
         if N > MAX_LIMBS {
             return None;
@@ -163,18 +183,17 @@ impl<const N: usize> Wide<N> {
         let la = used_limbs(&ma);
         let lb = used_limbs(&mb);
         let mut prod: Buf = [0; 2 * MAX_LIMBS];
-        // Schoolbook product of the magnitudes (la·lb 64×64→128-bit partial products).
-        for (i, &a) in ma.iter().take(la).enumerate() {
-            let row = prod.get_mut(i..=i + lb)?;
+        // Schoolbook product of the magnitudes (la·lb 64×64→128-bit partial products; each
+        // a·b + p + carry ≤ (2^64 − 1)² + 2·(2^64 − 1) = 2^128 − 1 fits in a u128).
+        for i in 0..la {
+            let a = u128::from(ma[i]);
             let mut carry = 0u128;
-            for (p, &b) in row.iter_mut().zip(mb.iter().take(lb)) {
-                let t = u128::from(a) * u128::from(b) + u128::from(*p) + carry;
-                *p = t as u64;
+            for j in 0..lb {
+                let t = a * u128::from(mb[j]) + u128::from(prod[i + j]) + carry;
+                prod[i + j] = t as u64;
                 carry = t >> 64;
             }
-            if let Some(last) = row.last_mut() {
-                *last = carry as u64;
-            }
+            prod[i + lb] = carry as u64;
         }
         let neg = self.is_negative() != o.is_negative();
         // q = ⌊P·2^−F⌋ limb by limb; it fits iff no bit of P at or above F + 64N − 1 is set.
@@ -260,6 +279,36 @@ impl<const N: usize> Wide<N> {
             inc_mag(&mut q)?;
         }
         Self::from_sign_mag(neg, &q)
+    }
+
+    /// The binary64 bit pattern of t·2^−F, where t is |self| rounded toward zero to 53
+    /// significant bits (so t·2^−F is exact and normal), or `None` when self = 0 or
+    /// t·2^−F is not a normal binary64 at least two ulps away from the subnormal and
+    /// infinite ranges (the callers then take the general path).
+    ///
+    /// Derivation: with nb the bit length of |self|, t = ⌊|self|·2^(53−nb)⌋·2^(nb−53); its
+    /// binary64 has biased exponent nb − 1 + 1023 and the 52 bits below the leading one as
+    /// fraction, and the exact scaling by 2^−F subtracts F from the biased exponent.
+    pub(crate) fn abs_scaled_bits(&self, f: Frac) -> Option<u64> {
+        let mag = self.magnitude();
+        let l = used_limbs(&mag);
+        let top = *mag.get(l.checked_sub(1)?)?;
+        let lz = top.leading_zeros();
+        let below = if l >= 2 {
+            mag.get(l - 2).copied().unwrap_or(0)
+        } else {
+            0
+        };
+        // The 64 leading bits of |self|, left-aligned (the leading one at bit 63).
+        let lead = if lz == 0 {
+            top
+        } else {
+            (top << lz) | (below >> (64 - lz))
+        };
+        let frac52 = (lead >> 11) & ((1u64 << 52) - 1);
+        let nb = 64 * (l as u64 - 1) + u64::from(64 - lz);
+        let e = (nb + 1022).checked_sub(u64::from(f.0))?;
+        (2..=2045).contains(&e).then_some((e << 52) | frac52)
     }
 
     /// The value rounded toward zero to binary64, as `Integer::to_f64` (so every bound
@@ -375,6 +424,43 @@ mod tests {
     }
 
     #[test]
+    fn bounds_of_edge_values_match_gmp() {
+        // Powers of two (the one-ulp steps cross a binade), all-ones mantissas (the step up
+        // carries into the exponent), 53- and 54-bit values (truncation), zero, ±1, at F
+        // where t·2^−F is near the subnormal range (general path) and away from it.
+        use super::super::fixed::{fixed_bounds, fixed_mag, FixedMid};
+        let mut vals = vec![Integer::new(), Integer::from(1), Integer::from(-1)];
+        for k in [1u32, 52, 53, 54, 63, 64, 65, 127, 128, 191, 192, 200, 254] {
+            let p = Integer::from(1) << k;
+            vals.extend([
+                p.clone(),
+                Integer::from(&p - 1u32),
+                Integer::from(&p + 1u32),
+            ]);
+        }
+        let neg: Vec<Integer> = vals.iter().map(|v| Integer::from(-v)).collect();
+        vals.extend(neg);
+        for v in &vals {
+            let w = W::from_integer(v).unwrap();
+            for f in [
+                0u32, 64, 128, 192, 256, 1020, 1021, 1022, 1023, 1024, 1075, 1100,
+            ] {
+                let (lo, hi) = FixedMid::bounds(&w, Frac(f));
+                let (glo, ghi) = fixed_bounds(v, Frac(f));
+                assert_eq!(
+                    (lo.to_bits(), hi.to_bits()),
+                    (glo.to_bits(), ghi.to_bits()),
+                    "{v} F {f}"
+                );
+                assert_eq!(
+                    FixedMid::mag(&w, Frac(f)).to_bits(),
+                    fixed_mag(v, Frac(f)).to_bits()
+                );
+            }
+        }
+    }
+
+    #[test]
     fn edge_values_round_trip_and_refuse() {
         let max = (Integer::from(1) << 255u32) - 1u32;
         for v in [
@@ -388,9 +474,19 @@ mod tests {
             assert_eq!(W::from_integer(&v).unwrap().to_integer(), v);
         }
         assert!(W::from_integer(&(max.clone() + 1u32)).is_none());
-        assert!(W::from_integer(&(-max - 1u32)).is_none());
+        assert!(W::from_integer(&(-max.clone() - 1u32)).is_none());
         let big = W::from_integer(&(Integer::from(1) << 254u32)).unwrap();
         assert!(big.checked_add(&big).is_none());
+        let top = W::from_integer(&max).unwrap();
+        let one = W::from_integer(&Integer::from(1)).unwrap();
+        assert!(top.checked_sub(&one.wrapping_neg()).is_none());
+        assert!(top.wrapping_neg().checked_sub(&one).is_some());
+        assert!(top
+            .wrapping_neg()
+            .checked_sub(&one)
+            .unwrap()
+            .checked_sub(&one)
+            .is_none());
         assert!(big.mul_shr_floor(&big, Frac(200)).is_none());
         assert_eq!(
             big.mul_shr_floor(&big, Frac(256)).unwrap().to_integer(),
@@ -412,12 +508,33 @@ mod tests {
                 Some(r) => prop_assert_eq!(r.to_integer(), s),
                 None => prop_assert!(!fits(&s)),
             }
+            let d = Integer::from(&a - &b);
+            match wa.checked_sub(&wb) {
+                Some(r) => prop_assert_eq!(r.to_integer(), d),
+                None => prop_assert!(!fits(&d)),
+            }
             let p = super::super::fixed::mul_fixed(&a, &b, Frac(f));
             match wa.mul_shr_floor(&wb, Frac(f)) {
                 Some(r) => prop_assert_eq!(r.to_integer(), p),
                 None => prop_assert!(!fits(&p)),
             }
             prop_assert_eq!(wa.shr_floor(k).to_integer(), Integer::from(&a >> k));
+        }
+
+        // Oracle: the GMP path's enclosure `fixed_bounds` (to_f64, then one ulp out) and
+        // magnitude `fixed_mag`; the fast bit-pattern form must equal them bit for bit, at
+        // every F (including F > 1022 and values near the subnormal range: general path).
+        #[test]
+        fn bounds_and_mag_match_gmp_bit_for_bit(
+            a in arb_int(),
+            f in prop_oneof![0u32..300, 1000u32..1300],
+        ) {
+            use super::super::fixed::{fixed_bounds, fixed_mag, FixedMid};
+            let w = W::from_integer(&a).unwrap();
+            let (lo, hi) = FixedMid::bounds(&w, Frac(f));
+            let (glo, ghi) = fixed_bounds(&a, Frac(f));
+            prop_assert_eq!((lo.to_bits(), hi.to_bits()), (glo.to_bits(), ghi.to_bits()));
+            prop_assert_eq!(FixedMid::mag(&w, Frac(f)).to_bits(), fixed_mag(&a, Frac(f)).to_bits());
         }
 
         #[test]
