@@ -226,6 +226,10 @@ impl BallV {
     /// finite m and r ≥ 0 the dropped terms are +0 and adding +0 to a non-negative sum is
     /// exact, so the bits are the same.
     #[inline]
+    #[expect(
+        clippy::needless_range_loop,
+        reason = "one lane index into six arrays, the shape the vectoriser needs"
+    )]
     fn horner_pair<const FINITE: bool>(h: Self, bs: &[Self]) -> (Self, Self) {
         let mut q = Self::ZERO;
         let mut p = Self::ZERO;
