@@ -131,7 +131,7 @@ impl Ball {
 /// Entries per batch of the batched slope enclosures ([`SiteTaylor`]).
 const LANES: usize = 8;
 
-/// Four independent balls, one per lane: each lane's operations are exactly those of
+/// [`LANES`] independent balls, one per lane: each lane's operations are exactly those of
 /// [`Ball`] (same formulas, same order of the binary64 operations), so every lane's result
 /// is bit-identical to the scalar one; the lane loops let the compiler use SIMD registers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -154,7 +154,7 @@ impl BallV {
         r: [0.0; LANES],
     };
 
-    /// Lanes from four scalar balls.
+    /// Lanes from [`LANES`] scalar balls.
     fn from_balls(b: [Ball; LANES]) -> Self {
         Self {
             m: b.map(|x| x.m),
@@ -281,8 +281,11 @@ impl BallV {
 }
 
 /// The Taylor coefficients of every entry of one site ([`IntervalSign::taylor`]), stored in
-/// batches of four entries, lane-interleaved: `coef[g·len + k]` holds coefficient k of
-/// entries 4g … 4g + 3 (the last batch padded with copies of the last entry).
+/// batches of [`LANES`] entries, lane-interleaved: batch g holds, per component, its
+/// coefficients b_d, …, b_1 in descending k (the order the Horner sums of
+/// [`IntervalSign::site_slopes`] read them, so the reads run forward through memory), each a
+/// [`BallV`] of entries LANES·g … LANES·g + LANES − 1 (the last batch padded with copies of the
+/// last entry).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SiteTaylor {
     /// Entries.
@@ -349,7 +352,7 @@ impl IntervalSign {
         }
     }
 
-    /// The Taylor coefficients of every entry of a site ([`Self::taylor`] per entry, four
+    /// The Taylor coefficients of every entry of a site ([`Self::taylor`] per entry, [`LANES`]
     /// entries at a time, bit-identical): `chains` holds `stride` chain intervals per entry.
     pub(crate) fn site_taylor(&self, chains: &[Interval], stride: usize) -> SiteTaylor {
         let stride = stride.max(1);
@@ -395,7 +398,7 @@ impl IntervalSign {
     }
 
     /// Enclosures of r̃_α′ over `xs[q]` for every entry q of a site ([`Self::relu_slope`]
-    /// per entry, four entries at a time, bit-identical), given the entries' chains (`stride`
+    /// per entry, [`LANES`] entries at a time, bit-identical), given the entries' chains (`stride`
     /// intervals each) and Taylor coefficients ([`Self::site_taylor`]); appended to `out`.
     pub(crate) fn site_slopes(
         &self,
