@@ -83,7 +83,7 @@
 //! Each tested η is checked in full; a failing test stops at the first site where the
 //! accumulated η·K_j + E_j already reaches a margin (the verdict is exactly that of the full
 //! test, `MarginCertifier::drops_early`). The slope enclosures and their Taylor coefficients
-//! run four entries at a time (`margin_slope::SiteTaylor`, bit-identical to the scalar code).
+//! run eight entries at a time (`margin_slope::SiteTaylor`, bit-identical to the scalar code).
 //!
 //! # Arithmetic
 //! binary64 with directed rounding, not multi-precision: the radii of the nominal balls

@@ -40,6 +40,10 @@ use super::margin::MPrep;
 use super::round::{add_ru, gamma_ru, mul_ru, sum_factor_ru, sum_up};
 use crate::nn::{Network, NodeId, Op, Real, ValueId};
 
+/// Output channels per block of the combined kernels ([`RelChain::kernel`]), one per lane of
+/// [`RelChain::apply`].
+const CB: usize = 8;
+
 /// Point slopes below this magnitude are linearised at 0 (their slope enters d instead).
 const SLOPE_FLOOR: f64 = 1.0 / 1024.0;
 
@@ -266,7 +270,8 @@ impl RelChain {
     }
 
     /// |M̂| for the point slopes `s` of the site (one per site entry), entries rounded up to
-    /// binary32: `[C_out][H_o][W_o][nd₀][nd₁][C_in]`. Empty when `s` has the wrong length.
+    /// binary32: `[C_out / CB][H_o][W_o][nd₀][nd₁][C_in][CB]` (blocks of [`CB`] output
+    /// channels, the last one padded with zeros). Empty when `s` has the wrong length.
     ///
     /// Per output channel o and tap t₂ of W₂, the block V·W₁ with V[p, k] = W₂[o, k, t₂]·s·Σ₁
     /// at the site position that output position p reads through t₂ (0 in the padding) and
@@ -297,61 +302,83 @@ impl RelChain {
         if self.w1.len() != g.cmid * row || self.w2.len() != g.cout * g.cmid * k2[0] * k2[1] {
             return Vec::new();
         }
-        let mut m = vec![0f32; g.cout * np * per];
-        m.par_chunks_mut(np * per).enumerate().for_each(|(o, mo)| {
-            let mut acc = vec![0f64; np * per];
-            let mut v = vec![0f64; np * g.cmid];
-            let mut c = vec![0f64; np * row];
-            for ty in 0..k2[0] {
-                for tx in 0..k2[1] {
-                    let mut any = false;
-                    for py in 0..g.ho {
-                        let qy = (py * g.s2[0] + ty * g.d2[0]) as isize - g.p2[0] as isize;
-                        for px in 0..g.wo {
-                            let qx = (px * g.s2[1] + tx * g.d2[1]) as isize - g.p2[1] as isize;
-                            let vp = &mut v[(py * g.wo + px) * g.cmid..][..g.cmid];
-                            if qy < 0 || qy >= g.hs as isize || qx < 0 || qx >= g.ws as isize {
-                                vp.fill(0.0);
-                                continue;
-                            }
-                            let q = qy as usize * g.ws + qx as usize;
-                            for (k, d) in vp.iter_mut().enumerate() {
-                                *d = self.w2[((o * g.cmid + k) * k2[0] + ty) * k2[1] + tx]
-                                    * coef[k * plane + q];
-                                any |= *d != 0.0;
+        let per_o: Vec<Vec<f32>> = (0..g.cout)
+            .into_par_iter()
+            .map(|o| {
+                let mut acc = vec![0f64; np * per];
+                let mut v = vec![0f64; np * g.cmid];
+                let mut c = vec![0f64; np * row];
+                for ty in 0..k2[0] {
+                    for tx in 0..k2[1] {
+                        let mut any = false;
+                        for py in 0..g.ho {
+                            let qy = (py * g.s2[0] + ty * g.d2[0]) as isize - g.p2[0] as isize;
+                            for px in 0..g.wo {
+                                let qx = (px * g.s2[1] + tx * g.d2[1]) as isize - g.p2[1] as isize;
+                                let vp = &mut v[(py * g.wo + px) * g.cmid..][..g.cmid];
+                                if qy < 0 || qy >= g.hs as isize || qx < 0 || qx >= g.ws as isize {
+                                    vp.fill(0.0);
+                                    continue;
+                                }
+                                let q = qy as usize * g.ws + qx as usize;
+                                for (k, d) in vp.iter_mut().enumerate() {
+                                    *d = self.w2[((o * g.cmid + k) * k2[0] + ty) * k2[1] + tx]
+                                        * coef[k * plane + q];
+                                    any |= *d != 0.0;
+                                }
                             }
                         }
-                    }
-                    if !any {
-                        continue;
-                    }
-                    <f64 as Real>::gemm(np, g.cmid, row, &v, &self.w1, &mut c, false);
-                    let dy0 = ty * g.d2[0] * g.s1[0];
-                    let dx0 = tx * g.d2[1] * g.s1[1];
-                    for p in 0..np {
-                        for uy in 0..k1[0] {
-                            for ux in 0..k1[1] {
-                                let dst = p * per
-                                    + ((dy0 + uy * g.d1[0]) * g.nd[1] + dx0 + ux * g.d1[1]) * g.cin;
-                                let src = p * row + (uy * k1[1] + ux) * g.cin;
-                                for (d, x) in
-                                    acc[dst..dst + g.cin].iter_mut().zip(&c[src..][..g.cin])
-                                {
-                                    *d += x;
+                        if !any {
+                            continue;
+                        }
+                        <f64 as Real>::gemm(np, g.cmid, row, &v, &self.w1, &mut c, false);
+                        let dy0 = ty * g.d2[0] * g.s1[0];
+                        let dx0 = tx * g.d2[1] * g.s1[1];
+                        for p in 0..np {
+                            for uy in 0..k1[0] {
+                                for ux in 0..k1[1] {
+                                    let dst = p * per
+                                        + ((dy0 + uy * g.d1[0]) * g.nd[1] + dx0 + ux * g.d1[1])
+                                            * g.cin;
+                                    let src = p * row + (uy * k1[1] + ux) * g.cin;
+                                    for (d, x) in
+                                        acc[dst..dst + g.cin].iter_mut().zip(&c[src..][..g.cin])
+                                    {
+                                        *d += x;
+                                    }
                                 }
                             }
                         }
                     }
                 }
+                acc.iter().map(|x| f32_up(x.abs())).collect()
+            })
+            .collect();
+        // Blocked by CB output channels, channel innermost (`apply`'s lanes).
+        let mut m = vec![0f32; g.cout.div_ceil(CB) * CB * np * per];
+        for (o, v) in per_o.iter().enumerate() {
+            let (ob, lane) = (o / CB, o % CB);
+            for (pe, x) in v.iter().enumerate() {
+                m[(ob * np * per + pe) * CB + lane] = *x;
             }
-            for (d, x) in mo.iter_mut().zip(&acc) {
-                *d = f32_up(x.abs());
-            }
-        });
+        }
         m
     }
 
+    /// The index of entry e of output (o, p)'s combined kernel in [`Self::kernel`]'s layout.
+    #[cfg(test)]
+    fn kernel_index(&self, o: usize, p: usize, e: usize) -> usize {
+        let g = &self.geo;
+        (((o / CB) * g.ho * g.wo + p) * g.per_out() + e) * CB + o % CB
+    }
+
     /// |M̂|·R_x rounded up (`m` from [`Self::kernel`]); `None` on a length mismatch.
+    ///
+    /// Output (o, p) is Σ over the kernel rows (dy, dx) inside x, in that order, of the row
+    /// sum Σ_c |M̂|·R_x (from −0, c ascending), bounded by `sum_up`. [`CB`] output channels
+    /// run at once, one per lane: they share the position, hence the rows and R_x, and each
+    /// lane does its own sums in that order, so every output has the bits of one output at a
+    /// time (`apply_one_by_one` in the tests).
     #[expect(
         clippy::indexing_slicing,
         reason = "hot loop; indices from the shapes validated in `build`"
@@ -359,7 +386,9 @@ impl RelChain {
     pub(super) fn apply(&self, m: &[f32], rx: &[f64]) -> Option<Vec<f64>> {
         let g = &self.geo;
         let per = g.per_out();
-        if m.len() != g.cout * g.ho * g.wo * per || rx.len() != g.cin * g.h * g.w {
+        let np = g.ho * g.wo;
+        let nb = g.cout.div_ceil(CB);
+        if m.len() != nb * CB * np * per || rx.len() != g.cin * g.h * g.w {
             return None;
         }
         // R_x channel-innermost, like the kernel.
@@ -368,13 +397,74 @@ impl RelChain {
         for (q, &v) in rx.iter().enumerate() {
             rt[(q % plane) * g.cin + q / plane] = v;
         }
-        let mut out = vec![0.0; g.cout * g.ho * g.wo];
+        let mut out = vec![0.0; g.cout * np];
         // `dot_up(s, n)` with the factor of the last n kept (same values, fewer divisions).
         let mut fac = (usize::MAX, 0.0);
+        for ob in 0..nb {
+            for p in 0..np {
+                let (py, px) = (p / g.wo, p % g.wo);
+                let (by, bx) = (g.base(py, 0), g.base(px, 1));
+                let mk = &m[(ob * np + p) * per * CB..][..per * CB];
+                let mut s = [0.0f64; CB];
+                let mut n = 0usize;
+                for dy in 0..g.nd[0] {
+                    let y = by + dy as isize;
+                    if y < 0 || y >= g.h as isize {
+                        continue;
+                    }
+                    for dx in 0..g.nd[1] {
+                        let x = bx + dx as isize;
+                        if x < 0 || x >= g.w as isize {
+                            continue;
+                        }
+                        let mrow = &mk[(dy * g.nd[1] + dx) * g.cin * CB..][..g.cin * CB];
+                        let rrow = &rt[(y as usize * g.w + x as usize) * g.cin..][..g.cin];
+                        // `Iterator::sum` of f64 starts from −0.
+                        let mut row = [-0.0f64; CB];
+                        for (mv, r) in mrow.chunks_exact(CB).zip(rrow) {
+                            for l in 0..CB {
+                                row[l] += f64::from(mv[l]) * r;
+                            }
+                        }
+                        for l in 0..CB {
+                            s[l] += row[l];
+                        }
+                        n += g.cin;
+                    }
+                }
+                if fac.0 != n {
+                    fac = (n, sum_factor_ru(n + 1));
+                }
+                for (l, sl) in s.iter().enumerate() {
+                    if let Some(o) = out.get_mut((ob * CB + l) * np + p) {
+                        *o = sum_up(*sl, fac.1, n + 1);
+                    }
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// [`Self::apply`] one output at a time, as it was before the lanes (the reference of
+    /// the bit-identity test).
+    #[cfg(test)]
+    fn apply_one_by_one(&self, m: &[f32], rx: &[f64]) -> Option<Vec<f64>> {
+        let g = &self.geo;
+        let per = g.per_out();
+        let np = g.ho * g.wo;
+        if m.len() != g.cout.div_ceil(CB) * CB * np * per || rx.len() != g.cin * g.h * g.w {
+            return None;
+        }
+        let plane = g.h * g.w;
+        let mut rt = vec![0.0; rx.len()];
+        for (q, &v) in rx.iter().enumerate() {
+            rt[(q % plane) * g.cin + q / plane] = v;
+        }
+        let mut out = vec![0.0; g.cout * np];
         for (q, o) in out.iter_mut().enumerate() {
-            let (py, px) = ((q / g.wo) % g.ho, q % g.wo);
+            let (oc, p) = (q / np, q % np);
+            let (py, px) = (p / g.wo, p % g.wo);
             let (by, bx) = (g.base(py, 0), g.base(px, 1));
-            let mk = &m[q * per..][..per];
             let mut s = 0.0f64;
             let mut n = 0usize;
             for dy in 0..g.nd[0] {
@@ -387,20 +477,17 @@ impl RelChain {
                     if x < 0 || x >= g.w as isize {
                         continue;
                     }
-                    let mrow = &mk[(dy * g.nd[1] + dx) * g.cin..][..g.cin];
+                    let e0 = (dy * g.nd[1] + dx) * g.cin;
                     let rrow = &rt[(y as usize * g.w + x as usize) * g.cin..][..g.cin];
-                    s += mrow
+                    s += rrow
                         .iter()
-                        .zip(rrow)
-                        .map(|(mv, r)| f64::from(*mv) * r)
+                        .enumerate()
+                        .map(|(c, r)| f64::from(m[self.kernel_index(oc, p, e0 + c)]) * r)
                         .sum::<f64>();
                     n += g.cin;
                 }
             }
-            if fac.0 != n {
-                fac = (n, sum_factor_ru(n + 1));
-            }
-            *o = sum_up(s, fac.1, n + 1);
+            *o = sum_up(s, sum_factor_ru(n + 1), n + 1);
         }
         Some(out)
     }
@@ -625,6 +712,12 @@ mod kernel_tests {
             let rx: Vec<f64> = (0..n_x).map(|_| r.next(1.0, 30).abs() + 0.01).collect();
             let m = ch.kernel(&s);
             let got = ch.apply(&m, &rx).unwrap();
+            // The lanes give the bits of one output at a time.
+            let one = ch.apply_one_by_one(&m, &rx).unwrap();
+            assert_eq!(got.len(), one.len());
+            for (i, (a, b)) in got.iter().zip(&one).enumerate() {
+                assert_eq!(a.to_bits(), b.to_bits(), "case {t} output {i}: {a} vs {b}");
+            }
             let n_y = net.output_shape().numel();
             let mut dense = vec![0.0; n_y];
             for j in 0..n_x {

@@ -129,13 +129,13 @@ impl Ball {
 }
 
 /// Entries per batch of the batched slope enclosures ([`SiteTaylor`]).
-const LANES: usize = 4;
+const LANES: usize = 8;
 
-/// Four independent balls, one per lane: each lane's operations are exactly those of
+/// [`LANES`] independent balls, one per lane: each lane's operations are exactly those of
 /// [`Ball`] (same formulas, same order of the binary64 operations), so every lane's result
 /// is bit-identical to the scalar one; the lane loops let the compiler use SIMD registers.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Ball4 {
+pub(crate) struct BallV {
     m: [f64; LANES],
     r: [f64; LANES],
 }
@@ -144,7 +144,7 @@ pub(crate) struct Ball4 {
     clippy::indexing_slicing,
     reason = "hot loops over the lanes 0..LANES of fixed-size arrays"
 )]
-impl Ball4 {
+impl BallV {
     const ZERO: Self = Self {
         m: [0.0; LANES],
         r: [0.0; LANES],
@@ -154,7 +154,7 @@ impl Ball4 {
         r: [0.0; LANES],
     };
 
-    /// Lanes from four scalar balls.
+    /// Lanes from [`LANES`] scalar balls.
     fn from_balls(b: [Ball; LANES]) -> Self {
         Self {
             m: b.map(|x| x.m),
@@ -211,13 +211,60 @@ impl Ball4 {
         out
     }
 
-    /// k·self for a small integer k ([`Ball::mul`] by the exact ball ⟨k, 0⟩ per lane).
+    /// The two Horner sums of one component in H = `h` ([`IntervalSign::site_slopes`]):
+    /// q = Σ_k b_k·H^(k−1) and p′ = Σ_k k·b_k·H^(k−1) over the coefficients `bs` = b_1, …,
+    /// b_d, i.e. from q = p′ = 0 and for k = d, …, 1: q ← q·H + b_k, p′ ← p′·H + k·b_k.
+    ///
+    /// Each step is [`Self::mul_add`] and k·b_k ([`Ball::mul`] by the exact ball ⟨k, 0⟩) written out lane by lane with the
+    /// same binary64 operations in the same order (so the same bits as those calls), fused
+    /// into one loop over the lanes so that both chains stay in registers: the sums are
+    /// chains of dependent operations, and interleaving the lanes of both hides their
+    /// latency.
+    ///
+    /// With `FINITE` (every coefficient's midpoint and radius finite, checked by the caller)
+    /// the radius of k·b_k, |m|·0 + r·k + r·0 + 2u·|k·m|, is computed as r·k + 2u·|k·m|: for
+    /// finite m and r ≥ 0 the dropped terms are +0 and adding +0 to a non-negative sum is
+    /// exact, so the bits are the same.
     #[inline]
-    fn scale(self, k: f64) -> Self {
-        self.mul(Self {
-            m: [k; LANES],
-            r: [0.0; LANES],
-        })
+    #[expect(
+        clippy::needless_range_loop,
+        reason = "one lane index into six arrays, the shape the vectoriser needs"
+    )]
+    fn horner_pair<const FINITE: bool>(h: Self, bs: &[Self]) -> (Self, Self) {
+        let mut q = Self::ZERO;
+        let mut p = Self::ZERO;
+        let hma: [f64; LANES] = h.m.map(f64::abs);
+        // `bs` holds b_d, …, b_1 (descending k, the order of the reads: [`SiteTaylor`]).
+        let nk = bs.len();
+        for (idx, bk) in bs.iter().enumerate() {
+            let kf = (nk - idx) as f64;
+            for l in 0..LANES {
+                let (bm, br) = (bk.m[l], bk.r[l]);
+                // q·H ([`Ball::mul`]), then + b_k ([`Ball::add`]).
+                let m = q.m[l] * h.m[l];
+                let t = q.m[l].abs() * h.r[l] + q.r[l] * hma[l] + q.r[l] * h.r[l] + TWO_U * m.abs();
+                let r = Ball::rad(t);
+                let m2 = m + bm;
+                q.r[l] = Ball::rad(r + br + TWO_U * m2.abs());
+                q.m[l] = m2;
+                // k·b_k ([`Ball::mul`] by ⟨k, 0⟩).
+                let sm = bm * kf;
+                let st = if FINITE {
+                    br * kf + TWO_U * sm.abs()
+                } else {
+                    bm.abs() * 0.0 + br * kf.abs() + br * 0.0 + TWO_U * sm.abs()
+                };
+                let sr = Ball::rad(st);
+                // p′·H, then + k·b_k.
+                let m = p.m[l] * h.m[l];
+                let t = p.m[l].abs() * h.r[l] + p.r[l] * hma[l] + p.r[l] * h.r[l] + TWO_U * m.abs();
+                let r = Ball::rad(t);
+                let m2 = m + sm;
+                p.r[l] = Ball::rad(r + sr + TWO_U * m2.abs());
+                p.m[l] = m2;
+            }
+        }
+        (q, p)
     }
 
     /// [`Ball::hull`] per lane.
@@ -234,15 +281,21 @@ impl Ball4 {
 }
 
 /// The Taylor coefficients of every entry of one site ([`IntervalSign::taylor`]), stored in
-/// batches of four entries, lane-interleaved: `coef[g·len + k]` holds coefficient k of
-/// entries 4g … 4g + 3 (the last batch padded with copies of the last entry).
+/// batches of [`LANES`] entries, lane-interleaved: batch g holds, per component, its
+/// coefficients b_d, …, b_1 in descending k (the order the Horner sums of
+/// [`IntervalSign::site_slopes`] read them, so the reads run forward through memory), each a
+/// [`BallV`] of entries LANES·g … LANES·g + LANES − 1 (the last batch padded with copies of the
+/// last entry).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SiteTaylor {
     /// Entries.
     n: usize,
     /// Coefficients per entry ([`IntervalSign::taylor_len`]).
     len: usize,
-    coef: Vec<Ball4>,
+    coef: Vec<BallV>,
+    /// Whether every coefficient's midpoint and radius is finite (the fast path of
+    /// [`BallV::horner_pair`]).
+    finite: bool,
 }
 
 /// The components p_i of the composite sign polynomial p = p_k ∘ … ∘ p_1 with ball
@@ -299,23 +352,23 @@ impl IntervalSign {
         }
     }
 
-    /// The Taylor coefficients of every entry of a site ([`Self::taylor`] per entry, four
+    /// The Taylor coefficients of every entry of a site ([`Self::taylor`] per entry, [`LANES`]
     /// entries at a time, bit-identical): `chains` holds `stride` chain intervals per entry.
     pub(crate) fn site_taylor(&self, chains: &[Interval], stride: usize) -> SiteTaylor {
         let stride = stride.max(1);
         let n = chains.len() / stride;
         let len = self.taylor_len();
         let mut coef = Vec::with_capacity(n.div_ceil(LANES) * len);
-        let mut b: Vec<Ball4> = Vec::new();
+        let mut b: Vec<BallV> = Vec::new();
         for g in 0..n.div_ceil(LANES) {
             let ent = |l: usize| (g * LANES + l).min(n.saturating_sub(1));
             for (ci, a) in self.comps.iter().enumerate() {
-                let yh = Ball4::from_balls(std::array::from_fn(|l| {
+                let yh = BallV::from_balls(std::array::from_fn(|l| {
                     let q = ent(l) * stride + ci;
                     Ball::of(chains.get(q).copied().unwrap_or(Interval::ENTIRE))
                 }));
                 b.clear();
-                b.extend(a.iter().map(|c| Ball4 {
+                b.extend(a.iter().map(|c| BallV {
                     m: [c.m; LANES],
                     r: [c.r; LANES],
                 }));
@@ -329,14 +382,23 @@ impl IntervalSign {
                         }
                     }
                 }
-                coef.extend(b.iter().skip(1));
+                // Descending k: the Horner sums read them in this order.
+                coef.extend(b.iter().skip(1).rev());
             }
         }
-        SiteTaylor { n, len, coef }
+        let finite = coef
+            .iter()
+            .all(|c: &BallV| c.m.iter().chain(&c.r).all(|v| v.is_finite()));
+        SiteTaylor {
+            n,
+            len,
+            coef,
+            finite,
+        }
     }
 
     /// Enclosures of r̃_α′ over `xs[q]` for every entry q of a site ([`Self::relu_slope`]
-    /// per entry, four entries at a time, bit-identical), given the entries' chains (`stride`
+    /// per entry, [`LANES`] entries at a time, bit-identical), given the entries' chains (`stride`
     /// intervals each) and Taylor coefficients ([`Self::site_taylor`]); appended to `out`.
     pub(crate) fn site_slopes(
         &self,
@@ -364,12 +426,12 @@ impl IntervalSign {
             let ent = |l: usize| (g * LANES + l).min(n.saturating_sub(1));
             let us: [Interval; LANES] =
                 std::array::from_fn(|l| xs.get(ent(l)).copied().unwrap_or(Interval::ENTIRE) / bi);
-            let mut y = Ball4::from_balls(std::array::from_fn(|l| {
+            let mut y = BallV::from_balls(std::array::from_fn(|l| {
                 let u = us.get(l).copied().unwrap_or(Interval::ENTIRE);
                 Ball::of(u.convex_hull(chain(ent(l), 0)))
             }));
-            let mut yh = Ball4::from_balls(std::array::from_fn(|l| Ball::of(chain(ent(l), 0))));
-            let mut d = Ball4::ONE;
+            let mut yh = BallV::from_balls(std::array::from_fn(|l| Ball::of(chain(ent(l), 0))));
+            let mut d = BallV::ONE;
             let mut off = g * tay.len;
             for (ci, a) in self.comps.iter().enumerate() {
                 let nk = a.len().saturating_sub(1);
@@ -379,15 +441,14 @@ impl IntervalSign {
                 };
                 off += nk;
                 let h = y.sub(yh);
-                let mut q = Ball4::ZERO;
-                let mut di = Ball4::ZERO;
-                for (k, bk) in bs.iter().enumerate().rev() {
-                    q = q.mul_add(h, *bk);
-                    di = di.mul_add(h, bk.scale((k + 1) as f64));
-                }
+                let (q, di) = if tay.finite {
+                    BallV::horner_pair::<true>(h, bs)
+                } else {
+                    BallV::horner_pair::<false>(h, bs)
+                };
                 d = d.mul(di);
                 let nb =
-                    Ball4::from_balls(std::array::from_fn(|l| Ball::of(chain(ent(l), ci + 1))));
+                    BallV::from_balls(std::array::from_fn(|l| Ball::of(chain(ent(l), ci + 1))));
                 y = h.mul_add(q, nb).hull(nb);
                 yh = nb;
             }
@@ -548,58 +609,88 @@ mod tests {
         out
     }
 
+    /// The batched Taylor coefficients and slopes of the entries (`chains`, `xs`) against
+    /// the scalar code, bit for bit.
+    fn check_batched(
+        sign: &IntervalSign,
+        b: f64,
+        chains: &[Interval],
+        xs: &[Interval],
+        what: &str,
+    ) {
+        let n = xs.len();
+        let stride = sign.comps.len() + 1;
+        let tay = sign.site_taylor(chains, stride);
+        let mut batched = Vec::new();
+        sign.site_slopes(xs, b, chains, stride, &tay, &mut batched);
+        assert_eq!(batched.len(), n);
+        // Per component, `SiteTaylor` stores b_d, …, b_1 (descending k).
+        let mut stored = Vec::new();
+        let mut base = 0;
+        for a in &sign.comps {
+            let d = a.len() - 1;
+            stored.extend((0..d).rev().map(|j| base + j));
+            base += d;
+        }
+        for q in 0..n {
+            let chain = &chains[q * stride..(q + 1) * stride];
+            let mut t = Vec::new();
+            sign.taylor(chain, &mut t);
+            assert_eq!(stored.len(), t.len());
+            let g = q / LANES;
+            for (pos, &k) in stored.iter().enumerate() {
+                let (v, bk) = (tay.coef[g * tay.len + pos].lane(q % LANES), t[k]);
+                // NaN bits included (`to_bits`), so non-finite coefficients match too.
+                assert_eq!(v.m.to_bits(), bk.m.to_bits(), "{what} entry {q} coef {k}");
+                assert_eq!(v.r.to_bits(), bk.r.to_bits(), "{what} entry {q} coef {k}");
+            }
+            let s = sign.relu_slope(xs[q], b, chain, &t);
+            let (u, v) = (s, batched[q]);
+            assert!(
+                u.inf().to_bits() == v.inf().to_bits() && u.sup().to_bits() == v.sup().to_bits(),
+                "{what} entry {q}: scalar {u} vs batched {v}"
+            );
+        }
+    }
+
     #[test]
     fn batched_taylor_and_slopes_are_bit_identical_to_the_scalar_ones() {
-        // The four-lane batches must reproduce the scalar ball code exactly (same binary64
-        // operations per lane), including the padded last batch (7 entries: 4 + 3).
+        // The LANES-wide batches must reproduce the scalar ball code exactly (same binary64
+        // operations per lane), including the padded last batch (2·LANES + 3 entries), on
+        // sites whose coefficients are all finite (the fast path of `horner_pair`) and on a
+        // site with one unbounded chain (non-finite coefficients, the general path).
         let b = 2.5;
         let mut r = Lcg(41);
         for alpha in [10u32, 14] {
             let pe = PolyErrors::load(&proofs(), alpha).unwrap();
             let comps = pe.components().to_vec();
             let sign = IntervalSign::new(&comps);
-            let n = 7;
+            let n = 2 * LANES + 3;
             let mut chains = Vec::new();
             let mut xs = Vec::new();
             for t in 0..n {
                 let m = b
-                    * [0.0, 2e-5, -3e-3, 0.04, -0.3, 0.6, -0.99][t]
+                    * [0.0, 2e-5, -3e-3, 0.04, -0.3, 0.6, -0.99][t % 7]
                     * (1.0 + 0.01 * r.next(1.0, 30));
                 let w = b * [0.0, 1e-12, 1e-9, 1e-6, 1e-4, 1e-3, 1e-7][(t + alpha as usize) % 7];
                 chains.extend(chain_mpfr(&comps, m, b));
                 xs.push(Interval::try_from(((m - w).down(), (m + w).up())).unwrap());
             }
             let stride = comps.len() + 1;
-            let tay = sign.site_taylor(&chains, stride);
-            let mut batched = Vec::new();
-            sign.site_slopes(&xs, b, &chains, stride, &tay, &mut batched);
-            assert_eq!(batched.len(), n);
-            for q in 0..n {
-                let chain = &chains[q * stride..(q + 1) * stride];
-                let mut t = Vec::new();
-                sign.taylor(chain, &mut t);
-                let g = q / LANES;
-                for (k, bk) in t.iter().enumerate() {
-                    let v = tay.coef[g * tay.len + k].lane(q % LANES);
-                    assert_eq!(
-                        v.m.to_bits(),
-                        bk.m.to_bits(),
-                        "α {alpha} entry {q} coef {k}"
-                    );
-                    assert_eq!(
-                        v.r.to_bits(),
-                        bk.r.to_bits(),
-                        "α {alpha} entry {q} coef {k}"
-                    );
-                }
-                let s = sign.relu_slope(xs[q], b, chain, &t);
-                let (u, v) = (s, batched[q]);
-                assert!(
-                    u.inf().to_bits() == v.inf().to_bits()
-                        && u.sup().to_bits() == v.sup().to_bits(),
-                    "α {alpha} entry {q}: scalar {u} vs batched {v}"
-                );
+            assert!(sign.site_taylor(&chains, stride).finite);
+            check_batched(&sign, b, &chains, &xs, &format!("α {alpha}"));
+            // One entry's chain unbounded: its coefficients are not finite.
+            for c in &mut chains[3 * stride + 1..4 * stride] {
+                *c = Interval::ENTIRE;
             }
+            assert!(!sign.site_taylor(&chains, stride).finite);
+            check_batched(
+                &sign,
+                b,
+                &chains,
+                &xs,
+                &format!("α {alpha}, one entry unbounded"),
+            );
         }
     }
 
