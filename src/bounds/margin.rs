@@ -553,6 +553,17 @@ impl MarginCertifier {
         self
     }
 
+    /// The same certifier with (`true`, the default budget) or without (`false`) the
+    /// back-substituted site boxes: what `--margin-rows` selects in the CLI.
+    #[must_use]
+    pub fn with_rows(self, on: bool) -> Self {
+        if on {
+            self
+        } else {
+            self.with_row_budget(0.0)
+        }
+    }
+
     /// The same certifier with at most `sites` earlier sites between a site input and the
     /// anchor of its back-substitution (`margin_rows`; the default is [`WINDOW_SITES`]).
     #[must_use]

@@ -306,8 +306,7 @@ fn per_input_certificates(
     let tc = TrajectoryCertifier::new(Arc::clone(net), pes, ranges.clone(), &PRECISIONS)?;
     let mc = match noise_margin {
         Some(rows) => {
-            let mc = MarginCertifier::new(Arc::clone(net), pes, ranges.clone())?;
-            Some(if rows { mc } else { mc.with_row_budget(0.0) })
+            Some(MarginCertifier::new(Arc::clone(net), pes, ranges.clone())?.with_rows(rows))
         }
         None => None,
     };
