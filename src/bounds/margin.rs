@@ -124,7 +124,7 @@ use super::margin_slope::{Ball, IntervalSign, SiteTaylor};
 use super::network::f64s;
 use super::polyerr::PolyErrors;
 use super::round::{add_ru, div_ru, dot_up, gamma_ru, mul_ru, sum_factor_ru, sum_up, Ulp, ETA, U};
-use super::trajectory::{BallT, SiteBalls, TrajectoryBound, TrajectoryCertifier};
+use super::trajectory::{ApproxRun, BallT, SiteBalls, TrajectoryBound, TrajectoryCertifier};
 use super::BoundsError;
 use crate::nn::ops::{self, ConvK};
 use crate::nn::{Network, NodeId, Op};
@@ -589,11 +589,28 @@ impl MarginCertifier {
     /// # Errors
     /// As [`TrajectoryCertifier::certify`]; [`BoundsError::Config`] for an α this certifier
     /// was not built for.
+    #[cfg(test)]
     pub(crate) fn nominal(
         &self,
         tc: &TrajectoryCertifier,
         x: &[f64],
         tb: &TrajectoryBound,
+    ) -> Result<Option<Nominal>, BoundsError> {
+        self.nominal_from(tc, x, tb, None)
+    }
+
+    /// [`Self::nominal`] from `run`, the F^α run that gave `tb`
+    /// ([`TrajectoryCertifier::certify_near_recording`]), instead of running it again; a
+    /// `run` at another precision than `tb`'s is ignored.
+    ///
+    /// # Errors
+    /// As [`Self::nominal`].
+    pub(crate) fn nominal_from(
+        &self,
+        tc: &TrajectoryCertifier,
+        x: &[f64],
+        tb: &TrajectoryBound,
+        run: Option<ApproxRun>,
     ) -> Result<Option<Nominal>, BoundsError> {
         let (Some(c), true) = (tb.class_approx, tb.unchanged) else {
             return Ok(None);
@@ -614,7 +631,10 @@ impl MarginCertifier {
             .position(|&a| a == tb.alpha)
             .ok_or_else(alpha_err)?;
         let f = Frac(tb.frac_bits);
-        let (out, sites) = tc.approx_sites(x, kt, f)?;
+        let (out, sites) = match run {
+            Some(r) if r.frac == f => (r.out, r.sites),
+            _ => tc.approx_sites(x, kt, f)?,
+        };
         let margins = output_margins(&out, c, f);
         if margins
             .iter()
@@ -717,7 +737,22 @@ impl MarginCertifier {
         x: &[f64],
         tb: &TrajectoryBound,
     ) -> Result<Option<NoiseMargin>, BoundsError> {
-        let Some(nom) = self.nominal(tc, x, tb)? else {
+        self.margin_from(tc, x, tb, None)
+    }
+
+    /// [`Self::margin`] from `run`, the F^α run that gave `tb` (see [`Self::nominal_from`]):
+    /// the same margin, one F^α run fewer.
+    ///
+    /// # Errors
+    /// As [`Self::nominal`].
+    pub fn margin_from(
+        &self,
+        tc: &TrajectoryCertifier,
+        x: &[f64],
+        tb: &TrajectoryBound,
+        run: Option<ApproxRun>,
+    ) -> Result<Option<NoiseMargin>, BoundsError> {
+        let Some(nom) = self.nominal_from(tc, x, tb, run)? else {
             return Ok(None);
         };
         self.search(&nom, tb.alpha)

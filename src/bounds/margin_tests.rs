@@ -1209,3 +1209,66 @@ fn mnist_maxpool_margin_holds_for_random_patterns() {
     }
     assert!(done >= 2, "only {done} images certified");
 }
+
+#[test]
+fn recorded_trajectory_run_gives_the_same_certificate_and_margin() {
+    // `certify_near_recording` keeps the F^α run of each result for `margin_from`; the
+    // certificates must equal `certify`'s and the margins `margin`'s (which runs F^α again),
+    // on the residual, two-site and max-pool nets at two α each.
+    let mut compared = 0;
+    for seed in 1..=2u64 {
+        let mut nets = Vec::new();
+        let net = Arc::new(tiny_residual_net(seed));
+        let xs = inputs(300 + seed, 1, 4);
+        let ranges = ranges_for(&net, &xs);
+        nets.push((net, xs[0].clone(), ranges));
+        let net = Arc::new(two_site_net(seed));
+        let xs = inputs(100 + seed, 1, 50);
+        let ranges = ranges_for(&net, &xs);
+        nets.push((net, xs[0].clone(), ranges));
+        let net = Arc::new(tiny_pool_net(seed));
+        let xs = inputs(400 + seed, 1, 16);
+        let ranges = ranges_pool(&net, &xs);
+        nets.push((net, xs[0].clone(), ranges));
+        for (net, x, ranges) in nets {
+            let pes = [
+                PolyErrors::load(&proofs(), 12).unwrap(),
+                PolyErrors::load(&proofs(), 14).unwrap(),
+            ];
+            let tc = TrajectoryCertifier::new(
+                Arc::clone(&net),
+                &pes,
+                ranges.clone(),
+                &super::trajectory::PRECISIONS,
+            )
+            .unwrap();
+            let mc = MarginCertifier::new(Arc::clone(&net), &pes, ranges).unwrap();
+            let plain = tc.certify(&x).unwrap();
+            let rec = tc.certify_near_recording(&x, None, true).unwrap();
+            let off = tc.certify_near_recording(&x, None, false).unwrap();
+            assert_eq!(plain.len(), rec.len());
+            for ((tb, run), (tb_off, none)) in rec.into_iter().zip(off) {
+                assert!(none.is_none(), "no record was asked for");
+                let tb_plain = plain.iter().find(|t| t.alpha == tb.alpha).unwrap();
+                assert_eq!(
+                    serde_json::to_string(&tb).unwrap(),
+                    serde_json::to_string(tb_plain).unwrap()
+                );
+                assert_eq!(
+                    serde_json::to_string(&tb_off).unwrap(),
+                    serde_json::to_string(tb_plain).unwrap()
+                );
+                let run = run.expect("a record was asked for");
+                assert_eq!(run.frac.0, tb.frac_bits);
+                if !tb.unchanged {
+                    continue;
+                }
+                let again = mc.margin(&tc, &x, &tb).unwrap();
+                let from = mc.margin_from(&tc, &x, &tb, Some(run)).unwrap();
+                assert_eq!(again, from);
+                compared += usize::from(from.is_some());
+            }
+        }
+    }
+    assert!(compared >= 6, "only {compared} margins compared");
+}

@@ -70,7 +70,9 @@ pub use report::{
     bound_report, bounds_markdown, merge_bound_reports, ranges_for, read_bound_reports,
     smallest_alpha, AlphaBound, BlockDiag, BoundConfig, BoundReport, DataStats, Shard, TargetAlpha,
 };
-pub use trajectory::{TrajectoryBound, TrajectoryCertifier, TrajectoryNetwork, PRECISIONS};
+pub use trajectory::{
+    ApproxRun, TrajectoryBound, TrajectoryCertifier, TrajectoryNetwork, PRECISIONS,
+};
 pub use trajectory_report::{MarginStats, PerInputMethod, TrajectoryImage, TrajectoryStats};
 
 /// Deserialises an `f64` that serde_json wrote as `null` (NaN and ±∞ have no JSON form) back

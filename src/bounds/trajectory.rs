@@ -63,6 +63,17 @@ const TIGHT: f64 = 1e-6;
 /// The input balls of the ReLUs of F^α per node (see [`SiteRec`]).
 pub(crate) type SiteBalls = BTreeMap<NodeId, SiteRec>;
 
+/// One run of F^α on balls, kept for the noise margin: its output balls and the input balls
+/// of its ReLUs at `frac` fraction bits ([`TrajectoryCertifier::approx_sites`]).
+/// Opaque outside the crate: made by [`TrajectoryCertifier::certify_near_recording`], read
+/// by [`super::MarginCertifier::margin_from`].
+#[derive(Debug, Clone)]
+pub struct ApproxRun {
+    pub(crate) frac: Frac,
+    pub(crate) out: BallT,
+    pub(crate) sites: SiteBalls,
+}
+
 /// One ReLU layer of F^α on the certified trajectory: per entry, the input ball ⟨m, ρ⟩ as an
 /// outward f64 interval, and the enclosures of the composite's chain at u = m/B alone
 /// (`FixedSign::chain_points`, `stride` = components + 1 intervals per entry).
@@ -1183,7 +1194,29 @@ impl TrajectoryCertifier {
         x: &[f64],
         measured: Option<&[f64]>,
     ) -> Result<Vec<TrajectoryBound>, BoundsError> {
-        let mut done: Vec<Option<TrajectoryBound>> = vec![None; self.alphas.len()];
+        Ok(self
+            .certify_near_recording(x, measured, false)?
+            .into_iter()
+            .map(|(tb, _)| tb)
+            .collect())
+    }
+
+    /// [`Self::certify_near`]; with `record`, each α's result also carries the F^α run it
+    /// came from with the input balls of its ReLUs (the [`Self::approx_sites`] of that α at
+    /// the result's precision: the same run, hence the same balls bit for bit), so that the
+    /// noise margin need not run F^α again. Runs at levels whose result is not kept record too
+    /// (their records are dropped).
+    ///
+    /// # Errors
+    /// As [`Self::certify`].
+    pub fn certify_near_recording(
+        &self,
+        x: &[f64],
+        measured: Option<&[f64]>,
+        record: bool,
+    ) -> Result<Vec<(TrajectoryBound, Option<ApproxRun>)>, BoundsError> {
+        let mut done: Vec<Option<(TrajectoryBound, Option<ApproxRun>)>> =
+            vec![None; self.alphas.len()];
         let nl = self.levels.len();
         for (li, lv) in self.levels.iter().enumerate() {
             if done.iter().all(Option::is_some) {
@@ -1235,7 +1268,8 @@ impl TrajectoryCertifier {
                 else {
                     continue;
                 };
-                let (ap, oor) = lv.tn.run(
+                let mut sites = record.then(SiteBalls::new);
+                let (ap, oor) = lv.tn.run_recording(
                     x,
                     Mode::Approx {
                         sign,
@@ -1243,12 +1277,18 @@ impl TrajectoryCertifier {
                         kernel,
                         ranges: &self.ranges,
                     },
+                    sites.as_mut(),
                 )?;
                 let tb = combine(alpha, f, &ex, &ap, oor);
                 let r = add_ru(tb.radius_exact, tb.radius_approx);
                 let tight = r <= TIGHT * tb.lo;
                 if tight || li + 1 == nl {
-                    *slot = Some(tb);
+                    let run = sites.map(|sites| ApproxRun {
+                        frac: f,
+                        out: ap,
+                        sites,
+                    });
+                    *slot = Some((tb, run));
                 }
             }
         }

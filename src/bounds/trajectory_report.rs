@@ -252,13 +252,13 @@ pub(crate) fn trajectory_stats(
                 .map(|pol| engine.run(&x, pol, &mut RunStats::default()))
                 .collect::<Result<Vec<_>, _>>()?;
             let hints: Vec<f64> = yas.iter().map(|ya| measured_error(y, ya)).collect();
-            let certs = tc.certify_near(&x, Some(&hints))?;
+            let certs = tc.certify_near_recording(&x, Some(&hints), mc.is_some())?;
             let mut out = Vec::with_capacity(certs.len());
-            for (cert, ya) in certs.into_iter().zip(&yas) {
+            for ((cert, run), ya) in certs.into_iter().zip(&yas) {
                 let measured = measured_error(y, ya);
                 let measured_same = super::network::argmax(y) == super::network::argmax(ya);
                 let margin = match &mc {
-                    Some(mc) if cert.unchanged => mc.margin(&tc, &x, &cert)?,
+                    Some(mc) if cert.unchanged => mc.margin_from(&tc, &x, &cert, run)?,
                     _ => None,
                 };
                 out.push(Row {

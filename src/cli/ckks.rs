@@ -314,15 +314,15 @@ fn per_input_certificates(
         .iter()
         .zip(indices)
         .map(|(x, &index)| {
-            let tb = tc
-                .certify(x)
+            let (tb, run) = tc
+                .certify_near_recording(x, None, mc.is_some())
                 .with_context(|| format!("trajectory certificate of image {index}"))?
                 .into_iter()
                 .next()
                 .context("trajectory certificate: no result")?;
             let eta = match &mc {
                 Some(mc) if tb.unchanged => mc
-                    .margin(&tc, x, &tb)
+                    .margin_from(&tc, x, &tb, run)
                     .with_context(|| format!("noise margin of image {index}"))?
                     .map(|m| m.log2_eta),
                 _ => None,
