@@ -4,6 +4,7 @@
 //! run with the same thread count (RAYON_NUM_THREADS / --threads);
 //! `benches/compare/resnet20_side_by_side.sh` runs both back to back and prints the ratios.
 #![allow(missing_docs)] // criterion_group! generates an undocumented function
+#![allow(unsafe_code)] // the AVX-512 multiply-add peak (`fma512`)
 
 mod common;
 
@@ -78,8 +79,10 @@ fn bench_relu_kernel(c: &mut Criterion) {
 
 /// The machine's f64 multiply-add peak, the floor the r̃_α kernel is held against: 48
 /// independent chains (12 vectors of 4 lanes at `target-cpu=haswell`) of 1,000 fused
-/// multiply-adds each; throughput in f64 lane multiply-adds. Zen 4 runs two 256-bit FMAs (or
-/// one 512-bit one) per cycle, 8 lanes.
+/// multiply-adds each; throughput in f64 lane multiply-adds. Where the CPU has AVX-512F, also
+/// 16 chains of 8-lane vectors (`avx512_16_chains`, detected at run time): a Zen 5 core runs
+/// two full-width 512-bit FMAs per cycle (16 lanes), twice the 256-bit rate, with a 4-cycle
+/// latency, so it needs ≥ 8 vectors in flight.
 fn bench_fma_peak(c: &mut Criterion) {
     const LANES: usize = 48;
     const STEPS: usize = 1000;
@@ -97,7 +100,34 @@ fn bench_fma_peak(c: &mut Criterion) {
             a
         });
     });
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        g.throughput(Throughput::Elements((16 * 8 * STEPS) as u64));
+        g.bench_function("avx512_16_chains", |b| {
+            // SAFETY: AVX-512F detected above, the only feature `fma512` enables.
+            b.iter(|| unsafe { fma512::<STEPS>(std::hint::black_box((0.999_999, 1e-7))) });
+        });
+    }
     g.finish();
+}
+
+/// 16 independent 8-lane f64 multiply-add chains of `S` steps each.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn fma512<const S: usize>((m, k): (f64, f64)) -> [f64; 8] {
+    use std::arch::x86_64::{_mm512_add_pd, _mm512_fmadd_pd, _mm512_set1_pd, _mm512_storeu_pd};
+    let (mv, kv) = (_mm512_set1_pd(m), _mm512_set1_pd(k));
+    let mut a = [_mm512_set1_pd(1.0); 16];
+    for _ in 0..S {
+        for v in &mut a {
+            *v = _mm512_fmadd_pd(*v, mv, kv);
+        }
+    }
+    let s = a.iter().fold(_mm512_set1_pd(0.0), |s, &v| _mm512_add_pd(s, v));
+    let mut out = [0.0; 8];
+    // SAFETY: `out` holds 8 f64 values.
+    unsafe { _mm512_storeu_pd(out.as_mut_ptr(), s) };
+    out
 }
 
 criterion_group!(benches, bench_resnet20, bench_relu_kernel, bench_fma_peak);

@@ -812,14 +812,41 @@ pub(crate) fn relu_poly_f32(x: &mut [f32], b: f64, comps: &[Vec<f64>]) -> (u64, 
     }
 }
 
-/// 8-lane f64 vectors per chunk of the AVX-512F r̃_α kernel: six (48 values, half a
-/// convolution tile) measured fastest on the Zen 4 bench machine (`relu_alpha14_f32/16384`:
-/// 4 → 29.4 µs, 6 → 28.0 µs, 8 → 28.9 µs, 12 → 29.2 µs; AVX2 36.3 µs): six independent
-/// Horner chains of two-cycle (double-pumped) FMAs cover the 4-cycle latency, and x, y, y²
-/// and the accumulators (25 vectors) fit the 32 registers without spilling.
-const AVX512_GROUPS: usize = 6;
+/// 8-lane f64 vectors per chunk of the AVX-512F r̃_α kernel: eight (64 values). The bench
+/// machine is a Zen 5 core (family 26) with two full-width 512-bit FMA pipes and a 4-cycle
+/// FMA latency, so 8 independent Horner chains keep both pipes busy (measured peak 68 G f64
+/// lane multiply-adds/s with ≥ 12 chains, 51 with 6, 34 with AVX2). `relu_alpha14_f32/16384`,
+/// quiet machine, one run (2026-12-07): 6 → 15.0 µs, 8 → 12.8 µs, 10 → 33.1 µs, 12 → 32.9 µs
+/// (from 10 on, x, y, y² and the accumulators no longer fit the 32 registers and spill).
+const AVX512_GROUPS: usize = 8;
 
-/// AVX-512F version of [`relu_poly_f32`]: chunks of 48 values, six 8-lane f64 vectors, the
+/// [`relu_poly_f32_avx512_g`] with [`AVX512_GROUPS`] on the whole chunks, and on the last
+/// partial chunk the smallest group count that holds it, so that a short slice (a 7×7 plane,
+/// the tail of a row block) does not evaluate up to 63 padding values.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+#[target_feature(enable = "avx512f")]
+fn relu_poly_f32_avx512(x: &mut [f32], b: f64, comps: &[Vec<f64>]) -> (u64, f64) {
+    const C: usize = 8 * AVX512_GROUPS;
+    let (head, tail) = x.split_at_mut(x.len() / C * C);
+    let (c1, m1) = relu_poly_f32_avx512_g::<AVX512_GROUPS>(head, b, comps);
+    let (c2, m2) = match tail.len().div_ceil(8) {
+        0 => (0, 0.0),
+        1 => relu_poly_f32_avx512_g::<1>(tail, b, comps),
+        2 => relu_poly_f32_avx512_g::<2>(tail, b, comps),
+        3 => relu_poly_f32_avx512_g::<3>(tail, b, comps),
+        4 => relu_poly_f32_avx512_g::<4>(tail, b, comps),
+        5 => relu_poly_f32_avx512_g::<5>(tail, b, comps),
+        6 => relu_poly_f32_avx512_g::<6>(tail, b, comps),
+        _ => relu_poly_f32_avx512_g::<7>(tail, b, comps),
+    };
+    (c1 + c2, m1.max(m2))
+}
+
+/// AVX-512F version of [`relu_poly_f32`]: chunks of 8·G values, G 8-lane f64 vectors, the
 /// Horner chains of each component in registers.
 ///
 /// The statistics are taken on the f32 inputs with 256-bit operations (half the cost of the
@@ -833,14 +860,16 @@ const AVX512_GROUPS: usize = 6;
     target_feature = "fma"
 ))]
 #[target_feature(enable = "avx512f")]
-fn relu_poly_f32_avx512(x: &mut [f32], b: f64, comps: &[Vec<f64>]) -> (u64, f64) {
+fn relu_poly_f32_avx512_g<const G: usize>(
+    x: &mut [f32],
+    b: f64,
+    comps: &[Vec<f64>],
+) -> (u64, f64) {
     use std::arch::x86_64::{
         _mm256_andnot_ps, _mm256_cmp_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_movemask_ps,
         _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps, _mm512_cvtpd_ps, _mm512_cvtps_pd,
         _mm512_fmadd_pd, _mm512_mul_pd, _mm512_set1_pd, _mm512_setzero_pd, _CMP_GT_OQ,
     };
-    const G: usize = AVX512_GROUPS;
-    const C: usize = 8 * G;
     let inv = 1.0 / b;
     let b32 = f32_at_most(b);
     let mut count = 0u64;
@@ -848,19 +877,20 @@ fn relu_poly_f32_avx512(x: &mut [f32], b: f64, comps: &[Vec<f64>]) -> (u64, f64)
     let (invv, half) = (_mm512_set1_pd(inv), _mm512_set1_pd(0.5));
     let (sign, bv) = (_mm256_set1_ps(-0.0), _mm256_set1_ps(b32));
     let mut m = _mm256_setzero_ps();
-    let mut pad = [0.0f32; C];
-    for chunk in x.chunks_mut(C) {
-        let full = chunk.len() == C;
+    let c_len = 8 * G;
+    let mut pad = [[0.0f32; 8]; G];
+    for chunk in x.chunks_mut(c_len) {
+        let full = chunk.len() == c_len;
         // A partial chunk is padded with 0 (neither outside nor above the maximum) in the
         // local array `pad`, evaluated there and copied back.
         let vals: &mut [f32] = if full {
             chunk
         } else {
-            pad = [0.0; C];
-            if let Some(p) = pad.get_mut(..chunk.len()) {
+            pad = [[0.0; 8]; G];
+            if let Some(p) = pad.as_flattened_mut().get_mut(..chunk.len()) {
                 p.copy_from_slice(chunk);
             }
-            &mut pad
+            pad.as_flattened_mut()
         };
         let mut xv = [_mm512_setzero_pd(); G];
         let mut cm = _mm256_setzero_ps();
@@ -906,7 +936,7 @@ fn relu_poly_f32_avx512(x: &mut [f32], b: f64, comps: &[Vec<f64>]) -> (u64, f64)
             }
         }
         if !full {
-            if let Some(p) = pad.get(..chunk.len()) {
+            if let Some(p) = pad.as_flattened().get(..chunk.len()) {
                 chunk.copy_from_slice(p);
             }
         }
@@ -1042,14 +1072,15 @@ pub(crate) fn clip_poly_f32(
     }
 }
 
-/// 8-lane f64 vectors per side and chunk of [`clip_poly_f32_avx512`]: three per side, so six
-/// Horner chains in flight, as in [`relu_poly_f32_avx512`].
-const CLIP_GROUPS: usize = AVX512_GROUPS / 2;
+/// 8-lane f64 vectors per side and chunk of [`clip_poly_f32_avx512`]: six per side, so twelve
+/// Horner chains in flight (see [`AVX512_GROUPS`]). `relu6_alpha14_f32/16384`, quiet machine,
+/// one run (2026-12-07): 3 → 30.2 µs, 4 → 26.2 µs, 5 → 24.6 µs, 6 → 24.5 µs (the FMA peak
+/// would give 20.7 µs); the EfficientNet-Lite0 α = 14 batch of 16 (`efficientnet` bench, one
+/// thread, same quiet window): 3 → 324 ms, 6 → 288 ms.
+const CLIP_GROUPS: usize = 6;
 
-/// AVX-512F body of [`clip_poly_f32`]: chunks of 24 values, each giving three 8-lane f64
-/// vectors per side. Statistics as in [`relu_poly_f32_avx512`], per side. A partial chunk is
-/// padded with copies of its first value, which change neither the maximum nor (the count
-/// being redone value by value over the real values only) the count.
+/// [`clip_poly_f32_avx512_g`] with [`CLIP_GROUPS`] on the whole chunks and the smallest group
+/// count that holds the last partial chunk (as [`relu_poly_f32_avx512`]).
 #[cfg(all(
     target_arch = "x86_64",
     target_feature = "avx2",
@@ -1061,14 +1092,43 @@ fn clip_poly_f32_avx512(
     sides: [(f64, f64); 2],
     comps: &[Vec<f64>],
 ) -> [(u64, f64); 2] {
+    const C: usize = 8 * CLIP_GROUPS;
+    let (head, tail) = x.split_at_mut(x.len() / C * C);
+    let a = clip_poly_f32_avx512_g::<CLIP_GROUPS>(head, sides, comps);
+    let b = match tail.len().div_ceil(8) {
+        0 => [(0, 0.0); 2],
+        1 => clip_poly_f32_avx512_g::<1>(tail, sides, comps),
+        2 => clip_poly_f32_avx512_g::<2>(tail, sides, comps),
+        3 => clip_poly_f32_avx512_g::<3>(tail, sides, comps),
+        4 => clip_poly_f32_avx512_g::<4>(tail, sides, comps),
+        _ => clip_poly_f32_avx512_g::<5>(tail, sides, comps),
+    };
+    let [(c0, m0), (c1, m1)] = a;
+    let [(d0, n0), (d1, n1)] = b;
+    [(c0 + d0, m0.max(n0)), (c1 + d1, m1.max(n1))]
+}
+
+/// AVX-512F body of [`clip_poly_f32`]: chunks of 8·G values, each giving G 8-lane f64
+/// vectors per side. Statistics as in [`relu_poly_f32_avx512`], per side. A partial chunk is
+/// padded with copies of its first value, which change neither the maximum nor (the count
+/// being redone value by value over the real values only) the count.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+#[target_feature(enable = "avx512f")]
+fn clip_poly_f32_avx512_g<const G: usize>(
+    x: &mut [f32],
+    sides: [(f64, f64); 2],
+    comps: &[Vec<f64>],
+) -> [(u64, f64); 2] {
     use std::arch::x86_64::{
         _mm256_add_ps, _mm256_andnot_ps, _mm256_cmp_ps, _mm256_cvtss_f32, _mm256_loadu_ps,
         _mm256_max_ps, _mm256_movemask_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
         _mm256_sub_ps, _mm512_cvtpd_ps, _mm512_cvtps_pd, _mm512_fmadd_pd, _mm512_mul_pd,
         _mm512_set1_pd, _mm512_setzero_pd, _CMP_GT_OQ,
     };
-    const G: usize = CLIP_GROUPS;
-    const C: usize = 8 * G;
     #[expect(
         clippy::cast_possible_truncation,
         reason = "the shift rounded to f32 as the engine's from_f64 does"
@@ -1081,18 +1141,19 @@ fn clip_poly_f32_avx512(
     let sign = _mm256_set1_ps(-0.0);
     let mut count = [0u64; 2];
     let mut m = [_mm256_setzero_ps(); 2];
-    let mut pad = [0.0f32; C];
-    for chunk in x.chunks_mut(C) {
+    let c_len = 8 * G;
+    let mut pad = [[0.0f32; 8]; G];
+    for chunk in x.chunks_mut(c_len) {
         let len = chunk.len();
-        let full = len == C;
+        let full = len == c_len;
         let vals: &mut [f32] = if full {
             chunk
         } else {
-            pad = [chunk.first().copied().unwrap_or(0.0); C];
-            if let Some(p) = pad.get_mut(..len) {
+            pad = [[chunk.first().copied().unwrap_or(0.0); 8]; G];
+            if let Some(p) = pad.as_flattened_mut().get_mut(..len) {
                 p.copy_from_slice(chunk);
             }
-            &mut pad
+            pad.as_flattened_mut()
         };
         // The shifted values t = x − shift per side (f32 subtraction, then widened exactly).
         let mut xf = [_mm256_setzero_ps(); G];
@@ -1139,18 +1200,20 @@ fn clip_poly_f32_avx512(
             let Some((&last, rest)) = c.split_last() else {
                 continue;
             };
-            let mut t = [_mm512_setzero_pd(); 2 * G];
+            let mut t = [[_mm512_setzero_pd(); G]; 2];
+            let t = t.as_flattened_mut();
             for (t, &v) in t.iter_mut().zip(y.iter()) {
                 *t = _mm512_mul_pd(v, v);
             }
-            let mut a = [_mm512_set1_pd(last); 2 * G];
+            let mut a = [[_mm512_set1_pd(last); G]; 2];
+            let a = a.as_flattened_mut();
             for &cj in rest.iter().rev() {
                 let cv = _mm512_set1_pd(cj);
-                for (a, t) in a.iter_mut().zip(&t) {
+                for (a, t) in a.iter_mut().zip(t.iter()) {
                     *a = _mm512_fmadd_pd(*a, *t, cv);
                 }
             }
-            for (y, a) in y.iter_mut().zip(&a) {
+            for (y, a) in y.iter_mut().zip(a.iter()) {
                 *y = _mm512_mul_pd(*y, *a);
             }
         }
@@ -1173,7 +1236,7 @@ fn clip_poly_f32_avx512(
             }
         }
         if !full {
-            if let Some(p) = pad.get(..len) {
+            if let Some(p) = pad.as_flattened().get(..len) {
                 chunk.copy_from_slice(p);
             }
         }
@@ -1187,6 +1250,7 @@ fn clip_poly_f32_avx512(
     }
     out
 }
+
 
 #[cfg(test)]
 mod tests {
