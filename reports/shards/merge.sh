@@ -19,13 +19,12 @@ first=$(ls "$dir" | grep -E '^part-[0-9]+-of-[0-9]+\.json$' | head -1)
 n=${first##*-of-}; n=${n%.json}
 args=()
 for k in $(seq 1 "$n"); do args+=(--merge "$dir/part-$k-of-$n.json"); done
-"$BIN" --quiet bound "${args[@]}" --out-json "reports/$stem.json" --out-md "reports/$stem.md.tmp"
+"$BIN" --quiet bound "${args[@]}" --out-json "reports/$stem.json" --out-md "reports/$stem.md" >/dev/null
 {
-  head -n 1 "reports/$stem.md.tmp"
+  head -n 1 "reports/$stem.md"
   printf '\n> Merged from the %s parts in `%s/` (the command of each part is in\n' "$n" "$dir"
   printf '> `reports/shards/README.md`); the merge gives byte for byte the unsharded run'"'"'s JSON.\n'
-  tail -n +2 "reports/$stem.md.tmp"
-} > "reports/$stem.md.tmp2"
-rm "reports/$stem.md.tmp"
-mv "reports/$stem.md.tmp2" "reports/$stem.md"
+  tail -n +2 "reports/$stem.md"
+} > "reports/$stem.md.tmp"
+mv "reports/$stem.md.tmp" "reports/$stem.md"
 echo "reports/$stem.{json,md}: $n parts of $dir"
