@@ -123,7 +123,9 @@ fn fma512<const S: usize>((m, k): (f64, f64)) -> [f64; 8] {
             *v = _mm512_fmadd_pd(*v, mv, kv);
         }
     }
-    let s = a.iter().fold(_mm512_set1_pd(0.0), |s, &v| _mm512_add_pd(s, v));
+    let s = a
+        .iter()
+        .fold(_mm512_set1_pd(0.0), |s, &v| _mm512_add_pd(s, v));
     let mut out = [0.0; 8];
     // SAFETY: `out` holds 8 f64 values.
     unsafe { _mm512_storeu_pd(out.as_mut_ptr(), s) };

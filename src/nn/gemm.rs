@@ -812,6 +812,50 @@ pub(crate) fn relu_poly_f32(x: &mut [f32], b: f64, comps: &[Vec<f64>]) -> (u64, 
     }
 }
 
+/// `$call` with the const `$g` = ⌈`$n`/8⌉ (1..=7; 7 for anything larger), or `$empty` for
+/// `$n` = 0: the group count of the AVX-512 r̃_α kernels that holds a last partial chunk of
+/// `$n` < 64 values in one chunk.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+macro_rules! by_tail_groups {
+    ($n:expr, $empty:expr, $g:ident => $call:expr) => {
+        match $n.div_ceil(8) {
+            0 => $empty,
+            1 => {
+                const $g: usize = 1;
+                $call
+            }
+            2 => {
+                const $g: usize = 2;
+                $call
+            }
+            3 => {
+                const $g: usize = 3;
+                $call
+            }
+            4 => {
+                const $g: usize = 4;
+                $call
+            }
+            5 => {
+                const $g: usize = 5;
+                $call
+            }
+            6 => {
+                const $g: usize = 6;
+                $call
+            }
+            _ => {
+                const $g: usize = 7;
+                $call
+            }
+        }
+    };
+}
+
 /// 8-lane f64 vectors per chunk of the AVX-512F r̃_α kernel: eight (64 values). The bench
 /// machine is a Zen 5 core (family 26) with two full-width 512-bit FMA pipes and a 4-cycle
 /// FMA latency, so 8 independent Horner chains keep both pipes busy (measured peak 68 G f64
@@ -833,16 +877,8 @@ fn relu_poly_f32_avx512(x: &mut [f32], b: f64, comps: &[Vec<f64>]) -> (u64, f64)
     const C: usize = 8 * AVX512_GROUPS;
     let (head, tail) = x.split_at_mut(x.len() / C * C);
     let (c1, m1) = relu_poly_f32_avx512_g::<AVX512_GROUPS>(head, b, comps);
-    let (c2, m2) = match tail.len().div_ceil(8) {
-        0 => (0, 0.0),
-        1 => relu_poly_f32_avx512_g::<1>(tail, b, comps),
-        2 => relu_poly_f32_avx512_g::<2>(tail, b, comps),
-        3 => relu_poly_f32_avx512_g::<3>(tail, b, comps),
-        4 => relu_poly_f32_avx512_g::<4>(tail, b, comps),
-        5 => relu_poly_f32_avx512_g::<5>(tail, b, comps),
-        6 => relu_poly_f32_avx512_g::<6>(tail, b, comps),
-        _ => relu_poly_f32_avx512_g::<7>(tail, b, comps),
-    };
+    let (c2, m2) =
+        by_tail_groups!(tail.len(), (0, 0.0), T => relu_poly_f32_avx512_g::<T>(tail, b, comps));
     (c1 + c2, m1.max(m2))
 }
 
@@ -860,11 +896,7 @@ fn relu_poly_f32_avx512(x: &mut [f32], b: f64, comps: &[Vec<f64>]) -> (u64, f64)
     target_feature = "fma"
 ))]
 #[target_feature(enable = "avx512f")]
-fn relu_poly_f32_avx512_g<const G: usize>(
-    x: &mut [f32],
-    b: f64,
-    comps: &[Vec<f64>],
-) -> (u64, f64) {
+fn relu_poly_f32_avx512_g<const G: usize>(x: &mut [f32], b: f64, comps: &[Vec<f64>]) -> (u64, f64) {
     use std::arch::x86_64::{
         _mm256_andnot_ps, _mm256_cmp_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_movemask_ps,
         _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps, _mm512_cvtpd_ps, _mm512_cvtps_pd,
@@ -1095,14 +1127,7 @@ fn clip_poly_f32_avx512(
     const C: usize = 8 * CLIP_GROUPS;
     let (head, tail) = x.split_at_mut(x.len() / C * C);
     let a = clip_poly_f32_avx512_g::<CLIP_GROUPS>(head, sides, comps);
-    let b = match tail.len().div_ceil(8) {
-        0 => [(0, 0.0); 2],
-        1 => clip_poly_f32_avx512_g::<1>(tail, sides, comps),
-        2 => clip_poly_f32_avx512_g::<2>(tail, sides, comps),
-        3 => clip_poly_f32_avx512_g::<3>(tail, sides, comps),
-        4 => clip_poly_f32_avx512_g::<4>(tail, sides, comps),
-        _ => clip_poly_f32_avx512_g::<5>(tail, sides, comps),
-    };
+    let b = by_tail_groups!(tail.len(), [(0, 0.0); 2], T => clip_poly_f32_avx512_g::<T>(tail, sides, comps));
     let [(c0, m0), (c1, m1)] = a;
     let [(d0, n0), (d1, n1)] = b;
     [(c0 + d0, m0.max(n0)), (c1 + d1, m1.max(n1))]
@@ -1250,7 +1275,6 @@ fn clip_poly_f32_avx512_g<const G: usize>(
     }
     out
 }
-
 
 #[cfg(test)]
 mod tests {
