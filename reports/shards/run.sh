@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Run the missing parts of one sharded `polycert bound` run, one after another.
+#
+# usage: reports/shards/run.sh FOLDER N BOUND-FLAGS...
+#   e.g. reports/shards/run.sh nm_resnet44_1000 50 --alpha 10,12,14 --per-input \
+#          --method trajectory --noise-margin --model ../shared/models/resnet44_cifar10.onnx \
+#          --data ../shared/data/cifar10/test_batch_jpeg.bin --evenly --limit 1000
+# For K = 1..N, skips reports/shards/FOLDER/part-K-of-N.json when present; otherwise runs
+# `polycert --quiet bound FLAGS --shard K/N` into temporary files and renames them into the
+# folder when the part succeeds (a killed run leaves no part behind). BIN overrides the binary
+# (default: a copy of target/release/polycert, so that rebuilding does not change a running
+# chain). Timings and peak memory of each part go to FOLDER/.log/part-K.time (not committed).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+folder=$1 n=$2; shift 2
+dir=reports/shards/$folder
+mkdir -p "$dir/.log"
+if [ -z "${BIN:-}" ]; then
+  [ -x target/release/polycert ] || cargo build --release --quiet
+  BIN=$(mktemp -d)/polycert; cp target/release/polycert "$BIN"
+fi
+for k in $(seq 1 "$n"); do
+  part=$dir/part-$k-of-$n
+  [ -f "$part.json" ] && continue
+  /usr/bin/time -v -o "$dir/.log/part-$k.time" "$BIN" --quiet bound "$@" --shard "$k/$n" \
+    --out-json "$dir/.tmp-$k.json" --out-md "$dir/.tmp-$k.md" >/dev/null
+  mv "$dir/.tmp-$k.md" "$part.md"
+  mv "$dir/.tmp-$k.json" "$part.json"
+  echo "$part: $(grep -E 'User time' "$dir/.log/part-$k.time" | tr -s ' \t' ' ')"
+done
