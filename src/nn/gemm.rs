@@ -812,7 +812,7 @@ pub(crate) fn relu_poly_f32(x: &mut [f32], b: f64, comps: &[Vec<f64>]) -> (u64, 
     }
 }
 
-/// `$call` with the const `$g` = ⌈`$n`/8⌉ (1..=7; 7 for anything larger), or `$empty` for
+/// `$call` with the const `$g` = ⌈`$n`/8⌉ (1..=8; 8 for anything larger), or `$empty` for
 /// `$n` = 0: the group count of the AVX-512 r̃_α kernels that holds a last partial chunk of
 /// `$n` < 64 values in one chunk.
 #[cfg(all(
@@ -848,8 +848,12 @@ macro_rules! by_tail_groups {
                 const $g: usize = 6;
                 $call
             }
-            _ => {
+            7 => {
                 const $g: usize = 7;
+                $call
+            }
+            _ => {
+                const $g: usize = 8;
                 $call
             }
         }
