@@ -7,13 +7,15 @@
 # refuses a missing, repeated or foreign part), writes reports/STEM.{json,md} with
 # `polycert bound --merge` (the JSON is byte for byte the unsharded run's), and puts a note
 # naming the folder under the Markdown title. BIN overrides the binary
-# (default: target/release/polycert, built here if missing).
+# (default: target/release/polycert, rebuilt first so that it matches the checkout).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 folder=$1 stem=$2
 dir=reports/shards/$folder
-BIN=${BIN:-target/release/polycert}
-[ -x "$BIN" ] || cargo build --release --quiet
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --quiet
+  BIN=target/release/polycert
+fi
 first=$(ls "$dir" | grep -E '^part-[0-9]+-of-[0-9]+\.json$' | head -1)
 [ -n "$first" ] || { echo "merge.sh: no part-K-of-N.json in $dir" >&2; exit 1; }
 n=${first##*-of-}; n=${n%.json}

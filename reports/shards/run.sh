@@ -8,15 +8,15 @@
 # For K = 1..N, skips reports/shards/FOLDER/part-K-of-N.json when present; otherwise runs
 # `polycert --quiet bound FLAGS --shard K/N` into temporary files and renames them into the
 # folder when the part succeeds (a killed run leaves no part behind). BIN overrides the binary
-# (default: a copy of target/release/polycert, so that rebuilding does not change a running
-# chain). Timings and peak memory of each part go to FOLDER/.log/part-K.time (not committed).
+# (default: a copy of target/release/polycert, rebuilt first so that it matches the checkout,
+# and copied so that a later rebuild does not change a running chain). Timings and peak memory of each part go to FOLDER/.log/part-K.time (not committed).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 folder=$1 n=$2; shift 2
 dir=reports/shards/$folder
 mkdir -p "$dir/.log"
 if [ -z "${BIN:-}" ]; then
-  [ -x target/release/polycert ] || cargo build --release --quiet
+  cargo build --release --quiet
   BIN=$(mktemp -d)/polycert; cp target/release/polycert "$BIN"
 fi
 for k in $(seq 1 "$n"); do
