@@ -9,7 +9,10 @@
 # `polycert --quiet bound FLAGS --shard K/N` into temporary files and renames them into the
 # folder when the part succeeds (a killed run leaves no part behind). BIN overrides the binary
 # (default: a copy of target/release/polycert, rebuilt first so that it matches the checkout,
-# and copied so that a later rebuild does not change a running chain). Timings and peak memory of each part go to FOLDER/.log/part-K.time (not committed).
+# and copied so that a later rebuild does not change a running chain). Timings and peak memory
+# of each part go to FOLDER/.log/part-K.time (not committed). REVERSE=1 runs K = N..1, so that a
+# second chain on the same folder starts from the other end (the two chains meet on at most one
+# part, and both write the same bytes).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 folder=$1 n=$2; shift 2
@@ -19,7 +22,8 @@ if [ -z "${BIN:-}" ]; then
   cargo build --release --quiet
   BIN=$(mktemp -d)/polycert; cp target/release/polycert "$BIN"
 fi
-for k in $(seq 1 "$n"); do
+if [ -n "${REVERSE:-}" ]; then ks=$(seq "$n" -1 1); else ks=$(seq 1 "$n"); fi
+for k in $ks; do
   part=$dir/part-$k-of-$n
   [ -f "$part.json" ] && continue
   /usr/bin/time -v -o "$dir/.log/part-$k.time" "$BIN" --quiet bound "$@" --shard "$k/$n" \
