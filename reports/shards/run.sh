@@ -6,10 +6,10 @@
 #          --method trajectory --noise-margin --model ../shared/models/resnet44_cifar10.onnx \
 #          --data ../shared/data/cifar10/test_batch_jpeg.bin --evenly --limit 1000
 # For K = 1..N, skips reports/shards/FOLDER/part-K-of-N.json when present; otherwise runs
-# `polycert --quiet bound FLAGS --shard K/N` into temporary files and renames them into the
-# folder when the part succeeds (a killed run leaves no part behind). BIN overrides the binary
-# (default: a copy of target/release/polycert, rebuilt first so that it matches the checkout,
-# and copied so that a later rebuild does not change a running chain). Timings and peak memory
+# `polycert --quiet bound FLAGS --shard K/N` into temporary files of its own and renames them
+# into the folder when the part succeeds (a killed run leaves no part behind). BIN overrides the
+# binary (default: a copy of target/release/polycert, rebuilt first so that it matches the
+# checkout, and copied so that a later rebuild does not change a running chain). Timings and peak memory
 # of each part go to FOLDER/.log/part-K.time (not committed). REVERSE=1 runs K = N..1, so that a
 # second chain on the same folder starts from the other end (the two chains meet on at most one
 # part, and both write the same bytes).
@@ -26,9 +26,10 @@ if [ -n "${REVERSE:-}" ]; then ks=$(seq "$n" -1 1); else ks=$(seq 1 "$n"); fi
 for k in $ks; do
   part=$dir/part-$k-of-$n
   [ -f "$part.json" ] && continue
+  tmp=$dir/.tmp-$k-$$  # this chain's own temporaries: two chains meeting on part K never share one
   /usr/bin/time -v -o "$dir/.log/part-$k.time" "$BIN" --quiet bound "$@" --shard "$k/$n" \
-    --out-json "$dir/.tmp-$k.json" --out-md "$dir/.tmp-$k.md" >/dev/null
-  mv "$dir/.tmp-$k.md" "$part.md"
-  mv "$dir/.tmp-$k.json" "$part.json"
+    --out-json "$tmp.json" --out-md "$tmp.md" >/dev/null
+  mv "$tmp.md" "$part.md"
+  mv "$tmp.json" "$part.json"
   echo "$part: $(grep -E 'User time' "$dir/.log/part-$k.time" | tr -s ' \t' ' ')"
 done
