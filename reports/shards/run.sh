@@ -27,9 +27,13 @@ for k in $ks; do
   part=$dir/part-$k-of-$n
   [ -f "$part.json" ] && continue
   tmp=$dir/.tmp-$k-$$  # this chain's own temporaries: two chains meeting on part K never share one
-  /usr/bin/time -v -o "$dir/.log/part-$k.time" "$BIN" --quiet bound "$@" --shard "$k/$n" \
+  /usr/bin/time -v -o "$tmp.time" "$BIN" --quiet bound "$@" --shard "$k/$n" \
     --out-json "$tmp.json" --out-md "$tmp.md" >/dev/null
-  mv "$tmp.md" "$part.md"
+  # the Markdown records the command line: name the part's own files there, not this chain's
+  # temporaries, so that two chains meeting on part K write the same bytes
+  sed "s#$tmp\.#$part.#g" "$tmp.md" > "$tmp.md2" && rm "$tmp.md"
+  mv "$tmp.md2" "$part.md"
   mv "$tmp.json" "$part.json"
-  echo "$part: $(grep -E 'User time' "$dir/.log/part-$k.time" | tr -s ' \t' ' ')"
+  echo "$part: $(grep -E 'User time' "$tmp.time" | tr -s ' \t' ' ')"
+  mv "$tmp.time" "$dir/.log/part-$k.time"
 done
