@@ -150,9 +150,9 @@ fn write(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// The command line as typed (minus the binary path), quoted in the report.
-/// Write the report to `--out-json` / `--out-md` (atomically) and print it (JSON with
-/// `--json`, else Markdown).
+/// Write the report to `--out-json` / `--out-md` (each atomically, the JSON first: a Markdown
+/// file that exists means its JSON is complete, which `reports/shards/run.sh` relies on) and
+/// print it (JSON with `--json`, else Markdown).
 fn emit(a: &BoundArgs, json: &str, md: &str) -> anyhow::Result<()> {
     if let Some(p) = &a.out_json {
         write(p, json)?;
@@ -168,6 +168,7 @@ fn emit(a: &BoundArgs, json: &str, md: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The command line as typed (minus the binary path), quoted in the report.
 fn command() -> String {
     std::iter::once("polycert".to_string())
         .chain(std::env::args().skip(1))
